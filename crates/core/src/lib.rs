@@ -1,0 +1,19 @@
+//! Switchboard's domain: tenants, subjects, sessions, messages, turns, and the
+//! traits the outside must satisfy (`Store`, `Bus`, `Provider`, `Clock`).
+//! Nothing here speaks HTTP, SQL or sockets.
+
+pub mod bus;
+pub mod error;
+pub mod events;
+pub mod ids;
+pub mod model;
+pub mod provider;
+pub mod store;
+pub mod tenant;
+pub mod time;
+pub mod turn;
+
+pub use error::ErrorCode;
+pub use ids::{Subject, TenantId};
+pub use model::{FinishReason, Message, MessageStatus, Role, Session, SessionStatus, Usage};
+pub use time::{Clock, SystemClock};

@@ -1,0 +1,165 @@
+//! The `Store` port: everything the runtime keeps durably. Implementations
+//! (SQLite, PostgreSQL) live in `switchboard-store`; they encrypt message
+//! content at rest, so every value crossing this trait is plaintext.
+
+use crate::model::{Message, MessageStatus, Session, TurnMeta};
+use crate::time::Timestamp;
+use async_trait::async_trait;
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or answered with an error.
+    #[error("database error: {0}")]
+    Database(String),
+    /// Stored content could not be decrypted (wrong or missing key).
+    #[error("cannot decrypt stored content: {0}")]
+    Crypto(String),
+    /// A stored value is not what this version expects.
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+}
+
+/// A tenant as the database keeps it. `config` is the tenant's settings as
+/// JSON (secrets are referenced by environment variable name only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantRecord {
+    pub id: String,
+    pub name: String,
+    /// `"config"` for tenants owned by the configuration file, `"db"` otherwise.
+    pub source: String,
+    pub config: serde_json::Value,
+    pub kill_switch: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id: Uuid,
+    pub tenant_id: String,
+    pub owner: String,
+    pub metadata: Option<serde_json::Value>,
+    pub now: Timestamp,
+}
+
+/// Keyset position in the owner's session list (newest activity first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionCursor {
+    pub last_activity_at: Timestamp,
+    pub id: Uuid,
+}
+
+/// Everything needed to start a turn in one transaction: the user message is
+/// committed and the assistant message created (status `streaming`, holding a
+/// lease) before any provider is called.
+#[derive(Debug, Clone)]
+pub struct BeginTurn {
+    pub tenant_id: String,
+    pub session_id: Uuid,
+    /// The caller; the session must be owned by it.
+    pub owner: String,
+    pub turn_id: Uuid,
+    pub content: String,
+    pub client_message_id: Option<String>,
+    pub user_token_count: i64,
+    pub node_id: String,
+    pub lease_until: Timestamp,
+    pub now: Timestamp,
+    /// How many earlier messages to return as the provider's history (the new
+    /// user message included).
+    pub history_limit: u32,
+}
+
+#[derive(Debug, Clone)]
+pub enum BeginTurnOutcome {
+    Started {
+        user: Message,
+        assistant: Message,
+        /// Oldest first, ending with the new user message.
+        history: Vec<Message>,
+    },
+    /// The `client_message_id` was used before in this session: nothing new was
+    /// written. `assistant` is that turn's answer, if it had one.
+    Duplicate { user: Message, assistant: Option<Message> },
+    /// No such session for this tenant and owner.
+    NotFound,
+    Closed,
+    /// The session is taken over by an agent: the user message was stored, no
+    /// assistant message was created.
+    Human { user: Message },
+    /// Another answer is still streaming in this session.
+    InProgress,
+}
+
+/// The text so far of a streaming message, which also renews its lease.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    pub tenant_id: String,
+    pub session_id: Uuid,
+    pub seq: i64,
+    pub content: String,
+    pub node_id: String,
+    pub lease_until: Timestamp,
+}
+
+/// The final state of an assistant message.
+#[derive(Debug, Clone)]
+pub struct Finish {
+    pub tenant_id: String,
+    pub session_id: Uuid,
+    pub seq: i64,
+    pub content: String,
+    pub status: MessageStatus,
+    pub token_count: i64,
+    pub meta: TurnMeta,
+    pub now: Timestamp,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Answers when the database does (for `/readyz`).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    async fn upsert_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError>;
+    async fn get_tenant(&self, id: &str) -> Result<Option<TenantRecord>, StoreError>;
+    async fn list_tenants(&self) -> Result<Vec<TenantRecord>, StoreError>;
+    async fn delete_tenant(&self, id: &str) -> Result<bool, StoreError>;
+
+    async fn create_session(&self, new: &NewSession) -> Result<Session, StoreError>;
+    /// The session if it exists in that tenant (ownership is the caller's check).
+    async fn get_session(&self, tenant_id: &str, id: Uuid) -> Result<Option<Session>, StoreError>;
+    /// The owner's sessions, newest activity first (ties by id, descending),
+    /// strictly after `after` when given; at most `limit`.
+    async fn list_sessions(
+        &self,
+        tenant_id: &str,
+        owner: &str,
+        limit: u32,
+        after: Option<&SessionCursor>,
+    ) -> Result<Vec<Session>, StoreError>;
+    /// Deletes the session and all its messages; false when there was none.
+    async fn delete_session(&self, tenant_id: &str, id: Uuid) -> Result<bool, StoreError>;
+
+    /// Messages newest first, with `seq < before_seq` when given; at most `limit`.
+    async fn list_messages(
+        &self,
+        tenant_id: &str,
+        session_id: Uuid,
+        limit: u32,
+        before_seq: Option<i64>,
+    ) -> Result<Vec<Message>, StoreError>;
+
+    async fn begin_turn(&self, turn: &BeginTurn) -> Result<BeginTurnOutcome, StoreError>;
+    /// Saves the text so far and renews the lease; false when the message is no
+    /// longer streaming (e.g. it was reaped).
+    async fn checkpoint(&self, checkpoint: &Checkpoint) -> Result<bool, StoreError>;
+    /// Ends a streaming message; false when it was no longer streaming.
+    async fn finish_message(&self, finish: &Finish) -> Result<bool, StoreError>;
+    /// Marks `interrupted` every streaming message whose lease ended before
+    /// `now`, and returns them.
+    async fn reap_expired_leases(&self, now: Timestamp) -> Result<Vec<Message>, StoreError>;
+    /// Marks `interrupted` every streaming message leased by `node_id` (a node
+    /// restarting reaps its own at once), and returns them.
+    async fn reap_node_leases(&self, node_id: &str, now: Timestamp) -> Result<Vec<Message>, StoreError>;
+}

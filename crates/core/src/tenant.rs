@@ -1,0 +1,98 @@
+//! A tenant's runtime settings, already validated: what the turn engine and the
+//! request gate need to know about a site or app.
+
+use crate::provider::Provider;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDisconnect {
+    /// The answer completes and is there on reconnect.
+    #[default]
+    Continue,
+    /// Stop the provider and keep the partial answer.
+    Abort,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    Demo,
+    Openai,
+    Anthropic,
+    Dify,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Demo => "demo",
+            Self::Openai => "openai",
+            Self::Anthropic => "anthropic",
+            Self::Dify => "dify",
+        }
+    }
+}
+
+/// Provider timeouts (SPEC §17, seconds in the config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub first_token: Duration,
+    pub idle: Duration,
+    pub total: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(5),
+            first_token: Duration::from_secs(30),
+            idle: Duration::from_secs(30),
+            total: Duration::from_secs(300),
+        }
+    }
+}
+
+/// How a tenant talks to its model vendor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderSettings {
+    pub kind: ProviderKind,
+    /// Vendor SDK convention (SPEC §13); `None` means the vendor's default.
+    pub base_url: Option<String>,
+    pub model: String,
+    /// Name of the environment variable holding the API key.
+    pub api_key_env: Option<String>,
+    pub system_prompt: Option<String>,
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f32>,
+    pub history_messages: u32,
+    pub timeouts: Timeouts,
+}
+
+/// A tenant as the runtime uses it: its settings and its provider client.
+#[derive(Clone)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub allowed_origins: Vec<String>,
+    pub allow_no_origin: bool,
+    pub on_disconnect: OnDisconnect,
+    pub retention_days: u32,
+    pub max_messages_per_session: u32,
+    pub max_connections_per_subject: u32,
+    pub require_user: bool,
+    pub kill_switch: bool,
+    pub provider_settings: ProviderSettings,
+    pub provider: Arc<dyn Provider>,
+}
+
+impl std::fmt::Debug for Tenant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tenant")
+            .field("id", &self.id)
+            .field("provider", &self.provider_settings.kind)
+            .finish_non_exhaustive()
+    }
+}
