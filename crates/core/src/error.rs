@@ -103,8 +103,7 @@ impl ErrorCode {
         match self {
             RequestInvalid | TenantMissing => 400,
             AuthMissing | AuthInvalid => 401,
-            TenantDisabled | OriginMissing | OriginForbidden | AuthForbidden
-            | AuthContextMismatch => 403,
+            TenantDisabled | OriginMissing | OriginForbidden | AuthForbidden | AuthContextMismatch => 403,
             TenantUnknown | SessionNotFound | RouteNotFound => 404,
             MethodNotAllowed => 405,
             SessionClosed | SessionNotHuman | TurnInProgress => 409,

@@ -134,11 +134,9 @@ impl SessionEvent {
                 latest_seq: *latest_seq,
             }),
             Self::Message(m) => serde_json::to_string(m),
-            Self::StreamStart { turn_id, seq, user_seq } => serde_json::to_string(&StartPayload {
-                turn_id: *turn_id,
-                seq: *seq,
-                user_seq: *user_seq,
-            }),
+            Self::StreamStart { turn_id, seq, user_seq } => {
+                serde_json::to_string(&StartPayload { turn_id: *turn_id, seq: *seq, user_seq: *user_seq })
+            }
             Self::StreamDelta { turn_id, seq, revision, offset, text } => {
                 serde_json::to_string(&DeltaPayload {
                     turn_id: *turn_id,
@@ -148,14 +146,12 @@ impl SessionEvent {
                     text,
                 })
             }
-            Self::StreamReplace { turn_id, seq, revision, text } => {
-                serde_json::to_string(&ReplacePayload {
-                    turn_id: *turn_id,
-                    seq: *seq,
-                    revision: *revision,
-                    text,
-                })
-            }
+            Self::StreamReplace { turn_id, seq, revision, text } => serde_json::to_string(&ReplacePayload {
+                turn_id: *turn_id,
+                seq: *seq,
+                revision: *revision,
+                text,
+            }),
             Self::StreamEnd(end) => serde_json::to_string(end),
             Self::Typing { who, active } => serde_json::to_string(&TypingPayload { who, active: *active }),
             Self::Error { error, .. } => serde_json::to_string(&ErrorPayload { error }),

@@ -11,7 +11,8 @@ impl TenantId {
     pub fn parse(s: &str) -> Option<Self> {
         let b = s.as_bytes();
         let first_ok = b.first().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-        let rest_ok = b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-');
+        let rest_ok =
+            b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-');
         (first_ok && rest_ok && b.len() <= 63).then(|| Self(s.to_owned()))
     }
 
@@ -40,9 +41,7 @@ impl Subject {
         if let Some(rest) = s.strip_prefix("visitor:") {
             return uuid::Uuid::parse_str(rest).ok().map(Subject::Visitor);
         }
-        s.strip_prefix("user:")
-            .filter(|sub| !sub.is_empty())
-            .map(|sub| Subject::User(sub.to_owned()))
+        s.strip_prefix("user:").filter(|sub| !sub.is_empty()).map(|sub| Subject::User(sub.to_owned()))
     }
 }
 

@@ -81,13 +81,18 @@ pub enum BeginTurnOutcome {
     },
     /// The `client_message_id` was used before in this session: nothing new was
     /// written. `assistant` is that turn's answer, if it had one.
-    Duplicate { user: Message, assistant: Option<Message> },
+    Duplicate {
+        user: Message,
+        assistant: Option<Message>,
+    },
     /// No such session for this tenant and owner.
     NotFound,
     Closed,
     /// The session is taken over by an agent: the user message was stored, no
     /// assistant message was created.
-    Human { user: Message },
+    Human {
+        user: Message,
+    },
     /// Another answer is still streaming in this session.
     InProgress,
 }
