@@ -1,1 +1,121 @@
-fn main() {}
+//! `switchboard-bench`: drives the real `switchboard` binary from outside against
+//! a zero-delay fake upstream and prints what Switchboard adds to time to first
+//! token and how many streamed turns per second it sustains. Numbers are for
+//! humans and `docs/benchmarks.md`; nothing here asserts timings.
+
+mod error;
+mod fake;
+mod load;
+mod report;
+mod server;
+mod sse;
+
+use clap::{Parser, Subcommand};
+use error::{Context, Result};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(name = "switchboard-bench", version, about = "Benchmarks for the Switchboard chat runtime")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve a zero-delay fake OpenAI Chat Completions stream until interrupted.
+    FakeUpstream {
+        /// Address to bind; port 0 picks a free one (the bound address is printed).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        /// Content chunks per streamed completion.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        chunks: u32,
+    },
+    /// Start a fake upstream and a switchboard server, measure both, print a table.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Path to the `switchboard` binary (e.g. target/release/switchboard).
+    #[arg(long)]
+    pub server_bin: PathBuf,
+    /// Measured turns at concurrency 1, each direct and through Switchboard.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub turns_c1: u32,
+    /// Concurrent workers (one session each) for the throughput phase.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub concurrency: u32,
+    /// Length of each throughput window, in seconds.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub seconds: u64,
+    /// Content chunks per streamed completion from the fake upstream.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub chunks: u32,
+    /// Keep the server's temporary data directory and log instead of deleting them.
+    #[arg(long)]
+    pub keep_data: bool,
+}
+
+impl RunArgs {
+    /// The window of one throughput phase.
+    pub fn window(&self) -> Duration {
+        Duration::from_secs(self.seconds)
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::FakeUpstream { listen, chunks } => {
+            let upstream = fake::FakeUpstream::start(listen, chunks).await?;
+            println!("fake upstream listening on http://{}/v1", upstream.addr());
+            tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+            println!("served {} completions", upstream.calls());
+            Ok(())
+        }
+        Command::Run(args) => run(args).await,
+    }
+}
+
+/// Owns the order of a run: upstream, server, measurements, then shutdown of the
+/// server whatever happened in between (errors and Ctrl-C included).
+async fn run(args: RunArgs) -> Result<()> {
+    let upstream = fake::FakeUpstream::start("127.0.0.1:0".parse().context("loopback")?, args.chunks).await?;
+    eprintln!("fake upstream on http://{}/v1", upstream.addr());
+    let mut server = server::Server::spawn(&args.server_bin, upstream.addr(), args.keep_data).await?;
+    eprintln!("switchboard on {} (data in {})", server.base_url(), server.data_dir().display());
+
+    let outcome = tokio::select! {
+        r = load::measure(&args, &upstream, server.base_url()) => r,
+        _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
+    };
+    let stopped = server.stop().await;
+    if outcome.is_err() {
+        server.print_log_tail(40);
+    }
+    let results = outcome?;
+    stopped?;
+    report::print(&args, &results, upstream.calls());
+    Ok(())
+}

@@ -1,1 +1,93 @@
-//! placeholder
+//! Fan-out of session events. `LocalBus` delivers within one process; cluster
+//! backends (Redis, NATS) will bridge nodes behind the same `Bus` trait.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use switchboard_core::bus::{Bus, EventReceiver};
+use switchboard_core::events::SessionEvent;
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+/// How many events a subscriber may fall behind before it is told it lagged
+/// (it then catches up from state; see `EventReceiver`).
+const CHANNEL_CAPACITY: usize = 1024;
+
+/// In-process fan-out: one broadcast channel per session that has subscribers.
+#[derive(Default)]
+pub struct LocalBus {
+    topics: Mutex<HashMap<Uuid, broadcast::Sender<Arc<SessionEvent>>>>,
+}
+
+impl LocalBus {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of sessions with a channel (for tests and metrics).
+    pub fn topic_count(&self) -> usize {
+        self.topics.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+}
+
+impl Bus for LocalBus {
+    fn publish(&self, session_id: Uuid, event: Arc<SessionEvent>) {
+        let mut topics = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(tx) = topics.get(&session_id) {
+            // A send error means every receiver is gone: drop the channel so
+            // sessions nobody watches cost nothing.
+            if tx.send(event).is_err() {
+                topics.remove(&session_id);
+            }
+        }
+    }
+
+    fn subscribe(&self, session_id: Uuid) -> EventReceiver {
+        let mut topics = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
+        match topics.get(&session_id) {
+            Some(tx) => tx.subscribe(),
+            None => {
+                let (tx, rx) = broadcast::channel(CHANNEL_CAPACITY);
+                topics.insert(session_id, tx);
+                rx
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use switchboard_core::events::Who;
+
+    fn typing() -> Arc<SessionEvent> {
+        Arc::new(SessionEvent::Typing { who: Who::Assistant, active: true })
+    }
+
+    #[tokio::test]
+    async fn subscribers_of_a_session_get_its_events_in_order() {
+        let bus = LocalBus::new();
+        let s = Uuid::new_v4();
+        let mut a = bus.subscribe(s);
+        let mut b = bus.subscribe(s);
+        let mut other = bus.subscribe(Uuid::new_v4());
+        bus.publish(s, typing());
+        bus.publish(s, Arc::new(SessionEvent::ResumeCursor { last_event_id: 1, latest_seq: 2 }));
+        for rx in [&mut a, &mut b] {
+            assert_eq!(rx.recv().await.unwrap().kind(), "typing");
+            assert_eq!(rx.recv().await.unwrap().kind(), "resume_cursor");
+        }
+        assert!(other.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_session_without_subscribers_leaves_no_channel() {
+        let bus = LocalBus::new();
+        let s = Uuid::new_v4();
+        drop(bus.subscribe(s));
+        bus.publish(s, typing());
+        assert_eq!(bus.topic_count(), 0);
+        bus.publish(Uuid::new_v4(), typing());
+        assert_eq!(bus.topic_count(), 0);
+    }
+}

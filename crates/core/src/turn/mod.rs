@@ -1,1 +1,246 @@
-//! The turn engine.
+//! The turn engine: starts a turn durably (user message and assistant
+//! placeholder committed before any provider call), runs it as its own
+//! tracked task, and lets any number of subscribers follow it. The request that
+//! started a turn is only one of those subscribers.
+
+mod live;
+mod reaper;
+mod replay;
+mod run;
+mod stream;
+
+pub use live::{LiveText, LiveTurn, LiveTurns, StopReason};
+pub use replay::finished_turn_events;
+pub use stream::TurnStream;
+
+use crate::bus::Bus;
+use crate::ids::Subject;
+use crate::model::{estimate_tokens, Message, MessageStatus};
+use crate::store::{BeginTurn, BeginTurnOutcome, Store, StoreError};
+use crate::tenant::{OnDisconnect, Tenant};
+use crate::time::Clock;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+/// Engine timings; the defaults are SPEC §11's.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// This node's id, written into the leases of the turns it runs.
+    pub node_id: String,
+    /// How long a lease lasts without renewal.
+    pub lease: Duration,
+    /// How often a streaming answer is checkpointed (and its lease renewed).
+    pub checkpoint_every: Duration,
+    /// How often expired leases are looked for.
+    pub reap_every: Duration,
+}
+
+impl EngineConfig {
+    pub fn new(node_id: impl Into<String>) -> Self {
+        Self {
+            node_id: node_id.into(),
+            lease: Duration::from_secs(10),
+            checkpoint_every: Duration::from_secs(1),
+            reap_every: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A user message to send into a session.
+#[derive(Debug, Clone)]
+pub struct SendMessage {
+    pub tenant: Arc<Tenant>,
+    pub subject: Subject,
+    pub session_id: Uuid,
+    /// Already validated and trimmed.
+    pub content: String,
+    pub client_message_id: Option<String>,
+    pub trace_id: String,
+}
+
+/// What sending a message led to.
+pub enum SendOutcome {
+    /// A turn is running: the new one, or the earlier one with this
+    /// `client_message_id`, still streaming on this node.
+    Streaming(TurnStream),
+    /// The earlier turn with this `client_message_id` has already ended.
+    Finished { user: Message, assistant: Option<Message> },
+    /// An agent holds the session: the message was stored for them.
+    HandledByAgent { user: Message },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("session not found")]
+    NotFound,
+    #[error("session closed")]
+    Closed,
+    #[error("a turn is in progress")]
+    InProgress,
+    /// The `client_message_id` was used before with a different message.
+    #[error("client_message_id reused with a different message")]
+    ReusedClientMessageId,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Starts, follows and stops turns. Cheap to clone.
+#[derive(Clone)]
+pub struct TurnEngine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    clock: Arc<dyn Clock>,
+    tracker: TaskTracker,
+    live: LiveTurns,
+    config: EngineConfig,
+    /// Stops background work (the reaper) at shutdown.
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl TurnEngine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        clock: Arc<dyn Clock>,
+        config: EngineConfig,
+    ) -> Self {
+        let inner = Inner {
+            store,
+            bus,
+            clock,
+            tracker: TaskTracker::new(),
+            live: LiveTurns::default(),
+            config,
+            stop: Default::default(),
+        };
+        Self { inner: Arc::new(inner) }
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.inner.config.node_id
+    }
+
+    /// Stores the user message and, unless an agent holds the session, starts
+    /// the answer.
+    pub async fn send(&self, msg: SendMessage) -> Result<SendOutcome, SendError> {
+        let inner = &self.inner;
+        let now = inner.clock.now();
+        let turn_id = Uuid::now_v7();
+        let begin = BeginTurn {
+            tenant_id: msg.tenant.id.clone(),
+            session_id: msg.session_id,
+            owner: msg.subject.to_string(),
+            turn_id,
+            content: msg.content.clone(),
+            client_message_id: msg.client_message_id.clone(),
+            user_token_count: i64::from(estimate_tokens(&msg.content)),
+            node_id: inner.config.node_id.clone(),
+            lease_until: now + inner.config.lease,
+            now,
+            history_limit: msg.tenant.provider_settings.history_messages,
+        };
+        match inner.store.begin_turn(&begin).await? {
+            BeginTurnOutcome::NotFound => Err(SendError::NotFound),
+            BeginTurnOutcome::Closed => Err(SendError::Closed),
+            BeginTurnOutcome::InProgress => Err(SendError::InProgress),
+            BeginTurnOutcome::Human { user } => {
+                inner
+                    .bus
+                    .publish(msg.session_id, Arc::new(crate::events::SessionEvent::Message(user.clone())));
+                Ok(SendOutcome::HandledByAgent { user })
+            }
+            BeginTurnOutcome::Duplicate { user, assistant } => self.duplicate(&msg, user, assistant).await,
+            BeginTurnOutcome::Started { user, assistant, history } => {
+                let live = Arc::new(LiveTurn::new(turn_id, msg.session_id, assistant.seq, user.seq));
+                // Subscribe before the task runs so this caller misses nothing.
+                let events = inner.bus.subscribe(msg.session_id);
+                inner.live.insert(live.clone());
+                let stream = TurnStream::new(events, live.clone(), user.clone(), abort_on_drop(&msg.tenant));
+                let task = run::TurnTask { inner: self.inner.clone(), msg, live, user, assistant, history };
+                inner.tracker.spawn(task.run());
+                Ok(SendOutcome::Streaming(stream))
+            }
+        }
+    }
+
+    /// A retry with a known `client_message_id`: the earlier outcome, or the
+    /// earlier turn's stream if it is still running here.
+    async fn duplicate(
+        &self,
+        msg: &SendMessage,
+        user: Message,
+        assistant: Option<Message>,
+    ) -> Result<SendOutcome, SendError> {
+        if user.content != msg.content {
+            return Err(SendError::ReusedClientMessageId);
+        }
+        if !assistant.as_ref().is_some_and(|a| a.status == MessageStatus::Streaming) {
+            return Ok(SendOutcome::Finished { user, assistant });
+        }
+        // Subscribe before looking the turn up: a turn leaves the registry
+        // before it publishes its end, so either we find it and will see
+        // that end, or it is over and the store has the outcome.
+        let events = self.inner.bus.subscribe(msg.session_id);
+        if let Some(live) = self.inner.live.get(msg.session_id).filter(|t| Some(t.turn_id) == user.turn_id) {
+            // A retry is a new connection; the original one owns the abort rule.
+            return Ok(SendOutcome::Streaming(TurnStream::attach(events, live, user)));
+        }
+        let answer_seq = user.seq + 1;
+        let stored =
+            self.inner.store.list_messages(&msg.tenant.id, msg.session_id, 1, Some(answer_seq + 1)).await?;
+        match stored.into_iter().find(|m| m.seq == answer_seq) {
+            Some(answer) if answer.status != MessageStatus::Streaming => {
+                Ok(SendOutcome::Finished { user, assistant: Some(answer) })
+            }
+            // Still streaming on another node: following it there is the bus's job.
+            _ => Err(SendError::InProgress),
+        }
+    }
+
+    /// Stops the session's running turn, if any (before deleting it, say).
+    pub fn stop_session_turn(&self, session_id: Uuid, reason: StopReason) {
+        if let Some(turn) = self.inner.live.get(session_id) {
+            turn.stop(reason);
+        }
+    }
+
+    /// Number of turns running on this node.
+    pub fn running(&self) -> usize {
+        self.inner.live.len()
+    }
+
+    /// Marks this node's leftover streaming messages `interrupted` (run at
+    /// startup, before serving) and returns how many there were.
+    pub async fn reap_own_leases(&self) -> Result<usize, StoreError> {
+        reaper::reap_own(&self.inner).await
+    }
+
+    /// Runs the lease reaper until shutdown.
+    pub fn spawn_reaper(&self) {
+        let inner = self.inner.clone();
+        self.inner.tracker.spawn(reaper::run(inner));
+    }
+
+    /// Lets running turns finish for up to `grace`, then stops the rest (they
+    /// are saved as `interrupted`) and waits for them to be written.
+    pub async fn shutdown(&self, grace: Duration) {
+        let inner = &self.inner;
+        inner.stop.cancel();
+        inner.tracker.close();
+        if tokio::time::timeout(grace, inner.tracker.wait()).await.is_err() {
+            tracing::warn!(running = inner.live.len(), "grace period over; interrupting running turns");
+            inner.live.stop_all(StopReason::Shutdown);
+            let _ = tokio::time::timeout(Duration::from_secs(10), inner.tracker.wait()).await;
+        }
+    }
+}
+
+fn abort_on_drop(tenant: &Tenant) -> bool {
+    tenant.on_disconnect == OnDisconnect::Abort
+}

@@ -1,0 +1,180 @@
+//! Turns samples into the Markdown that goes into `docs/benchmarks.md`: the
+//! table, the exact command, the machine and the date, so a number is never
+//! quoted without what produced it.
+
+use crate::load::{Results, Samples, Throughput};
+use crate::RunArgs;
+use std::time::Duration;
+
+/// Nearest-rank percentile of sorted samples; `p` in 0..=100.
+fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
+}
+
+fn mean(samples: &[Duration]) -> Option<Duration> {
+    let n = u32::try_from(samples.len()).ok().filter(|&n| n > 0)?;
+    Some(samples.iter().sum::<Duration>() / n)
+}
+
+/// The figures of one sample set, in milliseconds.
+#[derive(Debug, Clone, Copy, Default)]
+struct Summary {
+    p50: Option<f64>,
+    p90: Option<f64>,
+    p99: Option<f64>,
+    mean: Option<f64>,
+}
+
+impl Summary {
+    fn of(samples: &[Duration]) -> Self {
+        let mut sorted = samples.to_vec();
+        sorted.sort_unstable();
+        let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
+        Self {
+            p50: ms(percentile(&sorted, 50.0)),
+            p90: ms(percentile(&sorted, 90.0)),
+            p99: ms(percentile(&sorted, 99.0)),
+            mean: ms(mean(samples)),
+        }
+    }
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".to_owned(), |v| format!("{v:.3}"))
+}
+
+fn diff(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) => format!("{:+.3}", b - a),
+        _ => "–".to_owned(),
+    }
+}
+
+fn row(name: &str, direct: Option<f64>, through: Option<f64>) -> String {
+    format!("| {name} | {} | {} | {} |", ms(direct), ms(through), diff(direct, through))
+}
+
+fn latency_rows(label: &str, direct: &Samples, through: &Samples, out: &mut Vec<String>) {
+    let (td, ts) = (Summary::of(&direct.ttft), Summary::of(&through.ttft));
+    out.push(row(&format!("{label} time to first token p50 (ms)"), td.p50, ts.p50));
+    out.push(row(&format!("{label} time to first token p90 (ms)"), td.p90, ts.p90));
+    out.push(row(&format!("{label} time to first token p99 (ms)"), td.p99, ts.p99));
+    out.push(row(&format!("{label} time to first token mean (ms)"), td.mean, ts.mean));
+    let (fd, fs) = (Summary::of(&direct.total), Summary::of(&through.total));
+    out.push(row(&format!("{label} whole turn p50 (ms)"), fd.p50, fs.p50));
+    out.push(row(&format!("{label} whole turn mean (ms)"), fd.mean, fs.mean));
+}
+
+fn throughput_cell(t: &Throughput) -> String {
+    format!("{:.0}", t.turns_per_sec())
+}
+
+/// Renders the whole report.
+pub fn render(args: &RunArgs, r: &Results, upstream_calls: u64) -> String {
+    let c = args.concurrency;
+    let mut lines = vec![
+        "| measure | straight to upstream | through Switchboard | added |".to_owned(),
+        "| --- | ---: | ---: | ---: |".to_owned(),
+    ];
+    latency_rows("c=1", &r.c1_direct, &r.c1_switchboard, &mut lines);
+    let ratio = if r.direct.turns_per_sec() > 0.0 {
+        format!("{:.0} % of direct", 100.0 * r.switchboard.turns_per_sec() / r.direct.turns_per_sec())
+    } else {
+        "–".to_owned()
+    };
+    lines.push(format!(
+        "| c={c} streamed turns/s ({} s) | {} | {} | {ratio} |",
+        args.seconds,
+        throughput_cell(&r.direct),
+        throughput_cell(&r.switchboard)
+    ));
+    lines.push(format!(
+        "| c={c} completed turns / errors | {} / {} | {} / {} | |",
+        r.direct.completed, r.direct.errors, r.switchboard.completed, r.switchboard.errors
+    ));
+    latency_rows(&format!("c={c}"), &r.direct.samples, &r.switchboard.samples, &mut lines);
+
+    let mut text = String::new();
+    text.push_str(&format!("{}\n\n", lines.join("\n")));
+    for (name, t) in [("straight to upstream", &r.direct), ("through Switchboard", &r.switchboard)] {
+        if let Some(e) = &t.first_error {
+            text.push_str(&format!("First error {name}: {e}\n\n"));
+        }
+    }
+    text.push_str(&format!(
+        "- measured turns at c=1: {} per target (after warm-up), interleaved; {} content chunks per answer\n",
+        r.c1_direct.ttft.len(),
+        args.chunks
+    ));
+    text.push_str(&format!("- completions served by the fake upstream: {upstream_calls}\n"));
+    text.push_str(&format!("- command: `{}`\n", command_line()));
+    text.push_str(&format!("- machine: {} cores (nproc), {}\n", nproc(), cpu_model()));
+    text.push_str(&format!("- date: {}\n", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")));
+    text
+}
+
+pub fn print(args: &RunArgs, r: &Results, upstream_calls: u64) {
+    println!("{}", render(args, r, upstream_calls));
+}
+
+/// The command as typed, quoted where a shell would need it.
+fn command_line() -> String {
+    std::env::args()
+        .map(|a| {
+            if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,".contains(c)) {
+                a
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Same as `nproc`: the CPUs this process may run on.
+fn nproc() -> String {
+    std::thread::available_parallelism().map_or_else(|_| "?".to_owned(), |n| n.to_string())
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(v: &[u64]) -> Vec<Duration> {
+        v.iter().map(|&m| Duration::from_millis(m)).collect()
+    }
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let sorted = ms(&(1..=100).collect::<Vec<_>>());
+        assert_eq!(percentile(&sorted, 50.0), Some(Duration::from_millis(50)));
+        assert_eq!(percentile(&sorted, 99.0), Some(Duration::from_millis(99)));
+        assert_eq!(percentile(&sorted, 100.0), Some(Duration::from_millis(100)));
+        assert_eq!(percentile(&ms(&[7]), 1.0), Some(Duration::from_millis(7)));
+        assert_eq!(percentile(&[], 50.0), None);
+    }
+
+    #[test]
+    fn mean_and_difference() {
+        assert_eq!(mean(&ms(&[1, 2, 3])), Some(Duration::from_millis(2)));
+        assert_eq!(mean(&[]), None);
+        assert_eq!(diff(Some(0.2), Some(0.7)), "+0.500");
+        assert_eq!(diff(None, Some(1.0)), "–");
+    }
+}

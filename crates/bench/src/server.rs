@@ -1,0 +1,202 @@
+//! Runs the real `switchboard` binary the way a user would: a config file in a
+//! fresh temporary directory, port 0, its stdout read for the bound address, and
+//! SIGTERM (then a kill) at the end. It must not reach into the server's crates:
+//! the benchmark sees only the process and its HTTP API.
+
+use crate::error::{Context, Result};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The line the server prints on stdout once it is bound.
+const LISTENING: &str = "switchboard listening on ";
+/// Long enough for migrations and key generation on a busy machine.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Graceful shutdown drains turns; past this the process is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The tenant every request names.
+pub const TENANT: &str = "bench";
+/// The Origin the load generator sends, as a widget in a browser would.
+pub const ORIGIN: &str = "http://bench.localhost";
+/// Environment variable naming the (unused) upstream API key.
+const API_KEY_ENV: &str = "BENCH_OPENAI_API_KEY";
+
+pub struct Server {
+    child: Child,
+    base_url: String,
+    dir: PathBuf,
+    /// Deleted on drop unless the user asked to keep it.
+    temp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Writes the config, starts the binary and waits for its listening line.
+    pub async fn spawn(bin: &Path, upstream: SocketAddr, keep_data: bool) -> Result<Self> {
+        let temp =
+            tempfile::Builder::new().prefix("switchboard-bench-").tempdir().context("creating a temp dir")?;
+        let dir = temp.path().to_path_buf();
+        let config_path = dir.join("switchboard.toml");
+        std::fs::write(&config_path, config(&dir.join("data"), upstream)?).context("writing the config")?;
+        let log = std::fs::File::create(dir.join("server.log")).context("creating the server log")?;
+
+        let mut command = Command::new(bin);
+        command
+            .arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            // A relative default (e.g. `./data`) then also lands in the temp dir.
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true);
+        // The run must not depend on whoever ran it: the file is the whole config,
+        // and the server logs at its own defaults.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("SWITCHBOARD_") {
+                command.env_remove(&name);
+            }
+        }
+        command.env_remove("RUST_LOG").env(API_KEY_ENV, "sk-bench");
+        let child = command.spawn().context(&format!("starting {}", bin.display()))?;
+
+        let mut server = Self { child, base_url: String::new(), dir, temp: Some(temp) };
+        if keep_data {
+            if let Some(temp) = server.temp.take() {
+                let _ = temp.keep();
+            }
+        }
+        match tokio::time::timeout(START_TIMEOUT, server.read_listening_line()).await {
+            Ok(Ok(url)) => {
+                server.base_url = url;
+                Ok(server)
+            }
+            Ok(Err(e)) => Err(server.fail_start(e.to_string()).await),
+            Err(_) => Err(server.fail_start(format!("no listening line within {START_TIMEOUT:?}")).await),
+        }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Reads stdout up to the listening line, then keeps draining it into a file
+    /// so a chatty server never blocks on a full pipe.
+    async fn read_listening_line(&mut self) -> Result<String> {
+        let stdout = self.child.stdout.take().context("the server's stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        loop {
+            let line = lines.next_line().await.context("reading the server's stdout")?;
+            let line = line.context("the server exited before printing its listening line")?;
+            if let Some(at) = line.find(LISTENING) {
+                let url = line[at + LISTENING.len()..].trim().trim_end_matches('/').to_owned();
+                let out = self.dir.join("server.stdout.log");
+                tokio::spawn(async move {
+                    let Ok(mut file) = tokio::fs::File::create(out).await else { return };
+                    let mut rest = lines.into_inner();
+                    let _ = tokio::io::copy(&mut rest, &mut file).await;
+                });
+                return Ok(url);
+            }
+        }
+    }
+
+    async fn fail_start(&mut self, why: String) -> crate::error::Error {
+        let _ = self.stop().await;
+        self.print_log_tail(40);
+        format!("switchboard did not start: {why}").into()
+    }
+
+    /// SIGTERM, a bounded wait, then SIGKILL. Safe to call more than once.
+    pub async fn stop(&mut self) -> Result<()> {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return Ok(());
+        }
+        if let Some(pid) = self.child.id() {
+            // std has no SIGTERM; `kill` is everywhere the server runs.
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+        match tokio::time::timeout(STOP_TIMEOUT, self.child.wait()).await {
+            Ok(status) => {
+                let status = status.context("waiting for the server")?;
+                if !status.success() {
+                    eprintln!("switchboard exited with {status} after SIGTERM");
+                }
+                Ok(())
+            }
+            Err(_) => {
+                eprintln!("switchboard still running {STOP_TIMEOUT:?} after SIGTERM: killing it");
+                self.child.kill().await.context("killing the server")
+            }
+        }
+    }
+
+    /// The end of the server's log, for a run that failed.
+    pub fn print_log_tail(&self, lines: usize) {
+        let Ok(text) = std::fs::read_to_string(self.dir.join("server.log")) else { return };
+        let all: Vec<&str> = text.lines().collect();
+        eprintln!("--- last lines of {} ---", self.dir.join("server.log").display());
+        for line in &all[all.len().saturating_sub(lines)..] {
+            eprintln!("{line}");
+        }
+    }
+}
+
+/// The config of SPEC §17: one OpenAI-kind tenant on the fake upstream, SQLite
+/// and encryption at their defaults. Rate limits and budgets are raised because
+/// the load comes from one IP and one day; everything else stays default so the
+/// measured path is the one users get.
+fn config(data_dir: &Path, upstream: SocketAddr) -> Result<String> {
+    let data_dir = data_dir.to_str().context("the temp dir path is not UTF-8")?;
+    // A JSON string is a valid TOML basic string for any path.
+    let data_dir = serde_json::to_string(data_dir).context("quoting the data dir")?;
+    Ok(format!(
+        r#"listen = "127.0.0.1:0"
+data_dir = {data_dir}
+
+[[tenants]]
+id = "{TENANT}"
+name = "Benchmark"
+allowed_origins = ["{ORIGIN}"]
+
+[tenants.provider]
+kind = "openai"
+base_url = "http://{upstream}/v1"
+model = "bench"
+api_key_env = "{API_KEY_ENV}"
+
+[tenants.rate_limits]
+ip = {{ limit = 100000000, window_secs = 60 }}
+user = {{ limit = 100000000, window_secs = 60 }}
+tenant = {{ limit = 100000000, window_secs = 60 }}
+
+[tenants.budget]
+daily_tokens = 4000000000
+daily_cost_usd = 1000000.0
+per_subject_daily_tokens = 4000000000
+"#
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_names_the_tenant_and_the_upstream() {
+        let text = config(Path::new("/tmp/x \"y\"/data"), "127.0.0.1:4000".parse().unwrap()).unwrap();
+        assert!(text.contains(r#"data_dir = "/tmp/x \"y\"/data""#));
+        assert!(text.contains(r#"base_url = "http://127.0.0.1:4000/v1""#));
+        assert!(text.contains(r#"id = "bench""#));
+    }
+}

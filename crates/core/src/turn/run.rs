@@ -1,0 +1,275 @@
+//! The body of a running turn: it owns the provider stream, the timeouts, the
+//! checkpoint timer and the publishing of the turn's events, and it always
+//! writes the answer's final state, whatever happens to the client.
+
+use super::live::{LiveTurn, StopReason};
+use super::{Inner, SendMessage};
+use crate::error::ErrorCode;
+use crate::events::{ErrorBody, SessionEvent, StreamEnd, Who};
+use crate::model::{estimate_tokens, FinishReason, Latency, Message, MessageStatus, Role, TurnMeta, Usage};
+use crate::provider::{ChatRequest, HistoryMessage, ProviderError, ProviderEvent};
+use crate::store::{Checkpoint, Finish};
+use futures_util::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+pub(super) struct TurnTask {
+    pub inner: Arc<Inner>,
+    pub msg: SendMessage,
+    pub live: Arc<LiveTurn>,
+    pub user: Message,
+    pub assistant: Message,
+    pub history: Vec<Message>,
+}
+
+/// How the provider part of a turn ended.
+enum Ending {
+    Finished(FinishReason),
+    Stopped(StopReason),
+    Failed(ProviderError),
+}
+
+/// What the provider said besides text.
+#[derive(Default)]
+struct Observed {
+    usage: Option<Usage>,
+    first_token: Option<Duration>,
+}
+
+impl TurnTask {
+    pub async fn run(self) {
+        let session = self.msg.session_id;
+        let started = Instant::now();
+        self.publish(SessionEvent::Message(self.user.clone()));
+        self.publish(SessionEvent::Typing { who: Who::Assistant, active: true });
+        self.publish(SessionEvent::StreamStart {
+            turn_id: self.live.turn_id,
+            seq: self.assistant.seq,
+            user_seq: self.user.seq,
+        });
+        let request = self.request();
+        let prompt_estimate = estimate_prompt(&request);
+        let mut observed = Observed::default();
+        let ending = self.stream(request, started, &mut observed).await;
+        let text = self.live.snapshot().text;
+        let usage =
+            observed.usage.unwrap_or_else(|| Usage::new(prompt_estimate, estimate_tokens(&text), true));
+        let latency = Latency {
+            first_token: observed.first_token.map(|d| d.as_millis() as u64),
+            total: started.elapsed().as_millis() as u64,
+        };
+        let (status, finish_reason, error_code) = match &ending {
+            Ending::Finished(reason) => (MessageStatus::Complete, Some(*reason), None),
+            Ending::Stopped(StopReason::Shutdown) => (MessageStatus::Interrupted, None, None),
+            Ending::Stopped(_) => (MessageStatus::Aborted, Some(FinishReason::Aborted), None),
+            Ending::Failed(e) => (MessageStatus::Error, None, Some(error_code_of(e))),
+        };
+        if let Ending::Failed(e) = &ending {
+            tracing::warn!(trace_id = %self.msg.trace_id, %session, error = %e, "provider failed during a turn");
+        }
+        let provider = &self.msg.tenant.provider;
+        let meta = TurnMeta {
+            usage: Some(usage),
+            latency_ms: Some(latency),
+            finish_reason,
+            provider: Some(provider.kind().to_owned()),
+            model: Some(provider.model().to_owned()),
+            error_code: error_code.map(|c| c.as_str().to_owned()),
+        };
+        let finish = Finish {
+            tenant_id: self.msg.tenant.id.clone(),
+            session_id: session,
+            seq: self.assistant.seq,
+            content: text.clone(),
+            status,
+            token_count: i64::from(usage.completion_tokens),
+            meta: meta.clone(),
+            now: self.inner.clock.now(),
+        };
+        self.write_finish(&finish).await;
+        self.inner.live.remove(&self.live);
+        let mut message = self.assistant.clone();
+        message.content = text;
+        message.status = status;
+        message.token_count = finish.token_count;
+        message.meta = Some(meta);
+        self.publish(final_event(message, &self.msg.trace_id));
+    }
+
+    /// Streams the provider's answer into the live text until it ends.
+    async fn stream(&self, request: ChatRequest, started: Instant, observed: &mut Observed) -> Ending {
+        let timeouts = self.msg.tenant.provider_settings.timeouts;
+        let total_deadline = started + timeouts.total;
+        let first_deadline = (started + timeouts.first_token).min(total_deadline);
+        let opened = tokio::select! {
+            _ = self.live.cancelled() => return self.stopped(),
+            r = tokio::time::timeout_at(first_deadline, self.msg.tenant.provider.stream(request)) => r,
+        };
+        let mut upstream = match opened {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Ending::Failed(e),
+            Err(_) => {
+                return Ending::Failed(ProviderError::Timeout(
+                    "no answer before the first-token timeout".into(),
+                ))
+            }
+        };
+        let mut deadline = first_deadline;
+        let mut finish = None;
+        let every = self.inner.config.checkpoint_every;
+        let mut checkpoint = tokio::time::interval_at(Instant::now() + every, every);
+        checkpoint.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let item = tokio::select! {
+                biased;
+                _ = self.live.cancelled() => return self.stopped(),
+                _ = tokio::time::sleep_until(deadline) => {
+                    let what = if observed.first_token.is_none() { "first token" } else if deadline == total_deadline { "total" } else { "idle" };
+                    return Ending::Failed(ProviderError::Timeout(format!("{what} timeout")));
+                }
+                _ = checkpoint.tick() => { self.checkpoint().await; continue; }
+                item = upstream.next() => item,
+            };
+            match item {
+                None => return Ending::Finished(finish.unwrap_or(FinishReason::Stop)),
+                Some(Err(e)) => return Ending::Failed(e),
+                Some(Ok(event)) => {
+                    self.apply(event, started, observed, &mut finish);
+                    if observed.first_token.is_some() {
+                        deadline = (Instant::now() + timeouts.idle).min(total_deadline);
+                    }
+                }
+            }
+        }
+    }
+
+    fn apply(
+        &self,
+        event: ProviderEvent,
+        started: Instant,
+        observed: &mut Observed,
+        finish: &mut Option<FinishReason>,
+    ) {
+        let turn_id = self.live.turn_id;
+        let seq = self.assistant.seq;
+        match event {
+            ProviderEvent::Delta(text) if text.is_empty() => {}
+            ProviderEvent::Delta(text) => {
+                observed.first_token.get_or_insert_with(|| started.elapsed());
+                let (revision, offset) = self.live.append(&text);
+                self.publish(SessionEvent::StreamDelta { turn_id, seq, revision, offset, text });
+            }
+            ProviderEvent::Replace(text) => {
+                observed.first_token.get_or_insert_with(|| started.elapsed());
+                let revision = self.live.replace(&text);
+                self.publish(SessionEvent::StreamReplace { turn_id, seq, revision, text });
+            }
+            ProviderEvent::Usage(usage) => observed.usage = Some(usage),
+            ProviderEvent::Finish(reason) => *finish = Some(reason),
+        }
+    }
+
+    fn stopped(&self) -> Ending {
+        Ending::Stopped(self.live.stop_reason().unwrap_or(StopReason::ClientGone))
+    }
+
+    async fn checkpoint(&self) {
+        let cp = Checkpoint {
+            tenant_id: self.msg.tenant.id.clone(),
+            session_id: self.msg.session_id,
+            seq: self.assistant.seq,
+            content: self.live.snapshot().text,
+            node_id: self.inner.config.node_id.clone(),
+            lease_until: self.inner.clock.now() + self.inner.config.lease,
+        };
+        match self.inner.store.checkpoint(&cp).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(session_id = %cp.session_id, "checkpoint found the answer no longer streaming")
+            }
+            Err(e) => tracing::warn!(session_id = %cp.session_id, error = %e, "checkpoint failed"),
+        }
+    }
+
+    /// The final write must land: retry a few times before leaving it to the
+    /// lease reaper.
+    async fn write_finish(&self, finish: &Finish) {
+        for attempt in 0..3u32 {
+            match self.inner.store.finish_message(finish).await {
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::error!(session_id = %finish.session_id, attempt, error = %e, "could not store the final answer");
+                    tokio::time::sleep(Duration::from_millis(100 * 5u64.pow(attempt))).await;
+                }
+            }
+        }
+    }
+
+    fn request(&self) -> ChatRequest {
+        let history = self
+            .history
+            .iter()
+            .filter(|m| matches!(m.role, Role::User | Role::Assistant | Role::Agent) && !m.content.is_empty())
+            .map(|m| HistoryMessage { role: m.role, content: m.content.clone() })
+            .collect();
+        ChatRequest {
+            system_prompt: self.msg.tenant.provider_settings.system_prompt.clone(),
+            history,
+            session_id: self.msg.session_id,
+            subject: self.msg.subject.to_string(),
+        }
+    }
+
+    fn publish(&self, event: SessionEvent) {
+        self.inner.bus.publish(self.msg.session_id, Arc::new(event));
+    }
+}
+
+fn estimate_prompt(request: &ChatRequest) -> u32 {
+    let system = request.system_prompt.as_deref().map_or(0, estimate_tokens);
+    request.history.iter().fold(system, |sum, m| sum.saturating_add(estimate_tokens(&m.content)))
+}
+
+fn error_code_of(e: &ProviderError) -> ErrorCode {
+    match e {
+        ProviderError::Timeout(_) => ErrorCode::LlmTimeout,
+        ProviderError::Unavailable(_) => ErrorCode::LlmUnavailable,
+    }
+}
+
+/// The event that tells subscribers how the answer ended.
+pub(super) fn final_event(message: Message, trace_id: &str) -> SessionEvent {
+    let meta = message.meta.clone().unwrap_or_default();
+    let error_code = meta.error_code.as_deref().and_then(ErrorCode::parse);
+    match (message.status, error_code) {
+        (MessageStatus::Error, code) => {
+            let code = code.unwrap_or(ErrorCode::LlmUnavailable);
+            SessionEvent::Error { turn_id: message.turn_id, error: error_body(code, trace_id) }
+        }
+        (MessageStatus::Complete | MessageStatus::Aborted, _) => {
+            SessionEvent::StreamEnd(Box::new(StreamEnd {
+                turn_id: message.turn_id.unwrap_or_default(),
+                seq: message.seq,
+                usage: meta.usage.unwrap_or_default(),
+                latency_ms: meta.latency_ms.unwrap_or_default(),
+                finish_reason: meta.finish_reason.unwrap_or(FinishReason::Aborted),
+                provider: meta.provider.unwrap_or_default(),
+                model: meta.model.unwrap_or_default(),
+                message,
+            }))
+        }
+        // Interrupted (or still streaming): clients replace the message by seq.
+        _ => SessionEvent::Message(message),
+    }
+}
+
+pub fn error_body(code: ErrorCode, trace_id: &str) -> ErrorBody {
+    ErrorBody {
+        code: code.as_str(),
+        message: code.default_message().to_owned(),
+        http_status: code.http_status(),
+        trace_id: trace_id.to_owned(),
+        details: None,
+    }
+}

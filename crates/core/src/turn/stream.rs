@@ -1,0 +1,187 @@
+//! Following one turn: the events of that turn, in order, with no gap and no
+//! duplicate, however late the subscriber joined or far it fell behind (the
+//! live text fills any hole, since every delta carries its offset).
+
+use super::live::{LiveTurn, StopReason};
+use crate::bus::EventReceiver;
+use crate::events::{SessionEvent, Who};
+use crate::model::{Message, MessageStatus};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use tokio::sync::broadcast::error::RecvError;
+
+pub struct TurnStream {
+    events: EventReceiver,
+    live: Arc<LiveTurn>,
+    user: Message,
+    pending: VecDeque<Arc<SessionEvent>>,
+    /// Revision and characters of it already handed out.
+    revision: u32,
+    sent: u64,
+    done: bool,
+    abort_on_drop: bool,
+}
+
+impl TurnStream {
+    /// Follows a turn from its beginning (subscribed before it started).
+    pub(super) fn new(
+        events: EventReceiver,
+        live: Arc<LiveTurn>,
+        user: Message,
+        abort_on_drop: bool,
+    ) -> Self {
+        Self {
+            events,
+            live,
+            user,
+            pending: VecDeque::new(),
+            revision: 0,
+            sent: 0,
+            done: false,
+            abort_on_drop,
+        }
+    }
+
+    /// Joins a running turn: the user message, `stream_start` and the text so
+    /// far come first, then the live deltas past it.
+    pub(super) fn attach(events: EventReceiver, live: Arc<LiveTurn>, user: Message) -> Self {
+        let mut s = Self::new(events, live, user, false);
+        s.pending.push_back(Arc::new(SessionEvent::Message(s.user.clone())));
+        s.pending.push_back(Arc::new(SessionEvent::StreamStart {
+            turn_id: s.live.turn_id,
+            seq: s.live.seq,
+            user_seq: s.live.user_seq,
+        }));
+        let snap = s.live.snapshot();
+        if snap.revision > 0 || snap.chars > 0 {
+            s.pending.push_back(Arc::new(s.catch_up_event(snap.revision, 0, snap.text)));
+        }
+        s.revision = snap.revision;
+        s.sent = snap.chars;
+        s
+    }
+
+    pub fn user_message(&self) -> &Message {
+        &self.user
+    }
+
+    pub fn turn_id(&self) -> uuid::Uuid {
+        self.live.turn_id
+    }
+
+    /// The assistant message's seq.
+    pub fn seq(&self) -> i64 {
+        self.live.seq
+    }
+
+    /// The next event of this turn; `None` after its last one.
+    pub async fn next(&mut self) -> Option<Arc<SessionEvent>> {
+        if let Some(event) = self.pending.pop_front() {
+            return Some(event);
+        }
+        while !self.done {
+            let event = match self.events.recv().await {
+                Ok(event) => event,
+                Err(RecvError::Lagged(_)) => match self.fill_gap() {
+                    Some(event) => return Some(event),
+                    None => continue,
+                },
+                Err(RecvError::Closed) => {
+                    self.done = true;
+                    return None;
+                }
+            };
+            if let Some(event) = self.accept(event) {
+                return Some(event);
+            }
+        }
+        None
+    }
+
+    /// Keeps the events of this turn, trims deltas to what is new.
+    fn accept(&mut self, event: Arc<SessionEvent>) -> Option<Arc<SessionEvent>> {
+        match &*event {
+            SessionEvent::Typing { who: Who::Assistant, .. } => Some(event),
+            _ if event.turn_id() != Some(self.live.turn_id) => None,
+            SessionEvent::StreamDelta { revision, offset, text, .. } => {
+                self.merge_delta(*revision, *offset, text).map(|trimmed| trimmed.map_or(event, Arc::new))
+            }
+            SessionEvent::StreamReplace { revision, text, .. } => {
+                self.revision = *revision;
+                self.sent = text.chars().count() as u64;
+                Some(event)
+            }
+            SessionEvent::StreamEnd(_) | SessionEvent::Error { .. } => {
+                self.done = true;
+                Some(event)
+            }
+            SessionEvent::Message(m) if m.seq == self.live.seq && m.status != MessageStatus::Streaming => {
+                self.done = true;
+                Some(event)
+            }
+            _ => Some(event),
+        }
+    }
+
+    /// `None`: drop the delta. `Some(None)`: pass it on as it is.
+    /// `Some(Some(e))`: pass on `e` instead (trimmed, or filled from state).
+    fn merge_delta(&mut self, revision: u32, offset: u64, text: &str) -> Option<Option<SessionEvent>> {
+        if revision < self.revision {
+            return None;
+        }
+        if revision > self.revision || offset > self.sent {
+            return self.fill_gap().map(|e| Some((*e).clone()));
+        }
+        let len = text.chars().count() as u64;
+        if offset + len <= self.sent {
+            return None;
+        }
+        let skip = self.sent - offset;
+        self.sent = offset + len;
+        if skip == 0 {
+            return Some(None);
+        }
+        let rest: String = text.chars().skip(skip as usize).collect();
+        Some(Some(self.delta(revision, offset + skip, rest)))
+    }
+
+    /// Catches up from the live text after missing events.
+    fn fill_gap(&mut self) -> Option<Arc<SessionEvent>> {
+        let snap = self.live.snapshot();
+        if snap.revision == self.revision && snap.chars <= self.sent {
+            return None;
+        }
+        let event = if snap.revision == self.revision {
+            let rest: String = snap.text.chars().skip(self.sent as usize).collect();
+            self.delta(snap.revision, self.sent, rest)
+        } else {
+            self.catch_up_event(snap.revision, 0, snap.text)
+        };
+        self.revision = snap.revision;
+        self.sent = snap.chars;
+        Some(Arc::new(event))
+    }
+
+    /// The text of a revision from `offset`: a delta on revision 0, a replace
+    /// (the whole text) on later revisions.
+    fn catch_up_event(&self, revision: u32, offset: u64, text: String) -> SessionEvent {
+        if revision == 0 {
+            self.delta(revision, offset, text)
+        } else {
+            SessionEvent::StreamReplace { turn_id: self.live.turn_id, seq: self.live.seq, revision, text }
+        }
+    }
+
+    fn delta(&self, revision: u32, offset: u64, text: String) -> SessionEvent {
+        SessionEvent::StreamDelta { turn_id: self.live.turn_id, seq: self.live.seq, revision, offset, text }
+    }
+}
+
+impl Drop for TurnStream {
+    /// The client that started the turn went away before its end.
+    fn drop(&mut self) {
+        if self.abort_on_drop && !self.done {
+            self.live.stop(StopReason::ClientGone);
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! The test server's configuration, rendered to the TOML of SPEC §17 (plus the
+//! `shutdown_grace_secs` key the binary accepts).
+
+use super::fake_openai::FakeOpenAi;
+
+/// Timeouts in seconds (fractions allowed).
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: f64,
+    pub first_token: f64,
+    pub idle: f64,
+    pub total: f64,
+}
+
+impl Default for Timeouts {
+    /// Short but comfortable for a loaded 2-core machine.
+    fn default() -> Self {
+        Self { connect: 2.0, first_token: 5.0, idle: 5.0, total: 20.0 }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TenantSpec {
+    pub id: String,
+    pub kind: &'static str,
+    pub base_url: Option<String>,
+    pub model: String,
+    pub on_disconnect: Option<&'static str>,
+    pub history_messages: Option<u32>,
+    pub system_prompt: Option<String>,
+    pub timeouts: Option<Timeouts>,
+}
+
+impl TenantSpec {
+    /// A tenant answered by the built-in demo provider.
+    pub fn demo(id: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            kind: "demo",
+            base_url: None,
+            model: "demo".to_owned(),
+            on_disconnect: None,
+            history_messages: None,
+            system_prompt: None,
+            timeouts: None,
+        }
+    }
+
+    /// A tenant answered by the fake OpenAI upstream.
+    pub fn openai(id: &str, fake: &FakeOpenAi) -> Self {
+        Self {
+            id: id.to_owned(),
+            kind: "openai",
+            base_url: Some(fake.base_url()),
+            model: "gpt-fake".to_owned(),
+            on_disconnect: None,
+            history_messages: None,
+            system_prompt: None,
+            timeouts: Some(Timeouts::default()),
+        }
+    }
+
+    pub fn on_disconnect(mut self, v: &'static str) -> Self {
+        self.on_disconnect = Some(v);
+        self
+    }
+
+    pub fn history_messages(mut self, n: u32) -> Self {
+        self.history_messages = Some(n);
+        self
+    }
+
+    pub fn system_prompt(mut self, p: &str) -> Self {
+        self.system_prompt = Some(p.to_owned());
+        self
+    }
+
+    pub fn timeouts(mut self, t: Timeouts) -> Self {
+        self.timeouts = Some(t);
+        self
+    }
+
+    fn render(&self, out: &mut String) {
+        out.push_str(&format!("\n[[tenants]]\nid = {}\nname = {}\n", q(&self.id), q(&self.id)));
+        if let Some(v) = self.on_disconnect {
+            out.push_str(&format!("on_disconnect = {}\n", q(v)));
+        }
+        out.push_str(&format!("[tenants.provider]\nkind = {}\nmodel = {}\n", q(self.kind), q(&self.model)));
+        if let Some(url) = &self.base_url {
+            out.push_str(&format!("base_url = {}\napi_key_env = \"SWITCHBOARD_TEST_FAKE_API_KEY\"\n", q(url)));
+        }
+        if let Some(n) = self.history_messages {
+            out.push_str(&format!("history_messages = {n}\n"));
+        }
+        if let Some(p) = &self.system_prompt {
+            out.push_str(&format!("system_prompt = {}\n", q(p)));
+        }
+        if let Some(t) = self.timeouts {
+            out.push_str(&format!(
+                "[tenants.provider.timeouts]\nconnect = {:?}\nfirst_token = {:?}\nidle = {:?}\ntotal = {:?}\n",
+                t.connect, t.first_token, t.idle, t.total
+            ));
+        }
+    }
+}
+
+/// The whole file, minus `listen` and `data_dir`, which the app fills in.
+#[derive(Debug, Clone, Default)]
+pub struct AppConfig {
+    pub tenants: Vec<TenantSpec>,
+    pub database_url: Option<String>,
+    pub max_body_bytes: Option<u64>,
+    pub shutdown_grace_secs: Option<f64>,
+    /// Raw top-level lines, for tests of the config loader itself.
+    pub extra_top_level: Vec<String>,
+}
+
+impl AppConfig {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn tenant(mut self, t: TenantSpec) -> Self {
+        self.tenants.push(t);
+        self
+    }
+
+    pub fn database_url(mut self, url: &str) -> Self {
+        self.database_url = Some(url.to_owned());
+        self
+    }
+
+    pub fn max_body_bytes(mut self, n: u64) -> Self {
+        self.max_body_bytes = Some(n);
+        self
+    }
+
+    pub fn shutdown_grace_secs(mut self, n: f64) -> Self {
+        self.shutdown_grace_secs = Some(n);
+        self
+    }
+
+    pub fn raw(mut self, line: &str) -> Self {
+        self.extra_top_level.push(line.to_owned());
+        self
+    }
+
+    pub fn render(&self, data_dir: &str) -> String {
+        let mut out = format!("listen = \"127.0.0.1:0\"\ndata_dir = {}\n", q(data_dir));
+        if let Some(url) = &self.database_url {
+            out.push_str(&format!("database_url = {}\n", q(url)));
+        }
+        if let Some(n) = self.max_body_bytes {
+            out.push_str(&format!("max_body_bytes = {n}\n"));
+        }
+        let grace = self.shutdown_grace_secs.unwrap_or(5.0);
+        // An integer when whole, so a loader that wants integer seconds accepts it.
+        if grace.fract() == 0.0 {
+            out.push_str(&format!("shutdown_grace_secs = {}\n", grace as u64));
+        } else {
+            out.push_str(&format!("shutdown_grace_secs = {grace:?}\n"));
+        }
+        for line in &self.extra_top_level {
+            out.push_str(line);
+            out.push('\n');
+        }
+        for t in &self.tenants {
+            t.render(&mut out);
+        }
+        out
+    }
+}
+
+/// A TOML basic string.
+fn q(s: &str) -> String {
+    let escaped: String = s
+        .chars()
+        .flat_map(|c| match c {
+            '"' => vec!['\\', '"'],
+            '\\' => vec!['\\', '\\'],
+            '\n' => vec!['\\', 'n'],
+            c => vec![c],
+        })
+        .collect();
+    format!("\"{escaped}\"")
+}

@@ -1,0 +1,20 @@
+//! Shared helpers of the black-box suite: the server under test and its
+//! config, typed HTTP calls, an SSE reader, a fake OpenAI upstream, throwaway
+//! PostgreSQL databases, and the assertions every turn test makes.
+#![allow(dead_code, unused_imports)]
+
+pub mod app;
+pub mod checks;
+pub mod client;
+pub mod config;
+pub mod fake_openai;
+pub mod postgres;
+pub mod sse;
+pub mod wait;
+
+pub use app::TestApp;
+pub use client::{chat_body, LiveStream, Reply, SseReply, Visitor, TURN_TIMEOUT};
+pub use config::{AppConfig, TenantSpec, Timeouts};
+pub use fake_openai::{joined, pieces, unicode_pieces, FakeOpenAi, Mode};
+pub use sse::{deltas_text, kinds, SseEvent};
+pub use wait::eventually;

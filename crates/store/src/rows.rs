@@ -1,0 +1,182 @@
+//! Rows as both backends read them, and their decoding (decryption included)
+//! into the domain's types, so SQLite and PostgreSQL share one definition of
+//! what a stored session, message or tenant means.
+
+use crate::crypto::{Aad, Cipher, CryptoError};
+use switchboard_core::model::{Message, MessageStatus, Role, Session, SessionStatus, Takeover, TurnMeta};
+use switchboard_core::store::{StoreError, TenantRecord};
+use switchboard_core::time::{from_millis, Timestamp};
+use uuid::Uuid;
+
+/// Column names of encrypted values, part of their associated data.
+pub const CONTENT: &str = "content";
+pub const METADATA: &str = "metadata";
+
+/// The columns `MessageRow` reads, in a form `concat!` can splice into SQL.
+macro_rules! message_columns {
+    () => {
+        "session_id, seq, tenant_id, role, content, author, status, created_at, token_count, \
+         client_message_id, turn_id, meta"
+    };
+}
+pub(crate) use message_columns;
+
+macro_rules! session_columns {
+    () => {
+        "id, tenant_id, owner, status, created_at, last_activity_at, message_count, latest_seq, \
+         admin_assisted, takeover"
+    };
+}
+pub(crate) use session_columns;
+
+macro_rules! tenant_columns {
+    () => {
+        "id, name, source, config, kill_switch, created_at, updated_at"
+    };
+}
+pub(crate) use tenant_columns;
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct MessageRow {
+    pub session_id: String,
+    pub seq: i64,
+    pub tenant_id: String,
+    pub role: String,
+    pub content: Vec<u8>,
+    pub author: Option<String>,
+    pub status: String,
+    pub created_at: i64,
+    pub token_count: i64,
+    pub client_message_id: Option<String>,
+    pub turn_id: Option<String>,
+    pub meta: Option<String>,
+}
+
+impl MessageRow {
+    pub fn decode(self, cipher: &Cipher) -> Result<Message, StoreError> {
+        let session_id = parse_uuid(&self.session_id)?;
+        let at = Aad { tenant_id: &self.tenant_id, session_id, seq: self.seq, column: CONTENT };
+        let content = cipher.decrypt_string(&at, &self.content).map_err(crypto_err)?;
+        Ok(Message {
+            session_id,
+            seq: self.seq,
+            role: Role::parse(&self.role).ok_or_else(|| corrupt("role", &self.role))?,
+            content,
+            author: self.author,
+            status: MessageStatus::parse(&self.status).ok_or_else(|| corrupt("status", &self.status))?,
+            created_at: from_millis(self.created_at),
+            token_count: self.token_count,
+            client_message_id: self.client_message_id,
+            tools: Vec::new(),
+            turn_id: self.turn_id.as_deref().map(parse_uuid).transpose()?,
+            meta: self.meta.as_deref().map(parse_json::<TurnMeta>).transpose()?,
+        })
+    }
+}
+
+/// Decodes rows read newest first into messages in the same order.
+pub fn decode_messages(rows: Vec<MessageRow>, cipher: &Cipher) -> Result<Vec<Message>, StoreError> {
+    rows.into_iter().map(|row| row.decode(cipher)).collect()
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct SessionRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub owner: String,
+    pub status: String,
+    pub created_at: i64,
+    pub last_activity_at: i64,
+    pub message_count: i64,
+    pub latest_seq: i64,
+    pub admin_assisted: bool,
+    pub takeover: Option<String>,
+}
+
+impl SessionRow {
+    pub fn decode(self) -> Result<Session, StoreError> {
+        Ok(Session {
+            id: parse_uuid(&self.id)?,
+            tenant_id: self.tenant_id,
+            status: SessionStatus::parse(&self.status).ok_or_else(|| corrupt("status", &self.status))?,
+            created_at: from_millis(self.created_at),
+            last_activity_at: from_millis(self.last_activity_at),
+            message_count: self.message_count,
+            admin_assisted: self.admin_assisted,
+            latest_seq: self.latest_seq,
+            takeover: self.takeover.as_deref().map(parse_json::<Takeover>).transpose()?,
+            owner: self.owner,
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct TenantRow {
+    pub id: String,
+    pub name: String,
+    pub source: String,
+    pub config: String,
+    pub kill_switch: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl TenantRow {
+    pub fn decode(self) -> Result<TenantRecord, StoreError> {
+        Ok(TenantRecord {
+            config: parse_json(&self.config)?,
+            id: self.id,
+            name: self.name,
+            source: self.source,
+            kill_switch: self.kill_switch,
+            created_at: from_millis(self.created_at),
+            updated_at: from_millis(self.updated_at),
+        })
+    }
+}
+
+/// The session row fields `begin_turn` decides on.
+#[derive(Debug, sqlx::FromRow)]
+pub struct TurnSessionRow {
+    pub owner: String,
+    pub status: String,
+    pub latest_seq: i64,
+}
+
+pub fn millis(t: &Timestamp) -> i64 {
+    t.timestamp_millis()
+}
+
+pub fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("cannot encode json: {e}")))
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("stored json: {e}")))
+}
+
+fn parse_uuid(text: &str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(text).map_err(|_| StoreError::Corrupt(format!("stored uuid {text:?}")))
+}
+
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("unknown {what} {value:?}"))
+}
+
+pub fn crypto_err(e: CryptoError) -> StoreError {
+    StoreError::Crypto(e.to_string())
+}
+
+pub fn db_err(e: sqlx::Error) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+/// A unique index refused the write: for `begin_turn`, a concurrent request
+/// with the same `client_message_id` won.
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error().is_some_and(|d| d.is_unique_violation())
+}
+
+pub fn status_of(status: &str) -> Result<SessionStatus, StoreError> {
+    SessionStatus::parse(status).ok_or_else(|| corrupt("status", status))
+}

@@ -1,0 +1,111 @@
+//! The backend-independent part of `begin_turn`: which rows a new turn writes
+//! (already encrypted) and how its history is assembled. The backends only add
+//! the transaction, the locking and the SQL.
+
+use crate::crypto::{Aad, Cipher};
+use crate::rows::{crypto_err, millis, CONTENT};
+use switchboard_core::model::{Message, MessageStatus, Role};
+use switchboard_core::store::{BeginTurn, StoreError};
+
+/// One message row to insert, with the plaintext message it stands for.
+#[derive(Debug)]
+pub struct NewMessage {
+    pub message: Message,
+    pub session_id: String,
+    pub tenant_id: String,
+    pub content: Vec<u8>,
+    pub created_at: i64,
+    pub turn_id: String,
+    pub lease_node: Option<String>,
+    pub lease_until: Option<i64>,
+}
+
+impl NewMessage {
+    pub fn role(&self) -> &'static str {
+        self.message.role.as_str()
+    }
+
+    pub fn status(&self) -> &'static str {
+        self.message.status.as_str()
+    }
+}
+
+/// The user message at `latest_seq + 1` and, unless an agent holds the
+/// session, the streaming assistant message after it.
+pub fn new_messages(
+    turn: &BeginTurn,
+    latest_seq: i64,
+    with_assistant: bool,
+    cipher: &Cipher,
+) -> Result<Vec<NewMessage>, StoreError> {
+    let user = Message {
+        session_id: turn.session_id,
+        seq: latest_seq + 1,
+        role: Role::User,
+        content: turn.content.clone(),
+        author: None,
+        status: MessageStatus::Complete,
+        created_at: turn.now,
+        token_count: turn.user_token_count,
+        client_message_id: turn.client_message_id.clone(),
+        tools: Vec::new(),
+        turn_id: Some(turn.turn_id),
+        meta: None,
+    };
+    let mut out = vec![row(turn, user, None, cipher)?];
+    if with_assistant {
+        let assistant = Message {
+            session_id: turn.session_id,
+            seq: latest_seq + 2,
+            role: Role::Assistant,
+            content: String::new(),
+            author: None,
+            status: MessageStatus::Streaming,
+            created_at: turn.now,
+            token_count: 0,
+            client_message_id: None,
+            tools: Vec::new(),
+            turn_id: Some(turn.turn_id),
+            meta: None,
+        };
+        let lease = (turn.node_id.clone(), millis(&turn.lease_until));
+        out.push(row(turn, assistant, Some(lease), cipher)?);
+    }
+    Ok(out)
+}
+
+fn row(
+    turn: &BeginTurn,
+    message: Message,
+    lease: Option<(String, i64)>,
+    cipher: &Cipher,
+) -> Result<NewMessage, StoreError> {
+    let at = Aad { tenant_id: &turn.tenant_id, session_id: turn.session_id, seq: message.seq, column: CONTENT };
+    let content = cipher.encrypt_str(&at, &message.content).map_err(crypto_err)?;
+    let (lease_node, lease_until) = lease.map_or((None, None), |(node, until)| (Some(node), Some(until)));
+    Ok(NewMessage {
+        session_id: turn.session_id.to_string(),
+        tenant_id: turn.tenant_id.clone(),
+        content,
+        created_at: millis(&turn.now),
+        turn_id: turn.turn_id.to_string(),
+        lease_node,
+        lease_until,
+        message,
+    })
+}
+
+/// How many messages before the new user message the history needs.
+pub fn earlier_needed(turn: &BeginTurn) -> i64 {
+    i64::from(turn.history_limit.saturating_sub(1))
+}
+
+/// `earlier` newest first (as read) → oldest first, ending with `user`.
+pub fn history(mut earlier: Vec<Message>, user: &Message, limit: u32) -> Vec<Message> {
+    if limit == 0 {
+        return Vec::new();
+    }
+    earlier.reverse();
+    earlier.push(user.clone());
+    earlier
+}
