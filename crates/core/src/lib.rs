@@ -7,6 +7,7 @@ pub mod error;
 pub mod events;
 pub mod ids;
 pub mod model;
+pub mod origin;
 pub mod provider;
 pub mod store;
 pub mod tenant;

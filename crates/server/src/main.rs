@@ -1,1 +1,76 @@
-fn main() {}
+//! The `switchboard` binary: `serve` runs the runtime, `migrate` prepares the
+//! database.
+
+mod app;
+mod config;
+mod gate;
+mod handlers;
+mod http;
+mod routes;
+mod state;
+mod tokens;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "switchboard", version, about = "Self-hosted multi-tenant AI chat runtime")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (embedded defaults without a file: SQLite under ./data, the demo model).
+    Serve {
+        /// A TOML configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Create or upgrade the database schema, then exit.
+    Migrate {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("switchboard: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve { config } => {
+                let config = config::Config::load(config.as_deref()).map_err(|e| e.to_string())?;
+                app::serve(config).await.map_err(|e| e.to_string())
+            }
+            Command::Migrate { config } => {
+                let config = config::Config::load(config.as_deref()).map_err(|e| e.to_string())?;
+                app::open_store(&config, true).await.map_err(|e| e.to_string())?;
+                println!("switchboard: database is up to date");
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("switchboard: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -82,7 +82,8 @@ impl TestApp {
 
     async fn spawn(&mut self) {
         self.starts += 1;
-        let mut log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("log file");
+        let mut log =
+            std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("log file");
         use std::io::Write;
         let _ = writeln!(log, "===== test harness: start #{} =====", self.starts);
         let mut child = Self::command(&self.config_path(), log).spawn().expect("spawn switchboard");
@@ -107,7 +108,10 @@ impl TestApp {
                 let status = child.wait().await;
                 panic!("switchboard exited before listening ({status:?}); log:\n{}", self.log());
             }
-            Err(_) => panic!("switchboard did not print its listening line within {START_TIMEOUT:?}; log:\n{}", self.log()),
+            Err(_) => panic!(
+                "switchboard did not print its listening line within {START_TIMEOUT:?}; log:\n{}",
+                self.log()
+            ),
         };
         assert!(url.starts_with("http://127.0.0.1:"), "unexpected listening line: {url}");
         self.base_url = url.trim_end_matches('/').to_owned();

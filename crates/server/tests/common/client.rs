@@ -222,7 +222,8 @@ impl TestApp {
 
     /// Starts a streamed turn and returns as soon as the headers are in.
     pub async fn chat_live(&self, who: &Visitor, body: &Value) -> LiveStream {
-        let resp = self.request(Method::POST, "/v1/chat", Some(who)).json(body).send().await.expect("chat request");
+        let resp =
+            self.request(Method::POST, "/v1/chat", Some(who)).json(body).send().await.expect("chat request");
         let status = resp.status();
         let headers = resp.headers().clone();
         if status != StatusCode::OK {

@@ -87,7 +87,10 @@ impl TenantSpec {
         }
         out.push_str(&format!("[tenants.provider]\nkind = {}\nmodel = {}\n", q(self.kind), q(&self.model)));
         if let Some(url) = &self.base_url {
-            out.push_str(&format!("base_url = {}\napi_key_env = \"SWITCHBOARD_TEST_FAKE_API_KEY\"\n", q(url)));
+            out.push_str(&format!(
+                "base_url = {}\napi_key_env = \"SWITCHBOARD_TEST_FAKE_API_KEY\"\n",
+                q(url)
+            ));
         }
         if let Some(n) = self.history_messages {
             out.push_str(&format!("history_messages = {n}\n"));

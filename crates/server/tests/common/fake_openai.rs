@@ -168,7 +168,8 @@ impl FakeOpenAi {
 
 async fn completions(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     shared.calls.fetch_add(1, Ordering::SeqCst);
-    let body = serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into()));
+    let body = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into()));
     let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
     shared.requests.lock().expect("lock").push(Captured { body, authorization, at: Instant::now() });
     let queued = shared.queue.lock().expect("lock").pop_front();
@@ -183,8 +184,12 @@ async fn completions(State(shared): State<Arc<Shared>>, headers: HeaderMap, body
         Mode::ServerError => (
             StatusCode::INTERNAL_SERVER_ERROR,
             [("content-type", "application/json")],
-            error_body("The server had an error while processing your request.", "server_error", "server_error")
-                .to_string(),
+            error_body(
+                "The server had an error while processing your request.",
+                "server_error",
+                "server_error",
+            )
+            .to_string(),
         )
             .into_response(),
         mode => stream_response(shared.clone(), steps(&mode)),
@@ -285,7 +290,11 @@ fn steps(mode: &Mode) -> Vec<Step> {
         Mode::MidStreamError(before) => {
             let mut out: Vec<Step> = vec![role(false)];
             out.extend(before.iter().map(|p| content(p, false)));
-            let err = error_body("The server had an error while processing your request.", "server_error", "server_error");
+            let err = error_body(
+                "The server had an error while processing your request.",
+                "server_error",
+                "server_error",
+            );
             out.push(event(&err.to_string(), false));
             out
         }
@@ -329,6 +338,7 @@ fn stream_response(shared: Arc<Shared>, steps: Vec<Step>) -> Response {
         loop {
             let Some(step) = t.steps.pop_front() else {
                 t.finished = true;
+                drop(t);
                 return None;
             };
             match step {

@@ -9,6 +9,7 @@ pub mod client;
 pub mod config;
 pub mod fake_openai;
 pub mod postgres;
+pub mod scenarios;
 pub mod sse;
 pub mod wait;
 

@@ -102,7 +102,11 @@ impl SseParser {
 
 /// The text of all `stream_delta` events, in order.
 pub fn deltas_text(events: &[SseEvent]) -> String {
-    events.iter().filter(|e| e.event == "stream_delta").map(|e| e.json()["text"].as_str().unwrap_or("").to_owned()).collect()
+    events
+        .iter()
+        .filter(|e| e.event == "stream_delta")
+        .map(|e| e.json()["text"].as_str().unwrap_or("").to_owned())
+        .collect()
 }
 
 /// The event names, in order.

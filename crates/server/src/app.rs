@@ -1,0 +1,202 @@
+//! Wiring: keys, store, tenants, providers, the turn engine and the HTTP
+//! server, and the order they start and stop in.
+
+use crate::config::{Config, TenantConfig};
+use crate::routes;
+use crate::state::{AppState, Tenants};
+use crate::tokens::Signer;
+use axum::serve::ListenerExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_bus::LocalBus;
+use switchboard_core::store::{Store, TenantRecord};
+use switchboard_core::tenant::Tenant;
+use switchboard_core::time::{Clock, SystemClock};
+use switchboard_core::turn::{EngineConfig, TurnEngine};
+use switchboard_store::{Durability, Keyring, StoreOptions};
+use tokio_util::sync::CancellationToken;
+
+/// Why the server could not start (printed, then exit 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(pub String);
+
+fn fail(context: &str) -> impl FnOnce(String) -> StartError + '_ {
+    move |e| StartError(format!("{context}: {e}"))
+}
+
+/// Opens the database with the configured keys (creating the data directory
+/// and generating missing keys), optionally migrating it first.
+pub async fn open_store(config: &Config, migrate: bool) -> Result<Arc<dyn Store>, StartError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| fail("cannot create data_dir")(e.to_string()))?;
+    let keyring = load_keys(&config.data_dir, &config.encryption_keys_env, "encryption.keys", "content")?;
+    let durability = if config.full_durability { Durability::Full } else { Durability::Normal };
+    let options = StoreOptions { keyring, durability };
+    if migrate {
+        switchboard_store::migrate(&config.database_url, &options)
+            .await
+            .map_err(|e| fail("database")(e.to_string()))?;
+    }
+    switchboard_store::connect(&config.database_url, options)
+        .await
+        .map_err(|e| fail("database")(e.to_string()))
+}
+
+/// Keys from the environment variable, else from the data directory's file,
+/// generated once (with a warning: losing the file loses what it protects).
+fn load_keys(data_dir: &Path, env_var: &str, file: &str, what: &str) -> Result<Keyring, StartError> {
+    let env_value = std::env::var(env_var).ok();
+    let path = data_dir.join(file);
+    let (keys, generated) = switchboard_store::load_or_generate(env_value.as_deref(), &path, "k1")
+        .map_err(|e| fail(env_var)(e.to_string()))?;
+    if generated {
+        tracing::warn!(
+            path = %path.display(),
+            "no {env_var} given: generated a {what} key into the data directory; back it up (losing it loses what it protects) and give every node the same key"
+        );
+    }
+    Ok(keys)
+}
+
+/// This node's id: configured, or generated once into the data directory.
+fn node_id(config: &Config) -> Result<String, StartError> {
+    if !config.node_id.is_empty() {
+        return Ok(config.node_id.clone());
+    }
+    let path = config.data_dir.join("node_id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_owned()),
+        _ => {
+            let id = format!("node-{}", uuid::Uuid::new_v4().simple());
+            std::fs::write(&path, &id).map_err(|e| fail("cannot write node_id")(e.to_string()))?;
+            Ok(id)
+        }
+    }
+}
+
+fn tenant(config: &TenantConfig) -> Result<Tenant, StartError> {
+    let provider = switchboard_providers::build(&config.provider)
+        .map_err(|e| fail(&format!("tenant {}: provider", config.id))(e.to_string()))?;
+    Ok(Tenant {
+        id: config.id.clone(),
+        name: config.name.clone(),
+        allowed_origins: config.allowed_origins.clone(),
+        allow_no_origin: config.allow_no_origin,
+        on_disconnect: config.on_disconnect,
+        retention_days: config.retention_days,
+        max_messages_per_session: config.max_messages_per_session,
+        max_connections_per_subject: config.max_connections_per_subject,
+        require_user: config.require_user,
+        kill_switch: config.kill_switch,
+        provider_settings: config.provider.clone(),
+        provider,
+    })
+}
+
+/// The database's copy of a tenant owned by the configuration file.
+fn record(config: &TenantConfig, clock: &dyn Clock) -> TenantRecord {
+    let p = &config.provider;
+    let settings = serde_json::json!({
+        "allowed_origins": config.allowed_origins,
+        "allow_no_origin": config.allow_no_origin,
+        "on_disconnect": config.on_disconnect,
+        "require_user": config.require_user,
+        "provider": {"kind": p.kind, "model": p.model, "base_url": p.base_url, "api_key_env": p.api_key_env},
+    });
+    let now = clock.now();
+    TenantRecord {
+        id: config.id.clone(),
+        name: config.name.clone(),
+        source: "config".into(),
+        config: settings,
+        kill_switch: config.kill_switch,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// Runs the server until SIGTERM or SIGINT, then shuts down gracefully.
+pub async fn serve(config: Config) -> Result<(), StartError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = open_store(&config, true).await?;
+    let mut tenants = Vec::with_capacity(config.tenants.len());
+    for t in &config.tenants {
+        store.upsert_tenant(&record(t, clock.as_ref())).await.map_err(|e| fail("database")(e.to_string()))?;
+        tenants.push(tenant(t)?);
+    }
+    let signing = load_keys(&config.data_dir, "SWITCHBOARD_SIGNING_KEY", "signing.key", "token signing")?;
+    let node = node_id(&config)?;
+    let engine =
+        TurnEngine::new(store.clone(), Arc::new(LocalBus::new()), clock.clone(), EngineConfig::new(&node));
+    let reaped = engine.reap_own_leases().await.map_err(|e| fail("database")(e.to_string()))?;
+    if reaped > 0 {
+        tracing::warn!(reaped, "answers left streaming by this node's last run are now marked interrupted");
+    }
+    engine.spawn_reaper();
+    let config = Arc::new(config);
+    let state = AppState {
+        config: config.clone(),
+        tenants: Arc::new(Tenants::new(tenants)),
+        store,
+        engine: engine.clone(),
+        signer: Arc::new(Signer::new(signing)),
+        clock,
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| fail(&format!("cannot listen on {}", config.listen))(e.to_string()))?;
+    let addr = listener.local_addr().map_err(|e| fail("listener")(e.to_string()))?;
+    // Small SSE writes must not wait on Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    tracing::info!(%addr, node = %node, database = %redact_url(&config.database_url), "switchboard started");
+    println!("switchboard listening on http://{addr}");
+    let stop = CancellationToken::new();
+    let server =
+        axum::serve(listener, routes::router(state)).with_graceful_shutdown(stop.clone().cancelled_owned());
+    let server = tokio::spawn(async move { server.await });
+    shutdown_signal().await;
+    tracing::info!(grace = ?config.shutdown_grace, "shutting down: no new connections; letting turns finish");
+    stop.cancel();
+    engine.shutdown(config.shutdown_grace).await;
+    // Streams end with their turns; give the last bytes a moment to go out.
+    match tokio::time::timeout(Duration::from_secs(5), server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "server error during shutdown"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "server task failed"),
+        Err(_) => tracing::warn!("connections still open after shutdown; closing them"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// A database URL without its password, for the log.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,196 @@
+//! One typed configuration: embedded defaults, then the TOML file, then
+//! `SWITCHBOARD_*` variables; validated once at start into `Config`. Bad
+//! configuration fails fast with a message naming the key.
+
+mod env;
+mod raw;
+mod tenant;
+
+pub use tenant::TenantConfig;
+
+use raw::{RawConfig, RawDurability};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+fn err(msg: impl Into<String>) -> ConfigError {
+    ConfigError(msg.into())
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub public_url: String,
+    pub encryption_keys_env: String,
+    pub heartbeat: Duration,
+    pub max_body_bytes: usize,
+    pub kill_switch: bool,
+    pub visitor_token_ttl: Duration,
+    pub ticket_ttl: Duration,
+    pub full_durability: bool,
+    /// Empty: generated once into the data directory.
+    pub node_id: String,
+    pub shutdown_grace: Duration,
+    pub tenants: Vec<TenantConfig>,
+}
+
+impl Config {
+    /// Reads the file (if any) and the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let text = match file {
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?,
+            None => String::new(),
+        };
+        Self::from_parts(&text, std::env::vars())
+    }
+
+    /// Builds the configuration from TOML text and environment variables.
+    pub fn from_parts(
+        toml_text: &str,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut root: toml::Value = toml::from_str::<toml::Table>(toml_text)
+            .map(toml::Value::Table)
+            .map_err(|e| err(format!("the file is not valid TOML: {}", e.message())))?;
+        let from_env = env::overlay(&mut root, vars).map_err(err)?;
+        let raw: RawConfig = serde_path_to_error::deserialize(root).map_err(|e| {
+            let path = e.path().to_string();
+            let via = from_env
+                .iter()
+                .find(|(key, _)| path.starts_with(key.as_str()) || key.starts_with(path.as_str()))
+                .map(|(_, var)| format!(" (set by {var})"))
+                .unwrap_or_default();
+            err(format!("at `{path}`{via}: {}", e.into_inner()))
+        })?;
+        validate(raw)
+    }
+}
+
+fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+    let listen: SocketAddr =
+        raw.listen.parse().map_err(|_| err(format!("`listen`: `{}` is not an address:port", raw.listen)))?;
+    let data_dir = PathBuf::from(&raw.data_dir);
+    let database_url =
+        raw.database_url.unwrap_or_else(|| format!("sqlite://{}", data_dir.join("switchboard.db").display()));
+    if !(database_url.starts_with("sqlite:")
+        || database_url.starts_with("postgres://")
+        || database_url.starts_with("postgresql://"))
+    {
+        return Err(err("`database_url`: must start with sqlite:// or postgres://"));
+    }
+    if !raw.bus_url.is_empty() {
+        return Err(err("`bus_url`: only the in-process bus (\"\") is available in this version"));
+    }
+    let public_url = raw.public_url.unwrap_or_else(|| "http://127.0.0.1:8080".to_owned());
+    let public_url = tenant::normalize_origin(&public_url)
+        .ok_or_else(|| err(format!("`public_url`: `{public_url}` must be scheme://host[:port]")))?;
+    positive("heartbeat_secs", raw.heartbeat_secs as f64)?;
+    positive("ticket_ttl_secs", raw.ticket_ttl_secs as f64)?;
+    positive("visitor_token_ttl_secs", raw.visitor_token_ttl_secs as f64)?;
+    if raw.max_body_bytes < 1024 {
+        return Err(err("`max_body_bytes`: must be at least 1024"));
+    }
+    if !(0.0..=3600.0).contains(&raw.shutdown_grace_secs) {
+        return Err(err("`shutdown_grace_secs`: must be between 0 and 3600"));
+    }
+    let mut tenants = Vec::with_capacity(raw.tenants.len().max(1));
+    for (i, t) in raw.tenants.into_iter().enumerate() {
+        let t = tenant::validate(t).map_err(|e| err(format!("at `tenants[{i}]`: {e}")))?;
+        if tenants.iter().any(|o: &TenantConfig| o.id == t.id) {
+            return Err(err(format!("at `tenants[{i}].id`: `{}` is declared twice", t.id)));
+        }
+        tenants.push(t);
+    }
+    if tenants.is_empty() {
+        tenants.push(tenant::builtin_demo(&public_url, listen.port()));
+    }
+    Ok(Config {
+        listen,
+        data_dir,
+        database_url,
+        public_url,
+        encryption_keys_env: raw.encryption_keys_env,
+        heartbeat: Duration::from_secs(raw.heartbeat_secs),
+        max_body_bytes: raw.max_body_bytes,
+        kill_switch: raw.kill_switch,
+        visitor_token_ttl: Duration::from_secs(raw.visitor_token_ttl_secs),
+        ticket_ttl: Duration::from_secs(raw.ticket_ttl_secs),
+        full_durability: raw.durability == RawDurability::Full,
+        node_id: raw.node_id,
+        shutdown_grace: Duration::from_secs_f64(raw.shutdown_grace_secs),
+        tenants,
+    })
+}
+
+fn positive(key: &str, v: f64) -> Result<(), ConfigError> {
+    if v > 0.0 {
+        Ok(())
+    } else {
+        Err(err(format!("`{key}`: must be greater than 0")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn load(toml: &str) -> Result<Config, ConfigError> {
+        Config::from_parts(toml, Vec::new())
+    }
+
+    #[test]
+    fn embedded_defaults_run_the_demo_tenant_offline() {
+        let c = load("").unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url, "sqlite://./data/switchboard.db");
+        assert_eq!(c.tenants.len(), 1);
+        assert_eq!(c.tenants[0].id, "demo");
+        assert_eq!(c.tenants[0].allowed_origins, ["http://127.0.0.1:8080", "http://localhost:8080"]);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = load("listn = \"x\"").unwrap_err().to_string();
+        assert!(e.contains("listn"), "{e}");
+        let e =
+            load("[[tenants]]\nid = \"a\"\n[tenants.provider]\nkindd = \"demo\"").unwrap_err().to_string();
+        assert!(e.contains("tenants[0].provider") && e.contains("kindd"), "{e}");
+        let e =
+            Config::from_parts("", vec![("SWITCHBOARD_LISTN".into(), "x".into())]).unwrap_err().to_string();
+        assert!(e.contains("listn") && e.contains("SWITCHBOARD_LISTN"), "{e}");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let c =
+            Config::from_parts("heartbeat_secs = 3", vec![("SWITCHBOARD_HEARTBEAT_SECS".into(), "7".into())])
+                .unwrap();
+        assert_eq!(c.heartbeat, Duration::from_secs(7));
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        for bad in [
+            "listen = \"nope\"",
+            "database_url = \"mysql://x\"",
+            "bus_url = \"redis://x\"",
+            "[[tenants]]\nid = \"Bad Id\"",
+            "[[tenants]]\nid = \"a\"\nallowed_origins = [\"*\"]",
+            "[[tenants]]\nid = \"a\"\nallowed_origins = [\"https://a.example/path\"]",
+            "[[tenants]]\nid = \"a\"\n[[tenants]]\nid = \"a\"",
+            "[[tenants]]\nid = \"a\"\n[tenants.provider]\nkind = \"openai\"",
+            "[[tenants]]\nid = \"a\"\n[tenants.provider]\nkind = \"demo\"\n[tenants.provider.timeouts]\nidle = 0",
+        ] {
+            assert!(load(bad).is_err(), "{bad}");
+        }
+    }
+}

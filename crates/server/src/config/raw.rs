@@ -1,0 +1,256 @@
+//! The configuration as written (TOML file plus `SWITCHBOARD_*` environment),
+//! before validation. Every struct rejects unknown keys, so a typo fails at
+//! start with the key's name instead of being silently ignored.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_data_dir() -> String {
+    "./data".into()
+}
+fn default_operator_token_env() -> String {
+    "SWITCHBOARD_OPERATOR_TOKEN".into()
+}
+fn default_encryption_keys_env() -> String {
+    "SWITCHBOARD_ENCRYPTION_KEYS".into()
+}
+fn default_heartbeat_secs() -> u64 {
+    15
+}
+fn default_max_body_bytes() -> usize {
+    131_072
+}
+fn default_visitor_token_ttl_secs() -> u64 {
+    2_592_000
+}
+fn default_ticket_ttl_secs() -> u64 {
+    300
+}
+fn default_agent_token_max_ttl_secs() -> u64 {
+    43_200
+}
+fn default_metrics_allow() -> Vec<String> {
+    vec!["127.0.0.1/32".into(), "::1/128".into()]
+}
+fn default_shutdown_grace_secs() -> f64 {
+    10.0
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawDurability {
+    #[default]
+    Normal,
+    Full,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    #[serde(default = "default_data_dir")]
+    pub data_dir: String,
+    pub database_url: Option<String>,
+    #[serde(default)]
+    pub bus_url: String,
+    pub public_url: Option<String>,
+    #[serde(default = "default_operator_token_env")]
+    pub operator_token_env: String,
+    #[serde(default = "default_encryption_keys_env")]
+    pub encryption_keys_env: String,
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    #[serde(default)]
+    pub admin_origins: Vec<String>,
+    #[serde(default = "default_heartbeat_secs")]
+    pub heartbeat_secs: u64,
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    #[serde(default)]
+    pub kill_switch: bool,
+    #[serde(default = "default_visitor_token_ttl_secs")]
+    pub visitor_token_ttl_secs: u64,
+    #[serde(default = "default_ticket_ttl_secs")]
+    pub ticket_ttl_secs: u64,
+    #[serde(default = "default_agent_token_max_ttl_secs")]
+    pub agent_token_max_ttl_secs: u64,
+    #[serde(default)]
+    pub prices: BTreeMap<String, RawPrice>,
+    #[serde(default = "default_metrics_allow")]
+    pub metrics_allow: Vec<String>,
+    #[serde(default)]
+    pub durability: RawDurability,
+    #[serde(default)]
+    pub node_id: String,
+    /// How long running turns may take to finish at shutdown.
+    #[serde(default = "default_shutdown_grace_secs")]
+    pub shutdown_grace_secs: f64,
+    #[serde(default)]
+    pub tenants: Vec<RawTenant>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrice {
+    pub input: f64,
+    pub output: f64,
+}
+
+fn default_retention_days() -> u32 {
+    30
+}
+fn default_max_messages() -> u32 {
+    1000
+}
+fn default_max_connections() -> u32 {
+    10
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTenant {
+    pub id: String,
+    pub name: Option<String>,
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    #[serde(default)]
+    pub allow_no_origin: bool,
+    #[serde(default)]
+    pub on_disconnect: switchboard_core::tenant::OnDisconnect,
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+    #[serde(default = "default_max_messages")]
+    pub max_messages_per_session: u32,
+    #[serde(default = "default_max_connections")]
+    pub max_connections_per_subject: u32,
+    #[serde(default)]
+    pub require_user: bool,
+    #[serde(default)]
+    pub kill_switch: bool,
+    pub jwt: Option<RawJwt>,
+    #[serde(default)]
+    pub provider: RawProvider,
+    pub rate_limits: Option<RawRateLimits>,
+    pub budget: Option<RawBudget>,
+    #[serde(default)]
+    pub fallbacks: Vec<RawProvider>,
+    #[serde(default)]
+    pub tools: Vec<RawTool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwt {
+    pub hs256_secret_env: Option<String>,
+    pub rs256_public_key_file: Option<String>,
+    pub es256_public_key_file: Option<String>,
+}
+
+fn default_history_messages() -> u32 {
+    20
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    #[serde(default = "default_kind")]
+    pub kind: switchboard_core::tenant::ProviderKind,
+    pub base_url: Option<String>,
+    pub model: Option<String>,
+    pub api_key_env: Option<String>,
+    pub system_prompt: Option<String>,
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f32>,
+    #[serde(default = "default_history_messages")]
+    pub history_messages: u32,
+    #[serde(default)]
+    pub timeouts: RawTimeouts,
+}
+
+fn default_kind() -> switchboard_core::tenant::ProviderKind {
+    switchboard_core::tenant::ProviderKind::Demo
+}
+
+impl Default for RawProvider {
+    fn default() -> Self {
+        Self {
+            kind: default_kind(),
+            base_url: None,
+            model: None,
+            api_key_env: None,
+            system_prompt: None,
+            max_tokens: None,
+            temperature: None,
+            history_messages: default_history_messages(),
+            timeouts: RawTimeouts::default(),
+        }
+    }
+}
+
+/// Seconds; fractions allowed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    #[serde(default = "five")]
+    pub connect: f64,
+    #[serde(default = "thirty")]
+    pub first_token: f64,
+    #[serde(default = "thirty")]
+    pub idle: f64,
+    #[serde(default = "three_hundred")]
+    pub total: f64,
+}
+
+fn five() -> f64 {
+    5.0
+}
+fn thirty() -> f64 {
+    30.0
+}
+fn three_hundred() -> f64 {
+    300.0
+}
+
+impl Default for RawTimeouts {
+    fn default() -> Self {
+        Self { connect: five(), first_token: thirty(), idle: thirty(), total: three_hundred() }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimits {
+    pub ip: Option<RawWindow>,
+    pub user: Option<RawWindow>,
+    pub tenant: Option<RawWindow>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWindow {
+    pub limit: u32,
+    pub window_secs: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBudget {
+    pub daily_tokens: Option<u64>,
+    pub daily_cost_usd: Option<f64>,
+    pub per_subject_daily_tokens: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTool {
+    pub name: String,
+    pub description: Option<String>,
+    pub parameters: Option<toml::Value>,
+    pub url: String,
+    pub secret_env: Option<String>,
+    pub timeout_ms: Option<u64>,
+}

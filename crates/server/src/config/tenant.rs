@@ -1,0 +1,130 @@
+//! Validation of one `[[tenants]]` entry, and the built-in `demo` tenant.
+
+use super::raw::{RawProvider, RawTenant};
+use switchboard_core::tenant::{OnDisconnect, ProviderKind, ProviderSettings, Timeouts};
+use switchboard_core::TenantId;
+
+pub use switchboard_core::origin::normalize as normalize_origin;
+
+/// A tenant declared in the configuration, validated.
+#[derive(Debug, Clone)]
+pub struct TenantConfig {
+    pub id: String,
+    pub name: String,
+    pub allowed_origins: Vec<String>,
+    pub allow_no_origin: bool,
+    pub on_disconnect: OnDisconnect,
+    pub retention_days: u32,
+    pub max_messages_per_session: u32,
+    pub max_connections_per_subject: u32,
+    pub require_user: bool,
+    pub kill_switch: bool,
+    pub provider: ProviderSettings,
+}
+
+pub(super) fn validate(t: RawTenant) -> Result<TenantConfig, String> {
+    TenantId::parse(&t.id)
+        .ok_or_else(|| format!("`id`: `{}` is not a tenant id ([a-z0-9][a-z0-9_-]{{0,62}})", t.id))?;
+    let mut allowed_origins = Vec::with_capacity(t.allowed_origins.len());
+    for o in &t.allowed_origins {
+        let n = normalize_origin(o).ok_or_else(|| {
+            format!("`allowed_origins`: `{o}` is not an origin (scheme://host[:port]; `*` is never allowed)")
+        })?;
+        allowed_origins.push(n);
+    }
+    if t.max_messages_per_session == 0 || t.max_connections_per_subject == 0 {
+        return Err("`max_messages_per_session` and `max_connections_per_subject` must be at least 1".into());
+    }
+    let provider = provider(t.provider).map_err(|e| format!("`provider.{e}"))?;
+    Ok(TenantConfig {
+        name: t.name.unwrap_or_else(|| t.id.clone()),
+        id: t.id,
+        allowed_origins,
+        allow_no_origin: t.allow_no_origin,
+        on_disconnect: t.on_disconnect,
+        retention_days: t.retention_days,
+        max_messages_per_session: t.max_messages_per_session,
+        max_connections_per_subject: t.max_connections_per_subject,
+        require_user: t.require_user,
+        kill_switch: t.kill_switch,
+        provider,
+    })
+}
+
+fn provider(p: RawProvider) -> Result<ProviderSettings, String> {
+    let model = match (p.kind, p.model) {
+        (ProviderKind::Demo, m) => m.unwrap_or_else(|| "demo".into()),
+        (ProviderKind::Openai, Some(m)) if !m.trim().is_empty() => m,
+        (ProviderKind::Openai, _) => return Err("model`: required for kind \"openai\"".into()),
+        (kind, _) => return Err(format!("kind`: \"{}\" is not available in this version", kind.as_str())),
+    };
+    if let Some(url) = &p.base_url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!("base_url`: `{url}` must be an http(s) URL"));
+        }
+    }
+    if p.history_messages == 0 || p.history_messages > 1000 {
+        return Err("history_messages`: must be between 1 and 1000".into());
+    }
+    let t = p.timeouts;
+    let secs = |name: &str, v: f64| {
+        if v > 0.0 && v <= 86_400.0 {
+            Ok(std::time::Duration::from_secs_f64(v))
+        } else {
+            Err(format!("timeouts.{name}`: must be more than 0 and at most 86400 seconds"))
+        }
+    };
+    let timeouts = Timeouts {
+        connect: secs("connect", t.connect)?,
+        first_token: secs("first_token", t.first_token)?,
+        idle: secs("idle", t.idle)?,
+        total: secs("total", t.total)?,
+    };
+    Ok(ProviderSettings {
+        kind: p.kind,
+        base_url: p.base_url,
+        model,
+        api_key_env: p.api_key_env,
+        system_prompt: p.system_prompt,
+        max_tokens: p.max_tokens,
+        temperature: p.temperature,
+        history_messages: p.history_messages,
+        timeouts,
+    })
+}
+
+/// The tenant a fresh checkout runs: the offline demo model, reachable from
+/// the server's own pages.
+pub(super) fn builtin_demo(public_url: &str, port: u16) -> TenantConfig {
+    let mut origins = vec![public_url.to_owned()];
+    for o in [format!("http://127.0.0.1:{port}"), format!("http://localhost:{port}")] {
+        if let Some(n) = normalize_origin(&o) {
+            if !origins.contains(&n) {
+                origins.push(n);
+            }
+        }
+    }
+    TenantConfig {
+        id: "demo".into(),
+        name: "Switchboard demo".into(),
+        allowed_origins: origins,
+        allow_no_origin: false,
+        on_disconnect: OnDisconnect::Continue,
+        retention_days: 30,
+        max_messages_per_session: 1000,
+        max_connections_per_subject: 10,
+        require_user: false,
+        kill_switch: false,
+        provider: ProviderSettings {
+            kind: ProviderKind::Demo,
+            base_url: None,
+            model: "demo".into(),
+            api_key_env: None,
+            system_prompt: Some("You are the Switchboard demo assistant.".into()),
+            max_tokens: None,
+            temperature: None,
+            history_messages: 20,
+            timeouts: Timeouts::default(),
+        },
+    }
+}

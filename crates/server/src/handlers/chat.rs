@@ -1,0 +1,117 @@
+//! `POST /v1/chat`: sends a message and answers with the turn's events (SSE)
+//! or, with `stream: false`, with its final result as JSON. The turn itself
+//! runs on its own; this response is just one of its subscribers.
+
+use super::chat_body;
+use crate::gate;
+use crate::http::{extract, sse, trace, ApiError};
+use crate::state::AppState;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::stream::{self, StreamExt};
+use serde_json::json;
+use std::convert::Infallible;
+use std::time::Duration;
+use switchboard_core::events::SessionEvent;
+use switchboard_core::turn::{finished_turn_events, SendError, SendMessage, SendOutcome, TurnStream};
+use switchboard_core::{ErrorCode, Message};
+
+pub async fn chat(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let tenant = gate::tenant(&state, &headers)?;
+    let bytes =
+        extract::json_body(&headers, body, state.config.max_body_bytes, true).await?.unwrap_or_default();
+    let subject =
+        gate::identify(&state, &headers, &tenant, true)?.ok_or(ApiError::new(ErrorCode::AuthMissing))?;
+    gate::kill_switch(&state, &tenant)?;
+    let body = chat_body::parse(extract::json_object(&bytes)?)?;
+    let send = SendMessage {
+        tenant,
+        subject,
+        session_id: body.session_id,
+        content: body.message,
+        client_message_id: body.client_message_id,
+        trace_id: trace::current(),
+    };
+    let outcome = state.engine.send(send).await.map_err(refusal)?;
+    Ok(match (outcome, body.stream) {
+        (SendOutcome::Streaming(turn), true) => live_sse(turn, state.config.heartbeat),
+        (SendOutcome::Streaming(turn), false) => live_json(turn).await?,
+        (SendOutcome::Finished { user, assistant }, stream) => {
+            let events = finished_turn_events(&user, assistant.as_ref(), &trace::current());
+            if stream {
+                replay_sse(events)
+            } else {
+                final_json(&user, events.last())?
+            }
+        }
+        (SendOutcome::HandledByAgent { user }, _) => {
+            (StatusCode::ACCEPTED, Json(json!({"user_message": user, "handled_by": "agent"}))).into_response()
+        }
+    })
+}
+
+fn refusal(e: SendError) -> ApiError {
+    match e {
+        SendError::NotFound => ErrorCode::SessionNotFound.into(),
+        SendError::Closed => ErrorCode::SessionClosed.into(),
+        SendError::InProgress => ErrorCode::TurnInProgress.into(),
+        SendError::ReusedClientMessageId => {
+            ApiError::invalid_field("client_message_id", "was already used with a different message")
+        }
+        SendError::Store(e) => ApiError::internal(e),
+    }
+}
+
+/// The turn's events as they happen, with heartbeats while it is quiet.
+fn live_sse(turn: TurnStream, heartbeat: Duration) -> Response {
+    let tick = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+    let events = stream::unfold((turn, tick), |(mut turn, mut tick)| async move {
+        let chunk = tokio::select! {
+            event = turn.next() => sse::frame(event?.as_ref()),
+            _ = tick.tick() => Bytes::from_static(sse::HEARTBEAT),
+        };
+        Some((Ok::<_, Infallible>(chunk), (turn, tick)))
+    });
+    sse::response(stream::once(async { Ok(Bytes::from_static(sse::PREAMBLE)) }).chain(events))
+}
+
+fn replay_sse(events: Vec<SessionEvent>) -> Response {
+    let frames = events.iter().map(sse::frame);
+    let chunks: Vec<Result<Bytes, Infallible>> =
+        std::iter::once(Bytes::from_static(sse::PREAMBLE)).chain(frames).map(Ok).collect();
+    sse::response(stream::iter(chunks))
+}
+
+async fn live_json(mut turn: TurnStream) -> Result<Response, ApiError> {
+    let user = turn.user_message().clone();
+    let mut last = None;
+    while let Some(event) = turn.next().await {
+        last = Some(event);
+    }
+    final_json(&user, last.as_deref())
+}
+
+/// The JSON answer for a turn that ended with `last`.
+fn final_json(user: &Message, last: Option<&SessionEvent>) -> Result<Response, ApiError> {
+    match last {
+        Some(SessionEvent::StreamEnd(end)) => Ok(Json(json!({
+            "message": end.message,
+            "user_message": user,
+            "usage": end.usage,
+            "latency_ms": end.latency_ms,
+        }))
+        .into_response()),
+        Some(SessionEvent::Error { error, .. }) => {
+            Err(ErrorCode::parse(error.code).unwrap_or(ErrorCode::LlmUnavailable).into())
+        }
+        // Interrupted (the node is stopping) or no final event at all.
+        _ => Err(ErrorCode::LlmUnavailable.into()),
+    }
+}

@@ -1,0 +1,7 @@
+//! Request handlers: each runs the gate, calls one core or store function and
+//! maps the result. Routing lives in `routes.rs`.
+
+pub mod chat;
+mod chat_body;
+pub mod health;
+pub mod sessions;

@@ -1,0 +1,221 @@
+//! Sessions and their history: create, list, get, read messages, delete.
+
+use crate::gate;
+use crate::http::extract::{self, Path, Query};
+use crate::http::ApiError;
+use crate::state::AppState;
+use crate::tokens::TokenType;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use switchboard_core::store::{NewSession, SessionCursor};
+use switchboard_core::tenant::Tenant;
+use switchboard_core::time::{format, from_millis};
+use switchboard_core::turn::StopReason;
+use switchboard_core::{ErrorCode, Session, Subject};
+use uuid::Uuid;
+
+/// Largest accepted `metadata` object, serialised.
+const MAX_METADATA_BYTES: usize = 4096;
+
+#[derive(Serialize)]
+struct Page<T> {
+    items: Vec<T>,
+    next_cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+    before_seq: Option<i64>,
+}
+
+fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    match limit.unwrap_or(50) {
+        n @ 1..=200 => Ok(n),
+        _ => Err(ApiError::invalid_field("limit", "must be between 1 and 200")),
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let tenant = gate::tenant(&state, &headers)?;
+    let bytes = extract::json_body(&headers, body, state.config.max_body_bytes, false).await?;
+    let caller = gate::identify(&state, &headers, &tenant, false)?;
+    gate::kill_switch(&state, &tenant)?;
+    let metadata = match bytes {
+        Some(b) => create_body(extract::json_object(&b)?)?,
+        None => None,
+    };
+    let now = state.clock.now();
+    let (subject, visitor) = match caller {
+        Some(subject) => (subject, None),
+        None => {
+            let id = Uuid::new_v4();
+            let subject = Subject::Visitor(id);
+            let ttl = state.config.visitor_token_ttl;
+            let signed = state
+                .signer
+                .sign(TokenType::Visitor, &tenant.id, &subject.to_string(), None, now, ttl)
+                .map_err(ApiError::internal)?;
+            (subject, Some((id, signed)))
+        }
+    };
+    let new = NewSession {
+        id: Uuid::new_v4(),
+        tenant_id: tenant.id.clone(),
+        owner: subject.to_string(),
+        metadata,
+        now,
+    };
+    let session = state.store.create_session(&new).await.map_err(ApiError::internal)?;
+    let (ticket, ticket_expires) = state
+        .signer
+        .sign(
+            TokenType::Ticket,
+            &tenant.id,
+            &subject.to_string(),
+            Some(session.id),
+            now,
+            state.config.ticket_ttl,
+        )
+        .map_err(ApiError::internal)?;
+    let mut out = json!({
+        "session": session,
+        "ticket": ticket,
+        "ticket_expires_at": format(&ticket_expires),
+    });
+    if let Some((id, (token, expires))) = visitor {
+        out["visitor_id"] = json!(id);
+        out["token"] = json!(token);
+        out["token_expires_at"] = json!(format(&expires));
+    }
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+/// `{metadata?}`: a small JSON object the tenant may attach to a session.
+fn create_body(mut body: serde_json::Map<String, Value>) -> Result<Option<Value>, ApiError> {
+    let metadata = body.remove("metadata");
+    if let Some(field) = body.keys().next() {
+        return Err(ApiError::invalid_field(field, "unknown field"));
+    }
+    match metadata {
+        None | Some(Value::Null) => Ok(None),
+        Some(m @ Value::Object(_)) if m.to_string().len() <= MAX_METADATA_BYTES => Ok(Some(m)),
+        Some(Value::Object(_)) => {
+            Err(ApiError::invalid_field("metadata", "must be at most 4096 bytes of JSON"))
+        }
+        Some(_) => Err(ApiError::invalid_field("metadata", "must be an object")),
+    }
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let (tenant, subject) = gate::caller(&state, &headers)?;
+    let limit = page_limit(q.limit)?;
+    let after = q.cursor.as_deref().map(decode_session_cursor).transpose()?;
+    let mut items = state
+        .store
+        .list_sessions(&tenant.id, &subject.to_string(), limit + 1, after.as_ref())
+        .await
+        .map_err(ApiError::internal)?;
+    let next_cursor = (items.len() > limit as usize).then(|| {
+        items.truncate(limit as usize);
+        items.last().map(encode_session_cursor)
+    });
+    Ok(Json(json!(Page { items, next_cursor: next_cursor.flatten() })))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Session>, ApiError> {
+    let (tenant, subject) = gate::caller(&state, &headers)?;
+    let session = owned_session(&state, &tenant, &subject, &id).await?;
+    Ok(Json(session))
+}
+
+pub async fn messages(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let (tenant, subject) = gate::caller(&state, &headers)?;
+    let limit = page_limit(q.limit)?;
+    let before = match q.cursor.as_deref() {
+        Some(c) => Some(
+            c.parse::<i64>()
+                .map_err(|_| ApiError::invalid_field("cursor", "is not a cursor from this API"))?,
+        ),
+        None => q.before_seq,
+    };
+    if before.is_some_and(|b| b < 1) {
+        return Err(ApiError::invalid_field("before_seq", "must be at least 1"));
+    }
+    let session = owned_session(&state, &tenant, &subject, &id).await?;
+    let mut items = state
+        .store
+        .list_messages(&tenant.id, session.id, limit + 1, before)
+        .await
+        .map_err(ApiError::internal)?;
+    let next_cursor = (items.len() > limit as usize).then(|| {
+        items.truncate(limit as usize);
+        items.last().map(|m| m.seq.to_string())
+    });
+    Ok(Json(json!(Page { items, next_cursor: next_cursor.flatten() })))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let (tenant, subject) = gate::caller(&state, &headers)?;
+    let session = owned_session(&state, &tenant, &subject, &id).await?;
+    state.engine.stop_session_turn(session.id, StopReason::SessionDeleted);
+    state.store.delete_session(&tenant.id, session.id).await.map_err(ApiError::internal)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The session if the caller owns it; anything else is `session.not_found`,
+/// so nobody learns whether someone else's session exists.
+pub async fn owned_session(
+    state: &AppState,
+    tenant: &Tenant,
+    subject: &Subject,
+    raw_id: &str,
+) -> Result<Session, ApiError> {
+    let id = extract::session_id(raw_id)?;
+    let session = state.store.get_session(&tenant.id, id).await.map_err(ApiError::internal)?;
+    session.filter(|s| s.owner == subject.to_string()).ok_or(ApiError::new(ErrorCode::SessionNotFound))
+}
+
+fn encode_session_cursor(s: &Session) -> String {
+    let raw = format!("{}.{}", s.last_activity_at.timestamp_millis(), s.id);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+fn decode_session_cursor(c: &str) -> Result<SessionCursor, ApiError> {
+    let bad = || ApiError::invalid_field("cursor", "is not a cursor from this API");
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
+    let raw = String::from_utf8(raw).map_err(|_| bad())?;
+    let (ms, id) = raw.split_once('.').ok_or_else(bad)?;
+    Ok(SessionCursor {
+        last_activity_at: from_millis(ms.parse().map_err(|_| bad())?),
+        id: Uuid::parse_str(id).map_err(|_| bad())?,
+    })
+}

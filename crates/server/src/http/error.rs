@@ -1,0 +1,78 @@
+//! `ApiError`: the one place that turns a refusal into the SPEC §8 envelope.
+//! Internal causes are logged here, once, with the trace id, and never sent.
+
+use super::trace;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use switchboard_core::error::FieldProblem;
+use switchboard_core::events::ErrorBody;
+use switchboard_core::ErrorCode;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub details: Option<serde_json::Value>,
+    /// Seconds for `Retry-After`.
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode) -> Self {
+        Self { code, details: None, retry_after: None }
+    }
+
+    /// 400 `request.invalid` listing what is wrong with which field.
+    pub fn invalid(problems: Vec<FieldProblem>) -> Self {
+        Self { details: serde_json::to_value(problems).ok(), ..Self::new(ErrorCode::RequestInvalid) }
+    }
+
+    pub fn invalid_field(field: &str, problem: &str) -> Self {
+        Self::invalid(vec![FieldProblem::new(field, problem)])
+    }
+
+    /// An unexpected failure: logged with its cause, answered as `internal`.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(trace_id = %trace::current(), cause = %cause, "internal error");
+        Self::new(ErrorCode::Internal)
+    }
+
+    /// An authentication failure: one answer for all reasons, the reason logged.
+    pub fn auth_invalid(reason: impl std::fmt::Display) -> Self {
+        tracing::info!(trace_id = %trace::current(), reason = %reason, "credentials refused");
+        Self::new(ErrorCode::AuthInvalid)
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            code: self.code.as_str(),
+            message: self.code.default_message().to_owned(),
+            http_status: self.code.http_status(),
+            trace_id: trace::current(),
+            details: self.details.clone(),
+        }
+    }
+}
+
+impl From<ErrorCode> for ApiError {
+    fn from(code: ErrorCode) -> Self {
+        Self::new(code)
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Envelope<'a> {
+    error: &'a ErrorBody,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = self.body();
+        let mut response = (status, axum::Json(Envelope { error: &body })).into_response();
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert("retry-after", HeaderValue::from(secs));
+        }
+        response
+    }
+}

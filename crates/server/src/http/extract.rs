@@ -1,0 +1,119 @@
+//! Request extractors whose refusals come out as our envelope: query and path
+//! wrappers, and the JSON body reader that enforces `Content-Type` (415) and
+//! `max_body_bytes` (413) before anything parses the body.
+
+use super::ApiError;
+use axum::body::{Body, Bytes};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+use serde::de::DeserializeOwned;
+use switchboard_core::ErrorCode;
+
+/// `axum::extract::Query`, refusing with `request.invalid`.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|e| ApiError::invalid_field("query", &e.body_text()))
+    }
+}
+
+/// `axum::extract::Path`, refusing with `request.invalid`.
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Path(p.0))
+            .map_err(|e| ApiError::invalid_field("path", &e.body_text()))
+    }
+}
+
+/// A session id from the path.
+pub fn session_id(raw: &str) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::parse_str(raw).map_err(|_| ApiError::invalid_field("session_id", "must be a UUID"))
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+/// Reads a JSON body: 413 past `limit`, 415 without a JSON content type.
+/// `None` when there is no body and none is required.
+pub async fn json_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    required: bool,
+) -> Result<Option<Bytes>, ApiError> {
+    if declared_length(headers).is_some_and(|n| n > limit as u64) {
+        return Err(ErrorCode::TooLarge.into());
+    }
+    let has_body_headers = headers.contains_key(header::CONTENT_TYPE)
+        || declared_length(headers).is_some_and(|n| n > 0)
+        || headers.contains_key(header::TRANSFER_ENCODING);
+    if has_body_headers && !is_json(headers) {
+        return Err(ErrorCode::UnsupportedMediaType.into());
+    }
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::new(ErrorCode::TooLarge))?;
+    if bytes.is_empty() {
+        return if required {
+            Err(ApiError::invalid_field("body", "a JSON object is required"))
+        } else {
+            Ok(None)
+        };
+    }
+    if !is_json(headers) {
+        return Err(ErrorCode::UnsupportedMediaType.into());
+    }
+    Ok(Some(bytes))
+}
+
+/// Parses a body that must be a JSON object.
+pub fn json_object(bytes: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::invalid_field("body", "must be a JSON object")),
+        Err(e) => Err(ApiError::invalid_field(
+            "body",
+            &format!("is not valid JSON (line {}, column {})", e.line(), e.column()),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(ct: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap_or(HeaderValue::from_static("x")));
+        h
+    }
+
+    #[test]
+    fn json_content_types() {
+        assert!(is_json(&headers("application/json")));
+        assert!(is_json(&headers("Application/JSON; charset=utf-8")));
+        assert!(is_json(&headers("application/merge-patch+json")));
+        assert!(!is_json(&headers("text/plain")));
+        assert!(!is_json(&headers("application/jsonx")));
+        assert!(!is_json(&HeaderMap::new()));
+    }
+}

@@ -1,0 +1,22 @@
+//! The routing table, and nothing else.
+
+use crate::handlers::{chat, health, sessions};
+use crate::http::{trace, ApiError};
+use crate::state::AppState;
+use axum::routing::{get, post};
+use axum::Router;
+use switchboard_core::ErrorCode;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/v1/sessions", post(sessions::create).get(sessions::list))
+        .route("/v1/sessions/{id}", get(sessions::get).delete(sessions::delete))
+        .route("/v1/sessions/{id}/messages", get(sessions::messages))
+        .route("/v1/chat", post(chat::chat))
+        .fallback(|| async { ApiError::new(ErrorCode::RouteNotFound) })
+        .method_not_allowed_fallback(|| async { ApiError::new(ErrorCode::MethodNotAllowed) })
+        .layer(axum::middleware::from_fn(trace::middleware))
+        .with_state(state)
+}

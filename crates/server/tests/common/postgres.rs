@@ -1,0 +1,89 @@
+//! A fresh PostgreSQL database per test, from `SWITCHBOARD_TEST_POSTGRES_URL`,
+//! dropped afterwards. Without the variable a test is skipped (with a line
+//! saying so), unless `SWITCHBOARD_TEST_REQUIRE_SERVICES=1`.
+
+use sqlx::Connection;
+
+pub struct TestDatabase {
+    /// The URL of the fresh database, for `database_url`.
+    pub url: String,
+    admin_url: String,
+    name: String,
+    dropped: bool,
+}
+
+/// `url` with its database name replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let host_part = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{host_part}/{name}?{q}"),
+        None => format!("{host_part}/{name}"),
+    }
+}
+
+impl TestDatabase {
+    /// Creates the database, or returns `None` (after printing a skip line)
+    /// when no PostgreSQL is configured.
+    pub async fn create(test: &str) -> Option<Self> {
+        let admin_url = match std::env::var("SWITCHBOARD_TEST_POSTGRES_URL") {
+            Ok(u) if !u.is_empty() => u,
+            _ => {
+                let required = std::env::var("SWITCHBOARD_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
+                assert!(
+                    !required,
+                    "{test}: SWITCHBOARD_TEST_POSTGRES_URL is not set but services are required"
+                );
+                println!("SKIPPED {test}: SWITCHBOARD_TEST_POSTGRES_URL is not set");
+                return None;
+            }
+        };
+        let name = format!("sbtest_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("{test}: cannot connect to {admin_url}: {e}"));
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{test}: CREATE DATABASE failed: {e}"));
+        let _ = conn.close().await;
+        Some(Self { url: with_database(&admin_url, &name), admin_url, name, dropped: false })
+    }
+
+    /// Drops the database (stop the server first).
+    pub async fn drop_database(mut self) {
+        self.dropped = true;
+        drop_now(&self.admin_url, &self.name).await;
+    }
+}
+
+async fn drop_now(admin_url: &str, name: &str) {
+    if let Ok(mut conn) = sqlx::PgConnection::connect(admin_url).await {
+        let _ =
+            sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&mut conn).await;
+        let _ = conn.close().await;
+    }
+}
+
+impl Drop for TestDatabase {
+    /// A test that panicked still cleans up, on a runtime of its own.
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
+        }
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                rt.block_on(drop_now(&admin_url, &name));
+            }
+        })
+        .join();
+    }
+}

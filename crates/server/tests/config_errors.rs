@@ -1,0 +1,47 @@
+//! Configuration loading (SPEC §17): unknown keys at any level stop the
+//! process with a non-zero exit and a message naming the key.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::TestApp;
+use std::time::Duration;
+
+/// Runs `serve` on this config text; returns the exit code and stderr.
+async fn run_to_exit(config: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let path = dir.path().join("config.toml");
+    let text = format!("listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n{config}", data.display());
+    std::fs::write(&path, text).unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = TestApp::command(&path, log).spawn().unwrap();
+    let status = match tokio::time::timeout(Duration::from_secs(20), child.wait()).await {
+        Ok(s) => s.unwrap(),
+        Err(_) => {
+            let _ = child.start_kill();
+            panic!("the server started despite a bad config:\n{config}");
+        }
+    };
+    (status.code(), std::fs::read_to_string(log_path).unwrap_or_default())
+}
+
+#[tokio::test]
+async fn unknown_keys_are_rejected_by_name() {
+    let cases = [
+        ("top level", "bogus_top_key = 1\n", "bogus_top_key"),
+        ("tenant", "[[tenants]]\nid = \"acme\"\nname = \"Acme\"\nbogus_tenant_key = true\n", "bogus_tenant_key"),
+        (
+            "provider",
+            "[[tenants]]\nid = \"acme\"\nname = \"Acme\"\n[tenants.provider]\nkind = \"demo\"\nmodel = \"demo\"\ntemprature = 0.3\n",
+            "temprature",
+        ),
+    ];
+    for (case, config, key) in cases {
+        let (code, stderr) = run_to_exit(config).await;
+        assert!(code.is_some_and(|c| c != 0), "{case}: exit code {code:?}");
+        assert!(stderr.contains(key), "{case}: stderr does not name {key}:\n{stderr}");
+    }
+}

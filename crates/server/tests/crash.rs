@@ -1,0 +1,12 @@
+//! A killed process (SIGKILL mid-stream) restarted on the same data: the
+//! streaming answer becomes `interrupted` with its last checkpoint (SPEC §11.2).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::scenarios;
+
+#[tokio::test]
+async fn crash_mid_stream_leaves_an_interrupted_partial() {
+    scenarios::crash_mid_stream_leaves_interrupted_partial(None).await;
+}
