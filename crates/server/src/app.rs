@@ -118,6 +118,9 @@ fn record(config: &TenantConfig, clock: &dyn Clock) -> TenantRecord {
 
 /// Runs the server until SIGTERM or SIGINT, then shuts down gracefully.
 pub async fn serve(config: Config) -> Result<(), StartError> {
+    for key in &config.not_enforced {
+        tracing::warn!(key = %key, "configured but not enforced by this version");
+    }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = open_store(&config, true).await?;
     let mut tenants = Vec::with_capacity(config.tenants.len());

@@ -17,8 +17,9 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(name = "switchboard", version, about = "Self-hosted multi-tenant AI chat runtime")]
 struct Cli {
+    /// Without a subcommand: `serve` on the embedded defaults.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -53,7 +54,7 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command {
+        match cli.command.unwrap_or(Command::Serve { config: None }) {
             Command::Serve { config } => {
                 let config = config::Config::load(config.as_deref()).map_err(|e| e.to_string())?;
                 app::serve(config).await.map_err(|e| e.to_string())

@@ -27,7 +27,6 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub database_url: String,
-    pub public_url: String,
     pub encryption_keys_env: String,
     pub heartbeat: Duration,
     pub max_body_bytes: usize,
@@ -39,6 +38,9 @@ pub struct Config {
     pub node_id: String,
     pub shutdown_grace: Duration,
     pub tenants: Vec<TenantConfig>,
+    /// Settings this version accepts but does not act on yet; logged at start
+    /// so nobody believes a limit holds that does not.
+    pub not_enforced: Vec<String>,
 }
 
 impl Config {
@@ -75,6 +77,7 @@ impl Config {
 }
 
 fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+    let not_enforced = not_enforced(&raw);
     let listen: SocketAddr =
         raw.listen.parse().map_err(|_| err(format!("`listen`: `{}` is not an address:port", raw.listen)))?;
     let data_dir = PathBuf::from(&raw.data_dir);
@@ -116,7 +119,6 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         listen,
         data_dir,
         database_url,
-        public_url,
         encryption_keys_env: raw.encryption_keys_env,
         heartbeat: Duration::from_secs(raw.heartbeat_secs),
         max_body_bytes: raw.max_body_bytes,
@@ -127,7 +129,35 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         node_id: raw.node_id,
         shutdown_grace: Duration::from_secs_f64(raw.shutdown_grace_secs),
         tenants,
+        not_enforced,
     })
+}
+
+/// Keys of the contract that later versions act on. They are accepted (and
+/// their shape checked) so a configuration written today keeps working.
+fn not_enforced(raw: &RawConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut note = |set: bool, key: String| {
+        if set {
+            out.push(key);
+        }
+    };
+    note(!raw.trusted_proxies.is_empty(), "trusted_proxies".into());
+    note(!raw.admin_origins.is_empty(), "admin_origins".into());
+    note(!raw.prices.is_empty(), "prices".into());
+    for (i, t) in raw.tenants.iter().enumerate() {
+        note(
+            !t.allowed_origins.is_empty(),
+            format!("tenants[{i}].allowed_origins (origins are not checked yet)"),
+        );
+        note(t.jwt.is_some(), format!("tenants[{i}].jwt (only visitor tokens are accepted yet)"));
+        note(t.rate_limits.is_some(), format!("tenants[{i}].rate_limits"));
+        note(t.budget.is_some(), format!("tenants[{i}].budget"));
+        note(!t.fallbacks.is_empty(), format!("tenants[{i}].fallbacks"));
+        note(!t.tools.is_empty(), format!("tenants[{i}].tools"));
+        note(t.require_user, format!("tenants[{i}].require_user"));
+    }
+    out
 }
 
 fn positive(key: &str, v: f64) -> Result<(), ConfigError> {
