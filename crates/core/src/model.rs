@@ -235,7 +235,8 @@ mod tests {
             meta: None,
         };
         let v = serde_json::to_value(&m).unwrap_or_default();
-        let keys: Vec<_> = v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+        let mut keys: Vec<_> = v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+        keys.sort();
         assert_eq!(
             keys,
             [
@@ -247,8 +248,8 @@ mod tests {
                 "seq",
                 "session_id",
                 "status",
-                "tools",
-                "token_count"
+                "token_count",
+                "tools"
             ]
         );
         assert_eq!(v["created_at"], "1970-01-01T00:00:00.000Z");

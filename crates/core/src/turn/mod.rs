@@ -61,6 +61,8 @@ pub struct SendMessage {
 }
 
 /// What sending a message led to.
+// Returned once per request and consumed at once: boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum SendOutcome {
     /// A turn is running: the new one, or the earlier one with this
     /// `client_message_id`, still streaming on this node.
