@@ -185,3 +185,131 @@ impl Drop for TurnStream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use crate::model::Role;
+    use tokio::sync::broadcast;
+    use uuid::Uuid;
+
+    fn user(turn_id: Uuid) -> Message {
+        Message {
+            session_id: Uuid::nil(),
+            seq: 1,
+            role: Role::User,
+            content: "hi".into(),
+            author: None,
+            status: MessageStatus::Complete,
+            created_at: crate::time::from_millis(0),
+            token_count: 1,
+            client_message_id: None,
+            tools: vec![],
+            turn_id: Some(turn_id),
+            meta: None,
+        }
+    }
+
+    /// Publishes `words` as the turn task would, then a `stream_end`-like
+    /// final message.
+    fn produce(tx: &broadcast::Sender<Arc<SessionEvent>>, live: &LiveTurn, words: &[&str]) {
+        for w in words {
+            let (revision, offset) = live.append(w);
+            let e = SessionEvent::StreamDelta {
+                turn_id: live.turn_id,
+                seq: live.seq,
+                revision,
+                offset,
+                text: (*w).into(),
+            };
+            let _ = tx.send(Arc::new(e));
+        }
+        let mut done = user(live.turn_id);
+        done.seq = live.seq;
+        done.status = MessageStatus::Interrupted;
+        let _ = tx.send(Arc::new(SessionEvent::Message(done)));
+    }
+
+    /// Applies the follower's deltas to rebuild the text, checking that each
+    /// one starts exactly where the previous ended.
+    async fn collect(mut s: TurnStream) -> String {
+        let mut text = String::new();
+        while let Some(e) = s.next().await {
+            if let SessionEvent::StreamDelta { offset, text: t, .. } = &*e {
+                assert_eq!(*offset as usize, text.chars().count(), "gap or overlap");
+                text.push_str(t);
+            }
+        }
+        text
+    }
+
+    #[tokio::test]
+    async fn a_lagging_follower_fills_the_gap_from_the_live_text() {
+        let (tx, rx) = broadcast::channel(4);
+        let live = Arc::new(LiveTurn::new(Uuid::new_v4(), Uuid::nil(), 2, 1));
+        let stream = TurnStream::new(rx, live.clone(), user(live.turn_id), false);
+        let words: Vec<String> = (0..50).map(|i| format!("w{i} ")).collect();
+        let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+        produce(&tx, &live, &refs);
+        assert_eq!(collect(stream).await, words.concat());
+    }
+
+    #[tokio::test]
+    async fn an_attached_follower_starts_from_the_text_so_far_without_repeats() {
+        let (tx, _) = broadcast::channel(64);
+        let live = Arc::new(LiveTurn::new(Uuid::new_v4(), Uuid::nil(), 2, 1));
+        live.append("héllo ");
+        let stream = TurnStream::attach(tx.subscribe(), live.clone(), user(live.turn_id));
+        // A delta the snapshot already holds, published late, is dropped.
+        let stale = SessionEvent::StreamDelta {
+            turn_id: live.turn_id,
+            seq: 2,
+            revision: 0,
+            offset: 0,
+            text: "héllo ".into(),
+        };
+        let _ = tx.send(Arc::new(stale));
+        produce(&tx, &live, &["wörld"]);
+        assert_eq!(collect(stream).await, "héllo wörld");
+    }
+
+    #[tokio::test]
+    async fn overlapping_deltas_are_trimmed() {
+        let (tx, rx) = broadcast::channel(64);
+        let live = Arc::new(LiveTurn::new(Uuid::new_v4(), Uuid::nil(), 2, 1));
+        let mut s = TurnStream::new(rx, live.clone(), user(live.turn_id), false);
+        let delta = |offset, text: &str| {
+            Arc::new(SessionEvent::StreamDelta {
+                turn_id: live.turn_id,
+                seq: 2,
+                revision: 0,
+                offset,
+                text: text.into(),
+            })
+        };
+        let _ = tx.send(delta(0, "abc"));
+        let _ = tx.send(delta(1, "bcde"));
+        let first = s.next().await.unwrap();
+        let second = s.next().await.unwrap();
+        match (&*first, &*second) {
+            (
+                SessionEvent::StreamDelta { text: a, .. },
+                SessionEvent::StreamDelta { offset, text: b, .. },
+            ) => {
+                assert_eq!((a.as_str(), *offset, b.as_str()), ("abc", 3, "de"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn dropping_an_unfinished_stream_stops_the_turn_only_when_asked() {
+        let (tx, _) = broadcast::channel(4);
+        let live = Arc::new(LiveTurn::new(Uuid::new_v4(), Uuid::nil(), 2, 1));
+        drop(TurnStream::new(tx.subscribe(), live.clone(), user(live.turn_id), false));
+        assert!(!live.is_stopped());
+        drop(TurnStream::new(tx.subscribe(), live.clone(), user(live.turn_id), true));
+        assert_eq!(live.stop_reason(), Some(StopReason::ClientGone));
+    }
+}
