@@ -13,14 +13,14 @@ pub const DEFAULT_WORD_DELAY: Duration = Duration::from_millis(25);
 
 /// How much of the question is quoted back.
 const QUOTE_MAX_CHARS: usize = 200;
-const QUOTE_MAX_WORDS: usize = 30;
+const QUOTE_MAX_WORDS: usize = 25;
 
 const RUNTIME: &str = "Switchboard is a self-hosted, multi-tenant AI chat runtime. It streams answers \
-over SSE and WebSocket, keeps every conversation durable and resumable after a reconnect, and gives each \
-tenant its own allowed origins, auth, rate limits and budgets.";
+over SSE and WebSocket, keeps conversations durable and resumable, and gives each tenant its own origins, \
+auth, rate limits and budgets.";
 
-const CONNECT: &str = "To get real answers, connect a model in the config: set [tenants.provider] \
-kind = \"openai\" with a model and api_key_env.";
+const CONNECT: &str = "To get real answers, set [tenants.provider] kind = \"openai\" with a model and \
+api_key_env in the config.";
 
 #[derive(Debug, Clone)]
 pub struct DemoProvider {
@@ -171,16 +171,14 @@ fn compose(question: &str) -> String {
              real products. Ask me what Switchboard is, or how to connect a real model."
         ),
         Topic::Identity => format!(
-            "You asked: \"{q}\". I'm not a real language model: I'm the built-in demo provider of \
-             Switchboard, answering offline and the same way every time, so a fresh checkout works without \
-             an API key. {RUNTIME} Agents can take over a conversation from the console, and merchant tools \
-             can fetch verified product data. {CONNECT}"
+            "You asked: \"{q}\". I'm not a real language model but Switchboard's built-in demo provider: \
+             offline and the same every time, so a fresh checkout works without an API key. {RUNTIME} \
+             Agents can take over from the console, and merchant tools fetch verified product data. {CONNECT}"
         ),
         Topic::Help => format!(
-            "You asked for help: \"{q}\". Here is what this demo can show you. Send a message and watch the \
-             answer stream in; reload the page halfway and the conversation picks up where it was, because \
-             every message is stored durably. {RUNTIME} An agent can take over the chat from the console, \
-             and merchant tools can answer with real catalog data. {CONNECT}"
+            "You asked for help: \"{q}\". Try this: send a message, reload the page while the answer \
+             streams, and watch it pick up where it was. {RUNTIME} An agent can take over from the console, \
+             and merchant tools answer with real catalog data. {CONNECT}"
         ),
         Topic::Shop => format!(
             "You asked: \"{q}\". I'm the offline demo model, so I don't know real prices or stock. In a \
@@ -290,6 +288,12 @@ mod tests {
             assert!(answer.contains(needle), "{answer}");
             assert!(answer.contains("SSE and WebSocket"));
             assert!(!answer.contains(['*', '#', '`']), "plain text: {answer}");
+        }
+        // The longest quote still fits every variant.
+        for prefix in ["hello", "what are you", "help", "price", "tell me", ""] {
+            let question = format!("{prefix} {}", "a ".repeat(100));
+            let words = compose(&question).split_whitespace().count();
+            assert!((40..=120).contains(&words), "{words} words for {prefix:?}");
         }
     }
 

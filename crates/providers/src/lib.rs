@@ -51,6 +51,19 @@ pub fn build(settings: &ProviderSettings) -> Result<Arc<dyn Provider>, BuildErro
     }
 }
 
+/// An error with its causes, which is where HTTP client errors keep the
+/// useful part ("connection refused", "unexpected EOF").
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 fn read_key(var: &str) -> Result<SecretString, BuildError> {
     match std::env::var(var) {
         Ok(key) if !key.trim().is_empty() => Ok(SecretString::from(key)),

@@ -145,21 +145,8 @@ fn send_error(e: &reqwest::Error) -> ProviderError {
     if e.is_timeout() {
         ProviderError::Timeout(format!("connecting to the provider: {e}"))
     } else {
-        ProviderError::Unavailable(format!("request failed: {}", error_chain(e)))
+        ProviderError::Unavailable(format!("request failed: {}", crate::error_chain(e)))
     }
-}
-
-/// The error with its causes, which is where reqwest keeps the useful part
-/// ("connection refused").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[async_trait]

@@ -94,8 +94,12 @@ fn finish_reason(reason: &str) -> FinishReason {
         "length" => FinishReason::Length,
         "content_filter" => FinishReason::ContentFilter,
         "tool_calls" | "function_call" => FinishReason::ToolCalls,
-        // `stop`, and whatever else a compatible server says when it is done.
-        _ => FinishReason::Stop,
+        "stop" => FinishReason::Stop,
+        // Whatever else a compatible server says when it is done (`eos`, …).
+        other => {
+            tracing::debug!(finish_reason = other, "unknown finish_reason taken as stop");
+            FinishReason::Stop
+        }
     }
 }
 
@@ -159,35 +163,36 @@ pub(crate) fn parse_event(event: &SseEvent) -> Result<Parsed, ProviderError> {
     Ok(Parsed::Events(events))
 }
 
+type Events = BoxStream<'static, Result<SseEvent, SseStreamError<reqwest::Error>>>;
+
 /// Reads the answer off the decoded body, ending at `[DONE]`, at the first
 /// error, or when the body ends.
-struct Answer<S> {
-    events: S,
+struct Answer {
+    /// `None` once the body is no longer ours to read.
+    events: Option<Events>,
     pending: VecDeque<Result<ProviderEvent, ProviderError>>,
     finished: bool,
-    done: bool,
 }
 
-impl<S> Answer<S>
-where
-    S: Stream<Item = Result<SseEvent, SseStreamError<reqwest::Error>>> + Unpin,
-{
+impl Answer {
     async fn next(&mut self) -> Option<Result<ProviderEvent, ProviderError>> {
         loop {
             if let Some(item) = self.pending.pop_front() {
                 return Some(item);
             }
-            if self.done {
-                return None;
-            }
-            match self.events.next().await {
+            let events = self.events.as_mut()?;
+            match events.next().await {
                 Some(Ok(event)) => self.handle(&event),
                 Some(Err(e)) => {
-                    self.done = true;
-                    return Some(Err(ProviderError::Unavailable(format!("stream broke off: {e}"))));
+                    self.events = None;
+                    let cause = match &e {
+                        SseStreamError::Body(body) => crate::error_chain(body),
+                        SseStreamError::Sse(sse) => sse.to_string(),
+                    };
+                    return Some(Err(ProviderError::Unavailable(format!("stream broke off: {cause}"))));
                 }
                 None => {
-                    self.done = true;
+                    self.events = None;
                     // Closed without `[DONE]`: complete if the finish came,
                     // otherwise the answer was cut short.
                     if !self.finished {
@@ -200,7 +205,10 @@ where
 
     fn handle(&mut self, event: &SseEvent) {
         match parse_event(event) {
-            Ok(Parsed::Done) => self.done = true,
+            // Dropping the body here is fine for pooling: the HTTP client
+            // reads the (normally empty) rest itself before reusing the
+            // connection.
+            Ok(Parsed::Done) => self.events = None,
             Ok(Parsed::Events(events)) => {
                 for event in events {
                     if let ProviderEvent::Finish(_) = event {
@@ -214,7 +222,7 @@ where
             }
             Err(e) => {
                 self.pending.push_back(Err(e));
-                self.done = true;
+                self.events = None;
             }
         }
     }
@@ -225,8 +233,8 @@ pub(crate) fn answer_stream<B>(body: B) -> ProviderStream
 where
     B: Stream<Item = Result<Bytes, reqwest::Error>> + Send + 'static,
 {
-    let events: BoxStream<'static, _> = decode_stream(body).boxed();
-    let answer = Answer { events, pending: VecDeque::new(), finished: false, done: false };
+    let events: Events = decode_stream(body).boxed();
+    let answer = Answer { events: Some(events), pending: VecDeque::new(), finished: false };
     stream::unfold(answer, |mut answer| async move { answer.next().await.map(|item| (item, answer)) }).boxed()
 }
 

@@ -104,6 +104,11 @@ impl Decoder {
     /// oversize event the error is returned after the whole chunk has been
     /// decoded, so events before and after the dropped one are still in `out`.
     pub fn push(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) -> Result<(), SseError> {
+        if chunk.is_empty() {
+            // Nothing to see, and a CR at the end of the last chunk must
+            // still meet the LF that may start the next one.
+            return Ok(());
+        }
         let mut overflow = None;
         let mut rest = chunk;
         if self.after_cr {

@@ -47,6 +47,9 @@ fn crlf_split_across_chunks_is_one_line_end() {
     // A CR at a chunk end followed by something other than LF.
     let out = decode_chunks(&[b"data: a\r", b"data: b\r", b"\r"]);
     assert_eq!(out, vec![data("a\nb")]);
+    // An empty read between the CR and the LF changes nothing.
+    let out = decode_chunks(&[b"data: a\r", b"", b"\ndata: b\r\n\r\n"]);
+    assert_eq!(out, vec![data("a\nb")]);
 }
 
 #[test]
@@ -269,6 +272,8 @@ proptest! {
         let mut start = 0;
         for p in points {
             chunks.push(&bytes[start..p]);
+            // Empty reads happen too; they must change nothing.
+            chunks.push(&[]);
             start = p;
         }
         chunks.push(&bytes[start..]);
