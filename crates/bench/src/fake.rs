@@ -108,6 +108,8 @@ fn render(chunks: u32) -> Vec<Bytes> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
     use super::*;
 
     #[test]

@@ -111,11 +111,10 @@ async fn run(args: RunArgs) -> Result<()> {
         _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
     };
     let stopped = server.stop().await;
+    let caveats = server.caveats();
     if outcome.is_err() {
         server.print_log_tail(40);
     }
-    let results = outcome?;
-    stopped?;
-    report::print(&args, &results, upstream.calls());
-    Ok(())
+    report::print(&args, &outcome?, upstream.calls(), &caveats);
+    stopped
 }

@@ -6,6 +6,12 @@ use crate::load::{Results, Samples, Throughput};
 use crate::RunArgs;
 use std::time::Duration;
 
+/// The project's targets (docs/benchmarks.md): what a streamed turn may add to
+/// time to first token at concurrency 1, and the throughput at concurrency 50.
+const TTFT_TARGET_MS: f64 = 0.5;
+const TURNS_TARGET: f64 = 1500.0;
+const TURNS_TARGET_CONCURRENCY: u32 = 50;
+
 /// Nearest-rank percentile of sorted samples; `p` in 0..=100.
 fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
     if sorted.is_empty() {
@@ -74,7 +80,7 @@ fn throughput_cell(t: &Throughput) -> String {
 }
 
 /// Renders the whole report.
-pub fn render(args: &RunArgs, r: &Results, upstream_calls: u64) -> String {
+pub fn render(args: &RunArgs, r: &Results, upstream_calls: u64, caveats: &[String]) -> String {
     let c = args.concurrency;
     let mut lines = vec![
         "| measure | straight to upstream | through Switchboard | added |".to_owned(),
@@ -100,6 +106,7 @@ pub fn render(args: &RunArgs, r: &Results, upstream_calls: u64) -> String {
 
     let mut text = String::new();
     text.push_str(&format!("{}\n\n", lines.join("\n")));
+    text.push_str(&targets(args, r));
     for (name, t) in [("straight to upstream", &r.direct), ("through Switchboard", &r.switchboard)] {
         if let Some(e) = &t.first_error {
             text.push_str(&format!("First error {name}: {e}\n\n"));
@@ -111,14 +118,44 @@ pub fn render(args: &RunArgs, r: &Results, upstream_calls: u64) -> String {
         args.chunks
     ));
     text.push_str(&format!("- completions served by the fake upstream: {upstream_calls}\n"));
+    for caveat in caveats {
+        text.push_str(&format!("- server log: {caveat}\n"));
+    }
     text.push_str(&format!("- command: `{}`\n", command_line()));
     text.push_str(&format!("- machine: {} cores (nproc), {}\n", nproc(), cpu_model()));
     text.push_str(&format!("- date: {}\n", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")));
     text
 }
 
-pub fn print(args: &RunArgs, r: &Results, upstream_calls: u64) {
-    println!("{}", render(args, r, upstream_calls));
+/// The project's targets next to what this run measured; a reading, not a test.
+fn targets(args: &RunArgs, r: &Results) -> String {
+    let verdict = |met: bool| if met { "met" } else { "not met" };
+    let (d, s) = (Summary::of(&r.c1_direct.ttft), Summary::of(&r.c1_switchboard.ttft));
+    let mut text = String::new();
+    if let (Some(dp), Some(sp), Some(dm), Some(sm)) = (d.p50, s.p50, d.mean, s.mean) {
+        let (p50, mean) = (sp - dp, sm - dm);
+        text.push_str(&format!(
+            "- target: at most {TTFT_TARGET_MS} ms added to time to first token at c=1; measured {p50:+.3} ms (p50), \
+             {mean:+.3} ms (mean): {}\n",
+            verdict(p50 <= TTFT_TARGET_MS && mean <= TTFT_TARGET_MS)
+        ));
+    }
+    let rate = r.switchboard.turns_per_sec();
+    let at = if args.concurrency == TURNS_TARGET_CONCURRENCY {
+        verdict(rate >= TURNS_TARGET && r.switchboard.errors == 0).to_owned()
+    } else {
+        format!("not comparable (target is for c={TURNS_TARGET_CONCURRENCY})")
+    };
+    text.push_str(&format!(
+        "- target: at least {TURNS_TARGET:.0} streamed turns/s at c={TURNS_TARGET_CONCURRENCY}; measured {rate:.0} at \
+         c={} with {} errors: {at}\n",
+        args.concurrency, r.switchboard.errors
+    ));
+    text
+}
+
+pub fn print(args: &RunArgs, r: &Results, upstream_calls: u64, caveats: &[String]) {
+    println!("{}", render(args, r, upstream_calls, caveats));
 }
 
 /// The command as typed, quoted where a shell would need it.
@@ -154,6 +191,8 @@ fn cpu_model() -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
     use super::*;
 
     fn ms(v: &[u64]) -> Vec<Duration> {

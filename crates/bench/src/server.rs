@@ -42,7 +42,9 @@ impl Server {
         std::fs::write(&config_path, config(&dir.join("data"), upstream)?).context("writing the config")?;
         let log = std::fs::File::create(dir.join("server.log")).context("creating the server log")?;
 
-        let mut command = Command::new(bin);
+        // The child runs in the temp dir, so a relative path must be resolved here.
+        let bin = std::fs::canonicalize(bin).context(&format!("finding {}", bin.display()))?;
+        let mut command = Command::new(&bin);
         command
             .arg("serve")
             .arg("--config")
@@ -141,6 +143,13 @@ impl Server {
         }
     }
 
+    /// Startup warnings that change what was measured (a gate configured but not
+    /// enforced yet), so the report never hides them.
+    pub fn caveats(&self) -> Vec<String> {
+        let Ok(text) = std::fs::read_to_string(self.dir.join("server.log")) else { return Vec::new() };
+        text.lines().filter(|l| l.contains("not enforced")).map(strip_ansi).collect()
+    }
+
     /// The end of the server's log, for a run that failed.
     pub fn print_log_tail(&self, lines: usize) {
         let Ok(text) = std::fs::read_to_string(self.dir.join("server.log")) else { return };
@@ -150,6 +159,24 @@ impl Server {
             eprintln!("{line}");
         }
     }
+}
+
+/// Drops terminal colour sequences (`ESC [ … letter`) from a log line.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out.trim().to_owned()
 }
 
 /// The config of SPEC §17: one OpenAI-kind tenant on the fake upstream, SQLite
@@ -190,6 +217,8 @@ per_subject_daily_tokens = 4000000000
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
     use super::*;
 
     #[test]
@@ -198,5 +227,11 @@ mod tests {
         assert!(text.contains(r#"data_dir = "/tmp/x \"y\"/data""#));
         assert!(text.contains(r#"base_url = "http://127.0.0.1:4000/v1""#));
         assert!(text.contains(r#"id = "bench""#));
+    }
+
+    #[test]
+    fn colour_codes_are_stripped_from_log_lines() {
+        let line = "\u{1b}[2m2026\u{1b}[0m \u{1b}[33m WARN\u{1b}[0m configured but not enforced";
+        assert_eq!(strip_ansi(line), "2026  WARN configured but not enforced");
     }
 }

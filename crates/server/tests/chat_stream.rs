@@ -11,6 +11,7 @@ use common::checks::{
 use common::fake_openai::{FAKE_API_KEY, PROMPT_TOKENS};
 use common::{joined, pieces, unicode_pieces, AppConfig, FakeOpenAi, Mode, TenantSpec, TestApp, Visitor};
 use serde_json::{json, Value};
+use std::time::Duration;
 
 /// The stored history matches a finished turn.
 async fn assert_stored_turn(app: &TestApp, v: &Visitor, sid: &str, user_seq: i64, user: &str, answer: &str) {
@@ -190,4 +191,40 @@ async fn history_window_and_system_prompt_reach_the_upstream() {
     }
     let last_window = fake.last_request().body["messages"].as_array().unwrap().len() - 1;
     assert!(last_window < 7, "history was not cut to the window");
+}
+
+#[tokio::test]
+async fn quiet_streams_carry_heartbeat_comments() {
+    let fake = FakeOpenAi::start(Mode::Gated { before: pieces(1), after: vec![" end".to_owned()] }).await;
+    let config = AppConfig::new().tenant(TenantSpec::openai("acme", &fake)).raw("heartbeat_secs = 1");
+    let app = TestApp::start(config).await;
+    let (sid, v) = app.create_session("acme").await;
+    let mut live = app.chat_live(&v, &common::chat_body(&sid, "hi")).await;
+    live.until("stream_delta", Duration::from_secs(10)).await;
+    live.until_comment("heartbeat", Duration::from_secs(5)).await;
+    fake.release();
+    let events = live.finish(Duration::from_secs(10)).await;
+    assert_eq!(events.last().unwrap().event, "stream_end");
+    assert_eq!(common::deltas_text(&events), "w0 end");
+}
+
+#[tokio::test]
+async fn turns_in_two_sessions_of_one_visitor_run_side_by_side() {
+    let fake = FakeOpenAi::start(Mode::Gated { before: pieces(1), after: vec![" end".to_owned()] }).await;
+    let app = TestApp::start(AppConfig::new().tenant(TenantSpec::openai("acme", &fake))).await;
+    let (s1, v) = app.create_session("acme").await;
+    let second = app.create_session_for(&v).await;
+    let s2 = second.body["session"]["id"].as_str().unwrap().to_owned();
+
+    let mut a = app.chat_live(&v, &common::chat_body(&s1, "one")).await;
+    a.until("stream_delta", Duration::from_secs(10)).await;
+    let mut b = app.chat_live(&v, &common::chat_body(&s2, "two")).await;
+    b.until("stream_delta", Duration::from_secs(10)).await;
+    fake.release();
+    for live in [a, b] {
+        let events = live.finish(Duration::from_secs(10)).await;
+        assert_eq!(events.last().unwrap().event, "stream_end", "{events:?}");
+        assert_eq!(common::deltas_text(&events), "w0 end");
+    }
+    assert_eq!(fake.calls(), 2);
 }

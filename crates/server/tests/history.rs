@@ -78,3 +78,23 @@ async fn history_pages_newest_first_and_survives_restart() {
     assert_eq!(list.body["items"][0]["id"], sid.as_str());
     assert_eq!(list.body["items"][0]["message_count"], 6);
 }
+
+#[tokio::test]
+async fn default_page_is_50_and_limit_at_most_200() {
+    let fake = FakeOpenAi::start(Mode::Normal(pieces(1))).await;
+    let app = TestApp::start(AppConfig::new().tenant(TenantSpec::openai("acme", &fake))).await;
+    let (sid, v) = app.create_session("acme").await;
+    for i in 1..=26 {
+        let r = app.chat_json(&v, &sid, &format!("m{i}")).await;
+        assert_eq!(r.status.as_u16(), 200, "{}", r.text);
+    }
+    let page = app.messages_page(&v, &sid, "").await;
+    let got = seqs(&page.body);
+    assert_eq!(got, (3..=52).rev().collect::<Vec<i64>>(), "the default limit is 50");
+    let cursor = page.body["next_cursor"].as_str().expect("more pages after 50");
+    let rest = app.messages_page(&v, &sid, &format!("?cursor={cursor}")).await;
+    assert_eq!(seqs(&rest.body), vec![2, 1]);
+    assert!(rest.body["next_cursor"].is_null());
+    let all = app.messages_page(&v, &sid, "?limit=200").await;
+    assert_eq!(seqs(&all.body).len(), 52);
+}

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::checks::check_stream_turn;
+use common::checks::{check_error_event, check_stream_turn};
 use common::scenarios;
 use common::{chat_body, joined, pieces, AppConfig, FakeOpenAi, Mode, TenantSpec, TestApp, Timeouts};
 use serde_json::json;
@@ -37,6 +37,12 @@ async fn a_failed_turn_is_replayed_without_calling_the_provider_again() {
     let again = app.chat_raw(&v, &body).await;
     again.assert_error(502, "llm.unavailable");
     assert_eq!(fake.calls(), calls, "the retry of a failed turn called the provider");
+    // Asked for a stream, the retry replays the same failure as an event.
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let replay = app.chat_stream_body(&v, &streamed).await;
+    check_error_event(&replay, "llm.unavailable", 502);
+    assert_eq!(fake.calls(), calls, "the streamed retry of a failed turn called the provider");
     let msgs = app.messages(&v, &sid).await;
     assert_eq!(msgs.len(), 2, "{msgs:?}");
     assert_eq!(msgs[0]["status"], "error");

@@ -150,6 +150,19 @@ async fn credentials_and_tenant_selection() {
     assert_eq!(by_token.status.as_u16(), 200, "{}", by_token.text);
     assert_eq!(ids(&by_token.body), vec![sid.clone()]);
 
+    // A chat turn with the tenant taken from the token alone.
+    let body = serde_json::json!({"session_id": sid, "message": "hi", "stream": false});
+    let chat = app.send(app.request(Method::POST, "/v1/chat", None).bearer_auth(&v.token).json(&body)).await;
+    assert_eq!(chat.status.as_u16(), 200, "{}", chat.text);
+
+    // A body on POST /v1/sessions must be JSON.
+    let plain = app
+        .client
+        .post(app.url("/v1/sessions"))
+        .header("x-tenant-id", "acme")
+        .header("content-type", "text/plain");
+    app.send(plain.body("{}")).await.assert_error(415, "request.unsupported_media_type");
+
     let unknown =
         app.send(app.client.post(app.url("/v1/sessions")).header("x-tenant-id", "no-such-tenant")).await;
     unknown.assert_error(404, "tenant.unknown");
@@ -198,6 +211,10 @@ async fn health_endpoints_and_trace_ids() {
     let resp = live.send().await.unwrap();
     assert_eq!(resp.headers().get("x-trace-id").unwrap().to_str().unwrap(), trace);
     drop(resp);
+
+    let missing = app.get("/no/such/route", None).await;
+    assert_eq!(missing.status.as_u16(), 404, "{}", missing.text);
+    assert_eq!(missing.body["error"]["trace_id"].as_str(), Some(missing.trace_id().as_str()));
 
     let bogus = app.send(app.client.get(app.url("/healthz")).header("traceparent", "garbage")).await;
     assert_ne!(bogus.trace_id(), "garbage");

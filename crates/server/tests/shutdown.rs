@@ -40,11 +40,16 @@ async fn sigterm_during_a_slow_turn_drains_and_exits_zero() {
 }
 
 #[tokio::test]
-async fn sigterm_when_idle_exits_zero() {
+async fn sigterm_or_sigint_when_idle_exits_zero() {
     let mut app = TestApp::start(AppConfig::new()).await;
     let r = app.get("/healthz", None).await;
     assert_eq!(r.status.as_u16(), 200);
     let (status, took) = app.terminate(Duration::from_secs(8)).await;
     assert_eq!(status.code(), Some(0), "exit status {status:?}");
     assert!(took < Duration::from_secs(3), "an idle shutdown took {took:?}");
+
+    app.restart().await;
+    let (status, took) = app.interrupt(Duration::from_secs(8)).await;
+    assert_eq!(status.code(), Some(0), "exit status after SIGINT {status:?}");
+    assert!(took < Duration::from_secs(3), "an idle shutdown on SIGINT took {took:?}");
 }

@@ -19,8 +19,10 @@ use crate::model::{estimate_tokens, Message, MessageStatus};
 use crate::store::{BeginTurn, BeginTurnOutcome, Store, StoreError};
 use crate::tenant::{OnDisconnect, Tenant};
 use crate::time::Clock;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
@@ -103,6 +105,9 @@ struct Inner {
     config: EngineConfig,
     /// Stops background work (the reaper) at shutdown.
     stop: tokio_util::sync::CancellationToken,
+    /// Turns being written but not yet registered as live, by turn id, so a
+    /// retry racing the original waits for it instead of missing it.
+    starting: Mutex<HashMap<Uuid, Arc<Notify>>>,
 }
 
 impl TurnEngine {
@@ -120,6 +125,7 @@ impl TurnEngine {
             live: LiveTurns::default(),
             config,
             stop: Default::default(),
+            starting: Default::default(),
         };
         Self { inner: Arc::new(inner) }
     }
@@ -147,6 +153,7 @@ impl TurnEngine {
             now,
             history_limit: msg.tenant.provider_settings.history_messages,
         };
+        let starting = Starting::new(inner, turn_id);
         match inner.store.begin_turn(&begin).await? {
             BeginTurnOutcome::NotFound => Err(SendError::NotFound),
             BeginTurnOutcome::Closed => Err(SendError::Closed),
@@ -163,6 +170,7 @@ impl TurnEngine {
                 // Subscribe before the task runs so this caller misses nothing.
                 let events = inner.bus.subscribe(msg.session_id);
                 inner.live.insert(live.clone());
+                drop(starting);
                 let stream = TurnStream::new(events, live.clone(), user.clone(), abort_on_drop(&msg.tenant));
                 let task = run::TurnTask { inner: self.inner.clone(), msg, live, user, assistant, history };
                 inner.tracker.spawn(task.run());
@@ -189,6 +197,9 @@ impl TurnEngine {
         // before it publishes its end, so either we find it and will see
         // that end, or it is over and the store has the outcome.
         let events = self.inner.bus.subscribe(msg.session_id);
+        if let Some(turn_id) = user.turn_id {
+            self.wait_started(turn_id).await;
+        }
         if let Some(live) = self.inner.live.get(msg.session_id).filter(|t| Some(t.turn_id) == user.turn_id) {
             // A retry is a new connection; the original one owns the abort rule.
             return Ok(SendOutcome::Streaming(TurnStream::attach(events, live, user)));
@@ -202,6 +213,17 @@ impl TurnEngine {
             }
             // Still streaming on another node: following it there is the bus's job.
             _ => Err(SendError::InProgress),
+        }
+    }
+
+    /// Waits (briefly) until a turn this node is writing becomes live.
+    async fn wait_started(&self, turn_id: Uuid) {
+        let Some(notify) = self.inner.starting_lock().get(&turn_id).cloned() else { return };
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.inner.starting_lock().contains_key(&turn_id) {
+            let _ = tokio::time::timeout(Duration::from_secs(5), notified).await;
         }
     }
 
@@ -239,6 +261,34 @@ impl TurnEngine {
             tracing::warn!(running = inner.live.len(), "grace period over; interrupting running turns");
             inner.live.stop_all(StopReason::Shutdown);
             let _ = tokio::time::timeout(Duration::from_secs(10), inner.tracker.wait()).await;
+        }
+    }
+}
+
+impl Inner {
+    fn starting_lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Arc<Notify>>> {
+        self.starting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Marks a turn as being written; dropping it (once the turn is live, or
+/// was refused) wakes whoever waits for it.
+struct Starting<'a> {
+    inner: &'a Inner,
+    turn_id: Uuid,
+}
+
+impl<'a> Starting<'a> {
+    fn new(inner: &'a Inner, turn_id: Uuid) -> Self {
+        inner.starting_lock().insert(turn_id, Arc::new(Notify::new()));
+        Self { inner, turn_id }
+    }
+}
+
+impl Drop for Starting<'_> {
+    fn drop(&mut self) {
+        if let Some(notify) = self.inner.starting_lock().remove(&self.turn_id) {
+            notify.notify_waiters();
         }
     }
 }

@@ -137,18 +137,27 @@ impl TestApp {
     /// SIGTERM; waits at most `within` for the exit. Returns the status and how
     /// long the exit took; panics (after a SIGKILL) if it did not exit in time.
     pub async fn terminate(&mut self, within: Duration) -> (ExitStatus, Duration) {
+        self.signal("-TERM", within).await
+    }
+
+    /// Like [`Self::terminate`], with SIGINT.
+    pub async fn interrupt(&mut self, within: Duration) -> (ExitStatus, Duration) {
+        self.signal("-INT", within).await
+    }
+
+    async fn signal(&mut self, signal: &str, within: Duration) -> (ExitStatus, Duration) {
         let mut child = self.child.take().expect("the server is not running");
         let pid = child.id().expect("the server already exited");
         let started = Instant::now();
-        let sent = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
-        assert!(sent.map(|s| s.success()).unwrap_or(false), "could not send SIGTERM to {pid}");
+        let sent = std::process::Command::new("kill").arg(signal).arg(pid.to_string()).status();
+        assert!(sent.map(|s| s.success()).unwrap_or(false), "could not send {signal} to {pid}");
         match tokio::time::timeout(within, child.wait()).await {
             Ok(Ok(status)) => (status, started.elapsed()),
             Ok(Err(e)) => panic!("waiting for the server failed: {e}"),
             Err(_) => {
                 let _ = child.start_kill();
                 let _ = child.wait().await;
-                panic!("the server did not exit within {within:?} of SIGTERM; log:\n{}", self.log());
+                panic!("the server did not exit within {within:?} of {signal}; log:\n{}", self.log());
             }
         }
     }

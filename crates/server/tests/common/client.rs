@@ -137,6 +137,20 @@ impl LiveStream {
         }
     }
 
+    /// Reads until a comment line containing `needle` has arrived (events
+    /// read meanwhile stay queued for `next`).
+    pub async fn until_comment(&mut self, needle: &str, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while !self.parser.comments.iter().any(|c| c.contains(needle)) {
+            assert!(!self.ended, "stream ended before a {needle:?} comment; got: {:?}", self.received);
+            match tokio::time::timeout_at(deadline, self.body.next()).await {
+                Err(_) => panic!("no {needle:?} comment within {within:?}"),
+                Ok(Some(Ok(bytes))) => self.queue.extend(self.parser.push(&bytes)),
+                Ok(Some(Err(_))) | Ok(None) => self.ended = true,
+            }
+        }
+    }
+
     pub fn text_so_far(&self) -> String {
         super::sse::deltas_text(&self.received)
     }

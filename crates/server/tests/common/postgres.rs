@@ -57,6 +57,19 @@ impl TestDatabase {
         Some(Self { url: with_database(&admin_url, &name), admin_url, name, dropped: false })
     }
 
+    /// How many tables the server created in the database.
+    pub async fn table_count(&self) -> i64 {
+        let mut conn = sqlx::PgConnection::connect(&self.url).await.expect("connect to the test database");
+        let count: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema')",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .expect("count tables");
+        let _ = conn.close().await;
+        count
+    }
+
     /// Drops the database (stop the server first).
     pub async fn drop_database(mut self) {
         self.dropped = true;

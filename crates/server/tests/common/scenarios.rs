@@ -62,8 +62,10 @@ pub async fn sequential_retries_are_idempotent(database_url: Option<&str>) {
 
     // A streamed retry of the finished turn: its result, on the stream.
     let streamed = app.chat_stream_body(&v, &keyed(&sid, "hello", "cm-1", true)).await;
+    assert_eq!(streamed.first_line.as_deref(), Some("retry: 2000"));
     let end = streamed.last();
     assert_eq!(end.event, "stream_end", "events: {:?}", streamed.events);
+    assert_eq!(end.id.as_deref(), Some("2"));
     assert_eq!(end.json()["message"]["seq"], 2);
     assert_eq!(end.json()["message"]["content"], first.body["message"]["content"]);
     assert_eq!(fake.calls(), 1, "a streamed retry called the provider again");
@@ -72,11 +74,19 @@ pub async fn sequential_retries_are_idempotent(database_url: Option<&str>) {
     changed.assert_error(400, "request.invalid");
     assert_eq!(app.messages(&v, &sid).await.len(), 2, "a retry stored something");
 
+    // Keys are per session: the same key elsewhere is a new turn.
+    let other = app.create_session_for(&v).await.body["session"]["id"].as_str().unwrap().to_owned();
+    let elsewhere = app.chat_raw(&v, &keyed(&other, "hello", "cm-1", false)).await;
+    assert_eq!(elsewhere.status.as_u16(), 200, "{}", elsewhere.text);
+    assert_eq!(elsewhere.body["user_message"]["seq"], 1);
+    assert_eq!(elsewhere.body["user_message"]["session_id"], other.as_str());
+    assert_eq!(fake.calls(), 2);
+
     let next = app.chat_raw(&v, &keyed(&sid, "next", "cm-2", false)).await;
     assert_eq!(next.status.as_u16(), 200, "{}", next.text);
     assert_eq!(next.body["user_message"]["seq"], 3);
     assert_eq!(next.body["message"]["seq"], 4);
-    assert_eq!(fake.calls(), 2);
+    assert_eq!(fake.calls(), 3);
 }
 
 /// The same `client_message_id` sent twice at once: both get the one turn.
