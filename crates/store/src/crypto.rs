@@ -96,6 +96,7 @@ impl Cipher {
 }
 
 /// The key id a stored value was written under, if it is well formed.
+#[cfg(test)]
 pub fn stored_kid(stored: &[u8]) -> Option<&str> {
     split(stored).ok().map(|(kid, _, _)| kid)
 }
@@ -197,8 +198,7 @@ mod tests {
         let sid = Uuid::new_v4();
         let mut value = cipher.encrypt_str(&at(sid, 1, "content"), "x").unwrap();
         // Same key under another name: relabelling the value must not verify.
-        let relabelled =
-            Keyring::parse(&format!("k2:{}", one.to_spec().split_once(':').unwrap().1)).unwrap();
+        let relabelled = Keyring::parse(&format!("k2:{}", one.to_spec().split_once(':').unwrap().1)).unwrap();
         value[2..4].copy_from_slice(b"k2");
         let err = Cipher::new(relabelled).decrypt(&at(sid, 1, "content"), &value).unwrap_err();
         assert_eq!(err, CryptoError::Decrypt);

@@ -36,16 +36,19 @@ pub enum KeyError {
     File { path: String, source: std::io::Error },
 }
 
+type Entry = (String, [u8; KEY_LEN]);
+
 /// Keys by id; the first one is current (it encrypts or signs), the others
-/// only decrypt or verify what older keys produced.
+/// only decrypt or verify what older keys produced. Never empty.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Keyring {
-    keys: Vec<(String, [u8; KEY_LEN])>,
+    current: Entry,
+    older: Vec<Entry>,
 }
 
 impl fmt::Debug for Keyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kids: Vec<&str> = self.keys.iter().map(|(kid, _)| kid.as_str()).collect();
+        let kids: Vec<&str> = self.kids().collect();
         f.debug_struct("Keyring").field("kids", &kids).finish_non_exhaustive()
     }
 }
@@ -54,7 +57,7 @@ impl Keyring {
     /// Parses `kid:base64(32 bytes),kid2:…`; whitespace around entries is
     /// ignored, so a key file may end with a newline.
     pub fn parse(spec: &str) -> Result<Self, KeyError> {
-        let mut keys: Vec<(String, [u8; KEY_LEN])> = Vec::new();
+        let mut keys: Vec<Entry> = Vec::new();
         for (index, entry) in spec.split(',').map(str::trim).enumerate() {
             if entry.is_empty() {
                 continue;
@@ -62,8 +65,8 @@ impl Keyring {
             let (kid, encoded) = entry.split_once(':').ok_or(KeyError::Malformed { index })?;
             let kid = kid.trim();
             validate_kid(kid)?;
-            let bytes = decode_key(encoded.trim())
-                .ok_or_else(|| KeyError::NotBase64 { kid: kid.to_owned() })?;
+            let bytes =
+                decode_key(encoded.trim()).ok_or_else(|| KeyError::NotBase64 { kid: kid.to_owned() })?;
             let key: [u8; KEY_LEN] = bytes
                 .as_slice()
                 .try_into()
@@ -73,16 +76,15 @@ impl Keyring {
             }
             keys.push((kid.to_owned(), key));
         }
-        if keys.is_empty() {
-            return Err(KeyError::Empty);
-        }
-        Ok(Self { keys })
+        let mut keys = keys.into_iter();
+        let current = keys.next().ok_or(KeyError::Empty)?;
+        Ok(Self { current, older: keys.collect() })
     }
 
     /// A keyring of one fresh random key. The kid should satisfy the rules
     /// `parse` enforces, or the result will not survive `to_spec` → `parse`.
     pub fn generate(kid: &str) -> Self {
-        Self { keys: vec![(kid.to_owned(), random_key())] }
+        Self { current: (kid.to_owned(), random_key()), older: Vec::new() }
     }
 
     /// A new keyring whose current key is a fresh random one under `kid`, with
@@ -92,36 +94,39 @@ impl Keyring {
         if self.key(kid).is_some() {
             return Err(KeyError::DuplicateKid { kid: kid.to_owned() });
         }
-        let mut keys = vec![(kid.to_owned(), random_key())];
-        keys.extend(self.keys.iter().cloned());
-        Ok(Self { keys })
+        let mut older = vec![self.current.clone()];
+        older.extend(self.older.iter().cloned());
+        Ok(Self { current: (kid.to_owned(), random_key()), older })
     }
 
     /// The text form that `parse` reads back.
     pub fn to_spec(&self) -> String {
         let entries: Vec<String> =
-            self.keys.iter().map(|(kid, key)| format!("{kid}:{}", STANDARD.encode(key))).collect();
+            self.entries().map(|(kid, key)| format!("{kid}:{}", STANDARD.encode(key))).collect();
         entries.join(",")
     }
 
     /// The id of the key that encrypts (or signs).
     pub fn current_kid(&self) -> &str {
-        self.keys.first().map(|(kid, _)| kid.as_str()).unwrap_or_default()
+        &self.current.0
     }
 
     /// The key that encrypts (or signs).
     pub fn current_key(&self) -> &[u8; KEY_LEN] {
-        // `parse` and `generate` never build an empty keyring.
-        self.keys.first().map(|(_, key)| key).unwrap_or(&[0; KEY_LEN])
+        &self.current.1
     }
 
     pub fn key(&self, kid: &str) -> Option<&[u8; KEY_LEN]> {
-        self.keys.iter().find(|(k, _)| k == kid).map(|(_, key)| key)
+        self.entries().find(|(k, _)| k == kid).map(|(_, key)| key)
     }
 
     /// Key ids, current first.
     pub fn kids(&self) -> impl Iterator<Item = &str> {
-        self.keys.iter().map(|(kid, _)| kid.as_str())
+        self.entries().map(|(kid, _)| kid.as_str())
+    }
+
+    fn entries(&self) -> impl Iterator<Item = &Entry> {
+        std::iter::once(&self.current).chain(self.older.iter())
     }
 }
 

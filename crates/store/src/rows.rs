@@ -143,6 +143,22 @@ pub struct TurnSessionRow {
     pub latest_seq: i64,
 }
 
+/// What `begin_turn` checks in the session's messages.
+#[derive(Debug, sqlx::FromRow)]
+pub struct TurnCheckRow {
+    pub duplicate_seq: Option<i64>,
+    pub streaming: bool,
+}
+
+/// Everything `begin_turn` decides on.
+#[derive(Debug, sqlx::FromRow)]
+pub struct TurnStateRow {
+    #[sqlx(flatten)]
+    pub session: TurnSessionRow,
+    #[sqlx(flatten)]
+    pub check: TurnCheckRow,
+}
+
 pub fn millis(t: &Timestamp) -> i64 {
     t.timestamp_millis()
 }

@@ -3,9 +3,76 @@
 //! the transaction, the locking and the SQL.
 
 use crate::crypto::{Aad, Cipher};
-use crate::rows::{crypto_err, millis, CONTENT};
+use crate::rows::{crypto_err, decode_messages, millis, MessageRow, CONTENT};
 use switchboard_core::model::{Message, MessageStatus, Role};
-use switchboard_core::store::{BeginTurn, StoreError};
+use switchboard_core::store::{BeginTurn, BeginTurnOutcome, StoreError};
+
+/// What `begin_turn` found or wrote, with rows still encrypted: the caller
+/// decrypts them (and reads the history) after the transaction, so the
+/// writer (on SQLite, one for the whole process) spends no time on it.
+// One lives per call, moved once: boxing would only add allocations.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum RawTurn {
+    Started {
+        user: Message,
+        assistant: Message,
+    },
+    /// The user message with that `client_message_id` and its turn's answer.
+    Duplicate {
+        found: Vec<MessageRow>,
+    },
+    Human {
+        user: Message,
+    },
+    NotFound,
+    Closed,
+    InProgress,
+}
+
+impl RawTurn {
+    /// `earlier`: the messages before the user message, newest first.
+    pub fn decode(
+        self,
+        turn: &BeginTurn,
+        earlier: Vec<MessageRow>,
+        cipher: &Cipher,
+    ) -> Result<BeginTurnOutcome, StoreError> {
+        Ok(match self {
+            Self::Started { user, assistant } => {
+                let history = history(decode_messages(earlier, cipher)?, &user, turn.history_limit);
+                BeginTurnOutcome::Started { user, assistant, history }
+            }
+            Self::Duplicate { found } => {
+                let client_message_id = turn.client_message_id.as_deref().unwrap_or_default();
+                duplicate(decode_messages(found, cipher)?, client_message_id)
+            }
+            Self::Human { user } => BeginTurnOutcome::Human { user },
+            Self::NotFound => BeginTurnOutcome::NotFound,
+            Self::Closed => BeginTurnOutcome::Closed,
+            Self::InProgress => BeginTurnOutcome::InProgress,
+        })
+    }
+}
+
+/// The earlier turn found by its `client_message_id`: its user message and the
+/// assistant message of the same turn, if it had one.
+fn duplicate(found: Vec<Message>, client_message_id: &str) -> BeginTurnOutcome {
+    let mut user = None;
+    let mut assistant = None;
+    for message in found {
+        if message.client_message_id.as_deref() == Some(client_message_id) {
+            user = Some(message);
+        } else if message.role == Role::Assistant {
+            assistant = Some(message);
+        }
+    }
+    match user {
+        Some(user) => BeginTurnOutcome::Duplicate { user, assistant },
+        // Rows are only read when the user message exists.
+        None => BeginTurnOutcome::NotFound,
+    }
+}
 
 /// One message row to insert, with the plaintext message it stands for.
 #[derive(Debug)]
@@ -80,7 +147,8 @@ fn row(
     lease: Option<(String, i64)>,
     cipher: &Cipher,
 ) -> Result<NewMessage, StoreError> {
-    let at = Aad { tenant_id: &turn.tenant_id, session_id: turn.session_id, seq: message.seq, column: CONTENT };
+    let at =
+        Aad { tenant_id: &turn.tenant_id, session_id: turn.session_id, seq: message.seq, column: CONTENT };
     let content = cipher.encrypt_str(&at, &message.content).map_err(crypto_err)?;
     let (lease_node, lease_until) = lease.map_or((None, None), |(node, until)| (Some(node), Some(until)));
     Ok(NewMessage {
@@ -101,7 +169,7 @@ pub fn earlier_needed(turn: &BeginTurn) -> i64 {
 }
 
 /// `earlier` newest first (as read) → oldest first, ending with `user`.
-pub fn history(mut earlier: Vec<Message>, user: &Message, limit: u32) -> Vec<Message> {
+fn history(mut earlier: Vec<Message>, user: &Message, limit: u32) -> Vec<Message> {
     if limit == 0 {
         return Vec::new();
     }

@@ -1,0 +1,160 @@
+//! The PostgreSQL backend, for several nodes sharing one database: a turn
+//! locks its session row (`FOR UPDATE`) before choosing seqs, so nodes never
+//! hand out the same seq or start two answers at once.
+
+use crate::crypto::Cipher;
+use crate::rows::{db_err, TurnCheckRow, TurnSessionRow, TurnStateRow};
+use crate::schema::Schema;
+use crate::store_impl::impl_store;
+use crate::write::{BoxFuture, WriteError, ATTEMPTS};
+use crate::{sql, StoreOpenError, StoreOptions};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::PgConnection;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_core::store::StoreError;
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Connections per node; the database's `max_connections` must cover every
+/// node's pool.
+const MAX_CONNECTIONS: u32 = 16;
+
+pub struct PgStore {
+    /// Reads and writes share one pool: PostgreSQL has no single writer.
+    reader: PgPool,
+    cipher: Arc<Cipher>,
+}
+
+impl PgStore {
+    pub async fn open(url: &str, options: &StoreOptions) -> Result<Self, StoreOpenError> {
+        let connect = PgConnectOptions::from_str(url).map_err(|e| StoreOpenError::Connect(e.to_string()))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(connect)
+            .await
+            .map_err(|e| StoreOpenError::Connect(e.to_string()))?;
+        Ok(Self { reader: pool, cipher: Arc::new(Cipher::new(options.keyring.clone())) })
+    }
+
+    /// Runs `work` in a transaction of its own, again (in a new one) when a
+    /// unique index refused it.
+    async fn write<T, F>(&self, mut work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnMut(&'c mut PgConnection) -> BoxFuture<'c, Result<T, WriteError>> + Send + 'static,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut tx = self.reader.begin().await.map_err(db_err)?;
+            match work(&mut tx).await {
+                Ok(output) => {
+                    tx.commit().await.map_err(db_err)?;
+                    return Ok(output);
+                }
+                // Dropping the transaction rolls it back.
+                Err(WriteError::Conflict(_)) if attempt < ATTEMPTS => continue,
+                Err(e) => return Err(e.into_store()),
+            }
+        }
+    }
+
+    /// A single statement is atomic by itself: no BEGIN and COMMIT round trips.
+    async fn write_one<T, F>(&self, mut work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnMut(&'c mut PgConnection) -> BoxFuture<'c, Result<T, WriteError>> + Send + 'static,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut conn = self.reader.acquire().await.map_err(db_err)?;
+            match work(&mut conn).await {
+                Ok(output) => return Ok(output),
+                Err(WriteError::Conflict(_)) if attempt < ATTEMPTS => continue,
+                Err(e) => return Err(e.into_store()),
+            }
+        }
+    }
+}
+
+impl_store!(PgStore, conn = PgConnection, dialect = sql::postgres, turn_state = turn_state);
+
+/// Locks the session row first, then checks its messages in a statement of
+/// its own, which sees what a turn that held the lock before committed.
+async fn turn_state(
+    conn: &mut PgConnection,
+    session_id: &str,
+    tenant_id: &str,
+    client_message_id: Option<&str>,
+) -> Result<Option<TurnStateRow>, sqlx::Error> {
+    let session: Option<TurnSessionRow> = sqlx::query_as(sql::postgres::LOCK_SESSION)
+        .bind(session_id)
+        .bind(tenant_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(session) = session else {
+        return Ok(None);
+    };
+    let check: TurnCheckRow = sqlx::query_as(sql::postgres::TURN_CHECK)
+        .bind(session_id)
+        .bind(client_message_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(Some(TurnStateRow { session, check }))
+}
+
+#[async_trait::async_trait]
+impl Schema for PgStore {
+    fn migrator(&self) -> &'static Migrator {
+        &MIGRATOR
+    }
+
+    fn cipher(&self) -> &Cipher {
+        &self.cipher
+    }
+
+    async fn run_migrations(&self) -> Result<(), StoreOpenError> {
+        // sqlx holds an advisory lock meanwhile, so nodes starting together
+        // migrate once.
+        MIGRATOR.run(&self.reader).await.map_err(|e| StoreOpenError::Migrate(e.to_string()))
+    }
+
+    async fn applied_migrations(&self) -> Result<Vec<i64>, StoreOpenError> {
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+            .fetch_one(&self.reader)
+            .await
+            .map_err(open_err)?;
+        if !exists {
+            return Ok(Vec::new());
+        }
+        sqlx::query_scalar(sql::APPLIED_MIGRATIONS).fetch_all(&self.reader).await.map_err(open_err)
+    }
+
+    async fn canaries(&self) -> Result<Vec<(String, Vec<u8>)>, StoreOpenError> {
+        sqlx::query_as(sql::LIST_CANARIES).fetch_all(&self.reader).await.map_err(open_err)
+    }
+
+    async fn add_canary(&self, kid: &str, canary: &[u8], now_ms: i64) -> Result<(), StoreOpenError> {
+        sqlx::query(sql::INSERT_CANARY)
+            .bind(kid)
+            .bind(canary)
+            .bind(now_ms)
+            .execute(&self.reader)
+            .await
+            .map_err(open_err)?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.reader.close().await;
+    }
+}
+
+fn open_err(e: sqlx::Error) -> StoreOpenError {
+    StoreOpenError::Database(e.to_string())
+}

@@ -1,0 +1,118 @@
+//! Getting a database ready to serve: migrations, the check that the schema is
+//! current, and the key check (an encrypted canary per key id, so a node given
+//! the wrong encryption keys refuses to start instead of writing content that
+//! no other node can read).
+
+use crate::crypto::{Aad, Cipher};
+use crate::StoreOpenError;
+use sqlx::migrate::Migrator;
+use uuid::Uuid;
+
+const CANARY: &[u8] = b"switchboard key check v1";
+const CANARY_COLUMN: &str = "keycheck";
+
+/// What opening needs from a backend beyond the `Store` trait.
+#[async_trait::async_trait]
+pub trait Schema: Send + Sync {
+    fn migrator(&self) -> &'static Migrator;
+    fn cipher(&self) -> &Cipher;
+    async fn run_migrations(&self) -> Result<(), StoreOpenError>;
+    /// Versions of the migrations recorded as applied; empty when none ran.
+    async fn applied_migrations(&self) -> Result<Vec<i64>, StoreOpenError>;
+    async fn canaries(&self) -> Result<Vec<(String, Vec<u8>)>, StoreOpenError>;
+    /// Stores the canary unless the kid already has one.
+    async fn add_canary(&self, kid: &str, canary: &[u8], now_ms: i64) -> Result<(), StoreOpenError>;
+    async fn close(&self);
+}
+
+/// Runs the migrations (idempotent), then the key check.
+pub async fn migrate(backend: &impl Schema) -> Result<(), StoreOpenError> {
+    backend.run_migrations().await?;
+    check_keys(backend).await
+}
+
+/// Refuses a database whose schema lacks any of this build's migrations, then
+/// runs the key check.
+pub async fn ensure_ready(backend: &impl Schema) -> Result<(), StoreOpenError> {
+    let applied = backend.applied_migrations().await?;
+    let missing = backend
+        .migrator()
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .any(|m| !applied.contains(&m.version));
+    if missing {
+        return Err(StoreOpenError::NotMigrated);
+    }
+    check_keys(backend).await
+}
+
+/// Every canary whose kid the keyring has must decrypt (same kid, other key
+/// bytes is a misconfigured node), and when the database has canaries at
+/// least one must decrypt. The current kid gets a canary the first time.
+async fn check_keys(backend: &impl Schema) -> Result<(), StoreOpenError> {
+    let cipher = backend.cipher();
+    let stored = backend.canaries().await?;
+    judge(&stored, cipher)?;
+    let current = cipher.keyring().current_kid();
+    if stored.iter().all(|(kid, _)| kid != current) {
+        let canary = cipher.encrypt(&canary_place(), CANARY).map_err(|_| StoreOpenError::Crypto)?;
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        backend.add_canary(current, &canary, now_ms).await?;
+        // Another node may have registered the same kid first, with its key.
+        judge(&backend.canaries().await?, cipher)?;
+    }
+    Ok(())
+}
+
+fn judge(stored: &[(String, Vec<u8>)], cipher: &Cipher) -> Result<(), StoreOpenError> {
+    let mut readable = false;
+    for (kid, canary) in stored {
+        if cipher.keyring().key(kid).is_none() {
+            continue;
+        }
+        match cipher.decrypt(&canary_place(), canary) {
+            Ok(plain) if plain == CANARY => readable = true,
+            _ => return Err(StoreOpenError::KeyConflict { kid: kid.clone() }),
+        }
+    }
+    if !stored.is_empty() && !readable {
+        let kids: Vec<&str> = stored.iter().map(|(kid, _)| kid.as_str()).collect();
+        return Err(StoreOpenError::KeysCannotDecrypt { database_kids: kids.join(", ") });
+    }
+    Ok(())
+}
+
+fn canary_place() -> Aad<'static> {
+    Aad { tenant_id: "", session_id: Uuid::nil(), seq: 0, column: CANARY_COLUMN }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use crate::keys::Keyring;
+
+    fn canary(keyring: &Keyring) -> (String, Vec<u8>) {
+        let cipher = Cipher::new(keyring.clone());
+        (keyring.current_kid().to_owned(), cipher.encrypt(&canary_place(), CANARY).unwrap())
+    }
+
+    #[test]
+    fn judges_keyrings_against_canaries() {
+        let k1 = Keyring::generate("k1");
+        let rotated = k1.rotated("k2").unwrap();
+        let stranger = Keyring::generate("k1");
+        let other_kid = Keyring::generate("k9");
+        let db = vec![canary(&k1)];
+        assert!(judge(&[], &Cipher::new(stranger.clone())).is_ok());
+        assert!(judge(&db, &Cipher::new(k1.clone())).is_ok());
+        assert!(judge(&db, &Cipher::new(rotated.clone())).is_ok());
+        let both = vec![canary(&k1), canary(&rotated)];
+        assert!(judge(&both, &Cipher::new(rotated.clone())).is_ok());
+        // After rotation the old key may be dropped: the new one still reads.
+        let only_k2 = Keyring::parse(rotated.to_spec().split(',').next().unwrap()).unwrap();
+        assert!(judge(&both, &Cipher::new(only_k2)).is_ok());
+        assert!(matches!(judge(&db, &Cipher::new(stranger)), Err(StoreOpenError::KeyConflict { .. })));
+        assert!(matches!(judge(&db, &Cipher::new(other_kid)), Err(StoreOpenError::KeysCannotDecrypt { .. })));
+    }
+}

@@ -1,0 +1,207 @@
+//! The SQLite writer: one task owning the one connection that writes, so
+//! writes queue in the process instead of fighting over SQLite's file lock.
+//! Writes that queue up while a transaction runs are committed together in
+//! the next one (group commit): a WAL commit costs about the same for one
+//! write as for fifty. Each caller hears back only after its write committed.
+//! If a batch fails, it is rolled back and replayed one write at a time, so
+//! one bad write never fails the others.
+
+use crate::rows::db_err;
+use crate::write::{BoxFuture, WriteError, ATTEMPTS};
+use sqlx::{Connection as _, SqliteConnection};
+use switchboard_core::store::StoreError;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most writes in one transaction; bounds how long the first one waits.
+const MAX_BATCH: usize = 128;
+/// Writes waiting beyond this make callers wait to enqueue (backpressure).
+const QUEUE: usize = 4096;
+
+/// A handle to the writer task; cheap to share.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    queue: mpsc::Sender<Command>,
+}
+
+enum Command {
+    Write(Box<dyn Job>),
+    /// Finish what is queued, close the connection, then acknowledge.
+    Close(oneshot::Sender<()>),
+}
+
+impl Writer {
+    pub fn spawn(conn: SqliteConnection) -> Self {
+        let (queue, commands) = mpsc::channel(QUEUE);
+        tokio::spawn(run(conn, commands));
+        Self { queue }
+    }
+
+    /// Runs `work` in a write transaction and returns its output once that
+    /// transaction committed.
+    pub async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnMut(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, WriteError>> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(Pending { work, output: None, reply });
+        self.queue.send(Command::Write(job)).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Commits what is queued and closes the connection.
+    pub async fn close(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.queue.send(Command::Close(ack)).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Database("the database writer has stopped".into())
+}
+
+/// A queued write, type-erased so one queue carries writes of every output.
+trait Job: Send {
+    /// Runs the work; keeps its output for `deliver`.
+    fn run<'c>(&'c mut self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Result<(), WriteError>>;
+    /// After the commit: hands the kept output to the caller.
+    fn deliver(self: Box<Self>);
+    fn fail(self: Box<Self>, error: StoreError);
+}
+
+struct Pending<T, F> {
+    work: F,
+    output: Option<T>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Job for Pending<T, F>
+where
+    T: Send + 'static,
+    F: for<'c> FnMut(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, WriteError>> + Send + 'static,
+{
+    fn run<'c>(&'c mut self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Result<(), WriteError>> {
+        Box::pin(async move {
+            let output = (self.work)(conn).await?;
+            self.output = Some(output);
+            Ok(())
+        })
+    }
+
+    fn deliver(self: Box<Self>) {
+        let result = self.output.ok_or_else(|| StoreError::Database("write delivered before it ran".into()));
+        // The caller may have gone away; the write stands either way.
+        let _ = self.reply.send(result);
+    }
+
+    fn fail(self: Box<Self>, error: StoreError) {
+        let _ = self.reply.send(Err(error));
+    }
+}
+
+async fn run(mut conn: SqliteConnection, mut commands: mpsc::Receiver<Command>) {
+    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = commands.recv().await {
+        let mut closing = None;
+        match first {
+            Command::Write(job) => batch.push(job),
+            Command::Close(ack) => closing = Some(ack),
+        }
+        while closing.is_none() && batch.len() < MAX_BATCH {
+            match commands.try_recv() {
+                Ok(Command::Write(job)) => batch.push(job),
+                Ok(Command::Close(ack)) => closing = Some(ack),
+                Err(_) => break,
+            }
+        }
+        run_batch(&mut conn, &mut batch).await;
+        if let Some(ack) = closing {
+            commands.close();
+            while let Ok(command) = commands.try_recv() {
+                match command {
+                    Command::Write(job) => job.fail(stopped()),
+                    Command::Close(other) => {
+                        let _ = other.send(());
+                    }
+                }
+            }
+            let _ = conn.close().await;
+            let _ = ack.send(());
+            return;
+        }
+    }
+    let _ = conn.close().await;
+}
+
+async fn run_batch(conn: &mut SqliteConnection, batch: &mut Vec<Box<dyn Job>>) {
+    if batch.len() > 1 && all_in_one(conn, batch).await.is_ok() {
+        for job in batch.drain(..) {
+            job.deliver();
+        }
+        return;
+    }
+    for job in batch.drain(..) {
+        run_alone(conn, job).await;
+    }
+}
+
+/// Every job in one transaction; any failure rolls all of them back.
+async fn all_in_one(conn: &mut SqliteConnection, batch: &mut [Box<dyn Job>]) -> Result<(), ()> {
+    begin(conn).await.map_err(|_| ())?;
+    for job in batch.iter_mut() {
+        if job.run(conn).await.is_err() {
+            rollback(conn).await;
+            return Err(());
+        }
+    }
+    if commit(conn).await.is_err() {
+        rollback(conn).await;
+        return Err(());
+    }
+    Ok(())
+}
+
+/// One job in its own transaction, tried again when a unique index refused it.
+async fn run_alone(conn: &mut SqliteConnection, mut job: Box<dyn Job>) {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        if let Err(e) = begin(conn).await {
+            return job.fail(db_err(e));
+        }
+        match job.run(conn).await {
+            Ok(()) => {
+                return match commit(conn).await {
+                    Ok(()) => job.deliver(),
+                    Err(e) => {
+                        rollback(conn).await;
+                        job.fail(db_err(e))
+                    }
+                };
+            }
+            Err(WriteError::Conflict(_)) if attempt < ATTEMPTS => rollback(conn).await,
+            Err(e) => {
+                rollback(conn).await;
+                return job.fail(e.into_store());
+            }
+        }
+    }
+}
+
+/// `IMMEDIATE` takes the write lock up front: a deferred transaction that read
+/// first would fail at once (no busy wait) if another process, such as the
+/// CLI, wrote in between.
+async fn begin(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("BEGIN IMMEDIATE").execute(conn).await.map(drop)
+}
+
+async fn commit(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("COMMIT").execute(conn).await.map(drop)
+}
+
+/// Errors are ignored: after some failures SQLite has already rolled back.
+async fn rollback(conn: &mut SqliteConnection) {
+    let _ = sqlx::query("ROLLBACK").execute(conn).await;
+}

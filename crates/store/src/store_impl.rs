@@ -1,0 +1,410 @@
+//! The one implementation of the `Store` trait, expanded for each backend.
+//! sqlx's connection types differ per database but are used the same way and
+//! the SQL is shared (`sql.rs`), so a macro keeps the backends from drifting
+//! apart. A backend provides a `reader` pool, a `cipher: Arc<Cipher>`,
+//! `write(work)`, which runs a re-runnable unit of work (`write.rs`) inside
+//! a transaction on its `$conn` connection type, and `write_one(work)` for
+//! work of a single statement, which needs no transaction of its own.
+//!
+//! Writes encrypt before and decrypt after `write`, never inside it: on SQLite
+//! every write of the process passes through one connection.
+
+/// `impl_store!(Type, conn = Connection, dialect = sql::module, turn_state = fn)`:
+/// `dialect` holds the backend's `ADVANCE_AND_INSERT_USER`,
+/// `ADVANCE_AND_INSERT_BOTH` and `FINISH_AND_TOUCH`; `turn_state` reads (and
+/// where the backend must, locks) what `begin_turn` decides on.
+macro_rules! impl_store {
+    ($store:ty, conn = $conn:ty, dialect = $dialect:path, turn_state = $turn_state:path) => {
+        // The block scopes these imports and helpers to the expansion.
+        const _: () = {
+            use std::sync::Arc;
+            use switchboard_core::model::{Message, Session, SessionStatus};
+            use switchboard_core::store::{
+                BeginTurn, BeginTurnOutcome, Checkpoint, Finish, NewSession, SessionCursor, StoreError,
+                TenantRecord,
+            };
+            use switchboard_core::time::Timestamp;
+            use uuid::Uuid;
+            use $crate::crypto::{Aad, Cipher};
+            use $crate::rows::{
+                crypto_err, db_err, decode_messages, millis, status_of, to_json, MessageRow, SessionRow,
+                TenantRow, CONTENT, METADATA,
+            };
+            use $crate::sql;
+            use $crate::turn::{self, RawTurn};
+            use $crate::write::WriteError;
+            use $dialect as dialect;
+
+            #[async_trait::async_trait]
+            impl switchboard_core::store::Store for $store {
+                /// Asks both paths: readers, and the writer (on SQLite a task
+                /// of its own, which could have stopped while readers answer).
+                async fn ping(&self) -> Result<(), StoreError> {
+                    sqlx::query(sql::PING).execute(&self.reader).await.map_err(db_err)?;
+                    self.write_one(|conn: &mut $conn| {
+                        Box::pin(async move {
+                            sqlx::query(sql::PING).execute(&mut *conn).await?;
+                            Ok(())
+                        })
+                    })
+                    .await
+                }
+
+                async fn upsert_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
+                    let tenant = Arc::new((tenant.clone(), to_json(&tenant.config)?));
+                    self.write_one(move |conn: &mut $conn| {
+                        let tenant = tenant.clone();
+                        Box::pin(async move {
+                            let (t, config) = &*tenant;
+                            sqlx::query(sql::UPSERT_TENANT)
+                                .bind(&t.id)
+                                .bind(&t.name)
+                                .bind(&t.source)
+                                .bind(config)
+                                .bind(t.kill_switch)
+                                .bind(millis(&t.created_at))
+                                .bind(millis(&t.updated_at))
+                                .execute(&mut *conn)
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .await
+                }
+
+                async fn get_tenant(&self, id: &str) -> Result<Option<TenantRecord>, StoreError> {
+                    let row: Option<TenantRow> = sqlx::query_as(sql::GET_TENANT)
+                        .bind(id)
+                        .fetch_optional(&self.reader)
+                        .await
+                        .map_err(db_err)?;
+                    row.map(TenantRow::decode).transpose()
+                }
+
+                async fn list_tenants(&self) -> Result<Vec<TenantRecord>, StoreError> {
+                    let rows: Vec<TenantRow> =
+                        sqlx::query_as(sql::LIST_TENANTS).fetch_all(&self.reader).await.map_err(db_err)?;
+                    rows.into_iter().map(TenantRow::decode).collect()
+                }
+
+                async fn delete_tenant(&self, id: &str) -> Result<bool, StoreError> {
+                    let id = id.to_owned();
+                    self.write_one(move |conn: &mut $conn| {
+                        let id = id.clone();
+                        Box::pin(async move {
+                            let done = sqlx::query(sql::DELETE_TENANT).bind(id).execute(&mut *conn).await?;
+                            Ok(done.rows_affected() > 0)
+                        })
+                    })
+                    .await
+                }
+
+                async fn create_session(&self, new: &NewSession) -> Result<Session, StoreError> {
+                    let metadata = match &new.metadata {
+                        Some(value) => {
+                            let at = Aad {
+                                tenant_id: &new.tenant_id,
+                                session_id: new.id,
+                                seq: 0,
+                                column: METADATA,
+                            };
+                            Some(self.cipher.encrypt_str(&at, &to_json(value)?).map_err(crypto_err)?)
+                        }
+                        None => None,
+                    };
+                    let row = Arc::new((new.clone(), metadata));
+                    self.write_one(move |conn: &mut $conn| {
+                        let row = row.clone();
+                        Box::pin(async move {
+                            let (new, metadata) = &*row;
+                            sqlx::query(sql::INSERT_SESSION)
+                                .bind(new.id.to_string())
+                                .bind(&new.tenant_id)
+                                .bind(&new.owner)
+                                .bind(millis(&new.now))
+                                .bind(metadata)
+                                .execute(&mut *conn)
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .await?;
+                    Ok(Session {
+                        id: new.id,
+                        tenant_id: new.tenant_id.clone(),
+                        status: SessionStatus::Active,
+                        created_at: new.now,
+                        last_activity_at: new.now,
+                        message_count: 0,
+                        admin_assisted: false,
+                        latest_seq: 0,
+                        takeover: None,
+                        owner: new.owner.clone(),
+                    })
+                }
+
+                async fn get_session(
+                    &self,
+                    tenant_id: &str,
+                    id: Uuid,
+                ) -> Result<Option<Session>, StoreError> {
+                    let row: Option<SessionRow> = sqlx::query_as(sql::GET_SESSION)
+                        .bind(id.to_string())
+                        .bind(tenant_id)
+                        .fetch_optional(&self.reader)
+                        .await
+                        .map_err(db_err)?;
+                    row.map(SessionRow::decode).transpose()
+                }
+
+                async fn list_sessions(
+                    &self,
+                    tenant_id: &str,
+                    owner: &str,
+                    limit: u32,
+                    after: Option<&SessionCursor>,
+                ) -> Result<Vec<Session>, StoreError> {
+                    // No cursor: start above every real position.
+                    let (at, id) = after.map_or((i64::MAX, String::new()), |c| {
+                        (millis(&c.last_activity_at), c.id.to_string())
+                    });
+                    let rows: Vec<SessionRow> = sqlx::query_as(sql::LIST_SESSIONS)
+                        .bind(tenant_id)
+                        .bind(owner)
+                        .bind(at)
+                        .bind(id)
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.reader)
+                        .await
+                        .map_err(db_err)?;
+                    rows.into_iter().map(SessionRow::decode).collect()
+                }
+
+                async fn delete_session(&self, tenant_id: &str, id: Uuid) -> Result<bool, StoreError> {
+                    let key = Arc::new((tenant_id.to_owned(), id.to_string()));
+                    self.write(move |conn: &mut $conn| {
+                        let key = key.clone();
+                        Box::pin(async move {
+                            let (tenant_id, id) = &*key;
+                            sqlx::query(sql::DELETE_SESSION_MESSAGES)
+                                .bind(id)
+                                .bind(tenant_id)
+                                .execute(&mut *conn)
+                                .await?;
+                            let done = sqlx::query(sql::DELETE_SESSION)
+                                .bind(id)
+                                .bind(tenant_id)
+                                .execute(&mut *conn)
+                                .await?;
+                            Ok(done.rows_affected() > 0)
+                        })
+                    })
+                    .await
+                }
+
+                async fn list_messages(
+                    &self,
+                    tenant_id: &str,
+                    session_id: Uuid,
+                    limit: u32,
+                    before_seq: Option<i64>,
+                ) -> Result<Vec<Message>, StoreError> {
+                    let rows: Vec<MessageRow> = sqlx::query_as(sql::LIST_MESSAGES)
+                        .bind(session_id.to_string())
+                        .bind(tenant_id)
+                        .bind(before_seq.unwrap_or(i64::MAX))
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.reader)
+                        .await
+                        .map_err(db_err)?;
+                    decode_messages(rows, &self.cipher)
+                }
+
+                async fn begin_turn(&self, turn: &BeginTurn) -> Result<BeginTurnOutcome, StoreError> {
+                    let shared = Arc::new(turn.clone());
+                    let cipher = self.cipher.clone();
+                    let raw = self
+                        .write(move |conn: &mut $conn| {
+                            let (turn, cipher) = (shared.clone(), cipher.clone());
+                            Box::pin(async move { begin_turn_in(conn, &turn, &cipher).await })
+                        })
+                        .await?;
+                    // Committed, so any reader sees the same history.
+                    let earlier: Vec<MessageRow> = match &raw {
+                        RawTurn::Started { user, .. } if turn::earlier_needed(turn) > 0 => {
+                            sqlx::query_as(sql::HISTORY)
+                                .bind(turn.session_id.to_string())
+                                .bind(user.seq - 1)
+                                .bind(turn::earlier_needed(turn))
+                                .fetch_all(&self.reader)
+                                .await
+                                .map_err(db_err)?
+                        }
+                        _ => Vec::new(),
+                    };
+                    raw.decode(turn, earlier, &self.cipher)
+                }
+
+                async fn checkpoint(&self, checkpoint: &Checkpoint) -> Result<bool, StoreError> {
+                    let at = Aad {
+                        tenant_id: &checkpoint.tenant_id,
+                        session_id: checkpoint.session_id,
+                        seq: checkpoint.seq,
+                        column: CONTENT,
+                    };
+                    let content = self.cipher.encrypt_str(&at, &checkpoint.content).map_err(crypto_err)?;
+                    let shared = Arc::new((checkpoint.clone(), content));
+                    self.write_one(move |conn: &mut $conn| {
+                        let shared = shared.clone();
+                        Box::pin(async move {
+                            let (c, content) = &*shared;
+                            let done = sqlx::query(sql::CHECKPOINT)
+                                .bind(content)
+                                .bind(&c.node_id)
+                                .bind(millis(&c.lease_until))
+                                .bind(c.session_id.to_string())
+                                .bind(c.seq)
+                                .bind(&c.tenant_id)
+                                .execute(&mut *conn)
+                                .await?;
+                            Ok(done.rows_affected() > 0)
+                        })
+                    })
+                    .await
+                }
+
+                async fn finish_message(&self, finish: &Finish) -> Result<bool, StoreError> {
+                    let at = Aad {
+                        tenant_id: &finish.tenant_id,
+                        session_id: finish.session_id,
+                        seq: finish.seq,
+                        column: CONTENT,
+                    };
+                    let content = self.cipher.encrypt_str(&at, &finish.content).map_err(crypto_err)?;
+                    let shared = Arc::new((finish.clone(), content, to_json(&finish.meta)?));
+                    self.write_one(move |conn: &mut $conn| {
+                        let shared = shared.clone();
+                        Box::pin(async move {
+                            let (f, content, meta) = &*shared;
+                            let done = sqlx::query(dialect::FINISH_AND_TOUCH)
+                                .bind(content)
+                                .bind(f.status.as_str())
+                                .bind(f.token_count)
+                                .bind(meta)
+                                .bind(f.session_id.to_string())
+                                .bind(f.seq)
+                                .bind(&f.tenant_id)
+                                .bind(millis(&f.now))
+                                .execute(&mut *conn)
+                                .await?;
+                            Ok(done.rows_affected() > 0)
+                        })
+                    })
+                    .await
+                }
+
+                async fn reap_expired_leases(&self, now: Timestamp) -> Result<Vec<Message>, StoreError> {
+                    let now = millis(&now);
+                    let rows = self
+                        .write_one(move |conn: &mut $conn| {
+                            Box::pin(async move {
+                                let rows: Vec<MessageRow> =
+                                    sqlx::query_as(sql::REAP_EXPIRED).bind(now).fetch_all(&mut *conn).await?;
+                                Ok(rows)
+                            })
+                        })
+                        .await?;
+                    decode_messages(rows, &self.cipher)
+                }
+
+                async fn reap_node_leases(
+                    &self,
+                    node_id: &str,
+                    _now: Timestamp,
+                ) -> Result<Vec<Message>, StoreError> {
+                    let node_id = node_id.to_owned();
+                    let rows = self
+                        .write_one(move |conn: &mut $conn| {
+                            let node_id = node_id.clone();
+                            Box::pin(async move {
+                                let rows: Vec<MessageRow> = sqlx::query_as(sql::REAP_NODE)
+                                    .bind(node_id)
+                                    .fetch_all(&mut *conn)
+                                    .await?;
+                                Ok(rows)
+                            })
+                        })
+                        .await?;
+                    decode_messages(rows, &self.cipher)
+                }
+            }
+
+            /// One run of `begin_turn` inside the backend's transaction.
+            async fn begin_turn_in(
+                conn: &mut $conn,
+                turn: &BeginTurn,
+                cipher: &Cipher,
+            ) -> Result<RawTurn, WriteError> {
+                let session_id = turn.session_id.to_string();
+                let state =
+                    $turn_state(conn, &session_id, &turn.tenant_id, turn.client_message_id.as_deref())
+                        .await?;
+                let Some(state) = state.filter(|s| s.session.owner == turn.owner) else {
+                    return Ok(RawTurn::NotFound);
+                };
+                if state.check.duplicate_seq.is_some() {
+                    let found: Vec<MessageRow> = sqlx::query_as(sql::FIND_DUPLICATE)
+                        .bind(&session_id)
+                        .bind(&turn.client_message_id)
+                        .fetch_all(&mut *conn)
+                        .await?;
+                    return Ok(RawTurn::Duplicate { found });
+                }
+                let status = status_of(&state.session.status)?;
+                if status == SessionStatus::Closed {
+                    return Ok(RawTurn::Closed);
+                }
+                if state.check.streaming {
+                    return Ok(RawTurn::InProgress);
+                }
+                let human = status == SessionStatus::Human;
+                let latest_seq = state.session.latest_seq;
+                let mut written = turn::new_messages(turn, latest_seq, !human, cipher)?;
+                let added = i64::try_from(written.len()).unwrap_or(i64::MAX);
+                let sql =
+                    if human { dialect::ADVANCE_AND_INSERT_USER } else { dialect::ADVANCE_AND_INSERT_BOTH };
+                let mut query = sqlx::query(sql)
+                    .bind(latest_seq + added)
+                    .bind(added)
+                    .bind(millis(&turn.now))
+                    .bind(&session_id);
+                for new in &written {
+                    query = query
+                        .bind(&new.session_id)
+                        .bind(new.message.seq)
+                        .bind(&new.tenant_id)
+                        .bind(new.role())
+                        .bind(&new.content)
+                        .bind(new.status())
+                        .bind(new.created_at)
+                        .bind(new.message.token_count)
+                        .bind(&new.message.client_message_id)
+                        .bind(&new.turn_id)
+                        .bind(&new.lease_node)
+                        .bind(new.lease_until);
+                }
+                query.execute(&mut *conn).await?;
+                let assistant = if human { None } else { written.pop().map(|w| w.message) };
+                let user = written
+                    .pop()
+                    .map(|w| w.message)
+                    .ok_or_else(|| StoreError::Corrupt("turn wrote no user message".into()))?;
+                Ok(match assistant {
+                    None => RawTurn::Human { user },
+                    Some(assistant) => RawTurn::Started { user, assistant },
+                })
+            }
+        };
+    };
+}
+pub(crate) use impl_store;

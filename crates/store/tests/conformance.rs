@@ -1,0 +1,60 @@
+//! The store conformance suite: every case runs once against SQLite
+//! (`sqlite::<case>`) and once against PostgreSQL (`postgres::<case>`), so the
+//! two backends keep one behaviour.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod cases;
+mod common;
+
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let mut harness = crate::common::Harness::sqlite().await;
+                    crate::cases::$case(&mut harness).await;
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some(mut harness) = crate::common::Harness::postgres().await else { return };
+                    crate::cases::$case(&mut harness).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    ping_answers,
+    create_session_starts_empty,
+    begin_turn_assigns_seqs,
+    begin_turn_returns_history,
+    duplicate_client_message_id_writes_nothing,
+    concurrent_duplicates_end_as_duplicate,
+    concurrent_turns_in_one_session_start_once,
+    concurrent_turns_across_sessions_all_start,
+    one_failing_write_fails_alone,
+    not_found_for_wrong_owner_tenant_or_id,
+    in_progress_while_streaming,
+    closed_session_refuses_turns,
+    human_session_stores_only_the_user_message,
+    checkpoint_renews_lease_and_saves_text,
+    finish_ends_streaming_once,
+    reap_expired_leases_interrupts,
+    reap_node_leases_interrupts_only_that_node,
+    list_messages_order_limit_before_seq,
+    list_sessions_keyset_paging_with_ties,
+    delete_session_removes_messages,
+    tenants_crud,
+    restart_keeps_everything,
+    wrong_keys_refuse_to_open,
+    rotated_keys_read_old_content,
+    connect_refuses_unmigrated_database,
+    content_is_encrypted_at_rest,
+);
