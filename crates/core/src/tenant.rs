@@ -71,6 +71,44 @@ pub struct ProviderSettings {
     pub timeouts: Timeouts,
 }
 
+/// How the tenant's backend signs user JWTs (SPEC §3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwtKey {
+    /// HS256 with the secret held in this environment variable.
+    Hs256 { secret_env: String },
+    /// RS256 with this PEM public key file.
+    Rs256 { public_key_file: std::path::PathBuf },
+    /// ES256 with this PEM public key file.
+    Es256 { public_key_file: std::path::PathBuf },
+}
+
+/// One sliding-window limit: at most `limit` requests per `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub limit: u32,
+    pub window: Duration,
+}
+
+/// A tenant's rate limits per scope (SPEC §10); `None`: that scope is unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    pub ip: Option<Window>,
+    pub user: Option<Window>,
+    pub tenant: Option<Window>,
+}
+
+impl Default for RateLimits {
+    /// The specification's example values: generous for people, tight for scripts.
+    fn default() -> Self {
+        let minute = Duration::from_secs(60);
+        Self {
+            ip: Some(Window { limit: 30, window: minute }),
+            user: Some(Window { limit: 20, window: minute }),
+            tenant: Some(Window { limit: 3000, window: minute }),
+        }
+    }
+}
+
 /// A tenant as the runtime uses it: its settings and its provider client.
 #[derive(Clone)]
 pub struct Tenant {
@@ -84,6 +122,10 @@ pub struct Tenant {
     pub max_connections_per_subject: u32,
     pub require_user: bool,
     pub kill_switch: bool,
+    pub jwt: Option<JwtKey>,
+    pub rate_limits: RateLimits,
+    /// `"config"` when the configuration file owns the tenant, `"db"` otherwise.
+    pub source: String,
     pub provider_settings: ProviderSettings,
     pub provider: Arc<dyn Provider>,
 }

@@ -89,6 +89,9 @@ fn tenant(config: &TenantConfig) -> Result<Tenant, StartError> {
         max_connections_per_subject: config.max_connections_per_subject,
         require_user: config.require_user,
         kill_switch: config.kill_switch,
+        jwt: config.jwt.clone(),
+        rate_limits: config.rate_limits,
+        source: "config".into(),
         provider_settings: config.provider.clone(),
         provider,
     })

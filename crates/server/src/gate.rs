@@ -1,32 +1,24 @@
-//! The request gate of end-user endpoints, one ordered pipeline shared by
-//! every transport: critical headers → tenant → (origin, next issue) → body
-//! limits (the handler's) → identity → kill switch. Each step refuses without
-//! side effects; handlers call the steps in that order.
+//! The request gate of end-user endpoints after the edge (`edge.rs`: headers,
+//! tenant, origin): body limits (the handler's), then identity, then the kill
+//! switch, then rate limits, then validation. Each step refuses without side
+//! effects; handlers call the steps in that order.
 
+use crate::edge::Edge;
 use crate::http::ApiError;
 use crate::state::AppState;
-use crate::tokens::{claimed_tenant, TokenType};
+use crate::tokens::TokenType;
 use axum::http::{header, HeaderMap};
-use std::sync::Arc;
 use switchboard_core::tenant::Tenant;
 use switchboard_core::{ErrorCode, Subject};
 
-/// Headers that must not appear twice: a proxy and a client disagreeing
-/// about them is how requests get smuggled past checks.
-const CRITICAL: [&str; 4] = ["authorization", "origin", "x-tenant-id", "content-type"];
-
-/// Steps 1–2: one copy of each critical header, and a known tenant (from
-/// `X-Tenant-Id`, else the bearer token's `tid`).
-pub fn tenant(state: &AppState, headers: &HeaderMap) -> Result<Arc<Tenant>, ApiError> {
-    if let Some(name) = CRITICAL.iter().find(|h| headers.get_all(**h).iter().count() > 1) {
-        return Err(ApiError::invalid_field(name, "must not be sent more than once"));
-    }
-    let named = match headers.get("x-tenant-id") {
-        Some(v) => Some(v.to_str().map_err(|_| ApiError::new(ErrorCode::TenantUnknown))?.to_owned()),
-        None => bearer(headers).and_then(claimed_tenant),
-    };
-    let id = named.filter(|s| !s.is_empty()).ok_or(ApiError::new(ErrorCode::TenantMissing))?;
-    state.tenants.get(&id).ok_or(ApiError::new(ErrorCode::TenantUnknown))
+/// Who is calling, verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub subject: Subject,
+    /// The display name a user token carries (`name`).
+    pub name: Option<String>,
+    /// A user token with `role: "admin"` (an agent).
+    pub admin: bool,
 }
 
 /// The bearer token, if the request has one.
@@ -36,14 +28,13 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// Step: who is calling. `Ok(None)` only when credentials are optional and
-/// absent.
+/// Who is calling. `Ok(None)` only when credentials are optional and absent.
 pub fn identify(
     state: &AppState,
     headers: &HeaderMap,
-    tenant: &Tenant,
+    edge: &Edge,
     required: bool,
-) -> Result<Option<Subject>, ApiError> {
+) -> Result<Option<Caller>, ApiError> {
     let Some(token) = bearer(headers) else {
         return match (headers.contains_key(header::AUTHORIZATION), required) {
             (true, _) => Err(ApiError::auth_invalid("Authorization is not a bearer token")),
@@ -51,17 +42,23 @@ pub fn identify(
             (false, false) => Ok(None),
         };
     };
+    let tenant = &edge.tenant;
     let claims = state.signer.verify(token, TokenType::Visitor).map_err(ApiError::auth_invalid)?;
-    if claims.tid != tenant.id {
+    if claims.tid != tenant.id || edge.query_tenant.as_deref().is_some_and(|q| q != tenant.id) {
         return Err(ErrorCode::AuthContextMismatch.into());
     }
     match Subject::parse(&claims.sub) {
-        Some(subject @ Subject::Visitor(_)) => Ok(Some(subject)),
+        Some(subject @ Subject::Visitor(_)) => Ok(Some(Caller { subject, name: None, admin: false })),
         _ => Err(ApiError::auth_invalid("visitor token with a non-visitor subject")),
     }
 }
 
-/// Step: the tenant's and the global kill switch.
+/// Identity where credentials are required.
+pub fn caller(state: &AppState, headers: &HeaderMap, edge: &Edge) -> Result<Caller, ApiError> {
+    identify(state, headers, edge, true)?.ok_or(ApiError::new(ErrorCode::AuthMissing))
+}
+
+/// The tenant's and the global kill switch.
 pub fn kill_switch(state: &AppState, tenant: &Tenant) -> Result<(), ApiError> {
     if state.config.kill_switch || tenant.kill_switch {
         return Err(ErrorCode::TenantDisabled.into());
@@ -70,9 +67,8 @@ pub fn kill_switch(state: &AppState, tenant: &Tenant) -> Result<(), ApiError> {
 }
 
 /// The whole gate for endpoints without a body that need a caller.
-pub fn caller(state: &AppState, headers: &HeaderMap) -> Result<(Arc<Tenant>, Subject), ApiError> {
-    let tenant = tenant(state, headers)?;
-    let subject = identify(state, headers, &tenant, true)?.ok_or(ApiError::new(ErrorCode::AuthMissing))?;
-    kill_switch(state, &tenant)?;
-    Ok((tenant, subject))
+pub fn authorized(state: &AppState, headers: &HeaderMap, edge: &Edge) -> Result<Caller, ApiError> {
+    let caller = caller(state, headers, edge)?;
+    kill_switch(state, &edge.tenant)?;
+    Ok(caller)
 }

@@ -3,6 +3,7 @@
 
 mod app;
 mod config;
+mod edge;
 mod gate;
 mod handlers;
 mod http;

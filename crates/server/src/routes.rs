@@ -1,5 +1,6 @@
 //! The routing table, and nothing else.
 
+use crate::edge;
 use crate::handlers::{chat, health, sessions};
 use crate::http::{trace, ApiError};
 use crate::state::AppState;
@@ -8,13 +9,16 @@ use axum::Router;
 use switchboard_core::ErrorCode;
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
+    let end_user = Router::new()
         .route("/v1/sessions", post(sessions::create).get(sessions::list))
         .route("/v1/sessions/{id}", get(sessions::get).delete(sessions::delete))
         .route("/v1/sessions/{id}/messages", get(sessions::messages))
         .route("/v1/chat", post(chat::chat))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), edge::end_user));
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .merge(end_user)
         .fallback(|| async { ApiError::new(ErrorCode::RouteNotFound) })
         .method_not_allowed_fallback(|| async { ApiError::new(ErrorCode::MethodNotAllowed) })
         .layer(axum::middleware::from_fn(trace::middleware))

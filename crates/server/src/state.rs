@@ -23,6 +23,11 @@ impl Tenants {
     pub fn get(&self, id: &str) -> Option<Arc<Tenant>> {
         self.by_id.get(id).cloned()
     }
+
+    /// Whether any tenant satisfies `f` (a preflight names no tenant).
+    pub fn any(&self, f: impl Fn(&Tenant) -> bool) -> bool {
+        self.by_id.values().any(|t| f(t))
+    }
 }
 
 #[derive(Clone)]

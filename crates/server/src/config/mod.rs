@@ -8,10 +8,12 @@ mod tenant;
 
 pub use tenant::TenantConfig;
 
+use ipnet::IpNet;
 use raw::{RawConfig, RawDurability};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tenant::normalize_origin;
 
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {0}")]
@@ -27,7 +29,17 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub database_url: String,
+    /// How browsers reach the server (normalised origin).
+    pub public_url: String,
+    pub operator_token_env: String,
     pub encryption_keys_env: String,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Origins (normalised) allowed on admin endpoints besides `public_url`.
+    pub admin_origins: Vec<String>,
+    /// Peers allowed to read `/metrics`.
+    pub metrics_allow: Vec<IpNet>,
+    pub agent_token_max_ttl: Duration,
     pub heartbeat: Duration,
     pub max_body_bytes: usize,
     pub kill_switch: bool,
@@ -93,7 +105,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         return Err(err("`bus_url`: only the in-process bus (\"\") is available in this version"));
     }
     let public_url = raw.public_url.unwrap_or_else(|| "http://127.0.0.1:8080".to_owned());
-    let public_url = tenant::normalize_origin(&public_url)
+    let public_url = normalize_origin(&public_url)
         .ok_or_else(|| err(format!("`public_url`: `{public_url}` must be scheme://host[:port]")))?;
     positive("heartbeat_secs", raw.heartbeat_secs as f64)?;
     positive("ticket_ttl_secs", raw.ticket_ttl_secs as f64)?;
@@ -119,7 +131,13 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         listen,
         data_dir,
         database_url,
+        public_url,
+        operator_token_env: raw.operator_token_env,
         encryption_keys_env: raw.encryption_keys_env,
+        trusted_proxies: networks("trusted_proxies", &raw.trusted_proxies)?,
+        admin_origins: origins("admin_origins", &raw.admin_origins)?,
+        metrics_allow: networks("metrics_allow", &raw.metrics_allow)?,
+        agent_token_max_ttl: Duration::from_secs(raw.agent_token_max_ttl_secs),
         heartbeat: Duration::from_secs(raw.heartbeat_secs),
         max_body_bytes: raw.max_body_bytes,
         kill_switch: raw.kill_switch,
@@ -158,6 +176,26 @@ fn not_enforced(raw: &RawConfig) -> Vec<String> {
         note(t.require_user, format!("tenants[{i}].require_user"));
     }
     out
+}
+
+/// CIDR blocks or single addresses (`10.0.0.1` means `10.0.0.1/32`).
+fn networks(key: &str, list: &[String]) -> Result<Vec<IpNet>, ConfigError> {
+    list.iter()
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| err(format!("`{key}`: `{s}` is not an address or CIDR block")))
+        })
+        .collect()
+}
+
+fn origins(key: &str, list: &[String]) -> Result<Vec<String>, ConfigError> {
+    list.iter()
+        .map(|o| {
+            normalize_origin(o)
+                .ok_or_else(|| err(format!("`{key}`: `{o}` is not an origin (scheme://host[:port])")))
+        })
+        .collect()
 }
 
 fn positive(key: &str, v: f64) -> Result<(), ConfigError> {

@@ -1,7 +1,9 @@
 //! Validation of one `[[tenants]]` entry, and the built-in `demo` tenant.
 
-use super::raw::{RawProvider, RawTenant};
-use switchboard_core::tenant::{OnDisconnect, ProviderKind, ProviderSettings, Timeouts};
+use super::raw::{RawJwt, RawProvider, RawRateLimits, RawTenant, RawWindow};
+use switchboard_core::tenant::{
+    JwtKey, OnDisconnect, ProviderKind, ProviderSettings, RateLimits, Timeouts, Window,
+};
 use switchboard_core::TenantId;
 
 pub use switchboard_core::origin::normalize as normalize_origin;
@@ -19,6 +21,8 @@ pub struct TenantConfig {
     pub max_connections_per_subject: u32,
     pub require_user: bool,
     pub kill_switch: bool,
+    pub jwt: Option<JwtKey>,
+    pub rate_limits: RateLimits,
     pub provider: ProviderSettings,
 }
 
@@ -36,6 +40,8 @@ pub(super) fn validate(t: RawTenant) -> Result<TenantConfig, String> {
         return Err("`max_messages_per_session` and `max_connections_per_subject` must be at least 1".into());
     }
     let provider = provider(t.provider).map_err(|e| format!("`provider.{e}"))?;
+    let jwt = t.jwt.map(jwt).transpose()?;
+    let rate_limits = rate_limits(t.rate_limits)?;
     Ok(TenantConfig {
         name: t.name.unwrap_or_else(|| t.id.clone()),
         id: t.id,
@@ -47,7 +53,38 @@ pub(super) fn validate(t: RawTenant) -> Result<TenantConfig, String> {
         max_connections_per_subject: t.max_connections_per_subject,
         require_user: t.require_user,
         kill_switch: t.kill_switch,
+        jwt,
+        rate_limits,
         provider,
+    })
+}
+
+fn jwt(j: RawJwt) -> Result<JwtKey, String> {
+    match (j.hs256_secret_env, j.rs256_public_key_file, j.es256_public_key_file) {
+        (Some(secret_env), None, None) if !secret_env.is_empty() => Ok(JwtKey::Hs256 { secret_env }),
+        (None, Some(file), None) => Ok(JwtKey::Rs256 { public_key_file: file.into() }),
+        (None, None, Some(file)) => Ok(JwtKey::Es256 { public_key_file: file.into() }),
+        _ => Err("`jwt`: give exactly one of hs256_secret_env, rs256_public_key_file, es256_public_key_file"
+            .into()),
+    }
+}
+
+/// Configured scopes replace the defaults one by one; `limit = 0` is refused
+/// (leave a scope out to keep its default).
+fn rate_limits(r: Option<RawRateLimits>) -> Result<RateLimits, String> {
+    let defaults = RateLimits::default();
+    let Some(r) = r else { return Ok(defaults) };
+    let window = |name: &str, w: Option<RawWindow>, default: Option<Window>| match w {
+        None => Ok(default),
+        Some(w) if w.limit > 0 && w.window_secs > 0 => {
+            Ok(Some(Window { limit: w.limit, window: std::time::Duration::from_secs(w.window_secs) }))
+        }
+        Some(_) => Err(format!("`rate_limits.{name}`: limit and window_secs must be at least 1")),
+    };
+    Ok(RateLimits {
+        ip: window("ip", r.ip, defaults.ip)?,
+        user: window("user", r.user, defaults.user)?,
+        tenant: window("tenant", r.tenant, defaults.tenant)?,
     })
 }
 
@@ -115,6 +152,8 @@ pub(super) fn builtin_demo(public_url: &str, port: u16) -> TenantConfig {
         max_connections_per_subject: 10,
         require_user: false,
         kill_switch: false,
+        jwt: None,
+        rate_limits: RateLimits::default(),
         provider: ProviderSettings {
             kind: ProviderKind::Demo,
             base_url: None,

@@ -3,11 +3,12 @@
 //! runs on its own; this response is just one of its subscribers.
 
 use super::chat_body;
+use crate::edge::Edge;
 use crate::gate;
 use crate::http::{extract, sse, trace, ApiError};
 use crate::state::AppState;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -21,19 +22,18 @@ use switchboard_core::{ErrorCode, Message};
 
 pub async fn chat(
     State(state): State<AppState>,
+    Extension(edge): Extension<Edge>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let tenant = gate::tenant(&state, &headers)?;
     let bytes =
         extract::json_body(&headers, body, state.config.max_body_bytes, true).await?.unwrap_or_default();
-    let subject =
-        gate::identify(&state, &headers, &tenant, true)?.ok_or(ApiError::new(ErrorCode::AuthMissing))?;
-    gate::kill_switch(&state, &tenant)?;
+    let caller = gate::caller(&state, &headers, &edge)?;
+    gate::kill_switch(&state, &edge.tenant)?;
     let body = chat_body::parse(extract::json_object(&bytes)?)?;
     let send = SendMessage {
-        tenant,
-        subject,
+        tenant: edge.tenant.clone(),
+        subject: caller.subject,
         session_id: body.session_id,
         content: body.message,
         client_message_id: body.client_message_id,

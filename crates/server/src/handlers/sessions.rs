@@ -1,12 +1,13 @@
 //! Sessions and their history: create, list, get, read messages, delete.
 
+use crate::edge::Edge;
 use crate::gate;
 use crate::http::extract::{self, Path, Query};
 use crate::http::ApiError;
 use crate::state::AppState;
 use crate::tokens::TokenType;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -45,20 +46,21 @@ fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
 
 pub async fn create(
     State(state): State<AppState>,
+    Extension(edge): Extension<Edge>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let tenant = gate::tenant(&state, &headers)?;
+    let tenant = &edge.tenant;
     let bytes = extract::json_body(&headers, body, state.config.max_body_bytes, false).await?;
-    let caller = gate::identify(&state, &headers, &tenant, false)?;
-    gate::kill_switch(&state, &tenant)?;
+    let caller = gate::identify(&state, &headers, &edge, false)?;
+    gate::kill_switch(&state, tenant)?;
     let metadata = match bytes {
         Some(b) => create_body(extract::json_object(&b)?)?,
         None => None,
     };
     let now = state.clock.now();
     let (subject, visitor) = match caller {
-        Some(subject) => (subject, None),
+        Some(caller) => (caller.subject, None),
         None => {
             let id = Uuid::new_v4();
             let subject = Subject::Visitor(id);
@@ -120,10 +122,11 @@ fn create_body(mut body: serde_json::Map<String, Value>) -> Result<Option<Value>
 
 pub async fn list(
     State(state): State<AppState>,
+    Extension(edge): Extension<Edge>,
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let (tenant, subject) = gate::caller(&state, &headers)?;
+    let (tenant, subject) = (&edge.tenant, gate::authorized(&state, &headers, &edge)?.subject);
     let limit = page_limit(q.limit)?;
     let after = q.cursor.as_deref().map(decode_session_cursor).transpose()?;
     let mut items = state
@@ -140,21 +143,23 @@ pub async fn list(
 
 pub async fn get(
     State(state): State<AppState>,
+    Extension(edge): Extension<Edge>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Session>, ApiError> {
-    let (tenant, subject) = gate::caller(&state, &headers)?;
-    let session = owned_session(&state, &tenant, &subject, &id).await?;
+    let subject = gate::authorized(&state, &headers, &edge)?.subject;
+    let session = owned_session(&state, &edge.tenant, &subject, &id).await?;
     Ok(Json(session))
 }
 
 pub async fn messages(
     State(state): State<AppState>,
+    Extension(edge): Extension<Edge>,
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let (tenant, subject) = gate::caller(&state, &headers)?;
+    let (tenant, subject) = (&edge.tenant, gate::authorized(&state, &headers, &edge)?.subject);
     let limit = page_limit(q.limit)?;
     let before = match q.cursor.as_deref() {
         Some(c) => Some(
@@ -166,7 +171,7 @@ pub async fn messages(
     if before.is_some_and(|b| b < 1) {
         return Err(ApiError::invalid_field("before_seq", "must be at least 1"));
     }
-    let session = owned_session(&state, &tenant, &subject, &id).await?;
+    let session = owned_session(&state, tenant, &subject, &id).await?;
     let mut items = state
         .store
         .list_messages(&tenant.id, session.id, limit + 1, before)
@@ -181,11 +186,12 @@ pub async fn messages(
 
 pub async fn delete(
     State(state): State<AppState>,
+    Extension(edge): Extension<Edge>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let (tenant, subject) = gate::caller(&state, &headers)?;
-    let session = owned_session(&state, &tenant, &subject, &id).await?;
+    let (tenant, subject) = (&edge.tenant, gate::authorized(&state, &headers, &edge)?.subject);
+    let session = owned_session(&state, tenant, &subject, &id).await?;
     state.engine.stop_session_turn(session.id, StopReason::SessionDeleted);
     state.store.delete_session(&tenant.id, session.id).await.map_err(ApiError::internal)?;
     Ok(StatusCode::NO_CONTENT)

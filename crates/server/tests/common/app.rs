@@ -29,8 +29,14 @@ impl TestApp {
     pub async fn start(config: AppConfig) -> Self {
         let dir = tempfile::Builder::new().prefix("switchboard-test-").tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("data")).expect("data dir");
+        // The built-in demo tenant is browser-only: speak as its own page.
+        let mut headers = reqwest::header::HeaderMap::new();
+        if config.tenants.is_empty() {
+            headers.insert("origin", reqwest::header::HeaderValue::from_static("http://127.0.0.1:8080"));
+        }
         let client = reqwest::Client::builder()
             .no_proxy()
+            .default_headers(headers)
             .timeout(Duration::from_secs(60))
             .build()
             .expect("http client");

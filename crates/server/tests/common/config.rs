@@ -29,6 +29,8 @@ pub struct TenantSpec {
     pub history_messages: Option<u32>,
     pub system_prompt: Option<String>,
     pub timeouts: Option<Timeouts>,
+    /// Raw tenant-level lines (`key = value`), written before its tables.
+    pub lines: Vec<String>,
 }
 
 impl TenantSpec {
@@ -43,6 +45,7 @@ impl TenantSpec {
             history_messages: None,
             system_prompt: None,
             timeouts: None,
+            lines: default_lines(),
         }
     }
 
@@ -57,7 +60,20 @@ impl TenantSpec {
             history_messages: None,
             system_prompt: None,
             timeouts: Some(Timeouts::default()),
+            lines: default_lines(),
         }
+    }
+
+    /// Adds a raw tenant-level line, e.g. `allowed_origins = ["https://a.example"]`.
+    pub fn line(mut self, line: &str) -> Self {
+        self.lines.push(line.to_owned());
+        self
+    }
+
+    /// Requests without an Origin are refused, as for a browser-only tenant.
+    pub fn browser_only(mut self) -> Self {
+        self.lines.retain(|l| !l.starts_with("allow_no_origin"));
+        self
     }
 
     pub fn on_disconnect(mut self, v: &'static str) -> Self {
@@ -85,6 +101,10 @@ impl TenantSpec {
         if let Some(v) = self.on_disconnect {
             out.push_str(&format!("on_disconnect = {}\n", q(v)));
         }
+        for line in &self.lines {
+            out.push_str(line);
+            out.push('\n');
+        }
         out.push_str(&format!("[tenants.provider]\nkind = {}\nmodel = {}\n", q(self.kind), q(&self.model)));
         if let Some(url) = &self.base_url {
             out.push_str(&format!(
@@ -105,6 +125,12 @@ impl TenantSpec {
             ));
         }
     }
+}
+
+/// Test clients talk to the server directly (no browser, one IP): they send
+/// no Origin unless a test is about origins.
+fn default_lines() -> Vec<String> {
+    vec!["allow_no_origin = true".to_owned()]
 }
 
 /// The whole file, minus `listen` and `data_dir`, which the app fills in.

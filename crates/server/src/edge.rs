@@ -1,0 +1,152 @@
+//! The edge of every end-user endpoint (SPEC §9): duplicated critical headers,
+//! then the tenant, then the Origin, before any handler runs. An accepted
+//! origin gets the CORS headers on every answer, errors included; a refused
+//! one gets none. Preflights are answered here, without a tenant.
+
+use crate::http::ApiError;
+use crate::state::AppState;
+use crate::tokens::claimed_tenant;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use switchboard_core::origin::normalize;
+use switchboard_core::tenant::Tenant;
+use switchboard_core::ErrorCode;
+
+/// What the edge established, for the handler (a request extension).
+#[derive(Clone)]
+pub struct Edge {
+    pub tenant: Arc<Tenant>,
+    /// The Origin as sent, when the request had an allowed one.
+    pub origin: Option<String>,
+    /// The tenant `?tenant=` named, which identity must agree with.
+    pub query_tenant: Option<String>,
+}
+
+/// Headers that must not appear twice: a proxy and a client disagreeing
+/// about them is how requests get smuggled past checks.
+const CRITICAL: [&str; 4] = ["authorization", "origin", "x-tenant-id", "content-type"];
+
+const ALLOW_METHODS: &str = "GET, POST, DELETE, OPTIONS";
+const ALLOW_HEADERS: &str = "Authorization, Content-Type, X-Tenant-Id, Last-Event-ID, traceparent";
+const EXPOSE_HEADERS: &str =
+    "X-Trace-Id, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After";
+
+pub async fn end_user(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let query_tenant = query_param(request.uri().query(), "tenant");
+    if request.method() == Method::OPTIONS {
+        return preflight(&state, request.headers(), query_tenant.as_deref());
+    }
+    let edge = match admit(&state, request.headers(), query_tenant) {
+        Ok(edge) => edge,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let origin = edge.origin.clone();
+    request.extensions_mut().insert(edge);
+    let mut response = next.run(request).await;
+    if let Some(origin) = origin {
+        allow(response.headers_mut(), &origin);
+    }
+    response
+}
+
+fn admit(state: &AppState, headers: &HeaderMap, query_tenant: Option<String>) -> Result<Edge, ApiError> {
+    if let Some(name) = CRITICAL.iter().find(|h| headers.get_all(**h).iter().count() > 1) {
+        return Err(ApiError::invalid_field(name, "must not be sent more than once"));
+    }
+    let tenant = tenant(state, headers, query_tenant.as_deref())?;
+    let origin = origin(state, headers, &tenant)?;
+    Ok(Edge { tenant, origin, query_tenant })
+}
+
+/// The tenant from `X-Tenant-Id`, else `?tenant=`, else the bearer token's
+/// `tid` (read unverified, only to choose whose rules verify it).
+fn tenant(state: &AppState, headers: &HeaderMap, query: Option<&str>) -> Result<Arc<Tenant>, ApiError> {
+    let named = match headers.get("x-tenant-id") {
+        Some(v) => Some(v.to_str().map_err(|_| ApiError::new(ErrorCode::TenantUnknown))?.to_owned()),
+        None => query.map(str::to_owned).or_else(|| crate::gate::bearer(headers).and_then(claimed_tenant)),
+    };
+    let id = named.filter(|s| !s.is_empty()).ok_or(ApiError::new(ErrorCode::TenantMissing))?;
+    state.tenants.get(&id).ok_or(ApiError::new(ErrorCode::TenantUnknown))
+}
+
+/// `Ok(Some(origin))` for an allowed cross-origin request, `Ok(None)` for an
+/// allowed request without one (same origin, or a server-side client).
+fn origin(state: &AppState, headers: &HeaderMap, tenant: &Tenant) -> Result<Option<String>, ApiError> {
+    let Some(raw) = headers.get(header::ORIGIN) else {
+        let same_origin = headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes() == b"same-origin");
+        return if same_origin {
+            // Browsers omit Origin on same-origin GETs: the page is ours.
+            allowed(tenant, &state.config.public_url)
+                .then_some(None)
+                .ok_or(ApiError::new(ErrorCode::OriginForbidden))
+        } else if tenant.allow_no_origin {
+            Ok(None)
+        } else {
+            Err(ErrorCode::OriginMissing.into())
+        };
+    };
+    let raw = raw.to_str().map_err(|_| ApiError::new(ErrorCode::OriginForbidden))?;
+    match normalize(raw) {
+        Some(n) if allowed(tenant, &n) => Ok(Some(raw.to_owned())),
+        _ => Err(ErrorCode::OriginForbidden.into()),
+    }
+}
+
+fn allowed(tenant: &Tenant, normalized: &str) -> bool {
+    tenant.allowed_origins.iter().any(|o| o == normalized)
+}
+
+/// A preflight carries no custom headers, so no tenant: it passes when the
+/// origin is allowed by the tenant `?tenant=` names, or else by any tenant.
+/// The real request is then checked against its own tenant.
+fn preflight(state: &AppState, headers: &HeaderMap, query_tenant: Option<&str>) -> Response {
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let normalized = origin.and_then(normalize);
+    let ok = match (&normalized, query_tenant) {
+        (Some(n), Some(id)) => state.tenants.get(id).is_some_and(|t| allowed(&t, n)),
+        (Some(n), None) => state.tenants.any(|t| allowed(t, n)),
+        (None, _) => false,
+    };
+    let (Some(origin), true) = (origin, ok) else {
+        let code = if origin.is_none() { ErrorCode::OriginMissing } else { ErrorCode::OriginForbidden };
+        return ApiError::new(code).into_response();
+    };
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let h = response.headers_mut();
+    allow(h, origin);
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(ALLOW_METHODS));
+    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static(ALLOW_HEADERS));
+    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    response
+}
+
+/// The CORS headers of an accepted origin.
+fn allow(h: &mut HeaderMap, origin: &str) {
+    if let Ok(value) = HeaderValue::from_str(origin) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+    }
+    h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+    h.append(header::VARY, HeaderValue::from_static("Origin"));
+    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSE_HEADERS));
+}
+
+/// One query parameter, percent-decoded.
+pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_params_are_decoded() {
+        assert_eq!(query_param(Some("a=1&tenant=ac%6De&x"), "tenant").as_deref(), Some("acme"));
+        assert_eq!(query_param(Some("tenant="), "tenant").as_deref(), Some(""));
+        assert_eq!(query_param(Some("a=1"), "tenant"), None);
+        assert_eq!(query_param(None, "tenant"), None);
+    }
+}
