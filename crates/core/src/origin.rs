@@ -98,6 +98,17 @@ mod tests {
     }
 
     proptest! {
+        /// Whatever is put before or after an allowed host, the result never
+        /// normalises to the allowed origin (no suffix or prefix lookalikes).
+        #[test]
+        fn lookalikes_never_match(prefix in "[a-z0-9.-]{0,12}", suffix in "[a-z0-9.:/@?-]{0,12}", upper in any::<bool>()) {
+            prop_assume!(!(prefix.is_empty() && suffix.is_empty()));
+            prop_assume!(suffix != ":443");
+            let host = if upper { "SHOP.ACME.EXAMPLE" } else { "shop.acme.example" };
+            let candidate = format!("https://{prefix}{host}{suffix}");
+            prop_assert_ne!(normalize(&candidate).as_deref(), Some("https://shop.acme.example"));
+        }
+
         #[test]
         fn normalising_is_idempotent(s in "(?i)(https?)://[a-z0-9.-]{1,20}(:[0-9]{1,5})?") {
             if let Some(n) = normalize(&s) {

@@ -14,13 +14,20 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sessions/{id}", get(sessions::get).delete(sessions::delete))
         .route("/v1/sessions/{id}/messages", get(sessions::messages))
         .route("/v1/chat", post(chat::chat))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), edge::end_user));
+        // Set before the edge layer, so the edge also sees requests for methods
+        // a route lacks (preflights are OPTIONS).
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), edge::end_user));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .merge(end_user)
         .fallback(|| async { ApiError::new(ErrorCode::RouteNotFound) })
-        .method_not_allowed_fallback(|| async { ApiError::new(ErrorCode::MethodNotAllowed) })
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(trace::middleware))
         .with_state(state)
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(ErrorCode::MethodNotAllowed)
 }
