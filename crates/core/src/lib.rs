@@ -9,6 +9,7 @@ pub mod ids;
 pub mod model;
 pub mod origin;
 pub mod provider;
+pub mod ratelimit;
 pub mod store;
 pub mod tenant;
 pub mod time;

@@ -6,10 +6,12 @@ use crate::routes;
 use crate::state::{AppState, Tenants};
 use crate::tokens::Signer;
 use axum::serve::ListenerExt;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_bus::LocalBus;
+use switchboard_core::ratelimit::LocalRateLimiter;
 use switchboard_core::store::{Store, TenantRecord};
 use switchboard_core::tenant::Tenant;
 use switchboard_core::time::{Clock, SystemClock};
@@ -147,6 +149,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         store,
         engine: engine.clone(),
         signer: Arc::new(Signer::new(signing)),
+        limiter: Arc::new(LocalRateLimiter::new(clock.clone())),
         clock,
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -160,8 +163,9 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     tracing::info!(%addr, node = %node, database = %redact_url(&config.database_url), "switchboard started");
     println!("switchboard listening on http://{addr}");
     let stop = CancellationToken::new();
-    let server =
-        axum::serve(listener, routes::router(state)).with_graceful_shutdown(stop.clone().cancelled_owned());
+    // The peer address is the client's (or its proxy's), for rate limits.
+    let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned());
     let server = tokio::spawn(async move { server.await });
     shutdown_signal().await;
     tracing::info!(grace = ?config.shutdown_grace, "shutting down: no new connections; letting turns finish");

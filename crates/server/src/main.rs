@@ -6,6 +6,7 @@ mod config;
 mod edge;
 mod gate;
 mod handlers;
+mod limits;
 mod http;
 mod routes;
 mod state;

@@ -3,6 +3,7 @@
 use crate::edge;
 use crate::handlers::{chat, health, sessions};
 use crate::http::{trace, ApiError};
+use crate::limits;
 use crate::state::AppState;
 use axum::routing::{get, post};
 use axum::Router;
@@ -17,7 +18,9 @@ pub fn router(state: AppState) -> Router {
         // Set before the edge layer, so the edge also sees requests for methods
         // a route lacks (preflights are OPTIONS).
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), edge::end_user));
+        .layer(axum::middleware::from_fn_with_state(state.clone(), edge::end_user))
+        // X-RateLimit-* headers of the endpoints that call `limits::admit`.
+        .layer(axum::middleware::from_fn(limits::layer));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

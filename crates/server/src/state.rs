@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::tokens::Signer;
 use std::collections::HashMap;
 use std::sync::Arc;
+use switchboard_core::ratelimit::RateLimiter;
 use switchboard_core::store::Store;
 use switchboard_core::tenant::Tenant;
 use switchboard_core::time::Clock;
@@ -38,4 +39,6 @@ pub struct AppState {
     pub engine: TurnEngine,
     pub signer: Arc<Signer>,
     pub clock: Arc<dyn Clock>,
+    /// Rate-limit counters (SPEC §10): in-process today, shared across nodes later.
+    pub limiter: Arc<dyn RateLimiter>,
 }

@@ -160,7 +160,6 @@ fn not_enforced(raw: &RawConfig) -> Vec<String> {
             out.push(key);
         }
     };
-    note(!raw.trusted_proxies.is_empty(), "trusted_proxies".into());
     note(!raw.admin_origins.is_empty(), "admin_origins".into());
     note(!raw.prices.is_empty(), "prices".into());
     for (i, t) in raw.tenants.iter().enumerate() {
@@ -169,7 +168,6 @@ fn not_enforced(raw: &RawConfig) -> Vec<String> {
             format!("tenants[{i}].allowed_origins (origins are not checked yet)"),
         );
         note(t.jwt.is_some(), format!("tenants[{i}].jwt (only visitor tokens are accepted yet)"));
-        note(t.rate_limits.is_some(), format!("tenants[{i}].rate_limits"));
         note(t.budget.is_some(), format!("tenants[{i}].budget"));
         note(!t.fallbacks.is_empty(), format!("tenants[{i}].fallbacks"));
         note(!t.tools.is_empty(), format!("tenants[{i}].tools"));

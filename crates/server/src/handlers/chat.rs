@@ -6,6 +6,7 @@ use super::chat_body;
 use crate::edge::Edge;
 use crate::gate;
 use crate::http::{extract, sse, trace, ApiError};
+use crate::limits;
 use crate::state::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::{Extension, State};
@@ -30,6 +31,7 @@ pub async fn chat(
         extract::json_body(&headers, body, state.config.max_body_bytes, true).await?.unwrap_or_default();
     let caller = gate::caller(&state, &headers, &edge)?;
     gate::kill_switch(&state, &edge.tenant)?;
+    limits::admit(&state, &edge, &headers, Some(&caller)).await?;
     let body = chat_body::parse(extract::json_object(&bytes)?)?;
     let send = SendMessage {
         tenant: edge.tenant.clone(),

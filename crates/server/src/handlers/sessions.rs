@@ -4,6 +4,7 @@ use crate::edge::Edge;
 use crate::gate;
 use crate::http::extract::{self, Path, Query};
 use crate::http::ApiError;
+use crate::limits;
 use crate::state::AppState;
 use crate::tokens::TokenType;
 use axum::body::Body;
@@ -54,6 +55,8 @@ pub async fn create(
     let bytes = extract::json_body(&headers, body, state.config.max_body_bytes, false).await?;
     let caller = gate::identify(&state, &headers, &edge, false)?;
     gate::kill_switch(&state, tenant)?;
+    // Without credentials there is no subject yet: ip and tenant scopes only.
+    limits::admit(&state, &edge, &headers, caller.as_ref()).await?;
     let metadata = match bytes {
         Some(b) => create_body(extract::json_object(&b)?)?,
         None => None,

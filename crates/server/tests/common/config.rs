@@ -31,6 +31,9 @@ pub struct TenantSpec {
     pub timeouts: Option<Timeouts>,
     /// Raw tenant-level lines (`key = value`), written before its tables.
     pub lines: Vec<String>,
+    /// `(scope, limit, window_secs)` for `rate_limits`; generous by default,
+    /// because a whole test talks from one address to one tenant.
+    pub rate_limits: Vec<(&'static str, u32, u64)>,
 }
 
 impl TenantSpec {
@@ -46,6 +49,7 @@ impl TenantSpec {
             system_prompt: None,
             timeouts: None,
             lines: default_lines(),
+            rate_limits: generous_rate_limits(),
         }
     }
 
@@ -61,6 +65,7 @@ impl TenantSpec {
             system_prompt: None,
             timeouts: Some(Timeouts::default()),
             lines: default_lines(),
+            rate_limits: generous_rate_limits(),
         }
     }
 
@@ -73,6 +78,20 @@ impl TenantSpec {
     /// Requests without an Origin are refused, as for a browser-only tenant.
     pub fn browser_only(mut self) -> Self {
         self.lines.retain(|l| !l.starts_with("allow_no_origin"));
+        self
+    }
+
+    /// Sets one scope's limit (`"ip"`, `"user"` or `"tenant"`), keeping the
+    /// generous test values of the others.
+    pub fn rate_limit(mut self, scope: &'static str, limit: u32, window_secs: u64) -> Self {
+        self.rate_limits.retain(|(s, _, _)| *s != scope);
+        self.rate_limits.push((scope, limit, window_secs));
+        self
+    }
+
+    /// No `rate_limits` in the file: the server's defaults apply.
+    pub fn default_rate_limits(mut self) -> Self {
+        self.rate_limits.clear();
         self
     }
 
@@ -105,6 +124,14 @@ impl TenantSpec {
             out.push_str(line);
             out.push('\n');
         }
+        if !self.rate_limits.is_empty() {
+            let scopes: Vec<String> = self
+                .rate_limits
+                .iter()
+                .map(|(scope, limit, secs)| format!("{scope} = {{ limit = {limit}, window_secs = {secs} }}"))
+                .collect();
+            out.push_str(&format!("rate_limits = {{ {} }}\n", scopes.join(", ")));
+        }
         out.push_str(&format!("[tenants.provider]\nkind = {}\nmodel = {}\n", q(self.kind), q(&self.model)));
         if let Some(url) = &self.base_url {
             out.push_str(&format!(
@@ -131,6 +158,11 @@ impl TenantSpec {
 /// no Origin unless a test is about origins.
 fn default_lines() -> Vec<String> {
     vec!["allow_no_origin = true".to_owned()]
+}
+
+/// Far above what any test sends, so only tests about limits meet them.
+fn generous_rate_limits() -> Vec<(&'static str, u32, u64)> {
+    vec![("ip", 100_000, 60), ("user", 100_000, 60), ("tenant", 100_000, 60)]
 }
 
 /// The whole file, minus `listen` and `data_dir`, which the app fills in.
