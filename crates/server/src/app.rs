@@ -1,19 +1,21 @@
 //! Wiring: keys, store, tenants, providers, the turn engine and the HTTP
 //! server, and the order they start and stop in.
 
-use crate::config::{Config, TenantConfig};
+use crate::config::Config;
 use crate::routes;
 use crate::state::{AppState, Tenants};
+use crate::tenancy::catalog::Catalog;
 use crate::tokens::Signer;
+use crate::{telemetry, tenancy};
 use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_bus::LocalBus;
 use switchboard_core::ratelimit::LocalRateLimiter;
-use switchboard_core::store::{Store, TenantRecord};
-use switchboard_core::tenant::Tenant;
+use switchboard_core::store::Store;
 use switchboard_core::time::{Clock, SystemClock};
 use switchboard_core::turn::{EngineConfig, TurnEngine};
 use switchboard_store::{Durability, Keyring, StoreOptions};
@@ -77,50 +79,6 @@ fn node_id(config: &Config) -> Result<String, StartError> {
     }
 }
 
-fn tenant(config: &TenantConfig) -> Result<Tenant, StartError> {
-    let provider = switchboard_providers::build(&config.provider)
-        .map_err(|e| fail(&format!("tenant {}: provider", config.id))(e.to_string()))?;
-    Ok(Tenant {
-        id: config.id.clone(),
-        name: config.name.clone(),
-        allowed_origins: config.allowed_origins.clone(),
-        allow_no_origin: config.allow_no_origin,
-        on_disconnect: config.on_disconnect,
-        retention_days: config.retention_days,
-        max_messages_per_session: config.max_messages_per_session,
-        max_connections_per_subject: config.max_connections_per_subject,
-        require_user: config.require_user,
-        kill_switch: config.kill_switch,
-        jwt: config.jwt.clone(),
-        rate_limits: config.rate_limits,
-        source: "config".into(),
-        provider_settings: config.provider.clone(),
-        provider,
-    })
-}
-
-/// The database's copy of a tenant owned by the configuration file.
-fn record(config: &TenantConfig, clock: &dyn Clock) -> TenantRecord {
-    let p = &config.provider;
-    let settings = serde_json::json!({
-        "allowed_origins": config.allowed_origins,
-        "allow_no_origin": config.allow_no_origin,
-        "on_disconnect": config.on_disconnect,
-        "require_user": config.require_user,
-        "provider": {"kind": p.kind, "model": p.model, "base_url": p.base_url, "api_key_env": p.api_key_env},
-    });
-    let now = clock.now();
-    TenantRecord {
-        id: config.id.clone(),
-        name: config.name.clone(),
-        source: "config".into(),
-        config: settings,
-        kill_switch: config.kill_switch,
-        created_at: now,
-        updated_at: now,
-    }
-}
-
 /// Runs the server until SIGTERM or SIGINT, then shuts down gracefully.
 pub async fn serve(config: Config) -> Result<(), StartError> {
     for key in &config.not_enforced {
@@ -128,15 +86,17 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = open_store(&config, true).await?;
-    let mut tenants = Vec::with_capacity(config.tenants.len());
-    for t in &config.tenants {
-        store.upsert_tenant(&record(t, clock.as_ref())).await.map_err(|e| fail("database")(e.to_string()))?;
-        tenants.push(tenant(t)?);
-    }
+    tenancy::records::sync_config_tenants(store.as_ref(), &config.tenants, clock.now())
+        .await
+        .map_err(fail("database"))?;
+    let records = store.list_tenants().await.map_err(|e| fail("database")(e.to_string()))?;
+    let (catalog, tenants) = Catalog::start(&config.tenants, &records).map_err(StartError)?;
+    telemetry::install().map_err(StartError)?;
     let signing = load_keys(&config.data_dir, "SWITCHBOARD_SIGNING_KEY", "signing.key", "token signing")?;
     let node = node_id(&config)?;
-    let engine =
-        TurnEngine::new(store.clone(), Arc::new(LocalBus::new()), clock.clone(), EngineConfig::new(&node));
+    let mut engine_config = EngineConfig::new(&node);
+    engine_config.observer = Some(Arc::new(telemetry::TurnMetrics));
+    let engine = TurnEngine::new(store.clone(), Arc::new(LocalBus::new()), clock.clone(), engine_config);
     let reaped = engine.reap_own_leases().await.map_err(|e| fail("database")(e.to_string()))?;
     if reaped > 0 {
         tracing::warn!(reaped, "answers left streaming by this node's last run are now marked interrupted");
@@ -145,11 +105,12 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let config = Arc::new(config);
     let state = AppState {
         config: config.clone(),
-        tenants: Arc::new(Tenants::new(tenants)),
+        tenants: Arc::new(Tenants::from_map(tenants)),
         store,
         engine: engine.clone(),
         signer: Arc::new(Signer::new(signing)),
         limiter: Arc::new(LocalRateLimiter::new(clock.clone())),
+        kill_switch: Arc::new(AtomicBool::new(config.kill_switch)),
         clock,
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -163,6 +124,8 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     tracing::info!(%addr, node = %node, database = %redact_url(&config.database_url), "switchboard started");
     println!("switchboard listening on http://{addr}");
     let stop = CancellationToken::new();
+    let background =
+        [tenancy::reload::spawn(state.clone(), catalog, stop.clone()), telemetry::spawn_upkeep(stop.clone())];
     // The peer address is the client's (or its proxy's), for rate limits.
     let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned());
@@ -170,6 +133,9 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     shutdown_signal().await;
     tracing::info!(grace = ?config.shutdown_grace, "shutting down: no new connections; letting turns finish");
     stop.cancel();
+    for task in background {
+        let _ = task.await;
+    }
     engine.shutdown(config.shutdown_grace).await;
     // Streams end with their turns; give the last bytes a moment to go out.
     match tokio::time::timeout(Duration::from_secs(5), server).await {

@@ -58,9 +58,10 @@ pub fn caller(state: &AppState, headers: &HeaderMap, edge: &Edge) -> Result<Call
     identify(state, headers, edge, true)?.ok_or(ApiError::new(ErrorCode::AuthMissing))
 }
 
-/// The tenant's and the global kill switch.
+/// The tenant's and the global kill switch, as they are now (the tenant's
+/// snapshot follows the database; the global flag may be flipped at run time).
 pub fn kill_switch(state: &AppState, tenant: &Tenant) -> Result<(), ApiError> {
-    if state.config.kill_switch || tenant.kill_switch {
+    if state.kill_switch.load(std::sync::atomic::Ordering::Relaxed) || tenant.kill_switch {
         return Err(ErrorCode::TenantDisabled.into());
     }
     Ok(())

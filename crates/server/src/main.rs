@@ -2,6 +2,7 @@
 //! database.
 
 mod app;
+mod cli;
 mod config;
 mod edge;
 mod gate;
@@ -10,6 +11,8 @@ mod limits;
 mod http;
 mod routes;
 mod state;
+mod telemetry;
+mod tenancy;
 mod tokens;
 
 use clap::{Parser, Subcommand};
@@ -37,6 +40,8 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Create, list, show, update or delete tenants (a running server picks changes up).
+    Tenant(Box<cli::tenant::TenantArgs>),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +72,7 @@ fn main() -> ExitCode {
                 println!("switchboard: database is up to date");
                 Ok(())
             }
+            Command::Tenant(args) => cli::tenant::run(*args).await,
         }
     });
     match result {

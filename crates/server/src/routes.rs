@@ -5,6 +5,7 @@ use crate::handlers::{chat, health, sessions};
 use crate::http::{trace, ApiError};
 use crate::limits;
 use crate::state::AppState;
+use crate::telemetry;
 use axum::routing::{get, post};
 use axum::Router;
 use switchboard_core::ErrorCode;
@@ -24,9 +25,11 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(telemetry::render))
         .merge(end_user)
         .fallback(|| async { ApiError::new(ErrorCode::RouteNotFound) })
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(telemetry::track_http))
         .layer(axum::middleware::from_fn(trace::middleware))
         .with_state(state)
 }

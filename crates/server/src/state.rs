@@ -3,7 +3,8 @@
 use crate::config::Config;
 use crate::tokens::Signer;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, PoisonError, RwLock};
 use switchboard_core::ratelimit::RateLimiter;
 use switchboard_core::store::Store;
 use switchboard_core::tenant::Tenant;
@@ -11,23 +12,38 @@ use switchboard_core::time::Clock;
 use switchboard_core::turn::TurnEngine;
 
 /// The tenants this node serves, by id.
+pub type TenantMap = HashMap<String, Arc<Tenant>>;
+
+/// The tenants this node serves: a snapshot swapped whole when the database
+/// changes (`tenancy::reload`), so a request reads one consistent map and the
+/// lock is held only for a lookup, never across an await.
 #[derive(Default)]
 pub struct Tenants {
-    by_id: HashMap<String, Arc<Tenant>>,
+    current: RwLock<Arc<TenantMap>>,
 }
 
 impl Tenants {
-    pub fn new(tenants: impl IntoIterator<Item = Tenant>) -> Self {
-        Self { by_id: tenants.into_iter().map(|t| (t.id.clone(), Arc::new(t))).collect() }
+    pub fn from_map(map: TenantMap) -> Self {
+        Self { current: RwLock::new(Arc::new(map)) }
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Tenant>> {
-        self.by_id.get(id).cloned()
+        self.current.read().unwrap_or_else(PoisonError::into_inner).get(id).cloned()
     }
 
     /// Whether any tenant satisfies `f` (a preflight names no tenant).
     pub fn any(&self, f: impl Fn(&Tenant) -> bool) -> bool {
-        self.by_id.values().any(|t| f(t))
+        self.snapshot().values().any(|t| f(t))
+    }
+
+    /// The current map, as of now.
+    pub fn snapshot(&self) -> Arc<TenantMap> {
+        self.current.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Serves `map` from now on.
+    pub fn replace(&self, map: TenantMap) {
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(map);
     }
 }
 
@@ -41,4 +57,7 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Rate-limit counters (SPEC §10): in-process today, shared across nodes later.
     pub limiter: Arc<dyn RateLimiter>,
+    /// The global kill switch as it is now: starts at the configured value;
+    /// the admin API may flip it at run time.
+    pub kill_switch: Arc<AtomicBool>,
 }

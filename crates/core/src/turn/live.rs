@@ -17,6 +17,8 @@ pub enum StopReason {
     SessionDeleted = 2,
     /// The node is shutting down and the grace period ran out.
     Shutdown = 3,
+    /// A kill switch (the tenant's or the global one) was turned on.
+    TenantDisabled = 4,
 }
 
 /// The answer text of one revision, and how many characters it holds.
@@ -34,6 +36,8 @@ pub struct LiveTurn {
     pub session_id: Uuid,
     pub seq: i64,
     pub user_seq: i64,
+    /// The tenant it runs for (empty unless set with [`LiveTurn::for_tenant`]).
+    tenant_id: String,
     text: Mutex<LiveText>,
     cancel: CancellationToken,
     reason: AtomicU8,
@@ -46,10 +50,21 @@ impl LiveTurn {
             session_id,
             seq,
             user_seq,
+            tenant_id: String::new(),
             text: Mutex::new(LiveText::default()),
             cancel: CancellationToken::new(),
             reason: AtomicU8::new(0),
         }
+    }
+
+    /// Names the tenant the turn runs for, so a kill switch can find it.
+    pub fn for_tenant(mut self, tenant_id: &str) -> Self {
+        tenant_id.clone_into(&mut self.tenant_id);
+        self
+    }
+
+    pub fn tenant_id(&self) -> &str {
+        &self.tenant_id
     }
 
     /// Appends text; returns the revision and the offset it starts at.
@@ -93,6 +108,7 @@ impl LiveTurn {
             1 => Some(StopReason::ClientGone),
             2 => Some(StopReason::SessionDeleted),
             3 => Some(StopReason::Shutdown),
+            4 => Some(StopReason::TenantDisabled),
             _ => None,
         }
     }
@@ -135,6 +151,16 @@ impl LiveTurns {
         }
     }
 
+    /// Stops every turn of the tenant; returns how many were asked to stop.
+    pub fn stop_tenant(&self, tenant_id: &str, reason: StopReason) -> usize {
+        let mut stopped = 0;
+        for turn in self.lock().values().filter(|t| t.tenant_id == tenant_id && !t.is_stopped()) {
+            turn.stop(reason);
+            stopped += 1;
+        }
+        stopped
+    }
+
     pub fn len(&self) -> usize {
         self.lock().len()
     }
@@ -171,5 +197,19 @@ mod tests {
         t.stop(StopReason::Shutdown);
         assert_eq!(t.stop_reason(), Some(StopReason::ClientGone));
         assert!(t.is_stopped());
+    }
+
+    #[test]
+    fn stopping_a_tenant_stops_only_its_turns() {
+        let turns = LiveTurns::default();
+        let a = Arc::new(LiveTurn::new(Uuid::new_v4(), Uuid::new_v4(), 2, 1).for_tenant("a"));
+        let b = Arc::new(LiveTurn::new(Uuid::new_v4(), Uuid::new_v4(), 2, 1).for_tenant("b"));
+        turns.insert(a.clone());
+        turns.insert(b.clone());
+        assert_eq!(turns.stop_tenant("a", StopReason::TenantDisabled), 1);
+        assert_eq!(a.stop_reason(), Some(StopReason::TenantDisabled));
+        assert!(!b.is_stopped());
+        // Already stopped: not counted again.
+        assert_eq!(turns.stop_tenant("a", StopReason::TenantDisabled), 0);
     }
 }

@@ -4,12 +4,14 @@
 //! started a turn is only one of those subscribers.
 
 mod live;
+mod observe;
 mod reaper;
 mod replay;
 mod run;
 mod stream;
 
 pub use live::{LiveText, LiveTurn, LiveTurns, StopReason};
+pub use observe::{TurnObserver, TurnReport};
 pub use replay::finished_turn_events;
 pub use stream::TurnStream;
 
@@ -37,6 +39,8 @@ pub struct EngineConfig {
     pub checkpoint_every: Duration,
     /// How often expired leases are looked for.
     pub reap_every: Duration,
+    /// Told when turns start and end (metrics); none by default.
+    pub observer: Option<Arc<dyn TurnObserver>>,
 }
 
 impl EngineConfig {
@@ -46,6 +50,7 @@ impl EngineConfig {
             lease: Duration::from_secs(10),
             checkpoint_every: Duration::from_secs(1),
             reap_every: Duration::from_secs(2),
+            observer: None,
         }
     }
 }
@@ -166,7 +171,10 @@ impl TurnEngine {
             }
             BeginTurnOutcome::Duplicate { user, assistant } => self.duplicate(&msg, user, assistant).await,
             BeginTurnOutcome::Started { user, assistant, history } => {
-                let live = Arc::new(LiveTurn::new(turn_id, msg.session_id, assistant.seq, user.seq));
+                let live = Arc::new(
+                    LiveTurn::new(turn_id, msg.session_id, assistant.seq, user.seq)
+                        .for_tenant(&msg.tenant.id),
+                );
                 // Subscribe before the task runs so this caller misses nothing.
                 let events = inner.bus.subscribe(msg.session_id);
                 inner.live.insert(live.clone());
@@ -232,6 +240,12 @@ impl TurnEngine {
         if let Some(turn) = self.inner.live.get(session_id) {
             turn.stop(reason);
         }
+    }
+
+    /// Stops every running turn of the tenant (a kill switch was turned on);
+    /// returns how many were asked to stop.
+    pub fn stop_tenant_turns(&self, tenant_id: &str, reason: StopReason) -> usize {
+        self.inner.live.stop_tenant(tenant_id, reason)
     }
 
     /// Number of turns running on this node.

@@ -3,7 +3,7 @@
 //! writes the answer's final state, whatever happens to the client.
 
 use super::live::{LiveTurn, StopReason};
-use super::{Inner, SendMessage};
+use super::{Inner, SendMessage, TurnReport};
 use crate::error::ErrorCode;
 use crate::events::{ErrorBody, SessionEvent, StreamEnd, Who};
 use crate::model::{estimate_tokens, FinishReason, Latency, Message, MessageStatus, Role, TurnMeta, Usage};
@@ -41,6 +41,9 @@ impl TurnTask {
     pub async fn run(self) {
         let session = self.msg.session_id;
         let started = Instant::now();
+        if let Some(observer) = &self.inner.config.observer {
+            observer.started(&self.msg.tenant.id);
+        }
         self.publish(SessionEvent::Message(self.user.clone()));
         self.publish(SessionEvent::Typing { who: Who::Assistant, active: true });
         self.publish(SessionEvent::StreamStart {
@@ -62,6 +65,10 @@ impl TurnTask {
         let (status, finish_reason, error_code) = match &ending {
             Ending::Finished(reason) => (MessageStatus::Complete, Some(*reason), None),
             Ending::Stopped(StopReason::Shutdown) => (MessageStatus::Interrupted, None, None),
+            // Kept as `aborted`; the client is told why with a `tenant.disabled` error.
+            Ending::Stopped(StopReason::TenantDisabled) => {
+                (MessageStatus::Aborted, Some(FinishReason::Aborted), Some(ErrorCode::TenantDisabled))
+            }
             Ending::Stopped(_) => (MessageStatus::Aborted, Some(FinishReason::Aborted), None),
             Ending::Failed(e) => (MessageStatus::Error, None, Some(error_code_of(e))),
         };
@@ -88,6 +95,16 @@ impl TurnTask {
             now: self.inner.clock.now(),
         };
         self.write_finish(&finish).await;
+        if let Some(observer) = &self.inner.config.observer {
+            observer.finished(&TurnReport {
+                tenant_id: &self.msg.tenant.id,
+                provider: provider.kind(),
+                status,
+                error: error_code,
+                first_token: observed.first_token,
+                total: started.elapsed(),
+            });
+        }
         self.inner.live.remove(&self.live);
         let mut message = self.assistant.clone();
         message.content = text;
@@ -245,6 +262,10 @@ pub(super) fn final_event(message: Message, trace_id: &str) -> SessionEvent {
     match (message.status, error_code) {
         (MessageStatus::Error, code) => {
             let code = code.unwrap_or(ErrorCode::LlmUnavailable);
+            SessionEvent::Error { turn_id: message.turn_id, error: error_body(code, trace_id) }
+        }
+        // Stopped by a kill switch: the stream ends with that refusal.
+        (MessageStatus::Aborted, Some(code @ ErrorCode::TenantDisabled)) => {
             SessionEvent::Error { turn_id: message.turn_id, error: error_body(code, trace_id) }
         }
         (MessageStatus::Complete | MessageStatus::Aborted, _) => {

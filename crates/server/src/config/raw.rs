@@ -6,7 +6,7 @@
 //! shape is checked, and `Config::not_enforced` names them at start.
 #![allow(dead_code)]
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 fn default_listen() -> String {
@@ -114,10 +114,11 @@ fn default_max_connections() -> u32 {
     10
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTenant {
     pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(default)]
     pub allowed_origins: Vec<String>,
@@ -135,22 +136,28 @@ pub struct RawTenant {
     pub require_user: bool,
     #[serde(default)]
     pub kill_switch: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub jwt: Option<RawJwt>,
     #[serde(default)]
     pub provider: RawProvider,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limits: Option<RawRateLimits>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub budget: Option<RawBudget>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fallbacks: Vec<RawProvider>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<RawTool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawJwt {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub hs256_secret_env: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rs256_public_key_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub es256_public_key_file: Option<String>,
 }
 
@@ -158,16 +165,22 @@ fn default_history_messages() -> u32 {
     20
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawProvider {
     #[serde(default = "default_kind")]
     pub kind: switchboard_core::tenant::ProviderKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key_env: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub system_prompt: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f32>,
     #[serde(default = "default_history_messages")]
     pub history_messages: u32,
@@ -196,7 +209,7 @@ impl Default for RawProvider {
 }
 
 /// Seconds; fractions allowed.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTimeouts {
     #[serde(default = "five")]
@@ -225,36 +238,46 @@ impl Default for RawTimeouts {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRateLimits {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ip: Option<RawWindow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<RawWindow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant: Option<RawWindow>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawWindow {
     pub limit: u32,
     pub window_secs: u64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawBudget {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub daily_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub daily_cost_usd: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub per_subject_daily_tokens: Option<u64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTool {
     pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub parameters: Option<toml::Value>,
     pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_env: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
 }

@@ -24,9 +24,14 @@ pub struct TenantConfig {
     pub jwt: Option<JwtKey>,
     pub rate_limits: RateLimits,
     pub provider: ProviderSettings,
+    /// The entry as written (secrets only by variable name): what the
+    /// database keeps and `switchboard tenant show` prints.
+    pub raw: RawTenant,
 }
 
-pub(super) fn validate(t: RawTenant) -> Result<TenantConfig, String> {
+/// Validates one tenant entry, from the file or from the database alike.
+pub(crate) fn validate(t: RawTenant) -> Result<TenantConfig, String> {
+    let raw = t.clone();
     TenantId::parse(&t.id)
         .ok_or_else(|| format!("`id`: `{}` is not a tenant id ([a-z0-9][a-z0-9_-]{{0,62}})", t.id))?;
     let mut allowed_origins = Vec::with_capacity(t.allowed_origins.len());
@@ -56,6 +61,7 @@ pub(super) fn validate(t: RawTenant) -> Result<TenantConfig, String> {
         jwt,
         rate_limits,
         provider,
+        raw,
     })
 }
 
@@ -132,7 +138,7 @@ fn provider(p: RawProvider) -> Result<ProviderSettings, String> {
 
 /// The tenant a fresh checkout runs: the offline demo model, reachable from
 /// the server's own pages.
-pub(super) fn builtin_demo(public_url: &str, port: u16) -> TenantConfig {
+pub(super) fn builtin_demo(public_url: &str, port: u16) -> Result<TenantConfig, String> {
     let mut origins = vec![public_url.to_owned()];
     for o in [format!("http://127.0.0.1:{port}"), format!("http://localhost:{port}")] {
         if let Some(n) = normalize_origin(&o) {
@@ -141,9 +147,9 @@ pub(super) fn builtin_demo(public_url: &str, port: u16) -> TenantConfig {
             }
         }
     }
-    TenantConfig {
+    let raw = RawTenant {
         id: "demo".into(),
-        name: "Switchboard demo".into(),
+        name: Some("Switchboard demo".into()),
         allowed_origins: origins,
         allow_no_origin: false,
         on_disconnect: OnDisconnect::Continue,
@@ -153,17 +159,14 @@ pub(super) fn builtin_demo(public_url: &str, port: u16) -> TenantConfig {
         require_user: false,
         kill_switch: false,
         jwt: None,
-        rate_limits: RateLimits::default(),
-        provider: ProviderSettings {
-            kind: ProviderKind::Demo,
-            base_url: None,
-            model: "demo".into(),
-            api_key_env: None,
+        provider: RawProvider {
             system_prompt: Some("You are the Switchboard demo assistant.".into()),
-            max_tokens: None,
-            temperature: None,
-            history_messages: 20,
-            timeouts: Timeouts::default(),
+            ..RawProvider::default()
         },
-    }
+        rate_limits: None,
+        budget: None,
+        fallbacks: Vec::new(),
+        tools: Vec::new(),
+    };
+    validate(raw)
 }

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod checks;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod fake_openai;

@@ -1,0 +1,259 @@
+//! `switchboard tenant create|list|show|update|delete`: tenants kept in the
+//! database, managed against the configured database (`--config`, like
+//! `serve`). Settings are validated exactly like `[[tenants]]` entries; a
+//! running server picks changes up within a few seconds. Tenants declared in
+//! the configuration file are owned by it: here only their kill switch moves.
+//! Secrets are only ever named (`*_env`); no value is read or printed.
+
+use super::tenant_input::{on_off_word, table_of, SettingsArgs};
+use crate::config::{Config, RawTenant, TenantConfig};
+use crate::tenancy::records::{config_record, db_record, next_update, raw_settings};
+use crate::tenancy::{SOURCE_CONFIG, SOURCE_DB};
+use chrono::Utc;
+use clap::Subcommand;
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::Arc;
+use switchboard_core::store::{Store, TenantRecord};
+use switchboard_core::time::format;
+
+#[derive(Debug, clap::Args)]
+pub struct TenantArgs {
+    /// The configuration file `serve` uses; it names the database and the
+    /// tenants the file owns.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: TenantCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantCommand {
+    /// Create a tenant in the database.
+    Create {
+        /// The tenant id: [a-z0-9][a-z0-9_-]{0,62}.
+        #[arg(long)]
+        id: String,
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+    /// List every tenant: id, name, source (config or db) and kill switch.
+    List {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a tenant's settings as TOML (usable as `--file`); secrets only by variable name.
+    Show {
+        id: String,
+        /// JSON instead of TOML.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a tenant: `--file` replaces its settings, flags change single keys.
+    /// A tenant of the configuration file takes only `--kill-switch on|off`.
+    Update {
+        id: String,
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+    /// Delete a tenant created at run time (its sessions stay in the database).
+    Delete { id: String },
+}
+
+/// What the CLI works against.
+struct Ctx {
+    config: Config,
+    store: Arc<dyn Store>,
+}
+
+impl Ctx {
+    fn file_tenant(&self, id: &str) -> Option<&TenantConfig> {
+        self.config.tenants.iter().find(|t| t.id == id)
+    }
+
+    async fn record(&self, id: &str) -> Result<Option<TenantRecord>, String> {
+        self.store.get_tenant(id).await.map_err(|e| e.to_string())
+    }
+
+    async fn save(&self, record: &TenantRecord) -> Result<(), String> {
+        self.store.upsert_tenant(record).await.map_err(|e| e.to_string())
+    }
+}
+
+pub async fn run(args: TenantArgs) -> Result<(), String> {
+    let config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+    let store = crate::app::open_store(&config, true).await.map_err(|e| e.to_string())?;
+    let ctx = Ctx { config, store };
+    match args.command {
+        TenantCommand::Create { id, settings } => create(&ctx, &id, &settings).await,
+        TenantCommand::List { json } => list(&ctx, json).await,
+        TenantCommand::Show { id, json } => show(&ctx, &id, json).await,
+        TenantCommand::Update { id, settings } => update(&ctx, &id, &settings).await,
+        TenantCommand::Delete { id } => delete(&ctx, &id).await,
+    }
+}
+
+fn owned_by_file(id: &str) -> String {
+    format!("tenant `{id}` is owned by the configuration file: edit the file instead (only `--kill-switch on|off` can be changed here)")
+}
+
+async fn create(ctx: &Ctx, id: &str, args: &SettingsArgs) -> Result<(), String> {
+    let table = args.file_table(id)?.unwrap_or_default();
+    let settings = args.settings(table, id)?;
+    if ctx.file_tenant(id).is_some() || ctx.record(id).await?.is_some() {
+        return Err(format!("tenant `{id}` already exists"));
+    }
+    let record = db_record(&settings, settings.kill_switch, None, Utc::now())?;
+    ctx.save(&record).await?;
+    println!("created tenant {id} (running servers serve it within a few seconds)");
+    Ok(())
+}
+
+async fn update(ctx: &Ctx, id: &str, args: &SettingsArgs) -> Result<(), String> {
+    if args.is_empty() {
+        return Err("nothing to change: give --file or flags (see --help)".into());
+    }
+    let existing = ctx.record(id).await?;
+    if let Some(file_tenant) = ctx.file_tenant(id) {
+        let (Some(kill_switch), true) = (args.kill_switch, args.only_kill_switch()) else {
+            return Err(owned_by_file(id));
+        };
+        let now = Utc::now();
+        let mut record = match existing.clone().filter(|r| r.source == SOURCE_CONFIG) {
+            Some(r) => r,
+            None => config_record(file_tenant, None, now)?,
+        };
+        record.kill_switch = kill_switch;
+        record.updated_at = next_update(now, existing.as_ref());
+        ctx.save(&record).await?;
+        println!("tenant {id}: kill switch {}", on_off_word(kill_switch));
+        return Ok(());
+    }
+    let Some(existing) = existing else { return Err(format!("no tenant `{id}`")) };
+    if existing.source != SOURCE_DB {
+        return Err(owned_by_file(id));
+    }
+    let table = match args.file_table(id)? {
+        Some(mut table) => {
+            // A file replaces the settings, but leaves the switch alone unless it sets it.
+            table.entry("kill_switch").or_insert(toml::Value::Boolean(existing.kill_switch));
+            table
+        }
+        None => {
+            let mut raw = raw_settings(&existing).map_err(|e| format!("the stored settings: {e}"))?;
+            raw.kill_switch = existing.kill_switch;
+            table_of(&raw)?
+        }
+    };
+    let settings = args.settings(table, id)?;
+    let record = db_record(&settings, settings.kill_switch, Some(&existing), Utc::now())?;
+    ctx.save(&record).await?;
+    println!("updated tenant {id} (running servers follow within a few seconds)");
+    Ok(())
+}
+
+async fn delete(ctx: &Ctx, id: &str) -> Result<(), String> {
+    if ctx.file_tenant(id).is_some() {
+        return Err(owned_by_file(id));
+    }
+    // A `config` record no file here declares is a leftover of a tenant
+    // removed from the file: deleting it is allowed.
+    if !ctx.store.delete_tenant(id).await.map_err(|e| e.to_string())? {
+        return Err(format!("no tenant `{id}`"));
+    }
+    println!("deleted tenant {id}");
+    Ok(())
+}
+
+/// One line of `list`.
+struct Row {
+    id: String,
+    name: String,
+    source: String,
+    kill_switch: bool,
+}
+
+async fn list(ctx: &Ctx, as_json: bool) -> Result<(), String> {
+    let records = ctx.store.list_tenants().await.map_err(|e| e.to_string())?;
+    let mut rows: Vec<Row> = ctx
+        .config
+        .tenants
+        .iter()
+        .map(|t| Row {
+            id: t.id.clone(),
+            name: t.name.clone(),
+            source: SOURCE_CONFIG.into(),
+            kill_switch: records.iter().find(|r| r.id == t.id).map_or(t.kill_switch, |r| r.kill_switch),
+        })
+        .collect();
+    for r in records.iter().filter(|r| ctx.file_tenant(&r.id).is_none()) {
+        let source =
+            if r.source == SOURCE_CONFIG { "config (not in this file)".into() } else { r.source.clone() };
+        rows.push(Row { id: r.id.clone(), name: r.name.clone(), source, kill_switch: r.kill_switch });
+    }
+    rows.sort_by(|a, b| a.id.cmp(&b.id));
+    if as_json {
+        let items: Vec<_> = rows
+            .iter()
+            .map(|r| json!({"id": r.id, "name": r.name, "source": r.source, "kill_switch": r.kill_switch}))
+            .collect();
+        println!("{}", serde_json::Value::Array(items));
+        return Ok(());
+    }
+    let width = |f: fn(&Row) -> usize, title: &str| rows.iter().map(f).max().unwrap_or(0).max(title.len());
+    let (w_id, w_name, w_source) = (
+        width(|r| r.id.chars().count(), "ID"),
+        width(|r| r.name.chars().count(), "NAME"),
+        width(|r| r.source.chars().count(), "SOURCE"),
+    );
+    println!("{:w_id$}  {:w_name$}  {:w_source$}  KILL_SWITCH", "ID", "NAME", "SOURCE");
+    for r in &rows {
+        println!(
+            "{:w_id$}  {:w_name$}  {:w_source$}  {}",
+            r.id,
+            r.name,
+            r.source,
+            on_off_word(r.kill_switch)
+        );
+    }
+    Ok(())
+}
+
+async fn show(ctx: &Ctx, id: &str, as_json: bool) -> Result<(), String> {
+    let record = ctx.record(id).await?;
+    let (mut raw, name, source): (RawTenant, String, String) = match (ctx.file_tenant(id), &record) {
+        (Some(t), _) => (t.raw.clone(), t.name.clone(), SOURCE_CONFIG.into()),
+        (None, Some(r)) => {
+            let raw = raw_settings(r).map_err(|e| format!("the stored settings: {e}"))?;
+            (raw, r.name.clone(), r.source.clone())
+        }
+        (None, None) => return Err(format!("no tenant `{id}`")),
+    };
+    // The switch in force: the database's when it has the tenant.
+    if let Some(r) = &record {
+        raw.kill_switch = r.kill_switch;
+    }
+    let created = record.as_ref().map(|r| format(&r.created_at));
+    let updated = record.as_ref().map(|r| format(&r.updated_at));
+    if as_json {
+        let out = json!({
+            "id": id,
+            "name": name,
+            "source": source,
+            "kill_switch": raw.kill_switch,
+            "created_at": created,
+            "updated_at": updated,
+            "settings": raw,
+        });
+        println!("{out:#}");
+        return Ok(());
+    }
+    let body = toml::to_string(&raw).map_err(|e| format!("cannot print the settings: {e}"))?;
+    println!("# tenant {id}: source {source}, kill switch {}", on_off_word(raw.kill_switch));
+    if let (Some(c), Some(u)) = (created, updated) {
+        println!("# created {c}, updated {u}");
+    }
+    print!("{body}");
+    Ok(())
+}

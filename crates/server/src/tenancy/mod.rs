@@ -1,0 +1,41 @@
+//! Tenants as this node serves them: declared in the configuration file or
+//! created at run time (CLI, later the admin API) and kept in the database.
+//! Both kinds are validated by one path (`config::validate_tenant`); a
+//! database record is the same shape as a `[[tenants]]` entry, with secrets
+//! only named by environment variable. `reload` keeps a running node in step
+//! with the database.
+
+pub mod catalog;
+pub mod records;
+pub mod reload;
+
+use crate::config::TenantConfig;
+use switchboard_core::tenant::Tenant;
+
+/// `TenantRecord.source` of a tenant the configuration file owns.
+pub const SOURCE_CONFIG: &str = "config";
+/// `TenantRecord.source` of a tenant created at run time.
+pub const SOURCE_DB: &str = "db";
+
+/// The runtime tenant: validated settings plus a provider client. Fails when
+/// the provider cannot be built (an API key variable that is not set, say).
+pub fn build(config: &TenantConfig, source: &str, kill_switch: bool) -> Result<Tenant, String> {
+    let provider = switchboard_providers::build(&config.provider).map_err(|e| format!("provider: {e}"))?;
+    Ok(Tenant {
+        id: config.id.clone(),
+        name: config.name.clone(),
+        allowed_origins: config.allowed_origins.clone(),
+        allow_no_origin: config.allow_no_origin,
+        on_disconnect: config.on_disconnect,
+        retention_days: config.retention_days,
+        max_messages_per_session: config.max_messages_per_session,
+        max_connections_per_subject: config.max_connections_per_subject,
+        require_user: config.require_user,
+        kill_switch,
+        jwt: config.jwt.clone(),
+        rate_limits: config.rate_limits,
+        source: source.to_owned(),
+        provider_settings: config.provider.clone(),
+        provider,
+    })
+}

@@ -1,0 +1,63 @@
+//! `GET /metrics` (SPEC §4): Prometheus text for peers in `metrics_allow`
+//! (loopback by default), with request and turn series; anyone else gets 403.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{pieces, AppConfig, FakeOpenAi, Mode, TenantSpec, TestApp};
+
+/// The value of the first sample of `name` whose labels include all of `labels`.
+fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+        (metric == name && labels.iter().all(|l| rest.contains(l))).then(|| value.parse().ok())?
+    })
+}
+
+#[tokio::test]
+async fn loopback_reads_request_and_turn_series() {
+    let fake = FakeOpenAi::start(Mode::Normal(pieces(3))).await;
+    let app = TestApp::start(AppConfig::new().tenant(TenantSpec::openai("acme", &fake))).await;
+    let (session, visitor) = app.create_session("acme").await;
+    let reply = app.chat_stream(&visitor, &session, "hello").await;
+    assert_eq!(reply.last().event, "stream_end");
+    // Every later call fails, retried or not.
+    fake.set_mode(Mode::ServerError);
+    let failed = app.chat_stream(&visitor, &session, "again").await;
+    assert_eq!(failed.last().event, "error");
+
+    // Not behind the end-user edge: no tenant, no Origin, no token.
+    let metrics = app.get("/metrics", None).await;
+    assert_eq!(metrics.status.as_u16(), 200, "{}", metrics.text);
+    let ct = metrics.header("content-type").unwrap_or_default();
+    assert!(ct.starts_with("text/plain"), "content type {ct}");
+    let text = &metrics.text;
+    let t = "tenant=\"acme\"";
+    assert_eq!(sample(text, "switchboard_turns_started_total", &[t]), Some(2.0), "{text}");
+    assert_eq!(sample(text, "switchboard_turns_finished_total", &[t, "status=\"complete\""]), Some(1.0));
+    assert_eq!(sample(text, "switchboard_turns_finished_total", &[t, "status=\"error\""]), Some(1.0));
+    assert_eq!(sample(text, "switchboard_turns_in_flight", &[]), Some(0.0), "{text}");
+    let openai = "provider=\"openai\"";
+    assert_eq!(
+        sample(text, "switchboard_provider_errors_total", &[openai, "kind=\"unavailable\""]),
+        Some(1.0)
+    );
+    assert_eq!(sample(text, "switchboard_turn_duration_seconds_count", &[openai]), Some(2.0), "{text}");
+    assert_eq!(sample(text, "switchboard_turn_first_token_seconds_count", &[openai]), Some(1.0), "{text}");
+    assert!(sample(text, "switchboard_turn_first_token_seconds_bucket", &[openai, "le=\"+Inf\""]).is_some());
+    let chat = ["route=\"/v1/chat\"", "method=\"POST\"", "status=\"2xx\""];
+    assert_eq!(sample(text, "switchboard_http_requests_total", &chat), Some(2.0), "{text}");
+    let created = ["route=\"/v1/sessions\"", "status=\"2xx\""];
+    assert_eq!(sample(text, "switchboard_http_requests_total", &created), Some(1.0), "{text}");
+    assert!(!text.contains(&session), "a session id became a label");
+}
+
+#[tokio::test]
+async fn peers_outside_metrics_allow_are_refused() {
+    let config = AppConfig::new().tenant(TenantSpec::demo("acme")).raw("metrics_allow = [\"10.0.0.0/8\"]");
+    let app = TestApp::start(config).await;
+    let reply = app.get("/metrics", None).await;
+    reply.assert_error(403, "auth.forbidden");
+    assert!(!reply.text.contains("switchboard_"), "{}", reply.text);
+}
