@@ -59,9 +59,41 @@ impl Cipher {
 
     /// `version ‖ kid length ‖ kid ‖ nonce ‖ ciphertext with tag`.
     pub fn encrypt(&self, at: &Aad<'_>, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.keys().encrypt(at, plaintext)
+    }
+
+    pub fn decrypt(&self, at: &Aad<'_>, stored: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.keys().decrypt(at, stored)
+    }
+
+    /// A memo of derived session keys for a run of values, e.g. the rows of
+    /// one history: deriving a key costs more than sealing a short message.
+    pub fn keys(&self) -> SessionKeys<'_> {
+        SessionKeys { keyring: &self.keyring, last: None }
+    }
+
+    pub fn encrypt_str(&self, at: &Aad<'_>, plaintext: &str) -> Result<Vec<u8>, CryptoError> {
+        self.encrypt(at, plaintext.as_bytes())
+    }
+
+    #[cfg(test)]
+    pub fn decrypt_string(&self, at: &Aad<'_>, stored: &[u8]) -> Result<String, CryptoError> {
+        self.keys().decrypt_string(at, stored)
+    }
+}
+
+/// Encrypts and decrypts like [`Cipher`], deriving each session key once: it
+/// keeps the last one (values of one run mostly share session and key id).
+pub struct SessionKeys<'a> {
+    keyring: &'a Keyring,
+    last: Option<(Uuid, String, Aes256Gcm)>,
+}
+
+impl SessionKeys<'_> {
+    pub fn encrypt(&mut self, at: &Aad<'_>, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let kid = self.keyring.current_kid();
         let kid_len = u8::try_from(kid.len()).map_err(|_| CryptoError::Encrypt)?;
-        let cipher = session_cipher(self.keyring.current_key(), at.session_id)?;
+        let cipher = self.session_cipher(kid, self.keyring.current_key(), at.session_id)?;
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let aad = associated_data(at, kid);
         let sealed = cipher
@@ -76,22 +108,35 @@ impl Cipher {
         Ok(out)
     }
 
-    pub fn decrypt(&self, at: &Aad<'_>, stored: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    pub fn encrypt_str(&mut self, at: &Aad<'_>, plaintext: &str) -> Result<Vec<u8>, CryptoError> {
+        self.encrypt(at, plaintext.as_bytes())
+    }
+
+    pub fn decrypt(&mut self, at: &Aad<'_>, stored: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let (kid, nonce, sealed) = split(stored)?;
         let key = self.keyring.key(kid).ok_or_else(|| CryptoError::UnknownKid { kid: kid.to_owned() })?;
-        let cipher = session_cipher(key, at.session_id)?;
+        let cipher = self.session_cipher(kid, key, at.session_id)?;
         let aad = associated_data(at, kid);
         cipher
             .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: &aad })
             .map_err(|_| CryptoError::Decrypt)
     }
 
-    pub fn encrypt_str(&self, at: &Aad<'_>, plaintext: &str) -> Result<Vec<u8>, CryptoError> {
-        self.encrypt(at, plaintext.as_bytes())
+    pub fn decrypt_string(&mut self, at: &Aad<'_>, stored: &[u8]) -> Result<String, CryptoError> {
+        String::from_utf8(self.decrypt(at, stored)?).map_err(|_| CryptoError::Format)
     }
 
-    pub fn decrypt_string(&self, at: &Aad<'_>, stored: &[u8]) -> Result<String, CryptoError> {
-        String::from_utf8(self.decrypt(at, stored)?).map_err(|_| CryptoError::Format)
+    fn session_cipher(
+        &mut self,
+        kid: &str,
+        master: &[u8; KEY_LEN],
+        session_id: Uuid,
+    ) -> Result<&Aes256Gcm, CryptoError> {
+        let fresh = !matches!(&self.last, Some((s, k, _)) if *s == session_id && k == kid);
+        if fresh {
+            self.last = Some((session_id, kid.to_owned(), session_cipher(master, session_id)?));
+        }
+        self.last.as_ref().map(|(_, _, cipher)| cipher).ok_or(CryptoError::Encrypt)
     }
 }
 
@@ -217,5 +262,29 @@ mod tests {
         assert_eq!(err, CryptoError::UnknownKid { kid: "k2".into() });
         let stranger = Cipher::new(Keyring::generate("k1"));
         assert_eq!(stranger.decrypt(&at(sid, 1, "content"), &written).unwrap_err(), CryptoError::Decrypt);
+    }
+
+    #[test]
+    fn session_keys_follow_session_and_kid_changes() {
+        let rotated = Keyring::generate("k1").rotated("k2").unwrap();
+        let old = Cipher::new(Keyring::parse(rotated.to_spec().split(',').nth(1).unwrap()).unwrap());
+        let cipher = Cipher::new(rotated);
+        let (s1, s2) = (Uuid::new_v4(), Uuid::new_v4());
+        let values = [
+            (s1, 1, cipher.encrypt_str(&at(s1, 1, "content"), "a").unwrap()),
+            (s1, 2, old.encrypt_str(&at(s1, 2, "content"), "b").unwrap()),
+            (s2, 1, cipher.encrypt_str(&at(s2, 1, "content"), "c").unwrap()),
+            (s1, 3, cipher.encrypt_str(&at(s1, 3, "content"), "d").unwrap()),
+        ];
+        let mut keys = cipher.keys();
+        let read: Vec<String> = values
+            .iter()
+            .map(|(sid, seq, value)| keys.decrypt_string(&at(*sid, *seq, "content"), value).unwrap())
+            .collect();
+        assert_eq!(read, ["a", "b", "c", "d"]);
+        // A value moved to another session still fails with a warm memo.
+        assert_eq!(keys.decrypt(&at(s2, 1, "content"), &values[0].2).unwrap_err(), CryptoError::Decrypt);
+        let sealed = keys.encrypt_str(&at(s2, 4, "content"), "e").unwrap();
+        assert_eq!(cipher.decrypt_string(&at(s2, 4, "content"), &sealed).unwrap(), "e");
     }
 }

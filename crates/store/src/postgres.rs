@@ -3,9 +3,10 @@
 //! hand out the same seq or start two answers at once.
 
 use crate::crypto::Cipher;
-use crate::rows::{db_err, TurnCheckRow, TurnSessionRow, TurnStateRow};
+use crate::rows::{db_err, MessageRow, TurnCheckRow, TurnSessionRow, TurnStateRow};
 use crate::schema::Schema;
 use crate::store_impl::impl_store;
+use crate::turn::{self, bind_turn_writes, Decision, RawTurn};
 use crate::write::{BoxFuture, WriteError, ATTEMPTS};
 use crate::{sql, StoreOpenError, StoreOptions};
 use sqlx::migrate::Migrator;
@@ -14,7 +15,7 @@ use sqlx::PgConnection;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_core::store::StoreError;
+use switchboard_core::store::{BeginTurn, BeginTurnOutcome, StoreError};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -82,7 +83,58 @@ impl PgStore {
     }
 }
 
-impl_store!(PgStore, conn = PgConnection, dialect = sql::postgres, turn_state = turn_state);
+impl_store!(PgStore, conn = PgConnection, dialect = sql::postgres, begin_turn = begin_turn);
+
+/// One transaction that locks the session row, decides and writes; then the
+/// history, read after the commit.
+async fn begin_turn(store: &PgStore, turn: &BeginTurn) -> Result<BeginTurnOutcome, StoreError> {
+    let shared = Arc::new(turn.clone());
+    let cipher = store.cipher.clone();
+    let raw = store
+        .write(move |conn: &mut PgConnection| {
+            let (turn, cipher) = (shared.clone(), cipher.clone());
+            Box::pin(async move { begin_turn_in(conn, &turn, &cipher).await })
+        })
+        .await?;
+    // Committed, so any connection sees the same history.
+    let earlier: Vec<MessageRow> = match &raw {
+        RawTurn::Started { user, .. } if turn::earlier_needed(turn) > 0 => sqlx::query_as(sql::HISTORY)
+            .bind(turn.session_id.to_string())
+            .bind(user.seq - 1)
+            .bind(turn::earlier_needed(turn))
+            .fetch_all(&store.reader)
+            .await
+            .map_err(db_err)?,
+        _ => Vec::new(),
+    };
+    raw.decode(turn, earlier, &store.cipher)
+}
+
+async fn begin_turn_in(
+    conn: &mut PgConnection,
+    turn: &BeginTurn,
+    cipher: &Cipher,
+) -> Result<RawTurn, WriteError> {
+    let session_id = turn.session_id.to_string();
+    let state = turn_state(conn, &session_id, &turn.tenant_id, turn.client_message_id.as_deref()).await?;
+    let (latest_seq, human) = match turn::decide(state, &turn.owner)? {
+        Decision::Refused(raw) => return Ok(raw),
+        Decision::Duplicate => {
+            let found: Vec<MessageRow> = sqlx::query_as(sql::FIND_DUPLICATE)
+                .bind(&session_id)
+                .bind(&turn.client_message_id)
+                .fetch_all(&mut *conn)
+                .await?;
+            return Ok(RawTurn::Duplicate { found });
+        }
+        Decision::Write { latest_seq, human } => (latest_seq, human),
+    };
+    let written = turn::new_messages(turn, latest_seq, !human, cipher)?;
+    let sql =
+        if human { sql::postgres::ADVANCE_AND_INSERT_USER } else { sql::postgres::ADVANCE_AND_INSERT_BOTH };
+    bind_turn_writes!(sqlx::query(sql), latest_seq, &session_id, turn, &written).execute(&mut *conn).await?;
+    Ok(turn::written(written, human)?)
+}
 
 /// Locks the session row first, then checks its messages in a statement of
 /// its own, which sees what a turn that held the lock before committed.

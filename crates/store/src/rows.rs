@@ -2,7 +2,7 @@
 //! into the domain's types, so SQLite and PostgreSQL share one definition of
 //! what a stored session, message or tenant means.
 
-use crate::crypto::{Aad, Cipher, CryptoError};
+use crate::crypto::{Aad, Cipher, CryptoError, SessionKeys};
 use switchboard_core::model::{Message, MessageStatus, Role, Session, SessionStatus, Takeover, TurnMeta};
 use switchboard_core::store::{StoreError, TenantRecord};
 use switchboard_core::time::{from_millis, Timestamp};
@@ -53,10 +53,10 @@ pub struct MessageRow {
 }
 
 impl MessageRow {
-    pub fn decode(self, cipher: &Cipher) -> Result<Message, StoreError> {
+    pub fn decode(self, keys: &mut SessionKeys<'_>) -> Result<Message, StoreError> {
         let session_id = parse_uuid(&self.session_id)?;
         let at = Aad { tenant_id: &self.tenant_id, session_id, seq: self.seq, column: CONTENT };
-        let content = cipher.decrypt_string(&at, &self.content).map_err(crypto_err)?;
+        let content = keys.decrypt_string(&at, &self.content).map_err(crypto_err)?;
         Ok(Message {
             session_id,
             seq: self.seq,
@@ -76,7 +76,71 @@ impl MessageRow {
 
 /// Decodes rows read newest first into messages in the same order.
 pub fn decode_messages(rows: Vec<MessageRow>, cipher: &Cipher) -> Result<Vec<Message>, StoreError> {
-    rows.into_iter().map(|row| row.decode(cipher)).collect()
+    let mut keys = cipher.keys();
+    rows.into_iter().map(|row| row.decode(&mut keys)).collect()
+}
+
+/// A message as `json_array(seq, role, hex(content), author, status,
+/// created_at, token_count, client_message_id, turn_id, meta)`.
+type JsonMessage =
+    (i64, String, String, Option<String>, String, i64, i64, Option<String>, Option<String>, Option<String>);
+
+/// Rows of one session that SQLite packed into one JSON array (one value
+/// crosses from sqlx's thread instead of a row per message).
+pub fn message_rows_from_json(
+    json: &str,
+    session_id: &str,
+    tenant_id: &str,
+) -> Result<Vec<MessageRow>, StoreError> {
+    let packed: Vec<JsonMessage> = parse_json(json)?;
+    packed
+        .into_iter()
+        .map(
+            |(
+                seq,
+                role,
+                content,
+                author,
+                status,
+                created_at,
+                token_count,
+                client_message_id,
+                turn_id,
+                meta,
+            )| {
+                Ok(MessageRow {
+                    session_id: session_id.to_owned(),
+                    seq,
+                    tenant_id: tenant_id.to_owned(),
+                    role,
+                    content: from_hex(&content).ok_or_else(|| corrupt("hex content", &content))?,
+                    author,
+                    status,
+                    created_at,
+                    token_count,
+                    client_message_id,
+                    turn_id,
+                    meta,
+                })
+            },
+        )
+        .collect()
+}
+
+fn from_hex(text: &str) -> Option<Vec<u8>> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    let bytes = text.as_bytes();
+    if !bytes.len().is_multiple_of(2) {
+        return None;
+    }
+    bytes.chunks_exact(2).map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?)).collect()
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -195,4 +259,32 @@ pub fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 pub fn status_of(status: &str) -> Result<SessionStatus, StoreError> {
     SessionStatus::parse(status).ok_or_else(|| corrupt("status", status))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn hex_decodes_both_cases_and_refuses_junk() {
+        assert_eq!(from_hex("00ff7Fa0"), Some(vec![0, 255, 127, 160]));
+        assert_eq!(from_hex(""), Some(vec![]));
+        assert_eq!(from_hex("abc"), None);
+        assert_eq!(from_hex("zz"), None);
+    }
+
+    #[test]
+    fn packed_rows_unpack_with_their_session() {
+        let json = r#"[[3,"assistant","0102",null,"complete",5,7,null,"t1","{}"],[2,"user","",null,"complete",4,1,"c1","t1",null]]"#;
+        let rows = message_rows_from_json(json, "s", "acme").unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (rows[0].seq, rows[0].content.as_slice(), rows[0].meta.as_deref()),
+            (3, &[1u8, 2][..], Some("{}"))
+        );
+        assert_eq!((rows[1].session_id.as_str(), rows[1].tenant_id.as_str()), ("s", "acme"));
+        assert_eq!(rows[1].client_message_id.as_deref(), Some("c1"));
+        assert!(message_rows_from_json("[[1]]", "s", "acme").is_err());
+    }
 }

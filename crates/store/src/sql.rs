@@ -119,13 +119,45 @@ pub mod sqlite {
     /// Everything `begin_turn` decides on, in one read. The writer is the
     /// only one, so nothing changes between this read and the writes.
     /// The literal `'streaming'` lets the planner use the partial index.
-    pub const TURN_STATE: &str = "SELECT owner, status, latest_seq, \
-         (SELECT seq FROM messages WHERE session_id = $1 AND client_message_id = $3) AS duplicate_seq, \
-         EXISTS (SELECT 1 FROM messages WHERE session_id = $1 AND status = 'streaming') AS streaming \
-         FROM sessions WHERE id = $1 AND tenant_id = $2";
+    macro_rules! turn_state {
+        () => {
+            "SELECT owner, status, latest_seq, \
+             (SELECT seq FROM messages WHERE session_id = $1 AND client_message_id = $3) AS duplicate_seq, \
+             EXISTS (SELECT 1 FROM messages WHERE session_id = $1 AND status = 'streaming') AS streaming \
+             FROM sessions WHERE id = $1 AND tenant_id = $2"
+        };
+    }
+
+    pub const BEGIN_TURN_STATE: &str = concat!("BEGIN IMMEDIATE; ", turn_state!());
+    pub const TURN_STATE: &str = turn_state!();
     pub const ADVANCE_AND_INSERT_USER: &str = concat!(advance_session!(), "; ", insert_messages!());
-    pub const ADVANCE_AND_INSERT_BOTH: &str =
-        concat!(advance_session!(), "; ", insert_messages!(), second_row!());
+    pub const ADVANCE_AND_INSERT_USER_COMMIT: &str =
+        concat!(advance_session!(), "; ", insert_messages!(), "; COMMIT");
+    /// `$4` session id, `$6` the user message's seq, `$29` how many. One
+    /// row holding them all (newest first, content in hex): every row a
+    /// query returns is a hand-over between threads in sqlx, which costs far
+    /// more than building and parsing the JSON.
+    macro_rules! earlier_messages {
+        () => {
+            "SELECT json_group_array(json_array(seq, role, hex(content), author, status, created_at, \
+             token_count, client_message_id, turn_id, meta) ORDER BY seq DESC) AS earlier \
+             FROM (SELECT * FROM messages WHERE session_id = $4 AND seq < $6 ORDER BY seq DESC LIMIT $29)"
+        };
+    }
+
+    /// A new turn's writes, then the messages before its user message (the
+    /// provider's history), read in the same round trip and transaction.
+    pub const START_TURN: &str =
+        concat!(advance_session!(), "; ", insert_messages!(), second_row!(), "; ", earlier_messages!());
+    pub const START_TURN_COMMIT: &str = concat!(
+        advance_session!(),
+        "; ",
+        insert_messages!(),
+        second_row!(),
+        "; ",
+        earlier_messages!(),
+        "; COMMIT"
+    );
     /// `changes()` is the count of the statement before: the session is
     /// touched only when the message was still streaming.
     pub const FINISH_AND_TOUCH: &str =

@@ -9,12 +9,12 @@
 //! Writes encrypt before and decrypt after `write`, never inside it: on SQLite
 //! every write of the process passes through one connection.
 
-/// `impl_store!(Type, conn = Connection, dialect = sql::module, turn_state = fn)`:
-/// `dialect` holds the backend's `ADVANCE_AND_INSERT_USER`,
-/// `ADVANCE_AND_INSERT_BOTH` and `FINISH_AND_TOUCH`; `turn_state` reads (and
-/// where the backend must, locks) what `begin_turn` decides on.
+/// `impl_store!(Type, conn = Connection, dialect = sql::module, begin_turn = fn)`:
+/// `dialect` holds the backend's `FINISH_AND_TOUCH`; `begin_turn` is the
+/// backend's own, the hot path that each does in its fewest round trips
+/// (`async fn(&Type, &BeginTurn) -> Result<BeginTurnOutcome, StoreError>`).
 macro_rules! impl_store {
-    ($store:ty, conn = $conn:ty, dialect = $dialect:path, turn_state = $turn_state:path) => {
+    ($store:ty, conn = $conn:ty, dialect = $dialect:path, begin_turn = $begin_turn:path) => {
         // The block scopes these imports and helpers to the expansion.
         const _: () = {
             use std::sync::Arc;
@@ -25,14 +25,12 @@ macro_rules! impl_store {
             };
             use switchboard_core::time::Timestamp;
             use uuid::Uuid;
-            use $crate::crypto::{Aad, Cipher};
+            use $crate::crypto::Aad;
             use $crate::rows::{
-                crypto_err, db_err, decode_messages, millis, status_of, to_json, MessageRow, SessionRow,
-                TenantRow, CONTENT, METADATA,
+                crypto_err, db_err, decode_messages, millis, to_json, MessageRow, SessionRow, TenantRow,
+                CONTENT, METADATA,
             };
             use $crate::sql;
-            use $crate::turn::{self, RawTurn};
-            use $crate::write::WriteError;
             use $dialect as dialect;
 
             #[async_trait::async_trait]
@@ -221,28 +219,7 @@ macro_rules! impl_store {
                 }
 
                 async fn begin_turn(&self, turn: &BeginTurn) -> Result<BeginTurnOutcome, StoreError> {
-                    let shared = Arc::new(turn.clone());
-                    let cipher = self.cipher.clone();
-                    let raw = self
-                        .write(move |conn: &mut $conn| {
-                            let (turn, cipher) = (shared.clone(), cipher.clone());
-                            Box::pin(async move { begin_turn_in(conn, &turn, &cipher).await })
-                        })
-                        .await?;
-                    // Committed, so any reader sees the same history.
-                    let earlier: Vec<MessageRow> = match &raw {
-                        RawTurn::Started { user, .. } if turn::earlier_needed(turn) > 0 => {
-                            sqlx::query_as(sql::HISTORY)
-                                .bind(turn.session_id.to_string())
-                                .bind(user.seq - 1)
-                                .bind(turn::earlier_needed(turn))
-                                .fetch_all(&self.reader)
-                                .await
-                                .map_err(db_err)?
-                        }
-                        _ => Vec::new(),
-                    };
-                    raw.decode(turn, earlier, &self.cipher)
+                    $begin_turn(self, turn).await
                 }
 
                 async fn checkpoint(&self, checkpoint: &Checkpoint) -> Result<bool, StoreError> {
@@ -337,72 +314,6 @@ macro_rules! impl_store {
                         .await?;
                     decode_messages(rows, &self.cipher)
                 }
-            }
-
-            /// One run of `begin_turn` inside the backend's transaction.
-            async fn begin_turn_in(
-                conn: &mut $conn,
-                turn: &BeginTurn,
-                cipher: &Cipher,
-            ) -> Result<RawTurn, WriteError> {
-                let session_id = turn.session_id.to_string();
-                let state =
-                    $turn_state(conn, &session_id, &turn.tenant_id, turn.client_message_id.as_deref())
-                        .await?;
-                let Some(state) = state.filter(|s| s.session.owner == turn.owner) else {
-                    return Ok(RawTurn::NotFound);
-                };
-                if state.check.duplicate_seq.is_some() {
-                    let found: Vec<MessageRow> = sqlx::query_as(sql::FIND_DUPLICATE)
-                        .bind(&session_id)
-                        .bind(&turn.client_message_id)
-                        .fetch_all(&mut *conn)
-                        .await?;
-                    return Ok(RawTurn::Duplicate { found });
-                }
-                let status = status_of(&state.session.status)?;
-                if status == SessionStatus::Closed {
-                    return Ok(RawTurn::Closed);
-                }
-                if state.check.streaming {
-                    return Ok(RawTurn::InProgress);
-                }
-                let human = status == SessionStatus::Human;
-                let latest_seq = state.session.latest_seq;
-                let mut written = turn::new_messages(turn, latest_seq, !human, cipher)?;
-                let added = i64::try_from(written.len()).unwrap_or(i64::MAX);
-                let sql =
-                    if human { dialect::ADVANCE_AND_INSERT_USER } else { dialect::ADVANCE_AND_INSERT_BOTH };
-                let mut query = sqlx::query(sql)
-                    .bind(latest_seq + added)
-                    .bind(added)
-                    .bind(millis(&turn.now))
-                    .bind(&session_id);
-                for new in &written {
-                    query = query
-                        .bind(&new.session_id)
-                        .bind(new.message.seq)
-                        .bind(&new.tenant_id)
-                        .bind(new.role())
-                        .bind(&new.content)
-                        .bind(new.status())
-                        .bind(new.created_at)
-                        .bind(new.message.token_count)
-                        .bind(&new.message.client_message_id)
-                        .bind(&new.turn_id)
-                        .bind(&new.lease_node)
-                        .bind(new.lease_until);
-                }
-                query.execute(&mut *conn).await?;
-                let assistant = if human { None } else { written.pop().map(|w| w.message) };
-                let user = written
-                    .pop()
-                    .map(|w| w.message)
-                    .ok_or_else(|| StoreError::Corrupt("turn wrote no user message".into()))?;
-                Ok(match assistant {
-                    None => RawTurn::Human { user },
-                    Some(assistant) => RawTurn::Started { user, assistant },
-                })
             }
         };
     };

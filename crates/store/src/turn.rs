@@ -2,9 +2,9 @@
 //! (already encrypted) and how its history is assembled. The backends only add
 //! the transaction, the locking and the SQL.
 
-use crate::crypto::{Aad, Cipher};
-use crate::rows::{crypto_err, decode_messages, millis, MessageRow, CONTENT};
-use switchboard_core::model::{Message, MessageStatus, Role};
+use crate::crypto::{Aad, Cipher, SessionKeys};
+use crate::rows::{crypto_err, decode_messages, millis, status_of, MessageRow, TurnStateRow, CONTENT};
+use switchboard_core::model::{Message, MessageStatus, Role, SessionStatus};
 use switchboard_core::store::{BeginTurn, BeginTurnOutcome, StoreError};
 
 /// What `begin_turn` found or wrote, with rows still encrypted: the caller
@@ -53,6 +53,82 @@ impl RawTurn {
             Self::InProgress => BeginTurnOutcome::InProgress,
         })
     }
+}
+
+/// What the session's state says a new turn does, in the order the `Store`
+/// trait documents: ownership, then duplicates, then closed, in progress and
+/// human.
+// One lives per call, moved once; the refusals hold no message anyway.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Decision {
+    /// Nothing to write.
+    Refused(RawTurn),
+    /// The `client_message_id` is known: read that turn's messages.
+    Duplicate,
+    /// Write the user message at `latest_seq + 1`, and its answer unless
+    /// `human`.
+    Write { latest_seq: i64, human: bool },
+}
+
+pub fn decide(state: Option<TurnStateRow>, owner: &str) -> Result<Decision, StoreError> {
+    let Some(state) = state.filter(|s| s.session.owner == owner) else {
+        return Ok(Decision::Refused(RawTurn::NotFound));
+    };
+    if state.check.duplicate_seq.is_some() {
+        return Ok(Decision::Duplicate);
+    }
+    let status = status_of(&state.session.status)?;
+    if status == SessionStatus::Closed {
+        return Ok(Decision::Refused(RawTurn::Closed));
+    }
+    if state.check.streaming {
+        return Ok(Decision::Refused(RawTurn::InProgress));
+    }
+    Ok(Decision::Write { latest_seq: state.session.latest_seq, human: status == SessionStatus::Human })
+}
+
+/// Binds a turn's writes (`advance_session!` then `insert_messages!` and,
+/// with an answer, `second_row!`) to a query of either backend.
+macro_rules! bind_turn_writes {
+    ($query:expr, $latest_seq:expr, $session_id:expr, $turn:expr, $written:expr) => {{
+        let added = i64::try_from($written.len()).unwrap_or(i64::MAX);
+        let mut query = $query
+            .bind($latest_seq + added)
+            .bind(added)
+            .bind($crate::rows::millis(&$turn.now))
+            .bind($session_id);
+        for new in $written {
+            query = query
+                .bind(&new.session_id)
+                .bind(new.message.seq)
+                .bind(&new.tenant_id)
+                .bind(new.role())
+                .bind(&new.content)
+                .bind(new.status())
+                .bind(new.created_at)
+                .bind(new.message.token_count)
+                .bind(&new.message.client_message_id)
+                .bind(&new.turn_id)
+                .bind(&new.lease_node)
+                .bind(new.lease_until);
+        }
+        query
+    }};
+}
+pub(crate) use bind_turn_writes;
+
+/// The outcome of the rows `new_messages` made, once they are written.
+pub fn written(mut written: Vec<NewMessage>, human: bool) -> Result<RawTurn, StoreError> {
+    let assistant = if human { None } else { written.pop().map(|w| w.message) };
+    let user = written
+        .pop()
+        .map(|w| w.message)
+        .ok_or_else(|| StoreError::Corrupt("turn wrote no user message".into()))?;
+    Ok(match assistant {
+        None => RawTurn::Human { user },
+        Some(assistant) => RawTurn::Started { user, assistant },
+    })
 }
 
 /// The earlier turn found by its `client_message_id`: its user message and the
@@ -119,7 +195,8 @@ pub fn new_messages(
         turn_id: Some(turn.turn_id),
         meta: None,
     };
-    let mut out = vec![row(turn, user, None, cipher)?];
+    let mut keys = cipher.keys();
+    let mut out = vec![row(turn, user, None, &mut keys)?];
     if with_assistant {
         let assistant = Message {
             session_id: turn.session_id,
@@ -136,7 +213,7 @@ pub fn new_messages(
             meta: None,
         };
         let lease = (turn.node_id.clone(), millis(&turn.lease_until));
-        out.push(row(turn, assistant, Some(lease), cipher)?);
+        out.push(row(turn, assistant, Some(lease), &mut keys)?);
     }
     Ok(out)
 }
@@ -145,11 +222,11 @@ fn row(
     turn: &BeginTurn,
     message: Message,
     lease: Option<(String, i64)>,
-    cipher: &Cipher,
+    keys: &mut SessionKeys<'_>,
 ) -> Result<NewMessage, StoreError> {
     let at =
         Aad { tenant_id: &turn.tenant_id, session_id: turn.session_id, seq: message.seq, column: CONTENT };
-    let content = cipher.encrypt_str(&at, &message.content).map_err(crypto_err)?;
+    let content = keys.encrypt_str(&at, &message.content).map_err(crypto_err)?;
     let (lease_node, lease_until) = lease.map_or((None, None), |(node, until)| (Some(node), Some(until)));
     Ok(NewMessage {
         session_id: turn.session_id.to_string(),

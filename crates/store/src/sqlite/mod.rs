@@ -2,10 +2,10 @@
 //! connection (`writer.rs`), while a small pool of read-only connections reads
 //! beside it, which WAL allows.
 
+mod turn;
 mod writer;
 
 use crate::crypto::Cipher;
-use crate::rows::TurnStateRow;
 use crate::schema::Schema;
 use crate::store_impl::impl_store;
 use crate::write::{BoxFuture, WriteError};
@@ -111,22 +111,7 @@ fn create_parent_dir(file: &std::path::Path) -> Result<(), StoreOpenError> {
     }
 }
 
-impl_store!(SqliteStore, conn = SqliteConnection, dialect = sql::sqlite, turn_state = turn_state);
-
-/// One read: the writer is the only one, so nothing changes before it writes.
-async fn turn_state(
-    conn: &mut SqliteConnection,
-    session_id: &str,
-    tenant_id: &str,
-    client_message_id: Option<&str>,
-) -> Result<Option<TurnStateRow>, sqlx::Error> {
-    sqlx::query_as(sql::sqlite::TURN_STATE)
-        .bind(session_id)
-        .bind(tenant_id)
-        .bind(client_message_id)
-        .fetch_optional(conn)
-        .await
-}
+impl_store!(SqliteStore, conn = SqliteConnection, dialect = sql::sqlite, begin_turn = turn::begin_turn);
 
 #[async_trait::async_trait]
 impl Schema for SqliteStore {

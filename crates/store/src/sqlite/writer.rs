@@ -5,6 +5,12 @@
 //! write as for fifty. Each caller hears back only after its write committed.
 //! If a batch fails, it is rolled back and replayed one write at a time, so
 //! one bad write never fails the others.
+//!
+//! Every statement is a round trip to sqlx's thread for the connection, which
+//! costs far more than the statement itself, so a write on the hot path can
+//! bracket itself ([`Bracket`]): run alone, its first statement opens the
+//! transaction and its last commits it, instead of separate `BEGIN` and
+//! `COMMIT` round trips.
 
 use crate::rows::db_err;
 use crate::write::{BoxFuture, WriteError, ATTEMPTS};
@@ -21,6 +27,52 @@ const QUEUE: usize = 4096;
 #[derive(Debug, Clone)]
 pub struct Writer {
     queue: mpsc::Sender<Command>,
+}
+
+/// How a self-bracketing write stands with its transaction. Inside a batch
+/// the writer owns the transaction and the statements run as they are; alone,
+/// the first statement the write runs must be the `alone` text of
+/// [`Bracket::opening`] (it begins the transaction) and, on the write's
+/// normal path, its last the `alone` text of [`Bracket::closing`] (it
+/// commits). A write that returns without the closing statement is committed
+/// by the writer; one that fails is rolled back by it.
+#[derive(Debug)]
+pub struct Bracket {
+    alone: bool,
+    opened: bool,
+    committed: bool,
+}
+
+impl Bracket {
+    fn new(alone: bool) -> Self {
+        Self { alone, opened: false, committed: false }
+    }
+
+    /// The text of the write's first statement: `alone` starts with
+    /// `BEGIN IMMEDIATE; `.
+    pub fn opening(&mut self, inside: &'static str, alone: &'static str) -> &'static str {
+        if self.alone {
+            self.opened = true;
+            alone
+        } else {
+            inside
+        }
+    }
+
+    /// The text of the write's last statement: `alone` ends with `; COMMIT`.
+    pub fn closing(&mut self, inside: &'static str, alone: &'static str) -> &'static str {
+        if self.alone {
+            self.committed = true;
+            alone
+        } else {
+            inside
+        }
+    }
+
+    /// Whether the writer still has to commit after the write returned.
+    fn open(&self) -> bool {
+        self.opened && !self.committed
+    }
 }
 
 enum Command {
@@ -43,8 +95,30 @@ impl Writer {
         T: Send + 'static,
         F: for<'c> FnMut(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, WriteError>> + Send + 'static,
     {
+        self.enqueue(false, bracketless(work)).await
+    }
+
+    /// Like [`Writer::write`], for work that opens and commits its own
+    /// transaction when it runs alone (see [`Bracket`]).
+    pub async fn write_bracketed<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnMut(&'c mut SqliteConnection, &'c mut Bracket) -> BoxFuture<'c, Result<T, WriteError>>
+            + Send
+            + 'static,
+    {
+        self.enqueue(true, work).await
+    }
+
+    async fn enqueue<T, F>(&self, brackets_itself: bool, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnMut(&'c mut SqliteConnection, &'c mut Bracket) -> BoxFuture<'c, Result<T, WriteError>>
+            + Send
+            + 'static,
+    {
         let (reply, answer) = oneshot::channel();
-        let job = Box::new(Pending { work, output: None, reply });
+        let job = Box::new(Pending { work, brackets_itself, output: None, reply });
         self.queue.send(Command::Write(job)).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
@@ -58,14 +132,30 @@ impl Writer {
     }
 }
 
+/// Pins down the higher-ranked signature of a closure that ignores the bracket.
+fn bracketless<T, F>(
+    mut work: F,
+) -> impl for<'c> FnMut(&'c mut SqliteConnection, &'c mut Bracket) -> BoxFuture<'c, Result<T, WriteError>>
+where
+    F: for<'c> FnMut(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, WriteError>>,
+{
+    move |conn, _| work(conn)
+}
+
 fn stopped() -> StoreError {
     StoreError::Database("the database writer has stopped".into())
 }
 
 /// A queued write, type-erased so one queue carries writes of every output.
 trait Job: Send {
+    /// Whether, alone, the work opens and commits its own transaction.
+    fn brackets_itself(&self) -> bool;
     /// Runs the work; keeps its output for `deliver`.
-    fn run<'c>(&'c mut self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Result<(), WriteError>>;
+    fn run<'c>(
+        &'c mut self,
+        conn: &'c mut SqliteConnection,
+        bracket: &'c mut Bracket,
+    ) -> BoxFuture<'c, Result<(), WriteError>>;
     /// After the commit: hands the kept output to the caller.
     fn deliver(self: Box<Self>);
     fn fail(self: Box<Self>, error: StoreError);
@@ -73,6 +163,7 @@ trait Job: Send {
 
 struct Pending<T, F> {
     work: F,
+    brackets_itself: bool,
     output: Option<T>,
     reply: oneshot::Sender<Result<T, StoreError>>,
 }
@@ -80,11 +171,21 @@ struct Pending<T, F> {
 impl<T, F> Job for Pending<T, F>
 where
     T: Send + 'static,
-    F: for<'c> FnMut(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, WriteError>> + Send + 'static,
+    F: for<'c> FnMut(&'c mut SqliteConnection, &'c mut Bracket) -> BoxFuture<'c, Result<T, WriteError>>
+        + Send
+        + 'static,
 {
-    fn run<'c>(&'c mut self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Result<(), WriteError>> {
+    fn brackets_itself(&self) -> bool {
+        self.brackets_itself
+    }
+
+    fn run<'c>(
+        &'c mut self,
+        conn: &'c mut SqliteConnection,
+        bracket: &'c mut Bracket,
+    ) -> BoxFuture<'c, Result<(), WriteError>> {
         Box::pin(async move {
-            let output = (self.work)(conn).await?;
+            let output = (self.work)(conn, bracket).await?;
             self.output = Some(output);
             Ok(())
         })
@@ -151,7 +252,7 @@ async fn run_batch(conn: &mut SqliteConnection, batch: &mut Vec<Box<dyn Job>>) {
 async fn all_in_one(conn: &mut SqliteConnection, batch: &mut [Box<dyn Job>]) -> Result<(), ()> {
     begin(conn).await.map_err(|_| ())?;
     for job in batch.iter_mut() {
-        if job.run(conn).await.is_err() {
+        if job.run(conn, &mut Bracket::new(false)).await.is_err() {
             rollback(conn).await;
             return Err(());
         }
@@ -168,10 +269,15 @@ async fn run_alone(conn: &mut SqliteConnection, mut job: Box<dyn Job>) {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        if let Err(e) = begin(conn).await {
-            return job.fail(db_err(e));
+        let mut bracket = Bracket::new(job.brackets_itself());
+        if !bracket.alone {
+            if let Err(e) = begin(conn).await {
+                return job.fail(db_err(e));
+            }
+            bracket.opened = true;
         }
-        match job.run(conn).await {
+        match job.run(conn, &mut bracket).await {
+            Ok(()) if !bracket.open() => return job.deliver(),
             Ok(()) => {
                 return match commit(conn).await {
                     Ok(()) => job.deliver(),
@@ -201,7 +307,8 @@ async fn commit(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
     sqlx::query("COMMIT").execute(conn).await.map(drop)
 }
 
-/// Errors are ignored: after some failures SQLite has already rolled back.
+/// Errors are ignored: after some failures SQLite has already rolled back,
+/// and a self-bracketing write may have failed before it began.
 async fn rollback(conn: &mut SqliteConnection) {
     let _ = sqlx::query("ROLLBACK").execute(conn).await;
 }
