@@ -97,7 +97,8 @@ pub async fn check(
     match state.limiter.check(&limits).await {
         Ok(Decision::Admitted { tightest }) => Ok(tightest),
         Ok(Decision::Refused { tightest, retry_after }) => {
-            tracing::info!(tenant = %tenant.id, scope = tightest.scope.as_str(), retry_after, "rate limited");
+            // Debug, not info: a flood of refusals must not flood the log too.
+            tracing::debug!(tenant = %tenant.id, scope = tightest.scope.as_str(), retry_after, "rate limited");
             let error = ApiError { retry_after: Some(retry_after), ..ApiError::new(ErrorCode::RateLimited) };
             Err((error, tightest))
         }
