@@ -121,6 +121,26 @@ pub struct Finish {
     pub now: Timestamp,
 }
 
+/// What linking a visitor to a user did (SPEC §3, guest to user).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkOutcome {
+    /// The link is recorded and this many of the visitor's sessions moved to the user.
+    Linked { sessions: u64 },
+    /// The visitor was linked before (to this user or another): nothing changed.
+    AlreadyLinked,
+}
+
+/// A recorded guest-to-user link: the visitor's tokens are revoked from then on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VisitorLink {
+    pub tenant_id: String,
+    /// The visitor's subject, `visitor:<uuid>`.
+    pub visitor: String,
+    /// The user's subject, `user:<sub>`.
+    pub user: String,
+    pub linked_at: Timestamp,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Answers when the database does (for `/readyz`).
@@ -167,4 +187,17 @@ pub trait Store: Send + Sync + 'static {
     /// Marks `interrupted` every streaming message leased by `node_id` (a node
     /// restarting reaps its own at once), and returns them.
     async fn reap_node_leases(&self, node_id: &str, now: Timestamp) -> Result<Vec<Message>, StoreError>;
+
+    /// Links a visitor to a user once: records the link and moves every
+    /// session the visitor owns in the tenant to the user, in one transaction.
+    async fn link_visitor(
+        &self,
+        tenant_id: &str,
+        visitor: &str,
+        user: &str,
+        now: Timestamp,
+    ) -> Result<LinkOutcome, StoreError>;
+    /// Links recorded at or after `since`, of every tenant, oldest first (how a
+    /// node learns of the links other nodes made).
+    async fn linked_visitors(&self, since: Timestamp) -> Result<Vec<VisitorLink>, StoreError>;
 }

@@ -102,6 +102,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         tracing::warn!(reaped, "answers left streaming by this node's last run are now marked interrupted");
     }
     engine.spawn_reaper();
+    let identity = Arc::new(crate::identity::start(&config, &store, &clock).await.map_err(StartError)?);
     let config = Arc::new(config);
     let state = AppState {
         config: config.clone(),
@@ -111,6 +112,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         signer: Arc::new(Signer::new(signing)),
         limiter: Arc::new(LocalRateLimiter::new(clock.clone())),
         kill_switch: Arc::new(AtomicBool::new(config.kill_switch)),
+        identity,
         clock,
     };
     let listener = tokio::net::TcpListener::bind(config.listen)

@@ -6,7 +6,6 @@
 use crate::edge::Edge;
 use crate::http::ApiError;
 use crate::state::AppState;
-use crate::tokens::TokenType;
 use axum::http::{header, HeaderMap};
 use switchboard_core::tenant::Tenant;
 use switchboard_core::{ErrorCode, Subject};
@@ -42,14 +41,20 @@ pub fn identify(
             (false, false) => Ok(None),
         };
     };
-    let tenant = &edge.tenant;
-    let claims = state.signer.verify(token, TokenType::Visitor).map_err(ApiError::auth_invalid)?;
-    if claims.tid != tenant.id || edge.query_tenant.as_deref().is_some_and(|q| q != tenant.id) {
+    let caller = crate::identity::bearer_caller(state, token, &edge.tenant)?;
+    if edge.query_tenant.as_deref().is_some_and(|q| q != edge.tenant.id) {
         return Err(ErrorCode::AuthContextMismatch.into());
     }
-    match Subject::parse(&claims.sub) {
-        Some(subject @ Subject::Visitor(_)) => Ok(Some(Caller { subject, name: None, admin: false })),
-        _ => Err(ApiError::auth_invalid("visitor token with a non-visitor subject")),
+    Ok(Some(caller))
+}
+
+/// On a `require_user` tenant only users may chat or start sessions: a
+/// visitor (or a request that would create one) gets `auth.forbidden`.
+pub fn require_user(tenant: &Tenant, caller: Option<&Caller>) -> Result<(), ApiError> {
+    match caller {
+        _ if !tenant.require_user => Ok(()),
+        Some(Caller { subject: Subject::User(_), .. }) => Ok(()),
+        _ => Err(ErrorCode::AuthForbidden.into()),
     }
 }
 

@@ -9,6 +9,7 @@ mod gate;
 mod handlers;
 mod limits;
 mod http;
+mod identity;
 mod routes;
 mod state;
 mod telemetry;
@@ -42,6 +43,11 @@ enum Command {
     },
     /// Create, list, show, update or delete tenants (a running server picks changes up).
     Tenant(Box<cli::tenant::TenantArgs>),
+    /// Development user JWTs: `token mint --tenant ID --sub ID [--name N] [--role user|admin] [--ttl SECS]`.
+    Token {
+        #[command(subcommand)]
+        command: cli::token::TokenCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -73,6 +79,7 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Tenant(args) => cli::tenant::run(*args).await,
+            Command::Token { command } => cli::token::run(command).await,
         }
     });
     match result {

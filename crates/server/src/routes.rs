@@ -1,7 +1,7 @@
 //! The routing table, and nothing else.
 
 use crate::edge;
-use crate::handlers::{chat, health, sessions};
+use crate::handlers::{chat, health, link, sessions, tickets};
 use crate::http::{trace, ApiError};
 use crate::limits;
 use crate::state::AppState;
@@ -16,6 +16,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sessions/{id}", get(sessions::get).delete(sessions::delete))
         .route("/v1/sessions/{id}/messages", get(sessions::messages))
         .route("/v1/chat", post(chat::chat))
+        .route("/v1/tickets", post(tickets::create))
+        .route("/v1/identity/link", post(link::link))
         // Set before the edge layer, so the edge also sees requests for methods
         // a route lacks (preflights are OPTIONS).
         .method_not_allowed_fallback(method_not_allowed)

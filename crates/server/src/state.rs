@@ -60,4 +60,6 @@ pub struct AppState {
     /// The global kill switch as it is now: starts at the configured value;
     /// the admin API may flip it at run time.
     pub kill_switch: Arc<AtomicBool>,
+    /// Tenants' user-JWT keys and revoked visitors (SPEC §3).
+    pub identity: Arc<crate::identity::Identity>,
 }

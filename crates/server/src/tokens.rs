@@ -96,16 +96,30 @@ impl Signer {
     }
 }
 
-/// The `tid` a token claims, read without verifying it: only to pick the
-/// tenant whose rules then verify the token.
+/// The tenant a token claims, read without verifying it: only to pick the
+/// tenant whose rules then verify the token. `tid`, else an `aud` naming one
+/// audience (a string, or an array of one); with several audiences the
+/// request must name its tenant.
 pub fn claimed_tenant(token: &str) -> Option<String> {
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
     #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Aud {
+        One(String),
+        Many(Vec<String>),
+    }
+    #[derive(Deserialize)]
     struct Tid {
         tid: Option<String>,
+        aud: Option<Aud>,
     }
-    serde_json::from_slice::<Tid>(&bytes).ok()?.tid
+    let claims = serde_json::from_slice::<Tid>(&bytes).ok()?;
+    claims.tid.or(match claims.aud {
+        Some(Aud::One(aud)) => Some(aud),
+        Some(Aud::Many(mut all)) if all.len() == 1 => all.pop(),
+        _ => None,
+    })
 }
 
 #[cfg(test)]
@@ -127,6 +141,18 @@ mod tests {
         let c = s.verify(&t, TokenType::Visitor).unwrap();
         assert_eq!((c.tid.as_str(), c.sub.as_str()), ("acme", "visitor:x"));
         assert_eq!(claimed_tenant(&t).as_deref(), Some("acme"));
+    }
+
+    #[test]
+    fn the_claimed_tenant_falls_back_to_a_single_audience() {
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let claimed = |payload: &str| claimed_tenant(&format!("{}.{}.sig", b64("{}"), b64(payload)));
+        assert_eq!(claimed(r#"{"tid":"a","aud":"b"}"#).as_deref(), Some("a"));
+        assert_eq!(claimed(r#"{"aud":"b"}"#).as_deref(), Some("b"));
+        assert_eq!(claimed(r#"{"aud":["c"]}"#).as_deref(), Some("c"));
+        assert_eq!(claimed(r#"{"aud":["c","d"]}"#), None);
+        assert_eq!(claimed(r#"{"sub":"x"}"#), None);
+        assert_eq!(claimed("not json"), None);
     }
 
     #[test]

@@ -31,6 +31,7 @@
 
 mod crypto;
 mod keys;
+mod links;
 mod postgres;
 mod rows;
 mod schema;

@@ -314,7 +314,26 @@ macro_rules! impl_store {
                         .await?;
                     decode_messages(rows, &self.cipher)
                 }
+
+                async fn link_visitor(
+                    &self,
+                    tenant_id: &str,
+                    visitor: &str,
+                    user: &str,
+                    now: Timestamp,
+                ) -> Result<switchboard_core::store::LinkOutcome, StoreError> {
+                    self.link_visitor_in_db(tenant_id, visitor, user, now).await
+                }
+
+                async fn linked_visitors(
+                    &self,
+                    since: Timestamp,
+                ) -> Result<Vec<switchboard_core::store::VisitorLink>, StoreError> {
+                    self.linked_visitors_in_db(since).await
+                }
             }
+
+            $crate::links::impl_links!($store, conn = $conn);
         };
     };
 }

@@ -57,4 +57,7 @@ conformance!(
     rotated_keys_read_old_content,
     connect_refuses_unmigrated_database,
     content_is_encrypted_at_rest,
+    link_moves_the_visitors_sessions_once,
+    linked_visitors_since_a_time_oldest_first,
+    concurrent_links_of_one_visitor_link_once,
 );

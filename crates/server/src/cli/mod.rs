@@ -3,3 +3,4 @@
 
 pub mod tenant;
 mod tenant_input;
+pub mod token;

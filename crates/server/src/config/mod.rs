@@ -176,11 +176,9 @@ fn not_enforced(raw: &RawConfig) -> Vec<String> {
             !t.allowed_origins.is_empty(),
             format!("tenants[{i}].allowed_origins (origins are not checked yet)"),
         );
-        note(t.jwt.is_some(), format!("tenants[{i}].jwt (only visitor tokens are accepted yet)"));
         note(t.budget.is_some(), format!("tenants[{i}].budget"));
         note(!t.fallbacks.is_empty(), format!("tenants[{i}].fallbacks"));
         note(!t.tools.is_empty(), format!("tenants[{i}].tools"));
-        note(t.require_user, format!("tenants[{i}].require_user"));
     }
     out
 }

@@ -30,6 +30,7 @@ pub async fn chat(
     let bytes =
         extract::json_body(&headers, body, state.config.max_body_bytes, true).await?.unwrap_or_default();
     let caller = gate::caller(&state, &headers, &edge)?;
+    gate::require_user(&edge.tenant, Some(&caller))?;
     gate::kill_switch(&state, &edge.tenant)?;
     limits::admit(&state, &edge, &headers, Some(&caller)).await?;
     let body = chat_body::parse(extract::json_object(&bytes)?)?;

@@ -4,4 +4,6 @@
 pub mod chat;
 mod chat_body;
 pub mod health;
+pub mod link;
 pub mod sessions;
+pub mod tickets;

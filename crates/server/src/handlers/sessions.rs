@@ -54,6 +54,7 @@ pub async fn create(
     let tenant = &edge.tenant;
     let bytes = extract::json_body(&headers, body, state.config.max_body_bytes, false).await?;
     let caller = gate::identify(&state, &headers, &edge, false)?;
+    gate::require_user(tenant, caller.as_ref())?;
     gate::kill_switch(&state, tenant)?;
     // Without credentials there is no subject yet: ip and tenant scopes only.
     limits::admit(&state, &edge, &headers, caller.as_ref()).await?;

@@ -92,7 +92,9 @@ impl TestApp {
             std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("log file");
         use std::io::Write;
         let _ = writeln!(log, "===== test harness: start #{} =====", self.starts);
-        let mut child = Self::command(&self.config_path(), log).spawn().expect("spawn switchboard");
+        let mut command = Self::command(&self.config_path(), log);
+        command.envs(self.config.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let mut child = command.spawn().expect("spawn switchboard");
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = tokio::sync::oneshot::channel::<String>();
         tokio::spawn(async move {

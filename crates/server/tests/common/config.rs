@@ -174,6 +174,9 @@ pub struct AppConfig {
     pub shutdown_grace_secs: Option<f64>,
     /// Raw top-level lines, for tests of the config loader itself.
     pub extra_top_level: Vec<String>,
+    /// Environment variables of the server process (secrets that `*_env`
+    /// keys name), on top of a clean environment.
+    pub env: Vec<(String, String)>,
 }
 
 impl AppConfig {
@@ -203,6 +206,12 @@ impl AppConfig {
 
     pub fn raw(mut self, line: &str) -> Self {
         self.extra_top_level.push(line.to_owned());
+        self
+    }
+
+    /// Sets an environment variable for the server process.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
         self
     }
 

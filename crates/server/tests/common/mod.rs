@@ -9,6 +9,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod fake_openai;
+pub mod jwt;
 pub mod postgres;
 pub mod scenarios;
 pub mod sse;

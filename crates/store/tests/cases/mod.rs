@@ -4,11 +4,13 @@
 
 mod keys;
 mod leases;
+mod links;
 mod lists;
 mod turns;
 
 pub use keys::*;
 pub use leases::*;
+pub use links::*;
 pub use lists::*;
 pub use turns::*;
 
