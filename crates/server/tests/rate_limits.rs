@@ -228,3 +228,17 @@ async fn a_full_window_admits_again_once_it_rolls() {
     .await;
     assert_eq!(limit_left(&reply), (1, 0));
 }
+
+#[tokio::test]
+async fn ticket_minting_is_limited_too() {
+    let app =
+        TestApp::start(AppConfig::new().tenant(TenantSpec::demo("acme").rate_limit("user", 2, 60))).await;
+    let (_, v) = visitor("acme", &new_session(&app, "acme", None).await);
+    let mint = || app.send(app.request(Method::POST, "/v1/tickets", Some(&v)));
+    for left in [1, 0] {
+        let reply = mint().await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        assert_eq!(limit_left(&reply), (2, left));
+    }
+    assert_limited(&mint().await, 2);
+}
