@@ -172,10 +172,6 @@ fn not_enforced(raw: &RawConfig) -> Vec<String> {
     note(!raw.admin_origins.is_empty(), "admin_origins".into());
     note(!raw.prices.is_empty(), "prices".into());
     for (i, t) in raw.tenants.iter().enumerate() {
-        note(
-            !t.allowed_origins.is_empty(),
-            format!("tenants[{i}].allowed_origins (origins are not checked yet)"),
-        );
         note(t.budget.is_some(), format!("tenants[{i}].budget"));
         note(!t.fallbacks.is_empty(), format!("tenants[{i}].fallbacks"));
         note(!t.tools.is_empty(), format!("tenants[{i}].tools"));
