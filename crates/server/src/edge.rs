@@ -3,6 +3,7 @@
 //! origin gets the CORS headers on every answer, errors included; a refused
 //! one gets none. Preflights are answered here, without a tenant.
 
+use crate::config::Config;
 use crate::http::ApiError;
 use crate::state::AppState;
 use crate::tokens::claimed_tenant;
@@ -133,6 +134,21 @@ fn allow(h: &mut HeaderMap, origin: &str) {
     h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSE_HEADERS));
 }
 
+/// The Origin rule of admin endpoints (SPEC §9): no Origin (the CLI,
+/// scripts), the server's own (`public_url`), or one of `admin_origins`.
+/// The admin API mounts it in front of its routes.
+#[allow(dead_code)] // The admin routes arrive with the admin API.
+pub fn admin_origin(config: &Config, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(raw) = headers.get(header::ORIGIN) else { return Ok(()) };
+    let normalized =
+        raw.to_str().ok().and_then(normalize).ok_or(ApiError::new(ErrorCode::OriginForbidden))?;
+    if normalized == config.public_url || config.admin_origins.contains(&normalized) {
+        Ok(())
+    } else {
+        Err(ErrorCode::OriginForbidden.into())
+    }
+}
+
 /// One query parameter, percent-decoded.
 pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     form_urlencoded::parse(query?.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
@@ -141,6 +157,24 @@ pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admin_endpoints_take_no_origin_their_own_or_admin_origins() {
+        let toml = "public_url = \"https://sb.example\"\nadmin_origins = [\"https://ops.example:8443\"]";
+        let config = Config::from_parts(toml, Vec::new()).unwrap_or_else(|e| unreachable!("{e}"));
+        let with = |origin: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ORIGIN, HeaderValue::from_str(origin).unwrap_or(HeaderValue::from_static("x")));
+            admin_origin(&config, &h).map_err(|e| e.code)
+        };
+        assert!(admin_origin(&config, &HeaderMap::new()).is_ok());
+        assert!(with("https://sb.example").is_ok());
+        assert!(with("HTTPS://SB.EXAMPLE:443").is_ok());
+        assert!(with("https://ops.example:8443").is_ok());
+        for bad in ["https://ops.example", "https://sb.example.evil.com", "null", "https://sb.example/"] {
+            assert_eq!(with(bad), Err(ErrorCode::OriginForbidden), "{bad}");
+        }
+    }
 
     #[test]
     fn query_params_are_decoded() {
