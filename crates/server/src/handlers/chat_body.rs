@@ -19,68 +19,68 @@ pub struct ChatBody {
 
 pub fn parse(mut body: Map<String, Value>) -> Result<ChatBody, ApiError> {
     let mut problems = Vec::new();
-    let mut problem = |field: &str, text: &str| problems.push(FieldProblem::new(field, text));
-    let session_id = match body.remove("session_id") {
-        None | Some(Value::Null) => None.tap(|| problem("session_id", "is required")),
-        Some(Value::String(s)) => {
-            Uuid::parse_str(&s).ok().or_else(|| None.tap(|| problem("session_id", "must be a UUID")))
-        }
-        Some(_) => None.tap(|| problem("session_id", "must be a string (a UUID)")),
-    };
-    let message = match body.remove("message") {
-        None | Some(Value::Null) => None.tap(|| problem("message", "is required")),
-        Some(Value::String(s)) => {
-            let trimmed = s.trim();
-            let chars = trimmed.chars().count();
-            if chars == 0 {
-                None.tap(|| problem("message", "must not be empty"))
-            } else if chars > MAX_MESSAGE_CHARS {
-                None.tap(|| problem("message", "must be at most 10000 characters"))
-            } else {
-                Some(trimmed.to_owned())
-            }
-        }
-        Some(_) => None.tap(|| problem("message", "must be a string")),
-    };
-    let stream = match body.remove("stream") {
-        None => true,
-        Some(Value::Bool(b)) => b,
-        Some(_) => true.tap(|| problem("stream", "must be a boolean")),
-    };
-    let client_message_id = match body.remove("client_message_id") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if valid_client_message_id(&s) => Some(s),
-        Some(Value::String(_)) => {
-            None.tap(|| problem("client_message_id", "must be 1-64 characters of A-Z a-z 0-9 _ -"))
-        }
-        Some(_) => None.tap(|| problem("client_message_id", "must be a string")),
-    };
+    let p = &mut problems;
+    let session_id = check(p, "session_id", session_id(body.remove("session_id")));
+    let message = check(p, "message", message(body.remove("message")));
+    let stream = check(p, "stream", stream(body.remove("stream")));
+    let client_message_id =
+        check(p, "client_message_id", client_message_id(body.remove("client_message_id")));
     let mut unknown: Vec<_> = body.keys().cloned().collect();
     unknown.sort();
-    for field in unknown {
-        problem(&field, "unknown field");
-    }
-    match (session_id, message) {
-        (Some(session_id), Some(message)) if problems.is_empty() => {
+    problems.extend(unknown.into_iter().map(|field| FieldProblem::new(field, "unknown field")));
+    match (session_id, message, stream, client_message_id) {
+        (Some(session_id), Some(message), Some(stream), Some(client_message_id)) if problems.is_empty() => {
             Ok(ChatBody { session_id, message, stream, client_message_id })
         }
         _ => Err(ApiError::invalid(problems)),
     }
 }
 
-fn valid_client_message_id(s: &str) -> bool {
-    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+/// The value, or `None` with the problem noted.
+fn check<T>(problems: &mut Vec<FieldProblem>, field: &str, outcome: Result<T, &str>) -> Option<T> {
+    outcome.map_err(|problem| problems.push(FieldProblem::new(field, problem))).ok()
 }
 
-/// Runs a side effect and yields the value: keeps each match arm one line.
-trait Tap: Sized {
-    fn tap(self, f: impl FnOnce()) -> Self {
-        f();
-        self
+fn session_id(v: Option<Value>) -> Result<Uuid, &'static str> {
+    match v {
+        None | Some(Value::Null) => Err("is required"),
+        Some(Value::String(s)) => Uuid::parse_str(&s).map_err(|_| "must be a UUID"),
+        Some(_) => Err("must be a string (a UUID)"),
     }
 }
 
-impl<T> Tap for T {}
+fn message(v: Option<Value>) -> Result<String, &'static str> {
+    let Some(Value::String(s)) = v else {
+        return Err(if matches!(v, None | Some(Value::Null)) { "is required" } else { "must be a string" });
+    };
+    let trimmed = s.trim();
+    match trimmed.chars().count() {
+        0 => Err("must not be empty"),
+        n if n > MAX_MESSAGE_CHARS => Err("must be at most 10000 characters"),
+        _ => Ok(trimmed.to_owned()),
+    }
+}
+
+fn stream(v: Option<Value>) -> Result<bool, &'static str> {
+    match v {
+        None => Ok(true),
+        Some(Value::Bool(b)) => Ok(b),
+        Some(_) => Err("must be a boolean"),
+    }
+}
+
+fn client_message_id(v: Option<Value>) -> Result<Option<String>, &'static str> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if valid_client_message_id(&s) => Ok(Some(s)),
+        Some(Value::String(_)) => Err("must be 1-64 characters of A-Z a-z 0-9 _ -"),
+        Some(_) => Err("must be a string"),
+    }
+}
+
+fn valid_client_message_id(s: &str) -> bool {
+    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
 
 #[cfg(test)]
 mod tests {
@@ -92,14 +92,7 @@ mod tests {
         let map = v.as_object().unwrap().clone();
         match parse(map) {
             Ok(_) => vec![],
-            Err(e) => e
-                .details
-                .unwrap()
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| p["field"].as_str().unwrap().to_owned())
-                .collect(),
+            Err(e) => e.problem_fields(),
         }
     }
 

@@ -71,15 +71,7 @@ mod tests {
     use super::*;
 
     fn fields(v: Value) -> Result<Option<Uuid>, Vec<String>> {
-        parse(v.as_object().unwrap().clone()).map_err(|e| {
-            e.details
-                .unwrap()
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| p["field"].as_str().unwrap().to_owned())
-                .collect()
-        })
+        parse(v.as_object().unwrap().clone()).map_err(|e| e.problem_fields())
     }
 
     #[test]

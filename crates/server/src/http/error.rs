@@ -42,6 +42,13 @@ impl ApiError {
         Self::new(ErrorCode::AuthInvalid)
     }
 
+    /// The fields `details` names (for tests of body validation).
+    #[cfg(test)]
+    pub fn problem_fields(&self) -> Vec<String> {
+        let details = self.details.as_ref().and_then(|d| d.as_array());
+        details.into_iter().flatten().filter_map(|p| p["field"].as_str().map(str::to_owned)).collect()
+    }
+
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
             code: self.code.as_str(),
