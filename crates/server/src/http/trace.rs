@@ -32,6 +32,23 @@ fn from_traceparent(headers: &HeaderMap) -> Option<String> {
     valid.then(|| trace.to_owned())
 }
 
+/// A query string with the values of credentials (`ticket`, `token`)
+/// replaced, so URLs can be logged: tickets travel in URLs.
+fn redact_credentials(query: &str) -> String {
+    query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _))
+                if matches!(key.to_ascii_lowercase().as_str(), "ticket" | "token" | "access_token") =>
+            {
+                format!("{key}=REDACTED")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 fn fresh() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
@@ -39,7 +56,24 @@ fn fresh() -> String {
 pub async fn middleware(request: Request, next: Next) -> Response {
     let id = from_traceparent(request.headers()).unwrap_or_else(fresh);
     let header = HeaderValue::from_str(&id).ok();
-    let mut response = TRACE_ID.scope(id, next.run(request)).await;
+    // An access log at debug level; nothing is copied when it is off.
+    let access = tracing::enabled!(tracing::Level::DEBUG).then(|| {
+        let uri = request.uri();
+        (request.method().clone(), uri.path().to_owned(), uri.query().map(redact_credentials))
+    });
+    let started = std::time::Instant::now();
+    let mut response = TRACE_ID.scope(id.clone(), next.run(request)).await;
+    if let Some((method, path, query)) = access {
+        tracing::debug!(
+            trace_id = %id,
+            %method,
+            %path,
+            query = query.as_deref().unwrap_or(""),
+            status = response.status().as_u16(),
+            ms = started.elapsed().as_millis() as u64,
+            "request"
+        );
+    }
     let headers = response.headers_mut();
     if let Some(h) = header {
         headers.insert("x-trace-id", h);
@@ -68,5 +102,14 @@ mod tests {
         assert_eq!(parse(&format!("ff-{id}-00f067aa0ba902b7-01")), None);
         assert_eq!(parse("garbage"), None);
         assert_eq!(fresh().len(), 32);
+    }
+
+    #[test]
+    fn credentials_in_query_strings_are_redacted() {
+        assert_eq!(
+            redact_credentials("tenant=acme&ticket=eyJ.secret.sig&last_event_id=4&Token=x"),
+            "tenant=acme&ticket=REDACTED&last_event_id=4&Token=REDACTED"
+        );
+        assert_eq!(redact_credentials("a=1&b"), "a=1&b");
     }
 }
