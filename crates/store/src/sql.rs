@@ -136,7 +136,8 @@ pub mod sqlite {
     /// `$4` session id, `$6` the user message's seq, `$29` how many. One
     /// row holding them all (newest first, content in hex): every row a
     /// query returns is a hand-over between threads in sqlx, which costs far
-    /// more than building and parsing the JSON.
+    /// more than building and parsing the JSON. `ORDER BY` inside an
+    /// aggregate needs SQLite 3.44 or later (sqlx's bundled one is 3.46).
     macro_rules! earlier_messages {
         () => {
             "SELECT json_group_array(json_array(seq, role, hex(content), author, status, created_at, \
