@@ -124,6 +124,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         let _ = tcp.set_nodelay(true);
     });
     tracing::info!(%addr, node = %node, database = %redact_url(&config.database_url), "switchboard started");
+    let signalled = shutdown_signal()?;
     println!("switchboard listening on http://{addr}");
     let stop = CancellationToken::new();
     let background =
@@ -132,7 +133,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned());
     let server = tokio::spawn(async move { server.await });
-    shutdown_signal().await;
+    signalled.await;
     tracing::info!(grace = ?config.shutdown_grace, "shutting down: no new connections; letting turns finish");
     stop.cancel();
     for task in background {
@@ -150,25 +151,19 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Registers the SIGTERM/SIGINT handlers at once (before the server says it
+/// is listening, so an early signal is never the default "die at once") and
+/// returns a future that ends on the first of them.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, StartError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(|e| fail("signals")(e.to_string()))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| fail("signals")(e.to_string()))?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
+    })
 }
 
 /// A database URL without its password, for the log.
