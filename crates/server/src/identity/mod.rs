@@ -11,10 +11,6 @@ pub mod visitor;
 
 pub use keys::UserKeys;
 pub use revoked::RevokedVisitors;
-#[allow(unused_imports)] // For the realtime endpoints and the admin API.
-pub use tickets::verify_ticket;
-#[allow(unused_imports)] // For takeovers (an agent's name in messages).
-pub use user::agent_display_name;
 
 use crate::config::Config;
 use crate::gate::Caller;
