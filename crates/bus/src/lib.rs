@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use switchboard_core::bus::{Bus, EventReceiver};
+use switchboard_core::bus::{Bus, EventReceiver, Notice, NoticeReceiver};
 use switchboard_core::events::SessionEvent;
 use tokio::sync::broadcast;
 use uuid::Uuid;
@@ -12,10 +12,19 @@ use uuid::Uuid;
 /// (it then catches up from state; see `EventReceiver`).
 const CHANNEL_CAPACITY: usize = 1024;
 
+/// How many notices a node may fall behind (they are rare).
+const NOTICE_CAPACITY: usize = 256;
+
 /// In-process fan-out: one broadcast channel per session that has subscribers.
-#[derive(Default)]
 pub struct LocalBus {
     topics: Mutex<HashMap<Uuid, broadcast::Sender<Arc<SessionEvent>>>>,
+    notices: broadcast::Sender<Notice>,
+}
+
+impl Default for LocalBus {
+    fn default() -> Self {
+        Self { topics: Mutex::default(), notices: broadcast::channel(NOTICE_CAPACITY).0 }
+    }
 }
 
 impl LocalBus {
@@ -51,6 +60,15 @@ impl Bus for LocalBus {
                 rx
             }
         }
+    }
+
+    fn notify(&self, notice: Notice) {
+        // No receiver is not an error: nobody needed to hear it.
+        let _ = self.notices.send(notice);
+    }
+
+    fn notices(&self) -> NoticeReceiver {
+        self.notices.subscribe()
     }
 }
 

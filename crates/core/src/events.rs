@@ -1,8 +1,12 @@
 //! The streaming vocabulary shared by SSE and WebSocket (SPEC §5). Each event
 //! knows its type name, its payload and, for SSE, its `id:` when it has one.
+//!
+//! Clients see `kind()` and `payload_json()`. The serde derives are the form
+//! events take between nodes on a cluster bus; they are not a client format.
 
+use crate::error::ErrorCode;
 use crate::model::{FinishReason, Latency, Message, Session, Usage};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// The error envelope's body, as carried by an `error` event.
@@ -16,7 +20,31 @@ pub struct ErrorBody {
     pub details: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// An error body read back from the bus; an unknown code becomes `internal`.
+#[derive(Deserialize)]
+struct BusErrorBody {
+    code: String,
+    message: String,
+    http_status: u16,
+    trace_id: String,
+    details: Option<serde_json::Value>,
+}
+
+impl<'de> Deserialize<'de> for ErrorBody {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let b = BusErrorBody::deserialize(d)?;
+        let code = ErrorCode::parse(&b.code).unwrap_or(ErrorCode::Internal).as_str();
+        Ok(Self {
+            code,
+            message: b.message,
+            http_status: b.http_status,
+            trace_id: b.trace_id,
+            details: b.details,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Who {
     Assistant,
@@ -25,20 +53,64 @@ pub enum Who {
 }
 
 /// One event of a session's stream.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", content = "d", rename_all = "snake_case")]
 pub enum SessionEvent {
-    Session { session: Session, latest_seq: i64 },
-    ResumeCursor { last_event_id: i64, latest_seq: i64 },
+    Session {
+        session: Session,
+        latest_seq: i64,
+    },
+    ResumeCursor {
+        last_event_id: i64,
+        latest_seq: i64,
+    },
     Message(Message),
-    StreamStart { turn_id: Uuid, seq: i64, user_seq: i64 },
-    StreamDelta { turn_id: Uuid, seq: i64, revision: u32, offset: u64, text: String },
-    StreamReplace { turn_id: Uuid, seq: i64, revision: u32, text: String },
+    /// An answer still streaming, replayed with its text so far (a `message`
+    /// on the wire, with its `revision` beside the message fields).
+    StreamingMessage {
+        message: Message,
+        revision: u32,
+    },
+    /// Internal, never sent to a client: the live text of a running turn, as
+    /// its node answers a subscriber elsewhere that asked for it (see
+    /// `bus::Notice::SnapshotWanted`). Subscribers turn it into the delta or
+    /// replace they are missing.
+    Snapshot {
+        turn_id: Uuid,
+        seq: i64,
+        revision: u32,
+        text: String,
+    },
+    StreamStart {
+        turn_id: Uuid,
+        seq: i64,
+        user_seq: i64,
+    },
+    StreamDelta {
+        turn_id: Uuid,
+        seq: i64,
+        revision: u32,
+        offset: u64,
+        text: String,
+    },
+    StreamReplace {
+        turn_id: Uuid,
+        seq: i64,
+        revision: u32,
+        text: String,
+    },
     StreamEnd(Box<StreamEnd>),
-    Typing { who: Who, active: bool },
-    Error { turn_id: Option<Uuid>, error: ErrorBody },
+    Typing {
+        who: Who,
+        active: bool,
+    },
+    Error {
+        turn_id: Option<Uuid>,
+        error: ErrorBody,
+    },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StreamEnd {
     pub turn_id: Uuid,
     pub seq: i64,
@@ -54,6 +126,13 @@ pub struct StreamEnd {
 struct SessionPayload<'a> {
     session: &'a Session,
     latest_seq: i64,
+}
+
+#[derive(Serialize)]
+struct StreamingPayload<'a> {
+    #[serde(flatten)]
+    message: &'a Message,
+    revision: u32,
 }
 
 #[derive(Serialize)]
@@ -103,7 +182,8 @@ impl SessionEvent {
         match self {
             Self::Session { .. } => "session",
             Self::ResumeCursor { .. } => "resume_cursor",
-            Self::Message(_) => "message",
+            Self::Message(_) | Self::StreamingMessage { .. } => "message",
+            Self::Snapshot { .. } => "snapshot",
             Self::StreamStart { .. } => "stream_start",
             Self::StreamDelta { .. } => "stream_delta",
             Self::StreamReplace { .. } => "stream_replace",
@@ -134,6 +214,15 @@ impl SessionEvent {
                 latest_seq: *latest_seq,
             }),
             Self::Message(m) => serde_json::to_string(m),
+            Self::StreamingMessage { message, revision } => {
+                serde_json::to_string(&StreamingPayload { message, revision: *revision })
+            }
+            Self::Snapshot { turn_id, seq, revision, text } => serde_json::to_string(&ReplacePayload {
+                turn_id: *turn_id,
+                seq: *seq,
+                revision: *revision,
+                text,
+            }),
             Self::StreamStart { turn_id, seq, user_seq } => {
                 serde_json::to_string(&StartPayload { turn_id: *turn_id, seq: *seq, user_seq: *user_seq })
             }
@@ -167,10 +256,82 @@ impl SessionEvent {
             Self::Message(m) => m.turn_id,
             Self::StreamStart { turn_id, .. }
             | Self::StreamDelta { turn_id, .. }
-            | Self::StreamReplace { turn_id, .. } => Some(*turn_id),
+            | Self::StreamReplace { turn_id, .. }
+            | Self::Snapshot { turn_id, .. } => Some(*turn_id),
             Self::StreamEnd(end) => Some(end.turn_id),
             Self::Error { turn_id, .. } => *turn_id,
             _ => None,
+        }
+    }
+
+    /// The seq of the message the event is about, if any.
+    pub fn seq(&self) -> Option<i64> {
+        match self {
+            Self::Message(m) | Self::StreamingMessage { message: m, .. } => Some(m.seq),
+            Self::StreamStart { seq, .. }
+            | Self::StreamDelta { seq, .. }
+            | Self::StreamReplace { seq, .. }
+            | Self::Snapshot { seq, .. } => Some(*seq),
+            Self::StreamEnd(end) => Some(end.seq),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::model::{MessageStatus, Role};
+
+    fn message(status: MessageStatus) -> Message {
+        Message {
+            session_id: Uuid::nil(),
+            seq: 4,
+            role: Role::Assistant,
+            content: "so far".into(),
+            author: None,
+            status,
+            created_at: crate::time::from_millis(1_000),
+            token_count: 2,
+            client_message_id: Some("c1".into()),
+            tools: vec![],
+            turn_id: None,
+            meta: None,
+        }
+    }
+
+    #[test]
+    fn a_replayed_streaming_message_carries_its_revision_and_no_id() {
+        let e = SessionEvent::StreamingMessage { message: message(MessageStatus::Streaming), revision: 2 };
+        assert_eq!(e.kind(), "message");
+        assert_eq!(e.sse_id(), None);
+        let v: serde_json::Value = serde_json::from_str(&e.payload_json()).unwrap();
+        assert_eq!((v["revision"].as_u64(), v["seq"].as_i64()), (Some(2), Some(4)));
+        assert_eq!(v["content"], "so far");
+    }
+
+    #[test]
+    fn events_survive_the_bus_form() {
+        let events = [
+            SessionEvent::Message(message(MessageStatus::Complete)),
+            SessionEvent::StreamDelta {
+                turn_id: Uuid::nil(),
+                seq: 4,
+                revision: 0,
+                offset: 3,
+                text: "é".into(),
+            },
+            SessionEvent::Snapshot { turn_id: Uuid::nil(), seq: 4, revision: 1, text: "x".into() },
+            SessionEvent::Typing { who: Who::Agent, active: true },
+            SessionEvent::Error {
+                turn_id: None,
+                error: crate::turn::error_body(ErrorCode::LlmTimeout, "t1"),
+            },
+        ];
+        for e in events {
+            let back: SessionEvent = serde_json::from_slice(&serde_json::to_vec(&e).unwrap()).unwrap();
+            assert_eq!(back, e);
         }
     }
 }

@@ -46,7 +46,7 @@ pub struct AgentRef {
 }
 
 /// A conversation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Session {
     pub id: Uuid,
     pub tenant_id: String,
@@ -60,7 +60,7 @@ pub struct Session {
     pub latest_seq: i64,
     pub takeover: Option<Takeover>,
     /// The owner subject (`visitor:<uuid>` or `user:<sub>`); never sent to clients.
-    #[serde(skip)]
+    #[serde(skip, default)]
     pub owner: String,
 }
 
@@ -185,7 +185,7 @@ pub struct TurnMeta {
 }
 
 /// One message of a session.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     pub session_id: Uuid,
     pub seq: i64,
@@ -199,10 +199,10 @@ pub struct Message {
     pub client_message_id: Option<String>,
     pub tools: Vec<serde_json::Value>,
     /// The turn this message belongs to (user message and its answer share it).
-    #[serde(skip)]
+    #[serde(skip, default)]
     pub turn_id: Option<Uuid>,
     /// How an assistant message ended; internal.
-    #[serde(skip)]
+    #[serde(skip, default)]
     pub meta: Option<TurnMeta>,
 }
 

@@ -175,6 +175,16 @@ pub trait Store: Send + Sync + 'static {
         before_seq: Option<i64>,
     ) -> Result<Vec<Message>, StoreError>;
 
+    /// Messages oldest first with `seq > after_seq`; at most `limit` (a
+    /// resuming subscriber's replay).
+    async fn messages_after(
+        &self,
+        tenant_id: &str,
+        session_id: Uuid,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError>;
+
     async fn begin_turn(&self, turn: &BeginTurn) -> Result<BeginTurnOutcome, StoreError>;
     /// Saves the text so far and renews the lease; false when the message is no
     /// longer streaming (e.g. it was reaped).

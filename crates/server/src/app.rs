@@ -101,7 +101,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     if reaped > 0 {
         tracing::warn!(reaped, "answers left streaming by this node's last run are now marked interrupted");
     }
-    engine.spawn_reaper();
+    engine.spawn_background();
     let identity = Arc::new(crate::identity::start(&config, &store, &clock).await.map_err(StartError)?);
     let config = Arc::new(config);
     let state = AppState {

@@ -36,6 +36,11 @@ pub const LIST_MESSAGES: &str = concat!(
     message_columns!(),
     " FROM messages WHERE session_id = $1 AND tenant_id = $2 AND seq < $3 ORDER BY seq DESC LIMIT $4"
 );
+pub const MESSAGES_AFTER: &str = concat!(
+    "SELECT ",
+    message_columns!(),
+    " FROM messages WHERE session_id = $1 AND tenant_id = $2 AND seq > $3 ORDER BY seq LIMIT $4"
+);
 
 /// The user message sent with this `client_message_id`, and its turn's answer.
 pub const FIND_DUPLICATE: &str = concat!(

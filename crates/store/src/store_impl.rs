@@ -218,6 +218,24 @@ macro_rules! impl_store {
                     decode_messages(rows, &self.cipher)
                 }
 
+                async fn messages_after(
+                    &self,
+                    tenant_id: &str,
+                    session_id: Uuid,
+                    after_seq: i64,
+                    limit: u32,
+                ) -> Result<Vec<Message>, StoreError> {
+                    let rows: Vec<MessageRow> = sqlx::query_as(sql::MESSAGES_AFTER)
+                        .bind(session_id.to_string())
+                        .bind(tenant_id)
+                        .bind(after_seq)
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.reader)
+                        .await
+                        .map_err(db_err)?;
+                    decode_messages(rows, &self.cipher)
+                }
+
                 async fn begin_turn(&self, turn: &BeginTurn) -> Result<BeginTurnOutcome, StoreError> {
                     $begin_turn(self, turn).await
                 }

@@ -49,6 +49,7 @@ conformance!(
     reap_expired_leases_interrupts,
     reap_node_leases_interrupts_only_that_node,
     list_messages_order_limit_before_seq,
+    messages_after_oldest_first_from_a_cursor,
     list_sessions_keyset_paging_with_ties,
     delete_session_removes_messages,
     tenants_crud,

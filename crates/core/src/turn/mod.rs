@@ -8,11 +8,13 @@ mod observe;
 mod reaper;
 mod replay;
 mod run;
+mod snapshots;
 mod stream;
 
 pub use live::{LiveText, LiveTurn, LiveTurns, StopReason};
 pub use observe::{TurnObserver, TurnReport};
 pub use replay::finished_turn_events;
+pub use run::error_body;
 pub use stream::TurnStream;
 
 use crate::bus::Bus;
@@ -259,10 +261,24 @@ impl TurnEngine {
         reaper::reap_own(&self.inner).await
     }
 
-    /// Runs the lease reaper until shutdown.
-    pub fn spawn_reaper(&self) {
-        let inner = self.inner.clone();
-        self.inner.tracker.spawn(reaper::run(inner));
+    /// Runs the lease reaper, and answers other nodes' requests for the
+    /// live text of turns running here, until shutdown.
+    pub fn spawn_background(&self) {
+        self.inner.tracker.spawn(reaper::run(self.inner.clone()));
+        self.inner.tracker.spawn(snapshots::answer(self.inner.clone()));
+    }
+
+    /// The turn running on this node in the session, if any.
+    pub fn live_turn(&self, session_id: Uuid) -> Option<Arc<LiveTurn>> {
+        self.inner.live.get(session_id)
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    pub fn bus(&self) -> &Arc<dyn Bus> {
+        &self.inner.bus
     }
 
     /// Lets running turns finish for up to `grace`, then stops the rest (they

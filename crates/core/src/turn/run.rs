@@ -111,7 +111,14 @@ impl TurnTask {
         message.status = status;
         message.token_count = finish.token_count;
         message.meta = Some(meta);
-        self.publish(final_event(message, &self.msg.trace_id));
+        let end = final_event(message.clone(), &self.msg.trace_id);
+        let ended_in_error = matches!(end, SessionEvent::Error { .. });
+        self.publish(end);
+        if ended_in_error {
+            // Session subscribers learn the stored final state (with its seq,
+            // their resume cursor) after the error itself.
+            self.publish(SessionEvent::Message(message));
+        }
     }
 
     /// Streams the provider's answer into the live text until it ends.

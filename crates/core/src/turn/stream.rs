@@ -103,6 +103,8 @@ impl TurnStream {
         match &*event {
             SessionEvent::Typing { who: Who::Assistant, .. } => Some(event),
             _ if event.turn_id() != Some(self.live.turn_id) => None,
+            // Answers to subscribers on other nodes; this follower has the live turn.
+            SessionEvent::Snapshot { .. } => None,
             SessionEvent::StreamDelta { revision, offset, text, .. } => {
                 self.merge_delta(*revision, *offset, text).map(|trimmed| trimmed.map_or(event, Arc::new))
             }

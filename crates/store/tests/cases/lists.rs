@@ -21,6 +21,20 @@ pub async fn list_messages_order_limit_before_seq(h: &mut Harness) {
     assert!(h.store.list_messages("other", s.id, 10, None).await.unwrap().is_empty());
 }
 
+pub async fn messages_after_oldest_first_from_a_cursor(h: &mut Harness) {
+    let s = new_session(&h.store).await;
+    for i in 0..3 {
+        complete_turn(&h.store, &s, &format!("q{i}"), at(i)).await;
+    }
+    let all = h.store.messages_after(TENANT, s.id, 0, 100).await.unwrap();
+    assert_eq!(seqs(&all), vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(all[0].content, "q0");
+    assert_eq!(seqs(&h.store.messages_after(TENANT, s.id, 4, 100).await.unwrap()), vec![5, 6]);
+    assert_eq!(seqs(&h.store.messages_after(TENANT, s.id, 1, 2).await.unwrap()), vec![2, 3]);
+    assert!(h.store.messages_after(TENANT, s.id, 6, 100).await.unwrap().is_empty());
+    assert!(h.store.messages_after("other", s.id, 0, 100).await.unwrap().is_empty());
+}
+
 pub async fn list_sessions_keyset_paging_with_ties(h: &mut Harness) {
     // Seven sessions, four of them sharing one activity time.
     let mut mine = Vec::new();
