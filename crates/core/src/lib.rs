@@ -5,6 +5,7 @@
 pub mod bus;
 pub mod error;
 pub mod events;
+pub mod feed;
 pub mod ids;
 pub mod model;
 pub mod origin;
