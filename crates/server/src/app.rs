@@ -2,6 +2,7 @@
 //! server, and the order they start and stop in.
 
 use crate::config::Config;
+use crate::realtime::connections::{Caps, CloseReason, Connections};
 use crate::routes;
 use crate::state::{AppState, Tenants};
 use crate::tenancy::catalog::Catalog;
@@ -114,7 +115,13 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         kill_switch: Arc::new(AtomicBool::new(config.kill_switch)),
         identity,
         clock,
+        connections: Connections::new(Caps {
+            total: config.connections.max_total,
+            per_ip: config.connections.max_per_ip,
+            pending_per_ip: config.connections.max_pending_per_ip,
+        }),
     };
+    let connections = state.connections.clone();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| fail(&format!("cannot listen on {}", config.listen))(e.to_string()))?;
@@ -140,6 +147,8 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         let _ = task.await;
     }
     engine.shutdown(config.shutdown_grace).await;
+    // Turns are saved: subscribers end cleanly and resume on another node.
+    connections.close_all(CloseReason::Shutdown);
     // Streams end with their turns; give the last bytes a moment to go out.
     match tokio::time::timeout(Duration::from_secs(5), server).await {
         Ok(Ok(Ok(()))) => {}

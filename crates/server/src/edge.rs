@@ -40,7 +40,8 @@ pub async fn end_user(State(state): State<AppState>, mut request: Request, next:
     if request.method() == Method::OPTIONS {
         return preflight(&state, request.headers(), query_tenant.as_deref());
     }
-    let edge = match admit(&state, request.headers(), query_tenant) {
+    let query_ticket = query_param(request.uri().query(), "ticket");
+    let edge = match admit(&state, request.headers(), query_tenant, query_ticket) {
         Ok(edge) => edge,
         Err(refusal) => return refusal.into_response(),
     };
@@ -53,21 +54,35 @@ pub async fn end_user(State(state): State<AppState>, mut request: Request, next:
     response
 }
 
-fn admit(state: &AppState, headers: &HeaderMap, query_tenant: Option<String>) -> Result<Edge, ApiError> {
+fn admit(
+    state: &AppState,
+    headers: &HeaderMap,
+    query_tenant: Option<String>,
+    query_ticket: Option<String>,
+) -> Result<Edge, ApiError> {
     if let Some(name) = CRITICAL.iter().find(|h| headers.get_all(**h).iter().count() > 1) {
         return Err(ApiError::invalid_field(name, "must not be sent more than once"));
     }
-    let tenant = tenant(state, headers, query_tenant.as_deref())?;
+    let tenant = tenant(state, headers, query_tenant.as_deref(), query_ticket.as_deref())?;
     let origin = origin(state, headers, &tenant)?;
     Ok(Edge { tenant, origin, query_tenant })
 }
 
 /// The tenant from `X-Tenant-Id`, else `?tenant=`, else the bearer token's
-/// `tid` (read unverified, only to choose whose rules verify it).
-fn tenant(state: &AppState, headers: &HeaderMap, query: Option<&str>) -> Result<Arc<Tenant>, ApiError> {
+/// (or the `?ticket=`'s) `tid`, read unverified, only to choose whose rules
+/// verify it.
+fn tenant(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    ticket: Option<&str>,
+) -> Result<Arc<Tenant>, ApiError> {
     let named = match headers.get("x-tenant-id") {
         Some(v) => Some(v.to_str().map_err(|_| ApiError::new(ErrorCode::TenantUnknown))?.to_owned()),
-        None => query.map(str::to_owned).or_else(|| crate::gate::bearer(headers).and_then(claimed_tenant)),
+        None => query
+            .map(str::to_owned)
+            .or_else(|| crate::gate::bearer(headers).and_then(claimed_tenant))
+            .or_else(|| ticket.and_then(claimed_tenant)),
     };
     let id = named.filter(|s| !s.is_empty()).ok_or(ApiError::new(ErrorCode::TenantMissing))?;
     state.tenants.get(&id).ok_or(ApiError::new(ErrorCode::TenantUnknown))

@@ -10,6 +10,7 @@ mod handlers;
 mod http;
 mod identity;
 mod limits;
+mod realtime;
 mod routes;
 mod state;
 mod telemetry;

@@ -62,4 +62,6 @@ pub struct AppState {
     pub kill_switch: Arc<AtomicBool>,
     /// Tenants' user-JWT keys and revoked visitors (SPEC §3).
     pub identity: Arc<crate::identity::Identity>,
+    /// Open SSE subscriptions and WebSockets of this node.
+    pub connections: Arc<crate::realtime::connections::Connections>,
 }

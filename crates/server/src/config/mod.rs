@@ -24,6 +24,18 @@ fn err(msg: impl Into<String>) -> ConfigError {
     ConfigError(msg.into())
 }
 
+/// Caps and timings of long-lived connections (`[connections]`).
+#[derive(Debug, Clone)]
+pub struct ConnectionSettings {
+    pub max_total: u32,
+    pub max_per_ip: u32,
+    pub max_pending_per_ip: u32,
+    pub hello_timeout: Duration,
+    pub ws_ping: Duration,
+    pub ws_pong_timeout: Duration,
+    pub ws_frames_per_sec: u32,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -52,6 +64,9 @@ pub struct Config {
     /// Empty: generated once into the data directory.
     pub node_id: String,
     pub shutdown_grace: Duration,
+    /// `""` (in-process), `redis://…` or `nats://…`.
+    pub bus_url: String,
+    pub connections: ConnectionSettings,
     pub tenants: Vec<TenantConfig>,
     /// Settings this version accepts but does not act on yet; logged at start
     /// so nobody believes a limit holds that does not.
@@ -110,9 +125,11 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     {
         return Err(err("`database_url`: must start with sqlite:// or postgres://"));
     }
-    if !raw.bus_url.is_empty() {
-        return Err(err("`bus_url`: only the in-process bus (\"\") is available in this version"));
+    if !(raw.bus_url.is_empty() || raw.bus_url.starts_with("redis://") || raw.bus_url.starts_with("nats://"))
+    {
+        return Err(err("`bus_url`: must be empty (in-process), redis://… or nats://…"));
     }
+    let connections = connection_settings(&raw.connections)?;
     let public_url = raw.public_url.unwrap_or_else(|| "http://127.0.0.1:8080".to_owned());
     let public_url = normalize_origin(&public_url)
         .ok_or_else(|| err(format!("`public_url`: `{public_url}` must be scheme://host[:port]")))?;
@@ -155,8 +172,39 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         full_durability: raw.durability == RawDurability::Full,
         node_id: raw.node_id,
         shutdown_grace: Duration::from_secs_f64(raw.shutdown_grace_secs),
+        bus_url: raw.bus_url,
+        connections,
         tenants,
         not_enforced,
+    })
+}
+
+fn connection_settings(raw: &raw::RawConnections) -> Result<ConnectionSettings, ConfigError> {
+    for (key, value) in [
+        ("connections.max_total", raw.max_total),
+        ("connections.max_per_ip", raw.max_per_ip),
+        ("connections.max_pending_per_ip", raw.max_pending_per_ip),
+        ("connections.ws_frames_per_sec", raw.ws_frames_per_sec),
+    ] {
+        positive(key, f64::from(value))?;
+    }
+    for (key, value) in [
+        ("connections.hello_timeout_secs", raw.hello_timeout_secs),
+        ("connections.ws_ping_secs", raw.ws_ping_secs),
+        ("connections.ws_pong_timeout_secs", raw.ws_pong_timeout_secs),
+    ] {
+        if !(value > 0.0 && value <= 3600.0) {
+            return Err(err(format!("`{key}`: must be between 0 and 3600 seconds")));
+        }
+    }
+    Ok(ConnectionSettings {
+        max_total: raw.max_total,
+        max_per_ip: raw.max_per_ip,
+        max_pending_per_ip: raw.max_pending_per_ip,
+        hello_timeout: Duration::from_secs_f64(raw.hello_timeout_secs),
+        ws_ping: Duration::from_secs_f64(raw.ws_ping_secs),
+        ws_pong_timeout: Duration::from_secs_f64(raw.ws_pong_timeout_secs),
+        ws_frames_per_sec: raw.ws_frames_per_sec,
     })
 }
 
@@ -251,7 +299,9 @@ mod tests {
         for bad in [
             "listen = \"nope\"",
             "database_url = \"mysql://x\"",
-            "bus_url = \"redis://x\"",
+            "bus_url = \"kafka://x\"",
+            "[connections]\nmax_total = 0",
+            "[connections]\nhello_timeout_secs = -1",
             "[[tenants]]\nid = \"Bad Id\"",
             "[[tenants]]\nid = \"a\"\nallowed_origins = [\"*\"]",
             "[[tenants]]\nid = \"a\"\nallowed_origins = [\"https://a.example/path\"]",

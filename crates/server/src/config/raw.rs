@@ -94,7 +94,40 @@ pub struct RawConfig {
     #[serde(default = "default_shutdown_grace_secs")]
     pub shutdown_grace_secs: f64,
     #[serde(default)]
+    pub connections: RawConnections,
+    #[serde(default)]
     pub tenants: Vec<RawTenant>,
+}
+
+/// `[connections]`: caps and timings of SSE subscriptions and WebSockets.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConnections {
+    /// Open subscriptions and sockets on this node, all tenants together.
+    pub max_total: u32,
+    /// Open subscriptions and sockets per client address (IPv6 per /64).
+    pub max_per_ip: u32,
+    /// WebSockets per client address that have not sent `hello` yet.
+    pub max_pending_per_ip: u32,
+    pub hello_timeout_secs: f64,
+    pub ws_ping_secs: f64,
+    pub ws_pong_timeout_secs: f64,
+    /// Sustained client frames per second a WebSocket may send.
+    pub ws_frames_per_sec: u32,
+}
+
+impl Default for RawConnections {
+    fn default() -> Self {
+        Self {
+            max_total: 10_000,
+            max_per_ip: 256,
+            max_pending_per_ip: 32,
+            hello_timeout_secs: 10.0,
+            ws_ping_secs: 25.0,
+            ws_pong_timeout_secs: 70.0,
+            ws_frames_per_sec: 20,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -13,6 +13,7 @@ use crate::edge::Edge;
 use crate::gate;
 use crate::http::{extract, ApiError};
 use crate::identity::visitor::{check_visitor, VisitorRefusal};
+use crate::realtime::connections::CloseReason;
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Extension, State};
@@ -59,6 +60,8 @@ pub async fn link(
         .map_err(ApiError::internal)?;
     // Revoked here at once; other nodes learn of it from the store.
     revoked.insert(&tenant.id, visitor, now);
+    let subject = Subject::Visitor(visitor).to_string();
+    state.connections.close_subject(&tenant.id, &subject, CloseReason::Revoked);
     match outcome {
         LinkOutcome::Linked { sessions } => {
             tracing::info!(tenant = %tenant.id, sessions, "visitor linked to a user");

@@ -5,10 +5,12 @@
 //! (SPEC §13: a kill switch stops the tenant's turns in flight).
 
 use super::catalog::Catalog;
+use crate::realtime::connections::CloseReason;
 use crate::state::AppState;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use switchboard_core::turn::StopReason;
+use switchboard_core::Subject;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -42,6 +44,19 @@ async fn poll(state: &AppState, catalog: &mut Catalog) {
         Err(e) => tracing::warn!(error = %e, "cannot read the tenants; serving the ones known so far"),
     }
     stop_disabled(state);
+    close_revoked(state);
+}
+
+/// Closes the connections of visitors linked to a user on another node
+/// (this node's links close theirs at once).
+fn close_revoked(state: &AppState) {
+    let revoked = &state.identity.revoked;
+    let closed = state.connections.close_where(CloseReason::Revoked, |(tenant, subject)| {
+        matches!(Subject::parse(subject), Some(Subject::Visitor(v)) if revoked.contains(tenant, v))
+    });
+    if closed > 0 {
+        tracing::info!(closed, "closed the connections of visitors linked to a user");
+    }
 }
 
 /// Stops the running turns of every tenant whose kill switch (or the global
@@ -49,10 +64,14 @@ async fn poll(state: &AppState, catalog: &mut Catalog) {
 /// flipped is caught too.
 pub fn stop_disabled(state: &AppState) {
     let global = state.kill_switch.load(Ordering::Relaxed);
-    if state.engine.running() == 0 {
+    if state.engine.running() == 0 && state.connections.count() == 0 {
         return;
     }
     for tenant in state.tenants.snapshot().values().filter(|t| global || t.kill_switch) {
+        let closed = state.connections.close_tenant(&tenant.id, CloseReason::TenantDisabled);
+        if closed > 0 {
+            tracing::info!(tenant = %tenant.id, closed, "kill switch on: closed open connections");
+        }
         let stopped = state.engine.stop_tenant_turns(&tenant.id, StopReason::TenantDisabled);
         if stopped > 0 {
             tracing::info!(tenant = %tenant.id, stopped, "kill switch on: stopped running turns");
