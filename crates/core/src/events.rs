@@ -104,6 +104,13 @@ pub enum SessionEvent {
         who: Who,
         active: bool,
     },
+    /// Typing relayed from one connection to the session's other ones (a
+    /// `typing` on the wire; `connection` is the sender's, never sent).
+    TypingFrom {
+        who: Who,
+        active: bool,
+        connection: Uuid,
+    },
     Error {
         turn_id: Option<Uuid>,
         error: ErrorBody,
@@ -188,7 +195,7 @@ impl SessionEvent {
             Self::StreamDelta { .. } => "stream_delta",
             Self::StreamReplace { .. } => "stream_replace",
             Self::StreamEnd(_) => "stream_end",
-            Self::Typing { .. } => "typing",
+            Self::Typing { .. } | Self::TypingFrom { .. } => "typing",
             Self::Error { .. } => "error",
         }
     }
@@ -242,7 +249,9 @@ impl SessionEvent {
                 text,
             }),
             Self::StreamEnd(end) => serde_json::to_string(end),
-            Self::Typing { who, active } => serde_json::to_string(&TypingPayload { who, active: *active }),
+            Self::Typing { who, active } | Self::TypingFrom { who, active, .. } => {
+                serde_json::to_string(&TypingPayload { who, active: *active })
+            }
             Self::Error { error, .. } => serde_json::to_string(&ErrorPayload { error }),
         };
         // Serialising these plain structs cannot fail; an empty object keeps

@@ -4,7 +4,7 @@ use crate::edge;
 use crate::handlers::{chat, health, link, sessions, tickets};
 use crate::http::{trace, ApiError};
 use crate::limits;
-use crate::realtime::subscribe;
+use crate::realtime::{subscribe, ws};
 use crate::state::AppState;
 use crate::telemetry;
 use axum::routing::{get, post};
@@ -17,6 +17,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sessions/{id}", get(sessions::get).delete(sessions::delete))
         .route("/v1/sessions/{id}/messages", get(sessions::messages))
         .route("/v1/sessions/{id}/events", get(subscribe::events))
+        .route("/v1/ws", get(ws::ws))
         .route("/v1/chat", post(chat::chat))
         .route("/v1/tickets", post(tickets::create))
         .route("/v1/identity/link", post(link::link))

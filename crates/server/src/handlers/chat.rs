@@ -60,7 +60,7 @@ pub async fn chat(
     })
 }
 
-fn refusal(e: SendError) -> ApiError {
+pub fn refusal(e: SendError) -> ApiError {
     match e {
         SendError::NotFound => ErrorCode::SessionNotFound.into(),
         SendError::Closed => ErrorCode::SessionClosed.into(),

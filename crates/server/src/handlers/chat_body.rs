@@ -41,7 +41,7 @@ fn check<T>(problems: &mut Vec<FieldProblem>, field: &str, outcome: Result<T, &s
     outcome.map_err(|problem| problems.push(FieldProblem::new(field, problem))).ok()
 }
 
-fn session_id(v: Option<Value>) -> Result<Uuid, &'static str> {
+pub fn session_id(v: Option<Value>) -> Result<Uuid, &'static str> {
     match v {
         None | Some(Value::Null) => Err("is required"),
         Some(Value::String(s)) => Uuid::parse_str(&s).map_err(|_| "must be a UUID"),
@@ -49,7 +49,7 @@ fn session_id(v: Option<Value>) -> Result<Uuid, &'static str> {
     }
 }
 
-fn message(v: Option<Value>) -> Result<String, &'static str> {
+pub fn message(v: Option<Value>) -> Result<String, &'static str> {
     let Some(Value::String(s)) = v else {
         return Err(if matches!(v, None | Some(Value::Null)) { "is required" } else { "must be a string" });
     };
@@ -69,7 +69,7 @@ fn stream(v: Option<Value>) -> Result<bool, &'static str> {
     }
 }
 
-fn client_message_id(v: Option<Value>) -> Result<Option<String>, &'static str> {
+pub fn client_message_id(v: Option<Value>) -> Result<Option<String>, &'static str> {
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if valid_client_message_id(&s) => Ok(Some(s)),

@@ -2,7 +2,7 @@
 //! maps the result. Routing lives in `routes.rs`.
 
 pub mod chat;
-mod chat_body;
+pub mod chat_body;
 pub mod health;
 pub mod link;
 pub mod sessions;

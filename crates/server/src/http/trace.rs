@@ -17,6 +17,12 @@ pub fn current() -> String {
     TRACE_ID.try_with(Clone::clone).unwrap_or_default()
 }
 
+/// Runs `f` with `id` as the current trace id (a WebSocket's whole life,
+/// after the request that upgraded it has answered).
+pub async fn within<F: std::future::Future>(id: String, f: F) -> F::Output {
+    TRACE_ID.scope(id, f).await
+}
+
 /// The trace-id field of a valid `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`).
 fn from_traceparent(headers: &HeaderMap) -> Option<String> {
     let value = headers.get("traceparent")?.to_str().ok()?;

@@ -5,6 +5,7 @@
 pub mod connections;
 pub mod cursor;
 pub mod subscribe;
+pub mod ws;
 
 use crate::gate::Caller;
 use crate::http::ApiError;

@@ -1,0 +1,329 @@
+//! One WebSocket after its `hello`: the subscribed sessions' feeds, the
+//! client's frames (messages run turns through the same engine and limits as
+//! `POST /v1/chat`), server pings, the frame budget, and the ways it ends.
+
+use super::frames::{self, ClientFrame};
+use super::hello::{self, Refusal, CLOSE_AUTH, CLOSE_LIMIT};
+use super::Ctx;
+use crate::gate::{self, Caller};
+use crate::handlers::chat::refusal as send_refusal;
+use crate::http::{trace, ApiError};
+use crate::limits;
+use crate::realtime::connections::{CloseReason, Slot};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::stream::{self, BoxStream, SelectAll, SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use std::collections::HashSet;
+use std::sync::Arc;
+use switchboard_core::events::{SessionEvent, Who};
+use switchboard_core::feed::Feed;
+use switchboard_core::turn::{finished_turn_events, SendMessage, SendOutcome, TurnStream};
+use switchboard_core::ErrorCode;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+/// At most this many sessions per socket (SPEC §7).
+const MAX_SUBSCRIPTIONS: usize = 20;
+const CLOSE_GOING_AWAY: u16 = 1001;
+pub const CLOSE_TOO_BIG: u16 = 1009;
+
+/// An event for the socket; `forward: false` only keeps a turn's stream
+/// alive (its events reach the client through the session's feed).
+struct Item {
+    session_id: Uuid,
+    event: Arc<SessionEvent>,
+    forward: bool,
+}
+
+/// Why the loop ended, and how to close.
+enum End {
+    ClientGone,
+    Close(u16, &'static str),
+    Refused(Refusal),
+}
+
+pub struct Conn {
+    ctx: Ctx,
+    slot: Slot,
+    caller: Caller,
+    /// Whether the URL's ticket (not a token) authenticated the socket.
+    used_ticket: bool,
+    tx: SplitSink<WebSocket, Message>,
+    rx: SplitStream<WebSocket>,
+    /// The hello's session: the default of `message` and `typing`.
+    home: Option<Uuid>,
+    subscribed: HashSet<Uuid>,
+    streams: SelectAll<BoxStream<'static, Item>>,
+}
+
+/// A socket that passed its hello.
+pub struct Opened {
+    pub ctx: Ctx,
+    pub slot: Slot,
+    pub caller: Caller,
+    pub used_ticket: bool,
+    pub home: Option<Uuid>,
+}
+
+impl Conn {
+    pub fn new(o: Opened, tx: SplitSink<WebSocket, Message>, rx: SplitStream<WebSocket>) -> Self {
+        let (ctx, slot, caller, used_ticket, home) = (o.ctx, o.slot, o.caller, o.used_ticket, o.home);
+        let (subscribed, streams) = (HashSet::new(), SelectAll::new());
+        Self { ctx, slot, caller, used_ticket, tx, rx, home, subscribed, streams }
+    }
+
+    pub fn follow(&mut self, session_id: Uuid, feed: Feed) {
+        self.subscribed.insert(session_id);
+        self.streams.push(feed_stream(session_id, feed));
+    }
+
+    pub async fn run(mut self) {
+        let end = self.serve().await;
+        let refusal = match end {
+            End::ClientGone => return,
+            End::Close(code, reason) => {
+                let _ = self.tx.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+                return;
+            }
+            End::Refused(r) => r,
+        };
+        super::refuse(&mut self.tx, self.home, refusal).await;
+    }
+
+    async fn serve(&mut self) -> End {
+        let settings = self.ctx.state.config.connections.clone();
+        let mut ping = tokio::time::interval_at(Instant::now() + settings.ws_ping, settings.ws_ping);
+        let mut last_pong = Instant::now();
+        let mut budget = Budget::new(settings.ws_frames_per_sec);
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.slot.closed() => return self.closed_by_server(),
+                frame = self.rx.next() => {
+                    let text = match frame {
+                        None | Some(Ok(Message::Close(_))) => return End::ClientGone,
+                        Some(Err(e)) => return too_big_or_gone(&e),
+                        Some(Ok(Message::Pong(_))) => { last_pong = Instant::now(); continue; }
+                        Some(Ok(Message::Ping(_))) => continue,
+                        Some(Ok(Message::Binary(_))) => None,
+                        Some(Ok(Message::Text(t))) => Some(t),
+                    };
+                    if !budget.take() {
+                        if budget.refused_in_a_row > settings.ws_frames_per_sec {
+                            return End::Refused(Refusal { error: Some(ErrorCode::RateLimited.into()), close: CLOSE_LIMIT });
+                        }
+                        if self.send_error(None, ErrorCode::RateLimited.into()).await.is_err() {
+                            return End::ClientGone;
+                        }
+                        continue;
+                    }
+                    let outcome = match text {
+                        Some(t) => self.frame(t.as_str()).await,
+                        None => Err(Some(ApiError::invalid_field("frame", "binary frames are not accepted"))),
+                    };
+                    match outcome {
+                        Ok(()) => {}
+                        Err(Some(e)) => if self.send_error(None, e).await.is_err() { return End::ClientGone },
+                        Err(None) => return End::ClientGone,
+                    }
+                }
+                Some(item) = self.streams.next() => {
+                    if item.forward && !self.own_typing(&item.event) {
+                        let frame = frames::event(item.session_id, &item.event, self.slot.id());
+                        if self.send(frame).await.is_err() { return End::ClientGone; }
+                    }
+                }
+                _ = ping.tick() => {
+                    if last_pong.elapsed() > settings.ws_pong_timeout {
+                        return End::Close(CLOSE_GOING_AWAY, "no pong");
+                    }
+                    if self.tx.send(Message::Ping(Default::default())).await.is_err() { return End::ClientGone; }
+                }
+            }
+        }
+    }
+
+    fn closed_by_server(&self) -> End {
+        let refusal = |code: ErrorCode| End::Refused(Refusal { error: Some(code.into()), close: CLOSE_AUTH });
+        match self.slot.close_reason() {
+            Some(CloseReason::TenantDisabled) => refusal(ErrorCode::TenantDisabled),
+            Some(CloseReason::Revoked) => refusal(ErrorCode::AuthInvalid),
+            Some(CloseReason::Shutdown) | None => End::Close(CLOSE_GOING_AWAY, "server shutting down"),
+        }
+    }
+
+    /// Handles one client text frame. `Err(Some(e))`: answer `e`, stay open;
+    /// `Err(None)`: the socket is gone (or was closed by a refusal).
+    async fn frame(&mut self, text: &str) -> Result<(), Option<ApiError>> {
+        let (kind, map) = frames::object(text)?;
+        match frames::client(&kind, map)? {
+            ClientFrame::Ping { ts } => self.send(frames::pong(&ts)).await.map_err(|_| None),
+            ClientFrame::Hello => Err(Some(ApiError::invalid_field("type", "hello was already sent"))),
+            ClientFrame::Typing { session_id, active } => {
+                let session_id = self.subscribed_session(session_id)?;
+                let who = if self.caller.admin { Who::Agent } else { Who::User };
+                let event = SessionEvent::TypingFrom { who, active, connection: self.slot.id() };
+                self.ctx.state.engine.bus().publish(session_id, Arc::new(event));
+                Ok(())
+            }
+            ClientFrame::Subscribe { session_id, last_event_id } => {
+                if self.subscribed.contains(&session_id) {
+                    return Err(Some(ApiError::invalid_field("session_id", "is already subscribed")));
+                }
+                if self.subscribed.len() >= MAX_SUBSCRIPTIONS {
+                    return Err(Some(ApiError::invalid_field(
+                        "session_id",
+                        "at most 20 sessions per socket",
+                    )));
+                }
+                match hello::open_feed(
+                    &self.ctx,
+                    &self.caller,
+                    self.used_ticket,
+                    session_id,
+                    last_event_id.as_ref(),
+                )
+                .await
+                {
+                    Ok(feed) => {
+                        self.follow(session_id, feed);
+                        Ok(())
+                    }
+                    Err(refusal) => {
+                        // Checked like the first session: refused, then closed.
+                        super::refuse(&mut self.tx, Some(session_id), refusal).await;
+                        Err(None)
+                    }
+                }
+            }
+            ClientFrame::Message { session_id, content, client_message_id } => {
+                let session_id = session_id.or(self.home).ok_or_else(|| {
+                    Some(ApiError::invalid_field("session_id", "is required when hello named no session"))
+                })?;
+                self.send_message(session_id, content, client_message_id).await
+            }
+        }
+    }
+
+    /// A `message` frame: the gate of `POST /v1/chat`, then the engine.
+    async fn send_message(
+        &mut self,
+        session_id: Uuid,
+        content: String,
+        client_message_id: Option<String>,
+    ) -> Result<(), Option<ApiError>> {
+        let state = &self.ctx.state;
+        gate::require_user(&self.ctx.tenant, Some(&self.caller))?;
+        gate::kill_switch(state, &self.ctx.tenant)?;
+        limits::check(state, &self.ctx.tenant, Some(self.ctx.ip), Some(&self.caller.subject))
+            .await
+            .map_err(|(e, _)| e)?;
+        let send = SendMessage {
+            tenant: self.ctx.tenant.clone(),
+            subject: self.caller.subject.clone(),
+            session_id,
+            content,
+            client_message_id,
+            trace_id: trace::current(),
+        };
+        let outcome = state.engine.send(send).await.map_err(send_refusal)?;
+        let forward = !self.subscribed.contains(&session_id);
+        match outcome {
+            SendOutcome::Streaming(turn) => self.streams.push(turn_stream(session_id, turn, forward)),
+            SendOutcome::Finished { user, assistant } if forward => {
+                let events = finished_turn_events(&user, assistant.as_ref(), &trace::current());
+                let items = events.into_iter().map(move |e| Item { session_id, event: Arc::new(e), forward });
+                self.streams.push(stream::iter(items).boxed());
+            }
+            SendOutcome::HandledByAgent { user } if forward => {
+                let frame = frames::event(session_id, &SessionEvent::Message(user), self.slot.id());
+                self.send(frame).await.map_err(|_| None)?;
+            }
+            // Subscribed: the session's feed carries (or carried) these.
+            SendOutcome::Finished { .. } | SendOutcome::HandledByAgent { .. } => {}
+        }
+        Ok(())
+    }
+
+    fn subscribed_session(&self, session_id: Option<Uuid>) -> Result<Uuid, Option<ApiError>> {
+        session_id
+            .or(self.home)
+            .filter(|s| self.subscribed.contains(s))
+            .ok_or_else(|| Some(ErrorCode::SessionNotFound.into()))
+    }
+
+    fn own_typing(&self, event: &SessionEvent) -> bool {
+        matches!(event, SessionEvent::TypingFrom { connection, .. } if *connection == self.slot.id())
+    }
+
+    async fn send_error(&mut self, session_id: Option<Uuid>, e: ApiError) -> Result<(), axum::Error> {
+        self.send(frames::error(session_id, &e.body())).await
+    }
+
+    async fn send(&mut self, frame: String) -> Result<(), axum::Error> {
+        self.tx.send(Message::Text(frame.into())).await
+    }
+}
+
+/// A socket error: a frame over the limit gets 1009; anything else means
+/// the client is gone.
+fn too_big_or_gone(e: &axum::Error) -> End {
+    let text = e.to_string();
+    if text.contains("too long") || text.contains("too big") || text.contains("Space limit") {
+        End::Close(CLOSE_TOO_BIG, "frame too big")
+    } else {
+        End::ClientGone
+    }
+}
+
+fn feed_stream(session_id: Uuid, feed: Feed) -> BoxStream<'static, Item> {
+    stream::unfold(feed, move |mut feed| async move {
+        match feed.next().await {
+            Ok(event) => Some((Item { session_id, event, forward: true }, feed)),
+            Err(e) => {
+                tracing::warn!(error = %e, %session_id, "WebSocket subscription ended: the store could not be read");
+                None
+            }
+        }
+    })
+    .boxed()
+}
+
+/// A running turn's events; dropping it (the socket closed) is a client
+/// disconnect for the tenant's `on_disconnect` rule.
+fn turn_stream(session_id: Uuid, turn: TurnStream, forward: bool) -> BoxStream<'static, Item> {
+    stream::unfold(turn, move |mut turn| async move {
+        let event = turn.next().await?;
+        Some((Item { session_id, event, forward }, turn))
+    })
+    .boxed()
+}
+
+/// The frame budget: `rate` frames a second sustained, bursts up to `rate`.
+struct Budget {
+    rate: f64,
+    tokens: f64,
+    at: Instant,
+    refused_in_a_row: u32,
+}
+
+impl Budget {
+    fn new(rate: u32) -> Self {
+        let rate = f64::from(rate);
+        Self { rate, tokens: rate, at: Instant::now(), refused_in_a_row: 0 }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.rate);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            self.refused_in_a_row = 0;
+            true
+        } else {
+            self.refused_in_a_row += 1;
+            false
+        }
+    }
+}

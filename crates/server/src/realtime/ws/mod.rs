@@ -1,0 +1,115 @@
+//! `GET /v1/ws` (SPEC §7). The edge has checked the tenant (the ticket's, or
+//! `?tenant=`) and the Origin before this handler runs, so those refusals
+//! are plain HTTP answers; every other refusal happens after the upgrade, as
+//! an envelope frame and a close code, because browsers hide the status of a
+//! refused upgrade from JavaScript.
+//!
+//! Buffers are set small and explicitly: the library defaults (a 128 KiB
+//! read buffer, 64 MiB messages) would make idle sockets expensive.
+
+mod conn;
+mod frames;
+mod hello;
+
+use crate::edge::{query_param, Edge};
+use crate::http::{trace, ApiError};
+use crate::limits;
+use crate::state::AppState;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Extension, State};
+use axum::http::{HeaderMap, Uri};
+use axum::response::{IntoResponse, Response};
+use conn::{Conn, Opened};
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use hello::{Refusal, CLOSE_LIMIT};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use switchboard_core::tenant::Tenant;
+use switchboard_core::ErrorCode;
+use uuid::Uuid;
+
+/// Largest client frame and message (SPEC §7: larger ones close with 1009).
+const MAX_FRAME: usize = 128 * 1024;
+/// Bytes read from the socket at a time.
+const READ_BUFFER: usize = 4 * 1024;
+/// Outgoing bytes a slow client may leave unread before the socket fails.
+const MAX_WRITE_BUFFER: usize = 1024 * 1024;
+
+/// What a socket knows from its upgrade request.
+pub struct Ctx {
+    pub state: AppState,
+    pub tenant: Arc<Tenant>,
+    pub ip: IpAddr,
+    /// The URL's `?ticket=`, if any.
+    pub ticket: Option<String>,
+}
+
+pub async fn ws(
+    State(state): State<AppState>,
+    Extension(edge): Extension<Edge>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    uri: Uri,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let Ok(upgrade) = upgrade else {
+        return ApiError::invalid_field("upgrade", "this endpoint takes a WebSocket upgrade").into_response();
+    };
+    let ip = limits::client_ip(peer.ip(), &headers, &state.config.trusted_proxies);
+    let ctx = Ctx { state, tenant: edge.tenant, ip, ticket: query_param(uri.query(), "ticket") };
+    let trace_id = trace::current();
+    upgrade
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
+        .max_message_size(MAX_FRAME)
+        .max_frame_size(MAX_FRAME)
+        .on_upgrade(move |socket| trace::within(trace_id, open(socket, ctx)))
+}
+
+/// Counts the socket, waits for its hello, opens its first session, then
+/// serves it.
+async fn open(socket: WebSocket, ctx: Ctx) {
+    let (mut tx, mut rx) = socket.split();
+    let mut slot = match ctx.state.connections.open(ctx.ip, true) {
+        Ok(slot) => slot,
+        Err(_) => {
+            let refusal = Refusal { error: Some(ErrorCode::ConnectionLimit.into()), close: CLOSE_LIMIT };
+            return refuse(&mut tx, None, refusal).await;
+        }
+    };
+    let opened = async {
+        let hello = hello::receive(&mut rx, &ctx).await?;
+        let caller = hello::caller(&ctx, &hello).await?;
+        let feed = match hello.session_id {
+            Some(id) => Some((
+                id,
+                hello::open_feed(&ctx, &caller, hello.token.is_none(), id, hello.last_event_id.as_ref())
+                    .await?,
+            )),
+            None => None,
+        };
+        hello::identify(&ctx, &mut slot, &caller)?;
+        Ok::<_, Refusal>((hello, caller, feed))
+    }
+    .await;
+    let (hello, caller, feed) = match opened {
+        Ok(opened) => opened,
+        Err(refusal) => return refuse(&mut tx, None, refusal).await,
+    };
+    let opened = Opened { ctx, slot, caller, used_ticket: hello.token.is_none(), home: hello.session_id };
+    let mut conn = Conn::new(opened, tx, rx);
+    if let Some((id, feed)) = feed {
+        conn.follow(id, feed);
+    }
+    conn.run().await;
+}
+
+/// The envelope of a refusal (if it has one), then its close code.
+async fn refuse(tx: &mut SplitSink<WebSocket, Message>, session_id: Option<Uuid>, refusal: Refusal) {
+    if let Some(e) = refusal.error {
+        let _ = tx.send(Message::Text(frames::error(session_id, &e.body()).into())).await;
+    }
+    let _ = tx.send(Message::Close(Some(CloseFrame { code: refusal.close, reason: "refused".into() }))).await;
+}
