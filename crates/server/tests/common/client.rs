@@ -91,6 +91,8 @@ pub struct LiveStream {
     /// Every event handed out so far.
     pub received: Vec<SseEvent>,
     ended: bool,
+    /// The body ended with a transport error rather than a clean end.
+    broken: bool,
 }
 
 impl LiveStream {
@@ -108,7 +110,8 @@ impl LiveStream {
             match tokio::time::timeout_at(deadline, self.body.next()).await {
                 Err(_) => panic!("no SSE event within {within:?}; got so far: {:?}", self.received),
                 Ok(Some(Ok(bytes))) => self.queue.extend(self.parser.push(&bytes)),
-                Ok(Some(Err(_))) | Ok(None) => self.ended = true,
+                Ok(Some(Err(_))) => (self.ended, self.broken) = (true, true),
+                Ok(None) => self.ended = true,
             }
         }
     }
@@ -146,9 +149,95 @@ impl LiveStream {
             match tokio::time::timeout_at(deadline, self.body.next()).await {
                 Err(_) => panic!("no {needle:?} comment within {within:?}"),
                 Ok(Some(Ok(bytes))) => self.queue.extend(self.parser.push(&bytes)),
-                Ok(Some(Err(_))) | Ok(None) => self.ended = true,
+                Ok(Some(Err(_))) => (self.ended, self.broken) = (true, true),
+                Ok(None) => self.ended = true,
             }
         }
+    }
+
+    /// Reads until at least `n` comment lines have arrived (events read
+    /// meanwhile stay queued for `next`).
+    pub async fn until_comments(&mut self, n: usize, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.parser.comments.len() < n {
+            assert!(
+                !self.ended,
+                "stream ended after {} comments; got: {:?}",
+                self.parser.comments.len(),
+                self.received
+            );
+            match tokio::time::timeout_at(deadline, self.body.next()).await {
+                Err(_) => panic!("fewer than {n} comments within {within:?}: {:?}", self.parser.comments),
+                Ok(Some(Ok(bytes))) => self.queue.extend(self.parser.push(&bytes)),
+                Ok(Some(Err(_))) => (self.ended, self.broken) = (true, true),
+                Ok(None) => self.ended = true,
+            }
+        }
+    }
+
+    /// Like [`Self::next`], but `Err(())` instead of a panic when nothing
+    /// arrives within `within`.
+    pub async fn try_next(&mut self, within: Duration) -> Result<Option<SseEvent>, ()> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(ev) = self.queue.pop_front() {
+                self.received.push(ev.clone());
+                return Ok(Some(ev));
+            }
+            if self.ended {
+                return Ok(None);
+            }
+            match tokio::time::timeout_at(deadline, self.body.next()).await {
+                Err(_) => return Err(()),
+                Ok(Some(Ok(bytes))) => self.queue.extend(self.parser.push(&bytes)),
+                Ok(Some(Err(_))) => (self.ended, self.broken) = (true, true),
+                Ok(None) => self.ended = true,
+            }
+        }
+    }
+
+    /// A 200 `text/event-stream` response, to be read event by event.
+    pub fn from_response(resp: reqwest::Response) -> Self {
+        Self {
+            status: resp.status(),
+            headers: resp.headers().clone(),
+            body: Box::pin(resp.bytes_stream()),
+            parser: SseParser::new(),
+            queue: VecDeque::new(),
+            received: Vec::new(),
+            ended: false,
+            broken: false,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    }
+
+    /// The first line of the stream, once read.
+    pub fn first_line(&self) -> Option<&str> {
+        self.parser.first_line.as_deref()
+    }
+
+    /// Every comment line read so far.
+    pub fn comments(&self) -> &[String] {
+        &self.parser.comments
+    }
+
+    /// Every `retry:` value read so far.
+    pub fn retries(&self) -> &[String] {
+        &self.parser.retries
+    }
+
+    /// Whether the body has ended (cleanly or not).
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Whether the body ended with a transport error (the connection was cut
+    /// without the chunked terminator) instead of a clean end.
+    pub fn broken(&self) -> bool {
+        self.broken
     }
 
     pub fn text_so_far(&self) -> String {
@@ -239,22 +328,13 @@ impl TestApp {
         let resp =
             self.request(Method::POST, "/v1/chat", Some(who)).json(body).send().await.expect("chat request");
         let status = resp.status();
-        let headers = resp.headers().clone();
         if status != StatusCode::OK {
             let text = resp.text().await.unwrap_or_default();
             panic!("chat answered {status}: {text}");
         }
-        let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
         assert!(ct.starts_with("text/event-stream"), "chat content type {ct}");
-        LiveStream {
-            status,
-            headers,
-            body: Box::pin(resp.bytes_stream()),
-            parser: SseParser::new(),
-            queue: VecDeque::new(),
-            received: Vec::new(),
-            ended: false,
-        }
+        LiveStream::from_response(resp)
     }
 
     /// A non-streamed turn.

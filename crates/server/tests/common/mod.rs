@@ -1,6 +1,8 @@
 //! Shared helpers of the black-box suite: the server under test and its
-//! config, typed HTTP calls, an SSE reader, a fake OpenAI upstream, throwaway
-//! PostgreSQL databases, and the assertions every turn test makes.
+//! config, typed HTTP calls, an SSE reader, the SSE subscription and
+//! WebSocket clients, a transcript that checks resumed streams, a fake OpenAI
+//! upstream, throwaway PostgreSQL databases, and the assertions every turn
+//! test makes.
 #![allow(dead_code, unused_imports)]
 
 pub mod app;
@@ -13,7 +15,10 @@ pub mod jwt;
 pub mod postgres;
 pub mod scenarios;
 pub mod sse;
+pub mod subscribe;
+pub mod transcript;
 pub mod wait;
+pub mod ws;
 
 pub use app::TestApp;
 pub use client::{chat_body, LiveStream, Reply, SseReply, Visitor, TURN_TIMEOUT};
