@@ -56,9 +56,13 @@ pub enum Who {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "t", content = "d", rename_all = "snake_case")]
 pub enum SessionEvent {
+    /// `resumed_from`: the client's cursor, when it sent one. The SSE id is
+    /// then that cursor, not `latest_seq`: a client that drops before the
+    /// replay reaches `latest_seq` must reconnect from where it really is.
     Session {
         session: Session,
         latest_seq: i64,
+        resumed_from: Option<i64>,
     },
     ResumeCursor {
         last_event_id: i64,
@@ -203,7 +207,7 @@ impl SessionEvent {
     /// The SSE `id:` of the event: the seq of what is final and complete.
     pub fn sse_id(&self) -> Option<i64> {
         match self {
-            Self::Session { latest_seq, .. } => Some(*latest_seq),
+            Self::Session { latest_seq, resumed_from, .. } => Some(resumed_from.unwrap_or(*latest_seq)),
             Self::Message(m) if m.status != crate::model::MessageStatus::Streaming => Some(m.seq),
             Self::StreamEnd(end) => Some(end.seq),
             _ => None,
@@ -213,7 +217,7 @@ impl SessionEvent {
     /// The payload as one line of JSON.
     pub fn payload_json(&self) -> String {
         let result = match self {
-            Self::Session { session, latest_seq } => {
+            Self::Session { session, latest_seq, .. } => {
                 serde_json::to_string(&SessionPayload { session, latest_seq: *latest_seq })
             }
             Self::ResumeCursor { last_event_id, latest_seq } => serde_json::to_string(&ResumePayload {

@@ -93,9 +93,13 @@ impl Feed {
             awaiting: None,
             last_request: None,
         };
+        // A cursor at a streaming answer (only a hand-made one can be) replays
+        // that answer like any cursor before it.
+        let from = cursor.map(|n| n.min(final_latest));
         feed.out.push_back(Arc::new(SessionEvent::Session {
             session: session.clone(),
             latest_seq: final_latest,
+            resumed_from: from,
         }));
         match cursor {
             None => {
@@ -109,8 +113,9 @@ impl Feed {
                     last_event_id: n,
                     latest_seq: final_latest,
                 }));
-                feed.pos = Position::new(n);
-                feed.replay_after = Some(n);
+                let from = n.min(final_latest);
+                feed.pos = Position::new(from);
+                feed.replay_after = Some(from);
             }
         }
         Ok(feed)
