@@ -55,7 +55,7 @@ async fn open(
 /// Reads the opening of a resumed subscription: `session`, then
 /// `resume_cursor {cursor, latest}`.
 async fn resumed(sub: &mut LiveStream, cursor: i64, latest: i64) {
-    let s = sub.session_event().await;
+    let s = sub.resumed_session_event(cursor).await;
     assert_eq!(s["latest_seq"], latest, "{s}");
     let rc = sub.expect("resume_cursor").await;
     assert!(rc.id.is_none(), "resume_cursor carries no id: {rc:?}");
@@ -74,8 +74,9 @@ fn history_rows(history: &[Value], from: i64, to: i64) -> Vec<(i64, String, Stri
 
 /// Applies a subscription's events (after what was already checked) to a
 /// transcript and returns it.
-fn transcript_of(sub: &LiveStream) -> Transcript {
+fn transcript_of(sub: &LiveStream, cursor: Option<i64>) -> Transcript {
     let mut t = Transcript::new();
+    t.resumed_from = cursor;
     for ev in &sub.received {
         t.apply_sse(ev);
     }
@@ -127,7 +128,7 @@ async fn valid_cursors_replay_exactly_what_follows_them() {
     let history = app.messages(&v, &sid).await;
     for ((header, query, cursor), sub) in cases.iter().zip(subs.iter_mut()) {
         sub.until_final(6, EVENT_TIMEOUT).await;
-        let t = transcript_of(sub);
+        let t = transcript_of(sub, *cursor);
         let from = cursor.map_or(5, |c| c + 1);
         assert_eq!(t.rows(), history_rows(&history, from, 6), "header {header:?} query {query:?}");
     }
@@ -273,7 +274,7 @@ async fn joining_while_an_answer_streams_shows_its_text_then_continues_from_ther
         assert_eq!(deltas[0]["turn_id"], start["turn_id"]);
         let text: String = deltas.iter().map(|d| d["text"].as_str().unwrap()).collect();
         assert_eq!(format!("{so_far}{text}"), full, "cursor {cursor:?}");
-        let t = transcript_of(sub);
+        let t = transcript_of(sub, *cursor);
         assert_eq!(t.messages[&2].content, full, "cursor {cursor:?}");
         assert_eq!(end.json()["message"]["content"], full.as_str());
     }
@@ -302,7 +303,7 @@ async fn joining_at_any_moment_of_a_fast_stream_misses_nothing() {
     let full = joined(&all);
     for (join_after, sub) in subs.iter_mut() {
         sub.until_final(2, EVENT_TIMEOUT).await;
-        let t = transcript_of(sub);
+        let t = transcript_of(sub, (*join_after % 2 == 1).then_some(0));
         assert_eq!(t.messages[&2].content, full, "joined after {join_after} deltas");
         assert_eq!(t.messages[&2].status, "complete");
         if let Some(replayed) =
@@ -314,24 +315,11 @@ async fn joining_at_any_moment_of_a_fast_stream_misses_nothing() {
     }
 }
 
-/// Which id a reconnecting client sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LastId {
-    /// The last `id:` seen, whatever event carried it: what `EventSource`
-    /// sends as `Last-Event-ID`.
-    AsEventSource,
-    /// The same, except that the `session` event of a resumed connection
-    /// does not move it (a client working around its id running ahead of
-    /// the replay).
-    IgnoringResumedSession,
-}
-
 /// One following client: what it rebuilt, whether (and how likely) it
 /// drops after an event, and which id it reconnects with.
 struct Client {
     t: Transcript,
     flaky: Option<(rand::rngs::StdRng, f64)>,
-    keeps: LastId,
     stats: Stats,
 }
 
@@ -353,7 +341,7 @@ async fn follow(
     done: &AtomicI64,
     c: &mut Client,
 ) {
-    let Client { t, flaky, keeps, stats } = c;
+    let Client { t, flaky, stats } = c;
     let deadline = Instant::now() + Duration::from_secs(20);
     // What a fresh connection must open with, and the cursor it sent.
     let mut opening: Vec<&str> = vec!["session"];
@@ -378,11 +366,7 @@ async fn follow(
         }
         // Every event is a point where the connection may drop, the
         // opening `session` and `resume_cursor` included.
-        let before = t.last_id;
         t.apply_sse(&ev);
-        if *keeps == LastId::IgnoringResumedSession && ev.event == "session" && sent.is_some() {
-            t.last_id = before;
-        }
         let Some((rng, p)) = flaky.as_mut() else { continue };
         if !rng.gen_bool(*p) {
             continue;
@@ -404,6 +388,7 @@ async fn follow(
         t.log.push(format!("-- reconnected with {cursor:?}"));
         opening = t.last_id.map_or(vec!["session"], |_| vec!["session", "resume_cursor"]);
         sent = t.last_id;
+        t.resumed_from = t.last_id;
     }
 }
 
@@ -412,7 +397,7 @@ async fn follow(
 /// `p` (and stays away up to 30 ms) follow the session. Both must end with
 /// the stored history; the dropping one never sees a gap, a duplicate or a
 /// delta at the wrong offset on the way.
-async fn random_disconnects(keeps: LastId) {
+async fn random_disconnects() {
     let answer: Vec<String> = unicode_pieces().into_iter().chain(pieces(6)).collect();
     let fake =
         FakeOpenAi::start(Mode::Paced { pieces: answer.clone(), interval: Duration::from_millis(8) }).await;
@@ -429,9 +414,9 @@ async fn random_disconnects(keeps: LastId) {
         let (sid, v) = app.create_session("acme").await;
         let done = AtomicI64::new(0);
         let case_rng = rand::rngs::StdRng::seed_from_u64(0xd00d_0000 + case);
-        let mut steady = Client { t: Transcript::new(), flaky: None, keeps, stats: Stats::default() };
+        let mut steady = Client { t: Transcript::new(), flaky: None, stats: Stats::default() };
         let mut dropping =
-            Client { t: Transcript::new(), flaky: Some((case_rng, p)), keeps, stats: Stats::default() };
+            Client { t: Transcript::new(), flaky: Some((case_rng, p)), stats: Stats::default() };
         let drive = async {
             for i in 0..turns {
                 if failing == Some(i) {
@@ -472,18 +457,11 @@ async fn random_disconnects(keeps: LastId) {
 }
 
 /// SPEC §5/§6 as a browser lives it: `EventSource` reconnects with the last
-/// `id:` it saw, and "a reconnect always sends a cursor that misses nothing".
+/// `id:` it saw (whatever event carried it, the opening `session` included),
+/// and "a reconnect always sends a cursor that misses nothing".
 #[tokio::test]
 async fn a_client_that_drops_at_random_points_ends_with_the_same_transcript() {
-    random_disconnects(LastId::AsEventSource).await;
-}
-
-/// The same, for a client that does not let a resumed connection's
-/// `session` id move its cursor: checks everything else of resume (replays
-/// mid-answer, offsets, no duplicates) independently of that one rule.
-#[tokio::test]
-async fn random_disconnects_lose_nothing_when_the_resumed_session_id_is_ignored() {
-    random_disconnects(LastId::IgnoringResumedSession).await;
+    random_disconnects().await;
 }
 
 /// A browser that resumes with cursor N gets `session` (whose `id:` is the

@@ -90,8 +90,8 @@ impl TestApp {
 }
 
 impl LiveStream {
-    /// Reads the opening `session` event; checks its id is its
-    /// `latest_seq` and returns its payload.
+    /// Reads the opening `session` event of a subscription without cursor;
+    /// checks its id is its `latest_seq` and returns its payload.
     pub async fn session_event(&mut self) -> Value {
         let ev = self.next(EVENT_TIMEOUT).await.expect("the subscription ended before its session event");
         assert_eq!(ev.event, "session", "the first event must be session: {ev:?}");
@@ -99,6 +99,27 @@ impl LiveStream {
         let latest = payload["latest_seq"].as_i64().unwrap_or_else(|| panic!("latest_seq: {payload}"));
         assert_eq!(ev.id.as_deref(), Some(latest.to_string().as_str()), "session event id: {ev:?}");
         super::checks::assert_session_shape(&payload["session"]);
+        payload
+    }
+
+    /// Reads the opening `session` event of a subscription resumed from
+    /// `cursor`: its id must not run ahead of the cursor (the replay up to
+    /// `latest_seq` is still to come, and a client that drops before it
+    /// reconnects with this id), so it is the cursor, or absent (the
+    /// client's last id stays the cursor). Returns its payload.
+    pub async fn resumed_session_event(&mut self, cursor: i64) -> Value {
+        let ev = self.next(EVENT_TIMEOUT).await.expect("the subscription ended before its session event");
+        assert_eq!(ev.event, "session", "the first event must be session: {ev:?}");
+        let payload = ev.json();
+        super::checks::assert_session_shape(&payload["session"]);
+        let latest = payload["latest_seq"].as_i64().unwrap_or_else(|| panic!("latest_seq: {payload}"));
+        let expected = cursor.min(latest).to_string();
+        assert!(
+            ev.id.is_none() || ev.id.as_deref() == Some(expected.as_str()),
+            "the session event of a stream resumed from {cursor} carries id {:?} (latest_seq {latest}): \
+             a client that drops before the replay would reconnect past what it never got",
+            ev.id
+        );
         payload
     }
 

@@ -24,6 +24,9 @@ pub struct Transcript {
     pub last_id: Option<i64>,
     /// Every event applied, as `kind data`, for failure messages.
     pub log: Vec<String>,
+    /// The cursor the current connection was opened with, if any: its
+    /// `session` event's id must then not run ahead of it.
+    pub resumed_from: Option<i64>,
 }
 
 fn chars(s: &str) -> u64 {
@@ -48,7 +51,18 @@ impl Transcript {
         let id = ev.id.as_deref().map(|s| s.parse::<i64>().unwrap_or_else(|_| panic!("id {s:?} of {ev:?}")));
         let payload = if ev.data.is_empty() { Value::Null } else { ev.json() };
         let expected_id = match ev.event.as_str() {
-            "session" => Some(payload["latest_seq"].as_i64().expect("latest_seq")),
+            "session" => {
+                let latest = payload["latest_seq"].as_i64().expect("latest_seq");
+                match self.resumed_from {
+                    None => Some(latest),
+                    // The cursor (or no id, which keeps the client's at the cursor).
+                    Some(c) if id.is_none() => {
+                        self.log.push(format!("session {payload} (no id; resumed from {c})"));
+                        return;
+                    }
+                    Some(c) => Some(c.min(latest)),
+                }
+            }
             "message" if payload["status"] != "streaming" => Some(seq_of(&payload)),
             "stream_end" => Some(seq_of(&payload)),
             _ => None,
