@@ -490,3 +490,48 @@ async fn shutdown_closes_sockets_with_1001() {
         assert_eq!(got, Some(Incoming::Close(Some(1001))), "{name}: {:?}", socket.received);
     }
 }
+
+#[tokio::test]
+async fn joining_mid_answer_over_a_websocket_continues_from_the_text_so_far() {
+    let before = common::unicode_pieces();
+    let fake = FakeOpenAi::start(Mode::Gated { before: before.clone(), after: pieces(3) }).await;
+    let app = TestApp::start(config(&fake)).await;
+    let (sid, v) = app.create_session("acme").await;
+    let mut turn = app.chat_live(&v, &common::chat_body(&sid, "go on")).await;
+    while turn.text_so_far() != joined(&before) {
+        turn.next(EVENT_TIMEOUT).await.expect("the turn ended early");
+    }
+    let so_far = joined(&before);
+    let mut sockets = Vec::new();
+    for cursor in [None, Some(json!(0)), Some(json!("1"))] {
+        let (mut ws, welcome) = app.ws_hello("acme", &v.token, &sid, cursor.clone()).await;
+        assert_eq!(welcome["latest_seq"], 1, "the last final seq: {welcome}");
+        if cursor.is_some() {
+            ws.expect("resume_cursor").await;
+        }
+        if cursor == Some(json!(0)) {
+            assert_eq!(ws.expect("message").await["seq"], 1);
+        }
+        let m = ws.expect("message").await;
+        assert_session_frame(&m, "message", &sid);
+        assert_eq!((m["seq"].as_i64(), m["status"].as_str()), (Some(2), Some("streaming")), "{m}");
+        assert_eq!(m["content"], so_far.as_str(), "{m}");
+        assert_eq!(m["revision"], 0, "{m}");
+        sockets.push((cursor, ws));
+    }
+    fake.release();
+    let full = format!("{so_far}{}", joined(&pieces(3)));
+    for (cursor, ws) in sockets.iter_mut() {
+        let end = ws.until("stream_end", EVENT_TIMEOUT).await;
+        assert_eq!(end["message"]["content"], full.as_str(), "cursor {cursor:?}");
+        let first =
+            ws.received.iter().find(|f| f["type"] == "stream_delta").expect("no delta after the replay");
+        assert_eq!(first["offset"], so_far.chars().count(), "cursor {cursor:?}: {first}");
+        let mut t = Transcript::new();
+        for f in ws.received.iter().filter(|f| f["type"] != "welcome") {
+            t.apply(f["type"].as_str().unwrap(), f);
+        }
+        assert_eq!(t.messages[&2].content, full, "cursor {cursor:?}");
+    }
+    drop(turn);
+}
