@@ -1,5 +1,6 @@
-//! Fan-out of session events. `LocalBus` delivers within one process; cluster
-//! backends (Redis, NATS) will bridge nodes behind the same `Bus` trait.
+//! `LocalBus`: fan-out of session events within one process. It is the whole
+//! bus of a single node and the local half of every cluster backend, which
+//! feeds it the frames other nodes publish.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -35,6 +36,12 @@ impl LocalBus {
     /// Number of sessions with a channel (for tests and metrics).
     pub fn topic_count(&self) -> usize {
         self.topics.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// Whether the session has a channel here: a cluster backend skips
+    /// decoding frames of sessions nobody on this node watches.
+    pub(crate) fn has_channel(&self, session_id: Uuid) -> bool {
+        self.topics.lock().unwrap_or_else(PoisonError::into_inner).contains_key(&session_id)
     }
 }
 

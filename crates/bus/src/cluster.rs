@@ -1,0 +1,348 @@
+//! What the Redis and NATS buses share: local delivery, the one background
+//! sender per node, the frame format and the routing of frames that arrive
+//! from other nodes. The backends add only their connections.
+//!
+//! **Why one pattern subscription per node.** `Bus::subscribe` is
+//! synchronous and must not miss an event published right after it returns.
+//! A per-session remote subscription would be set up asynchronously, after
+//! `subscribe` returned, and events published in between would be lost. So
+//! every node subscribes once, inside `connect`, to the traffic of all
+//! sessions and drops frames of sessions it has no subscriber for; the price
+//! is that every node receives every session's traffic.
+//!
+//! Delivery is at most once and in order per publishing node: one sender
+//! task per node publishes in publication order over one connection, and a
+//! node ignores its own frames (its subscribers got them locally at once).
+//!
+//! The backends' tasks are plain spawns, not tracked for shutdown: they hold
+//! nothing that must finish (delivery is at most once), and they end when
+//! the bus is dropped.
+
+use crate::local::LocalBus;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::fmt::Display;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use switchboard_core::bus::{Bus, EventReceiver, Notice, NoticeReceiver};
+use switchboard_core::events::SessionEvent;
+use tokio::sync::mpsc;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use uuid::Uuid;
+
+/// Frames waiting for the sender task. Deep enough for bursts of deltas
+/// while a round trip is in flight; a full queue means the link is down or
+/// far too slow, and dropping is then the at-most-once promise.
+pub(crate) const OUTBOX_CAPACITY: usize = 8192;
+
+/// At most one "dropped frames" warning per this interval.
+const DROP_WARNING_EVERY: Duration = Duration::from_secs(10);
+
+/// Something this node publishes to the others.
+pub(crate) enum Outbound {
+    Event { session_id: Uuid, event: Arc<SessionEvent> },
+    Notice(Notice),
+}
+
+/// Where a frame goes: one session's channel, or the notice channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Topic {
+    Session(Uuid),
+    Notice,
+}
+
+#[derive(Serialize)]
+struct EventFrameOut<'a> {
+    node: &'a str,
+    session_id: Uuid,
+    event: &'a SessionEvent,
+}
+
+/// An event frame read in two steps: the head first, so frames from this
+/// node or for sessions nobody here watches cost no event decoding.
+#[derive(Deserialize)]
+struct EventFrameIn<'a> {
+    #[serde(borrow)]
+    node: Cow<'a, str>,
+    session_id: Uuid,
+    #[serde(borrow)]
+    event: &'a RawValue,
+}
+
+#[derive(Serialize)]
+struct NoticeFrameOut<'a> {
+    node: &'a str,
+    notice: &'a Notice,
+}
+
+#[derive(Deserialize)]
+struct NoticeFrameIn<'a> {
+    #[serde(borrow)]
+    node: Cow<'a, str>,
+    notice: Notice,
+}
+
+impl Outbound {
+    /// The frame's topic and its JSON bytes.
+    pub(crate) fn encode(&self, node: &str) -> Result<(Topic, Vec<u8>), serde_json::Error> {
+        match self {
+            Self::Event { session_id, event } => {
+                let frame = EventFrameOut { node, session_id: *session_id, event };
+                Ok((Topic::Session(*session_id), serde_json::to_vec(&frame)?))
+            }
+            Self::Notice(notice) => {
+                Ok((Topic::Notice, serde_json::to_vec(&NoticeFrameOut { node, notice })?))
+            }
+        }
+    }
+}
+
+/// Routes frames from the wire to this node's local subscribers.
+#[derive(Clone)]
+pub(crate) struct Inbox {
+    local: Arc<LocalBus>,
+    node: Arc<str>,
+}
+
+impl Inbox {
+    /// Delivers an event frame to the session's local subscribers, if any.
+    pub(crate) fn event_frame(&self, payload: &[u8]) {
+        let frame: EventFrameIn<'_> = match serde_json::from_slice(payload) {
+            Ok(f) => f,
+            Err(e) => return tracing::debug!(error = %e, "bus: dropped a malformed event frame"),
+        };
+        if *frame.node == *self.node || !self.local.has_channel(frame.session_id) {
+            return;
+        }
+        match serde_json::from_str::<SessionEvent>(frame.event.get()) {
+            Ok(event) => self.local.publish(frame.session_id, Arc::new(event)),
+            Err(e) => tracing::debug!(error = %e, "bus: dropped an event frame with an unknown event"),
+        }
+    }
+
+    /// Delivers a notice frame from another node.
+    pub(crate) fn notice_frame(&self, payload: &[u8]) {
+        match serde_json::from_slice::<NoticeFrameIn<'_>>(payload) {
+            Ok(frame) if *frame.node == *self.node => {}
+            Ok(frame) => self.local.notify(frame.notice),
+            Err(e) => tracing::debug!(error = %e, "bus: dropped a malformed notice frame"),
+        }
+    }
+}
+
+/// The `Bus` half every cluster backend shares: local delivery now, the
+/// cluster through the sender task. Dropping it stops the backend's tasks.
+pub(crate) struct ClusterBus {
+    local: Arc<LocalBus>,
+    outbox: mpsc::Sender<Outbound>,
+    dropped: DropWarning,
+    _stop: DropGuard,
+}
+
+/// The pieces a backend needs to start its tasks.
+pub(crate) struct Wiring {
+    pub inbox: Inbox,
+    pub outbox: mpsc::Receiver<Outbound>,
+    /// Cancelled when the bus is dropped.
+    pub stop: CancellationToken,
+}
+
+impl ClusterBus {
+    /// Checks what every backend needs before it connects.
+    pub(crate) fn check_node_id(node: &str) -> Result<(), crate::BusError> {
+        match node.is_empty() {
+            true => Err(crate::BusError::MissingNodeId),
+            false => Ok(()),
+        }
+    }
+
+    pub(crate) fn new(node: &str) -> (Self, Wiring) {
+        let local = Arc::new(LocalBus::new());
+        let (tx, rx) = mpsc::channel(OUTBOX_CAPACITY);
+        let stop = CancellationToken::new();
+        let inbox = Inbox { local: local.clone(), node: node.into() };
+        let bus =
+            Self { local, outbox: tx, dropped: DropWarning::default(), _stop: stop.clone().drop_guard() };
+        (bus, Wiring { inbox, outbox: rx, stop })
+    }
+
+    pub(crate) fn topic_count(&self) -> usize {
+        self.local.topic_count()
+    }
+
+    fn send(&self, out: Outbound) {
+        if let Err(e) = self.outbox.try_send(out) {
+            let why = match e {
+                mpsc::error::TrySendError::Full(_) => "the cluster send queue is full",
+                mpsc::error::TrySendError::Closed(_) => "the cluster sender has stopped",
+            };
+            self.dropped.note(why);
+        }
+    }
+}
+
+impl Bus for ClusterBus {
+    fn publish(&self, session_id: Uuid, event: Arc<SessionEvent>) {
+        self.local.publish(session_id, event.clone());
+        self.send(Outbound::Event { session_id, event });
+    }
+
+    fn subscribe(&self, session_id: Uuid) -> EventReceiver {
+        self.local.subscribe(session_id)
+    }
+
+    fn notify(&self, notice: Notice) {
+        self.local.notify(notice.clone());
+        self.send(Outbound::Notice(notice));
+    }
+
+    fn notices(&self) -> NoticeReceiver {
+        self.local.notices()
+    }
+}
+
+/// Counts frames dropped on the way out and warns at most every
+/// `DROP_WARNING_EVERY`, so an outage does not flood the log.
+#[derive(Default)]
+struct DropWarning {
+    dropped: AtomicU64,
+    last: Mutex<Option<Instant>>,
+}
+
+impl DropWarning {
+    fn note(&self, why: &str) {
+        let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.is_none_or(|t| t.elapsed() >= DROP_WARNING_EVERY) {
+            *last = Some(Instant::now());
+            drop(last);
+            self.dropped.fetch_sub(dropped, Ordering::Relaxed);
+            tracing::warn!(dropped, "bus: {why}; frames to other nodes were dropped");
+        }
+    }
+}
+
+/// The state of one link to the cluster, so an outage is logged once when it
+/// starts and once when it ends, not once per failed attempt.
+pub(crate) struct Link {
+    what: &'static str,
+    down: bool,
+}
+
+impl Link {
+    pub(crate) fn new(what: &'static str) -> Self {
+        Self { what, down: false }
+    }
+
+    pub(crate) fn failed(&mut self, error: &dyn Display) {
+        if !self.down {
+            self.down = true;
+            tracing::warn!(error = %error, "bus: {} lost; reconnecting", self.what);
+        } else {
+            tracing::debug!(error = %error, "bus: {} still down", self.what);
+        }
+    }
+
+    pub(crate) fn working(&mut self) {
+        if self.down {
+            self.down = false;
+            tracing::info!("bus: {} restored", self.what);
+        }
+    }
+}
+
+/// Exponential backoff between reconnection attempts, with jitter so nodes
+/// that lost the same server do not return in lockstep.
+pub(crate) struct Backoff {
+    next: Duration,
+}
+
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+impl Backoff {
+    pub(crate) fn new() -> Self {
+        Self { next: BACKOFF_MIN }
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.next = BACKOFF_MIN;
+    }
+
+    pub(crate) fn step(&mut self) -> Duration {
+        let base = self.next;
+        self.next = (self.next * 2).min(BACKOFF_MAX);
+        base + base.mul_f64(rand::random::<f64>() / 2.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use switchboard_core::events::Who;
+
+    fn pair() -> (ClusterBus, Wiring) {
+        ClusterBus::new("node-a")
+    }
+
+    #[tokio::test]
+    async fn frames_from_other_nodes_reach_local_subscribers_and_own_frames_do_not() {
+        let (bus, wiring) = pair();
+        let s = Uuid::new_v4();
+        let mut rx = bus.subscribe(s);
+        let event = Arc::new(SessionEvent::Typing { who: Who::Agent, active: true });
+        let (_, own) = Outbound::Event { session_id: s, event: event.clone() }.encode("node-a").unwrap();
+        let (topic, other) =
+            Outbound::Event { session_id: s, event: event.clone() }.encode("node-b").unwrap();
+        assert_eq!(topic, Topic::Session(s));
+        wiring.inbox.event_frame(&own);
+        wiring.inbox.event_frame(b"{not json");
+        wiring.inbox.event_frame(br#"{"node":"x","session_id":"00000000-0000-0000-0000-000000000000"}"#);
+        wiring.inbox.event_frame(&other);
+        assert_eq!(rx.try_recv().unwrap(), event);
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn frames_for_unwatched_sessions_open_no_channel() {
+        let (bus, wiring) = pair();
+        let event = Arc::new(SessionEvent::Typing { who: Who::User, active: false });
+        let (_, frame) = Outbound::Event { session_id: Uuid::new_v4(), event }.encode("node-b").unwrap();
+        wiring.inbox.event_frame(&frame);
+        assert_eq!(bus.topic_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn publish_queues_one_frame_in_order_and_never_blocks() {
+        let (bus, mut wiring) = pair();
+        let s = Uuid::new_v4();
+        for active in [true, false] {
+            bus.publish(s, Arc::new(SessionEvent::Typing { who: Who::User, active }));
+        }
+        bus.notify(Notice::TenantsChanged);
+        let mut kinds = Vec::new();
+        while let Ok(out) = wiring.outbox.try_recv() {
+            kinds.push(out.encode("n").unwrap().0);
+        }
+        assert_eq!(kinds, [Topic::Session(s), Topic::Session(s), Topic::Notice]);
+        // Past the queue's capacity frames are dropped, not waited for.
+        for _ in 0..OUTBOX_CAPACITY + 10 {
+            bus.notify(Notice::TenantsChanged);
+        }
+    }
+
+    #[test]
+    fn backoff_grows_to_a_ceiling() {
+        let mut b = Backoff::new();
+        let first = b.step();
+        assert!(first >= BACKOFF_MIN && first <= BACKOFF_MIN * 2);
+        for _ in 0..20 {
+            assert!(b.step() <= BACKOFF_MAX + BACKOFF_MAX / 2);
+        }
+        b.reset();
+        assert!(b.step() <= BACKOFF_MIN * 2);
+    }
+}
