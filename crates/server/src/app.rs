@@ -14,8 +14,6 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_bus::LocalBus;
-use switchboard_core::ratelimit::LocalRateLimiter;
 use switchboard_core::store::Store;
 use switchboard_core::time::{Clock, SystemClock};
 use switchboard_core::turn::{EngineConfig, TurnEngine};
@@ -97,7 +95,12 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let node = node_id(&config)?;
     let mut engine_config = EngineConfig::new(&node);
     engine_config.observer = Some(Arc::new(telemetry::TurnMetrics));
-    let engine = TurnEngine::new(store.clone(), Arc::new(LocalBus::new()), clock.clone(), engine_config);
+    let bus =
+        switchboard_bus::connect(&config.bus_url, &node).await.map_err(|e| fail("bus")(e.to_string()))?;
+    let limiter = switchboard_bus::connect_limiter(&config.bus_url, clock.clone())
+        .await
+        .map_err(|e| fail("bus")(e.to_string()))?;
+    let engine = TurnEngine::new(store.clone(), bus, clock.clone(), engine_config);
     let reaped = engine.reap_own_leases().await.map_err(|e| fail("database")(e.to_string()))?;
     if reaped > 0 {
         tracing::warn!(reaped, "answers left streaming by this node's last run are now marked interrupted");
@@ -111,7 +114,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         store,
         engine: engine.clone(),
         signer: Arc::new(Signer::new(signing)),
-        limiter: Arc::new(LocalRateLimiter::new(clock.clone())),
+        limiter,
         kill_switch: Arc::new(AtomicBool::new(config.kill_switch)),
         identity,
         clock,
@@ -130,7 +133,13 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    tracing::info!(%addr, node = %node, database = %redact_url(&config.database_url), "switchboard started");
+    tracing::info!(
+        %addr,
+        node = %node,
+        database = %redact_url(&config.database_url),
+        bus = %redact_url(&config.bus_url),
+        "switchboard started"
+    );
     let signalled = shutdown_signal()?;
     println!("switchboard listening on http://{addr}");
     let stop = CancellationToken::new();
@@ -149,6 +158,11 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     engine.shutdown(config.shutdown_grace).await;
     // Turns are saved: subscribers end cleanly and resume on another node.
     connections.close_all(CloseReason::Shutdown);
+    // Upgraded sockets are not the HTTP server's to wait for: let each send
+    // its close frame (1001) before the process exits.
+    if !connections.drained(Duration::from_secs(5)).await {
+        tracing::warn!(open = connections.count(), "connections still open after shutdown; dropping them");
+    }
     // Streams end with their turns; give the last bytes a moment to go out.
     match tokio::time::timeout(Duration::from_secs(5), server).await {
         Ok(Ok(Ok(()))) => {}

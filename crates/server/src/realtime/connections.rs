@@ -66,11 +66,30 @@ impl Closer {
 pub struct Connections {
     caps: Caps,
     counts: Mutex<Counts>,
+    /// Woken when the last connection closes (shutdown waits for it).
+    emptied: tokio::sync::Notify,
 }
 
 impl Connections {
     pub fn new(caps: Caps) -> Arc<Self> {
-        Arc::new(Self { caps, counts: Mutex::default() })
+        Arc::new(Self { caps, counts: Mutex::default(), emptied: tokio::sync::Notify::new() })
+    }
+
+    /// Waits, at most `within`, until every connection has closed (each
+    /// writes its last frame before its slot is dropped).
+    pub async fn drained(&self, within: std::time::Duration) -> bool {
+        let wait = async {
+            loop {
+                let notified = self.emptied.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if self.count() == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(within, wait).await.is_ok()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
@@ -198,6 +217,9 @@ impl Drop for Slot {
             decrement(&mut c.by_subject, key);
         }
         c.open.remove(&self.id);
+        if c.total == 0 {
+            self.registry.emptied.notify_waiters();
+        }
     }
 }
 

@@ -9,8 +9,10 @@ use crate::realtime::connections::CloseReason;
 use crate::state::AppState;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+use switchboard_core::bus::Notice;
 use switchboard_core::turn::StopReason;
 use switchboard_core::Subject;
+use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -24,10 +26,17 @@ pub fn spawn(state: AppState, mut catalog: Catalog, stop: CancellationToken) -> 
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The first tick fires at once; the map was just built.
         tick.tick().await;
+        let mut notices = state.engine.bus().notices();
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tick.tick() => {}
+                // Another node (or this one) changed tenants: do not wait for the poll.
+                notice = notices.recv() => match notice {
+                    Ok(Notice::TenantsChanged) | Err(RecvError::Lagged(_)) => {}
+                    Ok(_) => continue,
+                    Err(RecvError::Closed) => notices = state.engine.bus().notices(),
+                },
             }
             poll(&state, &mut catalog).await;
         }
