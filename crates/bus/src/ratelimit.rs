@@ -8,8 +8,6 @@
 //! A backend that cannot answer returns `RateLimitError`; whether a request
 //! then passes (fail open) or not is the caller's choice, not made here.
 
-mod counter;
-mod decide;
 mod nats_limiter;
 mod redis_limiter;
 

@@ -31,7 +31,8 @@
 //! and the implementation takes `now` from its `Clock` (or the server's
 //! `TIME`), so nothing else crosses the trait.
 
-mod counter;
+pub mod counter;
+pub mod decide;
 mod local;
 
 #[cfg(test)]

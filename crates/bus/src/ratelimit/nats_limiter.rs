@@ -14,8 +14,6 @@
 //! expiry before 2.11), which is why windows are limited to `MAX_WINDOW`: an
 //! entry is last written at most two windows before its counts age out.
 
-use super::counter::{window_ms, Counter};
-use super::decide;
 use crate::nats_bus::connect_client;
 use crate::url;
 use crate::BusError;
@@ -25,6 +23,8 @@ use futures_util::future::try_join_all;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
+use switchboard_core::ratelimit::counter::{window_ms, Counter};
+use switchboard_core::ratelimit::decide;
 use switchboard_core::ratelimit::{Decision, Limit, RateLimitError, RateLimiter};
 use switchboard_core::time::Clock;
 

@@ -5,14 +5,14 @@
 //! hash tag, so one request's keys (always of one tenant) share a cluster
 //! slot. Every counted key gets a `PEXPIRE` for when its counts age out.
 
-use super::counter::{window_ms, Counter};
-use super::decide;
 use crate::redis_bus::{manager_config, open_client, REDIS_TIMEOUT};
 use crate::url;
 use crate::BusError;
 use redis::aio::ConnectionManager;
 use redis::Script;
 use std::sync::Arc;
+use switchboard_core::ratelimit::counter::{window_ms, Counter};
+use switchboard_core::ratelimit::decide;
 use switchboard_core::ratelimit::{Decision, Limit, RateLimitError, RateLimiter};
 use switchboard_core::time::Clock;
 

@@ -1,11 +1,12 @@
 //! The arithmetic of one two-bucket sliding-window counter, in integer
 //! milliseconds so that nothing rounds differently on another node. Pure:
-//! the caller owns the counter, the clock and the locking.
+//! the caller owns the counter, the clock and the locking. Public so that
+//! shared limiters (Redis, NATS) decide with exactly this arithmetic.
 
 /// Counts of one key: the window-aligned bucket `bucket` (`now / window`)
 /// and the one before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Counter {
+pub struct Counter {
     pub window_ms: i64,
     pub bucket: i64,
     pub previous: u64,
@@ -16,12 +17,12 @@ pub(super) struct Counter {
 /// below far inside `i64` and `u128`.
 const MAX_WINDOW_MS: i64 = 1 << 40;
 
-pub(super) fn window_ms(window: std::time::Duration) -> i64 {
+pub fn window_ms(window: std::time::Duration) -> i64 {
     i64::try_from(window.as_millis()).unwrap_or(MAX_WINDOW_MS).clamp(1, MAX_WINDOW_MS)
 }
 
 /// Unix milliseconds rounded up to whole seconds.
-pub(super) fn ceil_secs(ms: i64) -> i64 {
+pub fn ceil_secs(ms: i64) -> i64 {
     ms.div_euclid(1000) + i64::from(ms.rem_euclid(1000) != 0)
 }
 

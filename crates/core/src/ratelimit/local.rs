@@ -4,8 +4,8 @@
 //! for a few arithmetic operations, never across an await. Keys whose counts
 //! have aged out are dropped by a sweep that runs per shard, amortised.
 
-use super::counter::{ceil_secs, window_ms, Counter};
-use super::{Decision, Limit, Quota, RateLimitError, RateLimiter};
+use super::counter::{window_ms, Counter};
+use super::{decide, Decision, Limit, RateLimitError, RateLimiter};
 use crate::time::Clock;
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -91,32 +91,16 @@ impl LocalRateLimiter {
         let counters: Vec<Counter> =
             limits.iter().zip(&shard_of).map(|(l, &s)| current(&guards[guard_of(s)], l, now)).collect();
 
-        let refusal = limits
-            .iter()
-            .zip(&counters)
-            .filter(|(l, c)| !c.has_room(now, l.window.limit))
-            .map(|(l, c)| (l, c.next_room(now, l.window.limit)))
-            .max_by_key(|(_, at)| *at);
-        if let Some((limit, at)) = refusal {
-            let quota =
-                Quota { scope: limit.scope, limit: limit.window.limit, remaining: 0, reset: ceil_secs(at) };
-            let retry_after = u64::try_from(ceil_secs(at - now)).unwrap_or(0).max(1);
-            return Decision::Refused { tightest: quota, retry_after };
+        if let Some(refused) = decide::refusal(limits, &counters, now) {
+            return refused;
         }
-
-        let mut tightest: Option<Quota> = None;
-        for ((limit, &shard), mut counter) in limits.iter().zip(&shard_of).zip(counters) {
-            counter.current = counter.current.saturating_add(1);
-            let quota = quota(limit, &counter, now);
+        let (counted, admitted) = decide::admit(limits, &counters, now);
+        for ((limit, &shard), counter) in limits.iter().zip(&shard_of).zip(counted) {
             let shard = &mut guards[guard_of(shard)];
             shard.counters.insert(limit.key.clone(), counter);
             shard.sweep_if_due(now);
-            let tighter = tightest.is_none_or(|t| (quota.remaining, -quota.reset) < (t.remaining, -t.reset));
-            if tighter {
-                tightest = Some(quota);
-            }
         }
-        Decision::Admitted { tightest }
+        admitted
     }
 }
 
@@ -128,17 +112,6 @@ fn current(shard: &Shard, limit: &Limit, now: i64) -> Counter {
         Some(c) if c.window_ms == w => c.at(now),
         _ => Counter::new(w, now),
     }
-}
-
-/// Where a scope stands after counting a request.
-fn quota(limit: &Limit, counter: &Counter, now: i64) -> Quota {
-    let n = limit.window.limit;
-    let remaining = counter.remaining(now, n);
-    let reset_ms = match remaining {
-        0 => counter.next_room(now, n),
-        _ => counter.ages_out().unwrap_or(now),
-    };
-    Quota { scope: limit.scope, limit: n, remaining, reset: ceil_secs(reset_ms) }
 }
 
 #[async_trait::async_trait]

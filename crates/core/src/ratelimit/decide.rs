@@ -1,16 +1,16 @@
-//! Turning the counters of one request's limits into a `Decision`, mirrored
-//! from `LocalRateLimiter::decide` so that every backend answers alike: the
-//! same refusing scope, the same `remaining`, `reset` and `retry_after`.
+//! Turning the counters of one request's limits into a `Decision`, shared by
+//! every backend (`LocalRateLimiter`, Redis, NATS) so that they answer alike:
+//! the same refusing scope, the same `remaining`, `reset` and `retry_after`.
 //! Pure: the backend has read the counters (as seen at `now`) and does the
 //! counting.
 
 use super::counter::{ceil_secs, Counter};
-use switchboard_core::ratelimit::{Decision, Limit, Quota};
+use super::{Decision, Limit, Quota};
 
 /// The refusal for these counters, if any scope is full: the scope that
 /// stays full the longest (the last one on a tie, like `Iterator::max_by_key`
 /// in the local limiter).
-pub(crate) fn refusal(limits: &[Limit], counters: &[Counter], now: i64) -> Option<Decision> {
+pub fn refusal(limits: &[Limit], counters: &[Counter], now: i64) -> Option<Decision> {
     let (limit, at) = limits
         .iter()
         .zip(counters)
@@ -25,7 +25,7 @@ pub(crate) fn refusal(limits: &[Limit], counters: &[Counter], now: i64) -> Optio
 
 /// The counters after counting one request in each, and the admission that
 /// reports the scope with the fewest requests left.
-pub(crate) fn admit(limits: &[Limit], counters: &[Counter], now: i64) -> (Vec<Counter>, Decision) {
+pub fn admit(limits: &[Limit], counters: &[Counter], now: i64) -> (Vec<Counter>, Decision) {
     let mut counted = Vec::with_capacity(counters.len());
     let mut tightest: Option<Quota> = None;
     for (limit, counter) in limits.iter().zip(counters) {
@@ -56,9 +56,9 @@ fn quota(limit: &Limit, counter: &Counter, now: i64) -> Quota {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
+    use crate::ratelimit::Scope;
+    use crate::tenant::Window;
     use std::time::Duration;
-    use switchboard_core::ratelimit::Scope;
-    use switchboard_core::tenant::Window;
 
     const W: i64 = 60_000;
     const T0: i64 = 1_700_000_040_000;
