@@ -186,7 +186,7 @@ async fn join_mid_turn_on_the_other_node(backend: Backend, test: &str) {
     assert_eq!(session["latest_seq"], 1, "the session event counts final messages only: {session}");
     // With cursor 0: session, resume_cursor, the user message, the streaming answer.
     let mut resumed = c.b.subscribe(&v, &sid, Some("0")).await;
-    resumed.session_event().await;
+    resumed.resumed_session_event(0).await;
     let cursor = resumed.expect("resume_cursor").await.json();
     assert_eq!(cursor["last_event_id"], 0, "{cursor}");
     let user = resumed.expect("message").await;

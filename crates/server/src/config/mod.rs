@@ -153,6 +153,9 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     if tenants.is_empty() {
         tenants.push(tenant::builtin_demo(&public_url, listen.port()).map_err(err)?);
     }
+    if raw.bus_url.starts_with("nats://") {
+        nats_windows(&tenants)?;
+    }
     Ok(Config {
         listen,
         data_dir,
@@ -177,6 +180,24 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         tenants,
         not_enforced,
     })
+}
+
+/// NATS keeps rate-limit counters in a key-value bucket whose entries expire
+/// after two days, so a window may be at most one day there.
+fn nats_windows(tenants: &[TenantConfig]) -> Result<(), ConfigError> {
+    let max = switchboard_bus::NATS_MAX_WINDOW;
+    for (i, t) in tenants.iter().enumerate() {
+        let r = &t.rate_limits;
+        for (scope, w) in [("ip", r.ip), ("user", r.user), ("tenant", r.tenant)] {
+            if w.is_some_and(|w| w.window > max) {
+                return Err(err(format!(
+                    "at `tenants[{i}].rate_limits.{scope}`: with a nats:// bus_url a window may be at most {} seconds",
+                    max.as_secs()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn connection_settings(raw: &raw::RawConnections) -> Result<ConnectionSettings, ConfigError> {
@@ -300,6 +321,7 @@ mod tests {
             "listen = \"nope\"",
             "database_url = \"mysql://x\"",
             "bus_url = \"kafka://x\"",
+            "bus_url = \"nats://x\"\n[[tenants]]\nid = \"a\"\n[tenants.rate_limits]\nip = { limit = 1, window_secs = 90000 }",
             "[connections]\nmax_total = 0",
             "[connections]\nhello_timeout_secs = -1",
             "[[tenants]]\nid = \"Bad Id\"",

@@ -16,7 +16,7 @@ pub fn from_request(headers: &HeaderMap, query: Option<&str>) -> Result<Option<i
         Some(v) => Some(v.to_str().map_err(|_| ApiError::new(ErrorCode::CursorInvalid))?.to_owned()),
         None => query_param(query, "last_event_id"),
     };
-    match raw.as_deref().map(str::trim) {
+    match raw.as_deref() {
         None | Some("") => Ok(None),
         Some(s) => parse(s).map(Some),
     }
