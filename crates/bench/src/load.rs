@@ -3,6 +3,7 @@
 //! of the stream. Every run is bounded in turns and in time; turns against the
 //! two targets are interleaved at concurrency 1 so drift hits both alike.
 
+use crate::api::{client, create_session, snippet, REQUEST_TIMEOUT};
 use crate::error::{Context, Result};
 use crate::fake::FakeUpstream;
 use crate::server::{ORIGIN, TENANT};
@@ -18,12 +19,8 @@ use tokio::task::JoinSet;
 /// Unmeasured turns per target first, so connections, caches and the server's
 /// lazy state are warm before anything is timed.
 const WARMUP_TURNS: u32 = 20;
-/// Upper bound on any one request, stream included.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long workers may take past the window to finish their last turn.
 const DRAIN_GRACE: Duration = Duration::from_secs(45);
-/// An error body is cut to this many bytes in reports.
-const ERROR_SNIPPET: usize = 300;
 
 /// Timings of completed turns.
 #[derive(Debug, Default)]
@@ -107,20 +104,6 @@ pub async fn measure(args: &RunArgs, upstream: &FakeUpstream, base_url: &str) ->
     eprintln!("throughput through Switchboard: {} workers for {} s", args.concurrency, args.seconds);
     let switchboard = throughput(&client, &through, args).await?;
     Ok(Results { c1_direct, c1_switchboard, direct, switchboard })
-}
-
-/// One client for the whole run: HTTP/1.1 as browsers stream SSE, no Nagle, no
-/// proxy from the environment, a pool that holds a connection per worker.
-fn client(concurrency: usize) -> Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .http1_only()
-        .tcp_nodelay(true)
-        .no_proxy()
-        .pool_max_idle_per_host(concurrency + 8)
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(REQUEST_TIMEOUT)
-        .build()
-        .context("building the HTTP client")
 }
 
 async fn concurrency_one(
@@ -240,30 +223,6 @@ impl Target {
     }
 }
 
-/// `POST /v1/sessions` as a new visitor: 201 `{session: {id, …}, token, …}`.
-async fn create_session(
-    client: &reqwest::Client,
-    base: &str,
-    headers: &HeaderMap,
-) -> Result<(String, String)> {
-    let response = client
-        .post(format!("{base}/v1/sessions"))
-        .headers(headers.clone())
-        .body("{}")
-        .send()
-        .await
-        .context("POST /v1/sessions")?;
-    let status = response.status();
-    let text = response.text().await.context("reading the session response")?;
-    if status.as_u16() != 201 {
-        return Err(format!("POST /v1/sessions: HTTP {status}: {}", snippet(text.as_bytes())).into());
-    }
-    let json: serde_json::Value = serde_json::from_str(&text).context("session response JSON")?;
-    let id = json["session"]["id"].as_str().context("no session.id in the session response")?;
-    let token = json["token"].as_str().context("no token in the session response")?;
-    Ok((id.to_owned(), token.to_owned()))
-}
-
 /// One streamed turn, read to the end of the response so the connection goes
 /// back to the pool.
 async fn turn(client: &reqwest::Client, lane: &Lane) -> Result<TurnTiming, String> {
@@ -298,9 +257,4 @@ async fn turn(client: &reqwest::Client, lane: &Lane) -> Result<TurnTiming, Strin
     }
     let ttft = ttft.ok_or("the stream ended without a token")?;
     Ok(TurnTiming { ttft, total })
-}
-
-fn snippet(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(ERROR_SNIPPET)]);
-    text.replace('\n', " ")
 }

@@ -1,14 +1,26 @@
 //! `switchboard-bench`: drives the real `switchboard` binary from outside against
-//! a zero-delay fake upstream and prints what Switchboard adds to time to first
-//! token and how many streamed turns per second it sustains. Numbers are for
-//! humans and `docs/benchmarks.md`; nothing here asserts timings.
+//! a fake upstream and prints what Switchboard adds to time to first token, how
+//! many streamed turns per second it sustains, and, for the realtime features,
+//! what idle connections cost, how fast deltas fan out and cross nodes, and how
+//! long a resume takes. Numbers are for humans and `docs/benchmarks.md`;
+//! nothing here asserts timings.
 
+mod api;
+mod cluster;
+mod deltas;
 mod error;
+mod events;
 mod fake;
+mod fanout;
+mod harness;
+mod idle;
 mod load;
 mod report;
+mod resume;
 mod server;
 mod sse;
+mod stats;
+mod sys;
 
 use clap::{Parser, Subcommand};
 use error::{Context, Result};
@@ -36,6 +48,14 @@ enum Command {
     },
     /// Start a fake upstream and a switchboard server, measure both, print a table.
     Run(RunArgs),
+    /// Server memory per idle SSE subscription and WebSocket (heartbeats flowing).
+    Idle(idle::IdleArgs),
+    /// Delay of a streamed delta to many SSE subscribers of one session.
+    Fanout(fanout::FanoutArgs),
+    /// Time to replay a session's history to a resuming SSE or WebSocket client.
+    Resume(resume::ResumeArgs),
+    /// Delay a second node adds to a delta (PostgreSQL + Redis, two nodes).
+    Cluster(cluster::ClusterArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -95,6 +115,10 @@ async fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Run(args) => run(args).await,
+        Command::Idle(args) => idle::run(args).await,
+        Command::Fanout(args) => fanout::run(args).await,
+        Command::Resume(args) => resume::run(args).await,
+        Command::Cluster(args) => cluster::run(args).await,
     }
 }
 

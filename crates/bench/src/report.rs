@@ -3,6 +3,7 @@
 //! quoted without what produced it.
 
 use crate::load::{Results, Samples, Throughput};
+use crate::stats::percentile;
 use crate::RunArgs;
 use std::time::Duration;
 
@@ -11,15 +12,6 @@ use std::time::Duration;
 const TTFT_TARGET_MS: f64 = 0.5;
 const TURNS_TARGET: f64 = 1500.0;
 const TURNS_TARGET_CONCURRENCY: u32 = 50;
-
-/// Nearest-rank percentile of sorted samples; `p` in 0..=100.
-fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
-}
 
 fn mean(samples: &[Duration]) -> Option<Duration> {
     let n = u32::try_from(samples.len()).ok().filter(|&n| n > 0)?;
@@ -121,10 +113,19 @@ pub fn render(args: &RunArgs, r: &Results, upstream_calls: u64, caveats: &[Strin
     for caveat in caveats {
         text.push_str(&format!("- server log: {caveat}\n"));
     }
-    text.push_str(&format!("- command: `{}`\n", command_line()));
-    text.push_str(&format!("- machine: {} cores (nproc), {}\n", nproc(), cpu_model()));
-    text.push_str(&format!("- date: {}\n", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")));
+    text.push_str(&provenance());
     text
+}
+
+/// The command, the machine and the date, as the closing lines of a report.
+pub fn provenance() -> String {
+    format!(
+        "- command: `{}`\n- machine: {} cores (nproc), {}\n- date: {}\n",
+        command_line(),
+        nproc(),
+        cpu_model(),
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
+    )
 }
 
 /// The project's targets next to what this run measured; a reading, not a test.
@@ -206,7 +207,7 @@ mod tests {
         assert_eq!(percentile(&sorted, 99.0), Some(Duration::from_millis(99)));
         assert_eq!(percentile(&sorted, 100.0), Some(Duration::from_millis(100)));
         assert_eq!(percentile(&ms(&[7]), 1.0), Some(Duration::from_millis(7)));
-        assert_eq!(percentile(&[], 50.0), None);
+        assert_eq!(percentile::<Duration>(&[], 50.0), None);
     }
 
     #[test]

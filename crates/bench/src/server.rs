@@ -1,7 +1,9 @@
 //! Runs the real `switchboard` binary the way a user would: a config file in a
 //! fresh temporary directory, port 0, its stdout read for the bound address, and
 //! SIGTERM (then a kill) at the end. It must not reach into the server's crates:
-//! the benchmark sees only the process and its HTTP API.
+//! the benchmark sees only the process and its HTTP API (and, for memory, its
+//! `/proc` entry). The binary is started through `sh` so its open-files limit
+//! can be raised to the hard limit first (there is no libc here).
 
 use crate::error::{Context, Result};
 use std::net::SocketAddr;
@@ -24,6 +26,18 @@ pub const ORIGIN: &str = "http://bench.localhost";
 /// Environment variable naming the (unused) upstream API key.
 const API_KEY_ENV: &str = "BENCH_OPENAI_API_KEY";
 
+/// What one benchmark adds to the base config and environment. Lines are TOML
+/// `key = value` pairs for their place: the top level, `[connections]`, and
+/// the tenant.
+#[derive(Debug, Clone, Default)]
+pub struct Setup {
+    pub top: Vec<String>,
+    pub connections: Vec<String>,
+    pub tenant: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub keep_data: bool,
+}
+
 pub struct Server {
     child: Child,
     base_url: String,
@@ -35,17 +49,28 @@ pub struct Server {
 impl Server {
     /// Writes the config, starts the binary and waits for its listening line.
     pub async fn spawn(bin: &Path, upstream: SocketAddr, keep_data: bool) -> Result<Self> {
+        Self::spawn_with(bin, upstream, &Setup { keep_data, ..Setup::default() }).await
+    }
+
+    /// `spawn` with a benchmark's additions to the config and environment.
+    pub async fn spawn_with(bin: &Path, upstream: SocketAddr, setup: &Setup) -> Result<Self> {
+        let keep_data = setup.keep_data;
         let temp =
             tempfile::Builder::new().prefix("switchboard-bench-").tempdir().context("creating a temp dir")?;
         let dir = temp.path().to_path_buf();
         let config_path = dir.join("switchboard.toml");
-        std::fs::write(&config_path, config(&dir.join("data"), upstream)?).context("writing the config")?;
+        std::fs::write(&config_path, config(&dir.join("data"), upstream, setup)?)
+            .context("writing the config")?;
         let log = std::fs::File::create(dir.join("server.log")).context("creating the server log")?;
 
         // The child runs in the temp dir, so a relative path must be resolved here.
         let bin = std::fs::canonicalize(bin).context(&format!("finding {}", bin.display()))?;
-        let mut command = Command::new(&bin);
+        // `exec` keeps the pid, so `pid()` is the server's own.
+        let mut command = Command::new("sh");
         command
+            .arg("-c")
+            .arg(r#"ulimit -n "$(ulimit -H -n)" 2>/dev/null; exec "$0" "$@""#)
+            .arg(&bin)
             .arg("serve")
             .arg("--config")
             .arg(&config_path)
@@ -63,6 +88,7 @@ impl Server {
             }
         }
         command.env_remove("RUST_LOG").env(API_KEY_ENV, "sk-bench");
+        command.envs(setup.env.iter().map(|(k, v)| (k, v)));
         let child = command.spawn().context(&format!("starting {}", bin.display()))?;
 
         let mut server = Self { child, base_url: String::new(), dir, temp: Some(temp) };
@@ -87,6 +113,11 @@ impl Server {
 
     pub fn data_dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The server's process id (while it runs).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// Reads stdout up to the listening line, then keeps draining it into a file
@@ -183,19 +214,27 @@ fn strip_ansi(line: &str) -> String {
 /// and encryption at their defaults. Rate limits and budgets are raised because
 /// the load comes from one IP and one day; everything else stays default so the
 /// measured path is the one users get.
-fn config(data_dir: &Path, upstream: SocketAddr) -> Result<String> {
+fn config(data_dir: &Path, upstream: SocketAddr, setup: &Setup) -> Result<String> {
     let data_dir = data_dir.to_str().context("the temp dir path is not UTF-8")?;
     // A JSON string is a valid TOML basic string for any path.
     let data_dir = serde_json::to_string(data_dir).context("quoting the data dir")?;
+    let lines = |l: &[String]| l.iter().map(|l| format!("{l}\n")).collect::<String>();
+    let top = lines(&setup.top);
+    let connections = if setup.connections.is_empty() {
+        String::new()
+    } else {
+        format!("\n[connections]\n{}", lines(&setup.connections))
+    };
+    let tenant = lines(&setup.tenant);
     Ok(format!(
         r#"listen = "127.0.0.1:0"
 data_dir = {data_dir}
-
+{top}{connections}
 [[tenants]]
 id = "{TENANT}"
 name = "Benchmark"
 allowed_origins = ["{ORIGIN}"]
-
+{tenant}
 [tenants.provider]
 kind = "openai"
 base_url = "http://{upstream}/v1"
@@ -223,10 +262,30 @@ mod tests {
 
     #[test]
     fn config_names_the_tenant_and_the_upstream() {
-        let text = config(Path::new("/tmp/x \"y\"/data"), "127.0.0.1:4000".parse().unwrap()).unwrap();
+        let text =
+            config(Path::new("/tmp/x \"y\"/data"), "127.0.0.1:4000".parse().unwrap(), &Setup::default())
+                .unwrap();
         assert!(text.contains(r#"data_dir = "/tmp/x \"y\"/data""#));
         assert!(text.contains(r#"base_url = "http://127.0.0.1:4000/v1""#));
         assert!(text.contains(r#"id = "bench""#));
+        assert!(!text.contains("[connections]"));
+    }
+
+    #[test]
+    fn additions_land_in_their_tables() {
+        let setup = Setup {
+            top: vec!["heartbeat_secs = 1".into()],
+            connections: vec!["max_total = 20000".into()],
+            tenant: vec!["max_connections_per_subject = 200".into()],
+            ..Setup::default()
+        };
+        let text = config(Path::new("/tmp/d"), "127.0.0.1:4000".parse().unwrap(), &setup).unwrap();
+        let value: toml::Table = text.parse().unwrap();
+        assert_eq!(value["heartbeat_secs"].as_integer(), Some(1));
+        assert_eq!(value["connections"]["max_total"].as_integer(), Some(20000));
+        let tenant = &value["tenants"].as_array().unwrap()[0];
+        assert_eq!(tenant["max_connections_per_subject"].as_integer(), Some(200));
+        assert_eq!(tenant["provider"]["kind"].as_str(), Some("openai"));
     }
 
     #[test]
