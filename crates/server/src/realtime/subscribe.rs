@@ -79,6 +79,9 @@ pub fn close_error(reason: Option<CloseReason>, trace_id: &str) -> Option<Sessio
     Some(SessionEvent::Error { turn_id: None, error: error_body(code, trace_id) })
 }
 
+/// At shutdown, a subscription ends once its feed has been quiet this long.
+pub const DRAIN_QUIET: std::time::Duration = std::time::Duration::from_millis(50);
+
 struct Subscription {
     feed: Feed,
     slot: Slot,
@@ -98,6 +101,14 @@ fn stream(feed: Feed, slot: Slot, heartbeat: std::time::Duration, trace_id: Stri
         let chunk = tokio::select! {
             biased;
             _ = sub.slot.closed() => {
+                if sub.slot.close_reason() == Some(CloseReason::Shutdown) {
+                    // The node saved its turns first: hand out what they
+                    // published (a last stream_end) before ending.
+                    let event = tokio::time::timeout(DRAIN_QUIET, sub.feed.next()).await;
+                    if let Ok(Ok(event)) = event {
+                        return Some((Ok(sse::frame(&event)), sub));
+                    }
+                }
                 sub.done = true;
                 close_error(sub.slot.close_reason(), &sub.trace_id).map(|e| sse::frame(&e))?
             }

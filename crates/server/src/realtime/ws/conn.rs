@@ -10,6 +10,7 @@ use crate::handlers::chat::refusal as send_refusal;
 use crate::http::{trace, ApiError};
 use crate::limits;
 use crate::realtime::connections::{CloseReason, Slot};
+use crate::realtime::subscribe::DRAIN_QUIET;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::{self, BoxStream, SelectAll, SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -98,7 +99,12 @@ impl Conn {
         loop {
             tokio::select! {
                 biased;
-                _ = self.slot.closed() => return self.closed_by_server(),
+                _ = self.slot.closed() => {
+                    if self.slot.close_reason() == Some(CloseReason::Shutdown) {
+                        self.drain().await;
+                    }
+                    return self.closed_by_server();
+                }
                 frame = self.rx.next() => {
                     let text = match frame {
                         None | Some(Ok(Message::Close(_))) => return End::ClientGone,
@@ -138,6 +144,19 @@ impl Conn {
                         return End::Close(CLOSE_GOING_AWAY, "no pong");
                     }
                     if self.tx.send(Message::Ping(Default::default())).await.is_err() { return End::ClientGone; }
+                }
+            }
+        }
+    }
+
+    /// Sends what the feeds still hold (the node saved its turns before
+    /// closing sockets: their last events are already published).
+    async fn drain(&mut self) {
+        while let Ok(Some(item)) = tokio::time::timeout(DRAIN_QUIET, self.streams.next()).await {
+            if item.forward && !self.own_typing(&item.event) {
+                let frame = frames::event(item.session_id, &item.event, self.slot.id());
+                if self.send(frame).await.is_err() {
+                    return;
                 }
             }
         }
