@@ -278,6 +278,42 @@ impl Backoff {
     }
 }
 
+/// The `Bus` of a backend that wraps a `ClusterBus` in `inner`: every call
+/// goes to it (the backends differ only in how they connect and move frames).
+macro_rules! backed_by_cluster {
+    ($backend:ty) => {
+        impl $backend {
+            /// Number of sessions with a local channel (for tests and metrics).
+            pub fn topic_count(&self) -> usize {
+                self.inner.topic_count()
+            }
+        }
+
+        impl switchboard_core::bus::Bus for $backend {
+            fn publish(
+                &self,
+                session_id: uuid::Uuid,
+                event: std::sync::Arc<switchboard_core::events::SessionEvent>,
+            ) {
+                self.inner.publish(session_id, event);
+            }
+
+            fn subscribe(&self, session_id: uuid::Uuid) -> switchboard_core::bus::EventReceiver {
+                self.inner.subscribe(session_id)
+            }
+
+            fn notify(&self, notice: switchboard_core::bus::Notice) {
+                self.inner.notify(notice);
+            }
+
+            fn notices(&self) -> switchboard_core::bus::NoticeReceiver {
+                self.inner.notices()
+            }
+        }
+    };
+}
+pub(crate) use backed_by_cluster;
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

@@ -15,11 +15,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use switchboard_core::bus::{Bus, EventReceiver, Notice, NoticeReceiver};
-use switchboard_core::events::SessionEvent;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 /// How long connecting (and each JetStream request) may take.
 pub(crate) const NATS_TIMEOUT: Duration = Duration::from_secs(2);
@@ -65,30 +62,9 @@ impl NatsBus {
         tokio::spawn(receive_loop(events, notices, inbox, stop));
         Ok(Self { inner })
     }
-
-    /// Number of sessions with a local channel (for tests and metrics).
-    pub fn topic_count(&self) -> usize {
-        self.inner.topic_count()
-    }
 }
 
-impl Bus for NatsBus {
-    fn publish(&self, session_id: Uuid, event: Arc<SessionEvent>) {
-        self.inner.publish(session_id, event);
-    }
-
-    fn subscribe(&self, session_id: Uuid) -> EventReceiver {
-        self.inner.subscribe(session_id)
-    }
-
-    fn notify(&self, notice: Notice) {
-        self.inner.notify(notice);
-    }
-
-    fn notices(&self) -> NoticeReceiver {
-        self.inner.notices()
-    }
-}
+crate::cluster::backed_by_cluster!(NatsBus);
 
 /// Returns once the server has processed everything this client sent
 /// before, subscriptions included, so a frame published from then on reaches

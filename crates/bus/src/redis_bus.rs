@@ -15,11 +15,8 @@ use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSub};
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_core::bus::{Bus, EventReceiver, Notice, NoticeReceiver};
-use switchboard_core::events::SessionEvent;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 /// How long connecting (and each command) may take before it counts as failed.
 pub(crate) const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
@@ -70,30 +67,9 @@ impl RedisBus {
         tokio::spawn(receive_loop(client, subscription, inbox, channels, stop));
         Ok(Self { inner })
     }
-
-    /// Number of sessions with a local channel (for tests and metrics).
-    pub fn topic_count(&self) -> usize {
-        self.inner.topic_count()
-    }
 }
 
-impl Bus for RedisBus {
-    fn publish(&self, session_id: Uuid, event: Arc<SessionEvent>) {
-        self.inner.publish(session_id, event);
-    }
-
-    fn subscribe(&self, session_id: Uuid) -> EventReceiver {
-        self.inner.subscribe(session_id)
-    }
-
-    fn notify(&self, notice: Notice) {
-        self.inner.notify(notice);
-    }
-
-    fn notices(&self) -> NoticeReceiver {
-        self.inner.notices()
-    }
-}
+crate::cluster::backed_by_cluster!(RedisBus);
 
 pub(crate) fn open_client(url: &ClusterUrl) -> Result<redis::Client, BusError> {
     // The client's own message may quote the URL; ours names it redacted.
