@@ -228,29 +228,28 @@ impl Feed {
 
     /// Waits for the live text of another node's answer; other events wait
     /// in `held`. Its final event, or the deadline, ends the wait too.
+    /// Cancel-safe (an SSE heartbeat may interrupt it): `awaiting` is only
+    /// cleared once the wait is over, and nothing received is dropped.
     async fn await_snapshot(&mut self) {
-        let Some(awaiting) = self.awaiting.take() else { return };
-        let seq = awaiting.stored.seq;
+        let Some((seq, until)) = self.awaiting.as_ref().map(|a| (a.stored.seq, a.until)) else { return };
         loop {
             let received = tokio::select! {
                 r = self.events.recv() => r,
-                _ = tokio::time::sleep_until(awaiting.until) => break,
+                _ = tokio::time::sleep_until(until) => break,
             };
             match received {
                 Ok(event) => match &*event {
                     SessionEvent::Snapshot { seq: s, turn_id, revision, text } if *s == seq => {
                         let (turn_id, revision, text) = (*turn_id, *revision, text.clone());
-                        self.hand_out_streaming(awaiting.stored, Some(turn_id), revision, text);
+                        if let Some(awaiting) = self.awaiting.take() {
+                            self.hand_out_streaming(awaiting.stored, Some(turn_id), revision, text);
+                        }
                         return;
                     }
                     // The answer ended meanwhile: its final event says it all.
-                    SessionEvent::StreamEnd(end) if end.seq == seq => {
-                        self.held.push_back(event);
-                        return;
-                    }
+                    SessionEvent::StreamEnd(end) if end.seq == seq => return self.answer_ended(event),
                     SessionEvent::Message(m) if m.seq == seq && m.status != MessageStatus::Streaming => {
-                        self.held.push_back(event);
-                        return;
+                        return self.answer_ended(event)
                     }
                     _ => self.held.push_back(event),
                 },
@@ -262,8 +261,15 @@ impl Feed {
             }
         }
         // No answer in time (its node may be gone): the last checkpoint.
-        let text = awaiting.stored.content.clone();
-        self.hand_out_streaming(awaiting.stored, None, 0, text);
+        if let Some(awaiting) = self.awaiting.take() {
+            let text = awaiting.stored.content.clone();
+            self.hand_out_streaming(awaiting.stored, None, 0, text);
+        }
+    }
+
+    fn answer_ended(&mut self, event: Arc<SessionEvent>) {
+        self.awaiting = None;
+        self.held.push_back(event);
     }
 
     /// Hands out the followed answer's missing text from its live state.
