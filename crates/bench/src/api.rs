@@ -1,6 +1,6 @@
 //! Switchboard's HTTP API as the benchmarks use it: one HTTP client, visitor
-//! sessions, streamed turns with the arrival time of each event, SSE
-//! subscriptions and WebSockets opened with `hello`. Shared by every
+//! sessions, streamed turns with the arrival time of each event, WebSockets
+//! opened with `hello` (SSE subscriptions: `rawsse`). Shared by every
 //! subcommand; what is timed is left to the callers.
 
 use crate::error::{Context, Result};
@@ -144,28 +144,6 @@ pub async fn chat(
         return Err("the chat stream ended without stream_end".into());
     }
     Ok(events)
-}
-
-/// `GET /v1/sessions/{id}/events` as the visitor, from `cursor` if given;
-/// the 200 response, its stream unread.
-pub async fn subscribe_sse(
-    client: &reqwest::Client,
-    base: &str,
-    visitor: &Visitor,
-    cursor: Option<u64>,
-) -> Result<reqwest::Response> {
-    let mut request =
-        client.get(format!("{base}/v1/sessions/{}/events", visitor.session_id)).headers(visitor.headers()?);
-    if let Some(cursor) = cursor {
-        request = request.header("last-event-id", cursor.to_string());
-    }
-    let response = request.send().await.context("GET /v1/sessions/{id}/events")?;
-    let status = response.status();
-    if status.as_u16() != 200 {
-        let body = response.bytes().await.unwrap_or_default();
-        return Err(format!("GET …/events: HTTP {status}: {}", snippet(&body)).into());
-    }
-    Ok(response)
 }
 
 /// Small buffers, as the server's: thousands of idle client sockets must not

@@ -7,8 +7,9 @@
 
 use crate::api::{self, Timed, Visitor};
 use crate::error::{Context, Result};
-use crate::events::{Decoder, Item};
+use crate::events::Item;
 use crate::fake::{chunks_in, FakeUpstream};
+use crate::rawsse::SseConn;
 use crate::stats::ms_between;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -86,9 +87,9 @@ pub async fn measure(client: &reqwest::Client, upstream: &FakeUpstream, plan: &P
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut set = JoinSet::new();
     for (i, sub) in subscribers.iter().enumerate() {
-        let response = api::subscribe_sse(client, &sub.base, visitor, None).await?;
+        let conn = SseConn::open(&sub.base, visitor, None).await?;
         let (ready, end, stop) = (ready_tx.clone(), end_tx.clone(), stop_rx.clone());
-        set.spawn(async move { (i, listen(response, ready, end, stop).await) });
+        set.spawn(async move { (i, listen(conn, ready, end, stop).await) });
     }
     drop((ready_tx, end_tx));
     for _ in subscribers {
@@ -173,21 +174,14 @@ pub async fn measure(client: &reqwest::Client, upstream: &FakeUpstream, plan: &P
 /// One subscriber: notes `(arrival, data)` of every `stream_delta`, reports
 /// its `session` event and each `stream_end`'s seq, until told to stop.
 async fn listen(
-    mut response: reqwest::Response,
+    mut conn: SseConn,
     ready: mpsc::UnboundedSender<()>,
     end: mpsc::UnboundedSender<u64>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<Vec<(Instant, Vec<u8>)>> {
-    let (mut decoder, mut deltas) = (Decoder::new(), Vec::with_capacity(4096));
+    let mut deltas = Vec::with_capacity(4096);
     loop {
-        let chunk = tokio::select! {
-            biased;
-            chunk = response.chunk() => chunk.context("reading a subscription")?,
-            _ = stop.changed() => break,
-        };
-        let Some(chunk) = chunk else { break };
-        let at = Instant::now();
-        decoder.feed(&chunk, |item| match item {
+        let read = conn.read(|at, item| match item {
             Item::Event { name: "stream_delta", data } => deltas.push((at, data.to_vec())),
             Item::Event { name: "stream_end", data } => {
                 if let Some(seq) = json_seq(data) {
@@ -199,6 +193,14 @@ async fn listen(
             }
             _ => {}
         });
+        let more = tokio::select! {
+            biased;
+            more = read => more?,
+            _ = stop.changed() => break,
+        };
+        if !more {
+            break;
+        }
     }
     Ok(deltas)
 }

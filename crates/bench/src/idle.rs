@@ -7,8 +7,9 @@
 
 use crate::api::{self, Visitor};
 use crate::error::{Context, Result};
-use crate::events::{Decoder, Item};
+use crate::events::Item;
 use crate::harness::{self, ServerArgs};
+use crate::rawsse::SseConn;
 use crate::sys::{self, Rss};
 use futures_util::StreamExt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,6 +56,10 @@ pub struct IdleArgs {
     /// and sessions (a second round shows whether memory is reused or kept).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub rounds: u32,
+    /// Give every round new visitor sessions instead of reusing the first
+    /// round's (shows whether per-session state outlives its connections).
+    #[arg(long)]
+    pub fresh_sessions: bool,
     /// Connections opened at a time.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1_000))]
     pub open_concurrency: u32,
@@ -108,26 +113,22 @@ async fn measure(args: &IdleArgs, node: &harness::Node) -> Result<Measured> {
     let rss = || sys::rss(pid).context("reading the server's /proc status");
     let client = api::streaming_client(CREATE_CONCURRENCY)?;
     let sessions = args.connections.div_ceil(args.per_session) as usize;
-    eprintln!("creating {sessions} visitor sessions");
-    let visitors = create_visitors(&client, &node.base, sessions).await?;
+    let rounds_of_sessions = if args.fresh_sessions { args.rounds as usize } else { 1 };
+    eprintln!("creating {} visitor sessions", sessions * rounds_of_sessions);
+    let visitors = create_visitors(&client, &node.base, sessions * rounds_of_sessions).await?;
 
     settle().await;
     let baseline = rss()?;
     let mut rounds = Vec::new();
     for r in 1..=args.rounds {
         eprintln!("round {r}: server RSS {} KiB; opening {} connections", rss()?.total_kib, args.connections);
-        rounds.push(round(args, node, &client, &visitors, pid).await?);
+        let first = if args.fresh_sessions { (r as usize - 1) * sessions } else { 0 };
+        rounds.push(round(args, node, &visitors[first..first + sessions], pid).await?);
     }
     Ok(Measured { baseline, rounds })
 }
 
-async fn round(
-    args: &IdleArgs,
-    node: &harness::Node,
-    client: &reqwest::Client,
-    visitors: &[Visitor],
-    pid: u32,
-) -> Result<Round> {
+async fn round(args: &IdleArgs, node: &harness::Node, visitors: &[Visitor], pid: u32) -> Result<Round> {
     let rss = || sys::rss(pid).context("reading the server's /proc status");
     let counters = Arc::new(Counters::default());
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -142,10 +143,9 @@ async fn round(
         };
         let visitor = visitors[i / args.per_session as usize].clone();
         let permit = gate.clone().acquire_owned().await.context("the open gate")?;
-        let (client, base, counters, stop) =
-            (client.clone(), node.base.clone(), counters.clone(), stop_rx.clone());
+        let (base, counters, stop) = (node.base.clone(), counters.clone(), stop_rx.clone());
         opening.spawn(async move {
-            let held = open(&client, &base, &visitor, ws).await;
+            let held = open(&base, &visitor, ws).await;
             drop(permit);
             held.map(|held| (held, counters, stop))
         });
@@ -212,40 +212,43 @@ async fn create_visitors(client: &reqwest::Client, base: &str, n: usize) -> Resu
 }
 
 enum Held {
-    Sse(reqwest::Response, Decoder),
+    Sse(SseConn),
     Ws(api::Ws),
 }
 
 /// Opens one connection and reads it up to its `session` event or `welcome`.
-async fn open(client: &reqwest::Client, base: &str, visitor: &Visitor, ws: bool) -> Result<Held> {
+async fn open(base: &str, visitor: &Visitor, ws: bool) -> Result<Held> {
     if ws {
         let mut socket = api::open_ws(base, visitor, None).await?;
         api::welcome(&mut socket).await?;
         return Ok(Held::Ws(socket));
     }
-    let mut response = api::subscribe_sse(client, base, visitor, None).await?;
-    let mut decoder = Decoder::new();
+    let mut conn = SseConn::open(base, visitor, None).await?;
     let mut seen = false;
     while !seen {
-        let chunk = response.chunk().await.context("reading a subscription")?;
-        let chunk = chunk.context("a subscription ended before its session event")?;
-        decoder.feed(&chunk, |item| seen |= matches!(item, Item::Event { name: "session", .. }));
+        let more = conn.read(|_, item| seen |= matches!(item, Item::Event { name: "session", .. })).await?;
+        if !more {
+            return Err("a subscription ended before its session event".into());
+        }
     }
-    Ok(Held::Sse(response, decoder))
+    Ok(Held::Sse(conn))
 }
 
 /// Reads a connection until told to stop, counting heartbeats and pings (the
 /// WebSocket library answers pings while it reads). True for a WebSocket.
 async fn hold(held: Held, counters: Arc<Counters>, mut stop: watch::Receiver<bool>) -> bool {
     match held {
-        Held::Sse(mut response, mut decoder) => {
+        Held::Sse(mut conn) => {
             loop {
+                let read = conn.read(|_, item| {
+                    if item == Item::Comment {
+                        counters.heartbeats.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
                 tokio::select! {
-                    chunk = response.chunk() => match chunk {
-                        Ok(Some(chunk)) => decoder.feed(&chunk, |item| if item == Item::Comment {
-                            counters.heartbeats.fetch_add(1, Ordering::Relaxed);
-                        }),
-                        _ => { counters.closed.fetch_add(1, Ordering::Relaxed); break; }
+                    more = read => if !matches!(more, Ok(true)) {
+                        counters.closed.fetch_add(1, Ordering::Relaxed);
+                        break;
                     },
                     _ = stop.changed() => break,
                 }
@@ -308,8 +311,10 @@ fn render(args: &IdleArgs, m: &Measured) -> String {
     text.push('\n');
     for (r, round) in m.rounds.iter().enumerate() {
         text.push_str(&format!(
-            "- round {}: {} SSE + {} WebSocket connections held, {} per visitor session; opened in {:.1} s, {} at a time; {} ended early; while held ({} s, heartbeat and ping every {} s): {:.1} SSE heartbeats per SSE connection, {:.1} pings per WebSocket\n",
-            r + 1, round.sse, round.ws, args.per_session, round.open_secs, args.open_concurrency, round.closed,
+            "- round {}: {} SSE + {} WebSocket connections held, {} per visitor session{}; opened in {:.1} s, {} at a time; {} ended early; while held ({} s, heartbeat and ping every {} s): {:.1} SSE heartbeats per SSE connection, {:.1} pings per WebSocket\n",
+            r + 1, round.sse, round.ws, args.per_session,
+            if args.fresh_sessions && r > 0 { " (new sessions)" } else { "" },
+            round.open_secs, args.open_concurrency, round.closed,
             args.hold_secs, args.heartbeat_secs,
             round.heartbeats as f64 / round.sse.max(1) as f64, round.pings as f64 / round.ws.max(1) as f64
         ));

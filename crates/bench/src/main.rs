@@ -15,6 +15,7 @@ mod fanout;
 mod harness;
 mod idle;
 mod load;
+mod rawsse;
 mod report;
 mod resume;
 mod server;
@@ -89,7 +90,15 @@ impl RunArgs {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // `run` drives many workers at once and may use every core. The realtime
+    // benchmarks time arrivals: they read on one thread, so that no arrival
+    // waits for another thread to be woken, and leave the other core(s) to the
+    // server.
+    let mut builder = match cli.command {
+        Command::Run(_) | Command::FakeUpstream { .. } => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -7,9 +7,11 @@
 
 use crate::api::{self, Visitor};
 use crate::error::{Context, Result};
-use crate::events::{Decoder, Item};
+use crate::events::Item;
 use crate::harness::{self, ServerArgs};
+use crate::rawsse::SseConn;
 use crate::stats::{self, Ms};
+use crate::sys;
 use futures_util::StreamExt;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
@@ -41,6 +43,23 @@ struct Replay {
     done_ms: f64,
     from_hello_ms: Option<f64>,
     messages: u64,
+    /// CPU time of the server and of the load generator during the resume.
+    server_cpu_ms: f64,
+    bench_cpu_ms: f64,
+}
+
+/// Runs one resume (bounded in time), noting the CPU both sides used.
+async fn with_cpu(
+    pid: Option<u32>,
+    replay: impl std::future::Future<Output = Result<Replay>>,
+) -> Result<Replay> {
+    let cpu = || (pid.and_then(|p| sys::cpu_ns(Some(p))).unwrap_or(0), sys::cpu_ns(None).unwrap_or(0));
+    let before = cpu();
+    let mut r = tokio::time::timeout(RESUME_TIMEOUT, replay).await.context("a resume took too long")??;
+    let after = cpu();
+    r.server_cpu_ms = after.0.saturating_sub(before.0) as f64 / 1e6;
+    r.bench_cpu_ms = after.1.saturating_sub(before.1) as f64 / 1e6;
+    Ok(r)
 }
 
 pub async fn run(args: ResumeArgs) -> Result<()> {
@@ -60,12 +79,8 @@ pub async fn run(args: ResumeArgs) -> Result<()> {
             eprintln!("{WARMUP} + {} resumes each over SSE and WebSocket", args.resumes);
             let (mut sse, mut ws) = (Vec::new(), Vec::new());
             for i in 0..WARMUP + args.resumes {
-                let s = tokio::time::timeout(RESUME_TIMEOUT, sse_replay(&client, &node.base, &visitor))
-                    .await
-                    .context("an SSE resume took too long")??;
-                let w = tokio::time::timeout(RESUME_TIMEOUT, ws_replay(&node.base, &visitor))
-                    .await
-                    .context("a WebSocket resume took too long")??;
+                let s = with_cpu(node.pid, sse_replay(&node.base, &visitor)).await?;
+                let w = with_cpu(node.pid, ws_replay(&node.base, &visitor)).await?;
                 if i >= WARMUP {
                     sse.push(s);
                     ws.push(w);
@@ -80,23 +95,30 @@ pub async fn run(args: ResumeArgs) -> Result<()> {
 
 /// `GET …/events` with `Last-Event-ID: 0`, read to the message whose count
 /// reaches the `resume_cursor`'s `latest_seq`.
-async fn sse_replay(client: &reqwest::Client, base: &str, visitor: &Visitor) -> Result<Replay> {
+async fn sse_replay(base: &str, visitor: &Visitor) -> Result<Replay> {
     let start = Instant::now();
-    let mut response = api::subscribe_sse(client, base, visitor, Some(0)).await?;
+    let mut conn = SseConn::open(base, visitor, Some(0)).await?;
     let opened_ms = start.elapsed().as_secs_f64() * 1000.0;
-    let (mut decoder, mut latest, mut messages) = (Decoder::new(), None, 0u64);
-    while let Some(chunk) = response.chunk().await.context("reading the replay")? {
-        decoder.feed(&chunk, |item| match item {
-            Item::Event { name: "resume_cursor", data } => latest = latest_seq(data),
-            Item::Event { name: "message", .. } => messages += 1,
-            _ => {}
-        });
-        if latest.is_some_and(|l| messages >= l) {
-            let done_ms = start.elapsed().as_secs_f64() * 1000.0;
-            return Ok(Replay { opened_ms, done_ms, from_hello_ms: None, messages });
+    let (mut latest, mut messages, mut done) = (None, 0u64, None);
+    while done.is_none() {
+        let more = conn
+            .read(|at, item| {
+                match item {
+                    Item::Event { name: "resume_cursor", data } => latest = latest_seq(data),
+                    Item::Event { name: "message", .. } => messages += 1,
+                    _ => {}
+                }
+                if done.is_none() && latest.is_some_and(|l| messages >= l) {
+                    done = Some(at);
+                }
+            })
+            .await?;
+        if !more {
+            return Err(format!("the SSE replay ended after {messages} messages").into());
         }
     }
-    Err(format!("the SSE replay ended after {messages} messages").into())
+    let done_ms = done.map_or(0.0, |at| (at - start).as_secs_f64() * 1000.0);
+    Ok(Replay { opened_ms, done_ms, from_hello_ms: None, messages, server_cpu_ms: 0.0, bench_cpu_ms: 0.0 })
 }
 
 /// `/v1/ws` with `hello` and `last_event_id: 0`, read to the message frame
@@ -120,7 +142,15 @@ async fn ws_replay(base: &str, visitor: &Visitor) -> Result<Replay> {
             let done_ms = start.elapsed().as_secs_f64() * 1000.0;
             let from_hello_ms = Some(hello.elapsed().as_secs_f64() * 1000.0);
             let _ = ws.close(None).await;
-            return Ok(Replay { opened_ms: opened_ms.unwrap_or(done_ms), done_ms, from_hello_ms, messages });
+            let opened_ms = opened_ms.unwrap_or(done_ms);
+            return Ok(Replay {
+                opened_ms,
+                done_ms,
+                from_hello_ms,
+                messages,
+                server_cpu_ms: 0.0,
+                bench_cpu_ms: 0.0,
+            });
         }
     }
     Err(format!("the WebSocket replay ended after {messages} messages").into())
@@ -145,6 +175,10 @@ fn render(args: &ResumeArgs, sse: &[Replay], ws: &[Replay]) -> String {
         &format!("WebSocket: hello sent → message {events}"),
         &ms(ws, |r| r.from_hello_ms),
     ));
+    text.push_str(&stats::row("SSE: server CPU per resume", &ms(sse, |r| Some(r.server_cpu_ms))));
+    text.push_str(&stats::row("SSE: load generator CPU per resume", &ms(sse, |r| Some(r.bench_cpu_ms))));
+    text.push_str(&stats::row("WebSocket: server CPU per resume", &ms(ws, |r| Some(r.server_cpu_ms))));
+    text.push_str(&stats::row("WebSocket: load generator CPU per resume", &ms(ws, |r| Some(r.bench_cpu_ms))));
     text.push('\n');
     text.push_str(&format!(
         "- session: {} messages asked for, {events} replayed per resume; {} measured resumes per kind (after {WARMUP}), alternating SSE and WebSocket, each on a new connection\n",
