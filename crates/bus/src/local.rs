@@ -11,20 +11,42 @@ use uuid::Uuid;
 
 /// How many events a subscriber may fall behind before it is told it lagged
 /// (it then catches up from state; see `EventReceiver`).
-const CHANNEL_CAPACITY: usize = 1024;
+const CHANNEL_CAPACITY: usize = 128;
 
 /// How many notices a node may fall behind (they are rare).
 const NOTICE_CAPACITY: usize = 256;
 
 /// In-process fan-out: one broadcast channel per session that has subscribers.
 pub struct LocalBus {
-    topics: Mutex<HashMap<Uuid, broadcast::Sender<Arc<SessionEvent>>>>,
+    topics: Mutex<Topics>,
     notices: broadcast::Sender<Notice>,
 }
 
+#[derive(Default)]
+struct Topics {
+    by_session: HashMap<Uuid, broadcast::Sender<Arc<SessionEvent>>>,
+    /// Channels whose subscribers all left are dropped when the map reaches
+    /// this size (then it doubles): amortised, so a session nobody watches
+    /// any more costs nothing for long even if it never publishes again.
+    sweep_at: usize,
+}
+
+impl Topics {
+    fn sweep_if_due(&mut self) {
+        if self.by_session.len() >= self.sweep_at {
+            self.by_session.retain(|_, tx| tx.receiver_count() > 0);
+            self.sweep_at = (self.by_session.len() * 2).max(MIN_SWEEP_AT);
+        }
+    }
+}
+
+/// The smallest map size that triggers a sweep.
+const MIN_SWEEP_AT: usize = 64;
+
 impl Default for LocalBus {
     fn default() -> Self {
-        Self { topics: Mutex::default(), notices: broadcast::channel(NOTICE_CAPACITY).0 }
+        let topics = Topics { by_session: HashMap::new(), sweep_at: MIN_SWEEP_AT };
+        Self { topics: Mutex::new(topics), notices: broadcast::channel(NOTICE_CAPACITY).0 }
     }
 }
 
@@ -35,35 +57,36 @@ impl LocalBus {
 
     /// Number of sessions with a channel (for tests and metrics).
     pub fn topic_count(&self) -> usize {
-        self.topics.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.topics.lock().unwrap_or_else(PoisonError::into_inner).by_session.len()
     }
 
     /// Whether the session has a channel here: a cluster backend skips
     /// decoding frames of sessions nobody on this node watches.
     pub(crate) fn has_channel(&self, session_id: Uuid) -> bool {
-        self.topics.lock().unwrap_or_else(PoisonError::into_inner).contains_key(&session_id)
+        self.topics.lock().unwrap_or_else(PoisonError::into_inner).by_session.contains_key(&session_id)
     }
 }
 
 impl Bus for LocalBus {
     fn publish(&self, session_id: Uuid, event: Arc<SessionEvent>) {
         let mut topics = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(tx) = topics.get(&session_id) {
+        if let Some(tx) = topics.by_session.get(&session_id) {
             // A send error means every receiver is gone: drop the channel so
             // sessions nobody watches cost nothing.
             if tx.send(event).is_err() {
-                topics.remove(&session_id);
+                topics.by_session.remove(&session_id);
             }
         }
     }
 
     fn subscribe(&self, session_id: Uuid) -> EventReceiver {
         let mut topics = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
-        match topics.get(&session_id) {
+        match topics.by_session.get(&session_id) {
             Some(tx) => tx.subscribe(),
             None => {
+                topics.sweep_if_due();
                 let (tx, rx) = broadcast::channel(CHANNEL_CAPACITY);
-                topics.insert(session_id, tx);
+                topics.by_session.insert(session_id, tx);
                 rx
             }
         }
@@ -114,5 +137,16 @@ mod tests {
         assert_eq!(bus.topic_count(), 0);
         bus.publish(Uuid::new_v4(), typing());
         assert_eq!(bus.topic_count(), 0);
+    }
+
+    #[test]
+    fn channels_left_by_their_subscribers_are_swept_without_a_publish() {
+        let bus = LocalBus::new();
+        let kept: Vec<_> = (0..10).map(|_| bus.subscribe(Uuid::new_v4())).collect();
+        for _ in 0..1000 {
+            drop(bus.subscribe(Uuid::new_v4()));
+        }
+        assert!(bus.topic_count() < 10 + MIN_SWEEP_AT, "{} channels", bus.topic_count());
+        assert!(kept.iter().all(|rx| rx.is_empty()));
     }
 }

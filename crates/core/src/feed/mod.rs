@@ -253,9 +253,14 @@ impl Feed {
                     }
                     _ => self.held.push_back(event),
                 },
-                Err(RecvError::Lagged(_)) => break,
+                // Missed events may include durable ones: catch up after this.
+                Err(RecvError::Lagged(_)) => {
+                    self.resync();
+                    break;
+                }
                 Err(RecvError::Closed) => {
                     self.events = self.engine.bus().subscribe(self.session_id);
+                    self.resync();
                     break;
                 }
             }
@@ -267,8 +272,14 @@ impl Feed {
         }
     }
 
+    /// The awaited answer ended before its text came: hand out its last
+    /// checkpoint as the streaming message, so the events held meanwhile
+    /// (its error, its final state) read as they would have live.
     fn answer_ended(&mut self, event: Arc<SessionEvent>) {
-        self.awaiting = None;
+        if let Some(awaiting) = self.awaiting.take() {
+            let text = awaiting.stored.content.clone();
+            self.hand_out_streaming(awaiting.stored, None, 0, text);
+        }
         self.held.push_back(event);
     }
 

@@ -41,6 +41,9 @@ pub struct LiveTurn {
     text: Mutex<LiveText>,
     cancel: CancellationToken,
     reason: AtomicU8,
+    /// The event the turn ended with, once it has (for a follower that lagged
+    /// past it).
+    end: std::sync::OnceLock<Arc<crate::events::SessionEvent>>,
 }
 
 impl LiveTurn {
@@ -54,7 +57,18 @@ impl LiveTurn {
             text: Mutex::new(LiveText::default()),
             cancel: CancellationToken::new(),
             reason: AtomicU8::new(0),
+            end: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Records the turn's final event (before it is published).
+    pub fn ended_with(&self, event: Arc<crate::events::SessionEvent>) {
+        let _ = self.end.set(event);
+    }
+
+    /// The turn's final event, once it has ended.
+    pub fn end(&self) -> Option<Arc<crate::events::SessionEvent>> {
+        self.end.get().cloned()
     }
 
     /// Names the tenant the turn runs for, so a kill switch can find it.

@@ -111,9 +111,10 @@ impl TurnTask {
         message.status = status;
         message.token_count = finish.token_count;
         message.meta = Some(meta);
-        let end = final_event(message.clone(), &self.msg.trace_id);
-        let ended_in_error = matches!(end, SessionEvent::Error { .. });
-        self.publish(end);
+        let end = Arc::new(final_event(message.clone(), &self.msg.trace_id));
+        let ended_in_error = matches!(*end, SessionEvent::Error { .. });
+        self.live.ended_with(end.clone());
+        self.inner.bus.publish(self.msg.session_id, end);
         if ended_in_error {
             // Session subscribers learn the stored final state (with its seq,
             // their resume cursor) after the error itself.

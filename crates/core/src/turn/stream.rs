@@ -82,10 +82,18 @@ impl TurnStream {
         while !self.done {
             let event = match self.events.recv().await {
                 Ok(event) => event,
-                Err(RecvError::Lagged(_)) => match self.fill_gap() {
-                    Some(event) => return Some(event),
-                    None => continue,
-                },
+                Err(RecvError::Lagged(_)) => {
+                    let filled = self.fill_gap();
+                    // The end itself may be among what was missed.
+                    if let Some(end) = self.live.end() {
+                        self.done = true;
+                        self.pending.push_back(end);
+                    }
+                    match filled.or_else(|| self.pending.pop_front()) {
+                        Some(event) => return Some(event),
+                        None => continue,
+                    }
+                }
                 Err(RecvError::Closed) => {
                     self.done = true;
                     return None;
@@ -108,6 +116,8 @@ impl TurnStream {
             SessionEvent::StreamDelta { revision, offset, text, .. } => {
                 self.merge_delta(*revision, *offset, text).map(|trimmed| trimmed.map_or(event, Arc::new))
             }
+            // A late replace of a revision already handed out repeats it.
+            SessionEvent::StreamReplace { revision, .. } if *revision <= self.revision => None,
             SessionEvent::StreamReplace { revision, text, .. } => {
                 self.revision = *revision;
                 self.sent = text.chars().count() as u64;

@@ -8,6 +8,7 @@ use super::Ctx;
 use crate::gate::{self, Caller};
 use crate::handlers::chat::refusal as send_refusal;
 use crate::http::{trace, ApiError};
+use crate::identity::tickets;
 use crate::limits;
 use crate::realtime::connections::{CloseReason, Slot};
 use crate::realtime::subscribe::DRAIN_QUIET;
@@ -28,12 +29,24 @@ const MAX_SUBSCRIPTIONS: usize = 20;
 const CLOSE_GOING_AWAY: u16 = 1001;
 pub const CLOSE_TOO_BIG: u16 = 1009;
 
-/// An event for the socket; `forward: false` only keeps a turn's stream
-/// alive (its events reach the client through the session's feed).
+/// An event for the socket, and where it comes from.
 struct Item {
     session_id: Uuid,
     event: Arc<SessionEvent>,
-    forward: bool,
+    source: Source,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// A subscribed session's feed.
+    Feed,
+    /// The last event of a feed that could not read the store.
+    FeedFailed,
+    /// A turn this socket started: sent only while the socket does not
+    /// follow that session (else its feed carries the same events); the
+    /// stream is polled anyway, to keep the turn's `on_disconnect` rule tied
+    /// to this socket.
+    Turn,
 }
 
 /// Why the loop ended, and how to close.
@@ -79,11 +92,15 @@ impl Conn {
     }
 
     pub async fn run(mut self) {
+        // A hello without a session still learns its connection id.
+        if self.home.is_none() && self.send(frames::welcome_alone(self.slot.id())).await.is_err() {
+            return;
+        }
         let end = self.serve().await;
         let refusal = match end {
             End::ClientGone => return,
             End::Close(code, reason) => {
-                let _ = self.tx.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+                let _ = self.write(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
                 return;
             }
             End::Refused(r) => r,
@@ -134,16 +151,13 @@ impl Conn {
                     }
                 }
                 Some(item) = self.streams.next() => {
-                    if item.forward && !self.own_typing(&item.event) {
-                        let frame = frames::event(item.session_id, &item.event, self.slot.id());
-                        if self.send(frame).await.is_err() { return End::ClientGone; }
-                    }
+                    if self.emit(item).await.is_err() { return End::ClientGone; }
                 }
                 _ = ping.tick() => {
                     if last_pong.elapsed() > settings.ws_pong_timeout {
                         return End::Close(CLOSE_GOING_AWAY, "no pong");
                     }
-                    if self.tx.send(Message::Ping(Default::default())).await.is_err() { return End::ClientGone; }
+                    if self.write(Message::Ping(Default::default())).await.is_err() { return End::ClientGone; }
                 }
             }
         }
@@ -153,13 +167,28 @@ impl Conn {
     /// closing sockets: their last events are already published).
     async fn drain(&mut self) {
         while let Ok(Some(item)) = tokio::time::timeout(DRAIN_QUIET, self.streams.next()).await {
-            if item.forward && !self.own_typing(&item.event) {
-                let frame = frames::event(item.session_id, &item.event, self.slot.id());
-                if self.send(frame).await.is_err() {
-                    return;
-                }
+            if self.emit(item).await.is_err() {
+                return;
             }
         }
+    }
+
+    /// Sends one item, if this socket should see it.
+    async fn emit(&mut self, item: Item) -> Result<(), ()> {
+        let wanted = match item.source {
+            Source::Feed => !self.own_typing(&item.event),
+            Source::FeedFailed => {
+                // Subscribing again is the client's way to recover.
+                self.subscribed.remove(&item.session_id);
+                true
+            }
+            Source::Turn => !self.subscribed.contains(&item.session_id),
+        };
+        if !wanted {
+            return Ok(());
+        }
+        let frame = frames::event(item.session_id, &item.event, self.slot.id());
+        self.send(frame).await.map_err(|_| ())
     }
 
     fn closed_by_server(&self) -> End {
@@ -232,6 +261,12 @@ impl Conn {
         client_message_id: Option<String>,
     ) -> Result<(), Option<ApiError>> {
         let state = &self.ctx.state;
+        if self.used_ticket {
+            // A ticket bound to one session opens only that one, for writing too.
+            if let Some(ticket) = &self.ctx.ticket {
+                tickets::verify_ticket(state, ticket, &self.ctx.tenant, Some(session_id))?;
+            }
+        }
         gate::require_user(&self.ctx.tenant, Some(&self.caller))?;
         gate::kill_switch(state, &self.ctx.tenant)?;
         limits::check(state, &self.ctx.tenant, Some(self.ctx.ip), Some(&self.caller.subject))
@@ -248,10 +283,14 @@ impl Conn {
         let outcome = state.engine.send(send).await.map_err(send_refusal)?;
         let forward = !self.subscribed.contains(&session_id);
         match outcome {
-            SendOutcome::Streaming(turn) => self.streams.push(turn_stream(session_id, turn, forward)),
+            SendOutcome::Streaming(turn) => self.streams.push(turn_stream(session_id, turn)),
             SendOutcome::Finished { user, assistant } if forward => {
                 let events = finished_turn_events(&user, assistant.as_ref(), &trace::current());
-                let items = events.into_iter().map(move |e| Item { session_id, event: Arc::new(e), forward });
+                let items = events.into_iter().map(move |e| Item {
+                    session_id,
+                    event: Arc::new(e),
+                    source: Source::Turn,
+                });
                 self.streams.push(stream::iter(items).boxed());
             }
             SendOutcome::HandledByAgent { user } if forward => {
@@ -279,8 +318,19 @@ impl Conn {
         self.send(frames::error(session_id, &e.body())).await
     }
 
+    /// Sends a frame; a client that has not taken it within the pong
+    /// timeout (it stopped reading) is treated as gone, so a stuck socket
+    /// cannot hold its connection slot or miss being closed.
     async fn send(&mut self, frame: String) -> Result<(), axum::Error> {
-        self.tx.send(Message::Text(frame.into())).await
+        self.write(Message::Text(frame.into())).await
+    }
+
+    async fn write(&mut self, message: Message) -> Result<(), axum::Error> {
+        let within = self.ctx.state.config.connections.ws_pong_timeout;
+        match tokio::time::timeout(within, self.tx.send(message)).await {
+            Ok(sent) => sent,
+            Err(_) => Err(axum::Error::new("the client stopped reading")),
+        }
     }
 }
 
@@ -296,12 +346,14 @@ fn too_big_or_gone(e: &axum::Error) -> End {
 }
 
 fn feed_stream(session_id: Uuid, feed: Feed) -> BoxStream<'static, Item> {
-    stream::unfold(feed, move |mut feed| async move {
+    stream::unfold(Some(feed), move |feed| async move {
+        let mut feed = feed?;
         match feed.next().await {
-            Ok(event) => Some((Item { session_id, event, forward: true }, feed)),
+            Ok(event) => Some((Item { session_id, event, source: Source::Feed }, Some(feed))),
             Err(e) => {
-                tracing::warn!(error = %e, %session_id, "WebSocket subscription ended: the store could not be read");
-                None
+                let error = ApiError::internal(e).body();
+                let event = Arc::new(SessionEvent::Error { turn_id: None, error });
+                Some((Item { session_id, event, source: Source::FeedFailed }, None))
             }
         }
     })
@@ -310,10 +362,10 @@ fn feed_stream(session_id: Uuid, feed: Feed) -> BoxStream<'static, Item> {
 
 /// A running turn's events; dropping it (the socket closed) is a client
 /// disconnect for the tenant's `on_disconnect` rule.
-fn turn_stream(session_id: Uuid, turn: TurnStream, forward: bool) -> BoxStream<'static, Item> {
+fn turn_stream(session_id: Uuid, turn: TurnStream) -> BoxStream<'static, Item> {
     stream::unfold(turn, move |mut turn| async move {
         let event = turn.next().await?;
-        Some((Item { session_id, event, forward }, turn))
+        Some((Item { session_id, event, source: Source::Turn }, turn))
     })
     .boxed()
 }

@@ -37,6 +37,12 @@ pub fn error(session_id: Option<Uuid>, body: &ErrorBody) -> String {
     }
 }
 
+/// The welcome of a socket whose hello named no session (it may `subscribe`).
+pub fn welcome_alone(connection_id: Uuid) -> String {
+    serde_json::json!({"type": "welcome", "connection_id": connection_id, "session": null, "latest_seq": null})
+        .to_string()
+}
+
 pub fn pong(ts: &Value) -> String {
     serde_json::json!({"type": "pong", "ts": ts}).to_string()
 }

@@ -33,6 +33,8 @@ use uuid::Uuid;
 const MAX_FRAME: usize = 128 * 1024;
 /// Bytes read from the socket at a time.
 const READ_BUFFER: usize = 4 * 1024;
+/// How long a refused client gets to take its envelope and close frame.
+const REFUSE_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
 /// Outgoing bytes a slow client may leave unread before the socket fails.
 const MAX_WRITE_BUFFER: usize = 1024 * 1024;
 
@@ -108,8 +110,12 @@ async fn open(socket: WebSocket, ctx: Ctx) {
 
 /// The envelope of a refusal (if it has one), then its close code.
 async fn refuse(tx: &mut SplitSink<WebSocket, Message>, session_id: Option<Uuid>, refusal: Refusal) {
-    if let Some(e) = refusal.error {
-        let _ = tx.send(Message::Text(frames::error(session_id, &e.body()).into())).await;
-    }
-    let _ = tx.send(Message::Close(Some(CloseFrame { code: refusal.close, reason: "refused".into() }))).await;
+    let send = async {
+        if let Some(e) = refusal.error {
+            tx.send(Message::Text(frames::error(session_id, &e.body()).into())).await?;
+        }
+        tx.send(Message::Close(Some(CloseFrame { code: refusal.close, reason: "refused".into() }))).await
+    };
+    // A client that does not read is not waited for.
+    let _ = tokio::time::timeout(REFUSE_WITHIN, send).await;
 }
