@@ -237,7 +237,7 @@ fn direct_arrivals(events: &[Timed]) -> HashMap<usize, Instant> {
 pub fn cpu_line(m: &Measured) -> String {
     let per = |ms: f64| ms * 1000.0 / m.samples.len().max(1) as f64;
     format!(
-        "- CPU over the measured turns ({:.0} ms of wall time): server(s) {:.0} ms ({:.0} % of one core, {:.1} µs per delivered delta), load generator and fake upstream {:.0} ms ({:.0} %, {:.1} µs per delivered delta)\n",
+        "- CPU over the measured turns ({:.0} ms of wall time), everything the turns did included: server(s) {:.0} ms ({:.0} % of one core, {:.1} µs per delivered delta), load generator and fake upstream {:.0} ms ({:.0} %, {:.1} µs per delivered delta)\n",
         m.wall_ms,
         m.server_cpu_ms,
         100.0 * m.server_cpu_ms / m.wall_ms.max(1e-9),

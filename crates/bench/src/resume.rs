@@ -31,7 +31,7 @@ pub struct ResumeArgs {
     #[arg(long, default_value_t = TARGET_EVENTS, value_parser = clap::value_parser!(u32).range(2..=100_000))]
     pub messages: u32,
     /// Measured resumes of each kind (SSE and WebSocket).
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub resumes: u32,
 }
 
