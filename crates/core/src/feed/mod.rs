@@ -132,12 +132,14 @@ impl Feed {
             if let Some(event) = self.out.pop_front() {
                 return Ok(event);
             }
+            // Boxed: these rare steps (store reads, waits) would otherwise size
+            // the future every idle subscriber holds while it waits below.
             if let Some(after) = self.replay_after {
-                self.replay_page(after).await?;
+                Box::pin(self.replay_page(after)).await?;
                 continue;
             }
             if self.awaiting.is_some() {
-                self.await_snapshot().await;
+                Box::pin(self.await_snapshot()).await;
                 continue;
             }
             let event = match self.held.pop_front() {

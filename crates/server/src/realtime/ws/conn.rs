@@ -14,7 +14,7 @@ use crate::realtime::connections::{CloseReason, Slot};
 use crate::realtime::subscribe::DRAIN_QUIET;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::{self, BoxStream, SelectAll, SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use std::collections::HashSet;
 use std::sync::Arc;
 use switchboard_core::events::{SessionEvent, Who};
@@ -27,6 +27,8 @@ use uuid::Uuid;
 /// At most this many sessions per socket (SPEC §7).
 const MAX_SUBSCRIPTIONS: usize = 20;
 const CLOSE_GOING_AWAY: u16 = 1001;
+/// Frames written together at most, when several are ready at once.
+const BATCH: usize = 64;
 pub const CLOSE_TOO_BIG: u16 = 1009;
 
 /// An event for the socket, and where it comes from.
@@ -141,7 +143,9 @@ impl Conn {
                         continue;
                     }
                     let outcome = match text {
-                        Some(t) => self.frame(t.as_str()).await,
+                        // Boxed: a message runs a turn's start, which would
+                        // otherwise size the state every idle socket holds.
+                        Some(t) => Box::pin(self.frame(t.as_str())).await,
                         None => Err(Some(ApiError::invalid_field("frame", "binary frames are not accepted"))),
                     };
                     match outcome {
@@ -151,7 +155,7 @@ impl Conn {
                     }
                 }
                 Some(item) = self.streams.next() => {
-                    if self.emit(item).await.is_err() { return End::ClientGone; }
+                    if self.emit_ready(item).await.is_err() { return End::ClientGone; }
                 }
                 _ = ping.tick() => {
                     if last_pong.elapsed() > settings.ws_pong_timeout {
@@ -167,14 +171,27 @@ impl Conn {
     /// closing sockets: their last events are already published).
     async fn drain(&mut self) {
         while let Ok(Some(item)) = tokio::time::timeout(DRAIN_QUIET, self.streams.next()).await {
-            if self.emit(item).await.is_err() {
+            if self.emit(item, true).await.is_err() {
                 return;
             }
         }
     }
 
-    /// Sends one item, if this socket should see it.
-    async fn emit(&mut self, item: Item) -> Result<(), ()> {
+    /// Sends `first` and whatever else is ready at once (a replay, a burst
+    /// of deltas) as one write: one system call instead of one per frame.
+    async fn emit_ready(&mut self, first: Item) -> Result<(), ()> {
+        self.emit(first, false).await?;
+        for _ in 1..BATCH {
+            match self.streams.next().now_or_never() {
+                Some(Some(item)) => self.emit(item, false).await?,
+                _ => break,
+            }
+        }
+        self.flush().await.map_err(|_| ())
+    }
+
+    /// Sends (or, without `flush`, queues) one item, if this socket should see it.
+    async fn emit(&mut self, item: Item, flush: bool) -> Result<(), ()> {
         let wanted = match item.source {
             Source::Feed => !self.own_typing(&item.event),
             Source::FeedFailed => {
@@ -187,8 +204,12 @@ impl Conn {
         if !wanted {
             return Ok(());
         }
-        let frame = frames::event(item.session_id, &item.event, self.slot.id());
-        self.send(frame).await.map_err(|_| ())
+        let frame = Message::Text(frames::event(item.session_id, &item.event, self.slot.id()).into());
+        let written = match flush {
+            true => self.write(frame).await,
+            false => self.queue(frame).await,
+        };
+        written.map_err(|_| ())
     }
 
     fn closed_by_server(&self) -> End {
@@ -326,12 +347,28 @@ impl Conn {
     }
 
     async fn write(&mut self, message: Message) -> Result<(), axum::Error> {
-        let within = self.ctx.state.config.connections.ws_pong_timeout;
-        match tokio::time::timeout(within, self.tx.send(message)).await {
-            Ok(sent) => sent,
-            Err(_) => Err(axum::Error::new("the client stopped reading")),
-        }
+        within(self.ctx.state.config.connections.ws_pong_timeout, self.tx.send(message)).await
     }
+
+    /// Queues a frame without flushing it.
+    async fn queue(&mut self, message: Message) -> Result<(), axum::Error> {
+        within(self.ctx.state.config.connections.ws_pong_timeout, self.tx.feed(message)).await
+    }
+
+    async fn flush(&mut self) -> Result<(), axum::Error> {
+        within(self.ctx.state.config.connections.ws_pong_timeout, self.tx.flush()).await
+    }
+}
+
+/// A write that may take at most `limit`: a client that has not taken a
+/// frame for that long stopped reading, and counts as gone.
+async fn within(
+    limit: std::time::Duration,
+    write: impl std::future::Future<Output = Result<(), axum::Error>>,
+) -> Result<(), axum::Error> {
+    tokio::time::timeout(limit, write)
+        .await
+        .unwrap_or_else(|_| Err(axum::Error::new("the client stopped reading")))
 }
 
 /// A socket error: a frame over the limit gets 1009; anything else means

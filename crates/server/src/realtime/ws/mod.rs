@@ -81,7 +81,9 @@ async fn open(socket: WebSocket, ctx: Ctx) {
             return refuse(&mut tx, None, refusal).await;
         }
     };
-    let opened = async {
+    // Boxed and gone once the hello is through: an open socket keeps only
+    // what it needs afterwards.
+    let opened = Box::pin(async {
         let hello = hello::receive(&mut rx, &ctx).await?;
         let caller = hello::caller(&ctx, &hello).await?;
         let feed = match hello.session_id {
@@ -94,7 +96,7 @@ async fn open(socket: WebSocket, ctx: Ctx) {
         };
         hello::identify(&ctx, &mut slot, &caller)?;
         Ok::<_, Refusal>((hello, caller, feed))
-    }
+    })
     .await;
     let (hello, caller, feed) = match opened {
         Ok(opened) => opened,
