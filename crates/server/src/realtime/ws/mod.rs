@@ -33,6 +33,9 @@ use uuid::Uuid;
 const MAX_FRAME: usize = 128 * 1024;
 /// Bytes read from the socket at a time.
 const READ_BUFFER: usize = 4 * 1024;
+/// Frames queued together are written once they reach this size (or at the
+/// flush that ends a batch, see `conn`): a replay goes out in few writes.
+const WRITE_BUFFER: usize = 8 * 1024;
 /// How long a refused client gets to take its envelope and close frame.
 const REFUSE_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
 /// Outgoing bytes a slow client may leave unread before the socket fails.
@@ -63,7 +66,7 @@ pub async fn ws(
     let trace_id = trace::current();
     upgrade
         .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(MAX_WRITE_BUFFER)
         .max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
