@@ -53,6 +53,39 @@ pub(crate) enum Topic {
     Notice,
 }
 
+/// The channel (Redis) or subject (NATS) names of one prefix: `{p}:s:{id}`
+/// and `{p}:notice`, with the backend's separator.
+#[derive(Clone)]
+pub(crate) struct Names {
+    prefix: Arc<str>,
+    sep: char,
+}
+
+impl Names {
+    pub(crate) fn new(prefix: &str, sep: char) -> Self {
+        Self { prefix: prefix.into(), sep }
+    }
+
+    pub(crate) fn of(&self, topic: Topic) -> String {
+        let (p, s) = (&self.prefix, self.sep);
+        match topic {
+            Topic::Session(id) => format!("{p}{s}s{s}{id}"),
+            Topic::Notice => format!("{p}{s}notice"),
+        }
+    }
+
+    /// Another name under the prefix.
+    pub(crate) fn named(&self, name: &str) -> String {
+        format!("{}{}{name}", self.prefix, self.sep)
+    }
+
+    /// The pattern (Redis) or wildcard (NATS) of every session's name.
+    pub(crate) fn all_sessions(&self) -> String {
+        let (p, s) = (&self.prefix, self.sep);
+        format!("{p}{s}s{s}*")
+    }
+}
+
 #[derive(Serialize)]
 struct EventFrameOut<'a> {
     node: &'a str,

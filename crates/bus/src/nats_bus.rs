@@ -7,7 +7,7 @@
 //! once when it ends. Frames published while the link is down wait in the
 //! client's buffer until it is full, then are dropped (at most once).
 
-use crate::cluster::{Backoff, ClusterBus, Inbox, Link, Outbound, Topic, Wiring};
+use crate::cluster::{Backoff, ClusterBus, Inbox, Link, Names, Outbound, Topic, Wiring};
 use crate::url::{self, ClusterUrl};
 use crate::BusError;
 use async_nats::{Client, ConnectOptions, Event, PublishErrorKind, RequestErrorKind};
@@ -25,24 +25,6 @@ pub struct NatsBus {
     inner: ClusterBus,
 }
 
-#[derive(Clone)]
-struct Subjects {
-    prefix: Arc<str>,
-}
-
-impl Subjects {
-    fn of(&self, topic: Topic) -> String {
-        match topic {
-            Topic::Session(id) => format!("{}.s.{id}", self.prefix),
-            Topic::Notice => format!("{}.notice", self.prefix),
-        }
-    }
-
-    fn sessions_wildcard(&self) -> String {
-        format!("{}.s.*", self.prefix)
-    }
-}
-
 impl NatsBus {
     /// Connects to the NATS of `bus_url` (`nats://…[?prefix=NAME]`) and
     /// returns once the server has confirmed this node's subscriptions.
@@ -52,8 +34,8 @@ impl NatsBus {
         let client = connect_client(&url, "NATS bus connection").await?;
         let fail =
             |e: &dyn std::fmt::Display| BusError::Connect(format!("NATS at {}: {e}", url::redact(bus_url)));
-        let subjects = Subjects { prefix: url.prefix.as_str().into() };
-        let events = client.subscribe(subjects.sessions_wildcard()).await.map_err(|e| fail(&e))?;
+        let subjects = Names::new(&url.prefix, '.');
+        let events = client.subscribe(subjects.all_sessions()).await.map_err(|e| fail(&e))?;
         let notices = client.subscribe(subjects.of(Topic::Notice)).await.map_err(|e| fail(&e))?;
         round_trip(&client, &subjects).await.map_err(|e| fail(&e))?;
 
@@ -70,8 +52,8 @@ crate::cluster::backed_by_cluster!(NatsBus);
 /// before, subscriptions included, so a frame published from then on reaches
 /// this node. (`flush` only empties the client's write buffer.) A request
 /// nobody answers makes the round trip: "no responders" is the answer.
-async fn round_trip(client: &Client, subjects: &Subjects) -> Result<(), async_nats::RequestError> {
-    match client.request(format!("{}.sync", subjects.prefix), Bytes::new()).await {
+async fn round_trip(client: &Client, subjects: &Names) -> Result<(), async_nats::RequestError> {
+    match client.request(subjects.named("sync"), Bytes::new()).await {
         Err(e) if e.kind() != RequestErrorKind::NoResponders => Err(e),
         _ => Ok(()),
     }
@@ -114,7 +96,7 @@ pub(crate) async fn connect_client(url: &ClusterUrl, what: &'static str) -> Resu
 }
 
 /// Publishes frames in publication order. Ends when the bus is dropped.
-async fn send_loop(client: Client, mut outbox: mpsc::Receiver<Outbound>, node: Arc<str>, subjects: Subjects) {
+async fn send_loop(client: Client, mut outbox: mpsc::Receiver<Outbound>, node: Arc<str>, subjects: Names) {
     while let Some(out) = outbox.recv().await {
         let (topic, payload) = match out.encode(&node) {
             Ok(frame) => frame,

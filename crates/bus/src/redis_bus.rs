@@ -8,7 +8,7 @@
 //! loop below, which also pings so that a silently dead link is noticed.
 //! Frames published while a link is down are lost (at most once).
 
-use crate::cluster::{Backoff, ClusterBus, Inbox, Link, Outbound, Topic, Wiring};
+use crate::cluster::{Backoff, ClusterBus, Inbox, Link, Names, Outbound, Topic, Wiring};
 use crate::url::{self, ClusterUrl};
 use crate::BusError;
 use futures_util::StreamExt;
@@ -30,24 +30,6 @@ pub struct RedisBus {
 }
 
 /// Channel names of one prefix.
-#[derive(Clone)]
-struct Channels {
-    prefix: Arc<str>,
-}
-
-impl Channels {
-    fn of(&self, topic: Topic) -> String {
-        match topic {
-            Topic::Session(id) => format!("{}:s:{id}", self.prefix),
-            Topic::Notice => format!("{}:notice", self.prefix),
-        }
-    }
-
-    fn sessions_pattern(&self) -> String {
-        format!("{}:s:*", self.prefix)
-    }
-}
-
 impl RedisBus {
     /// Connects to the Redis of `bus_url` (`redis://…[?prefix=NAME]`) and
     /// returns once this node's subscription is confirmed by the server.
@@ -58,7 +40,7 @@ impl RedisBus {
         let fail =
             |e: redis::RedisError| BusError::Connect(format!("Redis at {}: {e}", url::redact(bus_url)));
         let publisher = client.get_connection_manager_with_config(manager_config()).await.map_err(fail)?;
-        let channels = Channels { prefix: url.prefix.as_str().into() };
+        let channels = Names::new(&url.prefix, ':');
         let subscription = subscribe(&client, &channels).await.map_err(fail)?;
 
         let (inner, Wiring { inbox, outbox, stop }) = ClusterBus::new(node_id);
@@ -89,10 +71,10 @@ pub(crate) fn manager_config() -> ConnectionManagerConfig {
 
 /// A connection subscribed to every session of the prefix and to notices;
 /// returns once Redis has confirmed both.
-async fn subscribe(client: &redis::Client, channels: &Channels) -> redis::RedisResult<PubSub> {
+async fn subscribe(client: &redis::Client, channels: &Names) -> redis::RedisResult<PubSub> {
     let work = async {
         let mut pubsub = client.get_async_pubsub().await?;
-        pubsub.psubscribe(channels.sessions_pattern()).await?;
+        pubsub.psubscribe(channels.all_sessions()).await?;
         pubsub.subscribe(channels.of(Topic::Notice)).await?;
         Ok(pubsub)
     };
@@ -109,7 +91,7 @@ async fn send_loop(
     mut conn: ConnectionManager,
     mut outbox: mpsc::Receiver<Outbound>,
     node: Arc<str>,
-    channels: Channels,
+    channels: Names,
 ) {
     let mut link = Link::new("Redis publishing connection");
     let mut backoff = Backoff::new();
@@ -147,7 +129,7 @@ async fn receive_loop(
     client: redis::Client,
     first: PubSub,
     inbox: Inbox,
-    channels: Channels,
+    channels: Names,
     stop: CancellationToken,
 ) {
     let mut link = Link::new("Redis subscription");

@@ -146,13 +146,8 @@ impl Feed {
                 Some(event) => event,
                 None => match self.events.recv().await {
                     Ok(event) => event,
-                    Err(RecvError::Lagged(_)) => {
-                        self.resync();
-                        continue;
-                    }
-                    Err(RecvError::Closed) => {
-                        self.events = self.engine.bus().subscribe(self.session_id);
-                        self.resync();
+                    Err(missed) => {
+                        self.recover(missed);
                         continue;
                     }
                 },
@@ -164,6 +159,15 @@ impl Feed {
                 Step::FillText => self.fill_text(),
             }
         }
+    }
+
+    /// The live stream dropped events (it lagged, or its channel closed):
+    /// follow it again and catch up from the store.
+    fn recover(&mut self, missed: RecvError) {
+        if let RecvError::Closed = missed {
+            self.events = self.engine.bus().subscribe(self.session_id);
+        }
+        self.resync();
     }
 
     /// Catch up on durable events from the store, from what was handed out.
@@ -256,13 +260,8 @@ impl Feed {
                     _ => self.held.push_back(event),
                 },
                 // Missed events may include durable ones: catch up after this.
-                Err(RecvError::Lagged(_)) => {
-                    self.resync();
-                    break;
-                }
-                Err(RecvError::Closed) => {
-                    self.events = self.engine.bus().subscribe(self.session_id);
-                    self.resync();
+                Err(missed) => {
+                    self.recover(missed);
                     break;
                 }
             }
