@@ -48,6 +48,7 @@ fn describe() {
     describe_counter!("switchboard_turns_finished_total", "Turns ended, by tenant and final status");
     describe_gauge!("switchboard_turns_in_flight", "Turns running on this node");
     describe_gauge!("switchboard_tenants", "Tenants this node serves");
+    describe_gauge!("switchboard_connections_open", "Open SSE subscriptions and WebSockets on this node");
     describe_histogram!(
         "switchboard_turn_first_token_seconds",
         Unit::Seconds,
@@ -84,6 +85,7 @@ pub async fn render(State(state): State<AppState>, request: Request) -> Response
         return ApiError::internal("the metrics recorder is not installed").into_response();
     };
     gauge!("switchboard_turns_in_flight").set(state.engine.running() as f64);
+    gauge!("switchboard_connections_open").set(f64::from(state.connections.count()));
     gauge!("switchboard_tenants").set(state.tenants.snapshot().len() as f64);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render()).into_response()
 }

@@ -38,6 +38,7 @@ async fn loopback_reads_request_and_turn_series() {
     assert_eq!(sample(text, "switchboard_turns_finished_total", &[t, "status=\"complete\""]), Some(1.0));
     assert_eq!(sample(text, "switchboard_turns_finished_total", &[t, "status=\"error\""]), Some(1.0));
     assert_eq!(sample(text, "switchboard_turns_in_flight", &[]), Some(0.0), "{text}");
+    assert_eq!(sample(text, "switchboard_connections_open", &[]), Some(0.0), "{text}");
     let openai = "provider=\"openai\"";
     assert_eq!(
         sample(text, "switchboard_provider_errors_total", &[openai, "kind=\"unavailable\""]),
@@ -51,6 +52,12 @@ async fn loopback_reads_request_and_turn_series() {
     let created = ["route=\"/v1/sessions\"", "status=\"2xx\""];
     assert_eq!(sample(text, "switchboard_http_requests_total", &created), Some(1.0), "{text}");
     assert!(!text.contains(&session), "a session id became a label");
+
+    // An open subscription is counted while it is open.
+    let mut sub = app.subscribe(&visitor, &session, None).await;
+    sub.session_event().await;
+    let open = app.get("/metrics", None).await.text;
+    assert_eq!(sample(&open, "switchboard_connections_open", &[]), Some(1.0), "{open}");
 }
 
 #[tokio::test]
