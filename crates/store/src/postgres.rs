@@ -83,7 +83,32 @@ impl PgStore {
     }
 }
 
-impl_store!(PgStore, conn = PgConnection, dialect = sql::postgres, begin_turn = begin_turn);
+impl_store!(
+    PgStore,
+    conn = PgConnection,
+    dialect = sql::postgres,
+    begin_turn = begin_turn,
+    messages_after = messages_after
+);
+
+/// A replay's page, oldest first.
+async fn messages_after(
+    store: &PgStore,
+    tenant_id: &str,
+    session_id: uuid::Uuid,
+    after_seq: i64,
+    limit: u32,
+) -> Result<Vec<switchboard_core::Message>, StoreError> {
+    let rows: Vec<MessageRow> = sqlx::query_as(sql::postgres::MESSAGES_AFTER)
+        .bind(session_id.to_string())
+        .bind(tenant_id)
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&store.reader)
+        .await
+        .map_err(db_err)?;
+    crate::rows::decode_messages(rows, &store.cipher)
+}
 
 /// One transaction that locks the session row, decides and writes; then the
 /// history, read after the commit.

@@ -36,12 +36,6 @@ pub const LIST_MESSAGES: &str = concat!(
     message_columns!(),
     " FROM messages WHERE session_id = $1 AND tenant_id = $2 AND seq < $3 ORDER BY seq DESC LIMIT $4"
 );
-pub const MESSAGES_AFTER: &str = concat!(
-    "SELECT ",
-    message_columns!(),
-    " FROM messages WHERE session_id = $1 AND tenant_id = $2 AND seq > $3 ORDER BY seq LIMIT $4"
-);
-
 /// The user message sent with this `client_message_id`, and its turn's answer.
 pub const FIND_DUPLICATE: &str = concat!(
     "SELECT ",
@@ -151,6 +145,13 @@ pub mod sqlite {
         };
     }
 
+    /// A replay's page, oldest first, packed into one JSON value like
+    /// `earlier_messages` (one hand-over from sqlx's thread, not one a row).
+    pub const MESSAGES_AFTER: &str = "SELECT json_group_array(json_array(seq, role, hex(content), author, \
+         status, created_at, token_count, client_message_id, turn_id, meta) ORDER BY seq) \
+         FROM (SELECT * FROM messages WHERE session_id = $1 AND tenant_id = $2 AND seq > $3 \
+         ORDER BY seq LIMIT $4)";
+
     /// A new turn's writes, then the messages before its user message (the
     /// provider's history), read in the same round trip and transaction.
     pub const START_TURN: &str =
@@ -173,6 +174,15 @@ pub mod sqlite {
 /// PostgreSQL runs one statement per round trip; data-modifying CTEs fold
 /// two writes into one.
 pub mod postgres {
+    use crate::rows::message_columns;
+
+    /// A replay's page: messages after a seq, oldest first.
+    pub const MESSAGES_AFTER: &str = concat!(
+        "SELECT ",
+        message_columns!(),
+        " FROM messages WHERE session_id = $1 AND tenant_id = $2 AND seq > $3 ORDER BY seq LIMIT $4"
+    );
+
     /// Locks the session row: concurrent turns of one session, on any node,
     /// queue here, and each then sees what the one before committed.
     pub const LOCK_SESSION: &str =

@@ -14,7 +14,13 @@
 /// backend's own, the hot path that each does in its fewest round trips
 /// (`async fn(&Type, &BeginTurn) -> Result<BeginTurnOutcome, StoreError>`).
 macro_rules! impl_store {
-    ($store:ty, conn = $conn:ty, dialect = $dialect:path, begin_turn = $begin_turn:path) => {
+    (
+        $store:ty,
+        conn = $conn:ty,
+        dialect = $dialect:path,
+        begin_turn = $begin_turn:path,
+        messages_after = $messages_after:path
+    ) => {
         // The block scopes these imports and helpers to the expansion.
         const _: () = {
             use std::sync::Arc;
@@ -225,15 +231,7 @@ macro_rules! impl_store {
                     after_seq: i64,
                     limit: u32,
                 ) -> Result<Vec<Message>, StoreError> {
-                    let rows: Vec<MessageRow> = sqlx::query_as(sql::MESSAGES_AFTER)
-                        .bind(session_id.to_string())
-                        .bind(tenant_id)
-                        .bind(after_seq)
-                        .bind(i64::from(limit))
-                        .fetch_all(&self.reader)
-                        .await
-                        .map_err(db_err)?;
-                    decode_messages(rows, &self.cipher)
+                    $messages_after(self, tenant_id, session_id, after_seq, limit).await
                 }
 
                 async fn begin_turn(&self, turn: &BeginTurn) -> Result<BeginTurnOutcome, StoreError> {

@@ -111,7 +111,34 @@ fn create_parent_dir(file: &std::path::Path) -> Result<(), StoreOpenError> {
     }
 }
 
-impl_store!(SqliteStore, conn = SqliteConnection, dialect = sql::sqlite, begin_turn = turn::begin_turn);
+impl_store!(
+    SqliteStore,
+    conn = SqliteConnection,
+    dialect = sql::sqlite,
+    begin_turn = turn::begin_turn,
+    messages_after = messages_after
+);
+
+/// A replay's page, oldest first, read as one packed JSON value.
+async fn messages_after(
+    store: &SqliteStore,
+    tenant_id: &str,
+    session_id: uuid::Uuid,
+    after_seq: i64,
+    limit: u32,
+) -> Result<Vec<switchboard_core::Message>, StoreError> {
+    let session = session_id.to_string();
+    let json: String = sqlx::query_scalar(sql::sqlite::MESSAGES_AFTER)
+        .bind(&session)
+        .bind(tenant_id)
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .fetch_one(&store.reader)
+        .await
+        .map_err(crate::rows::db_err)?;
+    let rows = crate::rows::message_rows_from_json(&json, &session, tenant_id)?;
+    crate::rows::decode_messages(rows, &store.cipher)
+}
 
 #[async_trait::async_trait]
 impl Schema for SqliteStore {
