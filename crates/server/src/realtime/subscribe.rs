@@ -113,7 +113,7 @@ fn stream(feed: Feed, slot: Slot, heartbeat: std::time::Duration, trace_id: Stri
                 close_error(sub.slot.close_reason(), &sub.trace_id).map(|e| sse::frame(&e))?
             }
             event = sub.feed.next() => match event {
-                Ok(event) => sse::frame(&event),
+                Ok(event) => sse::shared_frame(&event),
                 Err(e) => {
                     tracing::warn!(error = %e, "subscription ended: the store could not be read");
                     sub.done = true;
