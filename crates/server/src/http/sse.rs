@@ -5,9 +5,6 @@ use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use futures_util::Stream;
-use std::cell::RefCell;
-use std::collections::VecDeque;
-use std::sync::{Arc, Weak};
 use switchboard_core::events::SessionEvent;
 
 /// Opens every stream: tells `EventSource` to retry after 2 s.
@@ -32,33 +29,6 @@ pub fn frame(event: &SessionEvent) -> Bytes {
     out.push_str("\n\n");
     Bytes::from(out)
 }
-
-/// The frame of an event that many subscribers hand out (one published
-/// delta reaches every subscriber of its session as the same `Arc`):
-/// serialised once per thread, not once per subscriber. The cache holds
-/// `Weak`s, which keep the allocation (not the event) alive, so an address in
-/// it cannot be reused by another event while it is there.
-pub fn shared_frame(event: &Arc<SessionEvent>) -> Bytes {
-    thread_local! {
-        static RECENT: RefCell<VecDeque<(Weak<SessionEvent>, Bytes)>> =
-            RefCell::new(VecDeque::with_capacity(RECENT_FRAMES));
-    }
-    RECENT.with(|recent| {
-        let mut recent = recent.borrow_mut();
-        if let Some((_, bytes)) = recent.iter().find(|(w, _)| std::ptr::eq(w.as_ptr(), Arc::as_ptr(event))) {
-            return bytes.clone();
-        }
-        let bytes = frame(event);
-        if recent.len() == RECENT_FRAMES {
-            recent.pop_front();
-        }
-        recent.push_back((Arc::downgrade(event), bytes.clone()));
-        bytes
-    })
-}
-
-/// Frames remembered per thread by `shared_frame`.
-const RECENT_FRAMES: usize = 16;
 
 /// A 200 `text/event-stream` response that writes each chunk as it comes.
 pub fn response<S>(body: S) -> Response
@@ -88,18 +58,5 @@ mod tests {
             &frame(&resume)[..],
             b"event: resume_cursor\ndata: {\"last_event_id\":3,\"latest_seq\":4}\n\n"
         );
-    }
-
-    #[test]
-    fn shared_frames_are_the_event_s_own_whatever_was_cached_before() {
-        let a = Arc::new(SessionEvent::Typing { who: Who::Assistant, active: true });
-        assert_eq!(shared_frame(&a), frame(&a));
-        assert_eq!(shared_frame(&a), frame(&a));
-        for i in 0..40 {
-            // Freed events, new ones (possibly at reused addresses), evictions.
-            let b = Arc::new(SessionEvent::ResumeCursor { last_event_id: i, latest_seq: i });
-            assert_eq!(shared_frame(&b), frame(&b));
-        }
-        assert_eq!(shared_frame(&a), frame(&a));
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod connections;
 pub mod cursor;
+pub mod frame_cache;
 pub mod subscribe;
 pub mod ws;
 

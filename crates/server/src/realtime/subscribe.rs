@@ -5,6 +5,7 @@
 //! leaves or the server closes the connection.
 
 use super::connections::{CloseReason, Slot};
+use super::frame_cache::{self, Form};
 use super::{cursor, open_slot};
 use crate::edge::{query_param, Edge};
 use crate::gate::{self, Caller};
@@ -113,7 +114,7 @@ fn stream(feed: Feed, slot: Slot, heartbeat: std::time::Duration, trace_id: Stri
                 close_error(sub.slot.close_reason(), &sub.trace_id).map(|e| sse::frame(&e))?
             }
             event = sub.feed.next() => match event {
-                Ok(event) => sse::shared_frame(&event),
+                Ok(event) => frame_cache::frame(&event, Form::Sse, || sse::frame(&event)),
                 Err(e) => {
                     tracing::warn!(error = %e, "subscription ended: the store could not be read");
                     sub.done = true;

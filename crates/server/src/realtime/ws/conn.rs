@@ -11,8 +11,10 @@ use crate::http::{trace, ApiError};
 use crate::identity::tickets;
 use crate::limits;
 use crate::realtime::connections::{CloseReason, Slot};
+use crate::realtime::frame_cache::{self, Form};
 use crate::realtime::subscribe::DRAIN_QUIET;
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::body::Bytes;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{self, BoxStream, SelectAll, SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use std::collections::HashSet;
@@ -204,12 +206,25 @@ impl Conn {
         if !wanted {
             return Ok(());
         }
-        let frame = Message::Text(frames::event(item.session_id, &item.event, self.slot.id()).into());
+        let frame = self.event_frame(&item);
         let written = match flush {
             true => self.write(frame).await,
             false => self.queue(frame).await,
         };
         written.map_err(|_| ())
+    }
+
+    /// The frame of an item; a published event's is rendered once per
+    /// thread for all sockets (a `welcome` names this connection, so not it).
+    fn event_frame(&self, item: &Item) -> Message {
+        let connection = self.slot.id();
+        let render = || frames::event(item.session_id, &item.event, connection);
+        if matches!(*item.event, SessionEvent::Session { .. }) {
+            return Message::Text(render().into());
+        }
+        let bytes = frame_cache::frame(&item.event, Form::WebSocket, || Bytes::from(render()));
+        // Rendered from a `String`, so always UTF-8.
+        Utf8Bytes::try_from(bytes).map_or_else(|_| Message::Text(render().into()), Message::Text)
     }
 
     fn closed_by_server(&self) -> End {
