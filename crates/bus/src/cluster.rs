@@ -42,8 +42,14 @@ const DROP_WARNING_EVERY: Duration = Duration::from_secs(10);
 
 /// Something this node publishes to the others.
 pub(crate) enum Outbound {
-    Event { session_id: Uuid, event: Arc<SessionEvent> },
+    Event {
+        session_id: Uuid,
+        event: Arc<SessionEvent>,
+    },
     Notice(Notice),
+    /// Answered once everything queued before it has been handed to the
+    /// server (for a short-lived sender that must not exit before that).
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// Where a frame goes: one session's channel, or the notice channel.
@@ -118,17 +124,17 @@ struct NoticeFrameIn<'a> {
 }
 
 impl Outbound {
-    /// The frame's topic and its JSON bytes.
-    pub(crate) fn encode(&self, node: &str) -> Result<(Topic, Vec<u8>), serde_json::Error> {
-        match self {
+    /// The frame's topic and its JSON bytes (`None` for a flush, which is
+    /// not a frame).
+    pub(crate) fn encode(&self, node: &str) -> Result<Option<(Topic, Vec<u8>)>, serde_json::Error> {
+        Ok(Some(match self {
             Self::Event { session_id, event } => {
                 let frame = EventFrameOut { node, session_id: *session_id, event };
-                Ok((Topic::Session(*session_id), serde_json::to_vec(&frame)?))
+                (Topic::Session(*session_id), serde_json::to_vec(&frame)?)
             }
-            Self::Notice(notice) => {
-                Ok((Topic::Notice, serde_json::to_vec(&NoticeFrameOut { node, notice })?))
-            }
-        }
+            Self::Notice(notice) => (Topic::Notice, serde_json::to_vec(&NoticeFrameOut { node, notice })?),
+            Self::Flush(_) => return Ok(None),
+        }))
     }
 }
 
@@ -203,6 +209,14 @@ impl ClusterBus {
 
     pub(crate) fn topic_count(&self) -> usize {
         self.local.topic_count()
+    }
+
+    /// Waits, at most `within`, until everything published or notified so
+    /// far has been handed to the server; false if that did not happen.
+    pub(crate) async fn flush(&self, within: std::time::Duration) -> bool {
+        let (done, flushed) = tokio::sync::oneshot::channel();
+        let queued = tokio::time::timeout(within, self.outbox.send(Outbound::Flush(done))).await;
+        matches!(queued, Ok(Ok(()))) && matches!(tokio::time::timeout(within, flushed).await, Ok(Ok(())))
     }
 
     fn send(&self, out: Outbound) {
@@ -320,6 +334,12 @@ macro_rules! backed_by_cluster {
             pub fn topic_count(&self) -> usize {
                 self.inner.topic_count()
             }
+
+            /// Waits, at most `within`, until everything sent so far has
+            /// left for the server; false if it did not.
+            pub async fn flush(&self, within: std::time::Duration) -> bool {
+                self.inner.flush(within).await
+            }
         }
 
         impl switchboard_core::bus::Bus for $backend {
@@ -363,9 +383,10 @@ mod tests {
         let s = Uuid::new_v4();
         let mut rx = bus.subscribe(s);
         let event = Arc::new(SessionEvent::Typing { who: Who::Agent, active: true });
-        let (_, own) = Outbound::Event { session_id: s, event: event.clone() }.encode("node-a").unwrap();
+        let (_, own) =
+            Outbound::Event { session_id: s, event: event.clone() }.encode("node-a").unwrap().unwrap();
         let (topic, other) =
-            Outbound::Event { session_id: s, event: event.clone() }.encode("node-b").unwrap();
+            Outbound::Event { session_id: s, event: event.clone() }.encode("node-b").unwrap().unwrap();
         assert_eq!(topic, Topic::Session(s));
         wiring.inbox.event_frame(&own);
         wiring.inbox.event_frame(b"{not json");
@@ -379,7 +400,8 @@ mod tests {
     async fn frames_for_unwatched_sessions_open_no_channel() {
         let (bus, wiring) = pair();
         let event = Arc::new(SessionEvent::Typing { who: Who::User, active: false });
-        let (_, frame) = Outbound::Event { session_id: Uuid::new_v4(), event }.encode("node-b").unwrap();
+        let (_, frame) =
+            Outbound::Event { session_id: Uuid::new_v4(), event }.encode("node-b").unwrap().unwrap();
         wiring.inbox.event_frame(&frame);
         assert_eq!(bus.topic_count(), 0);
     }
@@ -394,7 +416,7 @@ mod tests {
         bus.notify(Notice::TenantsChanged);
         let mut kinds = Vec::new();
         while let Ok(out) = wiring.outbox.try_recv() {
-            kinds.push(out.encode("n").unwrap().0);
+            kinds.push(out.encode("n").unwrap().unwrap().0);
         }
         assert_eq!(kinds, [Topic::Session(s), Topic::Session(s), Topic::Notice]);
         // Past the queue's capacity frames are dropped, not waited for.

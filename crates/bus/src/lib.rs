@@ -28,7 +28,7 @@ pub use redis_bus::RedisBus;
 pub use url::DEFAULT_PREFIX;
 
 use std::sync::Arc;
-use switchboard_core::bus::Bus;
+use switchboard_core::bus::{Bus, Notice};
 use switchboard_core::ratelimit::{LocalRateLimiter, RateLimiter};
 use switchboard_core::time::Clock;
 use url::Scheme;
@@ -57,6 +57,35 @@ pub async fn connect(bus_url: &str, node_id: &str) -> Result<Arc<dyn Bus>, BusEr
         Scheme::Nats => Arc::new(NatsBus::connect(bus_url, node_id).await?),
     })
 }
+
+/// Tells every node of the cluster `bus_url` names, from a short-lived
+/// process (the CLI): connects, sends the notice, and returns once it has
+/// left for the server. Without a cluster (`""`) there is nobody to tell.
+pub async fn announce(bus_url: &str, notice: Notice) -> Result<(), BusError> {
+    if bus_url.is_empty() {
+        return Ok(());
+    }
+    let node = format!("announce-{}", uuid::Uuid::new_v4().simple());
+    let sent = match url::parse(bus_url)?.scheme {
+        Scheme::Redis => {
+            let bus = RedisBus::connect(bus_url, &node).await?;
+            bus.notify(notice);
+            bus.flush(ANNOUNCE_WITHIN).await
+        }
+        Scheme::Nats => {
+            let bus = NatsBus::connect(bus_url, &node).await?;
+            bus.notify(notice);
+            bus.flush(ANNOUNCE_WITHIN).await
+        }
+    };
+    match sent {
+        true => Ok(()),
+        false => Err(BusError::Connect("the notice did not leave in time".into())),
+    }
+}
+
+/// How long `announce` waits for its notice to leave.
+const ANNOUNCE_WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// The rate limiter `bus_url` names: in-process for an empty URL, otherwise
 /// counters shared through the same Redis or NATS (and prefix) as the bus.

@@ -99,7 +99,16 @@ pub(crate) async fn connect_client(url: &ClusterUrl, what: &'static str) -> Resu
 async fn send_loop(client: Client, mut outbox: mpsc::Receiver<Outbound>, node: Arc<str>, subjects: Names) {
     while let Some(out) = outbox.recv().await {
         let (topic, payload) = match out.encode(&node) {
-            Ok(frame) => frame,
+            Ok(Some(frame)) => frame,
+            Ok(None) => {
+                if let Outbound::Flush(done) = out {
+                    // Everything published before is written to the server.
+                    if client.flush().await.is_ok() {
+                        let _ = done.send(());
+                    }
+                }
+                continue;
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "bus: could not encode a frame");
                 continue;

@@ -98,17 +98,30 @@ async fn send_loop(
     let mut batch = Vec::with_capacity(BATCH);
     while outbox.recv_many(&mut batch, BATCH).await > 0 {
         let mut pipe = redis::pipe();
+        let mut flushes = Vec::new();
         for out in batch.drain(..) {
             match out.encode(&node) {
-                Ok((topic, payload)) => {
+                Ok(Some((topic, payload))) => {
                     pipe.publish(channels.of(topic), payload).ignore();
+                }
+                Ok(None) => {
+                    if let Outbound::Flush(done) = out {
+                        flushes.push(done);
+                    }
                 }
                 Err(e) => tracing::debug!(error = %e, "bus: could not encode a frame"),
             }
         }
         // A failed batch is dropped, not retried: by the time the link is
         // back its frames are stale, and subscribers recover from state.
-        match pipe.exec_async(&mut conn).await {
+        let sent = pipe.exec_async(&mut conn).await;
+        if sent.is_ok() {
+            // The frames before each flush are with the server now.
+            for done in flushes {
+                let _ = done.send(());
+            }
+        }
+        match sent {
             Ok(()) => {
                 link.working();
                 backoff.reset();

@@ -48,6 +48,7 @@ conformance!(
     a_node_does_not_receive_its_own_events_twice,
     prefixes_isolate,
     notices_reach_every_node_including_the_sender_once,
+    an_announcement_reaches_every_node,
     a_session_without_subscribers_leaves_no_local_channel,
     events_round_trip_intact,
     a_node_rides_out_a_lost_connection,

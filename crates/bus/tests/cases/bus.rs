@@ -137,6 +137,20 @@ pub async fn notices_reach_every_node_including_the_sender_once(h: &mut Harness)
     assert_eq!(next_notice(&mut at_a).await, last);
 }
 
+/// A one-off sender (the CLI) announces to every node and returns only once
+/// its notice has left; without a cluster there is nobody to tell.
+pub async fn an_announcement_reaches_every_node(h: &mut Harness) {
+    if h.is_local() {
+        assert!(switchboard_bus::announce("", Notice::TenantsChanged).await.is_ok());
+        return;
+    }
+    let (a, b) = (h.node("a").await, h.node("b").await);
+    let (mut at_a, mut at_b) = (a.notices(), b.notices());
+    switchboard_bus::announce(&h.url_for(&h.prefix, None), Notice::TenantsChanged).await.unwrap();
+    assert_eq!(next_notice(&mut at_a).await, Notice::TenantsChanged);
+    assert_eq!(next_notice(&mut at_b).await, Notice::TenantsChanged);
+}
+
 /// A session nobody watches costs no channel, on the publishing node or on
 /// a node that receives its frames.
 pub async fn a_session_without_subscribers_leaves_no_local_channel(h: &mut Harness) {

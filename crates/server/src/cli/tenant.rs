@@ -14,6 +14,7 @@ use clap::Subcommand;
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
+use switchboard_core::bus::Notice;
 use switchboard_core::store::{Store, TenantRecord};
 use switchboard_core::time::format;
 
@@ -85,13 +86,21 @@ pub async fn run(args: TenantArgs) -> Result<(), String> {
     let config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
     let store = crate::app::open_store(&config, true).await.map_err(|e| e.to_string())?;
     let ctx = Ctx { config, store };
-    match args.command {
+    let changed = match args.command {
         TenantCommand::Create { id, settings } => create(&ctx, &id, &settings).await,
-        TenantCommand::List { json } => list(&ctx, json).await,
-        TenantCommand::Show { id, json } => show(&ctx, &id, json).await,
+        TenantCommand::List { json } => return list(&ctx, json).await,
+        TenantCommand::Show { id, json } => return show(&ctx, &id, json).await,
         TenantCommand::Update { id, settings } => update(&ctx, &id, &settings).await,
         TenantCommand::Delete { id } => delete(&ctx, &id).await,
+    };
+    changed?;
+    // Running nodes re-read tenants at once (else within their next poll).
+    if let Err(e) = switchboard_bus::announce(&ctx.config.bus_url, Notice::TenantsChanged).await {
+        eprintln!(
+            "warning: running nodes were not told at once ({e}); they pick the change up within seconds"
+        );
     }
+    Ok(())
 }
 
 fn owned_by_file(id: &str) -> String {
