@@ -191,10 +191,7 @@ impl Feed {
             if message.seq > self.pos.final_upto {
                 let seq = message.seq;
                 self.out.push_back(Arc::new(SessionEvent::Message(message)));
-                self.pos.final_upto = seq;
-                if self.pos.following.as_ref().is_some_and(|f| f.seq <= seq) {
-                    self.pos.following = None;
-                }
+                self.pos.finished(seq);
             }
         }
         Ok(())

@@ -49,7 +49,7 @@ impl Position {
     }
 
     /// Marks `seq` as handed out in its final state.
-    fn finished(&mut self, seq: i64) {
+    pub fn finished(&mut self, seq: i64) {
         self.final_upto = self.final_upto.max(seq);
         if self.following_seq().is_some_and(|f| f <= seq) {
             self.following = None;

@@ -25,9 +25,7 @@ pub fn parse(mut body: Map<String, Value>) -> Result<ChatBody, ApiError> {
     let stream = check(p, "stream", stream(body.remove("stream")));
     let client_message_id =
         check(p, "client_message_id", client_message_id(body.remove("client_message_id")));
-    let mut unknown: Vec<_> = body.keys().cloned().collect();
-    unknown.sort();
-    problems.extend(unknown.into_iter().map(|field| FieldProblem::new(field, "unknown field")));
+    problems.extend(crate::http::extract::unknown_fields(&body));
     match (session_id, message, stream, client_message_id) {
         (Some(session_id), Some(message), Some(stream), Some(client_message_id)) if problems.is_empty() => {
             Ok(ChatBody { session_id, message, stream, client_message_id })

@@ -89,9 +89,7 @@ fn parse(mut body: Map<String, Value>) -> Result<String, ApiError> {
             None
         }
     };
-    let mut unknown: Vec<_> = body.keys().cloned().collect();
-    unknown.sort();
-    problems.extend(unknown.iter().map(|f| FieldProblem::new(f, "unknown field")));
+    problems.extend(extract::unknown_fields(&body));
     match token {
         Some(t) if problems.is_empty() => Ok(t),
         _ => Err(ApiError::invalid(problems)),

@@ -55,9 +55,7 @@ fn parse(mut body: Map<String, Value>) -> Result<Option<Uuid>, ApiError> {
             None
         }
     };
-    let mut unknown: Vec<_> = body.keys().cloned().collect();
-    unknown.sort();
-    problems.extend(unknown.iter().map(|f| FieldProblem::new(f, "unknown field")));
+    problems.extend(extract::unknown_fields(&body));
     if problems.is_empty() {
         Ok(session)
     } else {

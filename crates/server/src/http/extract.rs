@@ -8,6 +8,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use serde::de::DeserializeOwned;
+use switchboard_core::error::FieldProblem;
 use switchboard_core::ErrorCode;
 
 /// `axum::extract::Query`, refusing with `request.invalid`.
@@ -82,6 +83,14 @@ pub async fn json_body(
         return Err(ErrorCode::UnsupportedMediaType.into());
     }
     Ok(Some(bytes))
+}
+
+/// One problem per field left in `body` once the known ones were taken out
+/// (sorted, so answers are stable).
+pub fn unknown_fields(body: &serde_json::Map<String, serde_json::Value>) -> Vec<FieldProblem> {
+    let mut unknown: Vec<&String> = body.keys().collect();
+    unknown.sort();
+    unknown.into_iter().map(|field| FieldProblem::new(field, "unknown field")).collect()
 }
 
 /// Parses a body that must be a JSON object.

@@ -33,6 +33,18 @@ pub enum CloseReason {
     Revoked,
 }
 
+impl CloseReason {
+    /// The error the client is told before the close; none at shutdown (the
+    /// client just resumes on another node).
+    pub fn error(self) -> Option<switchboard_core::ErrorCode> {
+        match self {
+            Self::Shutdown => None,
+            Self::TenantDisabled => Some(switchboard_core::ErrorCode::TenantDisabled),
+            Self::Revoked => Some(switchboard_core::ErrorCode::AuthInvalid),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Caps {
     pub total: u32,

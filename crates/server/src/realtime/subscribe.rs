@@ -72,11 +72,7 @@ pub fn feed_refusal(e: FeedError) -> ApiError {
 /// The error event a connection closed by the server ends with, if any: a
 /// node shutting down just ends the stream (the client resumes elsewhere).
 pub fn close_error(reason: Option<CloseReason>, trace_id: &str) -> Option<SessionEvent> {
-    let code = match reason? {
-        CloseReason::Shutdown => return None,
-        CloseReason::TenantDisabled => ErrorCode::TenantDisabled,
-        CloseReason::Revoked => ErrorCode::AuthInvalid,
-    };
+    let code = reason?.error()?;
     Some(SessionEvent::Error { turn_id: None, error: error_body(code, trace_id) })
 }
 

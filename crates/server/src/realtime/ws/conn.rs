@@ -228,11 +228,9 @@ impl Conn {
     }
 
     fn closed_by_server(&self) -> End {
-        let refusal = |code: ErrorCode| End::Refused(Refusal { error: Some(code.into()), close: CLOSE_AUTH });
-        match self.slot.close_reason() {
-            Some(CloseReason::TenantDisabled) => refusal(ErrorCode::TenantDisabled),
-            Some(CloseReason::Revoked) => refusal(ErrorCode::AuthInvalid),
-            Some(CloseReason::Shutdown) | None => End::Close(CLOSE_GOING_AWAY, "server shutting down"),
+        match self.slot.close_reason().and_then(CloseReason::error) {
+            Some(code) => End::Refused(Refusal { error: Some(code.into()), close: CLOSE_AUTH }),
+            None => End::Close(CLOSE_GOING_AWAY, "server shutting down"),
         }
     }
 
