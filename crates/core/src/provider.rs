@@ -5,6 +5,7 @@
 use crate::model::{FinishReason, Role, Usage};
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
+use std::time::Duration;
 
 /// One earlier message as the model sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +24,10 @@ pub struct ChatRequest {
     pub session_id: uuid::Uuid,
     /// The caller (`visitor:<uuid>` or `user:<sub>`).
     pub subject: String,
+    /// The vendor's own id of this session's conversation, learned from an
+    /// earlier turn ([`ProviderEvent::Conversation`]); only for providers
+    /// with a [`Provider::conversation_key`].
+    pub conversation_id: Option<String>,
 }
 
 /// One piece of a provider's stream.
@@ -36,17 +41,57 @@ pub enum ProviderEvent {
     Usage(Usage),
     /// Why the answer ended; the stream may still carry usage after it.
     Finish(FinishReason),
+    /// The vendor's id of the conversation (Dify keeps history by it); the
+    /// engine stores it for the session's next turn.
+    Conversation(String),
 }
 
+/// Why a provider failed. Messages are for the log only (they may hold
+/// upstream details); clients see `llm.unavailable` or `llm.timeout`.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ProviderError {
-    /// The vendor could not be reached, refused, failed, or broke off the
-    /// stream. The message is for the log only (it may hold upstream details).
+    /// The vendor could not be reached: nothing was sent or answered.
+    #[error("provider unreachable: {message}")]
+    Connect { message: String, timed_out: bool },
+    /// The vendor refused the request with this HTTP status.
+    #[error("provider refused with HTTP {status}: {message}")]
+    Refused { status: u16, retry_after: Option<Duration>, message: String },
+    /// The vendor reported a passing failure inside its stream (overloaded,
+    /// server error): worth another attempt if no text was shown yet.
+    #[error("provider failed transiently: {0}")]
+    Transient(String),
+    /// The vendor failed otherwise (an error it will repeat, a broken or
+    /// unreadable stream).
     #[error("provider unavailable: {0}")]
     Unavailable(String),
-    /// The vendor took too long (connect, first token, idle gap or total).
+    /// The vendor took too long (first token, idle gap or total).
     #[error("provider timed out: {0}")]
     Timeout(String),
+}
+
+impl ProviderError {
+    /// Whether another attempt may succeed (SPEC §13: connect errors, 429,
+    /// 5xx; the vendor's own "overloaded" inside a stream).
+    pub fn retryable(&self) -> bool {
+        match self {
+            Self::Connect { .. } | Self::Transient(_) => true,
+            Self::Refused { status, .. } => *status == 429 || *status >= 500,
+            Self::Unavailable(_) | Self::Timeout(_) => false,
+        }
+    }
+
+    /// How long the vendor asked us to wait before trying again.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Refused { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// Whether the failure was slowness rather than refusal (`llm.timeout`).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::Timeout(_) | Self::Connect { timed_out: true, .. })
+    }
 }
 
 pub type ProviderStream = BoxStream<'static, Result<ProviderEvent, ProviderError>>;
@@ -57,6 +102,12 @@ pub trait Provider: Send + Sync + 'static {
     fn kind(&self) -> &str;
     /// The model name (reported in `stream_end`).
     fn model(&self) -> &str;
+    /// The key under which the session keeps this vendor's conversation id
+    /// (see [`ProviderEvent::Conversation`]); `None` (the default) for
+    /// vendors that take the history with every request.
+    fn conversation_key(&self) -> Option<&str> {
+        None
+    }
     /// Starts an answer. Errors before the first byte of the answer are
     /// returned here; later ones come through the stream.
     async fn stream(&self, request: ChatRequest) -> Result<ProviderStream, ProviderError>;

@@ -210,6 +210,7 @@ mod tests {
                 .collect(),
             session_id: uuid::Uuid::nil(),
             subject: "visitor:test".into(),
+            conversation_id: None,
         }
     }
 

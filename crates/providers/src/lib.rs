@@ -3,7 +3,9 @@
 //! vendor sends; timeouts past connecting, retries and usage estimates are
 //! the turn engine's.
 
+mod answer;
 pub mod demo;
+mod http;
 pub mod openai;
 pub mod sse;
 
@@ -49,19 +51,6 @@ pub fn build(settings: &ProviderSettings) -> Result<Arc<dyn Provider>, BuildErro
         }
         kind @ (ProviderKind::Anthropic | ProviderKind::Dify) => Err(BuildError::Unsupported(kind.as_str())),
     }
-}
-
-/// An error with its causes, which is where HTTP client errors keep the
-/// useful part ("connection refused", "unexpected EOF").
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn read_key(var: &str) -> Result<SecretString, BuildError> {

@@ -213,6 +213,7 @@ fn request() -> ChatRequest {
         ],
         session_id: uuid::Uuid::nil(),
         subject: "visitor:test".into(),
+        conversation_id: None,
     }
 }
 
@@ -269,7 +270,7 @@ async fn a_mid_stream_error_ends_the_stream_after_the_text_so_far() {
     let items = run(Mode::MidStreamError).await;
     assert_eq!(items[0], Ok(ProviderEvent::Delta("I'm".into())));
     assert_eq!(items.len(), 2);
-    let Err(ProviderError::Unavailable(message)) = &items[1] else { panic!("{items:?}") };
+    let Err(ProviderError::Transient(message)) = &items[1] else { panic!("{items:?}") };
     assert!(message.contains("The server had an error"), "{message}");
 }
 
@@ -292,31 +293,31 @@ async fn a_stream_cut_short_is_an_error() {
 async fn refusals_carry_status_retry_hint_and_a_truncated_body() {
     let (base, _) = spawn(Mode::RateLimited).await;
     let provider = OpenAiProvider::new(&settings(&base), None).unwrap();
-    let Err(ProviderError::Unavailable(message)) = provider.stream(request()).await.map(|_| ()) else {
-        panic!("expected a refusal")
-    };
-    assert!(message.contains("HTTP 429"), "{message}");
-    assert!(message.contains("retryable"), "{message}");
-    assert!(message.contains("retry-after 7s"), "{message}");
+    let err = provider.stream(request()).await.map(|_| ()).unwrap_err();
+    assert!(err.retryable());
+    let ProviderError::Refused { status: 429, retry_after, message } = err else { panic!("{err:?}") };
+    assert_eq!(retry_after, Some(std::time::Duration::from_secs(7)));
     assert!(message.contains("rate_limit_exceeded"), "{message}");
 
     let (base, _) = spawn(Mode::ServerError).await;
     let provider = OpenAiProvider::new(&settings(&base), None).unwrap();
-    let Err(ProviderError::Unavailable(message)) = provider.stream(request()).await.map(|_| ()) else {
-        panic!("expected a refusal")
-    };
-    assert!(message.contains("HTTP 500") && message.contains("retryable"), "{message}");
+    let err = provider.stream(request()).await.map(|_| ()).unwrap_err();
+    assert!(err.retryable());
+    let ProviderError::Refused { status: 500, message, .. } = err else { panic!("{err:?}") };
     assert!(message.len() < 1000, "body truncated for the log: {} bytes", message.len());
 }
 
 #[tokio::test]
-async fn an_unreachable_server_is_unavailable() {
+async fn an_unreachable_server_is_a_retryable_connect_error() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
     let provider = OpenAiProvider::new(&settings(&format!("http://{addr}/v1")), None).unwrap();
     let result = provider.stream(request()).await.map(|_| ());
-    assert!(matches!(result, Err(ProviderError::Unavailable(_))), "{result:?}");
+    assert!(
+        matches!(&result, Err(e @ ProviderError::Connect { timed_out: false, .. }) if e.retryable()),
+        "{result:?}"
+    );
 }
 
 #[tokio::test]

@@ -192,6 +192,7 @@ impl TurnTask {
             }
             ProviderEvent::Usage(usage) => observed.usage = Some(usage),
             ProviderEvent::Finish(reason) => *finish = Some(reason),
+            ProviderEvent::Conversation(_) => {}
         }
     }
 
@@ -243,6 +244,7 @@ impl TurnTask {
             history,
             session_id: self.msg.session_id,
             subject: self.msg.subject.to_string(),
+            conversation_id: None,
         }
     }
 
@@ -257,9 +259,10 @@ fn estimate_prompt(request: &ChatRequest) -> u32 {
 }
 
 fn error_code_of(e: &ProviderError) -> ErrorCode {
-    match e {
-        ProviderError::Timeout(_) => ErrorCode::LlmTimeout,
-        ProviderError::Unavailable(_) => ErrorCode::LlmUnavailable,
+    if e.is_timeout() {
+        ErrorCode::LlmTimeout
+    } else {
+        ErrorCode::LlmUnavailable
     }
 }
 

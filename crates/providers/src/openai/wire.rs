@@ -3,16 +3,12 @@
 //! compatible servers add or omit (unknown fields, `usage: null`, usage on the
 //! finish chunk, chunks without choices); strict about errors.
 
-use crate::sse::{decode_stream, SseEvent, SseStreamError};
-use bytes::Bytes;
-use futures_util::stream::{self, BoxStream, Stream, StreamExt};
+use crate::answer::{Flow, Wire};
+use crate::http::{snippet, to_u32};
+use crate::sse::SseEvent;
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
 use switchboard_core::model::{FinishReason, Role, Usage};
-use switchboard_core::provider::{ChatRequest, ProviderError, ProviderEvent, ProviderStream};
-
-/// How much of an upstream error text goes into a log message.
-pub(crate) const LOG_SNIPPET_CHARS: usize = 512;
+use switchboard_core::provider::{ChatRequest, ProviderError, ProviderEvent};
 
 #[derive(Debug, Serialize)]
 pub(crate) struct RequestBody<'a> {
@@ -85,10 +81,6 @@ struct WireUsage {
     completion_tokens: u64,
 }
 
-fn to_u32(n: u64) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
-}
-
 fn finish_reason(reason: &str) -> FinishReason {
     match reason {
         "length" => FinishReason::Length,
@@ -103,20 +95,23 @@ fn finish_reason(reason: &str) -> FinishReason {
     }
 }
 
-/// Cuts upstream text to a length fit for one log line.
-pub(crate) fn snippet(text: &str) -> String {
-    match text.char_indices().nth(LOG_SNIPPET_CHARS) {
-        Some((i, _)) => format!("{}…", &text[..i]),
-        None => text.to_owned(),
-    }
-}
-
 /// The message of an upstream `{"error": …}` object, or the whole JSON.
 fn error_text(error: &serde_json::Value) -> String {
     match error.get("message").and_then(|m| m.as_str()) {
         Some(message) => snippet(message),
         None => snippet(&error.to_string()),
     }
+}
+
+/// Whether an in-stream error names a passing condition (the server's
+/// fault or load) by its `type` or `code`.
+fn transient(error: &serde_json::Value) -> bool {
+    ["type", "code"].iter().filter_map(|k| error.get(*k).and_then(|v| v.as_str())).any(|v| {
+        matches!(
+            v,
+            "server_error" | "internal_error" | "overloaded" | "overloaded_error" | "rate_limit_exceeded"
+        )
+    })
 }
 
 /// What one `data:` payload means.
@@ -142,7 +137,12 @@ pub(crate) fn parse_event(event: &SseEvent) -> Result<Parsed, ProviderError> {
         ProviderError::Unavailable(format!("unparseable stream chunk ({e}): {}", snippet(data)))
     })?;
     if let Some(error) = chunk.error.filter(|e| !e.is_null()) {
-        return Err(ProviderError::Unavailable(format!("upstream error mid-stream: {}", error_text(&error))));
+        let message = format!("upstream error mid-stream: {}", error_text(&error));
+        return Err(if transient(&error) {
+            ProviderError::Transient(message)
+        } else {
+            ProviderError::Unavailable(message)
+        });
     }
     let mut events = Vec::new();
     // Only the first choice: we never ask for more than one (`n` unset).
@@ -163,79 +163,39 @@ pub(crate) fn parse_event(event: &SseEvent) -> Result<Parsed, ProviderError> {
     Ok(Parsed::Events(events))
 }
 
-type Events = BoxStream<'static, Result<SseEvent, SseStreamError<reqwest::Error>>>;
-
-/// Reads the answer off the decoded body, ending at `[DONE]`, at the first
-/// error, or when the body ends.
-struct Answer {
-    /// `None` once the body is no longer ours to read.
-    events: Option<Events>,
-    pending: VecDeque<Result<ProviderEvent, ProviderError>>,
+/// The Chat Completions stream: ends at `[DONE]`; a body that closes
+/// after the finish chunk is complete too (some servers skip `[DONE]`).
+#[derive(Debug, Default)]
+pub(crate) struct ChatWire {
     finished: bool,
 }
 
-impl Answer {
-    async fn next(&mut self) -> Option<Result<ProviderEvent, ProviderError>> {
-        loop {
-            if let Some(item) = self.pending.pop_front() {
-                return Some(item);
-            }
-            let events = self.events.as_mut()?;
-            match events.next().await {
-                Some(Ok(event)) => self.handle(&event),
-                Some(Err(e)) => {
-                    self.events = None;
-                    let cause = match &e {
-                        SseStreamError::Body(body) => crate::error_chain(body),
-                        SseStreamError::Sse(sse) => sse.to_string(),
-                    };
-                    return Some(Err(ProviderError::Unavailable(format!("stream broke off: {cause}"))));
-                }
-                None => {
-                    self.events = None;
-                    // Closed without `[DONE]`: complete if the finish came,
-                    // otherwise the answer was cut short.
-                    if !self.finished {
-                        return Some(Err(ProviderError::Unavailable("stream ended early".into())));
-                    }
-                }
-            }
-        }
-    }
-
-    fn handle(&mut self, event: &SseEvent) {
-        match parse_event(event) {
-            // Dropping the body here is fine for pooling: the HTTP client
-            // reads the (normally empty) rest itself before reusing the
-            // connection.
-            Ok(Parsed::Done) => self.events = None,
-            Ok(Parsed::Events(events)) => {
+impl Wire for ChatWire {
+    fn event(&mut self, event: &SseEvent, out: &mut Vec<ProviderEvent>) -> Result<Flow, ProviderError> {
+        match parse_event(event)? {
+            Parsed::Done => Ok(Flow::Done),
+            Parsed::Events(events) => {
                 for event in events {
-                    if let ProviderEvent::Finish(_) = event {
-                        // One finish per answer, whatever a server repeats.
-                        if std::mem::replace(&mut self.finished, true) {
-                            continue;
-                        }
+                    // One finish per answer, whatever a server repeats.
+                    if matches!(event, ProviderEvent::Finish(_))
+                        && std::mem::replace(&mut self.finished, true)
+                    {
+                        continue;
                     }
-                    self.pending.push_back(Ok(event));
+                    out.push(event);
                 }
-            }
-            Err(e) => {
-                self.pending.push_back(Err(e));
-                self.events = None;
+                Ok(Flow::More)
             }
         }
     }
-}
 
-/// The provider stream of an answer body.
-pub(crate) fn answer_stream<B>(body: B) -> ProviderStream
-where
-    B: Stream<Item = Result<Bytes, reqwest::Error>> + Send + 'static,
-{
-    let events: Events = decode_stream(body).boxed();
-    let answer = Answer { events: Some(events), pending: VecDeque::new(), finished: false };
-    stream::unfold(answer, |mut answer| async move { answer.next().await.map(|item| (item, answer)) }).boxed()
+    fn ended(&self) -> Result<(), ProviderError> {
+        if self.finished {
+            Ok(())
+        } else {
+            Err(ProviderError::Unavailable("stream ended early".into()))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -309,19 +269,14 @@ mod tests {
     fn errors_done_and_garbage() {
         assert_eq!(parse_event(&data(" [DONE] ")).unwrap(), Parsed::Done);
         let err = parse_event(&data(r#"{"error":{"message":"overloaded","type":"server_error"}}"#));
-        assert_eq!(err, Err(ProviderError::Unavailable("upstream error mid-stream: overloaded".into())));
+        assert_eq!(err, Err(ProviderError::Transient("upstream error mid-stream: overloaded".into())));
+        let err = parse_event(&data(r#"{"error":{"message":"bad","type":"invalid_request_error"}}"#));
+        assert_eq!(err, Err(ProviderError::Unavailable("upstream error mid-stream: bad".into())));
         assert!(parse_event(&data("{not json")).is_err());
         assert_eq!(events(r#"{"error":null,"choices":[]}"#), vec![]);
         let ping = SseEvent { event: Some("ping".into()), data: String::new(), id: None };
         assert_eq!(parse_event(&ping).unwrap(), Parsed::Events(vec![]));
         let error = SseEvent { event: Some("error".into()), data: "boom".into(), id: None };
         assert!(parse_event(&error).is_err());
-    }
-
-    #[test]
-    fn snippets_are_bounded() {
-        let long = "é".repeat(5000);
-        assert_eq!(snippet(&long).chars().count(), LOG_SNIPPET_CHARS + 1);
-        assert_eq!(snippet("short"), "short");
     }
 }
