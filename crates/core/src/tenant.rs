@@ -55,6 +55,36 @@ impl Default for Timeouts {
     }
 }
 
+/// Retries of a provider call before its first token (SPEC §13).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first one included (1: never retry).
+    pub attempts: u32,
+    /// The most a turn waits between attempts, all waits together.
+    pub max_wait: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { attempts: 3, max_wait: Duration::from_secs(10) }
+    }
+}
+
+/// The circuit breaker of one provider of a tenant (SPEC §13).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerPolicy {
+    /// Consecutive failures that open the circuit.
+    pub failures: u32,
+    /// How long it stays open before one trial call is let through.
+    pub open_for: Duration,
+}
+
+impl Default for BreakerPolicy {
+    fn default() -> Self {
+        Self { failures: 5, open_for: Duration::from_secs(60) }
+    }
+}
+
 /// How a tenant talks to its model vendor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProviderSettings {
@@ -69,6 +99,27 @@ pub struct ProviderSettings {
     pub temperature: Option<f32>,
     pub history_messages: u32,
     pub timeouts: Timeouts,
+    pub retry: RetryPolicy,
+    pub breaker: BreakerPolicy,
+}
+
+impl ProviderSettings {
+    /// Settings of `kind` and `model` with every other value its default.
+    pub fn new(kind: ProviderKind, model: impl Into<String>) -> Self {
+        Self {
+            kind,
+            base_url: None,
+            model: model.into(),
+            api_key_env: None,
+            system_prompt: None,
+            max_tokens: None,
+            temperature: None,
+            history_messages: 20,
+            timeouts: Timeouts::default(),
+            retry: RetryPolicy::default(),
+            breaker: BreakerPolicy::default(),
+        }
+    }
 }
 
 /// How the tenant's backend signs user JWTs (SPEC §3).

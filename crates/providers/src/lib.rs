@@ -4,7 +4,9 @@
 //! the turn engine's.
 
 mod answer;
+pub mod anthropic;
 pub mod demo;
+pub mod dify;
 mod http;
 pub mod openai;
 pub mod sse;
@@ -68,20 +70,9 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
-    use switchboard_core::tenant::Timeouts;
 
     fn settings(kind: ProviderKind, api_key_env: Option<&str>) -> ProviderSettings {
-        ProviderSettings {
-            kind,
-            base_url: None,
-            model: "m".into(),
-            api_key_env: api_key_env.map(str::to_owned),
-            system_prompt: None,
-            max_tokens: None,
-            temperature: None,
-            history_messages: 20,
-            timeouts: Timeouts::default(),
-        }
+        ProviderSettings { api_key_env: api_key_env.map(str::to_owned), ..ProviderSettings::new(kind, "m") }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use switchboard_core::model::{FinishReason, Role, Usage};
 use switchboard_core::provider::{ChatRequest, HistoryMessage, Provider, ProviderError, ProviderEvent};
-use switchboard_core::tenant::{ProviderKind, ProviderSettings, Timeouts};
+use switchboard_core::tenant::{ProviderKind, ProviderSettings};
 use switchboard_providers::OpenAiProvider;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -188,15 +188,8 @@ async fn spawn(mode: Mode) -> (String, Arc<Mutex<Vec<Captured>>>) {
 
 fn settings(base_url: &str) -> ProviderSettings {
     ProviderSettings {
-        kind: ProviderKind::Openai,
         base_url: Some(base_url.into()),
-        model: "gpt-4o-mini".into(),
-        api_key_env: None,
-        system_prompt: None,
-        max_tokens: None,
-        temperature: None,
-        history_messages: 20,
-        timeouts: Timeouts::default(),
+        ..ProviderSettings::new(ProviderKind::Openai, "gpt-4o-mini")
     }
 }
 

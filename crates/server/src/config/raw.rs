@@ -219,6 +219,26 @@ pub struct RawProvider {
     pub history_messages: u32,
     #[serde(default)]
     pub timeouts: RawTimeouts,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RawRetry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<RawBreaker>,
+}
+
+/// `[tenants.provider.retry]`: attempts before the first token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    pub attempts: Option<u32>,
+    pub max_wait_secs: Option<f64>,
+}
+
+/// `[tenants.provider.breaker]`: the provider's circuit breaker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBreaker {
+    pub failures: Option<u32>,
+    pub open_secs: Option<f64>,
 }
 
 fn default_kind() -> switchboard_core::tenant::ProviderKind {
@@ -237,6 +257,8 @@ impl Default for RawProvider {
             temperature: None,
             history_messages: default_history_messages(),
             timeouts: RawTimeouts::default(),
+            retry: None,
+            breaker: None,
         }
     }
 }

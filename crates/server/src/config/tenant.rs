@@ -2,7 +2,8 @@
 
 use super::raw::{RawJwt, RawProvider, RawRateLimits, RawTenant, RawWindow};
 use switchboard_core::tenant::{
-    JwtKey, OnDisconnect, ProviderKind, ProviderSettings, RateLimits, Timeouts, Window,
+    BreakerPolicy, JwtKey, OnDisconnect, ProviderKind, ProviderSettings, RateLimits, RetryPolicy, Timeouts,
+    Window,
 };
 use switchboard_core::TenantId;
 
@@ -97,9 +98,10 @@ fn rate_limits(r: Option<RawRateLimits>) -> Result<RateLimits, String> {
 fn provider(p: RawProvider) -> Result<ProviderSettings, String> {
     let model = match (p.kind, p.model) {
         (ProviderKind::Demo, m) => m.unwrap_or_else(|| "demo".into()),
-        (ProviderKind::Openai, Some(m)) if !m.trim().is_empty() => m,
-        (ProviderKind::Openai, _) => return Err("model`: required for kind \"openai\"".into()),
-        (kind, _) => return Err(format!("kind`: \"{}\" is not available in this version", kind.as_str())),
+        // A Dify app chooses its model itself; the name is what `stream_end` reports.
+        (ProviderKind::Dify, m) => m.unwrap_or_else(|| "dify".into()),
+        (_, Some(m)) if !m.trim().is_empty() => m,
+        (kind, _) => return Err(format!("model`: required for kind \"{}\"", kind.as_str())),
     };
     if let Some(url) = &p.base_url {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -114,14 +116,45 @@ fn provider(p: RawProvider) -> Result<ProviderSettings, String> {
         if v > 0.0 && v <= 86_400.0 {
             Ok(std::time::Duration::from_secs_f64(v))
         } else {
-            Err(format!("timeouts.{name}`: must be more than 0 and at most 86400 seconds"))
+            Err(format!("{name}`: must be more than 0 and at most 86400 seconds"))
         }
     };
     let timeouts = Timeouts {
-        connect: secs("connect", t.connect)?,
-        first_token: secs("first_token", t.first_token)?,
-        idle: secs("idle", t.idle)?,
-        total: secs("total", t.total)?,
+        connect: secs("timeouts.connect", t.connect)?,
+        first_token: secs("timeouts.first_token", t.first_token)?,
+        idle: secs("timeouts.idle", t.idle)?,
+        total: secs("timeouts.total", t.total)?,
+    };
+    let retry = match p.retry {
+        None => RetryPolicy::default(),
+        Some(r) => {
+            let d = RetryPolicy::default();
+            let attempts = r.attempts.unwrap_or(d.attempts);
+            if !(1..=10).contains(&attempts) {
+                return Err("retry.attempts`: must be between 1 and 10".into());
+            }
+            let max_wait = match r.max_wait_secs {
+                None => d.max_wait,
+                Some(v) if (0.0..=600.0).contains(&v) => std::time::Duration::from_secs_f64(v),
+                Some(_) => return Err("retry.max_wait_secs`: must be between 0 and 600 seconds".into()),
+            };
+            RetryPolicy { attempts, max_wait }
+        }
+    };
+    let breaker = match p.breaker {
+        None => BreakerPolicy::default(),
+        Some(b) => {
+            let d = BreakerPolicy::default();
+            let failures = b.failures.unwrap_or(d.failures);
+            if failures == 0 {
+                return Err("breaker.failures`: must be at least 1".into());
+            }
+            let open_for = match b.open_secs {
+                None => d.open_for,
+                Some(v) => secs("breaker.open_secs", v)?,
+            };
+            BreakerPolicy { failures, open_for }
+        }
     };
     Ok(ProviderSettings {
         kind: p.kind,
@@ -133,6 +166,8 @@ fn provider(p: RawProvider) -> Result<ProviderSettings, String> {
         temperature: p.temperature,
         history_messages: p.history_messages,
         timeouts,
+        retry,
+        breaker,
     })
 }
 

@@ -1,0 +1,1 @@
+//! The `dify` provider (chat-messages streaming).
