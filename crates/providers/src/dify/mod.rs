@@ -1,1 +1,151 @@
-//! The `dify` provider (chat-messages streaming).
+//! The `dify` provider: a Dify chat app (chat, agent or chatflow) through
+//! its chat-messages streaming API. Dify keeps the conversation itself: each
+//! request sends only the visitor's latest message and the conversation id
+//! learned on the session's first turn, and the app's own configuration in
+//! Dify supplies the prompt, model and parameters (the tenant's
+//! `system_prompt`, `temperature` and `max_tokens` do not apply). It reports
+//! Dify's own usage and never estimates; timeouts past connecting are the
+//! turn engine's, applied around the stream.
+
+mod wire;
+
+use crate::{answer, http, BuildError};
+use async_trait::async_trait;
+use reqwest::header::{HeaderValue, ACCEPT};
+use reqwest::{StatusCode, Url};
+use secrecy::{ExposeSecret, SecretString};
+use std::time::Duration;
+use switchboard_core::model::Role;
+use switchboard_core::provider::{ChatRequest, Provider, ProviderError, ProviderStream};
+use switchboard_core::tenant::ProviderSettings;
+
+/// The vendor SDK's default base URL (Dify Cloud; self-hosted Dify serves
+/// the same API under `{its URL}/v1`).
+pub const DEFAULT_BASE_URL: &str = "https://api.dify.ai/v1";
+
+pub struct DifyProvider {
+    client: reqwest::Client,
+    url: Url,
+    /// An app key (`app-…`): in Dify the key chooses the app.
+    api_key: Option<SecretString>,
+    model: String,
+    /// Names the Dify app without a secret; see [`Provider::conversation_key`].
+    conversation_key: String,
+    /// Bounds reading an error response, which nothing else times.
+    error_read_timeout: Duration,
+}
+
+impl std::fmt::Debug for DifyProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DifyProvider")
+            .field("url", &self.url.as_str())
+            .field("model", &self.model)
+            .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
+            .field("conversation_key", &self.conversation_key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DifyProvider {
+    /// Builds the client; the key is passed in (see [`crate::build`] for
+    /// reading it from the environment).
+    pub fn new(settings: &ProviderSettings, api_key: Option<SecretString>) -> Result<Self, BuildError> {
+        let url = http::endpoint(settings.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL), "chat-messages")?;
+        if let Some(key) = &api_key {
+            http::check_header_key("Bearer ", key.expose_secret())?;
+        }
+        // Conversation ids belong to one app, and the key alone chooses the
+        // app, so the key's variable name stands in for the key: a tenant that
+        // moves to another app (or Dify server) under another name starts new
+        // conversations rather than sending ids the app does not know. Same
+        // name, new app: the stale id is refused and `stream` starts afresh.
+        let conversation_key = match settings.api_key_env.as_deref() {
+            Some(var) => format!("dify {url} {var}"),
+            None => format!("dify {url}"),
+        };
+        Ok(Self {
+            client: http::client(settings)?,
+            url,
+            api_key,
+            model: settings.model.clone(),
+            conversation_key,
+            error_read_timeout: settings.timeouts.idle,
+        })
+    }
+
+    /// Where requests go: `{base_url}/chat-messages`.
+    pub fn url(&self) -> &str {
+        self.url.as_str()
+    }
+
+    /// Sends one chat-messages request; any status comes back.
+    async fn send(
+        &self,
+        query: &str,
+        conversation_id: &str,
+        user: &str,
+    ) -> Result<reqwest::Response, ProviderError> {
+        let body = wire::RequestBody {
+            inputs: wire::Inputs {},
+            query,
+            response_mode: "streaming",
+            conversation_id,
+            user,
+        };
+        let mut builder = self
+            .client
+            .post(self.url.clone())
+            .header(ACCEPT, HeaderValue::from_static("text/event-stream"))
+            .json(&body);
+        if let Some(key) = &self.api_key {
+            builder = builder.bearer_auth(key.expose_secret());
+        }
+        builder.send().await.map_err(|e| http::send_error(&e))
+    }
+}
+
+#[async_trait]
+impl Provider for DifyProvider {
+    fn kind(&self) -> &str {
+        "dify"
+    }
+
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn conversation_key(&self) -> Option<&str> {
+        Some(&self.conversation_key)
+    }
+
+    async fn stream(&self, request: ChatRequest) -> Result<ProviderStream, ProviderError> {
+        // Dify has the earlier turns already; agents' messages and system
+        // notes never reach it, only what the visitor said.
+        let Some(query) = request.history.iter().rev().find(|m| m.role == Role::User) else {
+            return Err(ProviderError::Unavailable(
+                "no user message in the turn's history to send as the Dify query".into(),
+            ));
+        };
+        let mut sent = request.conversation_id.as_deref().unwrap_or("");
+        let mut response = self.send(&query.content, sent, &request.subject).await?;
+        // A stored id the app no longer knows (the app was switched or its
+        // conversations deleted, or the same session now has another user) is
+        // a 404 "Conversation Not Exists.". Starting a new Dify conversation
+        // answers the visitor at the cost of Dify's memory of earlier turns;
+        // the new id replaces the stale one through the stream.
+        if response.status() == StatusCode::NOT_FOUND && !sent.is_empty() {
+            let stale = http::refusal(response, self.error_read_timeout).await;
+            tracing::info!(
+                session_id = %request.session_id,
+                error = %stale,
+                "the stored Dify conversation is gone; starting a new one"
+            );
+            sent = "";
+            response = self.send(&query.content, sent, &request.subject).await?;
+        }
+        if !response.status().is_success() {
+            return Err(http::refusal(response, self.error_read_timeout).await);
+        }
+        Ok(answer::stream(response.bytes_stream(), wire::DifyWire::new(sent)))
+    }
+}

@@ -1,0 +1,504 @@
+//! The `dify` provider against a fake Dify chat app that replays the
+//! recorded chat-messages wire format (keep-alive pings between chunks, events
+//! of agent and chatflow apps, mid-stream errors, the HTTP refusals) and keeps
+//! conversations the way Dify does.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::post;
+use axum::Router;
+use futures_util::stream::{self, StreamExt};
+use secrecy::SecretString;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use switchboard_core::model::{FinishReason, Role, Usage};
+use switchboard_core::provider::{ChatRequest, HistoryMessage, Provider, ProviderError, ProviderEvent};
+use switchboard_core::tenant::{ProviderKind, ProviderSettings};
+use switchboard_providers::dify::{DifyProvider, DEFAULT_BASE_URL};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    Normal,
+    ByteSplit,
+    CrLf,
+    /// Every event a chatflow or agent app adds, and one no Dify has yet.
+    Noisy,
+    Agent,
+    Replace,
+    NoUsage,
+    MidStreamError(&'static str, u16),
+    EndsEarly,
+    Dropped,
+    Garbage,
+    /// More events and then a broken connection after `message_end`.
+    TrailingAfterEnd,
+    Http(u16, &'static str),
+    /// Knows no conversation but the one it creates: a sent id gets a 404.
+    StaleConversation,
+}
+
+const CONV: &str = "45701982-8118-4bc5-8e9b-64562b4555f2";
+const WORDS: [&str; 2] = ["Sunny", ", 21°C."];
+const ANSWER: &str = "Sunny, 21°C.";
+const NOT_FOUND: &str = r#"{"code":"not_found","message":"Conversation Not Exists.","status":404}"#;
+
+/// The ids every Dify chunk repeats, in Dify's order; `HEAD` in a chunk below.
+const HEAD: &str = r#""conversation_id":"45701982-8118-4bc5-8e9b-64562b4555f2","message_id":"5ad4cb98-f0c7-4085-b384-88c403be6290","created_at":1705398420,"task_id":"900bbd43-dc0b-4383-a372-aa6e6c414227","id":"5ad4cb98-f0c7-4085-b384-88c403be6290""#;
+
+// The events of the reference transcript, each without its closing blank line.
+const SUNNY: &str = r#"{"event":"message",HEAD,"answer":"Sunny"}"#;
+const PING: &str = "event: ping";
+const DEGREES: &str = r#"{"event":"message",HEAD,"answer":", 21°C."}"#;
+const END: &str = r#"{"event":"message_end",HEAD,"metadata":{"usage":{"prompt_tokens":1033,"prompt_unit_price":"0.001","prompt_price_unit":"0.001","prompt_price":"0.0010330","completion_tokens":135,"completion_unit_price":"0.002","completion_price_unit":"0.001","completion_price":"0.0002700","total_tokens":1168,"total_price":"0.0013030","currency":"USD","latency":1.38,"time_to_first_token":0.41,"time_to_generate":0.97},"retriever_resources":[]},"files":[]}"#;
+const END_WITHOUT_USAGE: &str =
+    r#"{"event":"message_end",HEAD,"metadata":{"retriever_resources":[]},"files":[]}"#;
+const TTS_END: &str = r#"{"event":"tts_message_end",HEAD,"audio":""}"#;
+
+/// A chatflow app with an agent node, speech and files, and an event no Dify has sent yet.
+const NOISY: [&str; 15] = [
+    r#"{"event":"workflow_started",HEAD,"workflow_run_id":"w1","data":{"id":"w1","workflow_id":"f1","inputs":{"sys.query":"Weather?"},"created_at":1705398420}}"#,
+    r#"{"event":"node_started",HEAD,"workflow_run_id":"w1","data":{"id":"n1","node_id":"llm","node_type":"llm","title":"LLM","index":1}}"#,
+    PING,
+    ": a comment line",
+    r#"{"event":"agent_thought",HEAD,"position":1,"thought":"","observation":"","tool":"weather","tool_input":"{\"weather\":{\"city\":\"Paris\"}}","message_files":[]}"#,
+    SUNNY,
+    r#"{"event":"message_file",HEAD,"type":"image","belongs_to":"assistant","url":"https://upload.dify.ai/files/f.png"}"#,
+    PING,
+    r#"{"event":"future_event","payload":{"answer":[1,2]}}"#,
+    r#"{"event":"node_finished",HEAD,"workflow_run_id":"w1","data":{"id":"n1","status":"succeeded","outputs":{"text":"Sunny, 21°C."},"execution_metadata":{"total_price":"0.0013030"}}}"#,
+    DEGREES,
+    r#"{"event":"tts_message",HEAD,"audio":"SUQzBAAAAAAAI1RTU0UAAAAPAAADTGF2ZjU4Ljc2LjEwMAAAAAAA"}"#,
+    TTS_END,
+    r#"{"event":"workflow_finished",HEAD,"workflow_run_id":"w1","data":{"id":"w1","status":"succeeded","outputs":{"answer":"Sunny, 21°C."},"total_tokens":1168}}"#,
+    END,
+];
+
+const AGENT: [&str; 6] = [
+    r#"{"event":"agent_thought",HEAD,"position":1,"thought":"","observation":"","tool":"","tool_input":"","message_files":[]}"#,
+    r#"{"event":"agent_message",HEAD,"answer":"Sunny"}"#,
+    PING,
+    r#"{"event":"agent_thought",HEAD,"position":1,"thought":"Sunny, 21°C.","observation":"","tool":"","tool_input":"","message_files":[]}"#,
+    r#"{"event":"agent_message",HEAD,"answer":", 21°C."}"#,
+    END,
+];
+
+const REPLACED: [&str; 5] = [
+    SUNNY,
+    DEGREES,
+    r#"{"event":"message_replace",HEAD,"answer":"Sorry, I can't talk about that.","reason":"output_moderation"}"#,
+    r#"{"event":"message",HEAD,"answer":" Ask me anything else."}"#,
+    END,
+];
+
+/// One event on the wire: JSON goes in a `data:` line, anything else as is.
+fn frame(event: &str) -> String {
+    if event.starts_with('{') {
+        format!("data: {}\n\n", event.replacen("HEAD", HEAD, 1))
+    } else {
+        format!("{event}\n\n")
+    }
+}
+
+/// The body frames of a mode; `None` in the list means "break the connection".
+fn frames(mode: Mode) -> Vec<Option<String>> {
+    let error;
+    let events: Vec<&str> = match mode {
+        Mode::Noisy => NOISY.to_vec(),
+        Mode::Agent => AGENT.to_vec(),
+        Mode::Replace => REPLACED.to_vec(),
+        Mode::NoUsage => vec![SUNNY, DEGREES, END_WITHOUT_USAGE],
+        Mode::MidStreamError(code, status) => {
+            error = format!(
+                r#"{{"event":"error",HEAD,"code":"{code}","message":"[openai] Error: the model went away","status":{status}}}"#
+            );
+            vec![SUNNY, PING, &error, r#"{"event":"message",HEAD,"answer":"never seen"}"#]
+        }
+        Mode::EndsEarly => vec![SUNNY],
+        Mode::Dropped => return vec![Some(frame(SUNNY)), None],
+        Mode::Garbage => vec![SUNNY, r#"{"event":"message","answer":"#],
+        Mode::TrailingAfterEnd => {
+            let mut out: Vec<_> = [SUNNY, PING, DEGREES, END, TTS_END].map(|e| Some(frame(e))).to_vec();
+            out.push(None);
+            return out;
+        }
+        _ => vec![SUNNY, PING, DEGREES, END],
+    };
+    let frames = events.into_iter().map(frame);
+    frames.map(|f| Some(if mode == Mode::CrLf { f.replace('\n', "\r\n") } else { f })).collect()
+}
+
+#[derive(Debug)]
+struct Captured {
+    peer: SocketAddr,
+    headers: HeaderMap,
+    body: serde_json::Value,
+}
+
+#[derive(Clone)]
+struct Fake {
+    mode: Mode,
+    captured: Arc<Mutex<Vec<Captured>>>,
+}
+
+fn json_response(status: u16, body: &'static str) -> Response {
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap())
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .unwrap()
+}
+
+async fn chat_messages(
+    State(fake): State<Fake>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    let sent_conversation = body["conversation_id"].as_str().unwrap_or("").to_owned();
+    fake.captured.lock().unwrap().push(Captured { peer, headers, body });
+    match fake.mode {
+        Mode::Http(status, body) => return json_response(status, body),
+        Mode::StaleConversation if !sent_conversation.is_empty() => return json_response(404, NOT_FOUND),
+        _ => {}
+    }
+    let mut pieces: Vec<Result<Bytes, std::io::Error>> = Vec::new();
+    for f in frames(fake.mode) {
+        match f {
+            Some(f) if fake.mode == Mode::ByteSplit => {
+                pieces.extend(f.into_bytes().into_iter().map(|b| Ok(Bytes::from(vec![b]))));
+            }
+            Some(f) => pieces.push(Ok(Bytes::from(f))),
+            None => pieces.push(Err(std::io::Error::other("upstream went away"))),
+        }
+    }
+    // Yielding before every piece makes the server flush it on its own.
+    let body = stream::iter(pieces).then(|p| async move {
+        tokio::task::yield_now().await;
+        p
+    });
+    Response::builder()
+        .header("content-type", "text/event-stream; charset=utf-8")
+        .header("x-version", "1.9.1")
+        .body(Body::from_stream(body))
+        .unwrap()
+}
+
+async fn spawn(mode: Mode) -> (String, Arc<Mutex<Vec<Captured>>>) {
+    let captured = Arc::new(Mutex::new(Vec::new()));
+    let app = Router::new()
+        .route("/v1/chat-messages", post(chat_messages))
+        .with_state(Fake { mode, captured: captured.clone() });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/v1"), captured)
+}
+
+fn settings(base_url: &str) -> ProviderSettings {
+    ProviderSettings { base_url: Some(base_url.into()), ..ProviderSettings::new(ProviderKind::Dify, "dify") }
+}
+
+fn request(conversation_id: Option<&str>) -> ChatRequest {
+    let m = |role, content: &str| HistoryMessage { role, content: content.into() };
+    ChatRequest {
+        system_prompt: Some("You are Acme's shop assistant.".into()),
+        history: vec![
+            m(Role::User, "Hi"),
+            m(Role::Assistant, "Hello! How can I help?"),
+            m(Role::Agent, "Hi, this is Sam."),
+            m(Role::User, "What's the weather in Paris?"),
+            m(Role::System, "An agent left."),
+        ],
+        session_id: uuid::Uuid::nil(),
+        subject: "visitor:0b7e3c1a-5f0e-4c4e-9d7a-3f1d2b6c8e90".into(),
+        conversation_id: conversation_id.map(str::to_owned),
+    }
+}
+
+type Items = Vec<Result<ProviderEvent, ProviderError>>;
+
+async fn turn(provider: &DifyProvider, conversation_id: Option<&str>) -> Items {
+    provider.stream(request(conversation_id)).await.unwrap().collect().await
+}
+
+/// Runs a first turn (no conversation yet) against a fake in `mode`.
+async fn run(mode: Mode) -> Items {
+    let (base, _) = spawn(mode).await;
+    turn(&DifyProvider::new(&settings(&base), None).unwrap(), None).await
+}
+
+fn delta(text: &str) -> Result<ProviderEvent, ProviderError> {
+    Ok(ProviderEvent::Delta(text.into()))
+}
+
+fn conversation() -> Result<ProviderEvent, ProviderError> {
+    Ok(ProviderEvent::Conversation(CONV.into()))
+}
+
+fn usage() -> Result<ProviderEvent, ProviderError> {
+    Ok(ProviderEvent::Usage(Usage::new(1033, 135, false)))
+}
+
+fn finish(reason: FinishReason) -> Result<ProviderEvent, ProviderError> {
+    Ok(ProviderEvent::Finish(reason))
+}
+
+/// A whole answer; `new_conversation` when Dify created the conversation.
+fn complete(new_conversation: bool) -> Items {
+    let mut out = if new_conversation { vec![conversation()] } else { vec![] };
+    out.extend([delta(WORDS[0]), delta(WORDS[1]), finish(FinishReason::Stop), usage()]);
+    out
+}
+
+fn text_of(items: &Items) -> String {
+    items
+        .iter()
+        .filter_map(|i| match i {
+            Ok(ProviderEvent::Delta(t)) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn streams_the_recorded_shape() {
+    let items = run(Mode::Normal).await;
+    assert_eq!(items, complete(true));
+    assert_eq!(text_of(&items), ANSWER);
+}
+
+#[tokio::test]
+async fn tolerates_every_split_line_endings_pings_and_unknown_events() {
+    for mode in [Mode::ByteSplit, Mode::CrLf, Mode::Noisy] {
+        assert_eq!(run(mode).await, complete(true), "{mode:?}");
+    }
+}
+
+#[tokio::test]
+async fn agent_apps_stream_their_messages() {
+    assert_eq!(run(Mode::Agent).await, complete(true));
+}
+
+#[tokio::test]
+async fn a_replacement_keeps_its_place_in_the_stream() {
+    let items = run(Mode::Replace).await;
+    let expected = vec![
+        conversation(),
+        delta(WORDS[0]),
+        delta(WORDS[1]),
+        Ok(ProviderEvent::Replace("Sorry, I can't talk about that.".into())),
+        delta(" Ask me anything else."),
+        finish(FinishReason::ContentFilter),
+        usage(),
+    ];
+    assert_eq!(items, expected);
+}
+
+#[tokio::test]
+async fn usage_may_be_missing() {
+    let items = run(Mode::NoUsage).await;
+    assert_eq!(items, vec![conversation(), delta(WORDS[0]), delta(WORDS[1]), finish(FinishReason::Stop)]);
+}
+
+#[tokio::test]
+async fn the_conversation_is_learned_then_sent_back() {
+    let (base, captured) = spawn(Mode::Normal).await;
+    let provider = DifyProvider::new(&settings(&base), None).unwrap();
+    assert_eq!(turn(&provider, None).await, complete(true));
+    // The engine hands the learned id back: it travels, and is not news.
+    assert_eq!(turn(&provider, Some(CONV)).await, complete(false));
+    // Another id than the one Dify answers under is reported again.
+    assert_eq!(turn(&provider, Some("0c9d0a3e-0000-4000-8000-000000000000")).await, complete(true));
+    let captured = captured.lock().unwrap();
+    let sent: Vec<&str> = captured.iter().map(|c| c.body["conversation_id"].as_str().unwrap()).collect();
+    assert_eq!(sent, ["", CONV, "0c9d0a3e-0000-4000-8000-000000000000"]);
+}
+
+#[tokio::test]
+async fn a_stale_conversation_starts_a_new_one_once() {
+    let (base, captured) = spawn(Mode::StaleConversation).await;
+    let provider = DifyProvider::new(&settings(&base), None).unwrap();
+    assert_eq!(turn(&provider, Some("gone")).await, complete(true));
+    let sent: Vec<String> =
+        captured.lock().unwrap().iter().map(|c| c.body["conversation_id"].as_str().unwrap().into()).collect();
+    assert_eq!(sent, ["gone", ""]);
+
+    // A 404 that persists is refused after that one retry.
+    let (base, captured) = spawn(Mode::Http(404, NOT_FOUND)).await;
+    let provider = DifyProvider::new(&settings(&base), None).unwrap();
+    let err = provider.stream(request(Some("gone"))).await.map(|_| ()).unwrap_err();
+    assert!(matches!(err, ProviderError::Refused { status: 404, .. }), "{err:?}");
+    assert_eq!(captured.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn sends_the_request_the_contract_describes() {
+    let (base, captured) = spawn(Mode::Normal).await;
+    let mut s = settings(&base);
+    s.api_key_env = Some("ACME_DIFY_KEY".into());
+    s.max_tokens = Some(512);
+    s.temperature = Some(0.3);
+    let provider = DifyProvider::new(&s, Some(SecretString::from("app-test"))).unwrap();
+    assert_eq!(provider.url(), format!("{base}/chat-messages"));
+    let _ = turn(&provider, None).await;
+
+    let captured = captured.lock().unwrap();
+    let Captured { headers, body, .. } = &captured[0];
+    assert_eq!(headers["authorization"], "Bearer app-test");
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(headers["accept"], "text/event-stream");
+    // No system prompt, history or sampling options: the Dify app has them.
+    let expected = serde_json::json!({
+        "inputs": {},
+        "query": "What's the weather in Paris?",
+        "response_mode": "streaming",
+        "conversation_id": "",
+        "user": "visitor:0b7e3c1a-5f0e-4c4e-9d7a-3f1d2b6c8e90",
+    });
+    assert_eq!(body, &expected);
+}
+
+#[tokio::test]
+async fn without_a_key_no_authorization_is_sent() {
+    let (base, captured) = spawn(Mode::Normal).await;
+    let provider = DifyProvider::new(&settings(&base), None).unwrap();
+    let _ = turn(&provider, None).await;
+    assert!(captured.lock().unwrap()[0].headers.get("authorization").is_none());
+}
+
+#[tokio::test]
+async fn a_turn_without_a_user_message_is_not_sent() {
+    let (base, captured) = spawn(Mode::Normal).await;
+    let provider = DifyProvider::new(&settings(&base), None).unwrap();
+    let mut req = request(None);
+    req.history.retain(|m| m.role != Role::User);
+    let err = provider.stream(req).await.map(|_| ()).unwrap_err();
+    let ProviderError::Unavailable(message) = &err else { panic!("{err:?}") };
+    assert!(message.contains("no user message"), "{message}");
+    assert!(!err.retryable());
+    assert!(captured.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_mid_stream_error_ends_the_stream_after_the_text_so_far() {
+    for (code, status, transient) in [
+        ("invalid_param", 400, false),
+        ("provider_not_initialize", 400, false),
+        ("provider_quota_exceeded", 400, false),
+        ("model_currently_not_support", 400, false),
+        ("completion_request_error", 400, false),
+        ("too_many_requests", 429, true),
+        ("completion_request_error", 503, true),
+        ("internal_server_error", 500, true),
+    ] {
+        let items = run(Mode::MidStreamError(code, status)).await;
+        assert_eq!(items.len(), 3, "{code}: {items:?}");
+        assert_eq!(items[..2], [conversation(), delta(WORDS[0])]);
+        let Err(e) = &items[2] else { panic!("{code}: {items:?}") };
+        assert_eq!(matches!(e, ProviderError::Transient(_)), transient, "{code} {status}: {e:?}");
+        assert_eq!(matches!(e, ProviderError::Unavailable(_)), !transient, "{code} {status}: {e:?}");
+        assert!(e.to_string().contains(code) && e.to_string().contains("the model went away"), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn a_stream_cut_short_or_garbled_is_an_error() {
+    for (mode, starts) in [
+        (Mode::EndsEarly, "stream ended early"),
+        (Mode::Dropped, "stream broke off"),
+        (Mode::Garbage, "unparseable"),
+    ] {
+        let items = run(mode).await;
+        assert_eq!(items.len(), 3, "{mode:?}: {items:?}");
+        assert_eq!(items[..2], [conversation(), delta(WORDS[0])]);
+        let Err(ProviderError::Unavailable(message)) = &items[2] else { panic!("{mode:?}: {items:?}") };
+        assert!(message.starts_with(starts), "{mode:?}: {message}");
+    }
+}
+
+#[tokio::test]
+async fn nothing_after_the_end_is_read() {
+    assert_eq!(run(Mode::TrailingAfterEnd).await, complete(true));
+}
+
+#[tokio::test]
+async fn refusals_carry_their_status_and_body_for_the_log() {
+    for (status, body) in [
+        (400, r#"{"code":"invalid_param","message":"query is required","status":400}"#),
+        (
+            400,
+            r#"{"code":"app_unavailable","message":"App unavailable, please check your app configurations.","status":400}"#,
+        ),
+        (401, r#"{"code":"unauthorized","message":"Access token is invalid","status":401}"#),
+        (404, NOT_FOUND),
+        (
+            429,
+            r#"{"code":"too_many_requests","message":"Too many requests. Please try again later.","status":429}"#,
+        ),
+        (500, r#"{"message":"Internal Server Error","code":"unknown"}"#),
+    ] {
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        let code = json["code"].as_str().unwrap();
+        let (base, captured) = spawn(Mode::Http(status, body)).await;
+        let provider = DifyProvider::new(&settings(&base), None).unwrap();
+        let err = provider.stream(request(None)).await.map(|_| ()).unwrap_err();
+        assert_eq!(err.retryable(), status == 429 || status >= 500, "{status}");
+        let ProviderError::Refused { status: got, message, .. } = err else { panic!("{err:?}") };
+        assert_eq!(got, status);
+        assert!(message.contains(code), "{message}");
+        // Without a stored conversation even a 404 is not retried.
+        assert_eq!(captured.lock().unwrap().len(), 1, "{status}");
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_a_retryable_connect_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let provider = DifyProvider::new(&settings(&format!("http://{addr}/v1")), None).unwrap();
+    let result = provider.stream(request(Some(CONV))).await.map(|_| ());
+    assert!(
+        matches!(&result, Err(e @ ProviderError::Connect { timed_out: false, .. }) if e.retryable()),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn names_the_app_without_its_key() {
+    let mut s = ProviderSettings::new(ProviderKind::Dify, "dify");
+    s.api_key_env = Some("ACME_DIFY_KEY".into());
+    let provider = DifyProvider::new(&s, Some(SecretString::from("app-very-secret"))).unwrap();
+    assert_eq!((provider.kind(), provider.model()), ("dify", "dify"));
+    assert_eq!(provider.url(), format!("{DEFAULT_BASE_URL}/chat-messages"));
+    let key = provider.conversation_key().unwrap();
+    assert_eq!(key, "dify https://api.dify.ai/v1/chat-messages ACME_DIFY_KEY");
+    assert!(!format!("{provider:?}").contains("app-very-secret"));
+
+    // Another app (another key variable, another server) is another key.
+    s.api_key_env = Some("ACME_DIFY_SUPPORT_KEY".into());
+    let other = DifyProvider::new(&s, None).unwrap();
+    assert_ne!(other.conversation_key(), Some(key));
+    let local = DifyProvider::new(&settings("http://127.0.0.1:5001/v1/"), None).unwrap();
+    assert_eq!(local.conversation_key(), Some("dify http://127.0.0.1:5001/v1/chat-messages"));
+}
+
+#[tokio::test]
+async fn connections_are_reused_across_turns() {
+    let (base, captured) = spawn(Mode::Normal).await;
+    let provider = DifyProvider::new(&settings(&base), None).unwrap();
+    for _ in 0..5 {
+        assert_eq!(turn(&provider, None).await, complete(true));
+    }
+    let captured = captured.lock().unwrap();
+    let mut peers: Vec<SocketAddr> = captured.iter().map(|c| c.peer).collect();
+    peers.sort_unstable();
+    peers.dedup();
+    assert!(peers.len() < 5, "a new connection per turn: {peers:?}");
+}
