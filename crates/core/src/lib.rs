@@ -15,6 +15,7 @@ pub mod store;
 pub mod tenant;
 pub mod time;
 pub mod turn;
+pub mod upstream;
 
 pub use error::ErrorCode;
 pub use ids::{Subject, TenantId};

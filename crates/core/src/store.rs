@@ -210,4 +210,17 @@ pub trait Store: Send + Sync + 'static {
     /// Links recorded at or after `since`, of every tenant, oldest first (how a
     /// node learns of the links other nodes made).
     async fn linked_visitors(&self, since: Timestamp) -> Result<Vec<VisitorLink>, StoreError>;
+
+    /// The vendor's conversation id of a session under `key` (see
+    /// `Provider::conversation_key`), if one was learned.
+    async fn conversation_id(&self, session_id: Uuid, key: &str) -> Result<Option<String>, StoreError>;
+    /// Keeps the vendor's conversation id of a session (replacing an older
+    /// one); nothing happens when the session is gone.
+    async fn set_conversation_id(
+        &self,
+        tenant_id: &str,
+        session_id: Uuid,
+        key: &str,
+        conversation_id: &str,
+    ) -> Result<(), StoreError>;
 }

@@ -1,7 +1,7 @@
 //! A tenant's runtime settings, already validated: what the turn engine and the
 //! request gate need to know about a site or app.
 
-use crate::provider::Provider;
+use crate::upstream::Route;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -177,15 +177,24 @@ pub struct Tenant {
     pub rate_limits: RateLimits,
     /// `"config"` when the configuration file owns the tenant, `"db"` otherwise.
     pub source: String,
-    pub provider_settings: ProviderSettings,
-    pub provider: Arc<dyn Provider>,
+    /// The provider turns call first.
+    pub primary: Arc<Route>,
+    /// Tried in order when the one before failed before its first token.
+    pub fallbacks: Arc<[Route]>,
+}
+
+impl Tenant {
+    /// The primary provider, then the fallbacks.
+    pub fn routes(&self) -> impl Iterator<Item = &Route> {
+        std::iter::once(&*self.primary).chain(self.fallbacks.iter())
+    }
 }
 
 impl std::fmt::Debug for Tenant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tenant")
             .field("id", &self.id)
-            .field("provider", &self.provider_settings.kind)
+            .field("provider", &self.primary.settings.kind)
             .finish_non_exhaustive()
     }
 }

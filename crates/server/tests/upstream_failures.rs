@@ -124,6 +124,19 @@ async fn dropped_connection_mid_stream_is_llm_unavailable() {
 }
 
 #[tokio::test]
+async fn rate_limited_once_is_retried_after_retry_after() {
+    let timeouts = Timeouts { connect: 1.0, first_token: 5.0, idle: 2.0, total: 8.0 };
+    let (app, fake, sid, v) = setup(Mode::Normal(pieces(3)), timeouts).await;
+    fake.push_mode(Mode::RateLimited { retry_after_secs: 1 });
+    let turn = check_stream_turn(&app.chat_stream(&v, &sid, "hi").await, "hi", 1);
+    assert_eq!(turn.text, "w0 w1 w2");
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 2, "one retry after the 429");
+    let gap = reqs[1].at.duration_since(reqs[0].at);
+    assert!(gap >= Duration::from_millis(900), "Retry-After: 1 not honoured, retried after {gap:?}");
+}
+
+#[tokio::test]
 async fn rate_limited_always_is_llm_unavailable() {
     let (app, fake, sid, v) = setup(Mode::RateLimited { retry_after_secs: 1 }, FAST).await;
     failing_turn(&app, &v, &sid, "llm.unavailable", 502, Duration::from_secs(6), "").await;
@@ -132,10 +145,10 @@ async fn rate_limited_always_is_llm_unavailable() {
 }
 
 #[tokio::test]
-async fn server_errors_are_llm_unavailable_without_leaking_the_body() {
+async fn server_errors_are_retried_then_llm_unavailable_without_leaking_the_body() {
     let (app, fake, sid, v) = setup(Mode::ServerError, FAST).await;
     failing_turn(&app, &v, &sid, "llm.unavailable", 502, Duration::from_secs(6), "").await;
-    assert!(fake.calls() >= 1);
+    assert_eq!(fake.calls(), 3, "5xx before the first token is retried up to the attempts cap (SPEC §13)");
 
     let before = fake.calls();
     let reply = app.chat_json(&v, &sid, "again").await;

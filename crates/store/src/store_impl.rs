@@ -347,9 +347,28 @@ macro_rules! impl_store {
                 ) -> Result<Vec<switchboard_core::store::VisitorLink>, StoreError> {
                     self.linked_visitors_in_db(since).await
                 }
+
+                async fn conversation_id(
+                    &self,
+                    session_id: Uuid,
+                    key: &str,
+                ) -> Result<Option<String>, StoreError> {
+                    self.conversation_id_in_db(session_id, key).await
+                }
+
+                async fn set_conversation_id(
+                    &self,
+                    tenant_id: &str,
+                    session_id: Uuid,
+                    key: &str,
+                    conversation_id: &str,
+                ) -> Result<(), StoreError> {
+                    self.set_conversation_id_in_db(tenant_id, session_id, key, conversation_id).await
+                }
             }
 
             $crate::links::impl_links!($store, conn = $conn);
+            $crate::conversations::impl_conversations!($store, conn = $conn);
         };
     };
 }

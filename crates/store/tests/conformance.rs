@@ -61,4 +61,5 @@ conformance!(
     link_moves_the_visitors_sessions_once,
     linked_visitors_since_a_time_oldest_first,
     concurrent_links_of_one_visitor_link_once,
+    conversation_ids_are_kept_per_session_and_key,
 );

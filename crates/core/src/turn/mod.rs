@@ -3,6 +3,7 @@
 //! tracked task, and lets any number of subscribers follow it. The request that
 //! started a turn is only one of those subscribers.
 
+mod attempts;
 mod live;
 mod observe;
 mod reaper;
@@ -158,7 +159,7 @@ impl TurnEngine {
             node_id: inner.config.node_id.clone(),
             lease_until: now + inner.config.lease,
             now,
-            history_limit: msg.tenant.provider_settings.history_messages,
+            history_limit: msg.tenant.primary.settings.history_messages,
         };
         let starting = Starting::new(inner, turn_id);
         match inner.store.begin_turn(&begin).await? {

@@ -9,7 +9,6 @@ use crate::events::{ErrorBody, SessionEvent, StreamEnd, Who};
 use crate::model::{estimate_tokens, FinishReason, Latency, Message, MessageStatus, Role, TurnMeta, Usage};
 use crate::provider::{ChatRequest, HistoryMessage, ProviderError, ProviderEvent};
 use crate::store::{Checkpoint, Finish};
-use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -24,17 +23,17 @@ pub(super) struct TurnTask {
 }
 
 /// How the provider part of a turn ended.
-enum Ending {
+pub(super) enum Ending {
     Finished(FinishReason),
     Stopped(StopReason),
     Failed(ProviderError),
 }
 
-/// What the provider said besides text.
-#[derive(Default)]
-struct Observed {
-    usage: Option<Usage>,
-    first_token: Option<Duration>,
+/// What the provider said besides text, and when text first came.
+pub(super) struct Observed {
+    pub started: Instant,
+    pub usage: Option<Usage>,
+    pub first_token: Option<Duration>,
 }
 
 impl TurnTask {
@@ -53,8 +52,8 @@ impl TurnTask {
         });
         let request = self.request();
         let prompt_estimate = estimate_prompt(&request);
-        let mut observed = Observed::default();
-        let ending = self.stream(request, started, &mut observed).await;
+        let mut observed = Observed { started, usage: None, first_token: None };
+        let (ending, route) = self.answer(&request, started, &mut observed).await;
         let text = self.live.snapshot().text;
         let usage =
             observed.usage.unwrap_or_else(|| Usage::new(prompt_estimate, estimate_tokens(&text), true));
@@ -75,7 +74,7 @@ impl TurnTask {
         if let Ending::Failed(e) = &ending {
             tracing::warn!(trace_id = %self.msg.trace_id, %session, error = %e, "provider failed during a turn");
         }
-        let provider = &self.msg.tenant.provider;
+        let provider = &route.provider;
         let meta = TurnMeta {
             usage: Some(usage),
             latency_ms: Some(latency),
@@ -122,60 +121,14 @@ impl TurnTask {
         }
     }
 
-    /// Streams the provider's answer into the live text until it ends.
-    async fn stream(&self, request: ChatRequest, started: Instant, observed: &mut Observed) -> Ending {
-        let timeouts = self.msg.tenant.provider_settings.timeouts;
-        let total_deadline = started + timeouts.total;
-        let first_deadline = (started + timeouts.first_token).min(total_deadline);
-        let opened = tokio::select! {
-            _ = self.live.cancelled() => return self.stopped(),
-            r = tokio::time::timeout_at(first_deadline, self.msg.tenant.provider.stream(request)) => r,
-        };
-        let mut upstream = match opened {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Ending::Failed(e),
-            Err(_) => {
-                return Ending::Failed(ProviderError::Timeout(
-                    "no answer before the first-token timeout".into(),
-                ))
-            }
-        };
-        let mut deadline = first_deadline;
-        let mut finish = None;
-        let every = self.inner.config.checkpoint_every;
-        let mut checkpoint = tokio::time::interval_at(Instant::now() + every, every);
-        checkpoint.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            let item = tokio::select! {
-                biased;
-                _ = self.live.cancelled() => return self.stopped(),
-                _ = tokio::time::sleep_until(deadline) => {
-                    let what = if observed.first_token.is_none() { "first token" } else if deadline == total_deadline { "total" } else { "idle" };
-                    return Ending::Failed(ProviderError::Timeout(format!("{what} timeout")));
-                }
-                _ = checkpoint.tick() => { self.checkpoint().await; continue; }
-                item = upstream.next() => item,
-            };
-            match item {
-                None => return Ending::Finished(finish.unwrap_or(FinishReason::Stop)),
-                Some(Err(e)) => return Ending::Failed(e),
-                Some(Ok(event)) => {
-                    self.apply(event, started, observed, &mut finish);
-                    if observed.first_token.is_some() {
-                        deadline = (Instant::now() + timeouts.idle).min(total_deadline);
-                    }
-                }
-            }
-        }
-    }
-
-    fn apply(
+    /// Publishes text as it comes and notes the rest.
+    pub(super) fn apply(
         &self,
         event: ProviderEvent,
-        started: Instant,
         observed: &mut Observed,
         finish: &mut Option<FinishReason>,
     ) {
+        let started = observed.started;
         let turn_id = self.live.turn_id;
         let seq = self.assistant.seq;
         match event {
@@ -192,15 +145,16 @@ impl TurnTask {
             }
             ProviderEvent::Usage(usage) => observed.usage = Some(usage),
             ProviderEvent::Finish(reason) => *finish = Some(reason),
+            // Kept by the caller, which knows the provider.
             ProviderEvent::Conversation(_) => {}
         }
     }
 
-    fn stopped(&self) -> Ending {
+    pub(super) fn stopped(&self) -> Ending {
         Ending::Stopped(self.live.stop_reason().unwrap_or(StopReason::ClientGone))
     }
 
-    async fn checkpoint(&self) {
+    pub(super) async fn checkpoint(&self) {
         let cp = Checkpoint {
             tenant_id: self.msg.tenant.id.clone(),
             session_id: self.msg.session_id,
@@ -240,7 +194,7 @@ impl TurnTask {
             .map(|m| HistoryMessage { role: m.role, content: m.content.clone() })
             .collect();
         ChatRequest {
-            system_prompt: self.msg.tenant.provider_settings.system_prompt.clone(),
+            system_prompt: self.msg.tenant.primary.settings.system_prompt.clone(),
             history,
             session_id: self.msg.session_id,
             subject: self.msg.subject.to_string(),

@@ -242,7 +242,6 @@ fn not_enforced(raw: &RawConfig) -> Vec<String> {
     note(!raw.prices.is_empty(), "prices".into());
     for (i, t) in raw.tenants.iter().enumerate() {
         note(t.budget.is_some(), format!("tenants[{i}].budget"));
-        note(!t.fallbacks.is_empty(), format!("tenants[{i}].fallbacks"));
         note(!t.tools.is_empty(), format!("tenants[{i}].tools"));
     }
     out

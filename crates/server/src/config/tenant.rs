@@ -25,6 +25,8 @@ pub struct TenantConfig {
     pub jwt: Option<JwtKey>,
     pub rate_limits: RateLimits,
     pub provider: ProviderSettings,
+    /// `[[tenants.fallbacks]]`, in the order they are tried.
+    pub fallbacks: Vec<ProviderSettings>,
     /// The entry as written (secrets only by variable name): what the
     /// database keeps and `switchboard tenant show` prints.
     pub raw: RawTenant,
@@ -45,7 +47,10 @@ pub(crate) fn validate(t: RawTenant) -> Result<TenantConfig, String> {
     if t.max_messages_per_session == 0 || t.max_connections_per_subject == 0 {
         return Err("`max_messages_per_session` and `max_connections_per_subject` must be at least 1".into());
     }
-    let provider = provider(t.provider).map_err(|e| format!("`provider.{e}"))?;
+    let provider = provider_settings(t.provider).map_err(|e| format!("`provider.{e}"))?;
+    let fallbacks = (t.fallbacks.into_iter().enumerate())
+        .map(|(i, p)| provider_settings(p).map_err(|e| format!("`fallbacks[{i}].{e}")))
+        .collect::<Result<Vec<_>, _>>()?;
     let jwt = t.jwt.map(jwt).transpose()?;
     let rate_limits = rate_limits(t.rate_limits)?;
     Ok(TenantConfig {
@@ -62,6 +67,7 @@ pub(crate) fn validate(t: RawTenant) -> Result<TenantConfig, String> {
         jwt,
         rate_limits,
         provider,
+        fallbacks,
         raw,
     })
 }
@@ -95,7 +101,7 @@ fn rate_limits(r: Option<RawRateLimits>) -> Result<RateLimits, String> {
     })
 }
 
-fn provider(p: RawProvider) -> Result<ProviderSettings, String> {
+fn provider_settings(p: RawProvider) -> Result<ProviderSettings, String> {
     let model = match (p.kind, p.model) {
         (ProviderKind::Demo, m) => m.unwrap_or_else(|| "demo".into()),
         // A Dify app chooses its model itself; the name is what `stream_end` reports.

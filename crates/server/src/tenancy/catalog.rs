@@ -155,7 +155,7 @@ mod tests {
         let next = catalog.refresh(&records, &map).unwrap();
         assert!(next["filed"].kill_switch && next["a"].kill_switch && !next["b"].kill_switch);
         assert!(Arc::ptr_eq(&next["b"], &map["b"]), "b was rebuilt");
-        assert!(Arc::ptr_eq(&next["filed"].provider, &map["filed"].provider), "only the switch moves");
+        assert!(Arc::ptr_eq(&next["filed"].primary, &map["filed"].primary), "only the switch moves");
 
         // Delete `b`; add one whose settings are broken.
         records.remove(2);

@@ -10,7 +10,8 @@ pub mod records;
 pub mod reload;
 
 use crate::config::TenantConfig;
-use switchboard_core::tenant::Tenant;
+use switchboard_core::tenant::{ProviderSettings, Tenant};
+use switchboard_core::upstream::Route;
 
 /// `TenantRecord.source` of a tenant the configuration file owns.
 pub const SOURCE_CONFIG: &str = "config";
@@ -20,7 +21,13 @@ pub const SOURCE_DB: &str = "db";
 /// The runtime tenant: validated settings plus a provider client. Fails when
 /// the provider cannot be built (an API key variable that is not set, say).
 pub fn build(config: &TenantConfig, source: &str, kill_switch: bool) -> Result<Tenant, String> {
-    let provider = switchboard_providers::build(&config.provider).map_err(|e| format!("provider: {e}"))?;
+    let route = |settings: &ProviderSettings| {
+        switchboard_providers::build(settings).map(|provider| Route::new(settings.clone(), provider))
+    };
+    let primary = route(&config.provider).map_err(|e| format!("provider: {e}"))?;
+    let fallbacks = (config.fallbacks.iter().enumerate())
+        .map(|(i, s)| route(s).map_err(|e| format!("fallbacks[{i}]: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Tenant {
         id: config.id.clone(),
         name: config.name.clone(),
@@ -35,7 +42,7 @@ pub fn build(config: &TenantConfig, source: &str, kill_switch: bool) -> Result<T
         jwt: config.jwt.clone(),
         rate_limits: config.rate_limits,
         source: source.to_owned(),
-        provider_settings: config.provider.clone(),
-        provider,
+        primary: std::sync::Arc::new(primary),
+        fallbacks: fallbacks.into(),
     })
 }

@@ -34,6 +34,9 @@ pub struct TenantSpec {
     /// `(scope, limit, window_secs)` for `rate_limits`; generous by default,
     /// because a whole test talks from one address to one tenant.
     pub rate_limits: Vec<(&'static str, u32, u64)>,
+    /// Raw tables written after the provider's (`[tenants.provider.retry]`,
+    /// `[[tenants.fallbacks]]`…).
+    pub tables: Vec<String>,
 }
 
 impl TenantSpec {
@@ -50,6 +53,7 @@ impl TenantSpec {
             timeouts: None,
             lines: default_lines(),
             rate_limits: generous_rate_limits(),
+            tables: Vec::new(),
         }
     }
 
@@ -66,7 +70,23 @@ impl TenantSpec {
             timeouts: Some(Timeouts::default()),
             lines: default_lines(),
             rate_limits: generous_rate_limits(),
+            tables: Vec::new(),
         }
+    }
+
+    /// Adds a raw table after the provider's, e.g. `[tenants.provider.retry]\nattempts = 1`.
+    pub fn table(mut self, table: &str) -> Self {
+        self.tables.push(table.to_owned());
+        self
+    }
+
+    /// Adds a fallback answered by `fake` as model `model`.
+    pub fn fallback(self, fake: &FakeOpenAi, model: &str) -> Self {
+        self.table(&format!(
+            "[[tenants.fallbacks]]\nkind = \"openai\"\nmodel = {}\nbase_url = {}\napi_key_env = \"SWITCHBOARD_TEST_FAKE_API_KEY\"",
+            q(model),
+            q(&fake.base_url())
+        ))
     }
 
     /// Adds a raw tenant-level line, e.g. `allowed_origins = ["https://a.example"]`.
@@ -150,6 +170,10 @@ impl TenantSpec {
                 "[tenants.provider.timeouts]\nconnect = {:?}\nfirst_token = {:?}\nidle = {:?}\ntotal = {:?}\n",
                 t.connect, t.first_token, t.idle, t.total
             ));
+        }
+        for table in &self.tables {
+            out.push_str(table);
+            out.push('\n');
         }
     }
 }

@@ -46,6 +46,8 @@ pub enum Mode {
     Gated { before: Vec<String>, after: Vec<String> },
     /// 429 `rate_limit_exceeded` with `Retry-After: <secs>`.
     RateLimited { retry_after_secs: u64 },
+    /// 429 with `retry-after-ms: <ms>` (and a `retry-after` of whole seconds).
+    RateLimitedMs(u64),
     /// 500 `server_error`.
     ServerError,
 }
@@ -181,6 +183,16 @@ async fn completions(State(shared): State<Arc<Shared>>, headers: HeaderMap, body
             error_body("Rate limit reached for requests", "requests", "rate_limit_exceeded").to_string(),
         )
             .into_response(),
+        Mode::RateLimitedMs(ms) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [
+                ("retry-after-ms", ms.to_string()),
+                ("retry-after", ms.div_ceil(1000).to_string()),
+                ("content-type", "application/json".to_owned()),
+            ],
+            error_body("Rate limit reached for requests", "requests", "rate_limit_exceeded").to_string(),
+        )
+            .into_response(),
         Mode::ServerError => (
             StatusCode::INTERNAL_SERVER_ERROR,
             [("content-type", "application/json")],
@@ -313,7 +325,7 @@ fn steps(mode: &Mode) -> Vec<Step> {
             out.extend(ending(before.len() + after.len(), true, false));
             out
         }
-        Mode::RateLimited { .. } | Mode::ServerError => Vec::new(),
+        Mode::RateLimited { .. } | Mode::RateLimitedMs(_) | Mode::ServerError => Vec::new(),
     }
 }
 

@@ -2,12 +2,14 @@
 //! the `Store` trait, and helpers they share.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
+mod conversations;
 mod keys;
 mod leases;
 mod links;
 mod lists;
 mod turns;
 
+pub use conversations::*;
 pub use keys::*;
 pub use leases::*;
 pub use links::*;
