@@ -1,4 +1,4 @@
-//! Switchboard's model vendor clients (`demo`, `openai`) behind core's
+//! Switchboard's model vendor clients (`demo`, `openai`, `anthropic`, `dify`) behind core's
 //! `Provider` port, and the SSE decoder they share. Clients stream what the
 //! vendor sends; timeouts past connecting, retries and usage estimates are
 //! the turn engine's.
@@ -16,7 +16,9 @@ use std::sync::Arc;
 use switchboard_core::provider::Provider;
 use switchboard_core::tenant::{ProviderKind, ProviderSettings};
 
+pub use anthropic::AnthropicProvider;
 pub use demo::DemoProvider;
+pub use dify::DifyProvider;
 pub use openai::OpenAiProvider;
 
 /// Why a provider could not be built from its settings: a configuration
@@ -31,8 +33,6 @@ pub enum BuildError {
     InvalidApiKey(String),
     #[error("invalid base_url {url:?}: {reason}")]
     InvalidBaseUrl { url: String, reason: String },
-    #[error("provider kind {0:?} is not supported yet")]
-    Unsupported(&'static str),
     #[error("building the HTTP client failed: {0}")]
     Client(String),
 }
@@ -41,18 +41,22 @@ pub enum BuildError {
 ///
 /// The API key is read from the environment variable that `api_key_env`
 /// names; a named variable that is unset or empty is an error. Without
-/// `api_key_env` no `Authorization` header is sent (local compatible servers).
+/// `api_key_env` no key header is sent (local compatible servers, gateways
+/// that add the key themselves).
 pub fn build(settings: &ProviderSettings) -> Result<Arc<dyn Provider>, BuildError> {
     match settings.kind {
         ProviderKind::Demo => {
             Ok(Arc::new(DemoProvider::new(settings.model.clone(), demo::DEFAULT_WORD_DELAY)))
         }
-        ProviderKind::Openai => {
-            let key = settings.api_key_env.as_deref().map(read_key).transpose()?;
-            Ok(Arc::new(OpenAiProvider::new(settings, key)?))
-        }
-        kind @ (ProviderKind::Anthropic | ProviderKind::Dify) => Err(BuildError::Unsupported(kind.as_str())),
+        ProviderKind::Openai => Ok(Arc::new(OpenAiProvider::new(settings, key(settings)?)?)),
+        ProviderKind::Dify => Ok(Arc::new(DifyProvider::new(settings, key(settings)?)?)),
+        ProviderKind::Anthropic => Ok(Arc::new(AnthropicProvider::new(settings, key(settings)?)?)),
     }
+}
+
+/// The API key that `api_key_env` names, if it names one.
+fn key(settings: &ProviderSettings) -> Result<Option<SecretString>, BuildError> {
+    settings.api_key_env.as_deref().map(read_key).transpose()
 }
 
 fn read_key(var: &str) -> Result<SecretString, BuildError> {
@@ -81,7 +85,11 @@ mod tests {
         assert_eq!((demo.kind(), demo.model()), ("demo", "m"));
         let openai = build(&settings(ProviderKind::Openai, None)).unwrap();
         assert_eq!((openai.kind(), openai.model()), ("openai", "m"));
-        assert!(matches!(build(&settings(ProviderKind::Dify, None)), Err(BuildError::Unsupported("dify"))));
+        let anthropic = build(&settings(ProviderKind::Anthropic, None)).unwrap();
+        assert_eq!((anthropic.kind(), anthropic.model()), ("anthropic", "m"));
+        let dify = build(&settings(ProviderKind::Dify, None)).unwrap();
+        assert_eq!((dify.kind(), dify.model()), ("dify", "m"));
+        assert!(dify.conversation_key().is_some());
     }
 
     #[test]

@@ -333,4 +333,34 @@ mod tests {
             assert!(load(bad).is_err(), "{bad}");
         }
     }
+
+    #[test]
+    fn provider_resilience_settings_are_checked_and_named() {
+        let provider = "[[tenants]]\nid = \"a\"\n[tenants.provider]\nkind = \"anthropic\"\nmodel = \"m\"\n";
+        let c = load(&format!(
+            "{provider}[tenants.provider.retry]\nattempts = 1\nmax_wait_secs = 2.5\n[tenants.provider.breaker]\nopen_secs = 5\n\
+             [[tenants.fallbacks]]\nkind = \"dify\"\n[[tenants.fallbacks]]\nkind = \"demo\""
+        ))
+        .unwrap();
+        let t = &c.tenants[0];
+        assert_eq!((t.provider.retry.attempts, t.provider.retry.max_wait), (1, Duration::from_millis(2500)));
+        assert_eq!((t.provider.breaker.failures, t.provider.breaker.open_for), (5, Duration::from_secs(5)));
+        let kinds: Vec<&str> = t.fallbacks.iter().map(|f| f.kind.as_str()).collect();
+        assert_eq!(kinds, ["dify", "demo"]);
+        assert_eq!(t.fallbacks[0].model, "dify");
+        for (bad, named) in [
+            ("[tenants.provider.retry]\nattempts = 0", "retry.attempts"),
+            ("[tenants.provider.retry]\nmax_wait_secs = 601", "retry.max_wait_secs"),
+            ("[tenants.provider.breaker]\nfailures = 0", "breaker.failures"),
+            ("[tenants.provider.breaker]\nopen_secs = 0", "breaker.open_secs"),
+            ("[tenants.provider.breaker]\nopen_sec = 5", "open_sec"),
+            ("[[tenants.fallbacks]]\nkind = \"openai\"", "fallbacks[0].model"),
+            ("[[tenants.fallbacks]]\nkind = \"demo\"\nbase = 1", "base"),
+        ] {
+            let e = load(&format!("{provider}{bad}")).unwrap_err().to_string();
+            assert!(e.contains(named), "{bad}: {e}");
+        }
+        let e = load("[[tenants]]\nid = \"a\"\n[tenants.provider]\nkind = \"anthropic\"").unwrap_err();
+        assert!(e.to_string().contains("provider.model"), "{e}");
+    }
 }

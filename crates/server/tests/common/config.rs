@@ -59,11 +59,16 @@ impl TenantSpec {
 
     /// A tenant answered by the fake OpenAI upstream.
     pub fn openai(id: &str, fake: &FakeOpenAi) -> Self {
+        Self::upstream(id, "openai", &fake.base_url(), "gpt-fake")
+    }
+
+    /// A tenant answered by a provider of `kind` at `base_url`.
+    pub fn upstream(id: &str, kind: &'static str, base_url: &str, model: &str) -> Self {
         Self {
             id: id.to_owned(),
-            kind: "openai",
-            base_url: Some(fake.base_url()),
-            model: "gpt-fake".to_owned(),
+            kind,
+            base_url: Some(base_url.to_owned()),
+            model: model.to_owned(),
             on_disconnect: None,
             history_messages: None,
             system_prompt: None,
