@@ -85,6 +85,8 @@ async fn turning_the_switch_on_stops_turns_in_flight() {
     assert_eq!(error["error"]["code"], "tenant.disabled", "{error}");
     assert_eq!(error["error"]["http_status"], 403, "{error}");
     assert!(live.next(Duration::from_secs(5)).await.is_none(), "the stream goes on after the error");
+    // The upstream request was dropped with the turn, not left to run on.
+    assert_eq!((fake.dropped(), fake.completed()), (1, 0), "the provider stream outlived the stopped turn");
     fake.release();
 
     app.cli(&["tenant", "update", "acme", "--kill-switch", "off"]).await.expect_ok("flip off");

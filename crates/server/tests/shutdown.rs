@@ -26,6 +26,7 @@ async fn sigterm_during_a_slow_turn_drains_and_exits_zero() {
     // The open stream ends rather than hanging.
     let events = live.finish(Duration::from_secs(5)).await;
     assert!(events.iter().any(|e| e.event == "stream_delta"));
+    assert_eq!((fake.dropped(), fake.completed()), (1, 0), "the provider stream was not closed");
 
     app.restart().await;
     let answer = app.message(&v, &sid, 2).await.expect("the answer was lost");
