@@ -14,7 +14,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
-use switchboard_core::turn::{TurnObserver, TurnReport};
+use switchboard_core::turn::{AfterFailure, TurnObserver, TurnReport};
 use switchboard_core::{ErrorCode, MessageStatus};
 use tokio_util::sync::CancellationToken;
 
@@ -152,5 +152,10 @@ impl TurnObserver for TurnMetrics {
             counter!("switchboard_provider_errors_total", "provider" => provider, "kind" => kind)
                 .increment(1);
         }
+    }
+
+    fn provider_failed(&self, provider: &str, then: AfterFailure) {
+        counter!("switchboard_provider_failures_total", "provider" => provider.to_owned(), "then" => then.as_str())
+            .increment(1);
     }
 }

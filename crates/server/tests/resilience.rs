@@ -146,6 +146,12 @@ async fn the_breaker_opens_fails_fast_half_opens_and_closes() {
     assert_eq!(turn.text, "w0 w1");
     check_stream_turn(&app.chat_stream(&v, &sid, "closed").await, "closed", 19);
     assert_eq!(fake.calls(), 8);
+
+    let metrics = app.get("/metrics", None).await.text;
+    for (then, n) in [("gave_up", 6), ("circuit_open", 2)] {
+        let line = format!("switchboard_provider_failures_total{{provider=\"openai\",then=\"{then}\"}} {n}");
+        assert!(metrics.contains(&line), "no `{line}` in:\n{metrics}");
+    }
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@
 //! failure after it ends the turn with what was said.
 
 use super::run::{Ending, Observed, TurnTask};
+use super::AfterFailure;
 use crate::provider::{ChatRequest, ProviderError, ProviderEvent};
 use crate::upstream::{backoff, Admission, Route};
 use futures_util::StreamExt;
@@ -71,6 +72,7 @@ impl TurnTask {
         for attempt in 1.. {
             let admission = route.breaker.admit(self.inner.clock.now());
             if admission == Admission::Rejected {
+                self.observe_failure(route, AfterFailure::CircuitOpen);
                 return Err(ProviderError::Unavailable(format!(
                     "circuit open for {} {}",
                     route.provider.kind(),
@@ -94,14 +96,14 @@ impl TurnTask {
             if observed.first_token.is_some() {
                 return Ok(Ending::Failed(error));
             }
-            if !error.retryable() || attempt >= policy.attempts {
-                return Err(error);
-            }
             let wait = backoff(attempt, error.retry_after(), &mut rand::thread_rng());
             waited += wait;
-            if waited > policy.max_wait || Instant::now() + wait >= deadline {
+            let hopeless = waited > policy.max_wait || Instant::now() + wait >= deadline;
+            if !error.retryable() || attempt >= policy.attempts || hopeless {
+                self.observe_failure(route, AfterFailure::GaveUp);
                 return Err(error);
             }
+            self.observe_failure(route, AfterFailure::Retried);
             tracing::info!(
                 trace_id = %self.msg.trace_id, provider = route.provider.kind(), attempt, wait_ms = wait.as_millis() as u64,
                 error = %error, "provider failed before its first token; trying again"
@@ -111,6 +113,12 @@ impl TurnTask {
             }
         }
         unreachable!("the attempts loop only ends by returning")
+    }
+
+    fn observe_failure(&self, route: &Route, then: AfterFailure) {
+        if let Some(observer) = &self.inner.config.observer {
+            observer.provider_failed(route.provider.kind(), then);
+        }
     }
 
     /// One call of one provider, streamed into the live text until it ends.

@@ -13,7 +13,7 @@ mod snapshots;
 mod stream;
 
 pub use live::{LiveText, LiveTurn, LiveTurns, StopReason};
-pub use observe::{TurnObserver, TurnReport};
+pub use observe::{AfterFailure, TurnObserver, TurnReport};
 pub use replay::finished_turn_events;
 pub use run::error_body;
 pub use stream::TurnStream;

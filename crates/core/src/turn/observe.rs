@@ -17,6 +17,33 @@ pub trait TurnObserver: Send + Sync + std::fmt::Debug + 'static {
     fn finished(&self, report: &TurnReport<'_>) {
         let _ = report;
     }
+
+    /// A call to `provider` failed before its first token, or was not made
+    /// because its circuit is open; `then` is what the turn did about it.
+    fn provider_failed(&self, provider: &str, then: AfterFailure) {
+        let _ = (provider, then);
+    }
+}
+
+/// What a turn did after a provider failed before its first token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterFailure {
+    /// Tried the same provider again.
+    Retried,
+    /// Gave the provider up for this turn (next fallback, or the turn failed).
+    GaveUp,
+    /// Did not call it: its circuit is open.
+    CircuitOpen,
+}
+
+impl AfterFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Retried => "retried",
+            Self::GaveUp => "gave_up",
+            Self::CircuitOpen => "circuit_open",
+        }
+    }
 }
 
 /// How one turn ended.
