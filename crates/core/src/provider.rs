@@ -53,9 +53,11 @@ pub enum ProviderError {
     /// The vendor could not be reached: nothing was sent or answered.
     #[error("provider unreachable: {message}")]
     Connect { message: String, timed_out: bool },
-    /// The vendor refused the request with this HTTP status.
+    /// The vendor refused the request with this HTTP status. `should_retry`
+    /// is the vendor's own verdict when it gave one (OpenAI's
+    /// `x-should-retry`, or an error it knows will repeat).
     #[error("provider refused with HTTP {status}: {message}")]
-    Refused { status: u16, retry_after: Option<Duration>, message: String },
+    Refused { status: u16, retry_after: Option<Duration>, should_retry: Option<bool>, message: String },
     /// The vendor reported a passing failure inside its stream (overloaded,
     /// server error): worth another attempt if no text was shown yet.
     #[error("provider failed transiently: {0}")]
@@ -75,6 +77,7 @@ impl ProviderError {
     pub fn retryable(&self) -> bool {
         match self {
             Self::Connect { .. } | Self::Transient(_) => true,
+            Self::Refused { should_retry: Some(verdict), .. } => *verdict,
             Self::Refused { status, .. } => *status == 429 || *status >= 500,
             Self::Unavailable(_) | Self::Timeout(_) => false,
         }
@@ -111,4 +114,38 @@ pub trait Provider: Send + Sync + 'static {
     /// Starts an answer. Errors before the first byte of the answer are
     /// returned here; later ones come through the stream.
     async fn stream(&self, request: ChatRequest) -> Result<ProviderStream, ProviderError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(status: u16, should_retry: Option<bool>) -> ProviderError {
+        ProviderError::Refused { status, retry_after: None, should_retry, message: String::new() }
+    }
+
+    #[test]
+    fn what_is_worth_another_attempt() {
+        assert!(ProviderError::Connect { message: String::new(), timed_out: true }.retryable());
+        assert!(ProviderError::Transient(String::new()).retryable());
+        assert!(
+            refused(429, None).retryable()
+                && refused(500, None).retryable()
+                && refused(529, None).retryable()
+        );
+        assert!(!refused(400, None).retryable() && !refused(401, None).retryable());
+        // The vendor's own verdict wins either way.
+        assert!(!refused(503, Some(false)).retryable());
+        assert!(refused(409, Some(true)).retryable());
+        assert!(!ProviderError::Unavailable(String::new()).retryable());
+        assert!(!ProviderError::Timeout(String::new()).retryable());
+    }
+
+    #[test]
+    fn slowness_is_a_timeout() {
+        assert!(ProviderError::Timeout(String::new()).is_timeout());
+        assert!(ProviderError::Connect { message: String::new(), timed_out: true }.is_timeout());
+        assert!(!ProviderError::Connect { message: String::new(), timed_out: false }.is_timeout());
+        assert!(!refused(504, None).is_timeout());
+    }
 }

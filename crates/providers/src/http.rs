@@ -69,13 +69,19 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// A non-success response as a [`ProviderError::Refused`]: its status, the
-/// vendor's retry hint, and the start of its body for the log. `read_within`
+/// vendor's retry hint and verdict (`x-should-retry`), and the start of its
+/// body for the log. `read_within`
 /// bounds reading the body, which nothing else times.
 pub(crate) async fn refusal(response: reqwest::Response, read_within: Duration) -> ProviderError {
     let status = response.status().as_u16();
     let retry_after = retry_after(response.headers(), chrono::Utc::now());
+    let should_retry = match response.headers().get("x-should-retry").map(|v| v.as_bytes()) {
+        Some(b"true") => Some(true),
+        Some(b"false") => Some(false),
+        _ => None,
+    };
     let body = read_prefix(response, ERROR_BODY_MAX_BYTES, read_within).await;
-    ProviderError::Refused { status, retry_after, message: snippet(body.trim()) }
+    ProviderError::Refused { status, retry_after, should_retry, message: snippet(body.trim()) }
 }
 
 /// `retry-after-ms` (milliseconds, OpenAI) or `retry-after` (seconds or an

@@ -411,7 +411,7 @@ async fn every_refusal_of_the_reference_keeps_its_status_and_retry_hint() {
         *fake.reply.lock().unwrap() = Reply::Refuse { status, headers, body };
         let err = provider.stream(request()).await.map(|_| ()).unwrap_err();
         assert_eq!(err.retryable(), retryable, "{status}: {err:?}");
-        let ProviderError::Refused { status: got, retry_after, message } = err else { panic!("{err:?}") };
+        let ProviderError::Refused { status: got, retry_after, message, .. } = err else { panic!("{err:?}") };
         assert_eq!(got, status);
         let hint = (status == 429).then_some(Duration::from_secs(7));
         assert_eq!(retry_after, hint, "{status}");

@@ -27,6 +27,9 @@ enum Mode {
     MidStreamError,
     RateLimited,
     ServerError,
+    Unauthorized,
+    QuotaExceeded,
+    ShouldNotRetry,
     NoUsage,
     Dropped,
     EndsEarly,
@@ -150,6 +153,23 @@ async fn completions(
             )
         }
         Mode::ServerError => return error(StatusCode::INTERNAL_SERVER_ERROR, "x".repeat(20_000)),
+        Mode::Unauthorized => {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                r#"{"error":{"message":"Incorrect API key provided: sk-***.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#.into(),
+            )
+        }
+        Mode::QuotaExceeded => {
+            return error(
+                StatusCode::TOO_MANY_REQUESTS,
+                r#"{"error":{"message":"You exceeded your current quota.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#.into(),
+            )
+        }
+        Mode::ShouldNotRetry => {
+            let mut response = error(StatusCode::SERVICE_UNAVAILABLE, r#"{"error":{"message":"no"}}"#.into());
+            response.headers_mut().insert("x-should-retry", "false".parse().unwrap());
+            return response;
+        }
         _ => {}
     }
     let mut pieces: Vec<Result<Bytes, std::io::Error>> = Vec::new();
@@ -288,7 +308,7 @@ async fn refusals_carry_status_retry_hint_and_a_truncated_body() {
     let provider = OpenAiProvider::new(&settings(&base), None).unwrap();
     let err = provider.stream(request()).await.map(|_| ()).unwrap_err();
     assert!(err.retryable());
-    let ProviderError::Refused { status: 429, retry_after, message } = err else { panic!("{err:?}") };
+    let ProviderError::Refused { status: 429, retry_after, message, .. } = err else { panic!("{err:?}") };
     assert_eq!(retry_after, Some(std::time::Duration::from_secs(7)));
     assert!(message.contains("rate_limit_exceeded"), "{message}");
 
@@ -298,6 +318,18 @@ async fn refusals_carry_status_retry_hint_and_a_truncated_body() {
     assert!(err.retryable());
     let ProviderError::Refused { status: 500, message, .. } = err else { panic!("{err:?}") };
     assert!(message.len() < 1000, "body truncated for the log: {} bytes", message.len());
+}
+
+#[tokio::test]
+async fn refusals_that_will_repeat_are_not_retryable() {
+    for (mode, status) in [(Mode::Unauthorized, 401), (Mode::QuotaExceeded, 429), (Mode::ShouldNotRetry, 503)]
+    {
+        let (base, _) = spawn(mode).await;
+        let provider = OpenAiProvider::new(&settings(&base), None).unwrap();
+        let err = provider.stream(request()).await.map(|_| ()).unwrap_err();
+        assert!(matches!(err, ProviderError::Refused { status: s, .. } if s == status), "{mode:?}: {err:?}");
+        assert!(!err.retryable(), "{mode:?}: {err:?}");
+    }
 }
 
 #[tokio::test]

@@ -93,7 +93,14 @@ impl Provider for OpenAiProvider {
         }
         let response = builder.send().await.map_err(|e| http::send_error(&e))?;
         if !response.status().is_success() {
-            return Err(http::refusal(response, self.error_read_timeout).await);
+            let mut refusal = http::refusal(response, self.error_read_timeout).await;
+            // A spent quota answers 429 but no later attempt will succeed.
+            if let ProviderError::Refused { should_retry: should_retry @ None, message, .. } = &mut refusal {
+                if message.contains("insufficient_quota") {
+                    *should_retry = Some(false);
+                }
+            }
+            return Err(refusal);
         }
         Ok(answer::stream(response.bytes_stream(), wire::ChatWire::default()))
     }
