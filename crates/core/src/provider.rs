@@ -18,8 +18,9 @@ pub struct HistoryMessage {
 #[derive(Debug, Clone)]
 pub struct ChatRequest {
     pub system_prompt: Option<String>,
-    /// Oldest first; the last one is the user message of this turn.
-    pub history: Vec<HistoryMessage>,
+    /// Oldest first; the last one is the user message of this turn. Shared,
+    /// so retries and fallbacks resend it without copying.
+    pub history: std::sync::Arc<[HistoryMessage]>,
     /// The session, for providers that keep their own conversation state.
     pub session_id: uuid::Uuid,
     /// The caller (`visitor:<uuid>` or `user:<sub>`).

@@ -218,7 +218,8 @@ fn request() -> ChatRequest {
             m(Role::System, "An agent joined."),
             m(Role::Agent, "Hi, this is Sam."),
             m(Role::User, "What's the weather in Paris?"),
-        ],
+        ]
+        .into(),
         session_id: uuid::Uuid::nil(),
         subject: "visitor:test".into(),
         conversation_id: None,

@@ -214,7 +214,8 @@ fn request(conversation_id: Option<&str>) -> ChatRequest {
             m(Role::Agent, "Hi, this is Sam."),
             m(Role::User, "What's the weather in Paris?"),
             m(Role::System, "An agent left."),
-        ],
+        ]
+        .into(),
         session_id: uuid::Uuid::nil(),
         subject: "visitor:0b7e3c1a-5f0e-4c4e-9d7a-3f1d2b6c8e90".into(),
         conversation_id: conversation_id.map(str::to_owned),
@@ -377,7 +378,7 @@ async fn a_turn_without_a_user_message_is_not_sent() {
     let (base, captured) = spawn(Mode::Normal).await;
     let provider = DifyProvider::new(&settings(&base), None).unwrap();
     let mut req = request(None);
-    req.history.retain(|m| m.role != Role::User);
+    req.history = req.history.iter().filter(|m| m.role != Role::User).cloned().collect();
     let err = provider.stream(req).await.map(|_| ()).unwrap_err();
     let ProviderError::Unavailable(message) = &err else { panic!("{err:?}") };
     assert!(message.contains("no user message"), "{message}");

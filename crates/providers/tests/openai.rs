@@ -223,7 +223,8 @@ fn request() -> ChatRequest {
             m(Role::System, "An agent joined."),
             m(Role::Agent, "Hi, this is Sam."),
             m(Role::User, "How are you?"),
-        ],
+        ]
+        .into(),
         session_id: uuid::Uuid::nil(),
         subject: "visitor:test".into(),
         conversation_id: None,
