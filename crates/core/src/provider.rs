@@ -92,6 +92,16 @@ impl ProviderError {
         }
     }
 
+    /// Whether the failure speaks of the vendor's health (what a circuit
+    /// breaker counts) rather than of this one request: a refusal of the
+    /// request itself (400, 404, 413, 422…) does not.
+    pub fn is_health_failure(&self) -> bool {
+        match self {
+            Self::Refused { status, .. } => matches!(status, 401 | 403 | 408 | 429) || *status >= 500,
+            Self::Connect { .. } | Self::Transient(_) | Self::Unavailable(_) | Self::Timeout(_) => true,
+        }
+    }
+
     /// Whether the failure was slowness rather than refusal (`llm.timeout`).
     pub fn is_timeout(&self) -> bool {
         matches!(self, Self::Timeout(_) | Self::Connect { timed_out: true, .. })
@@ -140,6 +150,17 @@ mod tests {
         assert!(refused(409, Some(true)).retryable());
         assert!(!ProviderError::Unavailable(String::new()).retryable());
         assert!(!ProviderError::Timeout(String::new()).retryable());
+    }
+
+    #[test]
+    fn a_refused_request_says_nothing_of_the_vendors_health() {
+        for status in [400, 404, 413, 422] {
+            assert!(!refused(status, None).is_health_failure(), "{status}");
+        }
+        for status in [401, 403, 408, 429, 500, 529] {
+            assert!(refused(status, None).is_health_failure(), "{status}");
+        }
+        assert!(ProviderError::Transient(String::new()).is_health_failure());
     }
 
     #[test]

@@ -213,7 +213,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// The vendor's conversation id of a session under `key` (see
     /// `Provider::conversation_key`), if one was learned.
-    async fn conversation_id(&self, session_id: Uuid, key: &str) -> Result<Option<String>, StoreError>;
+    async fn conversation_id(
+        &self,
+        tenant_id: &str,
+        session_id: Uuid,
+        key: &str,
+    ) -> Result<Option<String>, StoreError>;
     /// Keeps the vendor's conversation id of a session (replacing an older
     /// one); nothing happens when the session is gone.
     async fn set_conversation_id(

@@ -1,7 +1,8 @@
 //! An answer body read as a provider stream: the shared SSE decoder below a
 //! vendor's [`Wire`], which says what each event means. Ends at the vendor's
 //! end marker, at the first error, or when the body ends; never reads ahead
-//! of what the turn engine asks for.
+//! of what the turn engine asks for. A body that breaks or ends before any
+//! text is a transient failure (a proxy reset, a restart), worth a retry.
 
 use crate::sse::{decode_stream, SseEvent, SseStreamError};
 use bytes::Bytes;
@@ -22,8 +23,11 @@ pub(crate) enum Flow {
 pub(crate) trait Wire: Send + 'static {
     /// Turns one event into provider events (pushed onto `out`).
     fn event(&mut self, event: &SseEvent, out: &mut Vec<ProviderEvent>) -> Result<Flow, ProviderError>;
-    /// The body ended without [`Flow::Done`]: complete, or cut short?
-    fn ended(&self) -> Result<(), ProviderError>;
+    /// Whether a body that ends here (without [`Flow::Done`]) holds a whole
+    /// answer; by default only the vendor's end marker completes one.
+    fn complete_without_end_marker(&self) -> bool {
+        false
+    }
 }
 
 type Events = BoxStream<'static, Result<SseEvent, SseStreamError<reqwest::Error>>>;
@@ -34,9 +38,22 @@ struct Answer<W> {
     wire: W,
     pending: VecDeque<Result<ProviderEvent, ProviderError>>,
     scratch: Vec<ProviderEvent>,
+    /// Some text was read: a body that breaks now has cut an answer short,
+    /// rather than failed before answering (which is worth another attempt).
+    text_seen: bool,
 }
 
 impl<W: Wire> Answer<W> {
+    /// The body ended wrong: an answer cut short, or (before any text) a
+    /// failure that another attempt may not meet.
+    fn cut(&self, message: String) -> ProviderError {
+        if self.text_seen {
+            ProviderError::Unavailable(message)
+        } else {
+            ProviderError::Transient(message)
+        }
+    }
+
     async fn next(&mut self) -> Option<Result<ProviderEvent, ProviderError>> {
         loop {
             if let Some(item) = self.pending.pop_front() {
@@ -46,6 +63,10 @@ impl<W: Wire> Answer<W> {
             let failure = match events.next().await {
                 Some(Ok(event)) => {
                     let flow = self.wire.event(&event, &mut self.scratch);
+                    self.text_seen |= self.scratch.iter().any(|e| match e {
+                        ProviderEvent::Delta(t) | ProviderEvent::Replace(t) => !t.is_empty(),
+                        _ => false,
+                    });
                     self.pending.extend(self.scratch.drain(..).map(Ok));
                     match flow {
                         Ok(Flow::More) => continue,
@@ -60,9 +81,10 @@ impl<W: Wire> Answer<W> {
                         SseStreamError::Body(body) => crate::http::error_chain(body),
                         SseStreamError::Sse(sse) => sse.to_string(),
                     };
-                    Some(ProviderError::Unavailable(format!("stream broke off: {cause}")))
+                    Some(self.cut(format!("stream broke off: {cause}")))
                 }
-                None => self.wire.ended().err(),
+                None if self.wire.complete_without_end_marker() => None,
+                None => Some(self.cut("stream ended early".into())),
             };
             self.events = None;
             if let Some(e) = failure {
@@ -79,6 +101,12 @@ where
     W: Wire,
 {
     let events: Events = decode_stream(body).boxed();
-    let answer = Answer { events: Some(events), wire, pending: VecDeque::new(), scratch: Vec::new() };
+    let answer = Answer {
+        events: Some(events),
+        wire,
+        pending: VecDeque::new(),
+        scratch: Vec::new(),
+        text_seen: false,
+    };
     stream::unfold(answer, |mut answer| async move { answer.next().await.map(|item| (item, answer)) }).boxed()
 }

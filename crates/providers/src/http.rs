@@ -3,7 +3,7 @@
 //! [`ProviderError`]s with the vendor's retry hint parsed.
 
 use crate::BuildError;
-use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::Url;
 use std::time::Duration;
 use switchboard_core::provider::ProviderError;
@@ -38,14 +38,6 @@ pub(crate) fn endpoint(base: &str, path: &str) -> Result<Url, BuildError> {
         return Err(invalid("the scheme must be http or https".into()));
     }
     Ok(url)
-}
-
-/// Checks at build time that a key can travel in a header (`prefix` + key),
-/// so a bad key fails at startup rather than on every turn.
-pub(crate) fn check_header_key(prefix: &str, key: &str) -> Result<(), BuildError> {
-    HeaderValue::from_str(&format!("{prefix}{key}"))
-        .map(|_| ())
-        .map_err(|_| BuildError::InvalidApiKey("it holds characters not allowed in a header".into()))
 }
 
 /// A request that got no response: a connect error, retryable.
@@ -137,6 +129,7 @@ mod tests {
 
     use super::*;
     use chrono::TimeZone;
+    use reqwest::header::HeaderValue;
 
     #[test]
     fn endpoints_follow_the_base_url() {

@@ -10,6 +10,7 @@ pub mod dify;
 mod http;
 pub mod openai;
 pub mod sse;
+mod upstream;
 
 use secrecy::SecretString;
 use std::sync::Arc;

@@ -33,6 +33,8 @@ enum Mode {
     NoUsage,
     Dropped,
     EndsEarly,
+    DroppedBeforeText,
+    EndsBeforeText,
     EndsAfterFinish,
     LlamaCpp,
     Azure,
@@ -85,6 +87,8 @@ fn frames(mode: Mode) -> Vec<Option<String>> {
             out.push(frame(r#"{"error":{"message":"The server had an error while processing your request.","type":"server_error","param":null,"code":null}}"#));
             out.push(content_chunk("never seen"));
         }
+        Mode::DroppedBeforeText => return vec![Some(role_chunk()), None],
+        Mode::EndsBeforeText => return vec![Some(role_chunk())],
         Mode::Dropped | Mode::EndsEarly => {
             out.push(content_chunk(WORDS[0]));
             let mut out: Vec<Option<String>> = out.into_iter().map(Some).collect();
@@ -301,6 +305,18 @@ async fn a_stream_cut_short_is_an_error() {
     let items = run(Mode::Dropped).await;
     let Err(ProviderError::Unavailable(message)) = &items[1] else { panic!("{items:?}") };
     assert!(message.starts_with("stream broke off"), "{message}");
+}
+
+#[tokio::test]
+async fn a_stream_cut_before_any_text_is_worth_another_attempt() {
+    for mode in [Mode::DroppedBeforeText, Mode::EndsBeforeText] {
+        let items = run(mode).await;
+        assert_eq!(items.len(), 1, "{mode:?}: {items:?}");
+        assert!(
+            matches!(&items[0], Err(e @ ProviderError::Transient(_)) if e.retryable()),
+            "{mode:?}: {items:?}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -114,6 +114,42 @@ async fn fallbacks_are_tried_in_order_and_stream_end_names_who_answered() {
 }
 
 #[tokio::test]
+async fn a_circuit_that_opens_mid_turn_hands_over_without_waiting() {
+    let primary = FakeOpenAi::start(Mode::RateLimited { retry_after_secs: 5 }).await;
+    let fallback = FakeOpenAi::start(Mode::Normal(pieces(2))).await;
+    let tenant = TenantSpec::openai("acme", &primary)
+        .timeouts(TIMEOUTS)
+        .table("[tenants.provider.breaker]\nfailures = 1")
+        .fallback(&fallback, "gpt-fallback");
+    let (app, sid, v) = app_with(tenant).await;
+    let started = Instant::now();
+    let turn = check_stream_turn(&app.chat_stream(&v, &sid, "hi").await, "hi", 1);
+    assert_eq!(turn.end["model"], "gpt-fallback");
+    assert_eq!(primary.calls(), 1, "a retry was made through an open circuit");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "the turn waited out a Retry-After it could not use: {took:?}");
+}
+
+#[tokio::test]
+async fn a_refused_request_does_not_open_the_circuit() {
+    let fake = FakeOpenAi::start(Mode::BadRequest).await;
+    let tenant = TenantSpec::openai("acme", &fake)
+        .timeouts(TIMEOUTS)
+        .table("[tenants.provider.breaker]\nfailures = 1");
+    let (app, sid, v) = app_with(tenant).await;
+    for _ in 0..3 {
+        failed_turn(&app, &v, &sid).await;
+    }
+    assert_eq!(
+        fake.calls(),
+        3,
+        "a 400 is this request's fault: neither retried nor counted against the vendor"
+    );
+    fake.set_mode(Mode::Normal(pieces(2)));
+    check_stream_turn(&app.chat_stream(&v, &sid, "fine now").await, "fine now", 7);
+}
+
+#[tokio::test]
 async fn the_breaker_opens_fails_fast_half_opens_and_closes() {
     let fake = FakeOpenAi::start(Mode::ServerError).await;
     let tenant = TenantSpec::openai("acme", &fake).timeouts(TIMEOUTS).table(

@@ -3,8 +3,9 @@
 //! the vendor names a new one. The SQL is the same on both backends;
 //! `impl_conversations!` expands it for each, as `impl_links!` does.
 
-pub const GET: &str =
-    "SELECT conversation_id FROM provider_conversations WHERE session_id = $1 AND provider_key = $2";
+pub const GET: &str = "SELECT c.conversation_id FROM provider_conversations c \
+     JOIN sessions s ON s.id = c.session_id \
+     WHERE c.session_id = $1 AND c.provider_key = $2 AND s.tenant_id = $3";
 /// The session may have been deleted meanwhile: then nothing is written.
 pub const PUT: &str = "INSERT INTO provider_conversations (session_id, provider_key, conversation_id) \
      SELECT id, $2, $3 FROM sessions WHERE id = $1 AND tenant_id = $4 \
@@ -18,12 +19,14 @@ macro_rules! impl_conversations {
         impl $store {
             async fn conversation_id_in_db(
                 &self,
+                tenant_id: &str,
                 session_id: uuid::Uuid,
                 key: &str,
             ) -> Result<Option<String>, switchboard_core::store::StoreError> {
                 sqlx::query_scalar($crate::conversations::GET)
                     .bind(session_id.to_string())
                     .bind(key)
+                    .bind(tenant_id)
                     .fetch_optional(&self.reader)
                     .await
                     .map_err($crate::rows::db_err)

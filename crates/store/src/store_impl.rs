@@ -350,10 +350,11 @@ macro_rules! impl_store {
 
                 async fn conversation_id(
                     &self,
+                    tenant_id: &str,
                     session_id: Uuid,
                     key: &str,
                 ) -> Result<Option<String>, StoreError> {
-                    self.conversation_id_in_db(session_id, key).await
+                    self.conversation_id_in_db(tenant_id, session_id, key).await
                 }
 
                 async fn set_conversation_id(

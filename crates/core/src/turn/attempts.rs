@@ -11,42 +11,39 @@ use crate::provider::{ChatRequest, ProviderError, ProviderEvent};
 use crate::upstream::{backoff, Admission, Route};
 use futures_util::StreamExt;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::{Instant, Interval};
 
 impl TurnTask {
     /// Asks each route in turn until one answers; also says which route the
     /// ending belongs to (the last one tried when none answered).
-    pub(super) async fn answer(
-        &self,
-        request: &ChatRequest,
-        started: Instant,
-        observed: &mut Observed,
-    ) -> (Ending, &Route) {
+    pub(super) async fn answer(&self, request: &ChatRequest, observed: &mut Observed) -> (Ending, &Route) {
         let tenant = &self.msg.tenant;
         // The primary's total timeout bounds the whole turn, fallbacks included.
-        let deadline = started + tenant.primary.settings.timeouts.total;
+        let deadline = observed.started + tenant.primary.settings.timeouts.total;
         let every = self.inner.config.checkpoint_every;
         let mut ticker = tokio::time::interval_at(Instant::now() + every, every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last = (Ending::Failed(ProviderError::Unavailable("no provider".into())), &*tenant.primary);
-        for route in tenant.routes() {
-            match self.on_route(route, request, deadline, observed, &mut ticker).await {
+        let mut route = &*tenant.primary;
+        let mut fallbacks = tenant.fallbacks.iter();
+        loop {
+            let error = match self.on_route(route, request, deadline, observed, &mut ticker).await {
                 Ok(ending) => return (ending, route),
-                Err(e) => {
-                    tracing::warn!(
-                        trace_id = %self.msg.trace_id, provider = route.provider.kind(), error = %e,
-                        "provider failed before its first token"
+                Err(e) => e,
+            };
+            match fallbacks.next() {
+                None => return (Ending::Failed(error), route),
+                // Fallbacks were left, but not the time to ask them.
+                Some(_) if Instant::now() >= deadline => return (Ending::Failed(timeout("total")), route),
+                Some(next) => {
+                    tracing::info!(
+                        trace_id = %self.msg.trace_id, tenant = %tenant.id, provider = route.provider.kind(),
+                        next = next.provider.kind(), error = %error, "provider failed before its first token; trying the next"
                     );
-                    last = (Ending::Failed(e), route);
+                    route = next;
                 }
             }
-            if Instant::now() >= deadline {
-                break;
-            }
         }
-        last
     }
 
     /// One route with its retries. `Err`: it failed before any text, and the
@@ -69,7 +66,9 @@ impl TurnTask {
         }
         let policy = route.settings.retry;
         let mut waited = Duration::ZERO;
-        for attempt in 1.. {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
             let admission = route.breaker.admit(self.inner.clock.now());
             if admission == Admission::Rejected {
                 self.observe_failure(route, AfterFailure::CircuitOpen);
@@ -82,23 +81,35 @@ impl TurnTask {
             let error = match self.attempt(route, request.clone(), deadline, observed, ticker).await {
                 Ending::Failed(e) => e,
                 ending @ Ending::Stopped(_) => {
-                    if admission == Admission::Trial {
+                    if admission == Admission::Trial && observed.first_token.is_none() {
                         route.breaker.abandoned(self.inner.clock.now());
                     }
                     return Ok(ending);
                 }
                 ending @ Ending::Finished(_) => {
-                    route.breaker.succeeded();
+                    self.answered(route);
                     return Ok(ending);
                 }
             };
-            route.breaker.failed(self.inner.clock.now());
+            // Out of the turn's time is not the provider's fault, nor is a
+            // refusal of this one request.
+            let counts = error.is_health_failure() && !(error.is_timeout() && Instant::now() >= deadline);
+            let open = if counts {
+                self.count_failure(route, &error)
+            } else {
+                if admission == Admission::Trial {
+                    route.breaker.abandoned(self.inner.clock.now());
+                }
+                false
+            };
             if observed.first_token.is_some() {
                 return Ok(Ending::Failed(error));
             }
+            // What a failed attempt said besides text is not the answer's.
+            observed.usage = None;
             let wait = backoff(attempt, error.retry_after(), &mut rand::thread_rng());
             waited += wait;
-            let hopeless = waited > policy.max_wait || Instant::now() + wait >= deadline;
+            let hopeless = open || waited > policy.max_wait || Instant::now() + wait >= deadline;
             if !error.retryable() || attempt >= policy.attempts || hopeless {
                 self.observe_failure(route, AfterFailure::GaveUp);
                 return Err(error);
@@ -112,7 +123,27 @@ impl TurnTask {
                 return Ok(self.stopped());
             }
         }
-        unreachable!("the attempts loop only ends by returning")
+    }
+
+    /// The provider answered (its first text, or a whole answer).
+    fn answered(&self, route: &Route) {
+        if route.breaker.succeeded() {
+            tracing::info!(tenant = %self.msg.tenant.id, provider = route.provider.kind(), model = route.provider.model(), "provider answers again: circuit closed");
+        }
+    }
+
+    /// Counts a failure against the provider's breaker; true if its circuit
+    /// is open now.
+    fn count_failure(&self, route: &Route, error: &ProviderError) -> bool {
+        let open = route.breaker.failed(self.inner.clock.now());
+        if open {
+            tracing::warn!(
+                trace_id = %self.msg.trace_id, tenant = %self.msg.tenant.id, provider = route.provider.kind(),
+                model = route.provider.model(), open_secs = route.settings.breaker.open_for.as_secs(), error = %error,
+                "circuit open: calls fail fast until a trial call answers"
+            );
+        }
+        open
     }
 
     fn observe_failure(&self, route: &Route, then: AfterFailure) {
@@ -131,8 +162,6 @@ impl TurnTask {
         ticker: &mut Interval,
     ) -> Ending {
         let timeouts = route.settings.timeouts;
-        // What a failed attempt said besides text is not the answer's.
-        observed.usage = None;
         let mut finish = None;
         let first_deadline = (Instant::now() + timeouts.first_token).min(deadline);
         let opened = tokio::time::timeout_at(first_deadline, route.provider.stream(request));
@@ -158,13 +187,13 @@ impl TurnTask {
             match item {
                 None => return Ending::Finished(finish.unwrap_or(crate::model::FinishReason::Stop)),
                 Some(Err(e)) => return Ending::Failed(e),
-                Some(Ok(ProviderEvent::Conversation(id))) => self.keep_conversation_id(route, id),
+                Some(Ok(ProviderEvent::Conversation(id))) => self.keep_conversation_id(route, &id).await,
                 Some(Ok(event)) => {
                     let had_text = observed.first_token.is_some();
                     self.apply(event, observed, &mut finish);
                     if observed.first_token.is_some() {
                         if !had_text {
-                            route.breaker.succeeded();
+                            self.answered(route);
                         }
                         next_by = (Instant::now() + timeouts.idle).min(deadline);
                     }
@@ -190,7 +219,7 @@ impl TurnTask {
     /// The vendor's conversation id this session keeps under `key`; a failed
     /// read starts a new vendor conversation rather than failing the turn.
     async fn conversation_id(&self, key: &str) -> Option<String> {
-        match self.inner.store.conversation_id(self.msg.session_id, key).await {
+        match self.inner.store.conversation_id(&self.msg.tenant.id, self.msg.session_id, key).await {
             Ok(id) => id,
             Err(e) => {
                 tracing::warn!(session_id = %self.msg.session_id, error = %e, "could not read the provider's conversation id");
@@ -199,16 +228,14 @@ impl TurnTask {
         }
     }
 
-    /// Stores a vendor's new conversation id without holding up the answer.
-    fn keep_conversation_id(&self, route: &Route, id: String) {
+    /// Stores a vendor's new conversation id before reading on, so the
+    /// session's next turn finds it (once per vendor conversation).
+    async fn keep_conversation_id(&self, route: &Route, id: &str) {
         let Some(key) = route.provider.conversation_key() else { return };
-        let (store, key) = (Arc::clone(&self.inner.store), key.to_owned());
-        let (tenant_id, session_id) = (self.msg.tenant.id.clone(), self.msg.session_id);
-        self.inner.tracker.spawn(async move {
-            if let Err(e) = store.set_conversation_id(&tenant_id, session_id, &key, &id).await {
-                tracing::warn!(%session_id, error = %e, "could not keep the provider's conversation id");
-            }
-        });
+        let (tenant_id, session_id) = (&self.msg.tenant.id, self.msg.session_id);
+        if let Err(e) = self.inner.store.set_conversation_id(tenant_id, session_id, key, id).await {
+            tracing::warn!(%session_id, error = %e, "could not keep the provider's conversation id");
+        }
     }
 }
 

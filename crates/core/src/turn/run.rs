@@ -53,7 +53,7 @@ impl TurnTask {
         let request = self.request();
         let prompt_estimate = estimate_prompt(&request);
         let mut observed = Observed { started, usage: None, first_token: None };
-        let (ending, route) = self.answer(&request, started, &mut observed).await;
+        let (ending, route) = self.answer(&request, &mut observed).await;
         let text = self.live.snapshot().text;
         let usage =
             observed.usage.unwrap_or_else(|| Usage::new(prompt_estimate, estimate_tokens(&text), true));
@@ -139,7 +139,9 @@ impl TurnTask {
                 self.publish(SessionEvent::StreamDelta { turn_id, seq, revision, offset, text });
             }
             ProviderEvent::Replace(text) => {
-                observed.first_token.get_or_insert_with(|| started.elapsed());
+                if !text.is_empty() {
+                    observed.first_token.get_or_insert_with(|| started.elapsed());
+                }
                 let revision = self.live.replace(&text);
                 self.publish(SessionEvent::StreamReplace { turn_id, seq, revision, text });
             }

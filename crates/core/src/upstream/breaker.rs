@@ -69,33 +69,30 @@ impl Breaker {
         })
     }
 
-    /// The provider answered: the circuit closes.
-    pub fn succeeded(&self) {
+    /// The provider answered: the circuit closes. True if it was not closed.
+    pub fn succeeded(&self) -> bool {
         self.with(|state| {
-            if !matches!(state, State::Closed { .. }) {
-                tracing::info!("provider answered again: circuit closed");
-            }
+            let was_open = !matches!(state, State::Closed { .. });
             *state = State::Closed { failures: 0 };
-        });
+            was_open
+        })
     }
 
     /// The provider failed: one more consecutive failure, or a failed trial.
-    pub fn failed(&self, now: Timestamp) {
+    /// True if the circuit is open now (further calls would be refused).
+    pub fn failed(&self, now: Timestamp) -> bool {
         let until = now + self.open_for();
         let threshold = self.policy.failures;
         self.with(|state| match *state {
             State::Closed { failures } if failures + 1 < threshold => {
-                *state = State::Closed { failures: failures + 1 }
+                *state = State::Closed { failures: failures + 1 };
+                false
             }
             State::Closed { .. } | State::HalfOpen { .. } => {
-                tracing::warn!(
-                    failures = threshold,
-                    open_secs = self.policy.open_for.as_secs(),
-                    "circuit opened"
-                );
                 *state = State::Open { until };
+                true
             }
-            State::Open { .. } => {}
+            State::Open { .. } => true,
         })
     }
 
@@ -127,14 +124,14 @@ mod tests {
     fn opens_after_consecutive_failures_only() {
         let b = breaker();
         for _ in 0..4 {
-            b.failed(t(0));
+            assert!(!b.failed(t(0)));
         }
-        b.succeeded(); // the count starts over
+        assert!(!b.succeeded(), "it was closed"); // the count starts over
         for _ in 0..4 {
-            b.failed(t(1));
+            assert!(!b.failed(t(1)));
             assert_eq!(b.admit(t(1)), Admission::Allowed);
         }
-        b.failed(t(1));
+        assert!(b.failed(t(1)), "the fifth failure opens it");
         assert_eq!(b.admit(t(1)), Admission::Rejected);
         assert_eq!(b.admit(t(60)), Admission::Rejected);
     }
@@ -147,10 +144,10 @@ mod tests {
         }
         assert_eq!(b.admit(t(61)), Admission::Trial);
         assert_eq!(b.admit(t(61)), Admission::Rejected, "one trial at a time");
-        b.failed(t(62));
+        assert!(b.failed(t(62)), "a failed trial reopens it");
         assert_eq!(b.admit(t(100)), Admission::Rejected, "a failed trial reopens for the full period");
         assert_eq!(b.admit(t(122)), Admission::Trial);
-        b.succeeded();
+        assert!(b.succeeded(), "the trial closed it");
         assert_eq!(b.admit(t(122)), Admission::Allowed);
         for _ in 0..4 {
             b.failed(t(123));

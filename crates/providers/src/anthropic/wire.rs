@@ -261,13 +261,6 @@ impl Wire for MessagesWire {
         }
         Ok(Flow::More)
     }
-
-    fn ended(&self) -> Result<(), ProviderError> {
-        // Only `message_stop` completes an answer (it ends the read before
-        // this is asked): a body that closes without it was cut off, even
-        // after the stop reason.
-        Err(ProviderError::Unavailable("stream ended early".into()))
-    }
 }
 
 #[cfg(test)]

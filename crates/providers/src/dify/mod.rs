@@ -9,12 +9,11 @@
 
 mod wire;
 
-use crate::{answer, http, BuildError};
+use crate::upstream::{KeyHeader, Upstream};
+use crate::{answer, BuildError};
 use async_trait::async_trait;
-use reqwest::header::{HeaderValue, ACCEPT};
-use reqwest::{StatusCode, Url};
-use secrecy::{ExposeSecret, SecretString};
-use std::time::Duration;
+use reqwest::StatusCode;
+use secrecy::SecretString;
 use switchboard_core::model::Role;
 use switchboard_core::provider::{ChatRequest, Provider, ProviderError, ProviderStream};
 use switchboard_core::tenant::ProviderSettings;
@@ -23,59 +22,37 @@ use switchboard_core::tenant::ProviderSettings;
 /// the same API under `{its URL}/v1`).
 pub const DEFAULT_BASE_URL: &str = "https://api.dify.ai/v1";
 
+#[derive(Debug)]
 pub struct DifyProvider {
-    client: reqwest::Client,
-    url: Url,
-    /// An app key (`app-…`): in Dify the key chooses the app.
-    api_key: Option<SecretString>,
+    /// The key is an app key (`app-…`): in Dify the key chooses the app.
+    upstream: Upstream,
     model: String,
     /// Names the Dify app without a secret; see [`Provider::conversation_key`].
     conversation_key: String,
-    /// Bounds reading an error response, which nothing else times.
-    error_read_timeout: Duration,
-}
-
-impl std::fmt::Debug for DifyProvider {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DifyProvider")
-            .field("url", &self.url.as_str())
-            .field("model", &self.model)
-            .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
-            .field("conversation_key", &self.conversation_key)
-            .finish_non_exhaustive()
-    }
 }
 
 impl DifyProvider {
     /// Builds the client; the key is passed in (see [`crate::build`] for
     /// reading it from the environment).
     pub fn new(settings: &ProviderSettings, api_key: Option<SecretString>) -> Result<Self, BuildError> {
-        let url = http::endpoint(settings.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL), "chat-messages")?;
-        if let Some(key) = &api_key {
-            http::check_header_key("Bearer ", key.expose_secret())?;
-        }
+        let upstream =
+            Upstream::new(settings, DEFAULT_BASE_URL, "chat-messages", api_key, KeyHeader::Bearer)?;
         // Conversation ids belong to one app, and the key alone chooses the
         // app, so the key's variable name stands in for the key: a tenant that
         // moves to another app (or Dify server) under another name starts new
         // conversations rather than sending ids the app does not know. Same
         // name, new app: the stale id is refused and `stream` starts afresh.
+        let url = upstream.shown_url();
         let conversation_key = match settings.api_key_env.as_deref() {
             Some(var) => format!("dify {url} {var}"),
             None => format!("dify {url}"),
         };
-        Ok(Self {
-            client: http::client(settings)?,
-            url,
-            api_key,
-            model: settings.model.clone(),
-            conversation_key,
-            error_read_timeout: settings.timeouts.idle,
-        })
+        Ok(Self { upstream, model: settings.model.clone(), conversation_key })
     }
 
     /// Where requests go: `{base_url}/chat-messages`.
     pub fn url(&self) -> &str {
-        self.url.as_str()
+        self.upstream.url().as_str()
     }
 
     /// Sends one chat-messages request; any status comes back.
@@ -92,15 +69,7 @@ impl DifyProvider {
             conversation_id,
             user,
         };
-        let mut builder = self
-            .client
-            .post(self.url.clone())
-            .header(ACCEPT, HeaderValue::from_static("text/event-stream"))
-            .json(&body);
-        if let Some(key) = &self.api_key {
-            builder = builder.bearer_auth(key.expose_secret());
-        }
-        builder.send().await.map_err(|e| http::send_error(&e))
+        self.upstream.post(&body, &[]).await
     }
 }
 
@@ -134,7 +103,7 @@ impl Provider for DifyProvider {
         // answers the visitor at the cost of Dify's memory of earlier turns;
         // the new id replaces the stale one through the stream.
         if response.status() == StatusCode::NOT_FOUND && !sent.is_empty() {
-            let stale = http::refusal(response, self.error_read_timeout).await;
+            let stale = self.upstream.refusal(response).await;
             tracing::info!(
                 session_id = %request.session_id,
                 error = %stale,
@@ -144,7 +113,7 @@ impl Provider for DifyProvider {
             response = self.send(&query.content, sent, &request.subject).await?;
         }
         if !response.status().is_success() {
-            return Err(http::refusal(response, self.error_read_timeout).await);
+            return Err(self.upstream.refusal(response).await);
         }
         Ok(answer::stream(response.bytes_stream(), wire::DifyWire::new(sent)))
     }

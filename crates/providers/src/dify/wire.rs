@@ -238,11 +238,6 @@ impl Wire for DifyWire {
             }
         }
     }
-
-    fn ended(&self) -> Result<(), ProviderError> {
-        // Reaching here means no `message_end` was read (it returns Done).
-        Err(ProviderError::Unavailable("stream ended early".into()))
-    }
 }
 
 #[cfg(test)]

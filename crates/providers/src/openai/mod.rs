@@ -5,62 +5,45 @@
 
 mod wire;
 
-use crate::{answer, http, BuildError};
+use crate::upstream::{KeyHeader, Upstream};
+use crate::{answer, BuildError};
 use async_trait::async_trait;
-use reqwest::header::{HeaderValue, ACCEPT};
-use reqwest::Url;
-use secrecy::{ExposeSecret, SecretString};
-use std::time::Duration;
+use secrecy::SecretString;
 use switchboard_core::provider::{ChatRequest, Provider, ProviderError, ProviderStream};
 use switchboard_core::tenant::ProviderSettings;
 
 /// The vendor SDK's default base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 
+#[derive(Debug)]
 pub struct OpenAiProvider {
-    client: reqwest::Client,
-    url: Url,
-    api_key: Option<SecretString>,
+    upstream: Upstream,
     model: String,
     max_tokens: Option<u32>,
     temperature: Option<f32>,
-    /// Bounds reading an error response, which nothing else times.
-    error_read_timeout: Duration,
-}
-
-impl std::fmt::Debug for OpenAiProvider {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpenAiProvider")
-            .field("url", &self.url.as_str())
-            .field("model", &self.model)
-            .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
-            .finish_non_exhaustive()
-    }
 }
 
 impl OpenAiProvider {
     /// Builds the client; the key is passed in (see [`crate::build`] for
     /// reading it from the environment).
     pub fn new(settings: &ProviderSettings, api_key: Option<SecretString>) -> Result<Self, BuildError> {
-        let url =
-            http::endpoint(settings.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL), "chat/completions")?;
-        if let Some(key) = &api_key {
-            http::check_header_key("Bearer ", key.expose_secret())?;
-        }
         Ok(Self {
-            client: http::client(settings)?,
-            url,
-            api_key,
+            upstream: Upstream::new(
+                settings,
+                DEFAULT_BASE_URL,
+                "chat/completions",
+                api_key,
+                KeyHeader::Bearer,
+            )?,
             model: settings.model.clone(),
             max_tokens: settings.max_tokens,
             temperature: settings.temperature,
-            error_read_timeout: settings.timeouts.idle,
         })
     }
 
     /// Where requests go: `{base_url}/chat/completions`.
     pub fn url(&self) -> &str {
-        self.url.as_str()
+        self.upstream.url().as_str()
     }
 }
 
@@ -83,25 +66,21 @@ impl Provider for OpenAiProvider {
             max_tokens: self.max_tokens,
             temperature: self.temperature,
         };
-        let mut builder = self
-            .client
-            .post(self.url.clone())
-            .header(ACCEPT, HeaderValue::from_static("text/event-stream"))
-            .json(&body);
-        if let Some(key) = &self.api_key {
-            builder = builder.bearer_auth(key.expose_secret());
-        }
-        let response = builder.send().await.map_err(|e| http::send_error(&e))?;
-        if !response.status().is_success() {
-            let mut refusal = http::refusal(response, self.error_read_timeout).await;
+        let response = match self.upstream.open(&body, &[]).await {
+            Ok(response) => response,
             // A spent quota answers 429 but no later attempt will succeed.
-            if let ProviderError::Refused { should_retry: should_retry @ None, message, .. } = &mut refusal {
-                if message.contains("insufficient_quota") {
-                    *should_retry = Some(false);
-                }
+            Err(ProviderError::Refused { status, retry_after, should_retry: None, message })
+                if message.contains("insufficient_quota") =>
+            {
+                return Err(ProviderError::Refused {
+                    status,
+                    retry_after,
+                    should_retry: Some(false),
+                    message,
+                })
             }
-            return Err(refusal);
-        }
+            Err(e) => return Err(e),
+        };
         Ok(answer::stream(response.bytes_stream(), wire::ChatWire::default()))
     }
 }

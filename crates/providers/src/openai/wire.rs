@@ -97,21 +97,34 @@ fn finish_reason(reason: &str) -> FinishReason {
 
 /// The message of an upstream `{"error": …}` object, or the whole JSON.
 fn error_text(error: &serde_json::Value) -> String {
-    match error.get("message").and_then(|m| m.as_str()) {
+    match error.get("message").and_then(|m| m.as_str()).or(error.as_str()) {
         Some(message) => snippet(message),
         None => snippet(&error.to_string()),
     }
 }
 
 /// Whether an in-stream error names a passing condition (the server's
-/// fault or load) by its `type` or `code`.
+/// fault or load) by its `type` or `code`, as a name (OpenAI) or an HTTP
+/// status number (vLLM and other compatible servers).
 fn transient(error: &serde_json::Value) -> bool {
-    ["type", "code"].iter().filter_map(|k| error.get(*k).and_then(|v| v.as_str())).any(|v| {
-        matches!(
-            v,
+    ["type", "code", "status"].iter().filter_map(|k| error.get(*k)).any(|v| match v {
+        serde_json::Value::String(name) => matches!(
+            name.as_str(),
             "server_error" | "internal_error" | "overloaded" | "overloaded_error" | "rate_limit_exceeded"
-        )
+        ),
+        serde_json::Value::Number(n) => n.as_u64().is_some_and(|status| status == 429 || status >= 500),
+        _ => false,
     })
+}
+
+/// An upstream error as the right failure: transient or not.
+fn upstream_error(context: &str, error: &serde_json::Value) -> ProviderError {
+    let message = format!("{context}: {}", error_text(error));
+    if transient(error) {
+        ProviderError::Transient(message)
+    } else {
+        ProviderError::Unavailable(message)
+    }
 }
 
 /// What one `data:` payload means.
@@ -128,7 +141,8 @@ pub(crate) fn parse_event(event: &SseEvent) -> Result<Parsed, ProviderError> {
         return Ok(Parsed::Done);
     }
     if event.event.as_deref() == Some("error") {
-        return Err(ProviderError::Unavailable(format!("upstream error event: {}", snippet(data))));
+        let body: serde_json::Value = serde_json::from_str(data).unwrap_or_else(|_| data.into());
+        return Err(upstream_error("upstream error event", body.get("error").unwrap_or(&body)));
     }
     if data.is_empty() {
         return Ok(Parsed::Events(Vec::new())); // e.g. `event: ping`
@@ -137,12 +151,7 @@ pub(crate) fn parse_event(event: &SseEvent) -> Result<Parsed, ProviderError> {
         ProviderError::Unavailable(format!("unparseable stream chunk ({e}): {}", snippet(data)))
     })?;
     if let Some(error) = chunk.error.filter(|e| !e.is_null()) {
-        let message = format!("upstream error mid-stream: {}", error_text(&error));
-        return Err(if transient(&error) {
-            ProviderError::Transient(message)
-        } else {
-            ProviderError::Unavailable(message)
-        });
+        return Err(upstream_error("upstream error mid-stream", &error));
     }
     let mut events = Vec::new();
     // Only the first choice: we never ask for more than one (`n` unset).
@@ -189,12 +198,8 @@ impl Wire for ChatWire {
         }
     }
 
-    fn ended(&self) -> Result<(), ProviderError> {
-        if self.finished {
-            Ok(())
-        } else {
-            Err(ProviderError::Unavailable("stream ended early".into()))
-        }
+    fn complete_without_end_marker(&self) -> bool {
+        self.finished
     }
 }
 
@@ -277,6 +282,11 @@ mod tests {
         let ping = SseEvent { event: Some("ping".into()), data: String::new(), id: None };
         assert_eq!(parse_event(&ping).unwrap(), Parsed::Events(vec![]));
         let error = SseEvent { event: Some("error".into()), data: "boom".into(), id: None };
-        assert!(parse_event(&error).is_err());
+        assert_eq!(parse_event(&error), Err(ProviderError::Unavailable("upstream error event: boom".into())));
+        let vllm = r#"{"error":{"object":"error","message":"busy","type":"InternalServerError","code":500}}"#;
+        let error = SseEvent { event: Some("error".into()), data: vllm.into(), id: None };
+        assert_eq!(parse_event(&error), Err(ProviderError::Transient("upstream error event: busy".into())));
+        let err = parse_event(&data(r#"{"error":{"message":"slow down","code":429}}"#));
+        assert_eq!(err, Err(ProviderError::Transient("upstream error mid-stream: slow down".into())));
     }
 }

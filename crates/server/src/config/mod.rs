@@ -356,11 +356,25 @@ mod tests {
             ("[tenants.provider.breaker]\nopen_sec = 5", "open_sec"),
             ("[[tenants.fallbacks]]\nkind = \"openai\"", "fallbacks[0].model"),
             ("[[tenants.fallbacks]]\nkind = \"demo\"\nbase = 1", "base"),
+            (
+                "[[tenants.fallbacks]]\nkind = \"openai\"\nmodel = \"m\"\ntemperature = 2.5",
+                "fallbacks[0].temperature",
+            ),
+            (
+                "[[tenants.fallbacks]]\nkind = \"openai\"\nmodel = \"m\"\nmax_tokens = 0",
+                "fallbacks[0].max_tokens",
+            ),
         ] {
             let e = load(&format!("{provider}{bad}")).unwrap_err().to_string();
             assert!(e.contains(named), "{bad}: {e}");
         }
         let e = load("[[tenants]]\nid = \"a\"\n[tenants.provider]\nkind = \"anthropic\"").unwrap_err();
         assert!(e.to_string().contains("provider.model"), "{e}");
+        // Anthropic takes 0–1; OpenAI up to 2; NaN nowhere.
+        let e = load(&format!("{provider}temperature = 1.5")).unwrap_err();
+        assert!(e.to_string().contains("provider.temperature"), "{e}");
+        assert!(load(&format!("{provider}temperature = nan")).is_err());
+        let openai = "[[tenants]]\nid = \"a\"\n[tenants.provider]\nkind = \"openai\"\nmodel = \"m\"\n";
+        assert!(load(&format!("{openai}temperature = 1.5")).is_ok());
     }
 }

@@ -114,6 +114,19 @@ fn provider_settings(p: RawProvider) -> Result<ProviderSettings, String> {
             return Err(format!("base_url`: `{url}` must be an http(s) URL"));
         }
     }
+    // Checked at start: a value the vendor refuses would fail every call.
+    let max_temperature = if p.kind == ProviderKind::Anthropic { 1.0 } else { 2.0 };
+    if let Some(t) = p.temperature {
+        if !(0.0..=max_temperature).contains(&t) {
+            return Err(format!(
+                "temperature`: must be between 0 and {max_temperature} for kind \"{}\"",
+                p.kind.as_str()
+            ));
+        }
+    }
+    if p.max_tokens == Some(0) {
+        return Err("max_tokens`: must be at least 1".into());
+    }
     if p.history_messages == 0 || p.history_messages > 1000 {
         return Err("history_messages`: must be between 1 and 1000".into());
     }

@@ -50,6 +50,8 @@ pub enum Mode {
     RateLimitedMs(u64),
     /// 500 `server_error`.
     ServerError,
+    /// 400 `context_length_exceeded`: this request, not the server, is at fault.
+    BadRequest,
 }
 
 /// One request the fake received.
@@ -193,6 +195,17 @@ async fn completions(State(shared): State<Arc<Shared>>, headers: HeaderMap, body
             error_body("Rate limit reached for requests", "requests", "rate_limit_exceeded").to_string(),
         )
             .into_response(),
+        Mode::BadRequest => (
+            StatusCode::BAD_REQUEST,
+            [("content-type", "application/json")],
+            error_body(
+                "This model's maximum context length is 128000 tokens.",
+                "invalid_request_error",
+                "context_length_exceeded",
+            )
+            .to_string(),
+        )
+            .into_response(),
         Mode::ServerError => (
             StatusCode::INTERNAL_SERVER_ERROR,
             [("content-type", "application/json")],
@@ -325,7 +338,9 @@ fn steps(mode: &Mode) -> Vec<Step> {
             out.extend(ending(before.len() + after.len(), true, false));
             out
         }
-        Mode::RateLimited { .. } | Mode::RateLimitedMs(_) | Mode::ServerError => Vec::new(),
+        Mode::RateLimited { .. } | Mode::RateLimitedMs(_) | Mode::ServerError | Mode::BadRequest => {
+            Vec::new()
+        }
     }
 }
 
