@@ -1,26 +1,61 @@
 //! A fake Dify chat app (`POST /v1/chat-messages`) that streams the recorded
 //! wire format: answers under one conversation id per conversation it was
-//! asked to start, optionally a moderation `message_replace` mid-answer, and a
-//! record of every request body.
+//! asked to start, optionally a moderation `message_replace` mid-answer,
+//! paced answers, an in-stream error chunk before any text, a 404
+//! "Conversation Not Exists." for ids it was told to forget, a record of
+//! every request, and whether each response body was read to its end or
+//! dropped by the client.
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::response::Response;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use bytes::Bytes;
 use serde_json::{json, Value};
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// The conversation id the fake hands out for the `n`th new conversation.
 pub fn conversation(n: usize) -> String {
     format!("45701982-8118-4bc5-8e9b-64562b4526{n:02}")
 }
 
-#[derive(Default)]
+/// The recorded answer of [`DifyMode::Answer`].
+pub const ANSWER: &str = "Sunny, 21°C.";
+
+/// How the fake answers one request.
+#[derive(Debug, Clone)]
+pub enum DifyMode {
+    /// The recorded answer "Sunny", a ping, ", 21°C." (or the moderation
+    /// replacement set by [`FakeDify::replace_with`]), then `message_end`.
+    Answer,
+    /// One `message` chunk per piece, one every `interval`, then `message_end`.
+    Paced { pieces: Vec<String>, interval: Duration },
+    /// An `error` chunk (500 `internal_server_error`) before any text; the
+    /// stream ends there.
+    StreamError,
+}
+
+#[derive(Debug)]
+enum Step {
+    Bytes(Bytes),
+    Sleep(Duration),
+}
+
 struct Shared {
     requests: Mutex<Vec<Value>>,
+    authorizations: Mutex<Vec<Option<String>>>,
     started: Mutex<usize>,
     replace: Mutex<Option<String>>,
+    forgotten: Mutex<HashSet<String>>,
+    queue: Mutex<VecDeque<DifyMode>>,
+    default: Mutex<DifyMode>,
+    completed: AtomicUsize,
+    dropped: AtomicUsize,
 }
 
 #[derive(Clone)]
@@ -30,11 +65,30 @@ pub struct FakeDify {
 }
 
 impl FakeDify {
+    /// Starts the fake answering every call with [`DifyMode::Answer`].
     pub async fn start() -> Self {
-        let shared = Arc::new(Shared::default());
+        Self::start_with(DifyMode::Answer).await
+    }
+
+    /// Starts the fake with `default` as the mode of every call.
+    pub async fn start_with(default: DifyMode) -> Self {
+        let shared = Arc::new(Shared {
+            requests: Mutex::new(Vec::new()),
+            authorizations: Mutex::new(Vec::new()),
+            started: Mutex::new(0),
+            replace: Mutex::new(None),
+            forgotten: Mutex::new(HashSet::new()),
+            queue: Mutex::new(VecDeque::new()),
+            default: Mutex::new(default),
+            completed: AtomicUsize::new(0),
+            dropped: AtomicUsize::new(0),
+        });
         let app = Router::new().route("/v1/chat-messages", post(chat)).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake dify");
         let port = listener.local_addr().expect("fake addr").port();
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -51,18 +105,58 @@ impl FakeDify {
         *self.shared.replace.lock().expect("lock") = Some(text.to_owned());
     }
 
+    /// Sets the mode of every later call (after any queued ones).
+    pub fn set_mode(&self, mode: DifyMode) {
+        *self.shared.default.lock().expect("lock") = mode;
+    }
+
+    /// Queues a mode for the next call that has no earlier queued mode.
+    pub fn push_mode(&self, mode: DifyMode) {
+        self.shared.queue.lock().expect("lock").push_back(mode);
+    }
+
+    /// From now on a request sending `conversation_id` is answered 404
+    /// "Conversation Not Exists.", as when the app's conversations were
+    /// deleted; no queued mode is used up by it.
+    pub fn forget(&self, conversation_id: &str) {
+        self.shared.forgotten.lock().expect("lock").insert(conversation_id.to_owned());
+    }
+
+    /// Every request body, in order.
     pub fn requests(&self) -> Vec<Value> {
         self.shared.requests.lock().expect("lock").clone()
     }
+
+    /// The `Authorization` header of every request, in order.
+    pub fn authorizations(&self) -> Vec<Option<String>> {
+        self.shared.authorizations.lock().expect("lock").clone()
+    }
+
+    /// Response streams read to their end.
+    pub fn completed(&self) -> usize {
+        self.shared.completed.load(Ordering::SeqCst)
+    }
+
+    /// Response streams the client dropped before their end.
+    pub fn dropped(&self) -> usize {
+        self.shared.dropped.load(Ordering::SeqCst)
+    }
 }
 
-fn data(v: Value) -> String {
-    format!("data: {v}\n\n")
+fn data(v: Value) -> Step {
+    Step::Bytes(Bytes::from(format!("data: {v}\n\n")))
 }
 
-async fn chat(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) -> Response {
+async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
     shared.requests.lock().expect("lock").push(body.clone());
+    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    shared.authorizations.lock().expect("lock").push(authorization);
     let conversation_id = match body["conversation_id"].as_str() {
+        Some(id) if shared.forgotten.lock().expect("lock").contains(id) => {
+            let error = json!({"code": "not_found", "message": "Conversation Not Exists.", "status": 404});
+            return (StatusCode::NOT_FOUND, [("content-type", "application/json")], error.to_string())
+                .into_response();
+        }
         Some(id) if !id.is_empty() => id.to_owned(),
         _ => {
             let mut n = shared.started.lock().expect("lock");
@@ -70,6 +164,8 @@ async fn chat(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) -> Res
             conversation(*n)
         }
     };
+    let queued = shared.queue.lock().expect("lock").pop_front();
+    let mode = queued.unwrap_or_else(|| shared.default.lock().expect("lock").clone());
     let head = |event: &str| {
         json!({"event": event, "conversation_id": conversation_id, "message_id": "5ad4cb98",
                "created_at": 1705398420, "task_id": "900bbd43", "id": "5ad4cb98"})
@@ -79,15 +175,36 @@ async fn chat(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) -> Res
         m["answer"] = json!(answer);
         data(m)
     };
-    let mut frames = vec![message("Sunny"), "event: ping\n\n".to_owned()];
-    match shared.replace.lock().expect("lock").clone() {
-        Some(text) => {
-            let mut r = head("message_replace");
-            r["answer"] = json!(text);
-            frames.push(data(r));
-            frames.push(message(" (checked)"));
+    let mut steps = Vec::new();
+    match mode {
+        DifyMode::StreamError => {
+            steps.push(Step::Bytes(Bytes::from_static(b"event: ping\n\n")));
+            let mut e = head("error");
+            e["code"] = json!("internal_server_error");
+            e["message"] = json!("Internal Server Error, please contact support.");
+            e["status"] = json!(500);
+            steps.push(data(e));
+            return stream_response(shared.clone(), steps);
         }
-        None => frames.push(message(", 21°C.")),
+        DifyMode::Paced { pieces, interval } => {
+            for piece in &pieces {
+                steps.push(Step::Sleep(interval));
+                steps.push(message(piece));
+            }
+        }
+        DifyMode::Answer => {
+            steps.push(message("Sunny"));
+            steps.push(Step::Bytes(Bytes::from_static(b"event: ping\n\n")));
+            match shared.replace.lock().expect("lock").clone() {
+                Some(text) => {
+                    let mut r = head("message_replace");
+                    r["answer"] = json!(text);
+                    steps.push(data(r));
+                    steps.push(message(" (checked)"));
+                }
+                None => steps.push(message(", 21°C.")),
+            }
+        }
     }
     let mut end = head("message_end");
     end["metadata"] = json!({"usage": {"prompt_tokens": 1033, "prompt_unit_price": "0.001",
@@ -96,8 +213,39 @@ async fn chat(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) -> Res
         "total_tokens": 1168, "total_price": "0.0013030", "currency": "USD", "latency": 1.38},
         "retriever_resources": []});
     end["files"] = json!([]);
-    frames.push(data(end));
-    let stream = futures_util::stream::iter(frames.into_iter().map(Ok::<String, std::io::Error>));
+    steps.push(data(end));
+    stream_response(shared.clone(), steps)
+}
+
+/// Counts a body as completed when its steps ran out, as dropped otherwise.
+struct Tracker {
+    shared: Arc<Shared>,
+    steps: VecDeque<Step>,
+    finished: bool,
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        let counter = if self.finished { &self.shared.completed } else { &self.shared.dropped };
+        counter.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn stream_response(shared: Arc<Shared>, steps: Vec<Step>) -> Response {
+    let tracker = Tracker { shared, steps: steps.into(), finished: false };
+    let stream = futures_util::stream::unfold(tracker, |mut t| async move {
+        loop {
+            match t.steps.pop_front() {
+                None => {
+                    t.finished = true;
+                    drop(t);
+                    return None;
+                }
+                Some(Step::Bytes(b)) => return Some((Ok::<Bytes, std::io::Error>(b), t)),
+                Some(Step::Sleep(d)) => tokio::time::sleep(d).await,
+            }
+        }
+    });
     Response::builder()
         .header("content-type", "text/event-stream")
         .body(Body::from_stream(stream))

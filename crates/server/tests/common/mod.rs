@@ -10,6 +10,7 @@ pub mod checks;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod fake_anthropic;
 pub mod fake_dify;
 pub mod fake_openai;
 pub mod jwt;
