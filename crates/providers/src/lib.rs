@@ -14,6 +14,7 @@ mod upstream;
 
 use secrecy::SecretString;
 use std::sync::Arc;
+use switchboard_core::model::Role;
 use switchboard_core::provider::Provider;
 use switchboard_core::tenant::{ProviderKind, ProviderSettings};
 
@@ -52,6 +53,17 @@ pub fn build(settings: &ProviderSettings) -> Result<Arc<dyn Provider>, BuildErro
         ProviderKind::Openai => Ok(Arc::new(OpenAiProvider::new(settings, key(settings)?)?)),
         ProviderKind::Dify => Ok(Arc::new(DifyProvider::new(settings, key(settings)?)?)),
         ProviderKind::Anthropic => Ok(Arc::new(AnthropicProvider::new(settings, key(settings)?)?)),
+    }
+}
+
+/// The chat role a stored message speaks in to a model: agents' messages on
+/// the assistant's side (the visitor saw them there); system notes are not
+/// the model's to read.
+pub(crate) fn chat_role(role: Role) -> Option<&'static str> {
+    match role {
+        Role::User => Some("user"),
+        Role::Assistant | Role::Agent => Some("assistant"),
+        Role::System => None,
     }
 }
 

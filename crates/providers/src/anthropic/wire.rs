@@ -9,7 +9,7 @@ use crate::http::{snippet, to_u32};
 use crate::sse::SseEvent;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-use switchboard_core::model::{FinishReason, Role, Usage};
+use switchboard_core::model::{FinishReason, Usage};
 use switchboard_core::provider::{HistoryMessage, ProviderError, ProviderEvent};
 
 #[derive(Debug, Serialize)]
@@ -47,11 +47,7 @@ pub(crate) fn system(prompt: Option<&str>) -> Option<&str> {
 pub(crate) fn messages(history: &[HistoryMessage]) -> Vec<WireMessage<'_>> {
     let mut out: Vec<WireMessage<'_>> = Vec::with_capacity(history.len());
     for m in history {
-        let role = match m.role {
-            Role::User => "user",
-            Role::Assistant | Role::Agent => "assistant",
-            Role::System => continue,
-        };
+        let Some(role) = crate::chat_role(m.role) else { continue };
         if m.content.trim().is_empty() || (out.is_empty() && role == "assistant") {
             continue;
         }

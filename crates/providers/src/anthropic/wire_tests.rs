@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::*;
+use switchboard_core::model::Role;
 
 fn m(role: Role, content: &str) -> HistoryMessage {
     HistoryMessage { role, content: content.into() }

@@ -7,7 +7,7 @@ use crate::answer::{Flow, Wire};
 use crate::http::{snippet, to_u32};
 use crate::sse::SseEvent;
 use serde::{Deserialize, Serialize};
-use switchboard_core::model::{FinishReason, Role, Usage};
+use switchboard_core::model::{FinishReason, Usage};
 use switchboard_core::provider::{ChatRequest, ProviderError, ProviderEvent};
 
 #[derive(Debug, Serialize)]
@@ -38,14 +38,10 @@ pub(crate) struct WireMessage<'a> {
 /// the assistant's side) and stored system notes left out.
 pub(crate) fn messages(request: &ChatRequest) -> Vec<WireMessage<'_>> {
     let system = request.system_prompt.as_deref().map(|content| WireMessage { role: "system", content });
-    let history = request.history.iter().filter_map(|m| {
-        let role = match m.role {
-            Role::User => "user",
-            Role::Assistant | Role::Agent => "assistant",
-            Role::System => return None,
-        };
-        Some(WireMessage { role, content: &m.content })
-    });
+    let history = request
+        .history
+        .iter()
+        .filter_map(|m| crate::chat_role(m.role).map(|role| WireMessage { role, content: &m.content }));
     system.into_iter().chain(history).collect()
 }
 
