@@ -7,6 +7,8 @@ use crate::time::Timestamp;
 use async_trait::async_trait;
 use uuid::Uuid;
 
+pub mod admin;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database could not be reached or answered with an error.
@@ -228,4 +230,16 @@ pub trait Store: Send + Sync + 'static {
         key: &str,
         conversation_id: &str,
     ) -> Result<(), StoreError>;
+
+    /// A page of the tenant's sessions for the admin API, filtered and
+    /// ordered by `query.sort` then id, strictly after `query.after`.
+    async fn admin_list_sessions(&self, query: &admin::AdminSessionQuery)
+        -> Result<Vec<Session>, StoreError>;
+    /// Sets the session's status to `closed`; `None` when there is no such
+    /// session in the tenant.
+    async fn close_session(&self, tenant_id: &str, id: Uuid) -> Result<Option<Session>, StoreError>;
+    /// A runtime setting shared by every node, if it was ever set.
+    async fn runtime_setting(&self, key: &str) -> Result<Option<admin::RuntimeSetting>, StoreError>;
+    /// Writes a runtime setting (replacing the value under its key).
+    async fn put_runtime_setting(&self, setting: &admin::RuntimeSetting) -> Result<(), StoreError>;
 }

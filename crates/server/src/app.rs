@@ -124,6 +124,8 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             pending_per_ip: config.connections.max_pending_per_ip,
         }),
     };
+    // The global kill switch set through the admin API outlives restarts.
+    crate::admin::kill_switch::refresh_global(&state).await;
     let connections = state.connections.clone();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -140,7 +140,7 @@ fn preflight(state: &AppState, headers: &HeaderMap, query_tenant: Option<&str>) 
 }
 
 /// The CORS headers of an accepted origin.
-fn allow(h: &mut HeaderMap, origin: &str) {
+pub fn allow(h: &mut HeaderMap, origin: &str) {
     if let Ok(value) = HeaderValue::from_str(origin) {
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
     }
@@ -152,7 +152,6 @@ fn allow(h: &mut HeaderMap, origin: &str) {
 /// The Origin rule of admin endpoints (SPEC §9): no Origin (the CLI,
 /// scripts), the server's own (`public_url`), or one of `admin_origins`.
 /// The admin API mounts it in front of its routes.
-#[allow(dead_code)] // The admin routes arrive with the admin API.
 pub fn admin_origin(config: &Config, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(raw) = headers.get(header::ORIGIN) else { return Ok(()) };
     let normalized =

@@ -1,6 +1,7 @@
 //! The `switchboard` binary: `serve` runs the runtime, `migrate` prepares the
 //! database.
 
+mod admin;
 mod app;
 mod cli;
 mod config;

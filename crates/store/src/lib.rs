@@ -29,6 +29,7 @@
 //! Dropping the last handle to the store closes it: the SQLite writer commits
 //! what is queued and closes its connection.
 
+mod admin;
 mod conversations;
 mod crypto;
 mod keys;

@@ -366,10 +366,40 @@ macro_rules! impl_store {
                 ) -> Result<(), StoreError> {
                     self.set_conversation_id_in_db(tenant_id, session_id, key, conversation_id).await
                 }
+
+                async fn admin_list_sessions(
+                    &self,
+                    query: &switchboard_core::store::admin::AdminSessionQuery,
+                ) -> Result<Vec<Session>, StoreError> {
+                    self.admin_list_sessions_in_db(query).await
+                }
+
+                async fn close_session(
+                    &self,
+                    tenant_id: &str,
+                    id: Uuid,
+                ) -> Result<Option<Session>, StoreError> {
+                    self.close_session_in_db(tenant_id, id).await
+                }
+
+                async fn runtime_setting(
+                    &self,
+                    key: &str,
+                ) -> Result<Option<switchboard_core::store::admin::RuntimeSetting>, StoreError> {
+                    self.runtime_setting_in_db(key).await
+                }
+
+                async fn put_runtime_setting(
+                    &self,
+                    setting: &switchboard_core::store::admin::RuntimeSetting,
+                ) -> Result<(), StoreError> {
+                    self.put_runtime_setting_in_db(setting).await
+                }
             }
 
             $crate::links::impl_links!($store, conn = $conn);
             $crate::conversations::impl_conversations!($store, conn = $conn);
+            $crate::admin::impl_admin!($store, conn = $conn);
         };
     };
 }

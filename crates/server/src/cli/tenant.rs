@@ -7,8 +7,8 @@
 
 use super::tenant_input::{on_off_word, table_of, SettingsArgs};
 use crate::config::{Config, RawTenant, TenantConfig};
-use crate::tenancy::records::{config_record, db_record, next_update, raw_settings};
-use crate::tenancy::{SOURCE_CONFIG, SOURCE_DB};
+use crate::tenancy::records::raw_settings;
+use crate::tenancy::{edit, SOURCE_CONFIG};
 use chrono::Utc;
 use clap::Subcommand;
 use serde_json::json;
@@ -76,10 +76,6 @@ impl Ctx {
     async fn record(&self, id: &str) -> Result<Option<TenantRecord>, String> {
         self.store.get_tenant(id).await.map_err(|e| e.to_string())
     }
-
-    async fn save(&self, record: &TenantRecord) -> Result<(), String> {
-        self.store.upsert_tenant(record).await.map_err(|e| e.to_string())
-    }
 }
 
 pub async fn run(args: TenantArgs) -> Result<(), String> {
@@ -103,18 +99,10 @@ pub async fn run(args: TenantArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn owned_by_file(id: &str) -> String {
-    format!("tenant `{id}` is owned by the configuration file: edit the file instead (only `--kill-switch on|off` can be changed here)")
-}
-
 async fn create(ctx: &Ctx, id: &str, args: &SettingsArgs) -> Result<(), String> {
     let table = args.file_table(id)?.unwrap_or_default();
     let settings = args.settings(table, id)?;
-    if ctx.file_tenant(id).is_some() || ctx.record(id).await?.is_some() {
-        return Err(format!("tenant `{id}` already exists"));
-    }
-    let record = db_record(&settings, settings.kill_switch, None, Utc::now())?;
-    ctx.save(&record).await?;
+    edit::create(ctx.store.as_ref(), &ctx.config.tenants, &settings, Utc::now()).await.map_err(message)?;
     println!("created tenant {id} (running servers serve it within a few seconds)");
     Ok(())
 }
@@ -123,56 +111,40 @@ async fn update(ctx: &Ctx, id: &str, args: &SettingsArgs) -> Result<(), String> 
     if args.is_empty() {
         return Err("nothing to change: give --file or flags (see --help)".into());
     }
-    let existing = ctx.record(id).await?;
-    if let Some(file_tenant) = ctx.file_tenant(id) {
-        let (Some(kill_switch), true) = (args.kill_switch, args.only_kill_switch()) else {
-            return Err(owned_by_file(id));
-        };
-        let now = Utc::now();
-        let mut record = match existing.clone().filter(|r| r.source == SOURCE_CONFIG) {
-            Some(r) => r,
-            None => config_record(file_tenant, None, now)?,
-        };
-        record.kill_switch = kill_switch;
-        record.updated_at = next_update(now, existing.as_ref());
-        ctx.save(&record).await?;
+    let (store, file) = (ctx.store.as_ref(), ctx.config.tenants.as_slice());
+    if let (Some(kill_switch), true) = (args.kill_switch, args.only_kill_switch()) {
+        edit::set_kill_switch(store, file, id, kill_switch, Utc::now()).await.map_err(message)?;
         println!("tenant {id}: kill switch {}", on_off_word(kill_switch));
         return Ok(());
     }
-    let Some(existing) = existing else { return Err(format!("no tenant `{id}`")) };
-    if existing.source != SOURCE_DB {
-        return Err(owned_by_file(id));
-    }
-    let table = match args.file_table(id)? {
-        Some(mut table) => {
-            // A file replaces the settings, but leaves the switch alone unless it sets it.
-            table.entry("kill_switch").or_insert(toml::Value::Boolean(existing.kill_switch));
-            table
-        }
-        None => {
-            let mut raw = raw_settings(&existing).map_err(|e| format!("the stored settings: {e}"))?;
-            raw.kill_switch = existing.kill_switch;
-            table_of(&raw)?
-        }
+    let change = |existing: &TenantRecord| {
+        let table = match args.file_table(id)? {
+            Some(mut table) => {
+                // A file replaces the settings, but leaves the switch alone unless it sets it.
+                table.entry("kill_switch").or_insert(toml::Value::Boolean(existing.kill_switch));
+                table
+            }
+            None => {
+                let mut raw = raw_settings(existing).map_err(|e| format!("the stored settings: {e}"))?;
+                raw.kill_switch = existing.kill_switch;
+                table_of(&raw)?
+            }
+        };
+        args.settings(table, id)
     };
-    let settings = args.settings(table, id)?;
-    let record = db_record(&settings, settings.kill_switch, Some(&existing), Utc::now())?;
-    ctx.save(&record).await?;
+    edit::update(store, file, id, change, Utc::now()).await.map_err(message)?;
     println!("updated tenant {id} (running servers follow within a few seconds)");
     Ok(())
 }
 
 async fn delete(ctx: &Ctx, id: &str) -> Result<(), String> {
-    if ctx.file_tenant(id).is_some() {
-        return Err(owned_by_file(id));
-    }
-    // A `config` record no file here declares is a leftover of a tenant
-    // removed from the file: deleting it is allowed.
-    if !ctx.store.delete_tenant(id).await.map_err(|e| e.to_string())? {
-        return Err(format!("no tenant `{id}`"));
-    }
+    edit::delete(ctx.store.as_ref(), &ctx.config.tenants, id).await.map_err(message)?;
     println!("deleted tenant {id}");
     Ok(())
+}
+
+fn message(e: edit::EditError) -> String {
+    e.to_string()
 }
 
 /// One line of `list`.

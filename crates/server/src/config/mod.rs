@@ -238,7 +238,6 @@ fn not_enforced(raw: &RawConfig) -> Vec<String> {
             out.push(key);
         }
     };
-    note(!raw.admin_origins.is_empty(), "admin_origins".into());
     note(!raw.prices.is_empty(), "prices".into());
     for (i, t) in raw.tenants.iter().enumerate() {
         note(t.budget.is_some(), format!("tenants[{i}].budget"));

@@ -155,7 +155,6 @@ fn display_name(name: Option<&str>) -> Option<String> {
 
 /// What an agent is called where others see it: its `name`, else "Agent",
 /// never its `sub` (which may be an email address or an internal id).
-#[allow(dead_code)] // Takeovers and agent messages use it.
 pub fn agent_display_name(name: Option<&str>) -> &str {
     name.filter(|n| !n.trim().is_empty()).unwrap_or("Agent")
 }

@@ -1,11 +1,12 @@
 //! Tenants as this node serves them: declared in the configuration file or
-//! created at run time (CLI, later the admin API) and kept in the database.
+//! created at run time (CLI, admin API) and kept in the database.
 //! Both kinds are validated by one path (`config::validate_tenant`); a
 //! database record is the same shape as a `[[tenants]]` entry, with secrets
 //! only named by environment variable. `reload` keeps a running node in step
 //! with the database.
 
 pub mod catalog;
+pub mod edit;
 pub mod records;
 pub mod reload;
 

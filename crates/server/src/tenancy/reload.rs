@@ -52,6 +52,7 @@ async fn poll(state: &AppState, catalog: &mut Catalog) {
         }
         Err(e) => tracing::warn!(error = %e, "cannot read the tenants; serving the ones known so far"),
     }
+    crate::admin::kill_switch::refresh_global(state).await;
     stop_disabled(state);
     close_revoked(state);
 }

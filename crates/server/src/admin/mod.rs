@@ -1,0 +1,86 @@
+//! The admin API (`/v1/admin`, SPEC §12): for agents (a tenant's user JWT
+//! with `role: "admin"`) and the operator. Its own edge (duplicated headers,
+//! the admin Origin rule, CORS for `admin_origins`), no end-user rate limits
+//! and no kill switch: the people who turn a switch on must be able to turn
+//! it off again.
+//!
+//! Extension points for what comes next:
+//! - every mutating action goes through [`audit::record`], the one place the
+//!   HMAC-chained audit log (`GET /v1/admin/audit`, `…/audit/verify`) will
+//!   write to;
+//! - `GET /v1/admin/usage` (with budgets), takeover, agent messages, release,
+//!   admin tickets and the live view mount in [`router`] beside the session
+//!   routes, and authenticate with [`auth::authenticate`] and
+//!   [`auth::scoped_tenant`] like them.
+
+pub mod audit;
+pub mod auth;
+pub mod kill_switch;
+mod query;
+pub mod sessions;
+mod tenant_body;
+pub mod tenants;
+
+use crate::edge;
+use crate::http::ApiError;
+use crate::state::AppState;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use switchboard_core::ErrorCode;
+
+const ALLOW_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
+const ALLOW_HEADERS: &str = "Authorization, Content-Type, X-Tenant-Id, traceparent";
+
+/// The `/v1/admin` routes, behind the admin edge.
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/v1/admin/sessions", get(sessions::list))
+        .route("/v1/admin/sessions/{id}", get(sessions::get))
+        .route("/v1/admin/sessions/{id}/close", post(sessions::close))
+        .route("/v1/admin/tenants", get(tenants::list).post(tenants::create))
+        .route("/v1/admin/tenants/{id}", get(tenants::get).patch(tenants::update).delete(tenants::delete))
+        .route("/v1/admin/tenants/{id}/kill-switch", put(kill_switch::put_tenant))
+        .route("/v1/admin/kill-switch", get(kill_switch::get_global).put(kill_switch::put_global))
+        .method_not_allowed_fallback(|| async { ApiError::new(ErrorCode::MethodNotAllowed) })
+        .layer(axum::middleware::from_fn_with_state(state, admin_edge))
+}
+
+/// Headers that must not appear twice (as on end-user endpoints).
+const CRITICAL: [&str; 4] = ["authorization", "origin", "x-tenant-id", "content-type"];
+
+/// Duplicated critical headers, then the admin Origin rule (SPEC §9): no
+/// Origin (CLI, scripts), the server's own, or one of `admin_origins`, which
+/// also get CORS headers so a console served elsewhere can read the answers.
+async fn admin_edge(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    if let Some(name) = CRITICAL.iter().find(|h| headers.get_all(**h).iter().count() > 1) {
+        return ApiError::invalid_field(name, "must not be sent more than once").into_response();
+    }
+    if let Err(refusal) = edge::admin_origin(&state.config, headers) {
+        return refusal.into_response();
+    }
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    if request.method() == Method::OPTIONS {
+        return preflight(origin.as_deref());
+    }
+    let mut response = next.run(request).await;
+    if let Some(origin) = origin {
+        edge::allow(response.headers_mut(), &origin);
+    }
+    response
+}
+
+fn preflight(origin: Option<&str>) -> Response {
+    let Some(origin) = origin else { return ApiError::new(ErrorCode::OriginMissing).into_response() };
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let h: &mut HeaderMap = response.headers_mut();
+    edge::allow(h, origin);
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(ALLOW_METHODS));
+    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static(ALLOW_HEADERS));
+    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    response
+}

@@ -1,0 +1,115 @@
+//! Agents' and the operator's view of a tenant's sessions (SPEC §12): the
+//! filtered, sorted, keyset-paged list; one session with its recent
+//! messages; closing a session. Unlike the end-user API these show who owns
+//! a session (`owner`, and `user_id` for users).
+
+use super::audit::{self, Action};
+use super::{auth, query};
+use crate::http::extract::{self, Path};
+use crate::http::ApiError;
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
+use axum::Json;
+use serde_json::{json, Value};
+use std::time::Duration;
+use switchboard_core::store::admin::SessionKey;
+use switchboard_core::turn::StopReason;
+use switchboard_core::{ErrorCode, Session, Subject};
+
+/// How many of the newest messages `GET /v1/admin/sessions/{id}` carries.
+pub const RECENT_MESSAGES: u32 = 50;
+/// How long closing waits for a stopped turn to store its partial answer.
+const STOP_WAIT: Duration = Duration::from_secs(5);
+
+/// A session as agents see it: the end-user object plus its owner.
+pub fn session_json(s: &Session) -> Value {
+    let mut v = serde_json::to_value(s).unwrap_or(Value::Null);
+    let user_id = match Subject::parse(&s.owner) {
+        Some(Subject::User(sub)) => Some(sub),
+        _ => None,
+    };
+    v["owner"] = json!(s.owner);
+    v["user_id"] = json!(user_id);
+    v
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Json<Value>, ApiError> {
+    let actor = auth::authenticate(&state, &headers)?;
+    let tenant = auth::scoped_tenant(&state, &headers, &actor)?;
+    let mut q = query::parse(&tenant.id, uri.query())?;
+    let limit = q.limit as usize;
+    // One more than asked: whether another page follows, without a count.
+    q.limit += 1;
+    let mut items = state.store.admin_list_sessions(&q).await.map_err(ApiError::internal)?;
+    let next_cursor = (items.len() > limit).then(|| {
+        items.truncate(limit);
+        items.last().map(|s| query::encode_cursor(&q, SessionKey { key: q.sort.key_of(s), id: s.id }))
+    });
+    let items: Vec<Value> = items.iter().map(session_json).collect();
+    Ok(Json(json!({"items": items, "next_cursor": next_cursor.flatten()})))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let actor = auth::authenticate(&state, &headers)?;
+    let tenant = auth::scoped_tenant(&state, &headers, &actor)?;
+    let session = tenant_session(&state, &tenant.id, &id).await?;
+    let mut messages = state
+        .store
+        .list_messages(&tenant.id, session.id, RECENT_MESSAGES, None)
+        .await
+        .map_err(ApiError::internal)?;
+    // A transcript reads oldest first.
+    messages.reverse();
+    Ok(Json(json!({"session": session_json(&session), "messages": messages})))
+}
+
+/// Closes the session: a turn running on this node is stopped first (its
+/// partial answer kept as `aborted`), then the session is `closed`, and
+/// every later message gets `session.closed`. Closing a closed session
+/// answers the same.
+pub async fn close(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(bytes) = extract::json_body(&headers, body, state.config.max_body_bytes, false).await? {
+        let body = extract::json_object(&bytes)?;
+        if !body.is_empty() {
+            return Err(ApiError::invalid(extract::unknown_fields(&body)));
+        }
+    }
+    let actor = auth::authenticate(&state, &headers)?;
+    let tenant = auth::scoped_tenant(&state, &headers, &actor)?;
+    let session = tenant_session(&state, &tenant.id, &id).await?;
+    if state.engine.live_turn(session.id).is_some() {
+        // Stopped on purpose, like a deleted session's: kept as `aborted`.
+        state.engine.stop_session_turn(session.id, StopReason::SessionDeleted);
+        let deadline = tokio::time::Instant::now() + STOP_WAIT;
+        while state.engine.live_turn(session.id).is_some() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let closed = state.store.close_session(&tenant.id, session.id).await.map_err(ApiError::internal)?;
+    let closed = closed.ok_or(ApiError::new(ErrorCode::SessionNotFound))?;
+    let detail = json!({"tenant_id": tenant.id, "status_before": session.status.as_str()});
+    audit::record(&state, &actor, Action::SessionClose, &session.id.to_string(), detail).await?;
+    Ok(Json(session_json(&closed)))
+}
+
+/// The session if it exists in the tenant, else `session.not_found`.
+async fn tenant_session(state: &AppState, tenant_id: &str, raw_id: &str) -> Result<Session, ApiError> {
+    let id = extract::session_id(raw_id)?;
+    let session = state.store.get_session(tenant_id, id).await.map_err(ApiError::internal)?;
+    session.ok_or(ApiError::new(ErrorCode::SessionNotFound))
+}
