@@ -141,9 +141,18 @@ impl SessionKeys<'_> {
 }
 
 /// The key id a stored value was written under, if it is well formed.
-#[cfg(test)]
 pub fn stored_kid(stored: &[u8]) -> Option<&str> {
     split(stored).ok().map(|(kid, _, _)| kid)
+}
+
+/// The first bytes of every value stored under `kid`, so SQL can tell which
+/// values another key wrote without reading them out (`keys rotate`).
+pub fn kid_prefix(kid: &str) -> Vec<u8> {
+    let mut prefix = Vec::with_capacity(2 + kid.len());
+    prefix.push(VERSION);
+    prefix.push(u8::try_from(kid.len()).unwrap_or(u8::MAX));
+    prefix.extend_from_slice(kid.as_bytes());
+    prefix
 }
 
 fn split(stored: &[u8]) -> Result<(&str, &[u8], &[u8]), CryptoError> {
@@ -210,6 +219,7 @@ mod tests {
         let b = cipher.encrypt_str(&at(sid, 3, "content"), "hello").unwrap();
         assert_ne!(a, b);
         assert_eq!(stored_kid(&a), Some("k1"));
+        assert!(a.starts_with(&kid_prefix("k1")));
         assert!(!a.windows(5).any(|w| w == b"hello"));
         assert_eq!(cipher.decrypt_string(&at(sid, 3, "content"), &a).unwrap(), "hello");
         assert_eq!(cipher.decrypt_string(&at(sid, 3, "content"), &b).unwrap(), "hello");

@@ -35,6 +35,7 @@ mod crypto;
 mod keys;
 mod links;
 mod postgres;
+mod rotate;
 mod rows;
 mod schema;
 mod sql;
@@ -44,6 +45,7 @@ mod turn;
 mod write;
 
 pub use keys::{load_or_generate, KeyError, Keyring, KEY_LEN};
+pub use rotate::{rotate_keys, ColumnReport, Progress, RotateError, RotationReport, DEFAULT_BATCH};
 
 use schema::Schema;
 use std::sync::Arc;

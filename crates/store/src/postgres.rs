@@ -90,6 +90,7 @@ impl_store!(
     begin_turn = begin_turn,
     messages_after = messages_after
 );
+crate::rotate::backend::impl_rotation!(PgStore, conn = PgConnection, select = select_locking);
 
 /// A replay's page, oldest first.
 async fn messages_after(

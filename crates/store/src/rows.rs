@@ -11,6 +11,7 @@ use uuid::Uuid;
 /// Column names of encrypted values, part of their associated data.
 pub const CONTENT: &str = "content";
 pub const METADATA: &str = "metadata";
+pub const TOOLS: &str = "tools";
 
 /// The columns `MessageRow` reads, in a form `concat!` can splice into SQL.
 macro_rules! message_columns {

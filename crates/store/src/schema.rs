@@ -3,13 +3,14 @@
 //! the wrong encryption keys refuses to start instead of writing content that
 //! no other node can read).
 
-use crate::crypto::{Aad, Cipher};
+use crate::crypto::{stored_kid, Aad, Cipher};
 use crate::StoreOpenError;
 use sqlx::migrate::Migrator;
 use uuid::Uuid;
 
 const CANARY: &[u8] = b"switchboard key check v1";
-const CANARY_COLUMN: &str = "keycheck";
+/// The canary's column in its associated data.
+pub(crate) const CANARY_COLUMN: &str = "keycheck";
 
 /// What opening needs from a backend beyond the `Store` trait.
 #[async_trait::async_trait]
@@ -64,25 +65,36 @@ async fn check_keys(backend: &impl Schema) -> Result<(), StoreOpenError> {
     Ok(())
 }
 
+/// A canary is judged by the key id inside its value, not by its row's kid:
+/// `keys rotate` re-encrypts every canary under the active key, so that once
+/// the old key is removed no value under it is left, and the row keeps its
+/// kid only as a name.
 fn judge(stored: &[(String, Vec<u8>)], cipher: &Cipher) -> Result<(), StoreOpenError> {
     let mut readable = false;
-    for (kid, canary) in stored {
+    let mut database_kids: Vec<&str> = Vec::new();
+    for (row_kid, canary) in stored {
+        let Some(kid) = stored_kid(canary) else {
+            return Err(StoreOpenError::KeyConflict { kid: row_kid.clone() });
+        };
+        if !database_kids.contains(&kid) {
+            database_kids.push(kid);
+        }
         if cipher.keyring().key(kid).is_none() {
             continue;
         }
         match cipher.decrypt(&canary_place(), canary) {
             Ok(plain) if plain == CANARY => readable = true,
-            _ => return Err(StoreOpenError::KeyConflict { kid: kid.clone() }),
+            _ => return Err(StoreOpenError::KeyConflict { kid: kid.to_owned() }),
         }
     }
     if !stored.is_empty() && !readable {
-        let kids: Vec<&str> = stored.iter().map(|(kid, _)| kid.as_str()).collect();
-        return Err(StoreOpenError::KeysCannotDecrypt { database_kids: kids.join(", ") });
+        return Err(StoreOpenError::KeysCannotDecrypt { database_kids: database_kids.join(", ") });
     }
     Ok(())
 }
 
-fn canary_place() -> Aad<'static> {
+/// Where a canary lives, as associated data (no tenant, session or seq).
+pub(crate) fn canary_place() -> Aad<'static> {
     Aad { tenant_id: "", session_id: Uuid::nil(), seq: 0, column: CANARY_COLUMN }
 }
 
@@ -114,5 +126,25 @@ mod tests {
         assert!(judge(&both, &Cipher::new(only_k2)).is_ok());
         assert!(matches!(judge(&db, &Cipher::new(stranger)), Err(StoreOpenError::KeyConflict { .. })));
         assert!(matches!(judge(&db, &Cipher::new(other_kid)), Err(StoreOpenError::KeysCannotDecrypt { .. })));
+    }
+
+    #[test]
+    fn canaries_resealed_by_rotation_are_judged_by_their_value() {
+        let k1 = Keyring::generate("k1");
+        let rotated = k1.rotated("k2").unwrap();
+        let only_k2 = Keyring::parse(rotated.to_spec().split(',').next().unwrap()).unwrap();
+        // After `keys rotate`: the k1 row holds a value under k2.
+        let resealed = ("k1".to_owned(), canary(&rotated).1);
+        let db = vec![resealed, canary(&rotated)];
+        assert!(judge(&db, &Cipher::new(rotated.clone())).is_ok());
+        assert!(judge(&db, &Cipher::new(only_k2.clone())).is_ok());
+        // A node still on the old key alone reads none of it, and is told so.
+        let err = judge(&db, &Cipher::new(k1)).unwrap_err();
+        assert!(matches!(&err, StoreOpenError::KeysCannotDecrypt { database_kids } if database_kids == "k2"));
+        // k1 given with other bytes no longer matters: nothing is under k1.
+        let other_k1 = format!("{},k1:{}", only_k2.to_spec(), "A".repeat(43) + "=");
+        assert!(judge(&db, &Cipher::new(Keyring::parse(&other_k1).unwrap())).is_ok());
+        let garbage = vec![("k2".to_owned(), vec![9u8, 1, 2])];
+        assert!(matches!(judge(&garbage, &Cipher::new(rotated)), Err(StoreOpenError::KeyConflict { .. })));
     }
 }

@@ -118,6 +118,7 @@ impl_store!(
     begin_turn = turn::begin_turn,
     messages_after = messages_after
 );
+crate::rotate::backend::impl_rotation!(SqliteStore, conn = SqliteConnection, select = select);
 
 /// A replay's page, oldest first, read as one packed JSON value.
 async fn messages_after(

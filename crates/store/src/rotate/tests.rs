@@ -1,0 +1,266 @@
+//! Rotation on a SQLite file, with rows written directly (every encrypted
+//! column, tool payloads included, which no `Store` call writes yet), so the
+//! stored bytes can be checked column by column. Rotation under concurrent
+//! writers, on both backends, is in `tests/rotation.rs`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::*;
+use crate::crypto::{stored_kid, Aad, Cipher};
+use crate::rows::{CONTENT, METADATA, TOOLS};
+use crate::schema::canary_place;
+use crate::{Durability, Keyring};
+use sqlx::SqlitePool;
+use uuid::Uuid;
+
+const TENANT: &str = "acme";
+
+fn options(keyring: &Keyring) -> StoreOptions {
+    StoreOptions { keyring: keyring.clone(), durability: Durability::Normal }
+}
+
+/// The first key of `keyring` alone (what is left once the old key is removed).
+fn only_first(keyring: &Keyring) -> Keyring {
+    Keyring::parse(keyring.to_spec().split(',').next().unwrap()).unwrap()
+}
+
+struct Db {
+    _dir: tempfile::TempDir,
+    url: String,
+    pool: SqlitePool,
+}
+
+async fn database(keyring: &Keyring) -> Db {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("rotate.db").display());
+    crate::migrate(&url, &options(keyring)).await.unwrap();
+    let pool = SqlitePool::connect(&url).await.unwrap();
+    Db { _dir: dir, url, pool }
+}
+
+/// What was written in clear, to compare after the rotation.
+#[derive(Default)]
+struct Written {
+    /// (table.column, id, seq, plaintext)
+    values: Vec<(&'static str, String, i64, String)>,
+}
+
+impl Db {
+    async fn session(&self, cipher: &Cipher, written: &mut Written, metadata: Option<&str>) -> Uuid {
+        let id = Uuid::new_v4();
+        let sealed = metadata.map(|m| {
+            written.values.push(("sessions.metadata", id.to_string(), 0, m.to_owned()));
+            cipher
+                .encrypt_str(&Aad { tenant_id: TENANT, session_id: id, seq: 0, column: METADATA }, m)
+                .unwrap()
+        });
+        sqlx::query(
+            "INSERT INTO sessions (id, tenant_id, owner, status, created_at, last_activity_at, metadata) \
+             VALUES ($1, $2, 'visitor:1', 'active', 0, 0, $3)",
+        )
+        .bind(id.to_string())
+        .bind(TENANT)
+        .bind(sealed)
+        .execute(&self.pool)
+        .await
+        .unwrap();
+        id
+    }
+
+    async fn message(
+        &self,
+        cipher: &Cipher,
+        written: &mut Written,
+        (session_id, seq): (Uuid, i64),
+        content: &str,
+        tools: Option<&str>,
+    ) {
+        let at = |column| Aad { tenant_id: TENANT, session_id, seq, column };
+        written.values.push(("messages.content", session_id.to_string(), seq, content.to_owned()));
+        let tools = tools.map(|t| {
+            written.values.push(("messages.tools", session_id.to_string(), seq, t.to_owned()));
+            cipher.encrypt_str(&at(TOOLS), t).unwrap()
+        });
+        self.raw_message(session_id, seq, cipher.encrypt_str(&at(CONTENT), content).unwrap(), tools).await;
+    }
+
+    async fn raw_message(&self, session_id: Uuid, seq: i64, content: Vec<u8>, tools: Option<Vec<u8>>) {
+        sqlx::query(
+            "INSERT INTO messages (session_id, seq, tenant_id, role, content, status, created_at, tools) \
+             VALUES ($1, $2, $3, 'user', $4, 'complete', 0, $5)",
+        )
+        .bind(session_id.to_string())
+        .bind(seq)
+        .bind(TENANT)
+        .bind(content)
+        .bind(tools)
+        .execute(&self.pool)
+        .await
+        .unwrap();
+    }
+
+    /// Every stored encrypted value: (table.column, id, seq, tenant, bytes).
+    async fn stored(&self) -> Vec<(&'static str, String, i64, String, Vec<u8>)> {
+        let mut out = Vec::new();
+        for column in ENCRYPTED {
+            let mut select = sqlx::query_as(column.select).bind(i64::MAX).bind("");
+            if column.identity == columns::Identity::Message {
+                select = select.bind(i64::MIN);
+            }
+            let rows: Vec<columns::StoredValue> = select.fetch_all(&self.pool).await.unwrap();
+            for row in rows {
+                if let Some(value) = row.value {
+                    out.push((column.name, row.id, row.seq, row.tenant_id, value));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Opens a stored value the way its reader would.
+fn open(cipher: &Cipher, column: &str, id: &str, seq: i64, tenant: &str, value: &[u8]) -> String {
+    let place = |sealed_as| Aad {
+        tenant_id: tenant,
+        session_id: Uuid::parse_str(id).unwrap(),
+        seq,
+        column: sealed_as,
+    };
+    let at = match column {
+        "messages.content" => place(CONTENT),
+        "messages.tools" => place(TOOLS),
+        "sessions.metadata" => place(METADATA),
+        "keycheck.canary" => canary_place(),
+        other => panic!("unknown column {other}"),
+    };
+    String::from_utf8(cipher.decrypt(&at, value).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn rotates_every_column_once_and_old_key_can_go() {
+    let old = Keyring::generate("k1");
+    let db = database(&old).await;
+    let cipher = Cipher::new(old.clone());
+    let mut written = Written::default();
+    for n in 0..3 {
+        let metadata = (n != 1).then(|| format!("{{\"page\":\"MARK-meta-{n}\"}}"));
+        let sid = db.session(&cipher, &mut written, metadata.as_deref()).await;
+        for seq in 1..=3 {
+            let tools = (seq == 2).then(|| format!("[{{\"card\":\"MARK-tool-{n}\"}}]"));
+            db.message(&cipher, &mut written, (sid, seq), &format!("MARK-{n}-{seq}"), tools.as_deref()).await;
+        }
+    }
+
+    let rotated = old.rotated("k2").unwrap();
+    let mut pages = 0;
+    let report = rotate_keys(&db.url, &options(&rotated), 2, |_| pages += 1).await.unwrap();
+    // 9 contents, 3 tool payloads, 2 metadata, and the k1 canary (the k2
+    // canary was written under k2 when the rotation opened the database).
+    assert_eq!(report.rewritten(), 15, "{report:?}");
+    assert_eq!((report.remaining, report.unreadable, report.passes), (0, 0, 1), "{report:?}");
+    assert_eq!(report.active_kid, "k2");
+    let by_column: Vec<(&str, u64)> =
+        report.columns.iter().map(|c| (c.column.as_str(), c.rewritten)).collect();
+    assert_eq!(
+        by_column,
+        [("messages.content", 9), ("messages.tools", 3), ("sessions.metadata", 2), ("keycheck.canary", 1)]
+    );
+    assert!(pages >= 9, "pages of two rows each: {pages}");
+
+    // Every stored value is under k2 and opens with k2 alone, where it is.
+    let new_only = Cipher::new(only_first(&rotated));
+    let stored = db.stored().await;
+    assert_eq!(stored.len(), 9 + 3 + 2 + 2);
+    for (column, id, seq, tenant, value) in &stored {
+        assert_eq!(stored_kid(value), Some("k2"), "{column} {id} {seq}");
+        let plain = open(&new_only, column, id, *seq, tenant, value);
+        if *column == "keycheck.canary" {
+            continue;
+        }
+        let expected = written.values.iter().find(|(c, i, s, _)| c == column && i == id && s == seq).unwrap();
+        assert_eq!(plain, expected.3);
+    }
+
+    // The old key can go: the database opens with the new key alone.
+    let store = crate::connect(&db.url, options(&only_first(&rotated))).await.unwrap();
+    store.ping().await.unwrap();
+    drop(store);
+
+    // A second run finds nothing to do.
+    let again = rotate_keys(&db.url, &options(&rotated), 500, |_| {}).await.unwrap();
+    assert_eq!((again.rewritten(), again.remaining, again.examined()), (0, 0, 16), "{again:?}");
+    // So does a run with the new key alone.
+    let alone = rotate_keys(&db.url, &options(&only_first(&rotated)), 500, |_| {}).await.unwrap();
+    assert_eq!((alone.rewritten(), alone.remaining), (0, 0));
+}
+
+#[tokio::test]
+async fn values_no_key_opens_are_reported_and_left_as_they_are() {
+    let old = Keyring::generate("k1");
+    let db = database(&old).await;
+    let cipher = Cipher::new(old.clone());
+    let mut written = Written::default();
+    let sid = db.session(&cipher, &mut written, None).await;
+    db.message(&cipher, &mut written, (sid, 1), "fine", None).await;
+    let stranger = Cipher::new(Keyring::generate("k9"));
+    let foreign = stranger
+        .encrypt_str(&Aad { tenant_id: TENANT, session_id: sid, seq: 2, column: CONTENT }, "x")
+        .unwrap();
+    db.raw_message(sid, 2, foreign.clone(), None).await;
+    db.raw_message(sid, 3, b"not a sealed value".to_vec(), None).await;
+
+    let rotated = old.rotated("k2").unwrap();
+    let report = rotate_keys(&db.url, &options(&rotated), 500, |_| {}).await.unwrap();
+    assert_eq!((report.rewritten(), report.unreadable, report.remaining), (2, 2, 2), "{report:?}");
+    // Nothing moved, so one pass is enough.
+    assert_eq!(report.passes, 1);
+    let examples = report.unreadable_examples.join("\n");
+    let foreign_at = format!("messages.content of session {sid} seq 2: value was encrypted with key \"k9\"");
+    assert!(examples.contains(&foreign_at), "{examples}");
+    assert!(examples.contains("seq 3 (key \"?\")"), "{examples}");
+    let stored = db.stored().await;
+    let seq2 = stored.iter().find(|(c, _, seq, _, _)| *c == "messages.content" && *seq == 2).unwrap();
+    assert_eq!(seq2.4, foreign, "an unreadable value is left untouched");
+}
+
+#[tokio::test]
+async fn a_value_changed_between_read_and_swap_is_left_to_its_writer() {
+    let old = Keyring::generate("k1");
+    let rotated = old.rotated("k2").unwrap();
+    let db = database(&old).await;
+    let cipher = Cipher::new(old.clone());
+    let sid = db.session(&cipher, &mut Written::default(), None).await;
+    db.message(&cipher, &mut Written::default(), (sid, 1), "first", None).await;
+    let column = &ENCRYPTED[0];
+    let rows: Vec<columns::StoredValue> =
+        sqlx::query_as(column.select).bind(10_i64).bind("").bind(i64::MIN).fetch_all(&db.pool).await.unwrap();
+    let plan = columns::plan(column, rows, &Cipher::new(rotated.clone()));
+    assert_eq!(plan.rewrites.len(), 1);
+    // A writer (on a node that has k2 first) finishes the message meanwhile.
+    let newer = Cipher::new(rotated.clone())
+        .encrypt_str(&Aad { tenant_id: TENANT, session_id: sid, seq: 1, column: CONTENT }, "finished")
+        .unwrap();
+    sqlx::query("UPDATE messages SET content = $1").bind(&newer).execute(&db.pool).await.unwrap();
+    let swap = &plan.rewrites[0];
+    let done = sqlx::query(column.update)
+        .bind(&swap.new)
+        .bind(&swap.id)
+        .bind(&swap.old)
+        .bind(swap.seq)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(done.rows_affected(), 0, "the swap must not overwrite the writer's value");
+    let (content,): (Vec<u8>,) =
+        sqlx::query_as("SELECT content FROM messages").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(
+        open(&Cipher::new(rotated), "messages.content", &sid.to_string(), 1, TENANT, &content),
+        "finished"
+    );
+}
+
+#[tokio::test]
+async fn in_memory_databases_are_refused() {
+    let keys = Keyring::generate("k1");
+    let err = rotate_keys("sqlite::memory:", &options(&keys), 500, |_| {}).await.unwrap_err();
+    assert!(matches!(err, RotateError::InMemory), "{err}");
+}
