@@ -62,4 +62,7 @@ conformance!(
     linked_visitors_since_a_time_oldest_first,
     concurrent_links_of_one_visitor_link_once,
     conversation_ids_are_kept_per_session_and_key,
+    admin_list_filters_sorts_and_pages,
+    close_session_closes_and_refuses_turns,
+    runtime_settings_round_trip,
 );

@@ -2,6 +2,7 @@
 //! the `Store` trait, and helpers they share.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
+mod admin;
 mod conversations;
 mod keys;
 mod leases;
@@ -9,6 +10,7 @@ mod links;
 mod lists;
 mod turns;
 
+pub use admin::*;
 pub use conversations::*;
 pub use keys::*;
 pub use leases::*;
