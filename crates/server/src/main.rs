@@ -50,6 +50,11 @@ enum Command {
         #[command(subcommand)]
         command: cli::token::TokenCommand,
     },
+    /// Content keys: `keys generate` prints a new one; `keys rotate [--batch N]` re-encrypts stored content under the first.
+    Keys {
+        #[command(subcommand)]
+        command: cli::keys::KeysCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -82,6 +87,7 @@ fn main() -> ExitCode {
             }
             Command::Tenant(args) => cli::tenant::run(*args).await,
             Command::Token { command } => cli::token::run(command).await,
+            Command::Keys { command } => cli::keys::run(command).await,
         }
     });
     match result {
