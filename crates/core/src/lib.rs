@@ -16,6 +16,7 @@ pub mod tenant;
 pub mod time;
 pub mod turn;
 pub mod upstream;
+pub mod usage;
 
 pub use error::ErrorCode;
 pub use ids::{Subject, TenantId};

@@ -121,6 +121,9 @@ pub struct Finish {
     pub token_count: i64,
     pub meta: TurnMeta,
     pub now: Timestamp,
+    /// What the turn used, recorded with the answer in one transaction (and
+    /// its budget reservation settled); `None` writes no usage.
+    pub usage: Option<crate::usage::UsageRecord>,
 }
 
 /// What linking a visitor to a user did (SPEC §3, guest to user).
@@ -212,6 +215,24 @@ pub trait Store: Send + Sync + 'static {
     /// Links recorded at or after `since`, of every tenant, oldest first (how a
     /// node learns of the links other nodes made).
     async fn linked_visitors(&self, since: Timestamp) -> Result<Vec<VisitorLink>, StoreError>;
+
+    /// Takes a budget reservation if every limit allows it; `Err(Spent)`
+    /// names the budget that does not. Atomic across nodes: concurrent
+    /// reservations of a tenant are decided one at a time.
+    async fn reserve_budget(
+        &self,
+        reserve: &crate::usage::Reserve,
+    ) -> Result<Result<(), crate::usage::Spent>, StoreError>;
+    /// Gives back a reservation whose turn never called a provider.
+    async fn release_budget(&self, tenant_id: &str, id: Uuid) -> Result<(), StoreError>;
+    /// A tenant's usage per day, `from` to `to` (days since the epoch, both
+    /// included), oldest first; days without turns are left out.
+    async fn daily_usage(
+        &self,
+        tenant_id: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<crate::usage::DailyUsage>, StoreError>;
 
     /// The vendor's conversation id of a session under `key` (see
     /// `Provider::conversation_key`), if one was learned.

@@ -175,6 +175,8 @@ pub struct Tenant {
     pub kill_switch: bool,
     pub jwt: Option<JwtKey>,
     pub rate_limits: RateLimits,
+    /// Daily budgets (`[tenants.budget]`); `None`: unlimited.
+    pub budget: Option<crate::usage::Budget>,
     /// `"config"` when the configuration file owns the tenant, `"db"` otherwise.
     pub source: String,
     /// The provider turns call first.

@@ -95,6 +95,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let node = node_id(&config)?;
     let mut engine_config = EngineConfig::new(&node);
     engine_config.observer = Some(Arc::new(telemetry::TurnMetrics));
+    engine_config.prices = Arc::new(config.prices.clone());
     let bus =
         switchboard_bus::connect(&config.bus_url, &node).await.map_err(|e| fail("bus")(e.to_string()))?;
     let limiter = switchboard_bus::connect_limiter(&config.bus_url, clock.clone())

@@ -114,6 +114,7 @@ async fn run_turn(
         token_count: 60,
         meta: TurnMeta::default(),
         now: chrono::Utc::now(),
+        usage: None,
     };
     assert!(store.finish_message(&finish).await.unwrap());
 }

@@ -42,6 +42,7 @@ mod sql;
 mod sqlite;
 mod store_impl;
 mod turn;
+mod usage;
 mod write;
 
 pub use keys::{load_or_generate, KeyError, Keyring, KEY_LEN};

@@ -169,6 +169,8 @@ pub mod sqlite {
     /// touched only when the message was still streaming.
     pub const FINISH_AND_TOUCH: &str =
         concat!(finish_message!(), "; ", touch_session!(), " AND changes() > 0");
+    /// The one writer already decides budget reservations one at a time.
+    pub const LOCK_USAGE_DAY: &str = "SELECT 1 FROM usage_daily WHERE tenant_id = $1 AND day = $2";
 }
 
 /// PostgreSQL runs one statement per round trip; data-modifying CTEs fold
@@ -208,4 +210,6 @@ pub mod postgres {
         touch_session!(),
         " AND EXISTS (SELECT 1 FROM finished)"
     );
+    /// Concurrent budget reservations of a tenant, on any node, queue here.
+    pub const LOCK_USAGE_DAY: &str = "SELECT 1 FROM usage_daily WHERE tenant_id = $1 AND day = $2 FOR UPDATE";
 }

@@ -275,25 +275,39 @@ macro_rules! impl_store {
                     };
                     let content = self.cipher.encrypt_str(&at, &finish.content).map_err(crypto_err)?;
                     let shared = Arc::new((finish.clone(), content, to_json(&finish.meta)?));
-                    self.write_one(move |conn: &mut $conn| {
-                        let shared = shared.clone();
-                        Box::pin(async move {
-                            let (f, content, meta) = &*shared;
-                            let done = sqlx::query(dialect::FINISH_AND_TOUCH)
-                                .bind(content)
-                                .bind(f.status.as_str())
-                                .bind(f.token_count)
-                                .bind(meta)
-                                .bind(f.session_id.to_string())
-                                .bind(f.seq)
-                                .bind(&f.tenant_id)
-                                .bind(millis(&f.now))
-                                .execute(&mut *conn)
-                                .await?;
-                            Ok(done.rows_affected() > 0)
-                        })
-                    })
-                    .await
+                    // One closure, given to either kind of write (a macro, since
+                    // a closure's higher-ranked lifetime is only inferred where
+                    // it is passed).
+                    macro_rules! work {
+                        () => {
+                            move |conn: &mut $conn| {
+                                let shared = shared.clone();
+                                Box::pin(async move {
+                                    let (f, content, meta) = &*shared;
+                                    let done = sqlx::query(dialect::FINISH_AND_TOUCH)
+                                        .bind(content)
+                                        .bind(f.status.as_str())
+                                        .bind(f.token_count)
+                                        .bind(meta)
+                                        .bind(f.session_id.to_string())
+                                        .bind(f.seq)
+                                        .bind(&f.tenant_id)
+                                        .bind(millis(&f.now))
+                                        .execute(&mut *conn)
+                                        .await?;
+                                    let finished = done.rows_affected() > 0;
+                                    $crate::usage::record_usage!(conn, f, finished);
+                                    Ok(finished)
+                                })
+                            }
+                        };
+                    }
+                    // Usage goes with the answer: one transaction for both.
+                    if finish.usage.is_some() {
+                        self.write(work!()).await
+                    } else {
+                        self.write_one(work!()).await
+                    }
                 }
 
                 async fn reap_expired_leases(&self, now: Timestamp) -> Result<Vec<Message>, StoreError> {
@@ -395,11 +409,32 @@ macro_rules! impl_store {
                 ) -> Result<(), StoreError> {
                     self.put_runtime_setting_in_db(setting).await
                 }
+
+                async fn reserve_budget(
+                    &self,
+                    reserve: &switchboard_core::usage::Reserve,
+                ) -> Result<Result<(), switchboard_core::usage::Spent>, StoreError> {
+                    self.reserve_budget_in_db(reserve).await
+                }
+
+                async fn release_budget(&self, tenant_id: &str, id: Uuid) -> Result<(), StoreError> {
+                    self.release_budget_in_db(tenant_id, id).await
+                }
+
+                async fn daily_usage(
+                    &self,
+                    tenant_id: &str,
+                    from: i64,
+                    to: i64,
+                ) -> Result<Vec<switchboard_core::usage::DailyUsage>, StoreError> {
+                    self.daily_usage_in_db(tenant_id, from, to).await
+                }
             }
 
             $crate::links::impl_links!($store, conn = $conn);
             $crate::conversations::impl_conversations!($store, conn = $conn);
             $crate::admin::impl_admin!($store, conn = $conn);
+            $crate::usage::impl_usage!($store, conn = $conn, lock_day = dialect::LOCK_USAGE_DAY);
         };
     };
 }

@@ -65,4 +65,7 @@ conformance!(
     admin_list_filters_sorts_and_pages,
     close_session_closes_and_refuses_turns,
     runtime_settings_round_trip,
+    concurrent_reservations_never_overshoot,
+    subject_budgets_are_per_subject,
+    finished_turns_add_their_usage_once,
 );

@@ -4,6 +4,7 @@
 //! started a turn is only one of those subscribers.
 
 mod attempts;
+mod budget;
 mod live;
 mod observe;
 mod reaper;
@@ -44,6 +45,8 @@ pub struct EngineConfig {
     pub reap_every: Duration,
     /// Told when turns start and end (metrics); none by default.
     pub observer: Option<Arc<dyn TurnObserver>>,
+    /// Prices per model (`[prices]`), for usage costs and budget reservations.
+    pub prices: Arc<HashMap<String, crate::usage::Price>>,
 }
 
 impl EngineConfig {
@@ -54,6 +57,7 @@ impl EngineConfig {
             checkpoint_every: Duration::from_secs(1),
             reap_every: Duration::from_secs(2),
             observer: None,
+            prices: Arc::default(),
         }
     }
 }
@@ -94,6 +98,9 @@ pub enum SendError {
     /// The `client_message_id` was used before with a different message.
     #[error("client_message_id reused with a different message")]
     ReusedClientMessageId,
+    /// A daily budget is spent until `reset_at` (the next UTC midnight).
+    #[error("budget spent")]
+    QuotaExceeded { reset_at: crate::time::Timestamp },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -161,8 +168,38 @@ impl TurnEngine {
             now,
             history_limit: msg.tenant.primary.settings.history_messages,
         };
+        let reservation = budget::reserve(inner, &msg).await?;
         let starting = Starting::new(inner, turn_id);
-        match inner.store.begin_turn(&begin).await? {
+        let outcome = match inner.store.begin_turn(&begin).await {
+            Ok(BeginTurnOutcome::Started { user, assistant, history }) => (user, assistant, history),
+            other => {
+                budget::release(inner, &msg, reservation).await;
+                return self.not_started(&msg, other?).await;
+            }
+        };
+        let (user, assistant, history) = outcome;
+        let live = Arc::new(
+            LiveTurn::new(turn_id, msg.session_id, assistant.seq, user.seq).for_tenant(&msg.tenant.id),
+        );
+        // Subscribe before the task runs so this caller misses nothing.
+        let events = inner.bus.subscribe(msg.session_id);
+        inner.live.insert(live.clone());
+        drop(starting);
+        let stream = TurnStream::new(events, live.clone(), user.clone(), abort_on_drop(&msg.tenant));
+        let task =
+            run::TurnTask { inner: self.inner.clone(), msg, live, user, assistant, history, reservation };
+        inner.tracker.spawn(task.run());
+        Ok(SendOutcome::Streaming(stream))
+    }
+
+    /// What a message that started no turn led to.
+    async fn not_started(
+        &self,
+        msg: &SendMessage,
+        outcome: BeginTurnOutcome,
+    ) -> Result<SendOutcome, SendError> {
+        let inner = &self.inner;
+        match outcome {
             BeginTurnOutcome::NotFound => Err(SendError::NotFound),
             BeginTurnOutcome::Closed => Err(SendError::Closed),
             BeginTurnOutcome::InProgress => Err(SendError::InProgress),
@@ -172,21 +209,9 @@ impl TurnEngine {
                     .publish(msg.session_id, Arc::new(crate::events::SessionEvent::Message(user.clone())));
                 Ok(SendOutcome::HandledByAgent { user })
             }
-            BeginTurnOutcome::Duplicate { user, assistant } => self.duplicate(&msg, user, assistant).await,
-            BeginTurnOutcome::Started { user, assistant, history } => {
-                let live = Arc::new(
-                    LiveTurn::new(turn_id, msg.session_id, assistant.seq, user.seq)
-                        .for_tenant(&msg.tenant.id),
-                );
-                // Subscribe before the task runs so this caller misses nothing.
-                let events = inner.bus.subscribe(msg.session_id);
-                inner.live.insert(live.clone());
-                drop(starting);
-                let stream = TurnStream::new(events, live.clone(), user.clone(), abort_on_drop(&msg.tenant));
-                let task = run::TurnTask { inner: self.inner.clone(), msg, live, user, assistant, history };
-                inner.tracker.spawn(task.run());
-                Ok(SendOutcome::Streaming(stream))
-            }
+            BeginTurnOutcome::Duplicate { user, assistant } => self.duplicate(msg, user, assistant).await,
+            // Taken apart by the caller.
+            BeginTurnOutcome::Started { .. } => Err(SendError::InProgress),
         }
     }
 

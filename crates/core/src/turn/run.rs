@@ -9,6 +9,7 @@ use crate::events::{ErrorBody, SessionEvent, StreamEnd, Who};
 use crate::model::{estimate_tokens, FinishReason, Latency, Message, MessageStatus, Role, TurnMeta, Usage};
 use crate::provider::{ChatRequest, HistoryMessage, ProviderError, ProviderEvent};
 use crate::store::{Checkpoint, Finish};
+use crate::usage::{cost_micro_usd, UsageRecord};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -20,6 +21,8 @@ pub(super) struct TurnTask {
     pub user: Message,
     pub assistant: Message,
     pub history: Vec<Message>,
+    /// The budget reservation this turn settles when it ends.
+    pub reservation: Option<uuid::Uuid>,
 }
 
 /// How the provider part of a turn ended.
@@ -92,6 +95,20 @@ impl TurnTask {
             token_count: i64::from(usage.completion_tokens),
             meta: meta.clone(),
             now: self.inner.clock.now(),
+            usage: Some(UsageRecord {
+                subject: self.msg.subject.to_string(),
+                provider: provider.kind().to_owned(),
+                model: provider.model().to_owned(),
+                usage,
+                cost_micro_usd: cost_micro_usd(
+                    u64::from(usage.prompt_tokens),
+                    u64::from(usage.completion_tokens),
+                    self.inner.config.prices.get(provider.model()),
+                ),
+                first_token_ms: latency.first_token,
+                total_ms: latency.total,
+                reservation: self.reservation,
+            }),
         };
         self.write_finish(&finish).await;
         if let Some(observer) = &self.inner.config.observer {

@@ -8,7 +8,7 @@
 //! - every mutating action goes through [`audit::record`], the one place the
 //!   HMAC-chained audit log (`GET /v1/admin/audit`, `…/audit/verify`) will
 //!   write to;
-//! - `GET /v1/admin/usage` (with budgets), takeover, agent messages, release,
+//! - takeover, agent messages, release,
 //!   admin tickets and the live view mount in [`router`] beside the session
 //!   routes, and authenticate with [`auth::authenticate`] and
 //!   [`auth::scoped_tenant`] like them.
@@ -20,6 +20,7 @@ mod query;
 pub mod sessions;
 mod tenant_body;
 pub mod tenants;
+pub mod usage;
 
 use crate::edge;
 use crate::http::ApiError;
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/v1/admin/tenants/{id}", get(tenants::get).patch(tenants::update).delete(tenants::delete))
         .route("/v1/admin/tenants/{id}/kill-switch", put(kill_switch::put_tenant))
         .route("/v1/admin/kill-switch", get(kill_switch::get_global).put(kill_switch::put_global))
+        .route("/v1/admin/usage", get(usage::get))
         .method_not_allowed_fallback(|| async { ApiError::new(ErrorCode::MethodNotAllowed) })
         .layer(axum::middleware::from_fn_with_state(state, admin_edge))
 }

@@ -68,6 +68,8 @@ pub struct Config {
     pub bus_url: String,
     pub connections: ConnectionSettings,
     pub tenants: Vec<TenantConfig>,
+    /// `[prices]`: USD per million tokens, per model name.
+    pub prices: std::collections::HashMap<String, switchboard_core::usage::Price>,
     /// Settings this version accepts but does not act on yet; logged at start
     /// so nobody believes a limit holds that does not.
     pub not_enforced: Vec<String>,
@@ -178,8 +180,25 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         bus_url: raw.bus_url,
         connections,
         tenants,
+        prices: prices(&raw.prices)?,
         not_enforced,
     })
+}
+
+/// Prices must be finite and not negative.
+fn prices(
+    raw: &std::collections::BTreeMap<String, raw::RawPrice>,
+) -> Result<std::collections::HashMap<String, switchboard_core::usage::Price>, ConfigError> {
+    let fit = |v: f64| v.is_finite() && v >= 0.0;
+    raw.iter()
+        .map(|(model, p)| {
+            if fit(p.input) && fit(p.output) {
+                Ok((model.clone(), switchboard_core::usage::Price { input: p.input, output: p.output }))
+            } else {
+                Err(err(format!("at `prices.{model}`: input and output must be numbers of 0 or more")))
+            }
+        })
+        .collect()
 }
 
 /// NATS keeps rate-limit counters in a key-value bucket whose entries expire
@@ -238,9 +257,7 @@ fn not_enforced(raw: &RawConfig) -> Vec<String> {
             out.push(key);
         }
     };
-    note(!raw.prices.is_empty(), "prices".into());
     for (i, t) in raw.tenants.iter().enumerate() {
-        note(t.budget.is_some(), format!("tenants[{i}].budget"));
         note(!t.tools.is_empty(), format!("tenants[{i}].tools"));
     }
     out

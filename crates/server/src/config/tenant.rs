@@ -1,6 +1,6 @@
 //! Validation of one `[[tenants]]` entry, and the built-in `demo` tenant.
 
-use super::raw::{RawJwt, RawProvider, RawRateLimits, RawTenant, RawWindow};
+use super::raw::{RawBudget, RawJwt, RawProvider, RawRateLimits, RawTenant, RawWindow};
 use switchboard_core::tenant::{
     BreakerPolicy, JwtKey, OnDisconnect, ProviderKind, ProviderSettings, RateLimits, RetryPolicy, Timeouts,
     Window,
@@ -25,6 +25,8 @@ pub struct TenantConfig {
     pub jwt: Option<JwtKey>,
     pub rate_limits: RateLimits,
     pub provider: ProviderSettings,
+    /// `[tenants.budget]`.
+    pub budget: Option<switchboard_core::usage::Budget>,
     /// `[[tenants.fallbacks]]`, in the order they are tried.
     pub fallbacks: Vec<ProviderSettings>,
     /// The entry as written (secrets only by variable name): what the
@@ -52,6 +54,7 @@ pub(crate) fn validate(t: RawTenant) -> Result<TenantConfig, String> {
         .map(|(i, p)| provider_settings(p).map_err(|e| format!("`fallbacks[{i}].{e}")))
         .collect::<Result<Vec<_>, _>>()?;
     let jwt = t.jwt.map(jwt).transpose()?;
+    let budget = t.budget.map(budget).transpose()?;
     let rate_limits = rate_limits(t.rate_limits)?;
     Ok(TenantConfig {
         name: t.name.unwrap_or_else(|| t.id.clone()),
@@ -67,8 +70,24 @@ pub(crate) fn validate(t: RawTenant) -> Result<TenantConfig, String> {
         jwt,
         rate_limits,
         provider,
+        budget,
         fallbacks,
         raw,
+    })
+}
+
+/// Limits of 0 would refuse every turn; a cost must be a finite amount.
+fn budget(b: RawBudget) -> Result<switchboard_core::usage::Budget, String> {
+    if b.daily_tokens == Some(0) || b.per_subject_daily_tokens == Some(0) {
+        return Err("`budget`: token limits must be at least 1 (leave a limit out for none)".into());
+    }
+    if b.daily_cost_usd.is_some_and(|c| !(c.is_finite() && c > 0.0)) {
+        return Err("`budget.daily_cost_usd`: must be more than 0".into());
+    }
+    Ok(switchboard_core::usage::Budget {
+        daily_tokens: b.daily_tokens,
+        daily_cost_usd: b.daily_cost_usd,
+        per_subject_daily_tokens: b.per_subject_daily_tokens,
     })
 }
 

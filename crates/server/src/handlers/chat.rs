@@ -68,7 +68,19 @@ pub fn refusal(e: SendError) -> ApiError {
         SendError::ReusedClientMessageId => {
             ApiError::invalid_field("client_message_id", "was already used with a different message")
         }
+        SendError::QuotaExceeded { reset_at } => quota_exceeded(reset_at),
         SendError::Store(e) => ApiError::internal(e),
+    }
+}
+
+/// `quota.exceeded` (SPEC §8): `Retry-After` until the budget's day ends,
+/// and that moment as `details.reset_at`.
+fn quota_exceeded(reset_at: switchboard_core::time::Timestamp) -> ApiError {
+    let wait = (reset_at - chrono::Utc::now()).num_seconds().max(1);
+    ApiError {
+        details: Some(json!({ "reset_at": switchboard_core::time::format(&reset_at) })),
+        retry_after: Some(u64::try_from(wait).unwrap_or(1)),
+        ..ApiError::new(ErrorCode::QuotaExceeded)
     }
 }
 

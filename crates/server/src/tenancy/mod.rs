@@ -42,6 +42,7 @@ pub fn build(config: &TenantConfig, source: &str, kill_switch: bool) -> Result<T
         kill_switch,
         jwt: config.jwt.clone(),
         rate_limits: config.rate_limits,
+        budget: config.budget,
         source: source.to_owned(),
         primary: std::sync::Arc::new(primary),
         fallbacks: fallbacks.into(),

@@ -9,6 +9,7 @@ mod leases;
 mod links;
 mod lists;
 mod turns;
+mod usage;
 
 pub use admin::*;
 pub use conversations::*;
@@ -17,6 +18,7 @@ pub use leases::*;
 pub use links::*;
 pub use lists::*;
 pub use turns::*;
+pub use usage::*;
 
 use std::sync::Arc;
 use switchboard_core::model::{Message, MessageStatus, Session, TurnMeta};
@@ -83,6 +85,7 @@ pub fn finish_of(message: &Message, tenant: &str, content: &str, now: Timestamp)
         token_count: 7,
         meta: TurnMeta { provider: Some("demo".into()), model: Some("demo-1".into()), ..TurnMeta::default() },
         now,
+        usage: None,
     }
 }
 

@@ -1,0 +1,115 @@
+//! `GET /v1/admin/usage?from=&to=` (SPEC §12): a tenant's usage and cost per
+//! UTC day. `from` and `to` are days (`2026-11-22`) or RFC 3339 instants
+//! (their UTC day counts), both included; without them, the last 30 days up
+//! to today. At most 366 days per request.
+
+use super::auth;
+use crate::http::ApiError;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
+use axum::Json;
+use serde_json::{json, Value};
+use switchboard_core::error::FieldProblem;
+use switchboard_core::usage::{day_name, day_of, DailyUsage};
+
+/// The longest range one request may ask for.
+const MAX_DAYS: i64 = 366;
+/// The range when none is given.
+const DEFAULT_DAYS: i64 = 30;
+
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Json<Value>, ApiError> {
+    let actor = auth::authenticate(&state, &headers)?;
+    let tenant = auth::scoped_tenant(&state, &headers, &actor)?;
+    let today = day_of(&state.clock.now());
+    let (from, to) = range(uri.query(), today)?;
+    let days = state.store.daily_usage(&tenant.id, from, to).await.map_err(ApiError::internal)?;
+    let items: Vec<Value> = days.iter().map(day_json).collect();
+    Ok(Json(json!({"from": day_name(from), "to": day_name(to), "items": items})))
+}
+
+fn day_json(d: &DailyUsage) -> Value {
+    json!({
+        "day": day_name(d.day),
+        "turns": d.turns,
+        "prompt_tokens": d.prompt_tokens,
+        "completion_tokens": d.completion_tokens,
+        "total_tokens": d.prompt_tokens + d.completion_tokens,
+        // Stored in micro-dollars; shown in dollars.
+        "cost_usd": d.cost_micro_usd as f64 / 1e6,
+    })
+}
+
+/// The days asked for, checked.
+fn range(query: Option<&str>, today: i64) -> Result<(i64, i64), ApiError> {
+    let mut from = None;
+    let mut to = None;
+    let mut problems = Vec::new();
+    for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        let slot = match key.as_ref() {
+            "from" => &mut from,
+            "to" => &mut to,
+            other => {
+                problems.push(FieldProblem::new(other, "unknown parameter"));
+                continue;
+            }
+        };
+        match parse_day(&value) {
+            Some(day) if slot.is_none() => *slot = Some(day),
+            Some(_) => problems.push(FieldProblem::new(key.as_ref(), "must not be given more than once")),
+            None => problems
+                .push(FieldProblem::new(key.as_ref(), "must be a day (YYYY-MM-DD) or an RFC 3339 time")),
+        }
+    }
+    let to = to.unwrap_or(today);
+    let from = from.unwrap_or(to - (DEFAULT_DAYS - 1));
+    if problems.is_empty() && from > to {
+        problems.push(FieldProblem::new("from", "must not be after `to`"));
+    }
+    if problems.is_empty() && to - from >= MAX_DAYS {
+        problems.push(FieldProblem::new("to", "the range may span at most 366 days"));
+    }
+    if problems.is_empty() {
+        Ok((from, to))
+    } else {
+        Err(ApiError::invalid(problems))
+    }
+}
+
+fn parse_day(v: &str) -> Option<i64> {
+    if let Ok(date) = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+        return Some(day_of(&date.and_hms_opt(0, 0, 0)?.and_utc()));
+    }
+    chrono::DateTime::parse_from_rfc3339(v).ok().map(|t| day_of(&t.with_timezone(&chrono::Utc)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TODAY: i64 = 20_414; // 2025-11-22
+
+    #[test]
+    fn ranges_default_to_the_last_thirty_days() {
+        assert_eq!(range(None, TODAY).ok(), Some((TODAY - 29, TODAY)));
+        assert_eq!(range(Some("from=2025-11-20&to=2025-11-22"), TODAY).ok(), Some((TODAY - 2, TODAY)));
+        assert_eq!(range(Some("from=2025-11-21T23:59:59-01:00"), TODAY).ok(), Some((TODAY, TODAY)));
+    }
+
+    #[test]
+    fn bad_ranges_are_named() {
+        for bad in [
+            "from=yesterday",
+            "from=2025-11-23&to=2025-11-22",
+            "to=2025-11-22&to=2025-11-22",
+            "x=1",
+            "from=2024-01-01",
+        ] {
+            assert!(range(Some(bad), TODAY).is_err(), "{bad}");
+        }
+    }
+}
