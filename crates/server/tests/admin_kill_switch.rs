@@ -8,6 +8,7 @@
 #[path = "common/admin.rs"]
 mod admin;
 #[path = "common/cluster.rs"]
+#[allow(dead_code)] // Only the cluster's start and shutdown are used here.
 mod cluster;
 mod common;
 

@@ -374,7 +374,7 @@ async fn detail_and_close_stop_a_running_turn_and_refuse_later_messages() {
     get(&app, &As::agent("beta"), &path).await.assert_error(404, "session.not_found");
     get(&app, &agent, "/v1/admin/sessions/not-a-uuid").await.assert_error(400, "request.invalid");
     let by_user = get_ok(&app, &agent, "/v1/admin/sessions?user_id=alice").await;
-    assert_eq!(ids(by_user["items"].as_array().unwrap()), [session.clone()]);
+    assert_eq!(ids(by_user["items"].as_array().unwrap()), std::slice::from_ref(&session));
 
     let closed = call(&app, &agent, Method::POST, &format!("{path}/close"), None).await;
     assert_eq!(closed.status.as_u16(), 200, "{}", closed.text);
