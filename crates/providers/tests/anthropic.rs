@@ -4,19 +4,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::HeaderMap;
+mod common;
+
 use axum::response::Response;
-use axum::routing::post;
-use axum::serve::ListenerExt;
-use axum::Router;
-use futures_util::stream::{self, StreamExt};
+use common::{collect, start_error, text_of, Captured, Items, Requests};
 use secrecy::SecretString;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use switchboard_core::model::{FinishReason, Role, Usage};
-use switchboard_core::provider::{ChatRequest, HistoryMessage, Provider, ProviderError, ProviderEvent};
+use switchboard_core::provider::{ChatRequest, Provider, ProviderError, ProviderEvent};
 use switchboard_core::tenant::{ProviderKind, ProviderSettings};
 use switchboard_providers::anthropic::{self, AnthropicProvider};
 use switchboard_providers::BuildError;
@@ -152,100 +148,58 @@ fn split_at(frames: &[String], at: usize) -> Reply {
     Reply::Stream(vec![Some(a.to_vec()), Some(b.to_vec())])
 }
 
-#[derive(Debug)]
-struct Captured {
-    headers: HeaderMap,
-    body: serde_json::Value,
-}
-
-#[derive(Clone)]
+/// A running fake: the handle to change its reply, and the requests it got.
 struct Fake {
     reply: Arc<Mutex<Reply>>,
-    captured: Arc<Mutex<Vec<Captured>>>,
+    captured: Requests,
 }
 
-async fn messages(State(fake): State<Fake>, headers: HeaderMap, body: Bytes) -> Response {
-    let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-    fake.captured.lock().unwrap().push(Captured { headers, body });
-    let reply = fake.reply.lock().unwrap().clone();
-    let response = Response::builder().header("request-id", "req_011CSHoEeqs5C35K2UUqR7Fy");
-    let pieces = match reply {
+fn messages(reply: &Arc<Mutex<Reply>>, _: &Captured) -> Response {
+    let reply = reply.lock().unwrap().clone();
+    let request_id = ("request-id", "req_011CSHoEeqs5C35K2UUqR7Fy");
+    match reply {
         Reply::Refuse { status, headers, body } => {
-            let response = headers.into_iter().fold(response, |r, (name, value)| r.header(name, value));
-            let response = response.status(status).header("content-type", "application/json");
-            return response.body(Body::from(body)).unwrap();
+            common::json_error(status, &[&[request_id], &headers[..]].concat(), body)
         }
-        Reply::Stream(pieces) => pieces,
-    };
-    // Yielding before every piece makes the server flush it on its own.
-    let body = stream::iter(pieces).then(|piece| async move {
-        tokio::task::yield_now().await;
-        piece.map(Bytes::from).ok_or_else(|| std::io::Error::other("upstream went away"))
-    });
-    let response = response.header("content-type", "text/event-stream; charset=utf-8");
-    response.body(Body::from_stream(body)).unwrap()
+        Reply::Stream(pieces) => common::stream_response(
+            &[request_id, ("content-type", "text/event-stream; charset=utf-8")],
+            pieces,
+        ),
+    }
 }
 
 /// A fake Messages API; its base URL and the handle to change its reply.
 async fn spawn(reply: Reply) -> (String, Fake) {
-    let fake = Fake { reply: Arc::new(Mutex::new(reply)), captured: Arc::new(Mutex::new(Vec::new())) };
-    let app = Router::new().route("/v1/messages", post(messages)).with_state(fake.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    // Without it a body sent in two small pieces waits for a delayed ACK.
-    let listener = listener.tap_io(|tcp| tcp.set_nodelay(true).unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}"), fake)
+    let reply = Arc::new(Mutex::new(reply));
+    let (addr, captured) = common::spawn("/v1/messages", reply.clone(), messages).await;
+    (format!("http://{addr}"), Fake { reply, captured })
 }
 
 fn settings(base_url: &str) -> ProviderSettings {
-    ProviderSettings {
-        base_url: Some(base_url.into()),
-        ..ProviderSettings::new(ProviderKind::Anthropic, "claude-sonnet-4-5")
-    }
+    common::settings(ProviderKind::Anthropic, "claude-sonnet-4-5", base_url)
 }
 
 fn request() -> ChatRequest {
-    let m = |role, content: &str| HistoryMessage { role, content: content.into() };
-    ChatRequest {
-        system_prompt: Some("You are Acme's shop assistant.".into()),
-        history: vec![
-            m(Role::Assistant, "Welcome to Acme!"),
-            m(Role::User, "Hi"),
-            m(Role::User, ""),
-            m(Role::User, "Anyone there?"),
-            m(Role::Assistant, "Hello! How can I help?"),
-            m(Role::System, "An agent joined."),
-            m(Role::Agent, "Hi, this is Sam."),
-            m(Role::User, "What's the weather in Paris?"),
-        ]
-        .into(),
-        session_id: uuid::Uuid::nil(),
-        subject: "visitor:test".into(),
-        conversation_id: None,
-    }
+    common::request(&[
+        (Role::Assistant, "Welcome to Acme!"),
+        (Role::User, "Hi"),
+        (Role::User, ""),
+        (Role::User, "Anyone there?"),
+        (Role::Assistant, "Hello! How can I help?"),
+        (Role::System, "An agent joined."),
+        (Role::Agent, "Hi, this is Sam."),
+        (Role::User, "What's the weather in Paris?"),
+    ])
 }
 
-type Items = Vec<Result<ProviderEvent, ProviderError>>;
-
 async fn turn(provider: &AnthropicProvider) -> Items {
-    provider.stream(request()).await.unwrap().collect().await
+    collect(provider, request()).await
 }
 
 /// Runs one turn against a fake giving `reply`; every item of the stream.
 async fn run(reply: Reply) -> Items {
     let (base, _) = spawn(reply).await;
     turn(&AnthropicProvider::new(&settings(&base), None).unwrap()).await
-}
-
-fn text_of(items: &Items) -> String {
-    items
-        .iter()
-        .filter_map(|i| match i {
-            Ok(ProviderEvent::Delta(t)) => Some(t.as_str()),
-            _ => None,
-        })
-        .collect()
 }
 
 fn reference_answer() -> Items {
@@ -410,7 +364,7 @@ async fn every_refusal_of_the_reference_keeps_its_status_and_retry_hint() {
             r#"{{"type":"error","error":{{"type":"{kind}","message":"{text}"}},"request_id":"req_011CSHoEeqs5C35K2UUqR7Fy"}}"#
         );
         *fake.reply.lock().unwrap() = Reply::Refuse { status, headers, body };
-        let err = provider.stream(request()).await.map(|_| ()).unwrap_err();
+        let err = start_error(&provider, request()).await;
         assert_eq!(err.retryable(), retryable, "{status}: {err:?}");
         let ProviderError::Refused { status: got, retry_after, message, .. } = err else { panic!("{err:?}") };
         assert_eq!(got, status);
@@ -422,15 +376,10 @@ async fn every_refusal_of_the_reference_keeps_its_status_and_retry_hint() {
 
 #[tokio::test]
 async fn an_unreachable_server_is_a_retryable_connect_error() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    let provider = AnthropicProvider::new(&settings(&format!("http://{addr}")), None).unwrap();
-    let result = provider.stream(request()).await.map(|_| ());
-    assert!(
-        matches!(&result, Err(e @ ProviderError::Connect { timed_out: false, .. }) if e.retryable()),
-        "{result:?}"
-    );
+    let base = format!("http://{}", common::closed_addr());
+    let provider = AnthropicProvider::new(&settings(&base), None).unwrap();
+    let err = start_error(&provider, request()).await;
+    assert!(matches!(&err, e @ ProviderError::Connect { timed_out: false, .. } if e.retryable()), "{err:?}");
 }
 
 #[tokio::test]
@@ -444,7 +393,7 @@ async fn sends_the_request_the_contract_describes() {
     assert_eq!(turn(&provider).await, chat_answer());
 
     let captured = fake.captured.lock().unwrap();
-    let Captured { headers, body } = &captured[0];
+    let Captured { headers, body, .. } = &captured[0];
     assert_eq!(headers["x-api-key"], "sk-ant-test");
     assert_eq!(headers["anthropic-version"], "2023-06-01");
     assert_eq!(headers["content-type"], "application/json");
@@ -471,10 +420,10 @@ async fn without_a_key_or_options_only_what_the_api_requires_is_sent() {
     let provider = AnthropicProvider::new(&settings(&base), None).unwrap();
     let mut req = request();
     req.system_prompt = None;
-    let _ = provider.stream(req).await.unwrap().collect::<Vec<_>>().await;
+    let _ = collect(&provider, req).await;
 
     let captured = fake.captured.lock().unwrap();
-    let Captured { headers, body } = &captured[0];
+    let Captured { headers, body, .. } = &captured[0];
     assert!(headers.get("x-api-key").is_none());
     assert!(headers.get("authorization").is_none());
     assert_eq!(headers["anthropic-version"], "2023-06-01");

@@ -5,18 +5,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode};
+mod common;
+
 use axum::response::Response;
-use axum::routing::post;
-use axum::Router;
-use futures_util::stream::{self, StreamExt};
+use common::{collect, start_error, text_of, Captured, Items, Requests};
 use secrecy::SecretString;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use switchboard_core::model::{FinishReason, Role, Usage};
-use switchboard_core::provider::{ChatRequest, HistoryMessage, Provider, ProviderError, ProviderEvent};
+use switchboard_core::provider::{ChatRequest, Provider, ProviderError, ProviderEvent};
 use switchboard_core::tenant::{ProviderKind, ProviderSettings};
 use switchboard_providers::dify::{DifyProvider, DEFAULT_BASE_URL};
 
@@ -131,101 +126,46 @@ fn frames(mode: Mode) -> Vec<Option<String>> {
     frames.map(|f| Some(if mode == Mode::CrLf { f.replace('\n', "\r\n") } else { f })).collect()
 }
 
-#[derive(Debug)]
-struct Captured {
-    peer: SocketAddr,
-    headers: HeaderMap,
-    body: serde_json::Value,
-}
-
-#[derive(Clone)]
-struct Fake {
-    mode: Mode,
-    captured: Arc<Mutex<Vec<Captured>>>,
-}
-
-fn json_response(status: u16, body: &'static str) -> Response {
-    Response::builder()
-        .status(StatusCode::from_u16(status).unwrap())
-        .header("content-type", "application/json")
-        .body(Body::from(body))
-        .unwrap()
-}
-
-async fn chat_messages(
-    State(fake): State<Fake>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-    let sent_conversation = body["conversation_id"].as_str().unwrap_or("").to_owned();
-    fake.captured.lock().unwrap().push(Captured { peer, headers, body });
-    match fake.mode {
-        Mode::Http(status, body) => return json_response(status, body),
-        Mode::StaleConversation if !sent_conversation.is_empty() => return json_response(404, NOT_FOUND),
+fn chat_messages(mode: &Mode, request: &Captured) -> Response {
+    let sent_conversation = request.body["conversation_id"].as_str().unwrap_or("");
+    match *mode {
+        Mode::Http(status, body) => return common::json_error(status, &[], body),
+        Mode::StaleConversation if !sent_conversation.is_empty() => {
+            return common::json_error(404, &[], NOT_FOUND)
+        }
         _ => {}
     }
-    let mut pieces: Vec<Result<Bytes, std::io::Error>> = Vec::new();
-    for f in frames(fake.mode) {
-        match f {
-            Some(f) if fake.mode == Mode::ByteSplit => {
-                pieces.extend(f.into_bytes().into_iter().map(|b| Ok(Bytes::from(vec![b]))));
-            }
-            Some(f) => pieces.push(Ok(Bytes::from(f))),
-            None => pieces.push(Err(std::io::Error::other("upstream went away"))),
-        }
-    }
-    // Yielding before every piece makes the server flush it on its own.
-    let body = stream::iter(pieces).then(|p| async move {
-        tokio::task::yield_now().await;
-        p
-    });
-    Response::builder()
-        .header("content-type", "text/event-stream; charset=utf-8")
-        .header("x-version", "1.9.1")
-        .body(Body::from_stream(body))
-        .unwrap()
+    let pieces = common::pieces(frames(*mode), *mode == Mode::ByteSplit);
+    let headers = [("content-type", "text/event-stream; charset=utf-8"), ("x-version", "1.9.1")];
+    common::stream_response(&headers, pieces)
 }
 
-async fn spawn(mode: Mode) -> (String, Arc<Mutex<Vec<Captured>>>) {
-    let captured = Arc::new(Mutex::new(Vec::new()));
-    let app = Router::new()
-        .route("/v1/chat-messages", post(chat_messages))
-        .with_state(Fake { mode, captured: captured.clone() });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = app.into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+async fn spawn(mode: Mode) -> (String, Requests) {
+    let (addr, captured) = common::spawn("/v1/chat-messages", mode, chat_messages).await;
     (format!("http://{addr}/v1"), captured)
 }
 
 fn settings(base_url: &str) -> ProviderSettings {
-    ProviderSettings { base_url: Some(base_url.into()), ..ProviderSettings::new(ProviderKind::Dify, "dify") }
+    common::settings(ProviderKind::Dify, "dify", base_url)
 }
 
 fn request(conversation_id: Option<&str>) -> ChatRequest {
-    let m = |role, content: &str| HistoryMessage { role, content: content.into() };
+    let history = [
+        (Role::User, "Hi"),
+        (Role::Assistant, "Hello! How can I help?"),
+        (Role::Agent, "Hi, this is Sam."),
+        (Role::User, "What's the weather in Paris?"),
+        (Role::System, "An agent left."),
+    ];
     ChatRequest {
-        system_prompt: Some("You are Acme's shop assistant.".into()),
-        history: vec![
-            m(Role::User, "Hi"),
-            m(Role::Assistant, "Hello! How can I help?"),
-            m(Role::Agent, "Hi, this is Sam."),
-            m(Role::User, "What's the weather in Paris?"),
-            m(Role::System, "An agent left."),
-        ]
-        .into(),
-        session_id: uuid::Uuid::nil(),
         subject: "visitor:0b7e3c1a-5f0e-4c4e-9d7a-3f1d2b6c8e90".into(),
         conversation_id: conversation_id.map(str::to_owned),
+        ..common::request(&history)
     }
 }
 
-type Items = Vec<Result<ProviderEvent, ProviderError>>;
-
 async fn turn(provider: &DifyProvider, conversation_id: Option<&str>) -> Items {
-    provider.stream(request(conversation_id)).await.unwrap().collect().await
+    collect(provider, request(conversation_id)).await
 }
 
 /// Runs a first turn (no conversation yet) against a fake in `mode`.
@@ -255,16 +195,6 @@ fn complete(new_conversation: bool) -> Items {
     let mut out = if new_conversation { vec![conversation()] } else { vec![] };
     out.extend([delta(WORDS[0]), delta(WORDS[1]), finish(FinishReason::Stop), usage()]);
     out
-}
-
-fn text_of(items: &Items) -> String {
-    items
-        .iter()
-        .filter_map(|i| match i {
-            Ok(ProviderEvent::Delta(t)) => Some(t.as_str()),
-            _ => None,
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -333,7 +263,7 @@ async fn a_stale_conversation_starts_a_new_one_once() {
     // A 404 that persists is refused after that one retry.
     let (base, captured) = spawn(Mode::Http(404, NOT_FOUND)).await;
     let provider = DifyProvider::new(&settings(&base), None).unwrap();
-    let err = provider.stream(request(Some("gone"))).await.map(|_| ()).unwrap_err();
+    let err = start_error(&provider, request(Some("gone"))).await;
     assert!(matches!(err, ProviderError::Refused { status: 404, .. }), "{err:?}");
     assert_eq!(captured.lock().unwrap().len(), 2);
 }
@@ -379,7 +309,7 @@ async fn a_turn_without_a_user_message_is_not_sent() {
     let provider = DifyProvider::new(&settings(&base), None).unwrap();
     let mut req = request(None);
     req.history = req.history.iter().filter(|m| m.role != Role::User).cloned().collect();
-    let err = provider.stream(req).await.map(|_| ()).unwrap_err();
+    let err = start_error(&provider, req).await;
     let ProviderError::Unavailable(message) = &err else { panic!("{err:?}") };
     assert!(message.contains("no user message"), "{message}");
     assert!(!err.retryable());
@@ -448,7 +378,7 @@ async fn refusals_carry_their_status_and_body_for_the_log() {
         let code = json["code"].as_str().unwrap();
         let (base, captured) = spawn(Mode::Http(status, body)).await;
         let provider = DifyProvider::new(&settings(&base), None).unwrap();
-        let err = provider.stream(request(None)).await.map(|_| ()).unwrap_err();
+        let err = start_error(&provider, request(None)).await;
         assert_eq!(err.retryable(), status == 429 || status >= 500, "{status}");
         let ProviderError::Refused { status: got, message, .. } = err else { panic!("{err:?}") };
         assert_eq!(got, status);
@@ -460,15 +390,10 @@ async fn refusals_carry_their_status_and_body_for_the_log() {
 
 #[tokio::test]
 async fn an_unreachable_server_is_a_retryable_connect_error() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    let provider = DifyProvider::new(&settings(&format!("http://{addr}/v1")), None).unwrap();
-    let result = provider.stream(request(Some(CONV))).await.map(|_| ());
-    assert!(
-        matches!(&result, Err(e @ ProviderError::Connect { timed_out: false, .. }) if e.retryable()),
-        "{result:?}"
-    );
+    let base = format!("http://{}/v1", common::closed_addr());
+    let provider = DifyProvider::new(&settings(&base), None).unwrap();
+    let err = start_error(&provider, request(Some(CONV))).await;
+    assert!(matches!(&err, e @ ProviderError::Connect { timed_out: false, .. } if e.retryable()), "{err:?}");
 }
 
 #[tokio::test]
@@ -497,9 +422,6 @@ async fn connections_are_reused_across_turns() {
     for _ in 0..5 {
         assert_eq!(turn(&provider, None).await, complete(true));
     }
-    let captured = captured.lock().unwrap();
-    let mut peers: Vec<SocketAddr> = captured.iter().map(|c| c.peer).collect();
-    peers.sort_unstable();
-    peers.dedup();
+    let peers = common::peers(&captured);
     assert!(peers.len() < 5, "a new connection per turn: {peers:?}");
 }

@@ -3,18 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode};
+mod common;
+
 use axum::response::Response;
-use axum::routing::post;
-use axum::Router;
-use futures_util::stream::{self, StreamExt};
+use common::{collect, start_error, text_of, Captured, Items, Requests};
 use secrecy::SecretString;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use switchboard_core::model::{FinishReason, Role, Usage};
-use switchboard_core::provider::{ChatRequest, HistoryMessage, Provider, ProviderError, ProviderEvent};
+use switchboard_core::provider::{ChatRequest, ProviderError, ProviderEvent};
 use switchboard_core::tenant::{ProviderKind, ProviderSettings};
 use switchboard_providers::OpenAiProvider;
 
@@ -119,140 +114,67 @@ fn frames(mode: Mode) -> Vec<Option<String>> {
     out.map(Some).collect()
 }
 
-#[derive(Debug)]
-struct Captured {
-    peer: SocketAddr,
-    headers: HeaderMap,
-    body: serde_json::Value,
-}
-
-#[derive(Clone)]
-struct Fake {
-    mode: Mode,
-    captured: Arc<Mutex<Vec<Captured>>>,
-}
-
-async fn completions(
-    State(fake): State<Fake>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-    fake.captured.lock().unwrap().push(Captured { peer, headers, body });
-    let error = |status: StatusCode, body: String| {
-        Response::builder()
-            .status(status)
-            .header("content-type", "application/json")
-            .header("retry-after", "7")
-            .header("x-request-id", "req_1")
-            .body(Body::from(body))
-            .unwrap()
+fn completions(mode: &Mode, _: &Captured) -> Response {
+    let error = |status: u16, body: String| {
+        common::json_error(status, &[("retry-after", "7"), ("x-request-id", "req_1")], body)
     };
-    match fake.mode {
+    match mode {
         Mode::RateLimited => {
             return error(
-                StatusCode::TOO_MANY_REQUESTS,
+                429,
                 r#"{"error":{"message":"Rate limit reached for gpt-4o-mini","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#.into(),
             )
         }
-        Mode::ServerError => return error(StatusCode::INTERNAL_SERVER_ERROR, "x".repeat(20_000)),
+        Mode::ServerError => return error(500, "x".repeat(20_000)),
         Mode::Unauthorized => {
             return error(
-                StatusCode::UNAUTHORIZED,
+                401,
                 r#"{"error":{"message":"Incorrect API key provided: sk-***.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#.into(),
             )
         }
         Mode::QuotaExceeded => {
             return error(
-                StatusCode::TOO_MANY_REQUESTS,
+                429,
                 r#"{"error":{"message":"You exceeded your current quota.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#.into(),
             )
         }
         Mode::ShouldNotRetry => {
-            let mut response = error(StatusCode::SERVICE_UNAVAILABLE, r#"{"error":{"message":"no"}}"#.into());
+            let mut response = error(503, r#"{"error":{"message":"no"}}"#.into());
             response.headers_mut().insert("x-should-retry", "false".parse().unwrap());
             return response;
         }
         _ => {}
     }
-    let mut pieces: Vec<Result<Bytes, std::io::Error>> = Vec::new();
-    for f in frames(fake.mode) {
-        match f {
-            Some(f) if fake.mode == Mode::ByteSplit => {
-                pieces.extend(f.into_bytes().into_iter().map(|b| Ok(Bytes::from(vec![b]))));
-            }
-            Some(f) => pieces.push(Ok(Bytes::from(f))),
-            None => pieces.push(Err(std::io::Error::other("upstream went away"))),
-        }
-    }
-    // Yielding before every piece makes the server flush it on its own.
-    let body = stream::iter(pieces).then(|p| async move {
-        tokio::task::yield_now().await;
-        p
-    });
-    Response::builder()
-        .header("content-type", "text/event-stream")
-        .header("x-request-id", "req_1")
-        .body(Body::from_stream(body))
-        .unwrap()
+    let pieces = common::pieces(frames(*mode), *mode == Mode::ByteSplit);
+    common::stream_response(&[("content-type", "text/event-stream"), ("x-request-id", "req_1")], pieces)
 }
 
-async fn spawn(mode: Mode) -> (String, Arc<Mutex<Vec<Captured>>>) {
-    let captured = Arc::new(Mutex::new(Vec::new()));
-    let app = Router::new()
-        .route("/v1/chat/completions", post(completions))
-        .with_state(Fake { mode, captured: captured.clone() });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = app.into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+async fn spawn(mode: Mode) -> (String, Requests) {
+    let (addr, captured) = common::spawn("/v1/chat/completions", mode, completions).await;
     (format!("http://{addr}/v1/"), captured)
 }
 
 fn settings(base_url: &str) -> ProviderSettings {
-    ProviderSettings {
-        base_url: Some(base_url.into()),
-        ..ProviderSettings::new(ProviderKind::Openai, "gpt-4o-mini")
-    }
+    common::settings(ProviderKind::Openai, "gpt-4o-mini", base_url)
 }
 
 fn request() -> ChatRequest {
-    let m = |role, content: &str| HistoryMessage { role, content: content.into() };
-    ChatRequest {
-        system_prompt: Some("You are Acme's shop assistant.".into()),
-        history: vec![
-            m(Role::User, "Hi"),
-            m(Role::Assistant, "Hello! How can I help?"),
-            m(Role::System, "An agent joined."),
-            m(Role::Agent, "Hi, this is Sam."),
-            m(Role::User, "How are you?"),
-        ]
-        .into(),
-        session_id: uuid::Uuid::nil(),
-        subject: "visitor:test".into(),
-        conversation_id: None,
-    }
+    common::request(&[
+        (Role::User, "Hi"),
+        (Role::Assistant, "Hello! How can I help?"),
+        (Role::System, "An agent joined."),
+        (Role::Agent, "Hi, this is Sam."),
+        (Role::User, "How are you?"),
+    ])
 }
 
 /// Runs a turn against a fake in `mode`; every item of the stream, in order.
-async fn run(mode: Mode) -> Vec<Result<ProviderEvent, ProviderError>> {
+async fn run(mode: Mode) -> Items {
     let (base, _) = spawn(mode).await;
-    let provider = OpenAiProvider::new(&settings(&base), None).unwrap();
-    provider.stream(request()).await.unwrap().collect().await
+    collect(&OpenAiProvider::new(&settings(&base), None).unwrap(), request()).await
 }
 
-fn text_of(items: &[Result<ProviderEvent, ProviderError>]) -> String {
-    items
-        .iter()
-        .filter_map(|i| match i {
-            Ok(ProviderEvent::Delta(t)) => Some(t.as_str()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn complete(usage: bool) -> Vec<Result<ProviderEvent, ProviderError>> {
+fn complete(usage: bool) -> Items {
     let mut out: Vec<_> = WORDS.iter().map(|w| Ok(ProviderEvent::Delta((*w).into()))).collect();
     out.push(Ok(ProviderEvent::Finish(FinishReason::Stop)));
     if usage {
@@ -323,7 +245,7 @@ async fn a_stream_cut_before_any_text_is_worth_another_attempt() {
 async fn refusals_carry_status_retry_hint_and_a_truncated_body() {
     let (base, _) = spawn(Mode::RateLimited).await;
     let provider = OpenAiProvider::new(&settings(&base), None).unwrap();
-    let err = provider.stream(request()).await.map(|_| ()).unwrap_err();
+    let err = start_error(&provider, request()).await;
     assert!(err.retryable());
     let ProviderError::Refused { status: 429, retry_after, message, .. } = err else { panic!("{err:?}") };
     assert_eq!(retry_after, Some(std::time::Duration::from_secs(7)));
@@ -331,7 +253,7 @@ async fn refusals_carry_status_retry_hint_and_a_truncated_body() {
 
     let (base, _) = spawn(Mode::ServerError).await;
     let provider = OpenAiProvider::new(&settings(&base), None).unwrap();
-    let err = provider.stream(request()).await.map(|_| ()).unwrap_err();
+    let err = start_error(&provider, request()).await;
     assert!(err.retryable());
     let ProviderError::Refused { status: 500, message, .. } = err else { panic!("{err:?}") };
     assert!(message.len() < 1000, "body truncated for the log: {} bytes", message.len());
@@ -343,7 +265,7 @@ async fn refusals_that_will_repeat_are_not_retryable() {
     {
         let (base, _) = spawn(mode).await;
         let provider = OpenAiProvider::new(&settings(&base), None).unwrap();
-        let err = provider.stream(request()).await.map(|_| ()).unwrap_err();
+        let err = start_error(&provider, request()).await;
         assert!(matches!(err, ProviderError::Refused { status: s, .. } if s == status), "{mode:?}: {err:?}");
         assert!(!err.retryable(), "{mode:?}: {err:?}");
     }
@@ -351,15 +273,10 @@ async fn refusals_that_will_repeat_are_not_retryable() {
 
 #[tokio::test]
 async fn an_unreachable_server_is_a_retryable_connect_error() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    let provider = OpenAiProvider::new(&settings(&format!("http://{addr}/v1")), None).unwrap();
-    let result = provider.stream(request()).await.map(|_| ());
-    assert!(
-        matches!(&result, Err(e @ ProviderError::Connect { timed_out: false, .. }) if e.retryable()),
-        "{result:?}"
-    );
+    let base = format!("http://{}/v1", common::closed_addr());
+    let provider = OpenAiProvider::new(&settings(&base), None).unwrap();
+    let err = start_error(&provider, request()).await;
+    assert!(matches!(&err, e @ ProviderError::Connect { timed_out: false, .. } if e.retryable()), "{err:?}");
 }
 
 #[tokio::test]
@@ -370,7 +287,7 @@ async fn sends_the_request_the_contract_describes() {
     s.temperature = Some(0.3);
     let provider = OpenAiProvider::new(&s, Some(SecretString::from("sk-test"))).unwrap();
     assert_eq!(provider.url(), format!("{base}chat/completions"));
-    let _ = provider.stream(request()).await.unwrap().collect::<Vec<_>>().await;
+    let _ = collect(&provider, request()).await;
 
     let captured = captured.lock().unwrap();
     let Captured { headers, body, .. } = &captured[0];
@@ -400,7 +317,7 @@ async fn without_a_key_or_options_nothing_extra_is_sent() {
     let provider = OpenAiProvider::new(&settings(&base), None).unwrap();
     let mut req = request();
     req.system_prompt = None;
-    let _ = provider.stream(req).await.unwrap().collect::<Vec<_>>().await;
+    let _ = collect(&provider, req).await;
 
     let captured = captured.lock().unwrap();
     let Captured { headers, body, .. } = &captured[0];
@@ -415,12 +332,9 @@ async fn connections_are_reused_across_turns() {
     let (base, captured) = spawn(Mode::Normal).await;
     let provider = OpenAiProvider::new(&settings(&base), None).unwrap();
     for _ in 0..5 {
-        let items: Vec<_> = provider.stream(request()).await.unwrap().collect().await;
+        let items = collect(&provider, request()).await;
         assert_eq!(items, complete(true));
     }
-    let captured = captured.lock().unwrap();
-    let mut peers: Vec<SocketAddr> = captured.iter().map(|c| c.peer).collect();
-    peers.sort_unstable();
-    peers.dedup();
+    let peers = common::peers(&captured);
     assert!(peers.len() < 5, "a new connection per turn: {peers:?}");
 }

@@ -5,7 +5,7 @@
 //! failure modes queued per call, captured requests, and a record of whether
 //! each response body was read to its end or dropped by the client.
 
-use axum::body::Body;
+use super::fake_upstream::{serve, Step, Upstream};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,9 +13,8 @@ use axum::routing::post;
 use axum::Router;
 use bytes::Bytes;
 use serde_json::{json, Value};
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::ops::Deref;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Uncached prompt tokens the fake reports in `message_start`.
@@ -70,49 +69,20 @@ impl Captured {
     }
 }
 
-#[derive(Debug)]
-enum Step {
-    Bytes(Bytes),
-    Sleep(Duration),
-}
-
-struct Shared {
-    calls: AtomicUsize,
-    completed: AtomicUsize,
-    dropped: AtomicUsize,
-    requests: Mutex<Vec<Captured>>,
-    queue: Mutex<VecDeque<AnthropicMode>>,
-    default: Mutex<AnthropicMode>,
-}
-
-/// The running fake; it stops with the test's runtime.
+/// The running fake; it stops with the test's runtime. Its calls, requests
+/// and bodies are those of its [`Upstream`].
 #[derive(Clone)]
 pub struct FakeAnthropic {
-    shared: Arc<Shared>,
+    upstream: Arc<Upstream<AnthropicMode, Captured>>,
     port: u16,
 }
 
 impl FakeAnthropic {
     /// Starts the fake on a free port with `default` as the mode of every call.
     pub async fn start(default: AnthropicMode) -> Self {
-        let shared = Arc::new(Shared {
-            calls: AtomicUsize::new(0),
-            completed: AtomicUsize::new(0),
-            dropped: AtomicUsize::new(0),
-            requests: Mutex::new(Vec::new()),
-            queue: Mutex::new(VecDeque::new()),
-            default: Mutex::new(default),
-        });
-        let app = Router::new().route("/v1/messages", post(messages)).with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake anthropic");
-        let port = listener.local_addr().expect("fake addr").port();
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self { shared, port }
+        let upstream = Arc::new(Upstream::new(default));
+        let app = Router::new().route("/v1/messages", post(messages)).with_state(upstream.clone());
+        Self { upstream, port: serve(app).await }
     }
 
     /// The `base_url` to configure: the vendor's convention has no `/v1`
@@ -120,48 +90,29 @@ impl FakeAnthropic {
     pub fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
+}
 
-    /// Sets the mode of every later call (after any queued ones).
-    pub fn set_mode(&self, mode: AnthropicMode) {
-        *self.shared.default.lock().expect("lock") = mode;
-    }
+impl Deref for FakeAnthropic {
+    type Target = Upstream<AnthropicMode, Captured>;
 
-    /// Queues a mode for the next call that has no earlier queued mode.
-    pub fn push_mode(&self, mode: AnthropicMode) {
-        self.shared.queue.lock().expect("lock").push_back(mode);
-    }
-
-    pub fn calls(&self) -> usize {
-        self.shared.calls.load(Ordering::SeqCst)
-    }
-
-    /// Response bodies streamed to their end.
-    pub fn completed(&self) -> usize {
-        self.shared.completed.load(Ordering::SeqCst)
-    }
-
-    /// Response bodies the client dropped before their end.
-    pub fn dropped(&self) -> usize {
-        self.shared.dropped.load(Ordering::SeqCst)
-    }
-
-    pub fn requests(&self) -> Vec<Captured> {
-        self.shared.requests.lock().expect("lock").clone()
-    }
-
-    pub fn last_request(&self) -> Captured {
-        self.requests().pop().expect("the fake anthropic received no request")
+    fn deref(&self) -> &Self::Target {
+        &self.upstream
     }
 }
 
-async fn messages(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    shared.calls.fetch_add(1, Ordering::SeqCst);
+async fn messages(
+    State(upstream): State<Arc<Upstream<AnthropicMode, Captured>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let body = serde_json::from_slice(&body)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into()));
-    shared.requests.lock().expect("lock").push(Captured { body, headers, at: Instant::now() });
-    let queued = shared.queue.lock().expect("lock").pop_front();
-    let mode = queued.unwrap_or_else(|| shared.default.lock().expect("lock").clone());
-    match mode {
+    upstream.record(Captured { body, headers, at: Instant::now() });
+    let stream = |steps| {
+        let headers = [("content-type", "text/event-stream; charset=utf-8"), ("request-id", "req_fake_1")];
+        upstream.stream(&headers, steps)
+    };
+    match upstream.next_mode() {
         AnthropicMode::HttpError { status, kind, retry_after } => {
             let status = StatusCode::from_u16(status).expect("status");
             let message = match kind {
@@ -183,16 +134,14 @@ async fn messages(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: B
             }
             response
         }
-        AnthropicMode::Normal(pieces) => stream_response(shared.clone(), transcript(&pieces, None)),
-        AnthropicMode::Paced { pieces, interval } => {
-            stream_response(shared.clone(), transcript(&pieces, Some(interval)))
-        }
+        AnthropicMode::Normal(pieces) => stream(transcript(&pieces, None)),
+        AnthropicMode::Paced { pieces, interval } => stream(transcript(&pieces, Some(interval))),
         AnthropicMode::StreamOverloaded => {
             let error =
                 json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}});
             let steps =
                 vec![message_start(), event("ping", &json!({"type": "ping"})), event("error", &error)];
-            stream_response(shared.clone(), steps)
+            stream(steps)
         }
     }
 }
@@ -241,41 +190,4 @@ fn transcript(pieces: &[String], interval: Option<Duration>) -> Vec<Step> {
     ));
     out.push(event("message_stop", &json!({"type": "message_stop"})));
     out
-}
-
-/// Counts a body as completed when its steps ran out, as dropped otherwise.
-struct Tracker {
-    shared: Arc<Shared>,
-    steps: VecDeque<Step>,
-    finished: bool,
-}
-
-impl Drop for Tracker {
-    fn drop(&mut self) {
-        let counter = if self.finished { &self.shared.completed } else { &self.shared.dropped };
-        counter.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-fn stream_response(shared: Arc<Shared>, steps: Vec<Step>) -> Response {
-    let tracker = Tracker { shared, steps: steps.into(), finished: false };
-    let stream = futures_util::stream::unfold(tracker, |mut t| async move {
-        loop {
-            match t.steps.pop_front() {
-                None => {
-                    t.finished = true;
-                    drop(t);
-                    return None;
-                }
-                Some(Step::Bytes(b)) => return Some((Ok::<Bytes, std::io::Error>(b), t)),
-                Some(Step::Sleep(d)) => tokio::time::sleep(d).await,
-            }
-        }
-    });
-    Response::builder()
-        .status(StatusCode::OK)
-        .header("content-type", "text/event-stream; charset=utf-8")
-        .header("request-id", "req_fake_1")
-        .body(Body::from_stream(stream))
-        .expect("fake anthropic response")
 }

@@ -6,7 +6,7 @@
 //! every request, and whether each response body was read to its end or
 //! dropped by the client.
 
-use axum::body::Body;
+use super::fake_upstream::{serve, Step, Upstream};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -14,8 +14,8 @@ use axum::routing::post;
 use axum::{Json, Router};
 use bytes::Bytes;
 use serde_json::{json, Value};
-use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashSet;
+use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,24 +40,17 @@ pub enum DifyMode {
     StreamError,
 }
 
-#[derive(Debug)]
-enum Step {
-    Bytes(Bytes),
-    Sleep(Duration),
-}
-
 struct Shared {
-    requests: Mutex<Vec<Value>>,
+    /// Its modes, calls and bodies; the requests it keeps are their JSON bodies.
+    upstream: Upstream<DifyMode, Value>,
     authorizations: Mutex<Vec<Option<String>>>,
     started: Mutex<usize>,
     replace: Mutex<Option<String>>,
     forgotten: Mutex<HashSet<String>>,
-    queue: Mutex<VecDeque<DifyMode>>,
-    default: Mutex<DifyMode>,
-    completed: AtomicUsize,
-    dropped: AtomicUsize,
 }
 
+/// The running fake; it stops with the test's runtime. Its calls, request
+/// bodies and response bodies are those of its [`Upstream`].
 #[derive(Clone)]
 pub struct FakeDify {
     shared: Arc<Shared>,
@@ -73,26 +66,14 @@ impl FakeDify {
     /// Starts the fake with `default` as the mode of every call.
     pub async fn start_with(default: DifyMode) -> Self {
         let shared = Arc::new(Shared {
-            requests: Mutex::new(Vec::new()),
+            upstream: Upstream::new(default),
             authorizations: Mutex::new(Vec::new()),
             started: Mutex::new(0),
             replace: Mutex::new(None),
             forgotten: Mutex::new(HashSet::new()),
-            queue: Mutex::new(VecDeque::new()),
-            default: Mutex::new(default),
-            completed: AtomicUsize::new(0),
-            dropped: AtomicUsize::new(0),
         });
         let app = Router::new().route("/v1/chat-messages", post(chat)).with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake dify");
-        let port = listener.local_addr().expect("fake addr").port();
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self { shared, port }
+        Self { shared, port: serve(app).await }
     }
 
     pub fn base_url(&self) -> String {
@@ -105,16 +86,6 @@ impl FakeDify {
         *self.shared.replace.lock().expect("lock") = Some(text.to_owned());
     }
 
-    /// Sets the mode of every later call (after any queued ones).
-    pub fn set_mode(&self, mode: DifyMode) {
-        *self.shared.default.lock().expect("lock") = mode;
-    }
-
-    /// Queues a mode for the next call that has no earlier queued mode.
-    pub fn push_mode(&self, mode: DifyMode) {
-        self.shared.queue.lock().expect("lock").push_back(mode);
-    }
-
     /// From now on a request sending `conversation_id` is answered 404
     /// "Conversation Not Exists.", as when the app's conversations were
     /// deleted; no queued mode is used up by it.
@@ -122,24 +93,17 @@ impl FakeDify {
         self.shared.forgotten.lock().expect("lock").insert(conversation_id.to_owned());
     }
 
-    /// Every request body, in order.
-    pub fn requests(&self) -> Vec<Value> {
-        self.shared.requests.lock().expect("lock").clone()
-    }
-
     /// The `Authorization` header of every request, in order.
     pub fn authorizations(&self) -> Vec<Option<String>> {
         self.shared.authorizations.lock().expect("lock").clone()
     }
+}
 
-    /// Response streams read to their end.
-    pub fn completed(&self) -> usize {
-        self.shared.completed.load(Ordering::SeqCst)
-    }
+impl Deref for FakeDify {
+    type Target = Upstream<DifyMode, Value>;
 
-    /// Response streams the client dropped before their end.
-    pub fn dropped(&self) -> usize {
-        self.shared.dropped.load(Ordering::SeqCst)
+    fn deref(&self) -> &Self::Target {
+        &self.shared.upstream
     }
 }
 
@@ -148,7 +112,8 @@ fn data(v: Value) -> Step {
 }
 
 async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
-    shared.requests.lock().expect("lock").push(body.clone());
+    let upstream = &shared.upstream;
+    upstream.record(body.clone());
     let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
     shared.authorizations.lock().expect("lock").push(authorization);
     let conversation_id = match body["conversation_id"].as_str() {
@@ -164,8 +129,7 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json(body):
             conversation(*n)
         }
     };
-    let queued = shared.queue.lock().expect("lock").pop_front();
-    let mode = queued.unwrap_or_else(|| shared.default.lock().expect("lock").clone());
+    let mode = upstream.next_mode();
     let head = |event: &str| {
         json!({"event": event, "conversation_id": conversation_id, "message_id": "5ad4cb98",
                "created_at": 1705398420, "task_id": "900bbd43", "id": "5ad4cb98"})
@@ -184,7 +148,7 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json(body):
             e["message"] = json!("Internal Server Error, please contact support.");
             e["status"] = json!(500);
             steps.push(data(e));
-            return stream_response(shared.clone(), steps);
+            return upstream.stream(&[("content-type", "text/event-stream")], steps);
         }
         DifyMode::Paced { pieces, interval } => {
             for piece in &pieces {
@@ -214,40 +178,5 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json(body):
         "retriever_resources": []});
     end["files"] = json!([]);
     steps.push(data(end));
-    stream_response(shared.clone(), steps)
-}
-
-/// Counts a body as completed when its steps ran out, as dropped otherwise.
-struct Tracker {
-    shared: Arc<Shared>,
-    steps: VecDeque<Step>,
-    finished: bool,
-}
-
-impl Drop for Tracker {
-    fn drop(&mut self) {
-        let counter = if self.finished { &self.shared.completed } else { &self.shared.dropped };
-        counter.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-fn stream_response(shared: Arc<Shared>, steps: Vec<Step>) -> Response {
-    let tracker = Tracker { shared, steps: steps.into(), finished: false };
-    let stream = futures_util::stream::unfold(tracker, |mut t| async move {
-        loop {
-            match t.steps.pop_front() {
-                None => {
-                    t.finished = true;
-                    drop(t);
-                    return None;
-                }
-                Some(Step::Bytes(b)) => return Some((Ok::<Bytes, std::io::Error>(b), t)),
-                Some(Step::Sleep(d)) => tokio::time::sleep(d).await,
-            }
-        }
-    });
-    Response::builder()
-        .header("content-type", "text/event-stream")
-        .body(Body::from_stream(stream))
-        .expect("fake dify response")
+    upstream.stream(&[("content-type", "text/event-stream")], steps)
 }

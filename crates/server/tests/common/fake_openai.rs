@@ -2,7 +2,7 @@
 //! format, with failure modes, a call counter, captured requests, and a record
 //! of whether each response body was read to its end or dropped by the client.
 
-use axum::body::Body;
+use super::fake_upstream::{serve, Step, Upstream};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -10,9 +10,8 @@ use axum::routing::post;
 use axum::Router;
 use bytes::Bytes;
 use serde_json::{json, Value};
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::ops::Deref;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -62,26 +61,13 @@ pub struct Captured {
     pub at: Instant,
 }
 
-#[derive(Debug)]
-enum Step {
-    Bytes(Bytes),
-    Sleep(Duration),
-    WaitGate,
-    Hang,
-    Fail,
-}
-
 struct Shared {
-    calls: AtomicUsize,
-    completed: AtomicUsize,
-    dropped: AtomicUsize,
-    requests: Mutex<Vec<Captured>>,
-    queue: Mutex<VecDeque<Mode>>,
-    default: Mutex<Mode>,
+    upstream: Upstream<Mode, Captured>,
     gate: watch::Sender<bool>,
 }
 
-/// The running fake; it stops with the test's runtime.
+/// The running fake; it stops with the test's runtime. Its calls, requests
+/// and bodies are those of its [`Upstream`].
 #[derive(Clone)]
 pub struct FakeOpenAi {
     shared: Arc<Shared>,
@@ -106,25 +92,9 @@ impl FakeOpenAi {
     /// Starts the fake on a free port with `default` as the mode of every call.
     pub async fn start(default: Mode) -> Self {
         let (gate, _) = watch::channel(false);
-        let shared = Arc::new(Shared {
-            calls: AtomicUsize::new(0),
-            completed: AtomicUsize::new(0),
-            dropped: AtomicUsize::new(0),
-            requests: Mutex::new(Vec::new()),
-            queue: Mutex::new(VecDeque::new()),
-            default: Mutex::new(default),
-            gate,
-        });
+        let shared = Arc::new(Shared { upstream: Upstream::new(default), gate });
         let app = Router::new().route("/v1/chat/completions", post(completions)).with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake upstream");
-        let port = listener.local_addr().expect("fake addr").port();
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self { shared, port }
+        Self { shared, port: serve(app).await }
     }
 
     /// The `base_url` to configure (`{base_url}/chat/completions` is served).
@@ -132,52 +102,27 @@ impl FakeOpenAi {
         format!("http://127.0.0.1:{}/v1", self.port)
     }
 
-    /// Sets the mode of every later call (after any queued ones).
-    pub fn set_mode(&self, mode: Mode) {
-        *self.shared.default.lock().expect("lock") = mode;
-    }
-
-    /// Queues a mode for the next call that has no earlier queued mode.
-    pub fn push_mode(&self, mode: Mode) {
-        self.shared.queue.lock().expect("lock").push_back(mode);
-    }
-
     /// Lets every `Gated` stream, current and future, go on.
     pub fn release(&self) {
         let _ = self.shared.gate.send(true);
     }
+}
 
-    pub fn calls(&self) -> usize {
-        self.shared.calls.load(Ordering::SeqCst)
-    }
+impl Deref for FakeOpenAi {
+    type Target = Upstream<Mode, Captured>;
 
-    /// Response bodies streamed to their end.
-    pub fn completed(&self) -> usize {
-        self.shared.completed.load(Ordering::SeqCst)
-    }
-
-    /// Response bodies the client dropped before their end.
-    pub fn dropped(&self) -> usize {
-        self.shared.dropped.load(Ordering::SeqCst)
-    }
-
-    pub fn requests(&self) -> Vec<Captured> {
-        self.shared.requests.lock().expect("lock").clone()
-    }
-
-    pub fn last_request(&self) -> Captured {
-        self.requests().pop().expect("the fake upstream received no request")
+    fn deref(&self) -> &Self::Target {
+        &self.shared.upstream
     }
 }
 
 async fn completions(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    shared.calls.fetch_add(1, Ordering::SeqCst);
+    let upstream = &shared.upstream;
     let body = serde_json::from_slice(&body)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into()));
     let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    shared.requests.lock().expect("lock").push(Captured { body, authorization, at: Instant::now() });
-    let queued = shared.queue.lock().expect("lock").pop_front();
-    let mode = queued.unwrap_or_else(|| shared.default.lock().expect("lock").clone());
+    upstream.record(Captured { body, authorization, at: Instant::now() });
+    let mode = upstream.next_mode();
     match mode {
         Mode::RateLimited { retry_after_secs } => (
             StatusCode::TOO_MANY_REQUESTS,
@@ -217,7 +162,10 @@ async fn completions(State(shared): State<Arc<Shared>>, headers: HeaderMap, body
             .to_string(),
         )
             .into_response(),
-        mode => stream_response(shared.clone(), steps(&mode)),
+        mode => upstream.stream(
+            &[("content-type", "text/event-stream"), ("x-request-id", "req_fake_1")],
+            steps(&mode, &shared.gate),
+        ),
     }
 }
 
@@ -274,7 +222,7 @@ fn normal(pieces: &[String], interval: Option<Duration>, usage: bool, crlf: bool
     out
 }
 
-fn steps(mode: &Mode) -> Vec<Step> {
+fn steps(mode: &Mode, gate: &watch::Sender<bool>) -> Vec<Step> {
     match mode {
         Mode::Normal(p) => normal(p, None, true, false),
         Mode::Paced { pieces, interval } => normal(pieces, Some(*interval), true, false),
@@ -333,7 +281,7 @@ fn steps(mode: &Mode) -> Vec<Step> {
         Mode::Gated { before, after } => {
             let mut out: Vec<Step> = vec![role(false)];
             out.extend(before.iter().map(|p| content(p, false)));
-            out.push(Step::WaitGate);
+            out.push(Step::Wait(gate.subscribe()));
             out.extend(after.iter().map(|p| content(p, false)));
             out.extend(ending(before.len() + after.len(), true, false));
             out
@@ -342,50 +290,4 @@ fn steps(mode: &Mode) -> Vec<Step> {
             Vec::new()
         }
     }
-}
-
-/// Counts a body as completed when its steps ran out, as dropped otherwise.
-struct Tracker {
-    shared: Arc<Shared>,
-    steps: VecDeque<Step>,
-    gate: watch::Receiver<bool>,
-    finished: bool,
-}
-
-impl Drop for Tracker {
-    fn drop(&mut self) {
-        let counter = if self.finished { &self.shared.completed } else { &self.shared.dropped };
-        counter.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-fn stream_response(shared: Arc<Shared>, steps: Vec<Step>) -> Response {
-    let tracker = Tracker { gate: shared.gate.subscribe(), shared, steps: steps.into(), finished: false };
-    let stream = futures_util::stream::unfold(tracker, |mut t| async move {
-        loop {
-            let Some(step) = t.steps.pop_front() else {
-                t.finished = true;
-                drop(t);
-                return None;
-            };
-            match step {
-                Step::Bytes(b) => return Some((Ok::<Bytes, std::io::Error>(b), t)),
-                Step::Sleep(d) => tokio::time::sleep(d).await,
-                Step::WaitGate => {
-                    let _ = t.gate.wait_for(|open| *open).await;
-                }
-                Step::Hang => std::future::pending::<()>().await,
-                Step::Fail => {
-                    t.finished = true;
-                    return Some((Err(std::io::Error::other("connection dropped on purpose")), t));
-                }
-            }
-        }
-    });
-    Response::builder()
-        .status(StatusCode::OK)
-        .header("content-type", "text/event-stream")
-        .header("x-request-id", "req_fake_1")
-        .body(Body::from_stream(stream))
-        .expect("fake response")
 }

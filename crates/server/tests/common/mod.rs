@@ -1,8 +1,8 @@
 //! Shared helpers of the black-box suite: the server under test and its
 //! config, typed HTTP calls, an SSE reader, the SSE subscription and
-//! WebSocket clients, a transcript that checks resumed streams, a fake OpenAI
-//! upstream, throwaway PostgreSQL databases, and the assertions every turn
-//! test makes.
+//! WebSocket clients, a transcript that checks resumed streams, fake OpenAI,
+//! Anthropic and Dify upstreams (on the machinery of `fake_upstream`),
+//! throwaway PostgreSQL databases, and the assertions every turn test makes.
 #![allow(dead_code, unused_imports)]
 
 pub mod app;
@@ -13,6 +13,7 @@ pub mod config;
 pub mod fake_anthropic;
 pub mod fake_dify;
 pub mod fake_openai;
+pub mod fake_upstream;
 pub mod jwt;
 pub mod postgres;
 pub mod scenarios;

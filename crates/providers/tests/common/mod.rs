@@ -1,0 +1,160 @@
+//! What the vendor suites share: serving a fake vendor on a free port and
+//! keeping the requests it got, its JSON refusals and piecewise event
+//! streams, the chat request a test sends, and a turn read to its end. The transcripts and
+//! failure modes of each vendor stay in its own suite.
+
+#![allow(dead_code)]
+
+use axum::body::{Body, Bytes};
+use axum::extract::ConnectInfo;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::post;
+use axum::serve::ListenerExt;
+use axum::Router;
+use futures_util::stream::{self, StreamExt};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use switchboard_core::model::Role;
+use switchboard_core::provider::{ChatRequest, HistoryMessage, Provider, ProviderError, ProviderEvent};
+use switchboard_core::tenant::{ProviderKind, ProviderSettings};
+
+/// Every item of a provider's stream, in order.
+pub type Items = Vec<Result<ProviderEvent, ProviderError>>;
+
+/// Serves a fake vendor on a free local port: every POST to `path` is kept,
+/// in order, in the requests returned, and answered by `answer` from `state`.
+/// The address it listens on.
+pub async fn spawn<S>(path: &str, state: S, answer: fn(&S, &Captured) -> Response) -> (SocketAddr, Requests)
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let captured = Requests::default();
+    let kept = captured.clone();
+    let handler = move |ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap, body: Bytes| {
+        let request = Captured::new(peer, headers, &body);
+        let response = answer(&state, &request);
+        kept.lock().unwrap().push(request);
+        std::future::ready(response)
+    };
+    let app = Router::new().route(path, post(handler));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Without it a body sent in two small pieces waits for a delayed ACK.
+    let listener = listener.tap_io(|tcp| tcp.set_nodelay(true).unwrap());
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, captured)
+}
+
+/// An address nothing listens on.
+pub fn closed_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// One request a fake received.
+#[derive(Debug)]
+pub struct Captured {
+    pub peer: SocketAddr,
+    pub headers: HeaderMap,
+    /// The body as JSON; `Null` when it is not JSON.
+    pub body: serde_json::Value,
+}
+
+impl Captured {
+    pub fn new(peer: SocketAddr, headers: HeaderMap, body: &[u8]) -> Self {
+        let body = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+        Self { peer, headers, body }
+    }
+}
+
+/// The requests a fake received, in order; its handler adds to it.
+pub type Requests = Arc<Mutex<Vec<Captured>>>;
+
+/// The distinct connections the requests came over, by peer address.
+pub fn peers(requests: &Requests) -> Vec<SocketAddr> {
+    let mut peers: Vec<SocketAddr> = requests.lock().unwrap().iter().map(|c| c.peer).collect();
+    peers.sort_unstable();
+    peers.dedup();
+    peers
+}
+
+/// A response with `status`, these headers and `body`.
+fn respond(status: u16, headers: &[(&str, &str)], body: Body) -> Response {
+    let response = Response::builder().status(status);
+    let response = headers.iter().fold(response, |r, (name, value)| r.header(*name, *value));
+    response.body(body).unwrap()
+}
+
+/// A refusal with a JSON body and these headers besides its content type.
+pub fn json_error(status: u16, headers: &[(&str, &str)], body: impl Into<Body>) -> Response {
+    let headers = [&[("content-type", "application/json")], headers].concat();
+    respond(status, &headers, body.into())
+}
+
+/// A 200 body with these headers sent in `pieces`, each its own write;
+/// `None` breaks the connection.
+pub fn stream_response(headers: &[(&str, &str)], pieces: Vec<Option<Vec<u8>>>) -> Response {
+    // Yielding before every piece makes the server flush it on its own.
+    let body = stream::iter(pieces).then(|piece| async move {
+        tokio::task::yield_now().await;
+        piece.map(Bytes::from).ok_or_else(|| std::io::Error::other("upstream went away"))
+    });
+    respond(200, headers, Body::from_stream(body))
+}
+
+/// Frames as the pieces of a body: one a frame, or one a byte when
+/// `by_byte`; `None` stays a broken connection.
+pub fn pieces(frames: Vec<Option<String>>, by_byte: bool) -> Vec<Option<Vec<u8>>> {
+    let split = |frame: String| frame.into_bytes().into_iter().map(|b| Some(vec![b])).collect();
+    frames
+        .into_iter()
+        .flat_map(|f| match f {
+            Some(f) if by_byte => split(f),
+            f => vec![f.map(String::into_bytes)],
+        })
+        .collect()
+}
+
+/// The settings of a `kind` provider for `model` at `base_url`.
+pub fn settings(kind: ProviderKind, model: &str, base_url: &str) -> ProviderSettings {
+    ProviderSettings { base_url: Some(base_url.into()), ..ProviderSettings::new(kind, model) }
+}
+
+/// A first turn of `visitor:test` with the shop's system prompt and this
+/// history (oldest first).
+pub fn request(history: &[(Role, &str)]) -> ChatRequest {
+    let history: Vec<_> = history
+        .iter()
+        .map(|(role, content)| HistoryMessage { role: *role, content: (*content).into() })
+        .collect();
+    ChatRequest {
+        system_prompt: Some("You are Acme's shop assistant.".into()),
+        history: history.into(),
+        session_id: uuid::Uuid::nil(),
+        subject: "visitor:test".into(),
+        conversation_id: None,
+    }
+}
+
+/// Runs one turn that must start; every item of its stream.
+pub async fn collect(provider: &impl Provider, request: ChatRequest) -> Items {
+    provider.stream(request).await.unwrap().collect().await
+}
+
+/// The error of a turn that must not start.
+pub async fn start_error(provider: &impl Provider, request: ChatRequest) -> ProviderError {
+    provider.stream(request).await.map(|_| ()).unwrap_err()
+}
+
+/// The text of the deltas among `items`.
+pub fn text_of(items: &[Result<ProviderEvent, ProviderError>]) -> String {
+    items
+        .iter()
+        .filter_map(|i| match i {
+            Ok(ProviderEvent::Delta(t)) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect()
+}
