@@ -32,6 +32,9 @@ pub enum Notice {
     /// Tenants changed (a kill switch flipped, a tenant was edited): reload
     /// them now instead of at the next poll.
     TenantsChanged,
+    /// An agent is taking the session over: the node running its answer
+    /// stops it (kept as `aborted`), so the takeover can be written after it.
+    TakenOver { session_id: Uuid },
 }
 
 pub trait Bus: Send + Sync + 'static {

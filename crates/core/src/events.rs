@@ -5,7 +5,7 @@
 //! events take between nodes on a cluster bus; they are not a client format.
 
 use crate::error::ErrorCode;
-use crate::model::{FinishReason, Latency, Message, Session, Usage};
+use crate::model::{AgentRef, FinishReason, Latency, Message, Session, Usage};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -119,6 +119,11 @@ pub enum SessionEvent {
         turn_id: Option<Uuid>,
         error: ErrorBody,
     },
+    /// An agent took the session over (`active`) or gave it back to the AI.
+    Takeover {
+        active: bool,
+        agent: AgentRef,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -183,6 +188,12 @@ struct TypingPayload<'a> {
 }
 
 #[derive(Serialize)]
+struct TakeoverPayload<'a> {
+    active: bool,
+    agent: &'a AgentRef,
+}
+
+#[derive(Serialize)]
 struct ErrorPayload<'a> {
     error: &'a ErrorBody,
 }
@@ -201,6 +212,7 @@ impl SessionEvent {
             Self::StreamEnd(_) => "stream_end",
             Self::Typing { .. } | Self::TypingFrom { .. } => "typing",
             Self::Error { .. } => "error",
+            Self::Takeover { .. } => "takeover",
         }
     }
 
@@ -257,6 +269,9 @@ impl SessionEvent {
                 serde_json::to_string(&TypingPayload { who, active: *active })
             }
             Self::Error { error, .. } => serde_json::to_string(&ErrorPayload { error }),
+            Self::Takeover { active, agent } => {
+                serde_json::to_string(&TakeoverPayload { active: *active, agent })
+            }
         };
         // Serialising these plain structs cannot fail; an empty object keeps
         // the stream well-formed if it ever did.
@@ -325,6 +340,13 @@ mod tests {
     }
 
     #[test]
+    fn a_takeover_names_its_agent_and_has_no_id() {
+        let e = SessionEvent::Takeover { active: false, agent: AgentRef { name: "Ada".into() } };
+        assert_eq!((e.kind(), e.sse_id(), e.seq()), ("takeover", None, None));
+        assert_eq!(e.payload_json(), r#"{"active":false,"agent":{"name":"Ada"}}"#);
+    }
+
+    #[test]
     fn events_survive_the_bus_form() {
         let events = [
             SessionEvent::Message(message(MessageStatus::Complete)),
@@ -337,6 +359,7 @@ mod tests {
             },
             SessionEvent::Snapshot { turn_id: Uuid::nil(), seq: 4, revision: 1, text: "x".into() },
             SessionEvent::Typing { who: Who::Agent, active: true },
+            SessionEvent::Takeover { active: true, agent: AgentRef { name: "Ada".into() } },
             SessionEvent::Error {
                 turn_id: None,
                 error: crate::turn::error_body(ErrorCode::LlmTimeout, "t1"),

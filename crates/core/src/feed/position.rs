@@ -94,9 +94,10 @@ impl Position {
             // A turn's error belongs to the answer being followed; one for an
             // answer already handed out final is stale.
             SessionEvent::Error { turn_id: Some(_), .. } if self.following.is_none() => Step::Drop,
-            SessionEvent::Typing { .. } | SessionEvent::TypingFrom { .. } | SessionEvent::Error { .. } => {
-                Step::Pass(event)
-            }
+            SessionEvent::Typing { .. }
+            | SessionEvent::TypingFrom { .. }
+            | SessionEvent::Error { .. }
+            | SessionEvent::Takeover { .. } => Step::Pass(event),
             // Built per subscriber, never published.
             SessionEvent::Session { .. }
             | SessionEvent::ResumeCursor { .. }

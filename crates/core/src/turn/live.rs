@@ -19,6 +19,8 @@ pub enum StopReason {
     Shutdown = 3,
     /// A kill switch (the tenant's or the global one) was turned on.
     TenantDisabled = 4,
+    /// An agent took the session over.
+    Takeover = 5,
 }
 
 /// The answer text of one revision, and how many characters it holds.
@@ -123,6 +125,7 @@ impl LiveTurn {
             2 => Some(StopReason::SessionDeleted),
             3 => Some(StopReason::Shutdown),
             4 => Some(StopReason::TenantDisabled),
+            5 => Some(StopReason::Takeover),
             _ => None,
         }
     }

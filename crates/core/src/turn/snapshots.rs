@@ -1,7 +1,9 @@
 //! Answers `Notice::SnapshotWanted`: when a subscriber (usually on another
 //! node) needs the live text of a turn running here, this node publishes it
 //! to the session as a `SessionEvent::Snapshot`, in order with the turn's
-//! deltas, so the subscriber can continue from it with no gap.
+//! deltas, so the subscriber can continue from it with no gap. Also stops
+//! the answer running here when an agent on another node takes its session
+//! over (`Notice::TakenOver`).
 
 use super::Inner;
 use crate::bus::Notice;
@@ -27,6 +29,11 @@ pub(super) async fn answer(inner: Arc<Inner>) {
                         text: snap.text,
                     };
                     inner.bus.publish(session_id, Arc::new(event));
+                }
+            }
+            Ok(Notice::TakenOver { session_id }) => {
+                if let Some(turn) = inner.live.get(session_id) {
+                    turn.stop(super::StopReason::Takeover);
                 }
             }
             Ok(_) => {}
