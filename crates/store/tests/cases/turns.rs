@@ -202,7 +202,7 @@ pub async fn in_progress_while_streaming(h: &mut Harness) {
 pub async fn closed_session_refuses_turns(h: &mut Harness) {
     let s = new_session(&h.store).await;
     complete_turn(&h.store, &s, "one", at(0)).await;
-    h.set_session_status(s.id, "closed").await;
+    h.store.close_session(TENANT, s.id).await.unwrap();
     assert_eq!(session_of(&h.store, &s).await.status, SessionStatus::Closed);
     assert!(matches!(h.store.begin_turn(&turn(&s, "two", at(10))).await.unwrap(), BeginTurnOutcome::Closed));
     assert_eq!(session_of(&h.store, &s).await.latest_seq, 2);
@@ -210,24 +210,25 @@ pub async fn closed_session_refuses_turns(h: &mut Harness) {
     let s2 = new_session(&h.store).await;
     let t = with_client_id(turn(&s2, "early", at(0)), "c-early");
     start(&h.store, &t).await;
-    h.set_session_status(s2.id, "closed").await;
+    h.store.close_session(TENANT, s2.id).await.unwrap();
     assert!(matches!(h.store.begin_turn(&t).await.unwrap(), BeginTurnOutcome::Duplicate { .. }));
 }
 
 pub async fn human_session_stores_only_the_user_message(h: &mut Harness) {
     let s = new_session(&h.store).await;
     complete_turn(&h.store, &s, "one", at(0)).await;
-    h.set_session_status(s.id, "human").await;
+    // Seq 3 is the takeover's note.
+    super::take_over(&h.store, &s, "Ada", at(10)).await;
     let t = with_client_id(turn(&s, "to the agent", at(50)), "c-h");
     let user = match h.store.begin_turn(&t).await.unwrap() {
         BeginTurnOutcome::Human { user } => user,
         other => panic!("expected Human, got {other:?}"),
     };
-    assert_eq!((user.seq, user.content.as_str(), user.role), (3, "to the agent", Role::User));
+    assert_eq!((user.seq, user.content.as_str(), user.role), (4, "to the agent", Role::User));
     let session = session_of(&h.store, &s).await;
-    assert_eq!((session.latest_seq, session.message_count, session.last_activity_at), (3, 3, at(50)));
+    assert_eq!((session.latest_seq, session.message_count, session.last_activity_at), (4, 4, at(50)));
     let stored = h.store.list_messages(TENANT, s.id, 10, None).await.unwrap();
-    assert_eq!(seqs(&stored), vec![3, 2, 1]);
+    assert_eq!(seqs(&stored), vec![4, 3, 2, 1]);
     match h.store.begin_turn(&t).await.unwrap() {
         BeginTurnOutcome::Duplicate { user: u, assistant } => {
             assert_eq!(u, user);
@@ -239,7 +240,7 @@ pub async fn human_session_stores_only_the_user_message(h: &mut Harness) {
         BeginTurnOutcome::Human { user } => user,
         other => panic!("expected Human, got {other:?}"),
     };
-    assert_eq!(user2.seq, 4);
+    assert_eq!(user2.seq, 5);
 }
 
 pub async fn one_failing_write_fails_alone(h: &mut Harness) {
