@@ -16,6 +16,11 @@ use switchboard_store::Keyring;
 pub enum TokenType {
     Visitor,
     Ticket,
+    /// An agent's (or the operator's) ticket for the admin live view: a type
+    /// of its own, so it never opens an end-user view and an end-user ticket
+    /// never opens an admin one.
+    #[serde(rename = "admin_ticket")]
+    AdminTicket,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -162,6 +167,11 @@ mod tests {
         let (ticket, _) =
             s.sign(TokenType::Ticket, "a", "visitor:x", None, now, Duration::from_secs(60)).unwrap();
         assert!(matches!(s.verify(&ticket, TokenType::Visitor), Err(TokenError::WrongType(_))));
+        assert!(matches!(s.verify(&ticket, TokenType::AdminTicket), Err(TokenError::WrongType(_))));
+        let (admin, _) =
+            s.sign(TokenType::AdminTicket, "a", "agent:ada", None, now, Duration::from_secs(60)).unwrap();
+        assert!(matches!(s.verify(&admin, TokenType::Ticket), Err(TokenError::WrongType(_))));
+        assert_eq!(s.verify(&admin, TokenType::AdminTicket).unwrap().sub, "agent:ada");
         let (old, _) = s
             .sign(
                 TokenType::Visitor,
