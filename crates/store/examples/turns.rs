@@ -89,6 +89,8 @@ async fn run_turn(
         lease_until: now + chrono::Duration::seconds(10),
         now,
         history_limit: 20,
+        max_messages: 1000,
+        retained_since: now - chrono::Duration::days(30),
     };
     let BeginTurnOutcome::Started { assistant, .. } = store.begin_turn(&turn).await.unwrap() else {
         panic!("turn did not start");

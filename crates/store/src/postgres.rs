@@ -91,6 +91,7 @@ impl_store!(
     messages_after = messages_after
 );
 crate::rotate::backend::impl_rotation!(PgStore, conn = PgConnection, select = select_locking);
+crate::retention::impl_retention!(PgStore, conn = PgConnection, dialect = crate::retention::postgres);
 
 /// A replay's page, oldest first.
 async fn messages_after(
@@ -128,6 +129,7 @@ async fn begin_turn(store: &PgStore, turn: &BeginTurn) -> Result<BeginTurnOutcom
             .bind(turn.session_id.to_string())
             .bind(user.seq - 1)
             .bind(turn::earlier_needed(turn))
+            .bind(crate::rows::millis(&turn.retained_since))
             .fetch_all(&store.reader)
             .await
             .map_err(db_err)?,
@@ -158,7 +160,11 @@ async fn begin_turn_in(
     let written = turn::new_messages(turn, latest_seq, !human, cipher)?;
     let sql =
         if human { sql::postgres::ADVANCE_AND_INSERT_USER } else { sql::postgres::ADVANCE_AND_INSERT_BOTH };
-    bind_turn_writes!(sqlx::query(sql), latest_seq, &session_id, turn, &written).execute(&mut *conn).await?;
+    let purge = turn::purge_bound(turn, latest_seq, written.len());
+    bind_turn_writes!(sqlx::query(sql), latest_seq, &session_id, turn, &written)
+        .bind(purge)
+        .execute(&mut *conn)
+        .await?;
     Ok(turn::written(written, human)?)
 }
 

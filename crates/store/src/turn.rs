@@ -240,6 +240,16 @@ fn row(
     })
 }
 
+/// The highest seq the cap's purge deletes (`purge_over_cap!`) when a write
+/// adds `added` messages after `latest_seq`: what falls beyond the newest
+/// `max_messages`, but never one of the new messages (a cap of 1 still keeps
+/// a whole turn). Zero or less deletes nothing.
+pub fn purge_bound(turn: &BeginTurn, latest_seq: i64, added: usize) -> i64 {
+    let added = i64::try_from(added).unwrap_or(i64::MAX);
+    let keep = i64::from(turn.max_messages.max(1));
+    latest_seq.saturating_add(added).saturating_sub(keep).min(latest_seq)
+}
+
 /// How many messages before the new user message the history needs.
 pub fn earlier_needed(turn: &BeginTurn) -> i64 {
     i64::from(turn.history_limit.saturating_sub(1))

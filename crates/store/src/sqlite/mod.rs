@@ -119,6 +119,7 @@ impl_store!(
     messages_after = messages_after
 );
 crate::rotate::backend::impl_rotation!(SqliteStore, conn = SqliteConnection, select = select);
+crate::retention::impl_retention!(SqliteStore, conn = SqliteConnection, dialect = crate::retention::sqlite);
 
 /// A replay's page, oldest first, read as one packed JSON value.
 async fn messages_after(

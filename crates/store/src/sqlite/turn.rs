@@ -8,7 +8,7 @@
 use super::writer::Bracket;
 use super::SqliteStore;
 use crate::crypto::Cipher;
-use crate::rows::{message_rows_from_json, MessageRow, TurnStateRow};
+use crate::rows::{message_rows_from_json, millis, MessageRow, TurnStateRow};
 use crate::sql::{self, sqlite as dialect};
 use crate::turn::{self, bind_turn_writes, Decision, RawTurn};
 use crate::write::WriteError;
@@ -65,9 +65,11 @@ async fn begin_turn_in(
         Decision::Write { latest_seq, human } => (latest_seq, human),
     };
     let written = turn::new_messages(turn, latest_seq, !human, cipher)?;
+    let purge = turn::purge_bound(turn, latest_seq, written.len());
     let earlier = if human {
         let sql = bracket.closing(dialect::ADVANCE_AND_INSERT_USER, dialect::ADVANCE_AND_INSERT_USER_COMMIT);
         bind_turn_writes!(sqlx::query(sql), latest_seq, &session_id, turn, &written)
+            .bind(purge)
             .execute(&mut *conn)
             .await?;
         None
@@ -78,6 +80,8 @@ async fn begin_turn_in(
         let mut packed: Vec<String> =
             bind_turn_writes!(sqlx::query_scalar(sql), latest_seq, &session_id, turn, &written)
                 .bind(turn::earlier_needed(turn))
+                .bind(millis(&turn.retained_since))
+                .bind(purge)
                 .fetch_all(&mut *conn)
                 .await?;
         packed.pop()
