@@ -16,7 +16,10 @@ pub use position::{Following, Position, Step};
 use crate::bus::{EventReceiver, Notice};
 use crate::events::SessionEvent;
 use crate::model::{Message, MessageStatus, Session};
+use crate::retention::retained_since;
 use crate::store::StoreError;
+use crate::tenant::Tenant;
+use crate::time::Timestamp;
 use crate::turn::TurnEngine;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -71,10 +74,11 @@ impl Feed {
     /// sent one (already parsed; negative means invalid).
     pub async fn open(
         engine: &TurnEngine,
-        tenant_id: &str,
+        tenant: &Tenant,
         session_id: Uuid,
         cursor: Option<i64>,
     ) -> Result<Self, FeedError> {
+        let tenant_id = tenant.id.as_str();
         let events = engine.bus().subscribe(session_id);
         let store = engine.store();
         let session = store.get_session(tenant_id, session_id).await?.ok_or(FeedError::NotFound)?;
@@ -108,7 +112,8 @@ impl Feed {
                 }
             }
             Some(n) => {
-                validate_cursor(store.as_ref(), &feed, &session, n).await?;
+                let since = retained_since(engine.clock().now(), tenant.retention_days);
+                validate_cursor(store.as_ref(), &feed, &session, n, since).await?;
                 feed.out.push_back(Arc::new(SessionEvent::ResumeCursor {
                     last_event_id: n,
                     latest_seq: final_latest,
@@ -307,12 +312,16 @@ impl Feed {
 }
 
 /// SPEC §6: a cursor N is valid when earliest_retained_seq − 1 ≤ N ≤
-/// latest_seq; the first replay page tells whether anything after N is gone.
+/// latest_seq; the first replay page tells whether anything after N is gone:
+/// deleted (the cap, the sweeper, a wipe) or created before `since`, past the
+/// tenant's retention though not swept yet. Later messages are newer, so
+/// when N + 1 is kept the whole replay is.
 async fn validate_cursor(
     store: &dyn crate::store::Store,
     feed: &Feed,
     session: &Session,
     n: i64,
+    since: Timestamp,
 ) -> Result<(), FeedError> {
     if n < 0 || n > session.latest_seq {
         return Err(FeedError::CursorInvalid);
@@ -322,7 +331,7 @@ async fn validate_cursor(
     }
     let first = store.messages_after(&feed.tenant_id, feed.session_id, n, 1).await?;
     match first.first() {
-        Some(m) if m.seq == n + 1 => Ok(()),
+        Some(m) if m.seq == n + 1 && m.created_at >= since => Ok(()),
         _ => Err(FeedError::CursorInvalid),
     }
 }

@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, Uri};
 use axum::Json;
 use serde_json::{json, Value};
 use std::time::Duration;
+use switchboard_core::retention::retained_messages;
 use switchboard_core::store::admin::SessionKey;
 use switchboard_core::turn::StopReason;
 use switchboard_core::{ErrorCode, Session, Subject};
@@ -63,11 +64,11 @@ pub async fn get(
     let actor = auth::authenticate(&state, &headers)?;
     let tenant = auth::scoped_tenant(&state, &headers, &actor)?;
     let session = tenant_session(&state, &tenant.id, &id).await?;
-    let mut messages = state
-        .store
-        .list_messages(&tenant.id, session.id, RECENT_MESSAGES, None)
-        .await
-        .map_err(ApiError::internal)?;
+    let now = state.clock.now();
+    let mut messages =
+        retained_messages(state.store.as_ref(), &tenant, now, session.id, RECENT_MESSAGES, None)
+            .await
+            .map_err(ApiError::internal)?;
     // A transcript reads oldest first.
     messages.reverse();
     Ok(Json(json!({"session": session_json(&session), "messages": messages})))

@@ -15,6 +15,7 @@ use axum::Json;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use switchboard_core::retention::retained_messages;
 use switchboard_core::store::{NewSession, SessionCursor};
 use switchboard_core::tenant::Tenant;
 use switchboard_core::time::{format, from_millis};
@@ -176,9 +177,8 @@ pub async fn messages(
         return Err(ApiError::invalid_field("before_seq", "must be at least 1"));
     }
     let session = owned_session(&state, tenant, &subject, &id).await?;
-    let mut items = state
-        .store
-        .list_messages(&tenant.id, session.id, limit + 1, before)
+    let now = state.clock.now();
+    let mut items = retained_messages(state.store.as_ref(), tenant, now, session.id, limit + 1, before)
         .await
         .map_err(ApiError::internal)?;
     let next_cursor = (items.len() > limit as usize).then(|| {

@@ -92,7 +92,7 @@ pub async fn open_feed(
         .await
         .map_err(Refusal::auth)?;
     let cursor = cursor::from_json(last_event_id).map_err(Refusal::auth)?;
-    Feed::open(&ctx.state.engine, &ctx.tenant.id, session.id, cursor)
+    Feed::open(&ctx.state.engine, &ctx.tenant, session.id, cursor)
         .await
         .map_err(|e| Refusal::auth(feed_refusal(e)))
 }
