@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 pub mod admin;
+pub mod takeover;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -263,4 +264,15 @@ pub trait Store: Send + Sync + 'static {
     async fn runtime_setting(&self, key: &str) -> Result<Option<admin::RuntimeSetting>, StoreError>;
     /// Writes a runtime setting (replacing the value under its key).
     async fn put_runtime_setting(&self, setting: &admin::RuntimeSetting) -> Result<(), StoreError>;
+
+    /// An agent takes the session over or gives it back: the status, the
+    /// `takeover` field and the `system` note (at the next seq) change in one
+    /// transaction; refused while an answer streams.
+    async fn set_takeover(&self, change: &takeover::HoldChange) -> Result<takeover::HoldOutcome, StoreError>;
+    /// Stores an agent's message (at the next seq) while an agent holds the
+    /// session.
+    async fn add_agent_message(
+        &self,
+        message: &takeover::AgentMessage,
+    ) -> Result<takeover::AgentMessageOutcome, StoreError>;
 }

@@ -41,6 +41,7 @@ mod schema;
 mod sql;
 mod sqlite;
 mod store_impl;
+mod takeover;
 mod turn;
 mod usage;
 mod write;

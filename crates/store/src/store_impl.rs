@@ -410,6 +410,20 @@ macro_rules! impl_store {
                     self.put_runtime_setting_in_db(setting).await
                 }
 
+                async fn set_takeover(
+                    &self,
+                    change: &switchboard_core::store::takeover::HoldChange,
+                ) -> Result<switchboard_core::store::takeover::HoldOutcome, StoreError> {
+                    self.set_takeover_in_db(change).await
+                }
+
+                async fn add_agent_message(
+                    &self,
+                    message: &switchboard_core::store::takeover::AgentMessage,
+                ) -> Result<switchboard_core::store::takeover::AgentMessageOutcome, StoreError> {
+                    self.add_agent_message_in_db(message).await
+                }
+
                 async fn reserve_budget(
                     &self,
                     reserve: &switchboard_core::usage::Reserve,
@@ -434,6 +448,7 @@ macro_rules! impl_store {
             $crate::links::impl_links!($store, conn = $conn);
             $crate::conversations::impl_conversations!($store, conn = $conn);
             $crate::admin::impl_admin!($store, conn = $conn);
+            $crate::takeover::impl_takeover!($store, conn = $conn);
             $crate::usage::impl_usage!($store, conn = $conn, lock_day = dialect::LOCK_USAGE_DAY);
         };
     };

@@ -8,6 +8,7 @@ mod keys;
 mod leases;
 mod links;
 mod lists;
+mod takeover;
 mod turns;
 mod usage;
 
@@ -17,6 +18,7 @@ pub use keys::*;
 pub use leases::*;
 pub use links::*;
 pub use lists::*;
+pub use takeover::*;
 pub use turns::*;
 pub use usage::*;
 
