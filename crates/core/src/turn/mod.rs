@@ -226,6 +226,11 @@ impl TurnEngine {
         if user.content != msg.content {
             return Err(SendError::ReusedClientMessageId);
         }
+        // Only a message sent while an agent held the session has no answer:
+        // its retry gets the same `handled_by: agent` as the first time.
+        if assistant.is_none() {
+            return Ok(SendOutcome::HandledByAgent { user });
+        }
         if !assistant.as_ref().is_some_and(|a| a.status == MessageStatus::Streaming) {
             return Ok(SendOutcome::Finished { user, assistant });
         }

@@ -14,6 +14,9 @@ use crate::state::AppState;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     SessionClose,
+    SessionTakeover,
+    SessionRelease,
+    SessionMessage,
     TenantCreate,
     TenantUpdate,
     TenantDelete,
@@ -25,6 +28,9 @@ impl Action {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::SessionClose => "session.close",
+            Self::SessionTakeover => "session.takeover",
+            Self::SessionRelease => "session.release",
+            Self::SessionMessage => "session.message",
             Self::TenantCreate => "tenant.create",
             Self::TenantUpdate => "tenant.update",
             Self::TenantDelete => "tenant.delete",

@@ -8,16 +8,18 @@
 //! - every mutating action goes through [`audit::record`], the one place the
 //!   HMAC-chained audit log (`GET /v1/admin/audit`, `…/audit/verify`) will
 //!   write to;
-//! - takeover, agent messages, release,
-//!   admin tickets and the live view mount in [`router`] beside the session
-//!   routes, and authenticate with [`auth::authenticate`] and
-//!   [`auth::scoped_tenant`] like them.
+//! - takeover, agent messages and release ([`takeover`]), admin tickets and
+//!   the live view ([`live`]) mount in [`router`] beside the session routes,
+//!   and authenticate with [`auth::authenticate`] and [`auth::scoped_tenant`]
+//!   like them.
 
 pub mod audit;
 pub mod auth;
 pub mod kill_switch;
+pub mod live;
 mod query;
 pub mod sessions;
+pub mod takeover;
 mod tenant_body;
 pub mod tenants;
 pub mod usage;
@@ -42,6 +44,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/v1/admin/sessions", get(sessions::list))
         .route("/v1/admin/sessions/{id}", get(sessions::get))
         .route("/v1/admin/sessions/{id}/close", post(sessions::close))
+        .route("/v1/admin/sessions/{id}/takeover", post(takeover::take))
+        .route("/v1/admin/sessions/{id}/release", post(takeover::release))
+        .route("/v1/admin/sessions/{id}/messages", post(takeover::message))
+        .route("/v1/admin/sessions/{id}/events", get(live::events))
+        .route("/v1/admin/tickets", post(live::mint))
         .route("/v1/admin/tenants", get(tenants::list).post(tenants::create))
         .route("/v1/admin/tenants/{id}", get(tenants::get).patch(tenants::update).delete(tenants::delete))
         .route("/v1/admin/tenants/{id}/kill-switch", put(kill_switch::put_tenant))

@@ -88,7 +88,10 @@ struct Subscription {
     trace_id: String,
 }
 
-fn stream(feed: Feed, slot: Slot, heartbeat: std::time::Duration, trace_id: String) -> Response {
+/// The subscription's response: the feed as it comes, with heartbeats,
+/// until the client leaves or the server closes the slot (also the admin
+/// live view's).
+pub fn stream(feed: Feed, slot: Slot, heartbeat: std::time::Duration, trace_id: String) -> Response {
     let tick = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
     let sub = Subscription { feed, slot, tick, done: false, trace_id };
     let frames = stream::unfold(sub, |mut sub| async move {
