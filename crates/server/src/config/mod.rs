@@ -345,6 +345,8 @@ mod tests {
             "[[tenants]]\nid = \"a\"\n[[tenants]]\nid = \"a\"",
             "[[tenants]]\nid = \"a\"\n[tenants.provider]\nkind = \"openai\"",
             "[[tenants]]\nid = \"a\"\n[tenants.provider]\nkind = \"demo\"\n[tenants.provider.timeouts]\nidle = 0",
+            "[[tenants]]\nid = \"a\"\nretention_days = 0",
+            "[[tenants]]\nid = \"a\"\nmax_messages_per_session = 0",
         ] {
             assert!(load(bad).is_err(), "{bad}");
         }

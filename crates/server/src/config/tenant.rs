@@ -49,6 +49,10 @@ pub(crate) fn validate(t: RawTenant) -> Result<TenantConfig, String> {
     if t.max_messages_per_session == 0 || t.max_connections_per_subject == 0 {
         return Err("`max_messages_per_session` and `max_connections_per_subject` must be at least 1".into());
     }
+    // Zero days would hide every message the moment it is written.
+    if t.retention_days == 0 {
+        return Err("`retention_days` must be at least 1".into());
+    }
     let provider = provider_settings(t.provider).map_err(|e| format!("`provider.{e}"))?;
     let fallbacks = (t.fallbacks.into_iter().enumerate())
         .map(|(i, p)| provider_settings(p).map_err(|e| format!("`fallbacks[{i}].{e}")))
