@@ -58,6 +58,8 @@ pub struct AgentMessage {
     pub now: Timestamp,
 }
 
+// Returned once per request and consumed at once: boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum AgentMessageOutcome {
     Stored(Message),
