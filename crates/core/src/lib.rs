@@ -2,6 +2,7 @@
 //! traits the outside must satisfy (`Store`, `Bus`, `Provider`, `Clock`).
 //! Nothing here speaks HTTP, SQL or sockets.
 
+pub mod audit;
 pub mod bus;
 pub mod error;
 pub mod events;

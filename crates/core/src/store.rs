@@ -254,6 +254,25 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     /// A page of the tenant's sessions for the admin API, filtered and
+    /// Appends an admin action to the audit log after its last entry, sealed
+    /// with `key` (named `key_id`); appends are taken one at a time across nodes.
+    async fn append_audit(
+        &self,
+        entry: &crate::audit::NewAuditEntry,
+        key_id: &str,
+        key: &[u8],
+    ) -> Result<crate::audit::AuditEntry, StoreError>;
+    /// Up to `limit` entries before seq `before`, newest first; only the
+    /// tenant's when one is named.
+    async fn audit_page(
+        &self,
+        tenant_id: Option<&str>,
+        before: i64,
+        limit: u32,
+    ) -> Result<Vec<crate::audit::AuditEntry>, StoreError>;
+    /// Up to `limit` entries after seq `after`, oldest first (to verify the chain).
+    async fn audit_after(&self, after: i64, limit: u32) -> Result<Vec<crate::audit::AuditEntry>, StoreError>;
+
     /// ordered by `query.sort` then id, strictly after `query.after`.
     async fn admin_list_sessions(&self, query: &admin::AdminSessionQuery)
         -> Result<Vec<Session>, StoreError>;

@@ -93,6 +93,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     telemetry::install().map_err(StartError)?;
     let signing = load_keys(&config.data_dir, "SWITCHBOARD_SIGNING_KEY", "signing.key", "token signing")?;
     let node = node_id(&config)?;
+    let audit_keys = load_keys(&config.data_dir, "SWITCHBOARD_AUDIT_KEY", "audit.key", "audit log")?;
     let mut engine_config = EngineConfig::new(&node);
     engine_config.observer = Some(Arc::new(telemetry::TurnMetrics));
     engine_config.prices = Arc::new(config.prices.clone());
@@ -116,6 +117,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         engine: engine.clone(),
         signer: Arc::new(Signer::new(signing)),
         limiter,
+        audit_keys: Arc::new(audit_keys),
         kill_switch: Arc::new(AtomicBool::new(config.kill_switch)),
         identity,
         clock,

@@ -54,6 +54,9 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub engine: TurnEngine,
     pub signer: Arc<Signer>,
+    /// Seals the admin audit log (`SWITCHBOARD_AUDIT_KEY`, else generated
+    /// into the data directory); the first key seals, every key verifies.
+    pub audit_keys: Arc<switchboard_store::Keyring>,
     pub clock: Arc<dyn Clock>,
     /// Rate-limit counters (SPEC §10): in-process today, shared across nodes later.
     pub limiter: Arc<dyn RateLimiter>,

@@ -30,6 +30,7 @@
 //! what is queued and closes its connection.
 
 mod admin;
+mod audit;
 mod conversations;
 mod crypto;
 mod keys;

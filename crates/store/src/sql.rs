@@ -209,7 +209,10 @@ pub mod postgres {
         " RETURNING seq) ",
         touch_session!(),
         " AND EXISTS (SELECT 1 FROM finished)"
+    pub const LOCK_AUDIT: &str = "SELECT 1";
     );
     /// Concurrent budget reservations of a tenant, on any node, queue here.
     pub const LOCK_USAGE_DAY: &str = "SELECT 1 FROM usage_daily WHERE tenant_id = $1 AND day = $2 FOR UPDATE";
 }
+    /// Audit appends of every node queue here, until their transaction ends.
+    pub const LOCK_AUDIT: &str = "SELECT pg_advisory_xact_lock(7369617564697400)";

@@ -452,5 +452,32 @@ macro_rules! impl_store {
             $crate::usage::impl_usage!($store, conn = $conn, lock_day = dialect::LOCK_USAGE_DAY);
         };
     };
+
+                async fn append_audit(
+                    &self,
+                    entry: &switchboard_core::audit::NewAuditEntry,
+                    key_id: &str,
+                    key: &[u8],
+                ) -> Result<switchboard_core::audit::AuditEntry, StoreError> {
+                    self.append_audit_in_db(entry, key_id, key).await
+                }
+
+                async fn audit_page(
+                    &self,
+                    tenant_id: Option<&str>,
+                    before: i64,
+                    limit: u32,
+                ) -> Result<Vec<switchboard_core::audit::AuditEntry>, StoreError> {
+                    self.audit_page_in_db(tenant_id, before, limit).await
+                }
+
+                async fn audit_after(
+                    &self,
+                    after: i64,
+                    limit: u32,
+                ) -> Result<Vec<switchboard_core::audit::AuditEntry>, StoreError> {
+                    self.audit_after_in_db(after, limit).await
+                }
 }
 pub(crate) use impl_store;
+            $crate::audit::impl_audit!($store, conn = $conn, lock = dialect::LOCK_AUDIT);

@@ -73,3 +73,4 @@ conformance!(
     subject_budgets_are_per_subject,
     finished_turns_add_their_usage_once,
 );
+    audit_appends_form_one_chain_and_edits_are_found,

@@ -1,14 +1,14 @@
 //! The one door every mutating admin action passes through on its way out:
-//! [`record`]. Today it writes one structured log line (target
-//! `switchboard::audit`) naming who did what to what. The HMAC-chained,
-//! append-only audit store of SPEC §12 replaces the body of `record` and
-//! nothing else: callers already await it and stop on its error, so an
-//! action whose entry cannot be written will fail loudly rather than go
-//! unrecorded.
+//! [`record`] appends it to the HMAC-chained audit log of SPEC §12 (and logs
+//! a structured line, target `switchboard::audit`). Callers await it and stop
+//! on its error, so an action whose entry cannot be written fails loudly
+//! rather than going unrecorded. `GET /v1/admin/audit` pages through the log;
+//! `GET /v1/admin/audit/verify` walks the whole chain.
 
 use super::auth::Actor;
 use crate::http::ApiError;
 use crate::state::AppState;
+use switchboard_core::audit::NewAuditEntry;
 
 /// What was done, by its stable name (what the audit log will store).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +40,19 @@ impl Action {
     }
 }
 
+/// The tenant an entry belongs to (what a tenant's agents may read): an
+/// agent's own; for the operator, the tenant a tenant action names.
+fn tenant_of(actor: &Actor, action: Action, target: &str) -> Option<String> {
+    match (actor.tenant_id(), action) {
+        (Some(tenant), _) => Some(tenant.to_owned()),
+        (
+            None,
+            Action::TenantCreate | Action::TenantUpdate | Action::TenantDelete | Action::TenantKillSwitch,
+        ) => Some(target.to_owned()),
+        (None, _) => None,
+    }
+}
+
 /// Records that `actor` did `action` to `target` (a session id, a tenant id,
 /// `global`), with `detail` (a small JSON object: the new switch state and
 /// its reason, the fields a PATCH changed). Never given secrets: settings
@@ -51,9 +64,21 @@ pub async fn record(
     target: &str,
     detail: serde_json::Value,
 ) -> Result<(), ApiError> {
-    let _ = state;
+    let entry = NewAuditEntry {
+        at: state.clock.now(),
+        actor: actor.label(),
+        actor_name: actor.display_name().to_owned(),
+        tenant_id: tenant_of(actor, action, target),
+        action: action.as_str().to_owned(),
+        target: target.to_owned(),
+        detail: detail.to_string(),
+    };
+    let keys = &state.audit_keys;
+    let sealed = state.store.append_audit(&entry, keys.current_kid(), keys.current_key()).await;
+    let sealed = sealed.map_err(ApiError::internal)?;
     tracing::info!(
         target: "switchboard::audit",
+        seq = sealed.seq,
         trace_id = %crate::http::trace::current(),
         actor = %actor.label(),
         actor_name = actor.display_name(),

@@ -13,6 +13,7 @@
 //!   and authenticate with [`auth::authenticate`] and [`auth::scoped_tenant`]
 //!   like them.
 
+mod audit_log;
 pub mod audit;
 pub mod auth;
 pub mod kill_switch;
@@ -53,6 +54,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/v1/admin/tenants/{id}", get(tenants::get).patch(tenants::update).delete(tenants::delete))
         .route("/v1/admin/tenants/{id}/kill-switch", put(kill_switch::put_tenant))
         .route("/v1/admin/kill-switch", get(kill_switch::get_global).put(kill_switch::put_global))
+        .route("/v1/admin/audit", get(audit_log::list))
+        .route("/v1/admin/audit/verify", get(audit_log::check))
         .route("/v1/admin/usage", get(usage::get))
         .method_not_allowed_fallback(|| async { ApiError::new(ErrorCode::MethodNotAllowed) })
         .layer(axum::middleware::from_fn_with_state(state, admin_edge))

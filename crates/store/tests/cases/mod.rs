@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
 mod admin;
+mod audit;
 mod conversations;
 mod keys;
 mod leases;
@@ -14,6 +15,7 @@ mod usage;
 
 pub use admin::*;
 pub use conversations::*;
+pub use audit::*;
 pub use keys::*;
 pub use leases::*;
 pub use links::*;
