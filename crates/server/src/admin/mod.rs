@@ -5,16 +5,15 @@
 //! it off again.
 //!
 //! Extension points for what comes next:
-//! - every mutating action goes through [`audit::record`], the one place the
-//!   HMAC-chained audit log (`GET /v1/admin/audit`, `…/audit/verify`) will
-//!   write to;
+//! - every mutating action goes through [`audit::record`], which appends it
+//!   to the HMAC-chained audit log (`GET /v1/admin/audit`, `…/audit/verify`);
 //! - takeover, agent messages and release ([`takeover`]), admin tickets and
 //!   the live view ([`live`]) mount in [`router`] beside the session routes,
 //!   and authenticate with [`auth::authenticate`] and [`auth::scoped_tenant`]
 //!   like them.
 
-mod audit_log;
 pub mod audit;
+mod audit_log;
 pub mod auth;
 pub mod kill_switch;
 pub mod live;
@@ -54,9 +53,9 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/v1/admin/tenants/{id}", get(tenants::get).patch(tenants::update).delete(tenants::delete))
         .route("/v1/admin/tenants/{id}/kill-switch", put(kill_switch::put_tenant))
         .route("/v1/admin/kill-switch", get(kill_switch::get_global).put(kill_switch::put_global))
+        .route("/v1/admin/usage", get(usage::get))
         .route("/v1/admin/audit", get(audit_log::list))
         .route("/v1/admin/audit/verify", get(audit_log::check))
-        .route("/v1/admin/usage", get(usage::get))
         .method_not_allowed_fallback(|| async { ApiError::new(ErrorCode::MethodNotAllowed) })
         .layer(axum::middleware::from_fn_with_state(state, admin_edge))
 }
