@@ -122,8 +122,8 @@ fn mismatch(reason: impl std::fmt::Display) -> ApiError {
     ErrorCode::AuthContextMismatch.into()
 }
 
-/// Whether the token claims to be one of the runtime's own (`typ` visitor or
-/// ticket). Read unverified, only to choose which verification applies; the
+/// Whether the token claims to be one of the runtime's own (`typ` visitor,
+/// ticket or admin ticket). Read unverified, only to choose which verification applies; the
 /// chosen one then checks everything. Other `typ` values (some identity
 /// providers write `typ: "Bearer"`) are tenants' tokens.
 fn runtime_signed(token: &str) -> bool {
@@ -134,7 +134,9 @@ fn runtime_signed(token: &str) -> bool {
     let Some(payload) = token.split('.').nth(1) else { return false };
     let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload) else { return false };
     let typ = serde_json::from_slice::<Typ>(&bytes).ok().and_then(|t| t.typ);
-    matches!(typ.as_ref().and_then(|v| v.as_str()), Some("visitor" | "ticket"))
+    // An admin ticket too: verified as a visitor token, it is refused for
+    // its type (and logged as such), not tried as a tenant's JWT.
+    matches!(typ.as_ref().and_then(|v| v.as_str()), Some("visitor" | "ticket" | "admin_ticket"))
 }
 
 #[cfg(test)]
@@ -150,6 +152,7 @@ mod tests {
     fn runtime_tokens_are_told_by_their_typ() {
         assert!(runtime_signed(&token_with(r#"{"typ":"visitor","sub":"x"}"#)));
         assert!(runtime_signed(&token_with(r#"{"typ":"ticket"}"#)));
+        assert!(runtime_signed(&token_with(r#"{"typ":"admin_ticket"}"#)));
         assert!(!runtime_signed(&token_with(r#"{"typ":"Bearer","sub":"x"}"#)));
         assert!(!runtime_signed(&token_with(r#"{"sub":"x"}"#)));
         assert!(!runtime_signed(&token_with(r#"{"typ":1}"#)));
