@@ -117,6 +117,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";

@@ -41,15 +41,17 @@ impl Action {
 }
 
 /// The tenant an entry belongs to (what a tenant's agents may read): an
-/// agent's own; for the operator, the tenant a tenant action names.
-fn tenant_of(actor: &Actor, action: Action, target: &str) -> Option<String> {
-    match (actor.tenant_id(), action) {
-        (Some(tenant), _) => Some(tenant.to_owned()),
-        (
-            None,
-            Action::TenantCreate | Action::TenantUpdate | Action::TenantDelete | Action::TenantKillSwitch,
-        ) => Some(target.to_owned()),
-        (None, _) => None,
+/// agent's own; for the operator, the tenant its detail names (session
+/// actions) or the tenant a tenant action is about.
+fn tenant_of(actor: &Actor, action: Action, target: &str, detail: &serde_json::Value) -> Option<String> {
+    if let Some(tenant) = actor.tenant_id().or(detail["tenant_id"].as_str()) {
+        return Some(tenant.to_owned());
+    }
+    match action {
+        Action::TenantCreate | Action::TenantUpdate | Action::TenantDelete | Action::TenantKillSwitch => {
+            Some(target.to_owned())
+        }
+        _ => None,
     }
 }
 
@@ -68,7 +70,7 @@ pub async fn record(
         at: state.clock.now(),
         actor: actor.label(),
         actor_name: actor.display_name().to_owned(),
-        tenant_id: tenant_of(actor, action, target),
+        tenant_id: tenant_of(actor, action, target, &detail),
         action: action.as_str().to_owned(),
         target: target.to_owned(),
         detail: detail.to_string(),

@@ -16,7 +16,7 @@ fn action(i: usize, tenant: &str) -> NewAuditEntry {
         tenant_id: Some(tenant.into()),
         action: "tenant.kill_switch".into(),
         target: tenant.into(),
-        detail: format!("{{\"enabled\":{},\"n\":{i}}}", i % 2 == 0),
+        detail: format!("{{\"enabled\":{},\"n\":{i}}}", i.is_multiple_of(2)),
     }
 }
 
@@ -37,10 +37,10 @@ fn check(chain: &[AuditEntry]) -> Result<(i64, String), i64> {
 }
 
 pub async fn audit_appends_form_one_chain_and_edits_are_found(h: &mut Harness) {
-    let tasks: Vec<_> = (0..20)
+    let tasks: Vec<_> = (0..20usize)
         .map(|i| {
             let store = h.store.clone();
-            let tenant = if i % 3 == 0 { "other" } else { TENANT };
+            let tenant = if i.is_multiple_of(3) { "other" } else { TENANT };
             tokio::spawn(async move { store.append_audit(&action(i, tenant), "k1", KEY).await.unwrap() })
         })
         .collect();
