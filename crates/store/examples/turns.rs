@@ -1,7 +1,9 @@
 //! Measures the store's share of a streamed turn (begin_turn, a checkpoint
 //! every few turns, finish_message) at a given concurrency, against SQLite in
 //! a temporary directory or the database URL given. Not a test: it asserts
-//! nothing. `cargo run --release -p switchboard-store --example turns -- [secs] [concurrency] [url]`
+//! nothing. `cargo run --release -p switchboard-store --example turns -- [secs] [concurrency] [url]`;
+//! `TURNS_MAX_MESSAGES=n` sets the sessions' cap (default 1000, which these
+//! ten-turn sessions never reach; 10 makes every later turn delete two).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -89,7 +91,7 @@ async fn run_turn(
         lease_until: now + chrono::Duration::seconds(10),
         now,
         history_limit: 20,
-        max_messages: 1000,
+        max_messages: max_messages(),
         retained_since: now - chrono::Duration::days(30),
     };
     let BeginTurnOutcome::Started { assistant, .. } = store.begin_turn(&turn).await.unwrap() else {
@@ -119,4 +121,8 @@ async fn run_turn(
         usage: None,
     };
     assert!(store.finish_message(&finish).await.unwrap());
+}
+
+fn max_messages() -> u32 {
+    std::env::var("TURNS_MAX_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000)
 }
