@@ -12,6 +12,7 @@ pub mod model;
 pub mod origin;
 pub mod provider;
 pub mod ratelimit;
+pub mod retention;
 pub mod store;
 pub mod tenant;
 pub mod time;

@@ -72,6 +72,13 @@ pub struct BeginTurn {
     /// How many earlier messages to return as the provider's history (the new
     /// user message included).
     pub history_limit: u32,
+    /// The most messages the session keeps (SPEC §11.6, at least 1): the
+    /// oldest beyond it are deleted in the same transaction, never the new
+    /// ones nor one still streaming.
+    pub max_messages: u32,
+    /// Messages created before this are past the tenant's retention: never
+    /// part of the history.
+    pub retained_since: Timestamp,
 }
 
 #[derive(Debug, Clone)]
@@ -203,6 +210,18 @@ pub trait Store: Send + Sync + 'static {
     /// Marks `interrupted` every streaming message leased by `node_id` (a node
     /// restarting reaps its own at once), and returns them.
     async fn reap_node_leases(&self, node_id: &str, now: Timestamp) -> Result<Vec<Message>, StoreError>;
+    /// One bounded batch of the retention sweep (SPEC §11.6), in one short
+    /// transaction: deletes up to `limit` of the tenant's messages created
+    /// before `before` (never one still streaming; `message_count` follows),
+    /// then up to `limit` of its sessions left without messages whose last
+    /// activity is before `before`. Sessions a writer holds are left for
+    /// the next batch.
+    async fn purge_expired(
+        &self,
+        tenant_id: &str,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<crate::retention::Purged, StoreError>;
 
     /// Links a visitor to a user once: records the link and moves every
     /// session the visitor owns in the tenant to the user, in one transaction.
@@ -235,25 +254,6 @@ pub trait Store: Send + Sync + 'static {
         to: i64,
     ) -> Result<Vec<crate::usage::DailyUsage>, StoreError>;
 
-    /// The vendor's conversation id of a session under `key` (see
-    /// `Provider::conversation_key`), if one was learned.
-    async fn conversation_id(
-        &self,
-        tenant_id: &str,
-        session_id: Uuid,
-        key: &str,
-    ) -> Result<Option<String>, StoreError>;
-    /// Keeps the vendor's conversation id of a session (replacing an older
-    /// one); nothing happens when the session is gone.
-    async fn set_conversation_id(
-        &self,
-        tenant_id: &str,
-        session_id: Uuid,
-        key: &str,
-        conversation_id: &str,
-    ) -> Result<(), StoreError>;
-
-    /// A page of the tenant's sessions for the admin API, filtered and
     /// Appends an admin action to the audit log after its last entry, sealed
     /// with `key` (named `key_id`); appends are taken one at a time across nodes.
     async fn append_audit(
@@ -273,6 +273,25 @@ pub trait Store: Send + Sync + 'static {
     /// Up to `limit` entries after seq `after`, oldest first (to verify the chain).
     async fn audit_after(&self, after: i64, limit: u32) -> Result<Vec<crate::audit::AuditEntry>, StoreError>;
 
+    /// The vendor's conversation id of a session under `key` (see
+    /// `Provider::conversation_key`), if one was learned.
+    async fn conversation_id(
+        &self,
+        tenant_id: &str,
+        session_id: Uuid,
+        key: &str,
+    ) -> Result<Option<String>, StoreError>;
+    /// Keeps the vendor's conversation id of a session (replacing an older
+    /// one); nothing happens when the session is gone.
+    async fn set_conversation_id(
+        &self,
+        tenant_id: &str,
+        session_id: Uuid,
+        key: &str,
+        conversation_id: &str,
+    ) -> Result<(), StoreError>;
+
+    /// A page of the tenant's sessions for the admin API, filtered and
     /// ordered by `query.sort` then id, strictly after `query.after`.
     async fn admin_list_sessions(&self, query: &admin::AdminSessionQuery)
         -> Result<Vec<Session>, StoreError>;

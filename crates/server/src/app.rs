@@ -14,6 +14,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
+use switchboard_core::retention;
 use switchboard_core::store::Store;
 use switchboard_core::time::{Clock, SystemClock};
 use switchboard_core::turn::{EngineConfig, TurnEngine};
@@ -92,8 +93,8 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let (catalog, tenants) = Catalog::start(&config.tenants, &records).map_err(StartError)?;
     telemetry::install().map_err(StartError)?;
     let signing = load_keys(&config.data_dir, "SWITCHBOARD_SIGNING_KEY", "signing.key", "token signing")?;
-    let node = node_id(&config)?;
     let audit_keys = load_keys(&config.data_dir, "SWITCHBOARD_AUDIT_KEY", "audit.key", "audit log")?;
+    let node = node_id(&config)?;
     let mut engine_config = EngineConfig::new(&node);
     engine_config.observer = Some(Arc::new(telemetry::TurnMetrics));
     engine_config.prices = Arc::new(config.prices.clone());
@@ -116,8 +117,8 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         store,
         engine: engine.clone(),
         signer: Arc::new(Signer::new(signing)),
-        limiter,
         audit_keys: Arc::new(audit_keys),
+        limiter,
         kill_switch: Arc::new(AtomicBool::new(config.kill_switch)),
         identity,
         clock,
@@ -129,6 +130,11 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     };
     // The global kill switch set through the admin API outlives restarts.
     crate::admin::kill_switch::refresh_global(&state).await;
+    // Retention (SPEC §11.6): each node sweeps the tenants it serves.
+    let served = state.tenants.clone();
+    engine.spawn_sweeper(retention::SWEEP_EVERY, move || {
+        served.snapshot().values().map(|t| retention::Policy::of(t)).collect()
+    });
     let connections = state.connections.clone();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

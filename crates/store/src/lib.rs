@@ -36,6 +36,7 @@ mod crypto;
 mod keys;
 mod links;
 mod postgres;
+mod retention;
 mod rotate;
 mod rows;
 mod schema;

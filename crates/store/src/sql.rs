@@ -43,11 +43,12 @@ pub const FIND_DUPLICATE: &str = concat!(
     " FROM messages WHERE session_id = $1 AND (client_message_id = $2 OR (role = 'assistant' AND turn_id = \
      (SELECT turn_id FROM messages WHERE session_id = $1 AND client_message_id = $2))) ORDER BY seq"
 );
-/// Earlier messages for a new turn's history (read after its commit).
+/// Earlier messages for a new turn's history (read after its commit), none
+/// created before `$4` (past the tenant's retention).
 pub const HISTORY: &str = concat!(
     "SELECT ",
     message_columns!(),
-    " FROM messages WHERE session_id = $1 AND seq <= $2 ORDER BY seq DESC LIMIT $3"
+    " FROM messages WHERE session_id = $1 AND seq <= $2 AND created_at >= $4 ORDER BY seq DESC LIMIT $3"
 );
 
 pub const CHECKPOINT: &str = "UPDATE messages SET content = $1, lease_node = $2, lease_until = $3 \
@@ -69,13 +70,32 @@ pub const INSERT_CANARY: &str =
 pub const APPLIED_MIGRATIONS: &str = "SELECT version FROM _sqlx_migrations WHERE success = TRUE";
 
 /// Moves the session past a turn's messages: `$1` latest_seq, `$2` how many
-/// were added, `$3` now, `$4` session id. Activity only moves forward,
-/// whatever order concurrent writers commit in.
+/// were added, `$3` now, `$4` session id; `$removed` counts what
+/// `purge_over_cap!` deleted. Activity only moves forward, whatever order
+/// concurrent writers commit in.
 macro_rules! advance_session {
-    () => {
-        "UPDATE sessions SET latest_seq = $1, message_count = message_count + $2, \
-         last_activity_at = CASE WHEN last_activity_at < $3 THEN $3 ELSE last_activity_at END \
-         WHERE id = $4"
+    ($removed:literal) => {
+        concat!(
+            "UPDATE sessions SET latest_seq = $1, message_count = message_count + $2 - ",
+            $removed,
+            ", last_activity_at = CASE WHEN last_activity_at < $3 THEN $3 ELSE last_activity_at END \
+             WHERE id = $4"
+        )
+    };
+}
+
+/// Retention's cap (SPEC §11.6), in the transaction that adds a turn's
+/// messages: deletes the session's (`$4`) messages up to seq `$bound`, which
+/// the caller keeps below the new ones (`turn::purge_bound`), never one still
+/// streaming. A seek on the primary key that finds nothing until the session
+/// reaches its cap.
+macro_rules! purge_over_cap {
+    ($bound:literal) => {
+        concat!(
+            "DELETE FROM messages WHERE session_id = $4 AND seq <= ",
+            $bound,
+            " AND status <> 'streaming'"
+        )
     };
 }
 
@@ -129,10 +149,20 @@ pub mod sqlite {
 
     pub const BEGIN_TURN_STATE: &str = concat!("BEGIN IMMEDIATE; ", turn_state!());
     pub const TURN_STATE: &str = turn_state!();
-    pub const ADVANCE_AND_INSERT_USER: &str = concat!(advance_session!(), "; ", insert_messages!());
-    pub const ADVANCE_AND_INSERT_USER_COMMIT: &str =
-        concat!(advance_session!(), "; ", insert_messages!(), "; COMMIT");
-    /// `$4` session id, `$6` the user message's seq, `$29` how many. One
+    /// `changes()` right after the purge is what it deleted. `$17` the
+    /// purge's bound.
+    pub const ADVANCE_AND_INSERT_USER: &str =
+        concat!(purge_over_cap!("$17"), "; ", advance_session!("changes()"), "; ", insert_messages!());
+    pub const ADVANCE_AND_INSERT_USER_COMMIT: &str = concat!(
+        purge_over_cap!("$17"),
+        "; ",
+        advance_session!("changes()"),
+        "; ",
+        insert_messages!(),
+        "; COMMIT"
+    );
+    /// `$4` session id, `$6` the user message's seq, `$29` how many, none
+    /// created before `$30` (past the tenant's retention). One
     /// row holding them all (newest first, content in hex): every row a
     /// query returns is a hand-over between threads in sqlx, which costs far
     /// more than building and parsing the JSON. `ORDER BY` inside an
@@ -141,7 +171,8 @@ pub mod sqlite {
         () => {
             "SELECT json_group_array(json_array(seq, role, hex(content), author, status, created_at, \
              token_count, client_message_id, turn_id, meta) ORDER BY seq DESC) AS earlier \
-             FROM (SELECT * FROM messages WHERE session_id = $4 AND seq < $6 ORDER BY seq DESC LIMIT $29)"
+             FROM (SELECT * FROM messages WHERE session_id = $4 AND seq < $6 AND created_at >= $30 \
+             ORDER BY seq DESC LIMIT $29)"
         };
     }
 
@@ -152,12 +183,23 @@ pub mod sqlite {
          FROM (SELECT * FROM messages WHERE session_id = $1 AND tenant_id = $2 AND seq > $3 \
          ORDER BY seq LIMIT $4)";
 
-    /// A new turn's writes, then the messages before its user message (the
-    /// provider's history), read in the same round trip and transaction.
-    pub const START_TURN: &str =
-        concat!(advance_session!(), "; ", insert_messages!(), second_row!(), "; ", earlier_messages!());
+    /// A new turn's writes (after the cap's purge, bound `$31`), then the
+    /// messages before its user message (the provider's history, so never a
+    /// purged one), read in the same round trip and transaction.
+    pub const START_TURN: &str = concat!(
+        purge_over_cap!("$31"),
+        "; ",
+        advance_session!("changes()"),
+        "; ",
+        insert_messages!(),
+        second_row!(),
+        "; ",
+        earlier_messages!()
+    );
     pub const START_TURN_COMMIT: &str = concat!(
-        advance_session!(),
+        purge_over_cap!("$31"),
+        "; ",
+        advance_session!("changes()"),
         "; ",
         insert_messages!(),
         second_row!(),
@@ -171,6 +213,7 @@ pub mod sqlite {
         concat!(finish_message!(), "; ", touch_session!(), " AND changes() > 0");
     /// The one writer already decides budget reservations one at a time.
     pub const LOCK_USAGE_DAY: &str = "SELECT 1 FROM usage_daily WHERE tenant_id = $1 AND day = $2";
+    pub const LOCK_AUDIT: &str = "SELECT 1";
 }
 
 /// PostgreSQL runs one statement per round trip; data-modifying CTEs fold
@@ -194,11 +237,22 @@ pub mod postgres {
     pub const TURN_CHECK: &str = "SELECT \
          (SELECT seq FROM messages WHERE session_id = $1 AND client_message_id = $2) AS duplicate_seq, \
          EXISTS (SELECT 1 FROM messages WHERE session_id = $1 AND status = 'streaming') AS streaming";
-    pub const ADVANCE_AND_INSERT_USER: &str =
-        concat!("WITH advanced AS (", advance_session!(), " RETURNING id) ", insert_messages!());
+    /// The cap's purge (bound `$17`, `$29` with an answer) folds in as one
+    /// more CTE; all of them see the snapshot from before the insert, so it
+    /// cannot touch the new rows.
+    pub const ADVANCE_AND_INSERT_USER: &str = concat!(
+        "WITH purged AS (",
+        purge_over_cap!("$17"),
+        " RETURNING seq), advanced AS (",
+        advance_session!("(SELECT count(*) FROM purged)"),
+        " RETURNING id) ",
+        insert_messages!()
+    );
     pub const ADVANCE_AND_INSERT_BOTH: &str = concat!(
-        "WITH advanced AS (",
-        advance_session!(),
+        "WITH purged AS (",
+        purge_over_cap!("$29"),
+        " RETURNING seq), advanced AS (",
+        advance_session!("(SELECT count(*) FROM purged)"),
         " RETURNING id) ",
         insert_messages!(),
         second_row!()
@@ -209,10 +263,9 @@ pub mod postgres {
         " RETURNING seq) ",
         touch_session!(),
         " AND EXISTS (SELECT 1 FROM finished)"
-    pub const LOCK_AUDIT: &str = "SELECT 1";
     );
     /// Concurrent budget reservations of a tenant, on any node, queue here.
     pub const LOCK_USAGE_DAY: &str = "SELECT 1 FROM usage_daily WHERE tenant_id = $1 AND day = $2 FOR UPDATE";
-}
     /// Audit appends of every node queue here, until their transaction ends.
     pub const LOCK_AUDIT: &str = "SELECT pg_advisory_xact_lock(7369617564697400)";
+}

@@ -345,6 +345,15 @@ macro_rules! impl_store {
                     decode_messages(rows, &self.cipher)
                 }
 
+                async fn purge_expired(
+                    &self,
+                    tenant_id: &str,
+                    before: Timestamp,
+                    limit: u32,
+                ) -> Result<switchboard_core::retention::Purged, StoreError> {
+                    self.purge_expired_in_db(tenant_id, before, limit).await
+                }
+
                 async fn link_visitor(
                     &self,
                     tenant_id: &str,
@@ -443,15 +452,6 @@ macro_rules! impl_store {
                 ) -> Result<Vec<switchboard_core::usage::DailyUsage>, StoreError> {
                     self.daily_usage_in_db(tenant_id, from, to).await
                 }
-            }
-
-            $crate::links::impl_links!($store, conn = $conn);
-            $crate::conversations::impl_conversations!($store, conn = $conn);
-            $crate::admin::impl_admin!($store, conn = $conn);
-            $crate::takeover::impl_takeover!($store, conn = $conn);
-            $crate::usage::impl_usage!($store, conn = $conn, lock_day = dialect::LOCK_USAGE_DAY);
-        };
-    };
 
                 async fn append_audit(
                     &self,
@@ -478,6 +478,15 @@ macro_rules! impl_store {
                 ) -> Result<Vec<switchboard_core::audit::AuditEntry>, StoreError> {
                     self.audit_after_in_db(after, limit).await
                 }
+            }
+
+            $crate::links::impl_links!($store, conn = $conn);
+            $crate::conversations::impl_conversations!($store, conn = $conn);
+            $crate::admin::impl_admin!($store, conn = $conn);
+            $crate::takeover::impl_takeover!($store, conn = $conn);
+            $crate::usage::impl_usage!($store, conn = $conn, lock_day = dialect::LOCK_USAGE_DAY);
+            $crate::audit::impl_audit!($store, conn = $conn, lock = dialect::LOCK_AUDIT);
+        };
+    };
 }
 pub(crate) use impl_store;
-            $crate::audit::impl_audit!($store, conn = $conn, lock = dialect::LOCK_AUDIT);

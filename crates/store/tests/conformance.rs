@@ -52,6 +52,10 @@ conformance!(
     messages_after_oldest_first_from_a_cursor,
     list_sessions_keyset_paging_with_ties,
     delete_session_removes_messages,
+    cap_on_write_keeps_the_newest_messages_and_counts,
+    cap_never_deletes_what_was_just_written,
+    history_leaves_out_messages_past_retention,
+    sweep_deletes_what_is_older_than_the_days,
     tenants_crud,
     restart_keeps_everything,
     wrong_keys_refuse_to_open,
@@ -72,5 +76,5 @@ conformance!(
     concurrent_reservations_never_overshoot,
     subject_budgets_are_per_subject,
     finished_turns_add_their_usage_once,
-);
     audit_appends_form_one_chain_and_edits_are_found,
+);

@@ -167,6 +167,8 @@ impl TurnEngine {
             lease_until: now + inner.config.lease,
             now,
             history_limit: msg.tenant.primary.settings.history_messages,
+            max_messages: msg.tenant.max_messages_per_session,
+            retained_since: crate::retention::retained_since(now, msg.tenant.retention_days),
         };
         let reservation = budget::reserve(inner, &msg).await?;
         let starting = Starting::new(inner, turn_id);
@@ -297,6 +299,23 @@ impl TurnEngine {
     pub fn spawn_background(&self) {
         self.inner.tracker.spawn(reaper::run(self.inner.clone()));
         self.inner.tracker.spawn(snapshots::answer(self.inner.clone()));
+    }
+
+    /// Runs the retention sweeper (SPEC §11.6) until shutdown; `policies`
+    /// names the tenants served at each sweep.
+    pub fn spawn_sweeper(
+        &self,
+        every: Duration,
+        policies: impl Fn() -> Vec<crate::retention::Policy> + Send + 'static,
+    ) {
+        let inner = &self.inner;
+        let sweeper = crate::retention::Sweeper::new(inner.store.clone(), inner.clock.clone());
+        inner.tracker.spawn(sweeper.run(every, policies, inner.stop.clone()));
+    }
+
+    /// The engine's source of "now".
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
     }
 
     /// The turn running on this node in the session, if any.

@@ -40,7 +40,7 @@ pub async fn events(
     let session = owned_session(&state, &edge.tenant, &caller.subject, &raw_id).await?;
     let cursor = cursor::from_request(&headers, uri.query())?;
     let slot = open_slot(&state, &edge.tenant, &caller, peer, &headers, false)?;
-    let feed = Feed::open(&state.engine, &edge.tenant.id, session.id, cursor).await.map_err(feed_refusal)?;
+    let feed = Feed::open(&state.engine, &edge.tenant, session.id, cursor).await.map_err(feed_refusal)?;
     Ok(stream(feed, slot, state.config.heartbeat, trace::current()))
 }
 

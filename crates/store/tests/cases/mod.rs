@@ -9,17 +9,19 @@ mod keys;
 mod leases;
 mod links;
 mod lists;
+mod retention;
 mod takeover;
 mod turns;
 mod usage;
 
 pub use admin::*;
-pub use conversations::*;
 pub use audit::*;
+pub use conversations::*;
 pub use keys::*;
 pub use leases::*;
 pub use links::*;
 pub use lists::*;
+pub use retention::*;
 pub use takeover::*;
 pub use turns::*;
 pub use usage::*;
@@ -63,6 +65,8 @@ pub fn turn(session: &Session, content: &str, now: Timestamp) -> BeginTurn {
         lease_until: now + chrono::Duration::seconds(10),
         now,
         history_limit: 20,
+        max_messages: 1000,
+        retained_since: from_millis(0),
     }
 }
 
