@@ -166,3 +166,44 @@ async fn messages_older_than_the_days_are_not_read_before_any_sweep() {
     assert!(sent.iter().any(|c| c.contains("question 1")), "{sent:?}");
     assert_eq!(seqs(&app.messages(&v, &sid).await), vec![6, 5, 4, 3]);
 }
+
+#[tokio::test]
+async fn a_replay_overtaken_by_retention_ends_with_cursor_invalid() {
+    let (app, _fake) = app_with("max_messages_per_session = 1000").await;
+    let (sid, v) = app.create_session("acme").await;
+    // More than one replay page (256 messages).
+    for n in 0..140 {
+        turn(&app, &v, &sid, n).await;
+    }
+    // As if retention deleted, while the subscriber was still replaying its
+    // first page, what its second page needed (the first message after the
+    // cursor is still there, so the cursor itself is valid).
+    let db = app.data_dir().join("switchboard.db");
+    let options =
+        sqlx::sqlite::SqliteConnectOptions::new().filename(&db).busy_timeout(Duration::from_secs(5));
+    let mut conn = sqlx::SqliteConnection::connect_with(&options).await.expect("open the database");
+    sqlx::query("DELETE FROM messages WHERE session_id = ?1 AND seq BETWEEN 257 AND 270")
+        .bind(&sid)
+        .execute(&mut conn)
+        .await
+        .expect("purge");
+    drop(conn);
+
+    let mut sub = app.subscribe(&v, &sid, Some("0")).await;
+    sub.resumed_session_event(0).await;
+    sub.expect("resume_cursor").await;
+    let rest = sub.until_end(Duration::from_secs(10)).await;
+    let (messages, last) = rest.split_at(rest.len() - 1);
+    assert_eq!(messages.len(), 256, "{:?}", rest.iter().map(|e| &e.event).collect::<Vec<_>>());
+    assert!(messages.iter().all(|e| e.event == "message"));
+    assert_eq!(last[0].event, "error");
+    assert_eq!(last[0].json()["error"]["code"], "chat.cursor_invalid", "{:?}", last[0]);
+
+    let (mut ws, _) = app.ws_hello("acme", &v.token, &sid, Some(json!(0))).await;
+    ws.expect("resume_cursor").await;
+    for seq in 1..=256 {
+        assert_eq!(ws.expect("message").await["seq"], seq);
+    }
+    let e = ws.expect("error").await;
+    common::ws::check_error_frame(&e, "chat.cursor_invalid", 410);
+}

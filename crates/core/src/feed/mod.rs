@@ -181,9 +181,17 @@ impl Feed {
         self.replay_after = Some(self.pos.final_upto);
     }
 
+    /// An error ends the subscription: `CursorInvalid` when what comes
+    /// after `after` was deleted meanwhile (retention's cap or sweeper
+    /// overtook a subscriber still catching up), which the client must
+    /// answer by reloading, as it would a cursor refused at the start.
     async fn replay_page(&mut self, after: i64) -> Result<(), FeedError> {
         let page =
             self.engine.store().messages_after(&self.tenant_id, self.session_id, after, REPLAY_PAGE).await?;
+        // Seqs have no holes but what retention deleted.
+        if page.first().is_some_and(|m| m.seq != after + 1) {
+            return Err(FeedError::CursorInvalid);
+        }
         self.replay_after =
             (page.len() == REPLAY_PAGE as usize).then(|| page.last().map_or(after, |m| m.seq));
         for message in page {

@@ -115,9 +115,16 @@ pub fn stream(feed: Feed, slot: Slot, heartbeat: std::time::Duration, trace_id: 
             event = sub.feed.next() => match event {
                 Ok(event) => frame_cache::frame(&event, Form::Sse, || sse::frame(&event)),
                 Err(e) => {
-                    tracing::warn!(error = %e, "subscription ended: the store could not be read");
                     sub.done = true;
-                    let error = error_body(ErrorCode::Internal, &sub.trace_id);
+                    let code = match e {
+                        // Retention deleted what it still had to replay: the client reloads.
+                        FeedError::CursorInvalid => ErrorCode::CursorInvalid,
+                        e => {
+                            tracing::warn!(error = %e, "subscription ended: the store could not be read");
+                            ErrorCode::Internal
+                        }
+                    };
+                    let error = error_body(code, &sub.trace_id);
                     sse::frame(&SessionEvent::Error { turn_id: None, error })
                 }
             },

@@ -401,7 +401,8 @@ fn feed_stream(session_id: Uuid, feed: Feed) -> BoxStream<'static, Item> {
         match feed.next().await {
             Ok(event) => Some((Item { session_id, event, source: Source::Feed }, Some(feed))),
             Err(e) => {
-                let error = ApiError::internal(e).body();
+                // A cursor overtaken by retention is `chat.cursor_invalid`, as at the start.
+                let error = crate::realtime::subscribe::feed_refusal(e).body();
                 let event = Arc::new(SessionEvent::Error { turn_id: None, error });
                 Some((Item { session_id, event, source: Source::FeedFailed }, None))
             }
