@@ -44,7 +44,8 @@ struct Item {
 enum Source {
     /// A subscribed session's feed.
     Feed,
-    /// The last event of a feed that could not read the store.
+    /// The last event of a feed that could not read the store, or whose
+    /// replay retention overtook.
     FeedFailed,
     /// A turn this socket started: sent only while the socket does not
     /// follow that session (else its feed carries the same events); the
