@@ -59,15 +59,7 @@ pub async fn take(
         note: format!("{name} joined the conversation"),
         now,
     };
-    let (session, note) = match change_hold(&state, &change).await? {
-        Changed::Done(session, note) => (session, note),
-        Changed::Unchanged(session) => return Ok(Json(session_json(&session))),
-    };
-    publish(&state, session.id, SessionEvent::Message(note));
-    publish(&state, session.id, SessionEvent::Takeover { active: true, agent });
-    let detail = json!({"tenant_id": tenant.id, "agent": name});
-    audit::record(&state, &actor, Action::SessionTakeover, &session.id.to_string(), detail).await?;
-    Ok(Json(session_json(&session)))
+    announce(&state, &actor, &change, (true, agent), Action::SessionTakeover).await
 }
 
 /// `POST /v1/admin/sessions/{id}/release`: back to the AI. The note and the
@@ -92,19 +84,27 @@ pub async fn release(
         note: format!("{holder} left the conversation"),
         now: state.clock.now(),
     };
-    let (session, note) = match change_hold(&state, &change).await? {
+    announce(&state, &actor, &change, (false, AgentRef { name: holder }), Action::SessionRelease).await
+}
+
+/// Makes a hold change, then tells every connection of the session (the note
+/// and a `takeover` event `{active, agent}`) and records it. A change that
+/// alters nothing (the same agent taking over again) is answered as is.
+async fn announce(
+    state: &AppState,
+    actor: &auth::Actor,
+    change: &HoldChange,
+    (active, agent): (bool, AgentRef),
+    action: Action,
+) -> Result<Json<Value>, ApiError> {
+    let (session, note) = match change_hold(state, change).await? {
         Changed::Done(session, note) => (session, note),
-        // A release always writes (or is refused).
         Changed::Unchanged(session) => return Ok(Json(session_json(&session))),
     };
-    publish(&state, session.id, SessionEvent::Message(note));
-    publish(
-        &state,
-        session.id,
-        SessionEvent::Takeover { active: false, agent: AgentRef { name: holder.clone() } },
-    );
-    let detail = json!({"tenant_id": tenant.id, "agent": holder});
-    audit::record(&state, &actor, Action::SessionRelease, &session.id.to_string(), detail).await?;
+    publish(state, session.id, SessionEvent::Message(note));
+    let detail = json!({"tenant_id": change.tenant_id, "agent": agent.name});
+    publish(state, session.id, SessionEvent::Takeover { active, agent });
+    audit::record(state, actor, action, &session.id.to_string(), detail).await?;
     Ok(Json(session_json(&session)))
 }
 
