@@ -170,18 +170,7 @@ mod tests {
     use switchboard_core::SessionStatus;
 
     fn query() -> AdminSessionQuery {
-        AdminSessionQuery {
-            tenant_id: "acme".into(),
-            owner: None,
-            status: None,
-            admin_assisted: None,
-            created_from: None,
-            created_to: None,
-            sort: SessionSort::CreatedAt,
-            descending: true,
-            after: None,
-            limit: 50,
-        }
+        AdminSessionQuery::new("acme")
     }
 
     #[test]

@@ -65,6 +65,25 @@ pub struct AdminSessionQuery {
     pub limit: u32,
 }
 
+impl AdminSessionQuery {
+    /// The first page of a tenant's sessions as the API lists them by
+    /// default: newest created first, 50 of them, no filter.
+    pub fn new(tenant_id: impl Into<String>) -> Self {
+        Self {
+            tenant_id: tenant_id.into(),
+            owner: None,
+            status: None,
+            admin_assisted: None,
+            created_from: None,
+            created_to: None,
+            sort: SessionSort::CreatedAt,
+            descending: true,
+            after: None,
+            limit: 50,
+        }
+    }
+}
+
 /// A small JSON value kept under a name, shared by every node (the global
 /// kill switch, say). `updated_at` says which of two writes is later.
 #[derive(Debug, Clone, PartialEq)]

@@ -32,18 +32,7 @@ pub fn parse(tenant_id: &str, raw: Option<&str>) -> Result<AdminSessionQuery, Ap
             problems.push(FieldProblem::new(key.as_ref(), "must not be given more than once"));
         }
     }
-    let mut q = AdminSessionQuery {
-        tenant_id: tenant_id.to_owned(),
-        owner: None,
-        status: None,
-        admin_assisted: None,
-        created_from: None,
-        created_to: None,
-        sort: SessionSort::CreatedAt,
-        descending: true,
-        after: None,
-        limit: 50,
-    };
+    let mut q = AdminSessionQuery::new(tenant_id);
     let mut check = |name: &str, problem: Option<&str>| {
         if let Some(p) = problem {
             problems.push(FieldProblem::new(name, p));

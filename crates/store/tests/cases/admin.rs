@@ -8,18 +8,7 @@ use switchboard_core::store::admin::{AdminSessionQuery, RuntimeSetting, SessionK
 use switchboard_core::SessionStatus;
 
 fn query(sort: SessionSort, descending: bool) -> AdminSessionQuery {
-    AdminSessionQuery {
-        tenant_id: TENANT.into(),
-        owner: None,
-        status: None,
-        admin_assisted: None,
-        created_from: None,
-        created_to: None,
-        sort,
-        descending,
-        after: None,
-        limit: 100,
-    }
+    AdminSessionQuery { sort, descending, limit: 100, ..AdminSessionQuery::new(TENANT) }
 }
 
 /// Every page of `q`, `page` at a time, following the keyset.
