@@ -106,7 +106,7 @@ fn toml_string(s: &str) -> Result<String> {
 }
 
 /// Creates database `name` next to the one `url` names; returns its URL.
-async fn create_database(url: &str, name: &str) -> Result<String> {
+pub(crate) async fn create_database(url: &str, name: &str) -> Result<String> {
     let mut conn = sqlx::PgConnection::connect(url).await.context("connecting to PostgreSQL")?;
     sqlx::raw_sql(&format!("CREATE DATABASE \"{name}\""))
         .execute(&mut conn)
@@ -118,7 +118,7 @@ async fn create_database(url: &str, name: &str) -> Result<String> {
     Ok(new.to_string())
 }
 
-async fn drop_database(url: &str, name: &str) -> Result<()> {
+pub(crate) async fn drop_database(url: &str, name: &str) -> Result<()> {
     let mut conn = sqlx::PgConnection::connect(url).await.context("connecting to PostgreSQL")?;
     let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
     sqlx::raw_sql(&sql).execute(&mut conn).await.context("DROP DATABASE")?;

@@ -1,10 +1,12 @@
 //! `switchboard-bench`: drives the real `switchboard` binary from outside against
 //! a fake upstream and prints what Switchboard adds to time to first token, how
 //! many streamed turns per second it sustains, and, for the realtime features,
-//! what idle connections cost, how fast deltas fan out and cross nodes, and how
-//! long a resume takes. Numbers are for humans and `docs/benchmarks.md`;
+//! what idle connections cost, how fast deltas fan out and cross nodes, how
+//! long a resume takes, and how fast the admin session list answers at a
+//! million sessions. Numbers are for humans and `docs/benchmarks.md`;
 //! nothing here asserts timings.
 
+mod admin_list;
 mod api;
 mod cluster;
 mod deltas;
@@ -57,6 +59,8 @@ enum Command {
     Resume(resume::ResumeArgs),
     /// Delay a second node adds to a delta (PostgreSQL + Redis, two nodes).
     Cluster(cluster::ClusterArgs),
+    /// Latency of the admin session list with a million sessions in the tenant.
+    AdminList(admin_list::AdminListArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -128,6 +132,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Fanout(args) => fanout::run(args).await,
         Command::Resume(args) => resume::run(args).await,
         Command::Cluster(args) => cluster::run(args).await,
+        Command::AdminList(args) => admin_list::run(args).await,
     }
 }
 
