@@ -20,18 +20,42 @@ pub const PUT_SETTING: &str = "INSERT INTO runtime_settings (name, value, update
 pub enum Arg {
     Text(String),
     Int(i64),
-    Bool(bool),
 }
 
 /// The list query for `q` and its arguments. Only the filters given appear
 /// in the SQL (a `($n IS NULL OR …)` form would keep planners from using the
 /// indexes), so each combination is its own statement.
+///
+/// SQLite keeps no statistics here, so it picks an index by the shape of the
+/// query alone, and an index that yields the asked order beats one that
+/// narrows more; PostgreSQL, planning generically for prepared statements,
+/// can walk a sort index past rows a correlated filter rejects. Either
+/// took up to seconds at a million sessions ("Admin session list at a
+/// million sessions" in docs/benchmarks.md). Hence:
+/// - `status` and `admin_assisted` are literals (they come from closed sets),
+///   so the partial indexes of the narrow values, `human` and `true`, one per
+///   sort key, serve them;
+/// - a sort key that no index should order is written `+key` (the same
+///   value, but no index matches it), so the filter's index is read and what
+///   it selects sorted: an owner's sessions by message count (the owner's
+///   indexes are by creation and by activity), and a creation window
+///   (`created_to` given) by another key, whose sessions all sit in one range
+///   of the creation index while the sort key's index scatters them;
+/// - `created_from` alone with the `last_activity_at` sort also bounds
+///   `last_activity_at`, which is never before `created_at` (the store only
+///   moves it forward), so the activity index is read from that instant on.
 pub fn list_sql(q: &AdminSessionQuery) -> (String, Vec<Arg>) {
     let column = match q.sort {
         SessionSort::CreatedAt => "created_at",
         SessionSort::LastActivityAt => "last_activity_at",
         SessionSort::MessageCount => "message_count",
     };
+    let unordered = match q.sort {
+        SessionSort::CreatedAt => false,
+        SessionSort::LastActivityAt => q.created_to.is_some(),
+        SessionSort::MessageCount => q.created_to.is_some() || q.owner.is_some(),
+    };
+    let column = if unordered { format!("+{column}") } else { column.to_owned() };
     let mut args = vec![Arg::Text(q.tenant_id.clone())];
     let mut sql = format!("SELECT {} FROM sessions WHERE tenant_id = $1", session_columns!());
     let mut add = |sql: &mut String, condition: &str, arg: Arg| {
@@ -42,13 +66,16 @@ pub fn list_sql(q: &AdminSessionQuery) -> (String, Vec<Arg>) {
         add(&mut sql, " AND owner = ?", Arg::Text(owner.clone()));
     }
     if let Some(status) = q.status {
-        add(&mut sql, " AND status = ?", Arg::Text(status.as_str().to_owned()));
+        sql.push_str(&format!(" AND status = '{}'", status.as_str()));
     }
     if let Some(assisted) = q.admin_assisted {
-        add(&mut sql, " AND admin_assisted = ?", Arg::Bool(assisted));
+        sql.push_str(if assisted { " AND admin_assisted = TRUE" } else { " AND admin_assisted = FALSE" });
     }
     if let Some(from) = q.created_from {
         add(&mut sql, " AND created_at >= ?", Arg::Int(from.timestamp_millis()));
+        if q.created_to.is_none() && q.sort == SessionSort::LastActivityAt {
+            add(&mut sql, " AND last_activity_at >= ?", Arg::Int(from.timestamp_millis()));
+        }
     }
     if let Some(to) = q.created_to {
         add(&mut sql, " AND created_at <= ?", Arg::Int(to.timestamp_millis()));
@@ -79,7 +106,6 @@ macro_rules! impl_admin {
                     select = match arg {
                         Arg::Text(v) => select.bind(v),
                         Arg::Int(v) => select.bind(v),
-                        Arg::Bool(v) => select.bind(v),
                     };
                 }
                 let rows = select.fetch_all(&self.reader).await.map_err($crate::rows::db_err)?;
@@ -190,12 +216,57 @@ mod tests {
         let (sql, args) = list_sql(&q);
         assert!(
             sql.ends_with(
-                "WHERE tenant_id = $1 AND status = $2 AND admin_assisted = $3 \
-                 AND (message_count, id) > ($4, $5) ORDER BY message_count ASC, id ASC LIMIT $6"
+                "WHERE tenant_id = $1 AND status = 'human' AND admin_assisted = TRUE \
+                 AND (message_count, id) > ($2, $3) ORDER BY message_count ASC, id ASC LIMIT $4"
             ),
             "{sql}"
         );
-        assert_eq!(args.len(), 6);
-        assert_eq!(args[4], Arg::Text(uuid::Uuid::nil().to_string()));
+        assert_eq!(args.len(), 4);
+        assert_eq!(args[2], Arg::Text(uuid::Uuid::nil().to_string()));
+    }
+
+    #[test]
+    fn shapes_that_steer_a_planner_without_statistics() {
+        let from = switchboard_core::time::from_millis(1000);
+        // An owner's sessions by message count: no index may offer that order.
+        let q = AdminSessionQuery {
+            owner: Some("user:u1".into()),
+            sort: SessionSort::MessageCount,
+            after: Some(SessionKey { key: 3, id: uuid::Uuid::nil() }),
+            ..query()
+        };
+        let (sql, _) = list_sql(&q);
+        assert!(
+            sql.ends_with(
+                "AND owner = $2 AND (+message_count, id) < ($3, $4) ORDER BY +message_count DESC, id DESC LIMIT $5"
+            ),
+            "{sql}"
+        );
+        // Created since, by activity: the activity index is bounded too.
+        let q = AdminSessionQuery {
+            created_from: Some(from),
+            sort: SessionSort::LastActivityAt,
+            admin_assisted: Some(false),
+            ..query()
+        };
+        let (sql, args) = list_sql(&q);
+        assert!(
+            sql.ends_with(
+                "AND admin_assisted = FALSE AND created_at >= $2 AND last_activity_at >= $3 \
+                 ORDER BY last_activity_at DESC, id DESC LIMIT $4"
+            ),
+            "{sql}"
+        );
+        assert_eq!(args[1..3], [Arg::Int(1000), Arg::Int(1000)]);
+        // Without it for another sort; a creation window is read and sorted.
+        let q = AdminSessionQuery { sort: SessionSort::CreatedAt, ..q };
+        assert!(!list_sql(&q).0.contains("last_activity_at >="));
+        let q = AdminSessionQuery { created_to: Some(from), sort: SessionSort::LastActivityAt, ..q };
+        let (sql, _) = list_sql(&q);
+        assert!(
+            sql.ends_with("AND created_at <= $3 ORDER BY +last_activity_at DESC, id DESC LIMIT $4"),
+            "{sql}"
+        );
+        assert!(!sql.contains("last_activity_at >="));
     }
 }
