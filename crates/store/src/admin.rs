@@ -28,8 +28,10 @@ pub enum Arg {
 ///
 /// SQLite keeps no statistics here, so it picks an index by the shape of the
 /// query alone, and an index that yields the asked order beats one that
-/// narrows more; PostgreSQL, planning generically for prepared statements,
-/// can walk a sort index past rows a correlated filter rejects. Either
+/// narrows more. PostgreSQL walks a sort index too when it misjudges how
+/// many rows a filter keeps: a status bound as a parameter (planned for any
+/// value), or a creation window, whose sessions sit together far down the
+/// activity index (it takes the two columns for independent). Such walks
 /// took up to seconds at a million sessions ("Admin session list at a
 /// million sessions" in docs/benchmarks.md). Hence:
 /// - `status` and `admin_assisted` are literals (they come from closed sets),
