@@ -84,12 +84,7 @@ pub async fn close(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    if let Some(bytes) = extract::json_body(&headers, body, state.config.max_body_bytes, false).await? {
-        let body = extract::json_object(&bytes)?;
-        if !body.is_empty() {
-            return Err(ApiError::invalid(extract::unknown_fields(&body)));
-        }
-    }
+    empty_body(&state, &headers, body).await?;
     let actor = auth::authenticate(&state, &headers)?;
     let tenant = auth::scoped_tenant(&state, &headers, &actor)?;
     let session = tenant_session(&state, &tenant.id, &id).await?;
@@ -108,9 +103,25 @@ pub async fn close(
     Ok(Json(session_json(&closed)))
 }
 
-/// The session if it exists in the tenant, else `session.not_found`.
-async fn tenant_session(state: &AppState, tenant_id: &str, raw_id: &str) -> Result<Session, ApiError> {
+/// The session if it exists in the tenant, else `session.not_found` (the
+/// same answer whether it does not exist or belongs to another tenant).
+pub(super) async fn tenant_session(
+    state: &AppState,
+    tenant_id: &str,
+    raw_id: &str,
+) -> Result<Session, ApiError> {
     let id = extract::session_id(raw_id)?;
     let session = state.store.get_session(tenant_id, id).await.map_err(ApiError::internal)?;
     session.ok_or(ApiError::new(ErrorCode::SessionNotFound))
+}
+
+/// An action's body: none, or `{}`.
+pub(super) async fn empty_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<(), ApiError> {
+    if let Some(bytes) = extract::json_body(headers, body, state.config.max_body_bytes, false).await? {
+        let body = extract::json_object(&bytes)?;
+        if !body.is_empty() {
+            return Err(ApiError::invalid(extract::unknown_fields(&body)));
+        }
+    }
+    Ok(())
 }

@@ -8,7 +8,7 @@
 
 use super::audit::{self, Action};
 use super::auth;
-use super::sessions::session_json;
+use super::sessions::{empty_body, session_json, tenant_session};
 use crate::handlers::chat_body;
 use crate::http::extract::{self, Path};
 use crate::http::ApiError;
@@ -221,17 +221,6 @@ fn publish(state: &AppState, session_id: Uuid, event: SessionEvent) {
     state.engine.bus().publish(session_id, Arc::new(event));
 }
 
-/// No body, or `{}`.
-async fn empty_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<(), ApiError> {
-    if let Some(bytes) = extract::json_body(headers, body, state.config.max_body_bytes, false).await? {
-        let body = extract::json_object(&bytes)?;
-        if !body.is_empty() {
-            return Err(ApiError::invalid(extract::unknown_fields(&body)));
-        }
-    }
-    Ok(())
-}
-
 /// `{content}`: validated like an end-user message (1..10000 characters
 /// after trimming; the trimmed text is stored).
 fn parse_message(mut body: serde_json::Map<String, Value>) -> Result<String, ApiError> {
@@ -245,14 +234,6 @@ fn parse_message(mut body: serde_json::Map<String, Value>) -> Result<String, Api
         Ok(c) if problems.is_empty() => Ok(c),
         _ => Err(ApiError::invalid(problems)),
     }
-}
-
-/// The session if it exists in the tenant, else `session.not_found` (the
-/// same answer whether it does not exist or belongs to another tenant).
-async fn tenant_session(state: &AppState, tenant_id: &str, raw_id: &str) -> Result<Session, ApiError> {
-    let id = extract::session_id(raw_id)?;
-    let session = state.store.get_session(tenant_id, id).await.map_err(ApiError::internal)?;
-    session.ok_or(ApiError::new(ErrorCode::SessionNotFound))
 }
 
 #[cfg(test)]
