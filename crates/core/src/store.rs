@@ -79,6 +79,11 @@ pub struct BeginTurn {
     /// Messages created before this are past the tenant's retention: never
     /// part of the history.
     pub retained_since: Timestamp,
+    /// The budget reservation (SPEC §13) a turn with an answer takes, decided
+    /// in the same transaction as its messages after every other check, so
+    /// no refusal but `QuotaExceeded` ever depends on it and a turn that does
+    /// not start holds none. `None`: the tenant has no budget.
+    pub budget: Option<crate::usage::Reserve>,
 }
 
 #[derive(Debug, Clone)]
@@ -105,6 +110,8 @@ pub enum BeginTurnOutcome {
     },
     /// Another answer is still streaming in this session.
     InProgress,
+    /// The turn's budget reservation does not fit: nothing was written.
+    QuotaExceeded(crate::usage::Spent),
 }
 
 /// The text so far of a streaming message, which also renews its lease.
@@ -198,6 +205,10 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<Message>, StoreError>;
 
+    /// Refusals come in SPEC §4's order: not found, duplicate, closed, in
+    /// progress, then the budget. Concurrent turns of a tenant, on any node,
+    /// decide their budget reservations one at a time, so together they
+    /// cannot overshoot a budget.
     async fn begin_turn(&self, turn: &BeginTurn) -> Result<BeginTurnOutcome, StoreError>;
     /// Saves the text so far and renews the lease; false when the message is no
     /// longer streaming (e.g. it was reaped).
@@ -236,15 +247,6 @@ pub trait Store: Send + Sync + 'static {
     /// node learns of the links other nodes made).
     async fn linked_visitors(&self, since: Timestamp) -> Result<Vec<VisitorLink>, StoreError>;
 
-    /// Takes a budget reservation if every limit allows it; `Err(Spent)`
-    /// names the budget that does not. Atomic across nodes: concurrent
-    /// reservations of a tenant are decided one at a time.
-    async fn reserve_budget(
-        &self,
-        reserve: &crate::usage::Reserve,
-    ) -> Result<Result<(), crate::usage::Spent>, StoreError>;
-    /// Gives back a reservation whose turn never called a provider.
-    async fn release_budget(&self, tenant_id: &str, id: Uuid) -> Result<(), StoreError>;
     /// A tenant's usage per day, `from` to `to` (days since the epoch, both
     /// included), oldest first; days without turns are left out.
     async fn daily_usage(

@@ -115,3 +115,27 @@ async fn a_subject_budget_stops_one_visitor_not_the_others() {
     let cost = day["cost_usd"].as_f64().unwrap();
     assert!((cost - (42.0 * 1.5 + 6.0 * 6.0) / 1e6).abs() < 1e-9, "{day}");
 }
+
+/// The budget is the last check (SPEC §4): once it is spent, a retried
+/// message still gets its earlier answer (no provider call), and a message
+/// to an unknown session is still `session.not_found`.
+#[tokio::test]
+async fn a_spent_budget_still_answers_retries_with_the_earlier_turn() {
+    let fake = FakeOpenAi::start(Mode::Normal(pieces(2))).await;
+    let app =
+        TestApp::start(AppConfig::new().tenant(tenant(&fake, &format!("daily_tokens = {PER_TURN}")))).await;
+    let (sid, v) = app.create_session("acme").await;
+    let body =
+        serde_json::json!({"session_id": sid, "message": "hi", "client_message_id": "m-1", "stream": false});
+    let first = app.chat_raw(&v, &body).await;
+    assert_eq!(first.status.as_u16(), 200, "{}", first.body);
+    // The settled turn (16 tokens) leaves less than a reservation (1025).
+    let spent = app.chat_json(&v, &sid, "hi").await;
+    assert_quota_exceeded(spent.status.as_u16(), &spent.headers, &spent.body);
+    let retry = app.chat_raw(&v, &body).await;
+    assert_eq!(retry.status.as_u16(), 200, "{}", retry.body);
+    assert_eq!(retry.body["message"], first.body["message"], "the retry got another answer");
+    assert_eq!(fake.calls(), 1);
+    let lost = app.chat_json(&v, &uuid::Uuid::new_v4().to_string(), "hi").await;
+    assert_eq!(lost.body["error"]["code"], "session.not_found", "{}", lost.body);
+}

@@ -93,6 +93,7 @@ async fn run_turn(
         history_limit: 20,
         max_messages: max_messages(),
         retained_since: now - chrono::Duration::days(30),
+        budget: None,
     };
     let BeginTurnOutcome::Started { assistant, .. } = store.begin_turn(&turn).await.unwrap() else {
         panic!("turn did not start");

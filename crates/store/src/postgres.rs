@@ -157,6 +157,12 @@ async fn begin_turn_in(
         }
         Decision::Write { latest_seq, human } => (latest_seq, human),
     };
+    // Only a turn with an answer spends anything.
+    if let Some(r) = turn.budget.as_ref().filter(|_| !human) {
+        if let Some(spent) = crate::usage::postgres::reserve(conn, r).await? {
+            return Ok(RawTurn::QuotaExceeded(spent));
+        }
+    }
     let written = turn::new_messages(turn, latest_seq, !human, cipher)?;
     let sql =
         if human { sql::postgres::ADVANCE_AND_INSERT_USER } else { sql::postgres::ADVANCE_AND_INSERT_BOTH };

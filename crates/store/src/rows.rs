@@ -224,6 +224,24 @@ pub struct TurnStateRow {
     pub check: TurnCheckRow,
 }
 
+/// What counts against a tenant's budgets today (`usage::counted!`).
+#[derive(Debug, sqlx::FromRow)]
+pub struct CountedRow {
+    pub tenant_tokens: i64,
+    pub tenant_cost_micro_usd: i64,
+    pub subject_tokens: i64,
+}
+
+impl From<CountedRow> for switchboard_core::usage::Counted {
+    fn from(c: CountedRow) -> Self {
+        Self {
+            tenant_tokens: c.tenant_tokens,
+            tenant_cost_micro_usd: c.tenant_cost_micro_usd,
+            subject_tokens: c.subject_tokens,
+        }
+    }
+}
+
 pub fn millis(t: &Timestamp) -> i64 {
     t.timestamp_millis()
 }

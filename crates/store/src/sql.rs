@@ -135,15 +135,20 @@ macro_rules! touch_session {
 /// SQLite runs several statements of one query text in one call to its
 /// connection thread, which costs far less than a call per statement.
 pub mod sqlite {
-    /// Everything `begin_turn` decides on, in one read. The writer is the
-    /// only one, so nothing changes between this read and the writes.
-    /// The literal `'streaming'` lets the planner use the partial index.
+    /// Everything `begin_turn` decides on, in one read, budgets included
+    /// (`$4` day, `$5` subject, `$6` now; a NULL day counts nothing). The
+    /// writer is the only one, so nothing changes between this read and the
+    /// writes. The literal `'streaming'` lets the planner use the partial
+    /// index.
     macro_rules! turn_state {
         () => {
-            "SELECT owner, status, latest_seq, \
-             (SELECT seq FROM messages WHERE session_id = $1 AND client_message_id = $3) AS duplicate_seq, \
-             EXISTS (SELECT 1 FROM messages WHERE session_id = $1 AND status = 'streaming') AS streaming \
-             FROM sessions WHERE id = $1 AND tenant_id = $2"
+            concat!(
+                "SELECT owner, status, latest_seq, \
+                 (SELECT seq FROM messages WHERE session_id = $1 AND client_message_id = $3) AS duplicate_seq, \
+                 EXISTS (SELECT 1 FROM messages WHERE session_id = $1 AND status = 'streaming') AS streaming, ",
+                crate::usage::counted!("$2", "$4", "$5", "$6"),
+                " FROM sessions WHERE id = $1 AND tenant_id = $2"
+            )
         };
     }
 
@@ -183,36 +188,32 @@ pub mod sqlite {
          FROM (SELECT * FROM messages WHERE session_id = $1 AND tenant_id = $2 AND seq > $3 \
          ORDER BY seq LIMIT $4)";
 
-    /// A new turn's writes (after the cap's purge, bound `$31`), then the
-    /// messages before its user message (the provider's history, so never a
-    /// purged one), read in the same round trip and transaction.
-    pub const START_TURN: &str = concat!(
-        purge_over_cap!("$31"),
-        "; ",
-        advance_session!("changes()"),
-        "; ",
-        insert_messages!(),
-        second_row!(),
-        "; ",
-        earlier_messages!()
-    );
-    pub const START_TURN_COMMIT: &str = concat!(
-        purge_over_cap!("$31"),
-        "; ",
-        advance_session!("changes()"),
-        "; ",
-        insert_messages!(),
-        second_row!(),
-        "; ",
-        earlier_messages!(),
-        "; COMMIT"
-    );
+    /// A new turn's writes (after the cap's purge, bound `$31`) and its
+    /// budget reservation (`$32`..`$38`, all NULL without a budget), then
+    /// the messages before its user message (the provider's history, so
+    /// never a purged one), read in the same round trip and transaction.
+    macro_rules! start_turn {
+        () => {
+            concat!(
+                purge_over_cap!("$31"),
+                "; ",
+                advance_session!("changes()"),
+                "; ",
+                insert_messages!(),
+                second_row!(),
+                "; ",
+                crate::usage::take_reservation!("$32", "$33", "$34", "$35", "$36", "$37", "$38"),
+                "; ",
+                earlier_messages!()
+            )
+        };
+    }
+    pub const START_TURN: &str = start_turn!();
+    pub const START_TURN_COMMIT: &str = concat!(start_turn!(), "; COMMIT");
     /// `changes()` is the count of the statement before: the session is
     /// touched only when the message was still streaming.
     pub const FINISH_AND_TOUCH: &str =
         concat!(finish_message!(), "; ", touch_session!(), " AND changes() > 0");
-    /// The one writer already decides budget reservations one at a time.
-    pub const LOCK_USAGE_DAY: &str = "SELECT 1 FROM usage_daily WHERE tenant_id = $1 AND day = $2";
     pub const LOCK_AUDIT: &str = "SELECT 1";
 }
 
@@ -264,8 +265,6 @@ pub mod postgres {
         touch_session!(),
         " AND EXISTS (SELECT 1 FROM finished)"
     );
-    /// Concurrent budget reservations of a tenant, on any node, queue here.
-    pub const LOCK_USAGE_DAY: &str = "SELECT 1 FROM usage_daily WHERE tenant_id = $1 AND day = $2 FOR UPDATE";
     /// Audit appends of every node queue here, until their transaction ends.
     pub const LOCK_AUDIT: &str = "SELECT pg_advisory_xact_lock(7369617564697400)";
 }

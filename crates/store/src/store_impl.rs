@@ -433,17 +433,6 @@ macro_rules! impl_store {
                     self.add_agent_message_in_db(message).await
                 }
 
-                async fn reserve_budget(
-                    &self,
-                    reserve: &switchboard_core::usage::Reserve,
-                ) -> Result<Result<(), switchboard_core::usage::Spent>, StoreError> {
-                    self.reserve_budget_in_db(reserve).await
-                }
-
-                async fn release_budget(&self, tenant_id: &str, id: Uuid) -> Result<(), StoreError> {
-                    self.release_budget_in_db(tenant_id, id).await
-                }
-
                 async fn daily_usage(
                     &self,
                     tenant_id: &str,
@@ -484,7 +473,7 @@ macro_rules! impl_store {
             $crate::conversations::impl_conversations!($store, conn = $conn);
             $crate::admin::impl_admin!($store, conn = $conn);
             $crate::takeover::impl_takeover!($store, conn = $conn);
-            $crate::usage::impl_usage!($store, conn = $conn, lock_day = dialect::LOCK_USAGE_DAY);
+            $crate::usage::impl_usage!($store);
             $crate::audit::impl_audit!($store, conn = $conn, lock = dialect::LOCK_AUDIT);
         };
     };

@@ -6,6 +6,7 @@ use crate::crypto::{Aad, Cipher, SessionKeys};
 use crate::rows::{crypto_err, decode_messages, millis, status_of, MessageRow, TurnStateRow, CONTENT};
 use switchboard_core::model::{Message, MessageStatus, Role, SessionStatus};
 use switchboard_core::store::{BeginTurn, BeginTurnOutcome, StoreError};
+use switchboard_core::usage::{Counted, Spent};
 
 /// What `begin_turn` found or wrote, with rows still encrypted: the caller
 /// decrypts them (and reads the history) after the transaction, so the
@@ -28,6 +29,7 @@ pub enum RawTurn {
     NotFound,
     Closed,
     InProgress,
+    QuotaExceeded(Spent),
 }
 
 impl RawTurn {
@@ -51,6 +53,7 @@ impl RawTurn {
             Self::NotFound => BeginTurnOutcome::NotFound,
             Self::Closed => BeginTurnOutcome::Closed,
             Self::InProgress => BeginTurnOutcome::InProgress,
+            Self::QuotaExceeded(spent) => BeginTurnOutcome::QuotaExceeded(spent),
         })
     }
 }
@@ -86,6 +89,12 @@ pub fn decide(state: Option<TurnStateRow>, owner: &str) -> Result<Decision, Stor
         return Ok(Decision::Refused(RawTurn::InProgress));
     }
     Ok(Decision::Write { latest_seq: state.session.latest_seq, human: status == SessionStatus::Human })
+}
+
+/// The refusal of a turn with an answer whose budget reservation does not
+/// fit on top of what is `counted` today (the last check of all).
+pub fn over_budget(turn: &BeginTurn, counted: Counted) -> Option<RawTurn> {
+    turn.budget.as_ref()?.refused_by(&counted).map(RawTurn::QuotaExceeded)
 }
 
 /// Binds a turn's writes (`advance_session!` then `insert_messages!` and,

@@ -1,31 +1,134 @@
 //! Usage events, per-day sums and budget reservations (SPEC §13), the same
-//! SQL on both backends. A reservation is decided inside a transaction that
-//! first takes the tenant's row of the day (PostgreSQL locks it; SQLite's one
-//! writer already runs writes one at a time), so concurrent turns on any node
-//! see each other's reservations and cannot overshoot a budget together.
+//! SQL on both backends. A reservation is decided inside the transaction
+//! that starts its turn, after the session's checks, one at a time per tenant
+//! (PostgreSQL locks the tenant's row of the day; SQLite's one writer already
+//! runs writes one at a time), so concurrent turns on any node see each
+//! other's reservations and cannot overshoot a budget together.
 
-/// Makes sure the tenant's row of the day exists, so it can be locked.
-pub const OPEN_DAY: &str =
-    "INSERT INTO usage_daily (tenant_id, day) VALUES ($1, $2) ON CONFLICT (tenant_id, day) DO NOTHING";
+/// Settled usage plus live reservations, as three columns `tenant_tokens`,
+/// `tenant_cost_micro_usd` and `subject_tokens`, given the parameters that
+/// hold the tenant, the day, the subject and now. Counts start at 0 when the
+/// day has no row yet.
+macro_rules! counted {
+    ($tenant:literal, $day:literal, $subject:literal, $now:literal) => {
+        concat!(
+            "CAST(COALESCE((SELECT prompt_tokens + completion_tokens FROM usage_daily \
+               WHERE tenant_id = ",
+            $tenant,
+            " AND day = ",
+            $day,
+            "), 0) \
+             + (SELECT COALESCE(SUM(tokens), 0) FROM budget_reservations \
+               WHERE tenant_id = ",
+            $tenant,
+            " AND day = ",
+            $day,
+            " AND expires_at > ",
+            $now,
+            ") AS BIGINT) \
+             AS tenant_tokens, \
+             CAST(COALESCE((SELECT cost_micro_usd FROM usage_daily \
+               WHERE tenant_id = ",
+            $tenant,
+            " AND day = ",
+            $day,
+            "), 0) \
+             + (SELECT COALESCE(SUM(cost_micro_usd), 0) FROM budget_reservations \
+               WHERE tenant_id = ",
+            $tenant,
+            " AND day = ",
+            $day,
+            " AND expires_at > ",
+            $now,
+            ") AS BIGINT) \
+             AS tenant_cost_micro_usd, \
+             CAST(COALESCE((SELECT tokens FROM usage_subject_daily \
+               WHERE tenant_id = ",
+            $tenant,
+            " AND subject = ",
+            $subject,
+            " AND day = ",
+            $day,
+            "), 0) \
+             + (SELECT COALESCE(SUM(tokens), 0) FROM budget_reservations \
+               WHERE tenant_id = ",
+            $tenant,
+            " AND day = ",
+            $day,
+            " AND subject = ",
+            $subject,
+            " AND expires_at > ",
+            $now,
+            ") AS BIGINT) AS subject_tokens"
+        )
+    };
+}
+pub(crate) use counted;
 
-/// Settled usage plus live reservations: tenant tokens, tenant cost, subject
-/// tokens. `$1` tenant, `$2` day, `$3` subject, `$4` now.
-pub const COUNTED: &str = "SELECT \
-     CAST((SELECT prompt_tokens + completion_tokens FROM usage_daily WHERE tenant_id = $1 AND day = $2) \
-        + (SELECT COALESCE(SUM(tokens), 0) FROM budget_reservations \
-           WHERE tenant_id = $1 AND day = $2 AND expires_at > $4) AS BIGINT), \
-     CAST((SELECT cost_micro_usd FROM usage_daily WHERE tenant_id = $1 AND day = $2) \
-        + (SELECT COALESCE(SUM(cost_micro_usd), 0) FROM budget_reservations \
-           WHERE tenant_id = $1 AND day = $2 AND expires_at > $4) AS BIGINT), \
-     CAST(COALESCE((SELECT tokens FROM usage_subject_daily WHERE tenant_id = $1 AND subject = $3 AND day = $2), 0) \
-        + (SELECT COALESCE(SUM(tokens), 0) FROM budget_reservations \
-           WHERE tenant_id = $1 AND day = $2 AND subject = $3 AND expires_at > $4) AS BIGINT)";
+/// Drops the tenant's reservations from before yesterday (long expired; a
+/// reservation is deleted when its turn settles, but not one whose node
+/// died), then takes the new one. `$1` id, `$2` tenant, `$3` subject, `$4`
+/// day, `$5` tokens, `$6` cost, `$7` expiry; on SQLite both run in the
+/// statement text that starts the turn, with these numbers shifted.
+macro_rules! take_reservation {
+    ($id:literal, $tenant:literal, $subject:literal, $day:literal, $tokens:literal, $cost:literal, $expires:literal) => {
+        concat!(
+            "DELETE FROM budget_reservations WHERE tenant_id = ", $tenant, " AND day < ", $day, " - 1; \
+             INSERT INTO budget_reservations (id, tenant_id, subject, day, tokens, cost_micro_usd, expires_at) \
+             SELECT ", $id, ", ", $tenant, ", ", $subject, ", ", $day, ", ", $tokens, ", ", $cost, ", ", $expires,
+            " WHERE ", $id, " IS NOT NULL"
+        )
+    };
+}
+pub(crate) use take_reservation;
 
-pub const INSERT_RESERVATION: &str = "INSERT INTO budget_reservations \
-     (id, tenant_id, subject, day, tokens, cost_micro_usd, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+/// PostgreSQL decides a tenant's reservations one at a time by locking its
+/// row of the day, which must exist first; SQLite's one writer already runs
+/// writes one at a time.
+pub mod postgres {
+    use crate::rows::{millis, CountedRow};
+    use sqlx::PgConnection;
+    use switchboard_core::usage::{Reserve, Spent};
+
+    const OPEN_DAY: &str =
+        "INSERT INTO usage_daily (tenant_id, day) VALUES ($1, $2) ON CONFLICT (tenant_id, day) DO NOTHING";
+    const LOCK_DAY: &str = "SELECT 1 FROM usage_daily WHERE tenant_id = $1 AND day = $2 FOR UPDATE";
+    const COUNTED: &str = concat!("SELECT ", counted!("$1", "$2", "$3", "$4"));
+    const PURGE: &str = "DELETE FROM budget_reservations WHERE tenant_id = $1 AND day < $2 - 1";
+    const INSERT: &str = "INSERT INTO budget_reservations \
+         (id, tenant_id, subject, day, tokens, cost_micro_usd, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+    /// Inside the transaction that starts a turn: takes `r` if it fits, else
+    /// names the budget it does not fit in (and takes nothing).
+    pub async fn reserve(conn: &mut PgConnection, r: &Reserve) -> Result<Option<Spent>, sqlx::Error> {
+        sqlx::query(OPEN_DAY).bind(&r.tenant_id).bind(r.day).execute(&mut *conn).await?;
+        sqlx::query(LOCK_DAY).bind(&r.tenant_id).bind(r.day).execute(&mut *conn).await?;
+        let counted: CountedRow = sqlx::query_as(COUNTED)
+            .bind(&r.tenant_id)
+            .bind(r.day)
+            .bind(&r.subject)
+            .bind(millis(&r.now))
+            .fetch_one(&mut *conn)
+            .await?;
+        if let Some(spent) = r.refused_by(&counted.into()) {
+            return Ok(Some(spent));
+        }
+        sqlx::query(PURGE).bind(&r.tenant_id).bind(r.day).execute(&mut *conn).await?;
+        sqlx::query(INSERT)
+            .bind(r.id.to_string())
+            .bind(&r.tenant_id)
+            .bind(&r.subject)
+            .bind(r.day)
+            .bind(r.tokens)
+            .bind(r.cost_micro_usd)
+            .bind(millis(&r.expires_at))
+            .execute(&mut *conn)
+            .await?;
+        Ok(None)
+    }
+}
+
 pub const DELETE_RESERVATION: &str = "DELETE FROM budget_reservations WHERE id = $1 AND tenant_id = $2";
-/// Reservations long expired are of no use to anyone.
-pub const PURGE_RESERVATIONS: &str = "DELETE FROM budget_reservations WHERE tenant_id = $1 AND day < $2";
 
 /// Once per answer: a second finish of the same message writes nothing.
 pub const INSERT_EVENT: &str = "INSERT INTO usage_events (session_id, seq, tenant_id, subject, day, provider, \
@@ -102,84 +205,10 @@ macro_rules! record_usage {
 }
 pub(crate) use record_usage;
 
-/// `impl_usage!(Type, conn = Connection, lock_day = SQL)`: inherent methods
-/// the `Store` impl calls. `lock_day` takes the tenant's row of the day
-/// (`FOR UPDATE` on PostgreSQL).
+/// `impl_usage!(Type)`: inherent methods the `Store` impl calls.
 macro_rules! impl_usage {
-    ($store:ty, conn = $conn:ty, lock_day = $lock_day:expr) => {
+    ($store:ty) => {
         impl $store {
-            async fn reserve_budget_in_db(
-                &self,
-                r: &switchboard_core::usage::Reserve,
-            ) -> Result<Result<(), switchboard_core::usage::Spent>, switchboard_core::store::StoreError> {
-                let r = std::sync::Arc::new(r.clone());
-                self.write(move |conn: &mut $conn| {
-                    let r = r.clone();
-                    Box::pin(async move {
-                        let now = $crate::rows::millis(&r.now);
-                        sqlx::query($crate::usage::OPEN_DAY)
-                            .bind(&r.tenant_id)
-                            .bind(r.day)
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query($lock_day).bind(&r.tenant_id).bind(r.day).execute(&mut *conn).await?;
-                        let (tenant_tokens, tenant_cost_micro_usd, subject_tokens): (i64, i64, i64) =
-                            sqlx::query_as($crate::usage::COUNTED)
-                                .bind(&r.tenant_id)
-                                .bind(r.day)
-                                .bind(&r.subject)
-                                .bind(now)
-                                .fetch_one(&mut *conn)
-                                .await?;
-                        let counted = switchboard_core::usage::Counted {
-                            tenant_tokens,
-                            tenant_cost_micro_usd,
-                            subject_tokens,
-                        };
-                        if let Some(spent) = r.refused_by(&counted) {
-                            return Ok(Err(spent));
-                        }
-                        sqlx::query($crate::usage::PURGE_RESERVATIONS)
-                            .bind(&r.tenant_id)
-                            .bind(r.day - 1)
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query($crate::usage::INSERT_RESERVATION)
-                            .bind(r.id.to_string())
-                            .bind(&r.tenant_id)
-                            .bind(&r.subject)
-                            .bind(r.day)
-                            .bind(r.tokens)
-                            .bind(r.cost_micro_usd)
-                            .bind($crate::rows::millis(&r.expires_at))
-                            .execute(&mut *conn)
-                            .await?;
-                        Ok(Ok(()))
-                    })
-                })
-                .await
-            }
-
-            async fn release_budget_in_db(
-                &self,
-                tenant_id: &str,
-                id: uuid::Uuid,
-            ) -> Result<(), switchboard_core::store::StoreError> {
-                let key = std::sync::Arc::new((tenant_id.to_owned(), id.to_string()));
-                self.write_one(move |conn: &mut $conn| {
-                    let key = key.clone();
-                    Box::pin(async move {
-                        sqlx::query($crate::usage::DELETE_RESERVATION)
-                            .bind(&key.1)
-                            .bind(&key.0)
-                            .execute(&mut *conn)
-                            .await?;
-                        Ok(())
-                    })
-                })
-                .await
-            }
-
             async fn daily_usage_in_db(
                 &self,
                 tenant_id: &str,

@@ -75,6 +75,7 @@ conformance!(
     takeover_and_turns_race_without_seq_gaps,
     concurrent_reservations_never_overshoot,
     subject_budgets_are_per_subject,
+    budgets_are_checked_last,
     finished_turns_add_their_usage_once,
     audit_appends_form_one_chain_and_edits_are_found,
 );

@@ -169,17 +169,15 @@ impl TurnEngine {
             history_limit: msg.tenant.primary.settings.history_messages,
             max_messages: msg.tenant.max_messages_per_session,
             retained_since: crate::retention::retained_since(now, msg.tenant.retention_days),
+            budget: budget::reservation(inner, &msg, now),
         };
-        let reservation = budget::reserve(inner, &msg).await?;
+        let reservation = begin.budget.as_ref().map(|r| r.id);
         let starting = Starting::new(inner, turn_id);
-        let outcome = match inner.store.begin_turn(&begin).await {
-            Ok(BeginTurnOutcome::Started { user, assistant, history }) => (user, assistant, history),
-            other => {
-                budget::release(inner, &msg, reservation).await;
-                return self.not_started(&msg, other?).await;
-            }
+        let (user, assistant, history) = match inner.store.begin_turn(&begin).await? {
+            BeginTurnOutcome::Started { user, assistant, history } => (user, assistant, history),
+            BeginTurnOutcome::QuotaExceeded(spent) => return Err(budget::spent(&msg, &now, spent)),
+            other => return self.not_started(&msg, other).await,
         };
-        let (user, assistant, history) = outcome;
         let live = Arc::new(
             LiveTurn::new(turn_id, msg.session_id, assistant.seq, user.seq).for_tenant(&msg.tenant.id),
         );
@@ -213,7 +211,9 @@ impl TurnEngine {
             }
             BeginTurnOutcome::Duplicate { user, assistant } => self.duplicate(msg, user, assistant).await,
             // Taken apart by the caller.
-            BeginTurnOutcome::Started { .. } => Err(SendError::InProgress),
+            BeginTurnOutcome::Started { .. } | BeginTurnOutcome::QuotaExceeded(_) => {
+                Err(SendError::InProgress)
+            }
         }
     }
 

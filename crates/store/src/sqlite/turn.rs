@@ -1,6 +1,7 @@
 //! `begin_turn` on SQLite, the hot path of every chat turn, in two round
-//! trips to the writer's connection: one reads the session's state, the
-//! other writes the turn and reads its history (packed into one value). Run
+//! trips to the writer's connection: one reads the session's state and the
+//! tenant's budget counts, the other writes the turn and its budget
+//! reservation and reads its history (packed into one value). Run
 //! alone, the first also begins the transaction and the second also commits
 //! it (see `writer::Bracket`). Every round trip here comes before the
 //! provider call; so does every message of history decoded.
@@ -8,7 +9,7 @@
 use super::writer::Bracket;
 use super::SqliteStore;
 use crate::crypto::Cipher;
-use crate::rows::{message_rows_from_json, millis, MessageRow, TurnStateRow};
+use crate::rows::{message_rows_from_json, millis, CountedRow, MessageRow, TurnStateRow};
 use crate::sql::{self, sqlite as dialect};
 use crate::turn::{self, bind_turn_writes, Decision, RawTurn};
 use crate::write::WriteError;
@@ -34,6 +35,15 @@ pub async fn begin_turn(store: &SqliteStore, turn: &BeginTurn) -> Result<BeginTu
     raw.decode(turn, earlier, &store.cipher)
 }
 
+/// The session's state and what counts against the tenant's budgets today.
+#[derive(sqlx::FromRow)]
+struct StateRow {
+    #[sqlx(flatten)]
+    state: TurnStateRow,
+    #[sqlx(flatten)]
+    counted: CountedRow,
+}
+
 /// The outcome and, for a started turn, the messages before its user message
 /// (newest first, packed as JSON). The writer is the only one, so nothing
 /// changes between the read and the writes.
@@ -44,13 +54,18 @@ async fn begin_turn_in(
     cipher: &Cipher,
 ) -> Result<(RawTurn, Option<String>), WriteError> {
     let session_id = turn.session_id.to_string();
-    let state: Option<TurnStateRow> =
+    let budget = turn.budget.as_ref();
+    let row: Option<StateRow> =
         sqlx::query_as(bracket.opening(dialect::TURN_STATE, dialect::BEGIN_TURN_STATE))
             .bind(&session_id)
             .bind(&turn.tenant_id)
             .bind(turn.client_message_id.as_deref())
+            .bind(budget.map(|r| r.day))
+            .bind(budget.map(|r| r.subject.as_str()))
+            .bind(budget.map(|r| millis(&r.now)))
             .fetch_optional(&mut *conn)
             .await?;
+    let (state, counted) = row.map(|r| (r.state, r.counted)).unzip();
     let (latest_seq, human) = match turn::decide(state, &turn.owner)? {
         // The writer commits (or, after a failure, rolls back) what is open.
         Decision::Refused(raw) => return Ok((raw, None)),
@@ -64,6 +79,10 @@ async fn begin_turn_in(
         }
         Decision::Write { latest_seq, human } => (latest_seq, human),
     };
+    // Only a turn with an answer spends anything.
+    if let Some(refused) = counted.filter(|_| !human).and_then(|c| turn::over_budget(turn, c.into())) {
+        return Ok((refused, None));
+    }
     let written = turn::new_messages(turn, latest_seq, !human, cipher)?;
     let purge = turn::purge_bound(turn, latest_seq, written.len());
     let earlier = if human {
@@ -82,6 +101,13 @@ async fn begin_turn_in(
                 .bind(turn::earlier_needed(turn))
                 .bind(millis(&turn.retained_since))
                 .bind(purge)
+                .bind(budget.map(|r| r.id.to_string()))
+                .bind(budget.map(|r| r.tenant_id.as_str()))
+                .bind(budget.map(|r| r.subject.as_str()))
+                .bind(budget.map(|r| r.day))
+                .bind(budget.map(|r| r.tokens))
+                .bind(budget.map(|r| r.cost_micro_usd))
+                .bind(budget.map(|r| millis(&r.expires_at)))
                 .fetch_all(&mut *conn)
                 .await?;
         packed.pop()

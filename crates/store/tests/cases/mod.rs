@@ -67,6 +67,7 @@ pub fn turn(session: &Session, content: &str, now: Timestamp) -> BeginTurn {
         history_limit: 20,
         max_messages: 1000,
         retained_since: from_millis(0),
+        budget: None,
     }
 }
 

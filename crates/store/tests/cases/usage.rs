@@ -1,6 +1,7 @@
-//! Cases about usage and budgets: concurrent reservations never overshoot a
-//! limit, a finished turn's usage lands in its day's sums once (with its
-//! reservation settled), expired and released reservations stop counting.
+//! Cases about usage and budgets: reservations taken as turns start never
+//! overshoot a limit, even concurrently, and come after every other check;
+//! a finished turn's usage lands in its day's sums once (with its
+//! reservation settled); expired reservations stop counting.
 
 use super::*;
 use crate::common::Harness;
@@ -34,48 +35,89 @@ fn record(subject: &str, prompt: u32, completion: u32, reservation: Option<Uuid>
     }
 }
 
+/// A turn of a new session of `subject` that takes `r`.
+async fn budgeted(h: &Harness, r: &Reserve) -> BeginTurnOutcome {
+    let session = new_session_for(&h.store, TENANT, &r.subject, r.now).await;
+    let mut turn = turn(&session, "q", r.now);
+    turn.budget = Some(r.clone());
+    h.store.begin_turn(&turn).await.unwrap()
+}
+
+fn started(outcome: &BeginTurnOutcome) -> bool {
+    matches!(outcome, BeginTurnOutcome::Started { .. })
+}
+
 pub async fn concurrent_reservations_never_overshoot(h: &mut Harness) {
     let limits = Limits { daily_tokens: Some(1000), ..Limits::default() };
     let now = at(0);
-    let tasks: Vec<_> = (0..50)
-        .map(|i| {
+    let mut sessions = Vec::new();
+    for i in 0..50 {
+        let session = new_session_for(&h.store, TENANT, &format!("visitor:{i}"), now).await;
+        let mut turn = turn(&session, "q", now);
+        turn.budget = Some(reserve(&session.owner, 100, limits, now));
+        sessions.push(turn);
+    }
+    let tasks: Vec<_> = sessions
+        .into_iter()
+        .map(|turn| {
             let store = h.store.clone();
-            let r = reserve(&format!("visitor:{i}"), 100, limits, now);
-            tokio::spawn(async move { store.reserve_budget(&r).await.unwrap() })
+            tokio::spawn(async move { store.begin_turn(&turn).await.unwrap() })
         })
         .collect();
     let mut granted = 0;
     for t in tasks {
         match t.await.unwrap() {
-            Ok(()) => granted += 1,
-            Err(spent) => assert_eq!(spent, Spent::TenantTokens),
+            outcome if started(&outcome) => granted += 1,
+            BeginTurnOutcome::QuotaExceeded(spent) => assert_eq!(spent, Spent::TenantTokens),
+            other => panic!("expected Started or QuotaExceeded, got {other:?}"),
         }
     }
     assert_eq!(granted, 10, "a budget of 1000 holds ten reservations of 100");
 
-    // Released and expired reservations stop counting; the cost limit is its own.
-    let r = reserve("visitor:a", 100, Limits::default(), now);
-    h.store.reserve_budget(&r).await.unwrap().unwrap();
-    h.store.release_budget(TENANT, r.id).await.unwrap();
+    // Expired reservations stop counting; the cost limit is its own.
     let later = now + chrono::Duration::minutes(6);
-    let again = reserve("visitor:a", 1000, limits, later);
-    assert_eq!(h.store.reserve_budget(&again).await.unwrap(), Ok(()), "expired reservations still counted");
+    assert!(started(&budgeted(h, &reserve("visitor:a", 1000, limits, later)).await), "expired still counted");
     let cost = Limits { daily_cost_micro_usd: Some(5000), ..Limits::default() };
-    assert_eq!(
-        h.store.reserve_budget(&reserve("visitor:b", 600, cost, later)).await.unwrap(),
-        Err(Spent::TenantCost)
-    );
+    let outcome = budgeted(h, &reserve("visitor:b", 600, cost, later)).await;
+    assert!(matches!(outcome, BeginTurnOutcome::QuotaExceeded(Spent::TenantCost)), "{outcome:?}");
 }
 
 pub async fn subject_budgets_are_per_subject(h: &mut Harness) {
     let limits = Limits { subject_daily_tokens: Some(250), ..Limits::default() };
     let now = at(0);
     for _ in 0..2 {
-        h.store.reserve_budget(&reserve("visitor:a", 100, limits, now)).await.unwrap().unwrap();
+        assert!(started(&budgeted(h, &reserve("visitor:a", 100, limits, now)).await));
     }
-    let third = h.store.reserve_budget(&reserve("visitor:a", 100, limits, now)).await.unwrap();
-    assert_eq!(third, Err(Spent::SubjectTokens));
-    h.store.reserve_budget(&reserve("visitor:b", 100, limits, now)).await.unwrap().unwrap();
+    let third = budgeted(h, &reserve("visitor:a", 100, limits, now)).await;
+    assert!(matches!(third, BeginTurnOutcome::QuotaExceeded(Spent::SubjectTokens)), "{third:?}");
+    assert!(started(&budgeted(h, &reserve("visitor:b", 100, limits, now)).await));
+}
+
+/// The budget is the last check (SPEC §4): with the budget spent, a retried
+/// message still gets its earlier turn, and a turn refused for another
+/// reason or handed to an agent takes no reservation.
+pub async fn budgets_are_checked_last(h: &mut Harness) {
+    let limits = Limits { daily_tokens: Some(100), ..Limits::default() };
+    let now = at(0);
+    let session = new_session(&h.store).await;
+    let mut first = with_client_id(turn(&session, "q", now), "c1");
+    first.budget = Some(reserve(OWNER, 100, limits, now));
+    let (_, assistant, _) = start(&h.store, &first).await;
+    // Spent now: the same message again is a duplicate, another is in progress.
+    let mut again = first.clone();
+    again.budget = Some(reserve(OWNER, 100, limits, now));
+    let outcome = h.store.begin_turn(&again).await.unwrap();
+    assert!(matches!(outcome, BeginTurnOutcome::Duplicate { .. }), "{outcome:?}");
+    let mut other = turn(&session, "q2", now);
+    other.budget = Some(reserve(OWNER, 1, limits, now));
+    assert!(matches!(h.store.begin_turn(&other).await.unwrap(), BeginTurnOutcome::InProgress));
+    assert!(h.store.finish_message(&finish_of(&assistant, TENANT, "a", now)).await.unwrap());
+    let outcome = h.store.begin_turn(&other).await.unwrap();
+    assert!(matches!(outcome, BeginTurnOutcome::QuotaExceeded(Spent::TenantTokens)), "{outcome:?}");
+    // An unknown session refuses before the budget is looked at.
+    let mut lost = other.clone();
+    lost.session_id = Uuid::new_v4();
+    assert!(matches!(h.store.begin_turn(&lost).await.unwrap(), BeginTurnOutcome::NotFound));
 }
 
 pub async fn finished_turns_add_their_usage_once(h: &mut Harness) {
@@ -85,8 +127,9 @@ pub async fn finished_turns_add_their_usage_once(h: &mut Harness) {
     for i in 0..3 {
         let now = at(i * 1000);
         let r = reserve(OWNER, 40, limits, now);
-        h.store.reserve_budget(&r).await.unwrap().unwrap();
-        let (_, assistant, _) = start(&h.store, &turn(&session, "q", now)).await;
+        let mut begin = turn(&session, "q", now);
+        begin.budget = Some(r.clone());
+        let (_, assistant, _) = start(&h.store, &begin).await;
         let used = record(OWNER, 5 + i as u32, 10, Some(r.id));
         let mut finish = finish_of(&assistant, TENANT, "a", now);
         finish.usage = Some(used.clone());
@@ -109,11 +152,9 @@ pub async fn finished_turns_add_their_usage_once(h: &mut Harness) {
     };
     assert_eq!(sums, vec![expected]);
     // Settled: only real usage counts now (48 of 100), so 40 more fit and 60 do not.
-    assert_eq!(h.store.reserve_budget(&reserve(OWNER, 52, limits, at(5000))).await.unwrap(), Ok(()));
-    assert_eq!(
-        h.store.reserve_budget(&reserve(OWNER, 1, limits, at(5000))).await.unwrap(),
-        Err(Spent::TenantTokens)
-    );
+    assert!(started(&budgeted(h, &reserve(OWNER, 52, limits, at(5000))).await));
+    let over = budgeted(h, &reserve(OWNER, 1, limits, at(5000))).await;
+    assert!(matches!(over, BeginTurnOutcome::QuotaExceeded(Spent::TenantTokens)), "{over:?}");
     // Other tenants see nothing of it.
     assert!(h.store.daily_usage("other", day - 1, day + 1).await.unwrap().is_empty());
 }
