@@ -190,12 +190,18 @@ impl TurnTask {
                 Some(Ok(ProviderEvent::Conversation(id))) => self.keep_conversation_id(route, &id).await,
                 Some(Ok(event)) => {
                     let had_text = observed.first_token.is_some();
-                    self.apply(event, observed, &mut finish);
+                    let published = self.apply(event, observed, &mut finish);
                     if observed.first_token.is_some() {
                         if !had_text {
                             self.answered(route);
                         }
                         next_by = (Instant::now() + timeouts.idle).min(deadline);
+                    }
+                    if published {
+                        // Let the subscribers just woken write this text out
+                        // before the next piece is parsed: chunks that came in
+                        // one read would otherwise all wait for the last.
+                        tokio::task::yield_now().await;
                     }
                 }
             }

@@ -138,22 +138,24 @@ impl TurnTask {
         }
     }
 
-    /// Publishes text as it comes and notes the rest.
+    /// Publishes text as it comes and notes the rest; true when it
+    /// published something.
     pub(super) fn apply(
         &self,
         event: ProviderEvent,
         observed: &mut Observed,
         finish: &mut Option<FinishReason>,
-    ) {
+    ) -> bool {
         let started = observed.started;
         let turn_id = self.live.turn_id;
         let seq = self.assistant.seq;
         match event {
-            ProviderEvent::Delta(text) if text.is_empty() => {}
+            ProviderEvent::Delta(text) if text.is_empty() => false,
             ProviderEvent::Delta(text) => {
                 observed.first_token.get_or_insert_with(|| started.elapsed());
                 let (revision, offset) = self.live.append(&text);
                 self.publish(SessionEvent::StreamDelta { turn_id, seq, revision, offset, text });
+                true
             }
             ProviderEvent::Replace(text) => {
                 if !text.is_empty() {
@@ -161,11 +163,18 @@ impl TurnTask {
                 }
                 let revision = self.live.replace(&text);
                 self.publish(SessionEvent::StreamReplace { turn_id, seq, revision, text });
+                true
             }
-            ProviderEvent::Usage(usage) => observed.usage = Some(usage),
-            ProviderEvent::Finish(reason) => *finish = Some(reason),
+            ProviderEvent::Usage(usage) => {
+                observed.usage = Some(usage);
+                false
+            }
+            ProviderEvent::Finish(reason) => {
+                *finish = Some(reason);
+                false
+            }
             // Kept by the caller, which knows the provider.
-            ProviderEvent::Conversation(_) => {}
+            ProviderEvent::Conversation(_) => false,
         }
     }
 
