@@ -91,7 +91,8 @@ pub enum BeginTurnOutcome {
     Started {
         user: Message,
         assistant: Message,
-        /// Oldest first, ending with the new user message.
+        /// Oldest first, ending with the new user message: what a provider
+        /// is sent (its role and content; a backend may leave `meta` out).
         history: Vec<Message>,
     },
     /// The `client_message_id` was used before in this session: nothing new was

@@ -2,8 +2,10 @@
 //! locks its session row (`FOR UPDATE`) before choosing seqs, so nodes never
 //! hand out the same seq or start two answers at once.
 
-use crate::crypto::Cipher;
-use crate::rows::{db_err, MessageRow, TurnCheckRow, TurnSessionRow, TurnStateRow};
+use crate::crypto::{Aad, Cipher};
+use crate::rows::{
+    crypto_err, db_err, millis, to_json, MessageRow, TurnCheckRow, TurnSessionRow, TurnStateRow, CONTENT,
+};
 use crate::schema::Schema;
 use crate::store_impl::impl_store;
 use crate::turn::{self, bind_turn_writes, Decision, RawTurn};
@@ -15,7 +17,7 @@ use sqlx::PgConnection;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_core::store::{BeginTurn, BeginTurnOutcome, StoreError};
+use switchboard_core::store::{BeginTurn, BeginTurnOutcome, Finish, StoreError};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -88,6 +90,7 @@ impl_store!(
     conn = PgConnection,
     dialect = sql::postgres,
     begin_turn = begin_turn,
+    finish_message = finish_message,
     messages_after = messages_after
 );
 crate::rotate::backend::impl_rotation!(PgStore, conn = PgConnection, select = select_locking);
@@ -172,6 +175,37 @@ async fn begin_turn_in(
         .execute(&mut *conn)
         .await?;
     Ok(turn::written(written, human)?)
+}
+
+/// Ends a streaming answer; with a usage record, settles the turn's budget
+/// and records its usage in the same transaction.
+async fn finish_message(store: &PgStore, finish: &Finish) -> Result<bool, StoreError> {
+    let at =
+        Aad { tenant_id: &finish.tenant_id, session_id: finish.session_id, seq: finish.seq, column: CONTENT };
+    let content = store.cipher.encrypt_str(&at, &finish.content).map_err(crypto_err)?;
+    let shared = Arc::new((finish.clone(), content, to_json(&finish.meta)?));
+    store
+        .write(move |conn: &mut PgConnection| {
+            let shared = shared.clone();
+            Box::pin(async move {
+                let (f, content, meta) = &*shared;
+                let done = sqlx::query(sql::postgres::FINISH_AND_TOUCH)
+                    .bind(content)
+                    .bind(f.status.as_str())
+                    .bind(f.token_count)
+                    .bind(meta)
+                    .bind(f.session_id.to_string())
+                    .bind(f.seq)
+                    .bind(&f.tenant_id)
+                    .bind(millis(&f.now))
+                    .execute(&mut *conn)
+                    .await?;
+                let finished = done.rows_affected() > 0;
+                crate::usage::postgres::record(conn, f, finished).await?;
+                Ok(finished)
+            })
+        })
+        .await
 }
 
 /// Locks the session row first, then checks its messages in a statement of

@@ -9,16 +9,19 @@
 //! Writes encrypt before and decrypt after `write`, never inside it: on SQLite
 //! every write of the process passes through one connection.
 
-/// `impl_store!(Type, conn = Connection, dialect = sql::module, begin_turn = fn)`:
-/// `dialect` holds the backend's `FINISH_AND_TOUCH`; `begin_turn` is the
-/// backend's own, the hot path that each does in its fewest round trips
-/// (`async fn(&Type, &BeginTurn) -> Result<BeginTurnOutcome, StoreError>`).
+/// `impl_store!(Type, conn = Connection, dialect = sql::module, begin_turn = fn,
+/// finish_message = fn, messages_after = fn)`: `dialect` holds the backend's
+/// own statements; `begin_turn` and `finish_message` are the backend's own,
+/// the hot path of every turn, which each does in its fewest round trips
+/// (`async fn(&Type, &BeginTurn) -> Result<BeginTurnOutcome, StoreError>`,
+/// `async fn(&Type, &Finish) -> Result<bool, StoreError>`).
 macro_rules! impl_store {
     (
         $store:ty,
         conn = $conn:ty,
         dialect = $dialect:path,
         begin_turn = $begin_turn:path,
+        finish_message = $finish_message:path,
         messages_after = $messages_after:path
     ) => {
         // The block scopes these imports and helpers to the expansion.
@@ -267,47 +270,7 @@ macro_rules! impl_store {
                 }
 
                 async fn finish_message(&self, finish: &Finish) -> Result<bool, StoreError> {
-                    let at = Aad {
-                        tenant_id: &finish.tenant_id,
-                        session_id: finish.session_id,
-                        seq: finish.seq,
-                        column: CONTENT,
-                    };
-                    let content = self.cipher.encrypt_str(&at, &finish.content).map_err(crypto_err)?;
-                    let shared = Arc::new((finish.clone(), content, to_json(&finish.meta)?));
-                    // One closure, given to either kind of write (a macro, since
-                    // a closure's higher-ranked lifetime is only inferred where
-                    // it is passed).
-                    macro_rules! work {
-                        () => {
-                            move |conn: &mut $conn| {
-                                let shared = shared.clone();
-                                Box::pin(async move {
-                                    let (f, content, meta) = &*shared;
-                                    let done = sqlx::query(dialect::FINISH_AND_TOUCH)
-                                        .bind(content)
-                                        .bind(f.status.as_str())
-                                        .bind(f.token_count)
-                                        .bind(meta)
-                                        .bind(f.session_id.to_string())
-                                        .bind(f.seq)
-                                        .bind(&f.tenant_id)
-                                        .bind(millis(&f.now))
-                                        .execute(&mut *conn)
-                                        .await?;
-                                    let finished = done.rows_affected() > 0;
-                                    $crate::usage::record_usage!(conn, f, finished);
-                                    Ok(finished)
-                                })
-                            }
-                        };
-                    }
-                    // Usage goes with the answer: one transaction for both.
-                    if finish.usage.is_some() {
-                        self.write(work!()).await
-                    } else {
-                        self.write_one(work!()).await
-                    }
+                    $finish_message(self, finish).await
                 }
 
                 async fn reap_expired_leases(&self, now: Timestamp) -> Result<Vec<Message>, StoreError> {

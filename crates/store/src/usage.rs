@@ -5,12 +5,11 @@
 //! runs writes one at a time), so concurrent turns on any node see each
 //! other's reservations and cannot overshoot a budget together.
 
-/// Settled usage plus live reservations, as three columns `tenant_tokens`,
-/// `tenant_cost_micro_usd` and `subject_tokens`, given the parameters that
-/// hold the tenant, the day, the subject and now. Counts start at 0 when the
-/// day has no row yet.
-macro_rules! counted {
-    ($tenant:literal, $day:literal, $subject:literal, $now:literal) => {
+/// Settled usage plus live reservations of a tenant's day, in tokens, given
+/// the parameters that hold the tenant, the day and now (0 when the day has
+/// no row yet).
+macro_rules! tenant_tokens {
+    ($tenant:literal, $day:literal, $now:literal) => {
         concat!(
             "CAST(COALESCE((SELECT prompt_tokens + completion_tokens FROM usage_daily \
                WHERE tenant_id = ",
@@ -25,9 +24,17 @@ macro_rules! counted {
             $day,
             " AND expires_at > ",
             $now,
-            ") AS BIGINT) \
-             AS tenant_tokens, \
-             CAST(COALESCE((SELECT cost_micro_usd FROM usage_daily \
+            ") AS BIGINT)"
+        )
+    };
+}
+pub(crate) use tenant_tokens;
+
+/// The same in micro-dollars.
+macro_rules! tenant_cost {
+    ($tenant:literal, $day:literal, $now:literal) => {
+        concat!(
+            "CAST(COALESCE((SELECT cost_micro_usd FROM usage_daily \
                WHERE tenant_id = ",
             $tenant,
             " AND day = ",
@@ -40,9 +47,17 @@ macro_rules! counted {
             $day,
             " AND expires_at > ",
             $now,
-            ") AS BIGINT) \
-             AS tenant_cost_micro_usd, \
-             CAST(COALESCE((SELECT tokens FROM usage_subject_daily \
+            ") AS BIGINT)"
+        )
+    };
+}
+pub(crate) use tenant_cost;
+
+/// The same in tokens, for one subject.
+macro_rules! subject_tokens {
+    ($tenant:literal, $day:literal, $subject:literal, $now:literal) => {
+        concat!(
+            "CAST(COALESCE((SELECT tokens FROM usage_subject_daily \
                WHERE tenant_id = ",
             $tenant,
             " AND subject = ",
@@ -59,7 +74,23 @@ macro_rules! counted {
             $subject,
             " AND expires_at > ",
             $now,
-            ") AS BIGINT) AS subject_tokens"
+            ") AS BIGINT)"
+        )
+    };
+}
+pub(crate) use subject_tokens;
+
+/// The three counts as the columns `tenant_tokens`, `tenant_cost_micro_usd`
+/// and `subject_tokens` (`rows::CountedRow`).
+macro_rules! counted {
+    ($tenant:literal, $day:literal, $subject:literal, $now:literal) => {
+        concat!(
+            $crate::usage::tenant_tokens!($tenant, $day, $now),
+            " AS tenant_tokens, ",
+            $crate::usage::tenant_cost!($tenant, $day, $now),
+            " AS tenant_cost_micro_usd, ",
+            $crate::usage::subject_tokens!($tenant, $day, $subject, $now),
+            " AS subject_tokens"
         )
     };
 }
@@ -88,7 +119,23 @@ pub(crate) use take_reservation;
 pub mod postgres {
     use crate::rows::{millis, CountedRow};
     use sqlx::PgConnection;
+    use switchboard_core::store::Finish;
     use switchboard_core::usage::{Reserve, Spent};
+
+    const DELETE_RESERVATION: &str = "DELETE FROM budget_reservations WHERE id = $1 AND tenant_id = $2";
+    /// Once per answer: a second finish of the same message writes nothing.
+    const INSERT_EVENT: &str = "INSERT INTO usage_events (session_id, seq, tenant_id, subject, day, provider, \
+         model, prompt_tokens, completion_tokens, estimated, cost_micro_usd, first_token_ms, total_ms, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (session_id, seq) DO NOTHING";
+    const ADD_DAILY: &str = "INSERT INTO usage_daily \
+         (tenant_id, day, turns, prompt_tokens, completion_tokens, cost_micro_usd) VALUES ($1, $2, 1, $3, $4, $5) \
+         ON CONFLICT (tenant_id, day) DO UPDATE SET turns = usage_daily.turns + 1, \
+         prompt_tokens = usage_daily.prompt_tokens + excluded.prompt_tokens, \
+         completion_tokens = usage_daily.completion_tokens + excluded.completion_tokens, \
+         cost_micro_usd = usage_daily.cost_micro_usd + excluded.cost_micro_usd";
+    const ADD_SUBJECT: &str = "INSERT INTO usage_subject_daily (tenant_id, subject, day, tokens) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, subject, day) \
+         DO UPDATE SET tokens = usage_subject_daily.tokens + excluded.tokens";
 
     const OPEN_DAY: &str =
         "INSERT INTO usage_daily (tenant_id, day) VALUES ($1, $2) ON CONFLICT (tenant_id, day) DO NOTHING";
@@ -97,6 +144,60 @@ pub mod postgres {
     const PURGE: &str = "DELETE FROM budget_reservations WHERE tenant_id = $1 AND day < $2 - 1";
     const INSERT: &str = "INSERT INTO budget_reservations \
          (id, tenant_id, subject, day, tokens, cost_micro_usd, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+    /// Inside a finish's transaction: settles the turn's reservation and,
+    /// when the answer was finished by this write (`recorded`), writes its
+    /// usage event and adds it to the day's sums. (SQLite does all of this
+    /// in the finish's one statement text, `sql::sqlite::FINISH_TURN`.)
+    pub async fn record(conn: &mut PgConnection, f: &Finish, recorded: bool) -> Result<(), sqlx::Error> {
+        let Some(u) = &f.usage else { return Ok(()) };
+        if let Some(id) = u.reservation {
+            sqlx::query(DELETE_RESERVATION)
+                .bind(id.to_string())
+                .bind(&f.tenant_id)
+                .execute(&mut *conn)
+                .await?;
+        }
+        if !recorded {
+            return Ok(());
+        }
+        let day = switchboard_core::usage::day_of(&f.now);
+        let (prompt, completion) = (i64::from(u.usage.prompt_tokens), i64::from(u.usage.completion_tokens));
+        let ms = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        sqlx::query(INSERT_EVENT)
+            .bind(f.session_id.to_string())
+            .bind(f.seq)
+            .bind(&f.tenant_id)
+            .bind(&u.subject)
+            .bind(day)
+            .bind(&u.provider)
+            .bind(&u.model)
+            .bind(prompt)
+            .bind(completion)
+            .bind(i64::from(u.usage.estimated))
+            .bind(u.cost_micro_usd)
+            .bind(u.first_token_ms.map(ms))
+            .bind(ms(u.total_ms))
+            .bind(millis(&f.now))
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(ADD_DAILY)
+            .bind(&f.tenant_id)
+            .bind(day)
+            .bind(prompt)
+            .bind(completion)
+            .bind(u.cost_micro_usd)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(ADD_SUBJECT)
+            .bind(&f.tenant_id)
+            .bind(&u.subject)
+            .bind(day)
+            .bind(prompt + completion)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
 
     /// Inside the transaction that starts a turn: takes `r` if it fits, else
     /// names the budget it does not fit in (and takes nothing).
@@ -128,82 +229,9 @@ pub mod postgres {
     }
 }
 
-pub const DELETE_RESERVATION: &str = "DELETE FROM budget_reservations WHERE id = $1 AND tenant_id = $2";
-
-/// Once per answer: a second finish of the same message writes nothing.
-pub const INSERT_EVENT: &str = "INSERT INTO usage_events (session_id, seq, tenant_id, subject, day, provider, \
-     model, prompt_tokens, completion_tokens, estimated, cost_micro_usd, first_token_ms, total_ms, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (session_id, seq) DO NOTHING";
-pub const ADD_DAILY: &str = "INSERT INTO usage_daily \
-     (tenant_id, day, turns, prompt_tokens, completion_tokens, cost_micro_usd) VALUES ($1, $2, 1, $3, $4, $5) \
-     ON CONFLICT (tenant_id, day) DO UPDATE SET turns = usage_daily.turns + 1, \
-     prompt_tokens = usage_daily.prompt_tokens + excluded.prompt_tokens, \
-     completion_tokens = usage_daily.completion_tokens + excluded.completion_tokens, \
-     cost_micro_usd = usage_daily.cost_micro_usd + excluded.cost_micro_usd";
-pub const ADD_SUBJECT: &str = "INSERT INTO usage_subject_daily (tenant_id, subject, day, tokens) \
-     VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, subject, day) \
-     DO UPDATE SET tokens = usage_subject_daily.tokens + excluded.tokens";
-
 pub const DAILY: &str =
     "SELECT day, turns, prompt_tokens, completion_tokens, cost_micro_usd FROM usage_daily \
      WHERE tenant_id = $1 AND day >= $2 AND day <= $3 AND turns > 0 ORDER BY day";
-
-/// `record_usage!(conn, finish, recorded)`: inside a finish's transaction,
-/// settles the turn's reservation and, when the answer was finished by this
-/// write (`recorded`), writes its usage event and adds it to the day's sums.
-macro_rules! record_usage {
-    ($conn:expr, $finish:expr, $recorded:expr) => {{
-        let f = $finish;
-        if let Some(u) = &f.usage {
-            if let Some(id) = u.reservation {
-                sqlx::query($crate::usage::DELETE_RESERVATION)
-                    .bind(id.to_string())
-                    .bind(&f.tenant_id)
-                    .execute(&mut *$conn)
-                    .await?;
-            }
-            if $recorded {
-                let day = switchboard_core::usage::day_of(&f.now);
-                let (prompt, completion) =
-                    (i64::from(u.usage.prompt_tokens), i64::from(u.usage.completion_tokens));
-                let ms = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-                sqlx::query($crate::usage::INSERT_EVENT)
-                    .bind(f.session_id.to_string())
-                    .bind(f.seq)
-                    .bind(&f.tenant_id)
-                    .bind(&u.subject)
-                    .bind(day)
-                    .bind(&u.provider)
-                    .bind(&u.model)
-                    .bind(prompt)
-                    .bind(completion)
-                    .bind(i64::from(u.usage.estimated))
-                    .bind(u.cost_micro_usd)
-                    .bind(u.first_token_ms.map(ms))
-                    .bind(ms(u.total_ms))
-                    .bind($crate::rows::millis(&f.now))
-                    .execute(&mut *$conn)
-                    .await?;
-                sqlx::query($crate::usage::ADD_DAILY)
-                    .bind(&f.tenant_id)
-                    .bind(day)
-                    .bind(prompt)
-                    .bind(completion)
-                    .bind(u.cost_micro_usd)
-                    .execute(&mut *$conn)
-                    .await?;
-                sqlx::query($crate::usage::ADD_SUBJECT)
-                    .bind(&f.tenant_id)
-                    .bind(&u.subject)
-                    .bind(day)
-                    .bind(prompt + completion)
-                    .execute(&mut *$conn)
-                    .await?;
-            }
-        }
-    }};
-}
-pub(crate) use record_usage;
 
 /// `impl_usage!(Type)`: inherent methods the `Store` impl calls.
 macro_rules! impl_usage {

@@ -2,6 +2,9 @@
 //! connection (`writer.rs`), while a small pool of read-only connections reads
 //! beside it, which WAL allows.
 
+mod checkpoint;
+mod finish;
+mod known;
 mod turn;
 mod writer;
 
@@ -10,6 +13,7 @@ use crate::schema::Schema;
 use crate::store_impl::impl_store;
 use crate::write::{BoxFuture, WriteError};
 use crate::{sql, Durability, StoreOpenError, StoreOptions};
+use checkpoint::Checkpointer;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -28,8 +32,30 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 const READERS: u32 = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The writer's own tables, temporary (in memory, never in the WAL).
+/// Budget reservations (SPEC §13) of running turns: only the writer reads or
+/// writes them, and they matter only while their turns run (the migration
+/// `lighter_turn_writes` says more). `turn_guard` holds, within one
+/// statement text, whether a turn may be written (`sql::sqlite::START_KNOWN`).
+const WRITER_TABLES: &str = "CREATE TEMP TABLE budget_reservations (
+    id             TEXT    NOT NULL PRIMARY KEY,
+    tenant_id      TEXT    NOT NULL,
+    subject        TEXT    NOT NULL,
+    day            INTEGER NOT NULL,
+    tokens         INTEGER NOT NULL,
+    cost_micro_usd INTEGER NOT NULL,
+    expires_at     INTEGER NOT NULL
+) STRICT;
+CREATE INDEX temp.budget_reservations_tenant_day ON budget_reservations (tenant_id, day);
+CREATE TEMP TABLE turn_guard (session_id TEXT NOT NULL)";
+
 pub struct SqliteStore {
     writer: Writer,
+    /// `None` for an in-memory database, which has no WAL.
+    checkpointer: tokio::sync::Mutex<Option<Checkpointer>>,
+    /// The `latest_seq` of sessions as their last turn here left it: a turn
+    /// in such a session starts in one round trip (`turn.rs`).
+    known_seqs: turn::KnownSeqs,
     reader: SqlitePool,
     cipher: Arc<Cipher>,
     /// How to open another writing connection (migrations run on their own).
@@ -58,8 +84,17 @@ impl SqliteStore {
         }
         // An in-memory database lives as long as its writer's connection,
         // which the writer task holds until the store closes.
-        let conn = base.connect().await.map_err(connect_err)?;
+        let mut conn = base
+            .clone()
+            .pragma("wal_autocheckpoint", checkpoint::WRITER_THRESHOLD)
+            .pragma("temp_store", "MEMORY")
+            .connect()
+            .await
+            .map_err(connect_err)?;
+        sqlx::raw_sql(WRITER_TABLES).execute(&mut conn).await.map_err(connect_err)?;
         let writer = Writer::spawn(conn);
+        let checkpointer =
+            if in_memory { None } else { Some(Checkpointer::spawn(&base).await.map_err(connect_err)?) };
         let reader = SqlitePoolOptions::new()
             .max_connections(if in_memory { 1 } else { READERS })
             .idle_timeout(None)
@@ -69,6 +104,8 @@ impl SqliteStore {
             .map_err(connect_err)?;
         Ok(Self {
             writer,
+            checkpointer: tokio::sync::Mutex::new(checkpointer),
+            known_seqs: turn::KnownSeqs::default(),
             reader,
             cipher: Arc::new(Cipher::new(options.keyring.clone())),
             write_options: base,
@@ -116,6 +153,7 @@ impl_store!(
     conn = SqliteConnection,
     dialect = sql::sqlite,
     begin_turn = turn::begin_turn,
+    finish_message = finish::finish_message,
     messages_after = messages_after
 );
 crate::rotate::backend::impl_rotation!(SqliteStore, conn = SqliteConnection, select = select);
@@ -203,6 +241,9 @@ impl Schema for SqliteStore {
     async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
+        if let Some(checkpointer) = self.checkpointer.lock().await.take() {
+            checkpointer.stop().await;
+        }
     }
 }
 

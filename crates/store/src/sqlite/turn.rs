@@ -4,7 +4,8 @@
 //! reservation and reads its history (packed into one value). Run
 //! alone, the first also begins the transaction and the second also commits
 //! it (see `writer::Bracket`). Every round trip here comes before the
-//! provider call; so does every message of history decoded.
+//! provider call; so does every message of history decoded. A session whose
+//! last turn was written here usually takes one round trip (`known.rs`).
 
 use super::writer::Bracket;
 use super::SqliteStore;
@@ -17,7 +18,22 @@ use sqlx::SqliteConnection;
 use std::sync::Arc;
 use switchboard_core::store::{BeginTurn, BeginTurnOutcome, StoreError};
 
+pub use super::known::KnownSeqs;
+
 pub async fn begin_turn(store: &SqliteStore, turn: &BeginTurn) -> Result<BeginTurnOutcome, StoreError> {
+    if let Some(latest_seq) = store.known_seqs.get(turn.session_id) {
+        if let Some(started) = super::known::start(store, turn, latest_seq).await? {
+            store.known_seqs.note(turn.session_id, &started);
+            return Ok(started);
+        }
+    }
+    let outcome = decide_and_start(store, turn).await?;
+    store.known_seqs.note(turn.session_id, &outcome);
+    Ok(outcome)
+}
+
+/// The two round trip way, which decides every case.
+async fn decide_and_start(store: &SqliteStore, turn: &BeginTurn) -> Result<BeginTurnOutcome, StoreError> {
     let shared = Arc::new(turn.clone());
     let cipher = store.cipher.clone();
     let (raw, earlier) = store

@@ -69,6 +69,13 @@ impl Bracket {
         }
     }
 
+    /// The text of a write that is one statement text: `alone` starts with
+    /// `BEGIN IMMEDIATE; ` and ends with `; COMMIT`.
+    pub fn only(&mut self, inside: &'static str, alone: &'static str) -> &'static str {
+        self.opening(inside, alone);
+        self.closing(inside, alone)
+    }
+
     /// Whether the writer still has to commit after the write returned.
     fn open(&self) -> bool {
         self.opened && !self.committed
