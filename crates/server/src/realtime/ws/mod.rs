@@ -31,8 +31,10 @@ use uuid::Uuid;
 
 /// Largest client frame and message (SPEC §7: larger ones close with 1009).
 const MAX_FRAME: usize = 128 * 1024;
-/// Bytes read from the socket at a time.
-const READ_BUFFER: usize = 4 * 1024;
+/// Bytes read from the socket at a time. Every socket keeps this buffer
+/// (filled in full before each read) for its life, and client frames are
+/// small (pongs, hellos, messages); a larger frame gets a buffer of its size.
+const READ_BUFFER: usize = 1024;
 /// Frames queued together are written once they reach this size (or at the
 /// flush that ends a batch, see `conn`): a replay goes out in few writes.
 const WRITE_BUFFER: usize = 8 * 1024;
