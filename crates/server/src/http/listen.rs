@@ -68,9 +68,12 @@ fn connection(
         // life; a box is freed as soon as the response is ready.
         Box::pin(router.clone().oneshot(request))
     });
-    let conn = http1::Builder::new().serve_connection(TokioIo::new(tcp), service).with_upgrades();
     async move {
-        let mut conn = std::pin::pin!(conn);
+        // Built here, not captured: a captured value moved into a local would
+        // take its room in the task twice.
+        let mut conn = std::pin::pin!(http1::Builder::new()
+            .serve_connection(TokioIo::new(tcp), service)
+            .with_upgrades());
         let ended = tokio::select! {
             ended = conn.as_mut() => ended,
             _ = stop.cancelled() => {
