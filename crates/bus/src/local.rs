@@ -10,8 +10,13 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 /// How many events a subscriber may fall behind before it is told it lagged
-/// (it then catches up from state; see `EventReceiver`).
-const CHANNEL_CAPACITY: usize = 128;
+/// (it then catches up from state; see `EventReceiver`). Every watched
+/// session holds this many slots (32 bytes each) for as long as it has a
+/// subscriber, idle or not, so it is kept small: 32 holds a whole fast
+/// answer's burst (its message, typing, start, a score of deltas and its
+/// end); a subscriber further behind loses nothing, it only catches up from
+/// the store and the live text instead of the channel.
+const CHANNEL_CAPACITY: usize = 32;
 
 /// How many notices a node may fall behind (they are rare).
 const NOTICE_CAPACITY: usize = 256;

@@ -8,8 +8,6 @@ use crate::state::{AppState, Tenants};
 use crate::tenancy::catalog::Catalog;
 use crate::tokens::Signer;
 use crate::{telemetry, tenancy};
-use axum::serve::ListenerExt;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -140,10 +138,6 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         .await
         .map_err(|e| fail(&format!("cannot listen on {}", config.listen))(e.to_string()))?;
     let addr = listener.local_addr().map_err(|e| fail("listener")(e.to_string()))?;
-    // Small SSE writes must not wait on Nagle's algorithm.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     tracing::info!(
         %addr,
         node = %node,
@@ -156,10 +150,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let stop = CancellationToken::new();
     let background =
         [tenancy::reload::spawn(state.clone(), catalog, stop.clone()), telemetry::spawn_upkeep(stop.clone())];
-    // The peer address is the client's (or its proxy's), for rate limits.
-    let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned());
-    let server = tokio::spawn(async move { server.await });
+    let server = tokio::spawn(crate::http::listen::serve(listener, routes::router(state), stop.clone()));
     signalled.await;
     tracing::info!(grace = ?config.shutdown_grace, "shutting down: no new connections; letting turns finish");
     stop.cancel();
@@ -176,8 +167,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     }
     // Streams end with their turns; give the last bytes a moment to go out.
     match tokio::time::timeout(Duration::from_secs(5), server).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "server error during shutdown"),
+        Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!(error = %e, "server task failed"),
         Err(_) => tracing::warn!("connections still open after shutdown; closing them"),
     }

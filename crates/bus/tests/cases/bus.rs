@@ -13,15 +13,19 @@ use switchboard_core::model::{Message, MessageStatus, Role};
 use switchboard_core::time::from_millis;
 use uuid::Uuid;
 
+/// Events published before the subscribers read them: within a
+/// subscriber's buffer (32 events).
+const ROUND: u64 = 20;
+
 pub async fn subscribers_get_their_sessions_events_in_order(h: &mut Harness) {
     let node = h.node("a").await;
     let (s, turn) = (Uuid::new_v4(), Uuid::new_v4());
     let (mut first, mut second) = (node.subscribe(s), node.subscribe(s));
-    for n in 0..50 {
+    for n in 0..ROUND {
         node.publish(s, delta(turn, n));
     }
     for rx in [&mut first, &mut second] {
-        for n in 0..50 {
+        for n in 0..ROUND {
             assert_eq!(next_event(rx).await, delta(turn, n));
         }
     }
@@ -50,20 +54,20 @@ pub async fn two_nodes_see_each_others_events_once_in_order(h: &mut Harness) {
     let (mut at_a, mut at_b) = (a.subscribe(s), b.subscribe(s));
     // Rounds smaller than a subscriber's buffer (a subscriber that falls
     // further behind is told it lagged, by design).
-    for round in (0..500).step_by(100) {
-        for n in round..round + 100 {
+    for round in (0..500).step_by(ROUND as usize) {
+        for n in round..round + ROUND {
             b.publish(s, delta(turn, n));
         }
-        for n in round..round + 100 {
+        for n in round..round + ROUND {
             assert_eq!(next_event(&mut at_a).await, delta(turn, n));
             assert_eq!(next_event(&mut at_b).await, delta(turn, n), "the publisher's own subscriber");
         }
     }
-    for round in (500..1000).step_by(100) {
-        for n in round..round + 100 {
+    for round in (500..1000).step_by(ROUND as usize) {
+        for n in round..round + ROUND {
             a.publish(s, delta(turn, n));
         }
-        for n in round..round + 100 {
+        for n in round..round + ROUND {
             assert_eq!(next_event(&mut at_b).await, delta(turn, n));
             assert_eq!(next_event(&mut at_a).await, delta(turn, n));
         }

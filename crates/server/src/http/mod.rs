@@ -1,8 +1,9 @@
-//! The HTTP edge: errors as envelopes, trace ids, request extractors, SSE
-//! framing. Nothing here knows about sessions or turns.
+//! The HTTP edge: the accept loop, errors as envelopes, trace ids, request
+//! extractors, SSE framing. Nothing here knows about sessions or turns.
 
 pub mod error;
 pub mod extract;
+pub mod listen;
 pub mod sse;
 pub mod trace;
 

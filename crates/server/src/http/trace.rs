@@ -18,9 +18,11 @@ pub fn current() -> String {
 }
 
 /// Runs `f` with `id` as the current trace id (a WebSocket's whole life,
-/// after the request that upgraded it has answered).
-pub async fn within<F: std::future::Future>(id: String, f: F) -> F::Output {
-    TRACE_ID.scope(id, f).await
+/// after the request that upgraded it has answered). Not an `async fn`: that
+/// would hold `f` twice (the argument, then inside the scope), doubling the
+/// state a socket keeps for its life.
+pub fn within<F: std::future::Future>(id: String, f: F) -> tokio::task::futures::TaskLocalFuture<String, F> {
+    TRACE_ID.scope(id, f)
 }
 
 /// The trace-id field of a valid `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`).

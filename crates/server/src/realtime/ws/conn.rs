@@ -96,12 +96,27 @@ impl Conn {
         self.streams.push(feed_stream(session_id, feed));
     }
 
-    pub async fn run(mut self) {
-        // A hello without a session still learns its connection id.
-        if self.home.is_none() && self.send(frames::welcome_alone(self.slot.id())).await.is_err() {
-            return;
+    /// Serves the socket until it ends. Its future is what an idle socket
+    /// holds, so it is kept small: not an `async fn` (which would hold `self`
+    /// twice, as the argument and as a local), and the steps before and after
+    /// `serve` are boxed.
+    #[allow(clippy::manual_async_fn)]
+    pub fn run(mut self) -> impl std::future::Future<Output = ()> {
+        async move {
+            // A hello without a session still learns its connection id.
+            let welcome = self.home.is_none().then(|| frames::welcome_alone(self.slot.id()));
+            if let Some(welcome) = welcome {
+                if Box::pin(self.send(welcome)).await.is_err() {
+                    return;
+                }
+            }
+            let end = self.serve().await;
+            Box::pin(self.end(end)).await;
         }
-        let end = self.serve().await;
+    }
+
+    /// Closes the socket the way `end` says.
+    async fn end(&mut self, end: End) {
         let refusal = match end {
             End::ClientGone => return,
             End::Close(code, reason) => {
@@ -123,7 +138,7 @@ impl Conn {
                 biased;
                 _ = self.slot.closed() => {
                     if self.slot.close_reason() == Some(CloseReason::Shutdown) {
-                        self.drain().await;
+                        Box::pin(self.drain()).await;
                     }
                     return self.closed_by_server();
                 }
@@ -140,7 +155,7 @@ impl Conn {
                         if budget.refused_in_a_row > settings.ws_frames_per_sec {
                             return End::Refused(Refusal { error: Some(ErrorCode::RateLimited.into()), close: CLOSE_LIMIT });
                         }
-                        if self.send_error(None, ErrorCode::RateLimited.into()).await.is_err() {
+                        if Box::pin(self.send_error(None, ErrorCode::RateLimited.into())).await.is_err() {
                             return End::ClientGone;
                         }
                         continue;
@@ -153,7 +168,7 @@ impl Conn {
                     };
                     match outcome {
                         Ok(()) => {}
-                        Err(Some(e)) => if self.send_error(None, e).await.is_err() { return End::ClientGone },
+                        Err(Some(e)) => if Box::pin(self.send_error(None, e)).await.is_err() { return End::ClientGone },
                         Err(None) => return End::ClientGone,
                     }
                 }
@@ -375,14 +390,14 @@ impl Conn {
 }
 
 /// A write that may take at most `limit`: a client that has not taken a
-/// frame for that long stopped reading, and counts as gone.
-async fn within(
+/// frame for that long stopped reading, and counts as gone. Not an `async
+/// fn`, which would hold `write` twice in every socket's state.
+fn within(
     limit: std::time::Duration,
     write: impl std::future::Future<Output = Result<(), axum::Error>>,
-) -> Result<(), axum::Error> {
+) -> impl std::future::Future<Output = Result<(), axum::Error>> {
     tokio::time::timeout(limit, write)
-        .await
-        .unwrap_or_else(|_| Err(axum::Error::new("the client stopped reading")))
+        .map(|done| done.unwrap_or_else(|_| Err(axum::Error::new("the client stopped reading"))))
 }
 
 /// A socket error: a frame over the limit gets 1009; anything else means

@@ -31,8 +31,10 @@ use uuid::Uuid;
 
 /// Largest client frame and message (SPEC §7: larger ones close with 1009).
 const MAX_FRAME: usize = 128 * 1024;
-/// Bytes read from the socket at a time.
-const READ_BUFFER: usize = 4 * 1024;
+/// Bytes read from the socket at a time. Every socket keeps this buffer
+/// (filled in full before each read) for its life, and client frames are
+/// small (pongs, hellos, messages); a larger frame gets a buffer of its size.
+const READ_BUFFER: usize = 1024;
 /// Frames queued together are written once they reach this size (or at the
 /// flush that ends a batch, see `conn`): a replay goes out in few writes.
 const WRITE_BUFFER: usize = 8 * 1024;
@@ -74,19 +76,32 @@ pub async fn ws(
 }
 
 /// Counts the socket, waits for its hello, opens its first session, then
-/// serves it.
-async fn open(socket: WebSocket, ctx: Ctx) {
+/// serves it. Not an `async fn`: its arguments would stay in the state of
+/// the socket's task for its whole life. The opening is boxed and gone once
+/// the hello is through, so an idle socket's task keeps only the state of
+/// `Conn::run`.
+fn open(socket: WebSocket, ctx: Ctx) -> impl std::future::Future<Output = ()> {
+    let admitting = Box::pin(admit(socket, ctx));
+    async move {
+        if let Some(conn) = admitting.await {
+            conn.run().await;
+        }
+    }
+}
+
+/// The socket's opening: its slot, its hello, the gate and its first
+/// session, or the refusal and close that end it.
+async fn admit(socket: WebSocket, ctx: Ctx) -> Option<Conn> {
     let (mut tx, mut rx) = socket.split();
     let mut slot = match ctx.state.connections.open(ctx.ip, true) {
         Ok(slot) => slot,
         Err(_) => {
             let refusal = Refusal { error: Some(ErrorCode::ConnectionLimit.into()), close: CLOSE_LIMIT };
-            return refuse(&mut tx, None, refusal).await;
+            refuse(&mut tx, None, refusal).await;
+            return None;
         }
     };
-    // Boxed and gone once the hello is through: an open socket keeps only
-    // what it needs afterwards.
-    let opened = Box::pin(async {
+    let opened = async {
         let hello = hello::receive(&mut rx, &ctx).await?;
         let caller = hello::caller(&ctx, &hello).await?;
         let feed = match hello.session_id {
@@ -99,18 +114,21 @@ async fn open(socket: WebSocket, ctx: Ctx) {
         };
         hello::identify(&ctx, &mut slot, &caller)?;
         Ok::<_, Refusal>((hello, caller, feed))
-    })
+    }
     .await;
     let (hello, caller, feed) = match opened {
         Ok(opened) => opened,
-        Err(refusal) => return refuse(&mut tx, None, refusal).await,
+        Err(refusal) => {
+            refuse(&mut tx, None, refusal).await;
+            return None;
+        }
     };
     let opened = Opened { ctx, slot, caller, used_ticket: hello.token.is_none(), home: hello.session_id };
     let mut conn = Conn::new(opened, tx, rx);
     if let Some((id, feed)) = feed {
         conn.follow(id, feed);
     }
-    conn.run().await;
+    Some(conn)
 }
 
 /// The envelope of a refusal (if it has one), then its close code.

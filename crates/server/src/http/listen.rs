@@ -1,0 +1,103 @@
+//! The accept loop: each TCP connection served by hyper's HTTP/1 connection,
+//! with the router as its service, until shutdown. It must not hold more per
+//! connection than serving needs: an idle SSE subscription keeps its HTTP
+//! connection for hours, so what the connection holds is what 10,000 of them
+//! cost.
+//!
+//! Ours rather than `axum::serve` for that memory: `axum::serve` first reads
+//! a few bytes to tell HTTP/2 from HTTP/1 (which this build does not speak)
+//! and hands them back to hyper ahead of the socket, so hyper's read buffer
+//! needs a second read for every request head and grows to 16 KiB for the
+//! connection's life; and the service future of a request stays allocated at
+//! its full size while the response streams. Here hyper reads the socket
+//! itself (its 8 KiB buffer is enough for one read of a request head) and
+//! the service future is boxed, so it is freed once the response has begun.
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+/// Serves `listener` until `stop` is cancelled; then accepts no more, lets
+/// each connection finish the response it is writing (streams end when their
+/// slots are closed), and returns once every connection has ended.
+pub async fn serve(listener: TcpListener, router: Router, stop: CancellationToken) {
+    let connections = TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((tcp, peer)) => {
+                connections.spawn(connection(tcp, peer, router.clone(), stop.clone()));
+            }
+            Err(e) => accept_failed(e).await,
+        }
+    }
+    // New clients are refused at once rather than left in the backlog.
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+}
+
+/// One connection's task: requests in turn (keep-alive), WebSocket upgrades
+/// handed over, a graceful end at shutdown.
+fn connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    stop: CancellationToken,
+) -> impl std::future::Future<Output = ()> {
+    // Small SSE writes must not wait on Nagle's algorithm.
+    let _ = tcp.set_nodelay(true);
+    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        let mut request = request.map(Body::new);
+        // The peer address is the client's (or its proxy's), for rate limits.
+        request.extensions_mut().insert(ConnectInfo(peer));
+        // Boxed: hyper keeps a request's future in place for the connection's
+        // life; a box is freed as soon as the response is ready.
+        Box::pin(router.clone().oneshot(request))
+    });
+    async move {
+        // Built here, not captured: a captured value moved into a local would
+        // take its room in the task twice.
+        let mut conn = std::pin::pin!(http1::Builder::new()
+            .serve_connection(TokioIo::new(tcp), service)
+            .with_upgrades());
+        let ended = tokio::select! {
+            ended = conn.as_mut() => ended,
+            _ = stop.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(e) = ended {
+            tracing::trace!(error = %e, "connection ended with an error");
+        }
+    }
+}
+
+/// A failed accept: the client's own trouble (it reset or aborted) is
+/// skipped; anything else (no file descriptors left) is logged and waited
+/// out for a second rather than retried in a busy loop.
+async fn accept_failed(e: std::io::Error) {
+    use std::io::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %e, "accepting a connection failed; retrying in 1 s");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
