@@ -55,6 +55,7 @@ conformance!(
     cap_on_write_keeps_the_newest_messages_and_counts,
     cap_never_deletes_what_was_just_written,
     history_leaves_out_messages_past_retention,
+    consecutive_turns_see_what_was_written,
     sweep_deletes_what_is_older_than_the_days,
     tenants_crud,
     restart_keeps_everything,

@@ -19,7 +19,7 @@ pub async fn finish_message(store: &SqliteStore, finish: &Finish) -> Result<bool
         Aad { tenant_id: &finish.tenant_id, session_id: finish.session_id, seq: finish.seq, column: CONTENT };
     let content = store.cipher.encrypt_str(&at, &finish.content).map_err(crypto_err)?;
     let shared = Arc::new((finish.clone(), content, to_json(&finish.meta)?));
-    store
+    let done = store
         .writer
         .write_bracketed(move |conn: &mut SqliteConnection, bracket: &mut Bracket| {
             let shared = shared.clone();
@@ -54,5 +54,7 @@ pub async fn finish_message(store: &SqliteStore, finish: &Finish) -> Result<bool
                 Ok(finished.first() == Some(&1))
             })
         })
-        .await
+        .await;
+    store.known.finished(finish, *done.as_ref().unwrap_or(&false));
+    done
 }

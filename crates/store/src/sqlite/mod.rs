@@ -53,9 +53,9 @@ pub struct SqliteStore {
     writer: Writer,
     /// `None` for an in-memory database, which has no WAL.
     checkpointer: tokio::sync::Mutex<Option<Checkpointer>>,
-    /// The `latest_seq` of sessions as their last turn here left it: a turn
-    /// in such a session starts in one round trip (`turn.rs`).
-    known_seqs: turn::KnownSeqs,
+    /// Sessions as their last turn here left them: a turn in such a session
+    /// starts in one round trip and reads no history (`known.rs`).
+    known: turn::KnownSessions,
     reader: SqlitePool,
     cipher: Arc<Cipher>,
     /// How to open another writing connection (migrations run on their own).
@@ -105,7 +105,7 @@ impl SqliteStore {
         Ok(Self {
             writer,
             checkpointer: tokio::sync::Mutex::new(checkpointer),
-            known_seqs: turn::KnownSeqs::default(),
+            known: turn::KnownSessions::default(),
             reader,
             cipher: Arc::new(Cipher::new(options.keyring.clone())),
             write_options: base,

@@ -18,17 +18,17 @@ use sqlx::SqliteConnection;
 use std::sync::Arc;
 use switchboard_core::store::{BeginTurn, BeginTurnOutcome, StoreError};
 
-pub use super::known::KnownSeqs;
+pub use super::known::KnownSessions;
 
 pub async fn begin_turn(store: &SqliteStore, turn: &BeginTurn) -> Result<BeginTurnOutcome, StoreError> {
-    if let Some(latest_seq) = store.known_seqs.get(turn.session_id) {
-        if let Some(started) = super::known::start(store, turn, latest_seq).await? {
-            store.known_seqs.note(turn.session_id, &started);
+    if let Some(guess) = store.known.guess(turn) {
+        if let Some(started) = super::known::start(store, turn, guess).await? {
+            store.known.started(turn, &started);
             return Ok(started);
         }
     }
     let outcome = decide_and_start(store, turn).await?;
-    store.known_seqs.note(turn.session_id, &outcome);
+    store.known.started(turn, &outcome);
     Ok(outcome)
 }
 

@@ -28,7 +28,7 @@ pub use usage::*;
 
 use std::sync::Arc;
 use switchboard_core::model::{Message, MessageStatus, Session, TurnMeta};
-use switchboard_core::store::{BeginTurn, BeginTurnOutcome, Finish, NewSession, Store};
+use switchboard_core::store::{BeginTurn, BeginTurnOutcome, Checkpoint, Finish, NewSession, Store};
 use switchboard_core::time::{from_millis, Timestamp};
 use uuid::Uuid;
 

@@ -136,3 +136,51 @@ pub async fn sweep_deletes_what_is_older_than_the_days(h: &mut Harness) {
     assert_eq!(purged.messages, 3, "the streaming answer of day 10 stays");
     assert!(h.store.get_session(TENANT, mixed.id).await.unwrap().is_some());
 }
+
+/// Consecutive turns of one session each get exactly the history the rows
+/// hold — the newest within the window, none past the cap or retention, each
+/// answer as it was finished (an error's partial text, a reaped answer's last
+/// checkpoint) — however the store starts them.
+pub async fn consecutive_turns_see_what_was_written(h: &mut Harness) {
+    let s = new_session(&h.store).await;
+    let mut written: Vec<(i64, String, Timestamp)> = Vec::new();
+    for n in 0..9i64 {
+        let now = at(n * DAY_MS / 2);
+        let mut t = capped(turn(&s, &format!("question {n}"), now), 7);
+        t.history_limit = if n == 5 { 2 } else { 4 };
+        t.retained_since = at((n - 3) * DAY_MS / 2);
+        let (user, assistant, history) = start(&h.store, &t).await;
+        written.push((user.seq, user.content.clone(), now));
+        let purge = user.seq + 1 - 7;
+        let mut expected: Vec<(i64, String)> = written
+            .iter()
+            .filter(|(seq, _, at)| *seq > purge && *at >= t.retained_since)
+            .map(|(seq, text, _)| (*seq, text.clone()))
+            .collect();
+        expected.drain(..expected.len().saturating_sub(t.history_limit as usize));
+        let got: Vec<(i64, String)> = history.iter().map(|m| (m.seq, m.content.clone())).collect();
+        assert_eq!(got, expected, "turn {n}");
+        let answer = format!("answer {n}");
+        if n == 6 {
+            // Reaped, not finished: the answer is what its last checkpoint held.
+            let cp = Checkpoint {
+                tenant_id: TENANT.into(),
+                session_id: s.id,
+                seq: assistant.seq,
+                content: "part of".into(),
+                node_id: NODE.into(),
+                lease_until: now,
+            };
+            assert!(h.store.checkpoint(&cp).await.unwrap());
+            h.store.reap_expired_leases(now + chrono::Duration::seconds(1)).await.unwrap();
+            written.push((assistant.seq, "part of".into(), now));
+            continue;
+        }
+        let mut finish = finish_of(&assistant, TENANT, &answer, now);
+        if n == 3 {
+            finish.status = MessageStatus::Error;
+        }
+        assert!(h.store.finish_message(&finish).await.unwrap());
+        written.push((assistant.seq, answer, now));
+    }
+}
