@@ -5,7 +5,7 @@
 //! decrypt. Nothing here touches the database.
 
 use crate::keys::{Keyring, KEY_LEN};
-use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use aes_gcm::aead::{Aead, AeadCore, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use hkdf::Hkdf;
 use sha2::Sha256;
@@ -94,7 +94,9 @@ impl SessionKeys<'_> {
         let kid = self.keyring.current_kid();
         let kid_len = u8::try_from(kid.len()).map_err(|_| CryptoError::Encrypt)?;
         let cipher = self.session_cipher(kid, self.keyring.current_key(), at.session_id)?;
-        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        // The thread's CSPRNG (ChaCha, seeded from the OS): a nonce per write
+        // without a system call per write.
+        let nonce = Aes256Gcm::generate_nonce(&mut rand::thread_rng());
         let aad = associated_data(at, kid);
         let sealed = cipher
             .encrypt(&nonce, Payload { msg: plaintext, aad: &aad })
