@@ -62,7 +62,10 @@ pub async fn json_body(
     limit: usize,
     required: bool,
 ) -> Result<Option<Bytes>, ApiError> {
-    if declared_length(headers).is_some_and(|n| n > limit as u64) {
+    if let Some(declared) = declared_length(headers).filter(|n| *n > limit as u64) {
+        if declared <= DRAIN_BYTES {
+            drain(body).await;
+        }
         return Err(ErrorCode::TooLarge.into());
     }
     let has_body_headers = headers.contains_key(header::CONTENT_TYPE)
@@ -83,6 +86,19 @@ pub async fn json_body(
         return Err(ErrorCode::UnsupportedMediaType.into());
     }
     Ok(Some(bytes))
+}
+
+/// A refused body of up to this size is read to its end and dropped before
+/// the refusal is sent, for at most `DRAIN_TIME`.
+const DRAIN_BYTES: u64 = 1 << 20;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A client still sending a body the server refused would otherwise meet a
+/// connection closed under its writes (a reset) before it reads the 413.
+async fn drain(body: Body) {
+    use futures_util::StreamExt;
+    let mut chunks = body.into_data_stream();
+    let _ = tokio::time::timeout(DRAIN_TIME, async { while let Some(Ok(_)) = chunks.next().await {} }).await;
 }
 
 /// One problem per field left in `body` once the known ones were taken out
