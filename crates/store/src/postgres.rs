@@ -4,7 +4,7 @@
 
 use crate::crypto::{Aad, Cipher};
 use crate::rows::{
-    crypto_err, db_err, millis, to_json, MessageRow, TurnCheckRow, TurnSessionRow, TurnStateRow, CONTENT,
+    crypto_err, db_err, to_json, MessageRow, TurnCheckRow, TurnSessionRow, TurnStateRow, CONTENT,
 };
 use crate::schema::Schema;
 use crate::store_impl::impl_store;
@@ -189,17 +189,10 @@ async fn finish_message(store: &PgStore, finish: &Finish) -> Result<bool, StoreE
             let shared = shared.clone();
             Box::pin(async move {
                 let (f, content, meta) = &*shared;
-                let done = sqlx::query(sql::postgres::FINISH_AND_TOUCH)
-                    .bind(content)
-                    .bind(f.status.as_str())
-                    .bind(f.token_count)
-                    .bind(meta)
-                    .bind(f.session_id.to_string())
-                    .bind(f.seq)
-                    .bind(&f.tenant_id)
-                    .bind(millis(&f.now))
-                    .execute(&mut *conn)
-                    .await?;
+                let done =
+                    crate::turn::bind_finish!(sqlx::query(sql::postgres::FINISH_AND_TOUCH), f, content, meta)
+                        .execute(&mut *conn)
+                        .await?;
                 let finished = done.rows_affected() > 0;
                 crate::usage::postgres::record(conn, f, finished).await?;
                 Ok(finished)

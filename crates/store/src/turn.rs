@@ -127,6 +127,42 @@ macro_rules! bind_turn_writes {
 }
 pub(crate) use bind_turn_writes;
 
+/// Binds a turn's budget reservation (`take_reservation!`'s seven
+/// parameters, all NULL without one).
+macro_rules! bind_reservation {
+    ($query:expr, $budget:expr) => {{
+        let budget: Option<&switchboard_core::usage::Reserve> = $budget;
+        $query
+            .bind(budget.map(|r| r.id.to_string()))
+            .bind(budget.map(|r| r.tenant_id.as_str()))
+            .bind(budget.map(|r| r.subject.as_str()))
+            .bind(budget.map(|r| r.day))
+            .bind(budget.map(|r| r.tokens))
+            .bind(budget.map(|r| r.cost_micro_usd))
+            .bind(budget.map(|r| $crate::rows::millis(&r.expires_at)))
+    }};
+}
+pub(crate) use bind_reservation;
+
+/// Binds the end of an answer (`finish_message!` and `touch_session!`:
+/// `$1` content, `$2` status, `$3` token count, `$4` meta, `$5` session id,
+/// `$6` seq, `$7` tenant id, `$8` now).
+macro_rules! bind_finish {
+    ($query:expr, $finish:expr, $content:expr, $meta:expr) => {{
+        let f: &switchboard_core::store::Finish = $finish;
+        $query
+            .bind($content)
+            .bind(f.status.as_str())
+            .bind(f.token_count)
+            .bind($meta)
+            .bind(f.session_id.to_string())
+            .bind(f.seq)
+            .bind(&f.tenant_id)
+            .bind($crate::rows::millis(&f.now))
+    }};
+}
+pub(crate) use bind_finish;
+
 /// The outcome of the rows `new_messages` made, once they are written.
 pub fn written(mut written: Vec<NewMessage>, human: bool) -> Result<RawTurn, StoreError> {
     let assistant = if human { None } else { written.pop().map(|w| w.message) };

@@ -5,19 +5,23 @@
 //! runs writes one at a time), so concurrent turns on any node see each
 //! other's reservations and cannot overshoot a budget together.
 
-/// Settled usage plus live reservations of a tenant's day, in tokens, given
-/// the parameters that hold the tenant, the day and now (0 when the day has
-/// no row yet).
-macro_rules! tenant_tokens {
-    ($tenant:literal, $day:literal, $now:literal) => {
+/// Settled usage plus live reservations of a tenant's day, one quantity
+/// (`$settled` of the day's row, the sum of `$reserved`), given the
+/// parameters that hold the tenant, the day and now (0 without a row yet).
+macro_rules! day_total {
+    ($settled:literal, $reserved:literal, $tenant:literal, $day:literal, $now:literal) => {
         concat!(
-            "CAST(COALESCE((SELECT prompt_tokens + completion_tokens FROM usage_daily \
+            "CAST(COALESCE((SELECT ",
+            $settled,
+            " FROM usage_daily \
                WHERE tenant_id = ",
             $tenant,
             " AND day = ",
             $day,
             "), 0) \
-             + (SELECT COALESCE(SUM(tokens), 0) FROM budget_reservations \
+             + (SELECT COALESCE(SUM(",
+            $reserved,
+            "), 0) FROM budget_reservations \
                WHERE tenant_id = ",
             $tenant,
             " AND day = ",
@@ -28,27 +32,20 @@ macro_rules! tenant_tokens {
         )
     };
 }
+pub(crate) use day_total;
+
+/// A tenant's tokens of the day.
+macro_rules! tenant_tokens {
+    ($tenant:literal, $day:literal, $now:literal) => {
+        $crate::usage::day_total!("prompt_tokens + completion_tokens", "tokens", $tenant, $day, $now)
+    };
+}
 pub(crate) use tenant_tokens;
 
-/// The same in micro-dollars.
+/// A tenant's cost of the day, in micro-dollars.
 macro_rules! tenant_cost {
     ($tenant:literal, $day:literal, $now:literal) => {
-        concat!(
-            "CAST(COALESCE((SELECT cost_micro_usd FROM usage_daily \
-               WHERE tenant_id = ",
-            $tenant,
-            " AND day = ",
-            $day,
-            "), 0) \
-             + (SELECT COALESCE(SUM(cost_micro_usd), 0) FROM budget_reservations \
-               WHERE tenant_id = ",
-            $tenant,
-            " AND day = ",
-            $day,
-            " AND expires_at > ",
-            $now,
-            ") AS BIGINT)"
-        )
+        $crate::usage::day_total!("cost_micro_usd", "cost_micro_usd", $tenant, $day, $now)
     };
 }
 pub(crate) use tenant_cost;

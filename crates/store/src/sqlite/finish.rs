@@ -8,8 +8,9 @@
 use super::writer::Bracket;
 use super::SqliteStore;
 use crate::crypto::Aad;
-use crate::rows::{crypto_err, millis, to_json, CONTENT};
+use crate::rows::{crypto_err, to_json, CONTENT};
 use crate::sql::sqlite as dialect;
+use crate::turn::bind_finish;
 use sqlx::SqliteConnection;
 use std::sync::Arc;
 use switchboard_core::store::{Finish, StoreError};
@@ -28,15 +29,7 @@ pub async fn finish_message(store: &SqliteStore, finish: &Finish) -> Result<bool
                 let sql = bracket.only(dialect::FINISH_TURN, dialect::BEGIN_FINISH_TURN_COMMIT);
                 let u = f.usage.as_ref();
                 let ms = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-                let finished: Vec<i64> = sqlx::query_scalar(sql)
-                    .bind(content)
-                    .bind(f.status.as_str())
-                    .bind(f.token_count)
-                    .bind(meta)
-                    .bind(f.session_id.to_string())
-                    .bind(f.seq)
-                    .bind(&f.tenant_id)
-                    .bind(millis(&f.now))
+                let finished: Vec<i64> = bind_finish!(sqlx::query_scalar(sql), f, content, meta)
                     .bind(u.map(|u| u.subject.as_str()))
                     .bind(switchboard_core::usage::day_of(&f.now))
                     .bind(u.map(|u| u.provider.as_str()))

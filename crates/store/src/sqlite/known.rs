@@ -16,7 +16,7 @@ use super::writer::Bracket;
 use super::SqliteStore;
 use crate::rows::{message_rows_from_json, millis};
 use crate::sql::sqlite as dialect;
-use crate::turn::{self, bind_turn_writes, RawTurn};
+use crate::turn::{self, bind_reservation, bind_turn_writes, RawTurn};
 use sqlx::SqliteConnection;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -152,29 +152,22 @@ pub async fn start(
                 let session_id = turn.session_id.to_string();
                 let budget = turn.budget.as_ref();
                 let limits = budget.map(|r| r.limits).unwrap_or_else(Limits::default);
-                let mut rows: Vec<(i64, Option<String>)> =
-                    bind_turn_writes!(sqlx::query_as(sql), latest_seq, &session_id, turn, written)
-                        .bind(read)
-                        .bind(millis(&turn.retained_since))
-                        .bind(purge)
-                        .bind(budget.map(|r| r.id.to_string()))
-                        .bind(budget.map(|r| r.tenant_id.as_str()))
-                        .bind(budget.map(|r| r.subject.as_str()))
-                        .bind(budget.map(|r| r.day))
-                        .bind(budget.map(|r| r.tokens))
-                        .bind(budget.map(|r| r.cost_micro_usd))
-                        .bind(budget.map(|r| millis(&r.expires_at)))
-                        .bind(&turn.tenant_id)
-                        .bind(&turn.owner)
-                        .bind(latest_seq)
-                        .bind(turn.client_message_id.as_deref())
-                        .bind(limits.daily_tokens)
-                        .bind(budget.map(|r| millis(&r.now)))
-                        .bind(limits.daily_cost_micro_usd)
-                        .bind(limits.subject_daily_tokens)
-                        // `fetch_all`: a text is cut at the first row otherwise.
-                        .fetch_all(&mut *conn)
-                        .await?;
+                let writes = bind_turn_writes!(sqlx::query_as(sql), latest_seq, &session_id, turn, written)
+                    .bind(read)
+                    .bind(millis(&turn.retained_since))
+                    .bind(purge);
+                let mut rows: Vec<(i64, Option<String>)> = bind_reservation!(writes, budget)
+                    .bind(&turn.tenant_id)
+                    .bind(&turn.owner)
+                    .bind(latest_seq)
+                    .bind(turn.client_message_id.as_deref())
+                    .bind(limits.daily_tokens)
+                    .bind(budget.map(|r| millis(&r.now)))
+                    .bind(limits.daily_cost_micro_usd)
+                    .bind(limits.subject_daily_tokens)
+                    // `fetch_all`: a text is cut at the first row otherwise.
+                    .fetch_all(&mut *conn)
+                    .await?;
                 Ok(rows.pop().unwrap_or((0, None)))
             })
         })

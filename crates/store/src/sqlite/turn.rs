@@ -12,7 +12,7 @@ use super::SqliteStore;
 use crate::crypto::Cipher;
 use crate::rows::{message_rows_from_json, millis, CountedRow, MessageRow, TurnStateRow};
 use crate::sql::{self, sqlite as dialect};
-use crate::turn::{self, bind_turn_writes, Decision, RawTurn};
+use crate::turn::{self, bind_reservation, bind_turn_writes, Decision, RawTurn};
 use crate::write::WriteError;
 use sqlx::SqliteConnection;
 use std::sync::Arc;
@@ -112,20 +112,11 @@ async fn begin_turn_in(
         let sql = bracket.closing(dialect::START_TURN, dialect::START_TURN_COMMIT);
         // `fetch_all`, never `fetch_optional`: sqlx stops a query text at
         // the first row `fetch_optional` wants, which would skip the COMMIT.
-        let mut packed: Vec<String> =
-            bind_turn_writes!(sqlx::query_scalar(sql), latest_seq, &session_id, turn, &written)
-                .bind(turn::earlier_needed(turn))
-                .bind(millis(&turn.retained_since))
-                .bind(purge)
-                .bind(budget.map(|r| r.id.to_string()))
-                .bind(budget.map(|r| r.tenant_id.as_str()))
-                .bind(budget.map(|r| r.subject.as_str()))
-                .bind(budget.map(|r| r.day))
-                .bind(budget.map(|r| r.tokens))
-                .bind(budget.map(|r| r.cost_micro_usd))
-                .bind(budget.map(|r| millis(&r.expires_at)))
-                .fetch_all(&mut *conn)
-                .await?;
+        let writes = bind_turn_writes!(sqlx::query_scalar(sql), latest_seq, &session_id, turn, &written)
+            .bind(turn::earlier_needed(turn))
+            .bind(millis(&turn.retained_since))
+            .bind(purge);
+        let mut packed: Vec<String> = bind_reservation!(writes, budget).fetch_all(&mut *conn).await?;
         packed.pop()
     };
     Ok((turn::written(written, human)?, earlier))
