@@ -1,7 +1,8 @@
 //! Measures the store's share of a streamed turn (begin_turn, a checkpoint
 //! every few turns, finish_message) at a given concurrency, against SQLite in
 //! a temporary directory or the database URL given. Not a test: it asserts
-//! nothing. `cargo run --release -p switchboard-store --example turns -- [secs] [concurrency] [url]`;
+//! nothing; it prints turns per second and how long `begin_turn` took.
+//! `cargo run --release -p switchboard-store --example turns -- [secs] [concurrency] [url]`;
 //! `TURNS_MAX_MESSAGES=n` sets the sessions' cap (default 1000, which these
 //! ten-turn sessions never reach; 10 makes every later turn delete two).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -53,6 +54,10 @@ async fn main() {
     }
     let total = done.load(Ordering::Relaxed);
     let elapsed = started.elapsed().as_secs_f64();
+    let mut begins = BEGINS.lock().unwrap().clone();
+    begins.sort_unstable();
+    let at = |p: usize| begins[(begins.len() - 1) * p / 100].as_secs_f64() * 1e6;
+    println!("begin_turn p50 {:.0} µs, p90 {:.0} µs, p99 {:.0} µs", at(50), at(90), at(99));
     println!(
         "{total} turns in {elapsed:.2}s = {:.0} turns/s (concurrency {concurrency})",
         total as f64 / elapsed
@@ -95,7 +100,10 @@ async fn run_turn(
         retained_since: now - chrono::Duration::days(30),
         budget: None,
     };
-    let BeginTurnOutcome::Started { assistant, .. } = store.begin_turn(&turn).await.unwrap() else {
+    let started = Instant::now();
+    let begun = store.begin_turn(&turn).await.unwrap();
+    BEGINS.lock().unwrap().push(started.elapsed());
+    let BeginTurnOutcome::Started { assistant, .. } = begun else {
         panic!("turn did not start");
     };
     let answer = "The blue running shoes cost 89.90 EUR and size 42 is in stock. ".repeat(4);
@@ -123,6 +131,10 @@ async fn run_turn(
     };
     assert!(store.finish_message(&finish).await.unwrap());
 }
+
+/// How long each `begin_turn` took: it is what a turn waits for before its
+/// provider call.
+static BEGINS: std::sync::Mutex<Vec<Duration>> = std::sync::Mutex::new(Vec::new());
 
 fn max_messages() -> u32 {
     std::env::var("TURNS_MAX_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000)

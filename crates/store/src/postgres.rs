@@ -2,10 +2,8 @@
 //! locks its session row (`FOR UPDATE`) before choosing seqs, so nodes never
 //! hand out the same seq or start two answers at once.
 
-use crate::crypto::{Aad, Cipher};
-use crate::rows::{
-    crypto_err, db_err, to_json, MessageRow, TurnCheckRow, TurnSessionRow, TurnStateRow, CONTENT,
-};
+use crate::crypto::Cipher;
+use crate::rows::{db_err, encrypt_content, to_json, MessageRow, TurnCheckRow, TurnSessionRow, TurnStateRow};
 use crate::schema::Schema;
 use crate::store_impl::impl_store;
 use crate::turn::{self, bind_turn_writes, Decision, RawTurn};
@@ -17,7 +15,7 @@ use sqlx::PgConnection;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_core::store::{BeginTurn, BeginTurnOutcome, Finish, StoreError};
+use switchboard_core::store::{BeginTurn, BeginTurnOutcome, Checkpoint, Finish, StoreError};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -90,6 +88,7 @@ impl_store!(
     conn = PgConnection,
     dialect = sql::postgres,
     begin_turn = begin_turn,
+    checkpoint = checkpoint,
     finish_message = finish_message,
     messages_after = messages_after
 );
@@ -177,12 +176,30 @@ async fn begin_turn_in(
     Ok(turn::written(written, human)?)
 }
 
+/// Saves a streaming answer's text so far and renews its lease.
+async fn checkpoint(store: &PgStore, checkpoint: &Checkpoint) -> Result<bool, StoreError> {
+    let c = checkpoint;
+    let content = encrypt_content(&store.cipher, &c.tenant_id, c.session_id, c.seq, &c.content)?;
+    let shared = Arc::new((checkpoint.clone(), content));
+    store
+        .write_one(move |conn: &mut PgConnection| {
+            let shared = shared.clone();
+            Box::pin(async move {
+                let (c, content) = &*shared;
+                let done = crate::turn::bind_checkpoint!(sqlx::query(sql::CHECKPOINT), c, content)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            })
+        })
+        .await
+}
+
 /// Ends a streaming answer; with a usage record, settles the turn's budget
 /// and records its usage in the same transaction.
 async fn finish_message(store: &PgStore, finish: &Finish) -> Result<bool, StoreError> {
-    let at =
-        Aad { tenant_id: &finish.tenant_id, session_id: finish.session_id, seq: finish.seq, column: CONTENT };
-    let content = store.cipher.encrypt_str(&at, &finish.content).map_err(crypto_err)?;
+    let f = finish;
+    let content = encrypt_content(&store.cipher, &f.tenant_id, f.session_id, f.seq, &f.content)?;
     let shared = Arc::new((finish.clone(), content, to_json(&finish.meta)?));
     store
         .write(move |conn: &mut PgConnection| {

@@ -262,6 +262,17 @@ fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("unknown {what} {value:?}"))
 }
 
+/// A message's content as stored: encrypted for its row.
+pub fn encrypt_content(
+    cipher: &Cipher,
+    tenant_id: &str,
+    session_id: Uuid,
+    seq: i64,
+    content: &str,
+) -> Result<Vec<u8>, StoreError> {
+    cipher.encrypt_str(&Aad { tenant_id, session_id, seq, column: CONTENT }, content).map_err(crypto_err)
+}
+
 pub fn crypto_err(e: CryptoError) -> StoreError {
     StoreError::Crypto(e.to_string())
 }

@@ -144,173 +144,63 @@ macro_rules! touch_session {
     };
 }
 
-/// SQLite runs several statements of one query text in one call to its
-/// connection thread, which costs far less than a call per statement.
+/// SQLite's writer runs these in place, one statement at a time
+/// (`sqlite/direct.rs`); a statement costs a function call there, not a
+/// round trip.
 pub mod sqlite {
     /// Everything `begin_turn` decides on, in one read, budgets included
     /// (`$4` day, `$5` subject, `$6` now; a NULL day counts nothing). The
     /// writer is the only one, so nothing changes between this read and the
     /// writes. The literal `'streaming'` lets the planner use the partial
     /// index.
-    macro_rules! turn_state {
-        () => {
-            concat!(
-                "SELECT owner, status, latest_seq, \
-                 (SELECT seq FROM messages WHERE session_id = $1 AND client_message_id = $3) AS duplicate_seq, \
-                 EXISTS (SELECT 1 FROM messages WHERE session_id = $1 AND status = 'streaming') AS streaming, ",
-                crate::usage::counted!("$2", "$4", "$5", "$6"),
-                " FROM sessions WHERE id = $1 AND tenant_id = $2"
-            )
-        };
-    }
-
-    pub const BEGIN_TURN_STATE: &str = concat!("BEGIN IMMEDIATE; ", turn_state!());
-    pub const TURN_STATE: &str = turn_state!();
-    /// `changes()` right after the purge is what it deleted. `$17` the
-    /// purge's bound.
-    pub const ADVANCE_AND_INSERT_USER: &str =
-        concat!(purge_over_cap!("$17"), "; ", advance_session!("changes()"), "; ", insert_messages!());
-    pub const ADVANCE_AND_INSERT_USER_COMMIT: &str = concat!(
-        purge_over_cap!("$17"),
-        "; ",
-        advance_session!("changes()"),
-        "; ",
-        insert_messages!(),
-        "; COMMIT"
+    pub const TURN_STATE: &str = concat!(
+        "SELECT owner, status, latest_seq, \
+         (SELECT seq FROM messages WHERE session_id = $1 AND client_message_id = $3) AS duplicate_seq, \
+         EXISTS (SELECT 1 FROM messages WHERE session_id = $1 AND status = 'streaming') AS streaming, ",
+        crate::usage::counted!("$2", "$4", "$5", "$6"),
+        " FROM sessions WHERE id = $1 AND tenant_id = $2"
     );
+
+    /// A turn's writes without an answer: the cap's purge (bound `$17`),
+    /// the session moved on (`changes()` is what the purge deleted), the
+    /// user message.
+    pub const WRITE_USER: &[&str] =
+        &[purge_over_cap!("$17"), advance_session!("changes()"), insert_messages!()];
+    /// The same with its answer (purge bound `$31`).
+    pub const WRITE_TURN: &[&str] =
+        &[purge_over_cap!("$31"), advance_session!("changes()"), concat!(insert_messages!(), second_row!())];
+
     /// `$4` session id, `$6` the user message's seq, `$29` how many, none
     /// created before `$30` (past the tenant's retention), without their
     /// `meta` (a provider's history needs role and content; decoding every
-    /// answer's usage and latency cost more than reading the rows). One
-    /// row holding them all (newest first, content in hex): every row a
-    /// query returns is a hand-over between threads in sqlx, which costs far
-    /// more than building and parsing the JSON. `ORDER BY` inside an
-    /// aggregate needs SQLite 3.44 or later (sqlx's bundled one is 3.46).
-    macro_rules! earlier_messages {
-        () => {
-            "SELECT json_group_array(json_array(seq, role, hex(content), author, status, created_at, \
-             token_count, client_message_id, turn_id, NULL) ORDER BY seq DESC) AS earlier \
-             FROM (SELECT * FROM messages WHERE session_id = $4 AND seq < $6 AND created_at >= $30 \
-             ORDER BY seq DESC LIMIT $29)"
-        };
-    }
+    /// answer's usage and latency cost more than reading the rows), packed
+    /// into one JSON value, newest first, content in hex. `ORDER BY` inside
+    /// an aggregate needs SQLite 3.44 or later (sqlx's bundled one is 3.46).
+    pub const EARLIER: &str = "SELECT json_group_array(json_array(seq, role, hex(content), author, status, \
+         created_at, token_count, client_message_id, turn_id, NULL) ORDER BY seq DESC) AS earlier \
+         FROM (SELECT * FROM messages WHERE session_id = $4 AND seq < $6 AND created_at >= $30 \
+         ORDER BY seq DESC LIMIT $29)";
 
     /// A replay's page, oldest first, packed into one JSON value like
-    /// `earlier_messages` (one hand-over from sqlx's thread, not one a row).
+    /// `EARLIER` (one hand-over from sqlx's thread, not one a row).
     pub const MESSAGES_AFTER: &str = "SELECT json_group_array(json_array(seq, role, hex(content), author, \
          status, created_at, token_count, client_message_id, turn_id, meta) ORDER BY seq) \
          FROM (SELECT * FROM messages WHERE session_id = $1 AND tenant_id = $2 AND seq > $3 \
          ORDER BY seq LIMIT $4)";
 
-    /// A new turn's writes (after the cap's purge, bound `$31`) and its
-    /// budget reservation (`$32`..`$38`, all NULL without a budget), then
-    /// the messages before its user message (the provider's history, so
-    /// never a purged one), read in the same round trip and transaction.
-    macro_rules! start_turn {
-        () => {
-            concat!(
-                purge_over_cap!("$31"),
-                "; ",
-                advance_session!("changes()"),
-                "; ",
-                insert_messages!(),
-                second_row!(),
-                "; ",
-                crate::usage::take_reservation!("$32", "$33", "$34", "$35", "$36", "$37", "$38"),
-                "; ",
-                earlier_messages!()
-            )
-        };
-    }
-    pub const START_TURN: &str = start_turn!();
-    pub const START_TURN_COMMIT: &str = concat!(start_turn!(), "; COMMIT");
+    /// A budget reservation (`usage::INSERT_RESERVATION`'s parameters),
+    /// after the tenant's reservations from before yesterday (long expired;
+    /// a reservation is deleted when its turn settles, but not one whose node
+    /// died).
+    pub const RESERVE: &[&str] = &[
+        "DELETE FROM budget_reservations WHERE tenant_id = $2 AND day < $4 - 1",
+        crate::usage::INSERT_RESERVATION,
+    ];
 
-    /// Writes that run only if `START_KNOWN`'s guard held.
-    macro_rules! guarded {
-        ($sql:expr) => {
-            concat!($sql, " AND EXISTS (SELECT 1 FROM turn_guard)")
-        };
-    }
-
-    /// `START_TURN` in one round trip for a session whose `latest_seq` the
-    /// caller already knows (`$41`), so the rows could be encrypted with
-    /// their seq before: a guard row is written into the writer's temporary
-    /// `turn_guard` only if everything `begin_turn` checks lets a turn with
-    /// an answer start (`$39` tenant, `$40` owner, `$42` client_message_id,
-    /// the budget's limits `$43` tokens, `$45` cost and `$46` the subject's
-    /// tokens, `$44` now; the reservation's own parameters as in
-    /// `START_TURN`), every write runs only with that row there, and the one
-    /// row returned says whether they ran, with the history. Anything else —
-    /// a refusal, a human session, a `latest_seq` that moved on — writes
-    /// nothing, and the caller takes the two round trip way, which says why.
-    macro_rules! start_known {
-        () => {
-            concat!(
-                "INSERT INTO turn_guard SELECT id FROM sessions WHERE id = $4 AND tenant_id = $39 \
-                 AND owner = $40 AND status = 'active' AND latest_seq = $41 \
-                 AND NOT EXISTS (SELECT 1 FROM messages WHERE session_id = $4 AND status = 'streaming') \
-                 AND NOT EXISTS (SELECT 1 FROM messages WHERE session_id = $4 AND client_message_id = $42) \
-                 AND ($43 IS NULL OR ",
-                crate::usage::tenant_tokens!("$39", "$35", "$44"),
-                " + $36 <= $43) AND ($45 IS NULL OR ",
-                crate::usage::tenant_cost!("$39", "$35", "$44"),
-                " + $37 <= $45) AND ($46 IS NULL OR ",
-                crate::usage::subject_tokens!("$39", "$35", "$34", "$44"),
-                " + $36 <= $46); ",
-                guarded!(purge_over_cap!("$31")),
-                "; ",
-                guarded!(advance_session!("changes()")),
-                "; ",
-                into_messages!(),
-                "SELECT * FROM (VALUES ",
-                first_row!(),
-                second_row!(),
-                ") WHERE EXISTS (SELECT 1 FROM turn_guard); ",
-                guarded!(crate::usage::take_reservation!("$32", "$33", "$34", "$35", "$36", "$37", "$38")),
-                "; SELECT (SELECT count(*) FROM turn_guard) AS written, (",
-                earlier_messages!(),
-                ") AS earlier; DELETE FROM turn_guard"
-            )
-        };
-    }
-    pub const START_KNOWN: &str = start_known!();
-    pub const BEGIN_START_KNOWN_COMMIT: &str = concat!("BEGIN IMMEDIATE; ", start_known!(), "; COMMIT");
-    /// A turn's end in one round trip: the answer finished and the session
-    /// touched (`changes()` is the count of the statement before: only when
-    /// the message was still streaming), then one row
-    /// saying whether this write finished the answer (`changes()` of the
-    /// touch; a `SELECT` leaves it as it is), then — only if it did and a
-    /// usage record came (`$9` subject not NULL) — its usage event, each
-    /// added to the day's sums only if the one before wrote, and finally the
-    /// turn's budget reservation (`$19`) deleted. Usage parameters: `$9`
-    /// subject, `$10` day, `$11` provider, `$12` model, `$13` prompt and
-    /// `$14` completion tokens, `$15` estimated, `$16` cost, `$17` first
-    /// token and `$18` total milliseconds; `$8` (now) is the event's time.
-    macro_rules! finish_turn {
-        () => {
-            concat!(
-                finish_message!(),
-                "; ",
-                touch_session!(),
-                " AND changes() > 0; SELECT changes(); \
-                 INSERT INTO usage_events (session_id, seq, tenant_id, subject, day, provider, model, \
-                 prompt_tokens, completion_tokens, estimated, cost_micro_usd, first_token_ms, total_ms, created_at) \
-                 SELECT $5, $6, $7, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $8 \
-                 WHERE changes() > 0 AND $9 IS NOT NULL ON CONFLICT (session_id, seq) DO NOTHING; \
-                 INSERT INTO usage_daily (tenant_id, day, turns, prompt_tokens, completion_tokens, cost_micro_usd) \
-                 SELECT $7, $10, 1, $13, $14, $16 WHERE changes() > 0 ON CONFLICT (tenant_id, day) DO UPDATE \
-                 SET turns = usage_daily.turns + 1, prompt_tokens = usage_daily.prompt_tokens + excluded.prompt_tokens, \
-                 completion_tokens = usage_daily.completion_tokens + excluded.completion_tokens, \
-                 cost_micro_usd = usage_daily.cost_micro_usd + excluded.cost_micro_usd; \
-                 INSERT INTO usage_subject_daily (tenant_id, subject, day, tokens) \
-                 SELECT $7, $9, $10, $13 + $14 WHERE changes() > 0 ON CONFLICT (tenant_id, subject, day) \
-                 DO UPDATE SET tokens = usage_subject_daily.tokens + excluded.tokens; \
-                 DELETE FROM budget_reservations WHERE id = $19 AND tenant_id = $7"
-            )
-        };
-    }
-    pub const FINISH_TURN: &str = finish_turn!();
-    pub const BEGIN_FINISH_TURN_COMMIT: &str = concat!("BEGIN IMMEDIATE; ", finish_turn!(), "; COMMIT");
+    /// An answer's end (`$1`..`$7`, see `finish_message!`), then, only if
+    /// that finished it, the session's activity (`$8` now).
+    pub const FINISH_MESSAGE: &str = finish_message!();
+    pub const TOUCH_SESSION: &str = touch_session!();
     pub const LOCK_AUDIT: &str = "SELECT 1";
 }
 

@@ -10,10 +10,12 @@
 //! every write of the process passes through one connection.
 
 /// `impl_store!(Type, conn = Connection, dialect = sql::module, begin_turn = fn,
-/// finish_message = fn, messages_after = fn)`: `dialect` holds the backend's
-/// own statements; `begin_turn` and `finish_message` are the backend's own,
-/// the hot path of every turn, which each does in its fewest round trips
+/// checkpoint = fn, finish_message = fn, messages_after = fn)`: `dialect`
+/// holds the backend's own statements; `begin_turn`, `checkpoint` and
+/// `finish_message` are the backend's own, the hot path of every turn, which
+/// each does in its fewest round trips
 /// (`async fn(&Type, &BeginTurn) -> Result<BeginTurnOutcome, StoreError>`,
+/// `async fn(&Type, &Checkpoint) -> Result<bool, StoreError>`,
 /// `async fn(&Type, &Finish) -> Result<bool, StoreError>`).
 macro_rules! impl_store {
     (
@@ -21,6 +23,7 @@ macro_rules! impl_store {
         conn = $conn:ty,
         dialect = $dialect:path,
         begin_turn = $begin_turn:path,
+        checkpoint = $checkpoint:path,
         finish_message = $finish_message:path,
         messages_after = $messages_after:path
     ) => {
@@ -37,7 +40,7 @@ macro_rules! impl_store {
             use $crate::crypto::Aad;
             use $crate::rows::{
                 crypto_err, db_err, decode_messages, millis, to_json, MessageRow, SessionRow, TenantRow,
-                CONTENT, METADATA,
+                METADATA,
             };
             use $crate::sql;
             use $dialect as dialect;
@@ -242,31 +245,7 @@ macro_rules! impl_store {
                 }
 
                 async fn checkpoint(&self, checkpoint: &Checkpoint) -> Result<bool, StoreError> {
-                    let at = Aad {
-                        tenant_id: &checkpoint.tenant_id,
-                        session_id: checkpoint.session_id,
-                        seq: checkpoint.seq,
-                        column: CONTENT,
-                    };
-                    let content = self.cipher.encrypt_str(&at, &checkpoint.content).map_err(crypto_err)?;
-                    let shared = Arc::new((checkpoint.clone(), content));
-                    self.write_one(move |conn: &mut $conn| {
-                        let shared = shared.clone();
-                        Box::pin(async move {
-                            let (c, content) = &*shared;
-                            let done = sqlx::query(sql::CHECKPOINT)
-                                .bind(content)
-                                .bind(&c.node_id)
-                                .bind(millis(&c.lease_until))
-                                .bind(c.session_id.to_string())
-                                .bind(c.seq)
-                                .bind(&c.tenant_id)
-                                .execute(&mut *conn)
-                                .await?;
-                            Ok(done.rows_affected() > 0)
-                        })
-                    })
-                    .await
+                    $checkpoint(self, checkpoint).await
                 }
 
                 async fn finish_message(&self, finish: &Finish) -> Result<bool, StoreError> {

@@ -163,6 +163,22 @@ macro_rules! bind_finish {
 }
 pub(crate) use bind_finish;
 
+/// Binds a checkpoint (`sql::CHECKPOINT`: `$1` content, `$2` node, `$3`
+/// lease, `$4` session id, `$5` seq, `$6` tenant id).
+macro_rules! bind_checkpoint {
+    ($query:expr, $checkpoint:expr, $content:expr) => {{
+        let c: &switchboard_core::store::Checkpoint = $checkpoint;
+        $query
+            .bind($content)
+            .bind(&c.node_id)
+            .bind($crate::rows::millis(&c.lease_until))
+            .bind(c.session_id.to_string())
+            .bind(c.seq)
+            .bind(&c.tenant_id)
+    }};
+}
+pub(crate) use bind_checkpoint;
+
 /// The outcome of the rows `new_messages` made, once they are written.
 pub fn written(mut written: Vec<NewMessage>, human: bool) -> Result<RawTurn, StoreError> {
     let assistant = if human { None } else { written.pop().map(|w| w.message) };

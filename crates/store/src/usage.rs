@@ -93,106 +93,110 @@ macro_rules! counted {
 }
 pub(crate) use counted;
 
-/// Drops the tenant's reservations from before yesterday (long expired; a
-/// reservation is deleted when its turn settles, but not one whose node
-/// died), then takes the new one. `$1` id, `$2` tenant, `$3` subject, `$4`
-/// day, `$5` tokens, `$6` cost, `$7` expiry; on SQLite both run in the
-/// statement text that starts the turn, with these numbers shifted.
-macro_rules! take_reservation {
-    ($id:literal, $tenant:literal, $subject:literal, $day:literal, $tokens:literal, $cost:literal, $expires:literal) => {
-        concat!(
-            "DELETE FROM budget_reservations WHERE tenant_id = ", $tenant, " AND day < ", $day, " - 1; \
-             INSERT INTO budget_reservations (id, tenant_id, subject, day, tokens, cost_micro_usd, expires_at) \
-             SELECT ", $id, ", ", $tenant, ", ", $subject, ", ", $day, ", ", $tokens, ", ", $cost, ", ", $expires,
-            " WHERE ", $id, " IS NOT NULL"
-        )
-    };
+/// A budget reservation: `$1` id, `$2` tenant, `$3` subject, `$4` day,
+/// `$5` tokens, `$6` cost, `$7` expiry (`turn::bind_reservation!`).
+pub const INSERT_RESERVATION: &str = "INSERT INTO budget_reservations \
+     (id, tenant_id, subject, day, tokens, cost_micro_usd, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+/// A turn's reservation settled: `$1` id, `$2` tenant.
+const DELETE_RESERVATION: &str = "DELETE FROM budget_reservations WHERE id = $1 AND tenant_id = $2";
+/// Once per answer: a second finish of the same message writes nothing.
+const INSERT_EVENT: &str = "INSERT INTO usage_events (session_id, seq, tenant_id, subject, day, provider, \
+     model, prompt_tokens, completion_tokens, estimated, cost_micro_usd, first_token_ms, total_ms, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (session_id, seq) DO NOTHING";
+const ADD_DAILY: &str = "INSERT INTO usage_daily \
+     (tenant_id, day, turns, prompt_tokens, completion_tokens, cost_micro_usd) VALUES ($1, $2, 1, $3, $4, $5) \
+     ON CONFLICT (tenant_id, day) DO UPDATE SET turns = usage_daily.turns + 1, \
+     prompt_tokens = usage_daily.prompt_tokens + excluded.prompt_tokens, \
+     completion_tokens = usage_daily.completion_tokens + excluded.completion_tokens, \
+     cost_micro_usd = usage_daily.cost_micro_usd + excluded.cost_micro_usd";
+const ADD_SUBJECT: &str = "INSERT INTO usage_subject_daily (tenant_id, subject, day, tokens) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, subject, day) \
+     DO UPDATE SET tokens = usage_subject_daily.tokens + excluded.tokens";
+
+/// Settles a finished turn's usage, the same on both backends: deletes its
+/// budget reservation and, when the answer was finished by this write
+/// (`$recorded`), writes its usage event and adds it to the day's sums.
+/// `$run!(SQL, values…)` runs one statement: a macro of each backend, as
+/// sqlx's and rusqlite's queries share no type.
+macro_rules! record_usage {
+    ($run:ident, $f:expr, $recorded:expr) => {{
+        let f: &switchboard_core::store::Finish = $f;
+        if let Some(u) = &f.usage {
+            if let Some(id) = u.reservation {
+                $run!(DELETE_RESERVATION, id.to_string(), &f.tenant_id);
+            }
+            if $recorded {
+                let day = switchboard_core::usage::day_of(&f.now);
+                let (prompt, completion) =
+                    (i64::from(u.usage.prompt_tokens), i64::from(u.usage.completion_tokens));
+                let ms = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+                $run!(
+                    INSERT_EVENT,
+                    f.session_id.to_string(),
+                    f.seq,
+                    &f.tenant_id,
+                    &u.subject,
+                    day,
+                    &u.provider,
+                    &u.model,
+                    prompt,
+                    completion,
+                    i64::from(u.usage.estimated),
+                    u.cost_micro_usd,
+                    u.first_token_ms.map(ms),
+                    ms(u.total_ms),
+                    $crate::rows::millis(&f.now)
+                );
+                $run!(ADD_DAILY, &f.tenant_id, day, prompt, completion, u.cost_micro_usd);
+                $run!(ADD_SUBJECT, &f.tenant_id, &u.subject, day, prompt + completion);
+            }
+        }
+    }};
 }
-pub(crate) use take_reservation;
+
+/// SQLite's writer runs statements in place (`sqlite/direct.rs`).
+pub mod sqlite {
+    use super::{ADD_DAILY, ADD_SUBJECT, DELETE_RESERVATION, INSERT_EVENT};
+    use crate::sqlite::Numbered;
+    use crate::write::WriteError;
+    use switchboard_core::store::Finish;
+
+    /// Inside a finish's transaction: see `record_usage!`.
+    pub fn record(db: &rusqlite::Connection, f: &Finish, recorded: bool) -> Result<(), WriteError> {
+        macro_rules! run {
+            ($sql:expr, $($value:expr),+) => {
+                Numbered::new()$(.bind($value))+.execute(db, $sql)?
+            };
+        }
+        record_usage!(run, f, recorded);
+        Ok(())
+    }
+}
 
 /// PostgreSQL decides a tenant's reservations one at a time by locking its
 /// row of the day, which must exist first; SQLite's one writer already runs
 /// writes one at a time.
 pub mod postgres {
+    use super::{ADD_DAILY, ADD_SUBJECT, DELETE_RESERVATION, INSERT_EVENT, INSERT_RESERVATION};
     use crate::rows::{millis, CountedRow};
     use sqlx::PgConnection;
     use switchboard_core::store::Finish;
     use switchboard_core::usage::{Reserve, Spent};
-
-    const DELETE_RESERVATION: &str = "DELETE FROM budget_reservations WHERE id = $1 AND tenant_id = $2";
-    /// Once per answer: a second finish of the same message writes nothing.
-    const INSERT_EVENT: &str = "INSERT INTO usage_events (session_id, seq, tenant_id, subject, day, provider, \
-         model, prompt_tokens, completion_tokens, estimated, cost_micro_usd, first_token_ms, total_ms, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (session_id, seq) DO NOTHING";
-    const ADD_DAILY: &str = "INSERT INTO usage_daily \
-         (tenant_id, day, turns, prompt_tokens, completion_tokens, cost_micro_usd) VALUES ($1, $2, 1, $3, $4, $5) \
-         ON CONFLICT (tenant_id, day) DO UPDATE SET turns = usage_daily.turns + 1, \
-         prompt_tokens = usage_daily.prompt_tokens + excluded.prompt_tokens, \
-         completion_tokens = usage_daily.completion_tokens + excluded.completion_tokens, \
-         cost_micro_usd = usage_daily.cost_micro_usd + excluded.cost_micro_usd";
-    const ADD_SUBJECT: &str = "INSERT INTO usage_subject_daily (tenant_id, subject, day, tokens) \
-         VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, subject, day) \
-         DO UPDATE SET tokens = usage_subject_daily.tokens + excluded.tokens";
 
     const OPEN_DAY: &str =
         "INSERT INTO usage_daily (tenant_id, day) VALUES ($1, $2) ON CONFLICT (tenant_id, day) DO NOTHING";
     const LOCK_DAY: &str = "SELECT 1 FROM usage_daily WHERE tenant_id = $1 AND day = $2 FOR UPDATE";
     const COUNTED: &str = concat!("SELECT ", counted!("$1", "$2", "$3", "$4"));
     const PURGE: &str = "DELETE FROM budget_reservations WHERE tenant_id = $1 AND day < $2 - 1";
-    const INSERT: &str = "INSERT INTO budget_reservations \
-         (id, tenant_id, subject, day, tokens, cost_micro_usd, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
-    /// Inside a finish's transaction: settles the turn's reservation and,
-    /// when the answer was finished by this write (`recorded`), writes its
-    /// usage event and adds it to the day's sums. (SQLite does all of this
-    /// in the finish's one statement text, `sql::sqlite::FINISH_TURN`.)
+    /// Inside a finish's transaction: see `record_usage!`.
     pub async fn record(conn: &mut PgConnection, f: &Finish, recorded: bool) -> Result<(), sqlx::Error> {
-        let Some(u) = &f.usage else { return Ok(()) };
-        if let Some(id) = u.reservation {
-            sqlx::query(DELETE_RESERVATION)
-                .bind(id.to_string())
-                .bind(&f.tenant_id)
-                .execute(&mut *conn)
-                .await?;
+        macro_rules! run {
+            ($sql:expr, $($value:expr),+) => {
+                sqlx::query($sql)$(.bind($value))+.execute(&mut *conn).await?
+            };
         }
-        if !recorded {
-            return Ok(());
-        }
-        let day = switchboard_core::usage::day_of(&f.now);
-        let (prompt, completion) = (i64::from(u.usage.prompt_tokens), i64::from(u.usage.completion_tokens));
-        let ms = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        sqlx::query(INSERT_EVENT)
-            .bind(f.session_id.to_string())
-            .bind(f.seq)
-            .bind(&f.tenant_id)
-            .bind(&u.subject)
-            .bind(day)
-            .bind(&u.provider)
-            .bind(&u.model)
-            .bind(prompt)
-            .bind(completion)
-            .bind(i64::from(u.usage.estimated))
-            .bind(u.cost_micro_usd)
-            .bind(u.first_token_ms.map(ms))
-            .bind(ms(u.total_ms))
-            .bind(millis(&f.now))
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query(ADD_DAILY)
-            .bind(&f.tenant_id)
-            .bind(day)
-            .bind(prompt)
-            .bind(completion)
-            .bind(u.cost_micro_usd)
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query(ADD_SUBJECT)
-            .bind(&f.tenant_id)
-            .bind(&u.subject)
-            .bind(day)
-            .bind(prompt + completion)
-            .execute(&mut *conn)
-            .await?;
+        record_usage!(run, f, recorded);
         Ok(())
     }
 
@@ -212,7 +216,7 @@ pub mod postgres {
             return Ok(Some(spent));
         }
         sqlx::query(PURGE).bind(&r.tenant_id).bind(r.day).execute(&mut *conn).await?;
-        sqlx::query(INSERT)
+        sqlx::query(INSERT_RESERVATION)
             .bind(r.id.to_string())
             .bind(&r.tenant_id)
             .bind(&r.subject)

@@ -19,15 +19,14 @@ pub const ATTEMPTS: usize = 3;
 #[derive(Debug)]
 pub enum WriteError {
     /// A unique index refused a row: worth another try.
-    Conflict(sqlx::Error),
+    Conflict(StoreError),
     Store(StoreError),
 }
 
 impl WriteError {
     pub fn into_store(self) -> StoreError {
         match self {
-            Self::Conflict(e) => db_err(e),
-            Self::Store(e) => e,
+            Self::Conflict(e) | Self::Store(e) => e,
         }
     }
 }
@@ -35,7 +34,7 @@ impl WriteError {
 impl From<sqlx::Error> for WriteError {
     fn from(e: sqlx::Error) -> Self {
         if is_unique_violation(&e) {
-            Self::Conflict(e)
+            Self::Conflict(db_err(e))
         } else {
             Self::Store(db_err(e))
         }

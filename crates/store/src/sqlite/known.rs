@@ -1,28 +1,16 @@
-//! A turn in a session whose `latest_seq` this store saw last, started in
-//! one round trip to the writer instead of two: the rows are encrypted with
-//! their seq before the write, and the write itself checks (in SQL, under
-//! the writer's transaction) everything the two round trip way would have
-//! decided on. When any check fails nothing is written and that way runs.
-//! The writer is the only one writing, so the guess is right whenever the
-//! session's last write was a turn here; a wrong guess costs one round trip.
-//!
-//! Such a session's history is known too: the last turn's history, its user
-//! message and its answer as this store finished it. The check proves that
-//! nothing was written to the session since (`latest_seq` is unchanged), and
-//! what the history query would leave out (past retention, purged by the
-//! cap) is left out here alike, so the new turn reads and decrypts none.
+//! The history of sessions whose last turn this store wrote: that turn's
+//! history, its user message and its answer as this store finished it. A
+//! new turn whose transaction finds the session's `latest_seq` where that
+//! turn left it (nothing was written to the session since; the writer is
+//! the only one writing) takes its history from here, leaving out alike
+//! what the history query would (past retention, purged by the cap), so it
+//! reads and decrypts none.
 
-use super::writer::Bracket;
-use super::SqliteStore;
-use crate::rows::{message_rows_from_json, millis};
-use crate::sql::sqlite as dialect;
-use crate::turn::{self, bind_reservation, bind_turn_writes, RawTurn};
-use sqlx::SqliteConnection;
+use crate::turn;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use switchboard_core::model::Message;
-use switchboard_core::store::{BeginTurn, BeginTurnOutcome, Finish, StoreError};
-use switchboard_core::usage::Limits;
+use switchboard_core::store::{BeginTurn, BeginTurnOutcome, Finish};
 use uuid::Uuid;
 
 /// Sessions remembered at most, and characters of their messages; past
@@ -51,12 +39,12 @@ struct Session {
     finished: bool,
 }
 
-/// What a new turn in a known session can start from.
+/// The history a new turn in a known session starts from, if the session's
+/// `latest_seq` is still this.
 pub struct Guess {
     pub latest_seq: i64,
-    /// The messages before the new one, oldest first, when they are known
-    /// (the last answer is final and the window is wide enough).
-    pub messages: Option<Vec<Message>>,
+    /// The messages before the new one, oldest first.
+    pub messages: Vec<Message>,
 }
 
 impl KnownSessions {
@@ -64,12 +52,12 @@ impl KnownSessions {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Known once the last answer is final, for a window no wider.
     pub fn guess(&self, turn: &BeginTurn) -> Option<Guess> {
         let known = self.lock();
         let session = known.sessions.get(&turn.session_id)?;
-        let messages =
-            (session.finished && turn.history_limit <= session.window).then(|| session.messages.clone());
-        Some(Guess { latest_seq: session.latest_seq, messages })
+        (session.finished && turn.history_limit <= session.window)
+            .then(|| Guess { latest_seq: session.latest_seq, messages: session.messages.clone() })
     }
 
     /// Notes what a turn started; forgets the session for anything else.
@@ -117,7 +105,7 @@ fn chars(messages: &[Message]) -> usize {
 /// The history of a turn from the messages known before it: what the
 /// history query would read (none past retention or the cap's purge, at
 /// most `history_limit - 1`), then the user message.
-fn history(turn: &BeginTurn, known: Vec<Message>, purge: i64, user: &Message) -> Vec<Message> {
+pub fn history(turn: &BeginTurn, known: Vec<Message>, purge: i64, user: &Message) -> Vec<Message> {
     if turn.history_limit == 0 {
         return Vec::new();
     }
@@ -127,65 +115,4 @@ fn history(turn: &BeginTurn, known: Vec<Message>, purge: i64, user: &Message) ->
     earlier.drain(..earlier.len().saturating_sub(needed));
     earlier.push(user.clone());
     earlier
-}
-
-/// The turn started, or `None` when the two round trip way must decide.
-pub async fn start(
-    store: &SqliteStore,
-    turn: &BeginTurn,
-    guess: Guess,
-) -> Result<Option<BeginTurnOutcome>, StoreError> {
-    let latest_seq = guess.latest_seq;
-    let written = turn::new_messages(turn, latest_seq, true, &store.cipher)?;
-    let messages: Vec<_> = written.iter().map(|w| w.message.clone()).collect();
-    let purge = turn::purge_bound(turn, latest_seq, written.len());
-    // With the history known, the statement reads none.
-    let read = if guess.messages.is_some() { 0 } else { turn::earlier_needed(turn) };
-    let shared = Arc::new((turn.clone(), written));
-    let (ran, earlier): (i64, Option<String>) = store
-        .writer
-        .write_bracketed(move |conn: &mut SqliteConnection, bracket: &mut Bracket| {
-            let shared = shared.clone();
-            Box::pin(async move {
-                let (turn, written) = &*shared;
-                let sql = bracket.only(dialect::START_KNOWN, dialect::BEGIN_START_KNOWN_COMMIT);
-                let session_id = turn.session_id.to_string();
-                let budget = turn.budget.as_ref();
-                let limits = budget.map(|r| r.limits).unwrap_or_else(Limits::default);
-                let writes = bind_turn_writes!(sqlx::query_as(sql), latest_seq, &session_id, turn, written)
-                    .bind(read)
-                    .bind(millis(&turn.retained_since))
-                    .bind(purge);
-                let mut rows: Vec<(i64, Option<String>)> = bind_reservation!(writes, budget)
-                    .bind(&turn.tenant_id)
-                    .bind(&turn.owner)
-                    .bind(latest_seq)
-                    .bind(turn.client_message_id.as_deref())
-                    .bind(limits.daily_tokens)
-                    .bind(budget.map(|r| millis(&r.now)))
-                    .bind(limits.daily_cost_micro_usd)
-                    .bind(limits.subject_daily_tokens)
-                    // `fetch_all`: a text is cut at the first row otherwise.
-                    .fetch_all(&mut *conn)
-                    .await?;
-                Ok(rows.pop().unwrap_or((0, None)))
-            })
-        })
-        .await?;
-    if ran != 1 {
-        return Ok(None);
-    }
-    let mut messages = messages.into_iter();
-    let (Some(user), Some(assistant)) = (messages.next(), messages.next()) else {
-        return Err(StoreError::Corrupt("a turn wrote no answer".into()));
-    };
-    if let Some(known) = guess.messages {
-        let history = history(turn, known, purge, &user);
-        return Ok(Some(BeginTurnOutcome::Started { user, assistant, history }));
-    }
-    let earlier = match earlier {
-        Some(json) => message_rows_from_json(&json, &turn.session_id.to_string(), &turn.tenant_id)?,
-        None => Vec::new(),
-    };
-    RawTurn::Started { user, assistant }.decode(turn, earlier, &store.cipher).map(Some)
 }

@@ -3,6 +3,7 @@
 //! beside it, which WAL allows.
 
 mod checkpoint;
+mod direct;
 mod finish;
 mod known;
 mod turn;
@@ -14,6 +15,7 @@ use crate::store_impl::impl_store;
 use crate::write::{BoxFuture, WriteError};
 use crate::{sql, Durability, StoreOpenError, StoreOptions};
 use checkpoint::Checkpointer;
+pub(crate) use direct::Numbered;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -35,8 +37,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The writer's own tables, temporary (in memory, never in the WAL).
 /// Budget reservations (SPEC §13) of running turns: only the writer reads or
 /// writes them, and they matter only while their turns run (the migration
-/// `lighter_turn_writes` says more). `turn_guard` holds, within one
-/// statement text, whether a turn may be written (`sql::sqlite::START_KNOWN`).
+/// `lighter_turn_writes` says more).
 const WRITER_TABLES: &str = "CREATE TEMP TABLE budget_reservations (
     id             TEXT    NOT NULL PRIMARY KEY,
     tenant_id      TEXT    NOT NULL,
@@ -46,8 +47,7 @@ const WRITER_TABLES: &str = "CREATE TEMP TABLE budget_reservations (
     cost_micro_usd INTEGER NOT NULL,
     expires_at     INTEGER NOT NULL
 ) STRICT;
-CREATE INDEX temp.budget_reservations_tenant_day ON budget_reservations (tenant_id, day);
-CREATE TEMP TABLE turn_guard (session_id TEXT NOT NULL)";
+CREATE INDEX temp.budget_reservations_tenant_day ON budget_reservations (tenant_id, day)";
 
 pub struct SqliteStore {
     writer: Writer,
@@ -88,6 +88,10 @@ impl SqliteStore {
             .clone()
             .pragma("wal_autocheckpoint", checkpoint::WRITER_THRESHOLD)
             .pragma("temp_store", "MEMORY")
+            // The writer also runs statements on this connection's handle from
+            // its own task (`writer.rs`); SQLite's own mutex keeps that safe
+            // even if both sides ever met.
+            .serialized(true)
             .connect()
             .await
             .map_err(connect_err)?;
@@ -153,6 +157,7 @@ impl_store!(
     conn = SqliteConnection,
     dialect = sql::sqlite,
     begin_turn = turn::begin_turn,
+    checkpoint = finish::checkpoint,
     finish_message = finish::finish_message,
     messages_after = messages_after
 );

@@ -6,12 +6,16 @@
 //! If a batch fails, it is rolled back and replayed one write at a time, so
 //! one bad write never fails the others.
 //!
-//! Every statement is a round trip to sqlx's thread for the connection, which
-//! costs far more than the statement itself, so a write on the hot path can
-//! bracket itself ([`Bracket`]): run alone, its first statement opens the
-//! transaction and its last commits it, instead of separate `BEGIN` and
-//! `COMMIT` round trips.
+//! Two kinds of write share that connection. A write through sqlx sends each
+//! statement to sqlx's thread for the connection and waits to be woken with
+//! the result: two thread switches a statement, which cost far more than the
+//! statements of a chat turn themselves. So the writes on a turn's path are
+//! *direct* (`direct.rs`): while only those come, the writer holds sqlx's
+//! handle of the connection ([`sqlx::SqliteConnection::lock_handle`]) and
+//! runs their statements in place with rusqlite. An sqlx write hands the
+//! connection back to sqlx's thread until it has run.
 
+use super::direct::write_err;
 use crate::rows::db_err;
 use crate::write::{BoxFuture, WriteError, ATTEMPTS};
 use sqlx::{Connection as _, SqliteConnection};
@@ -22,6 +26,8 @@ use tokio::sync::{mpsc, oneshot};
 const MAX_BATCH: usize = 128;
 /// Writes waiting beyond this make callers wait to enqueue (backpressure).
 const QUEUE: usize = 4096;
+/// Prepared statements the direct writes keep.
+const STATEMENTS: usize = 64;
 
 /// A handle to the writer task; cheap to share.
 #[derive(Debug, Clone)]
@@ -29,61 +35,9 @@ pub struct Writer {
     queue: mpsc::Sender<Command>,
 }
 
-/// How a self-bracketing write stands with its transaction. Inside a batch
-/// the writer owns the transaction and the statements run as they are; alone,
-/// the first statement the write runs must be the `alone` text of
-/// [`Bracket::opening`] (it begins the transaction) and, on the write's
-/// normal path, its last the `alone` text of [`Bracket::closing`] (it
-/// commits). A write that returns without the closing statement is committed
-/// by the writer; one that fails is rolled back by it.
-#[derive(Debug)]
-pub struct Bracket {
-    alone: bool,
-    opened: bool,
-    committed: bool,
-}
-
-impl Bracket {
-    fn new(alone: bool) -> Self {
-        Self { alone, opened: false, committed: false }
-    }
-
-    /// The text of the write's first statement: `alone` starts with
-    /// `BEGIN IMMEDIATE; `.
-    pub fn opening(&mut self, inside: &'static str, alone: &'static str) -> &'static str {
-        if self.alone {
-            self.opened = true;
-            alone
-        } else {
-            inside
-        }
-    }
-
-    /// The text of the write's last statement: `alone` ends with `; COMMIT`.
-    pub fn closing(&mut self, inside: &'static str, alone: &'static str) -> &'static str {
-        if self.alone {
-            self.committed = true;
-            alone
-        } else {
-            inside
-        }
-    }
-
-    /// The text of a write that is one statement text: `alone` starts with
-    /// `BEGIN IMMEDIATE; ` and ends with `; COMMIT`.
-    pub fn only(&mut self, inside: &'static str, alone: &'static str) -> &'static str {
-        self.opening(inside, alone);
-        self.closing(inside, alone)
-    }
-
-    /// Whether the writer still has to commit after the write returned.
-    fn open(&self) -> bool {
-        self.opened && !self.committed
-    }
-}
-
 enum Command {
     Write(Box<dyn Job>),
+    Direct(Box<dyn DirectJob>),
     /// Finish what is queued, close the connection, then acknowledge.
     Close(oneshot::Sender<()>),
 }
@@ -102,31 +56,30 @@ impl Writer {
         T: Send + 'static,
         F: for<'c> FnMut(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, WriteError>> + Send + 'static,
     {
-        self.enqueue(false, bracketless(work)).await
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(Pending { work, output: None, reply });
+        self.send(Command::Write(job), answer).await
     }
 
-    /// Like [`Writer::write`], for work that opens and commits its own
-    /// transaction when it runs alone (see [`Bracket`]).
-    pub async fn write_bracketed<T, F>(&self, work: F) -> Result<T, StoreError>
+    /// Like [`Writer::write`], for work that runs its statements in place on
+    /// the connection (`direct.rs`). It runs on the writer's task, so it
+    /// must do nothing but its statements (and cheap work around them).
+    pub async fn write_direct<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: for<'c> FnMut(&'c mut SqliteConnection, &'c mut Bracket) -> BoxFuture<'c, Result<T, WriteError>>
-            + Send
-            + 'static,
-    {
-        self.enqueue(true, work).await
-    }
-
-    async fn enqueue<T, F>(&self, brackets_itself: bool, work: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: for<'c> FnMut(&'c mut SqliteConnection, &'c mut Bracket) -> BoxFuture<'c, Result<T, WriteError>>
-            + Send
-            + 'static,
+        F: FnMut(&rusqlite::Connection) -> Result<T, WriteError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let job = Box::new(Pending { work, brackets_itself, output: None, reply });
-        self.queue.send(Command::Write(job)).await.map_err(|_| stopped())?;
+        let job = Box::new(Pending { work, output: None, reply });
+        self.send(Command::Direct(job), answer).await
+    }
+
+    async fn send<T>(
+        &self,
+        command: Command,
+        answer: oneshot::Receiver<Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        self.queue.send(command).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 
@@ -139,108 +92,249 @@ impl Writer {
     }
 }
 
-/// Pins down the higher-ranked signature of a closure that ignores the bracket.
-fn bracketless<T, F>(
-    mut work: F,
-) -> impl for<'c> FnMut(&'c mut SqliteConnection, &'c mut Bracket) -> BoxFuture<'c, Result<T, WriteError>>
-where
-    F: for<'c> FnMut(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, WriteError>>,
-{
-    move |conn, _| work(conn)
-}
-
 fn stopped() -> StoreError {
     StoreError::Database("the database writer has stopped".into())
 }
 
-/// A queued write, type-erased so one queue carries writes of every output.
+/// A queued write through sqlx, type-erased so one queue carries writes of
+/// every output.
 trait Job: Send {
-    /// Whether, alone, the work opens and commits its own transaction.
-    fn brackets_itself(&self) -> bool;
     /// Runs the work; keeps its output for `deliver`.
-    fn run<'c>(
-        &'c mut self,
-        conn: &'c mut SqliteConnection,
-        bracket: &'c mut Bracket,
-    ) -> BoxFuture<'c, Result<(), WriteError>>;
+    fn run<'c>(&'c mut self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Result<(), WriteError>>;
     /// After the commit: hands the kept output to the caller.
+    fn deliver(self: Box<Self>);
+    fn fail(self: Box<Self>, error: StoreError);
+}
+
+/// A queued direct write.
+trait DirectJob: Send {
+    fn run(&mut self, db: &rusqlite::Connection) -> Result<(), WriteError>;
     fn deliver(self: Box<Self>);
     fn fail(self: Box<Self>, error: StoreError);
 }
 
 struct Pending<T, F> {
     work: F,
-    brackets_itself: bool,
     output: Option<T>,
     reply: oneshot::Sender<Result<T, StoreError>>,
 }
 
-impl<T, F> Job for Pending<T, F>
-where
-    T: Send + 'static,
-    F: for<'c> FnMut(&'c mut SqliteConnection, &'c mut Bracket) -> BoxFuture<'c, Result<T, WriteError>>
-        + Send
-        + 'static,
-{
-    fn brackets_itself(&self) -> bool {
-        self.brackets_itself
-    }
-
-    fn run<'c>(
-        &'c mut self,
-        conn: &'c mut SqliteConnection,
-        bracket: &'c mut Bracket,
-    ) -> BoxFuture<'c, Result<(), WriteError>> {
-        Box::pin(async move {
-            let output = (self.work)(conn, bracket).await?;
-            self.output = Some(output);
-            Ok(())
-        })
-    }
-
-    fn deliver(self: Box<Self>) {
+impl<T, F> Pending<T, F> {
+    fn deliver(self) {
         let result = self.output.ok_or_else(|| StoreError::Database("write delivered before it ran".into()));
         // The caller may have gone away; the write stands either way.
         let _ = self.reply.send(result);
     }
 
-    fn fail(self: Box<Self>, error: StoreError) {
+    fn fail(self, error: StoreError) {
         let _ = self.reply.send(Err(error));
     }
 }
 
-async fn run(mut conn: SqliteConnection, mut commands: mpsc::Receiver<Command>) {
-    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = commands.recv().await {
-        let mut closing = None;
-        match first {
-            Command::Write(job) => batch.push(job),
-            Command::Close(ack) => closing = Some(ack),
+impl<T, F> Job for Pending<T, F>
+where
+    T: Send + 'static,
+    F: for<'c> FnMut(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, WriteError>> + Send + 'static,
+{
+    fn run<'c>(&'c mut self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Result<(), WriteError>> {
+        Box::pin(async move {
+            self.output = Some((self.work)(conn).await?);
+            Ok(())
+        })
+    }
+
+    fn deliver(self: Box<Self>) {
+        Pending::deliver(*self)
+    }
+
+    fn fail(self: Box<Self>, error: StoreError) {
+        Pending::fail(*self, error)
+    }
+}
+
+impl<T, F> DirectJob for Pending<T, F>
+where
+    T: Send + 'static,
+    F: FnMut(&rusqlite::Connection) -> Result<T, WriteError> + Send + 'static,
+{
+    fn run(&mut self, db: &rusqlite::Connection) -> Result<(), WriteError> {
+        self.output = Some((self.work)(db)?);
+        Ok(())
+    }
+
+    fn deliver(self: Box<Self>) {
+        Pending::deliver(*self)
+    }
+
+    fn fail(self: Box<Self>, error: StoreError) {
+        Pending::fail(*self, error)
+    }
+}
+
+/// Writes taken off the queue together.
+#[derive(Default)]
+struct Batch {
+    sqlx: Vec<Box<dyn Job>>,
+    direct: Vec<Box<dyn DirectJob>>,
+    closing: Option<oneshot::Sender<()>>,
+    /// Every handle to the writer is gone.
+    ended: bool,
+}
+
+impl Batch {
+    fn add(&mut self, command: Command) {
+        match command {
+            Command::Write(job) => self.sqlx.push(job),
+            Command::Direct(job) => self.direct.push(job),
+            Command::Close(ack) => self.closing = Some(ack),
         }
-        while closing.is_none() && batch.len() < MAX_BATCH {
+    }
+
+    fn len(&self) -> usize {
+        self.sqlx.len() + self.direct.len()
+    }
+
+    fn stops(&self) -> bool {
+        self.closing.is_some() || self.ended
+    }
+
+    /// Waits for a command, then takes whatever else is queued.
+    async fn fill(&mut self, commands: &mut mpsc::Receiver<Command>) {
+        match commands.recv().await {
+            Some(command) => self.add(command),
+            None => self.ended = true,
+        }
+        while !self.stops() && self.len() < MAX_BATCH {
             match commands.try_recv() {
-                Ok(Command::Write(job)) => batch.push(job),
-                Ok(Command::Close(ack)) => closing = Some(ack),
+                Ok(command) => self.add(command),
                 Err(_) => break,
             }
         }
-        run_batch(&mut conn, &mut batch).await;
-        if let Some(ack) = closing {
+    }
+}
+
+async fn run(mut conn: SqliteConnection, mut commands: mpsc::Receiver<Command>) {
+    let mut batch = Batch::default();
+    // Made once and kept: its cache of prepared statements lasts as long as
+    // the connection. Used only while the writer holds the handle.
+    let mut direct: Option<rusqlite::Connection> = None;
+    loop {
+        match conn.lock_handle().await {
+            Ok(mut locked) => {
+                if direct.is_none() {
+                    direct = in_place(&mut locked)
+                        .inspect_err(|e| tracing::error!(error = %e, "the writer's connection cannot be used in place"))
+                        .ok();
+                }
+                // Holds the handle while only direct writes come.
+                loop {
+                    match &direct {
+                        Some(db) => run_direct(db, &mut batch.direct),
+                        None => {
+                            fail_all(&mut batch.direct, "the writer's connection could not be used in place")
+                        }
+                    }
+                    if batch.stops() || !batch.sqlx.is_empty() {
+                        break;
+                    }
+                    batch.fill(&mut commands).await;
+                }
+            }
+            // sqlx's thread for the connection is gone: every write fails.
+            Err(e) => {
+                if batch.sqlx.is_empty() && !batch.stops() {
+                    batch.fill(&mut commands).await;
+                }
+                fail_all(&mut batch.direct, &e.to_string());
+            }
+        }
+        run_batch(&mut conn, &mut batch.sqlx).await;
+        if batch.stops() {
+            // Its statements are finalized before the connection closes.
+            drop(direct);
             commands.close();
             while let Ok(command) = commands.try_recv() {
                 match command {
                     Command::Write(job) => job.fail(stopped()),
+                    Command::Direct(job) => job.fail(stopped()),
                     Command::Close(other) => {
                         let _ = other.send(());
                     }
                 }
             }
             let _ = conn.close().await;
-            let _ = ack.send(());
+            if let Some(ack) = batch.closing.take() {
+                let _ = ack.send(());
+            }
             return;
         }
     }
-    let _ = conn.close().await;
+}
+
+/// A rusqlite connection on sqlx's handle of the writer's connection.
+#[allow(unsafe_code)]
+fn in_place(locked: &mut sqlx::sqlite::LockedSqliteHandle<'_>) -> rusqlite::Result<rusqlite::Connection> {
+    // SAFETY: the handle stays open as long as the sqlx connection, which the
+    // writer closes only after dropping this one (rusqlite never closes a
+    // handle it did not open). The writer uses it only while it holds the
+    // handle, and the connection is serialized (`open`), so SQLite's own
+    // mutex would keep even a stray use from both sides safe.
+    let db = unsafe { rusqlite::Connection::from_handle(locked.as_raw_handle().as_ptr()) }?;
+    // Room for every statement of the direct writes (rusqlite keeps 16).
+    db.set_prepared_statement_cache_capacity(STATEMENTS);
+    Ok(db)
+}
+
+fn fail_all(jobs: &mut Vec<Box<dyn DirectJob>>, why: &str) {
+    for job in jobs.drain(..) {
+        job.fail(StoreError::Database(why.to_owned()));
+    }
+}
+
+/// Direct writes: all in one transaction, or, when that fails, each alone.
+fn run_direct(db: &rusqlite::Connection, jobs: &mut Vec<Box<dyn DirectJob>>) {
+    if jobs.len() > 1 && direct_in_one(db, jobs).is_ok() {
+        for job in jobs.drain(..) {
+            job.deliver();
+        }
+        return;
+    }
+    for job in jobs.drain(..) {
+        direct_alone(db, job);
+    }
+}
+
+fn direct_in_one(db: &rusqlite::Connection, jobs: &mut [Box<dyn DirectJob>]) -> Result<(), ()> {
+    db.execute_batch("BEGIN IMMEDIATE").map_err(drop)?;
+    let ran = jobs.iter_mut().try_for_each(|job| job.run(db).map_err(drop));
+    if ran.is_err() || db.execute_batch("COMMIT").is_err() {
+        let _ = db.execute_batch("ROLLBACK");
+        return Err(());
+    }
+    Ok(())
+}
+
+/// One direct write in its own transaction, tried again when a unique index
+/// refused it.
+fn direct_alone(db: &rusqlite::Connection, mut job: Box<dyn DirectJob>) {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        if let Err(e) = db.execute_batch("BEGIN IMMEDIATE") {
+            return job.fail(write_err(e).into_store());
+        }
+        let ran = job.run(db).and_then(|()| db.execute_batch("COMMIT").map_err(write_err));
+        match ran {
+            Ok(()) => return job.deliver(),
+            Err(WriteError::Conflict(_)) if attempt < ATTEMPTS => {
+                let _ = db.execute_batch("ROLLBACK");
+            }
+            Err(e) => {
+                let _ = db.execute_batch("ROLLBACK");
+                return job.fail(e.into_store());
+            }
+        }
+    }
 }
 
 async fn run_batch(conn: &mut SqliteConnection, batch: &mut Vec<Box<dyn Job>>) {
@@ -259,7 +353,7 @@ async fn run_batch(conn: &mut SqliteConnection, batch: &mut Vec<Box<dyn Job>>) {
 async fn all_in_one(conn: &mut SqliteConnection, batch: &mut [Box<dyn Job>]) -> Result<(), ()> {
     begin(conn).await.map_err(|_| ())?;
     for job in batch.iter_mut() {
-        if job.run(conn, &mut Bracket::new(false)).await.is_err() {
+        if job.run(conn).await.is_err() {
             rollback(conn).await;
             return Err(());
         }
@@ -276,15 +370,10 @@ async fn run_alone(conn: &mut SqliteConnection, mut job: Box<dyn Job>) {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let mut bracket = Bracket::new(job.brackets_itself());
-        if !bracket.alone {
-            if let Err(e) = begin(conn).await {
-                return job.fail(db_err(e));
-            }
-            bracket.opened = true;
+        if let Err(e) = begin(conn).await {
+            return job.fail(db_err(e));
         }
-        match job.run(conn, &mut bracket).await {
-            Ok(()) if !bracket.open() => return job.deliver(),
+        match job.run(conn).await {
             Ok(()) => {
                 return match commit(conn).await {
                     Ok(()) => job.deliver(),
@@ -314,8 +403,88 @@ async fn commit(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
     sqlx::query("COMMIT").execute(conn).await.map(drop)
 }
 
-/// Errors are ignored: after some failures SQLite has already rolled back,
-/// and a self-bracketing write may have failed before it began.
+/// Errors are ignored: after some failures SQLite has already rolled back.
 async fn rollback(conn: &mut SqliteConnection) {
     let _ = sqlx::query("ROLLBACK").execute(conn).await;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use sqlx::ConnectOptions as _;
+
+    async fn writer() -> Writer {
+        let options = sqlx::sqlite::SqliteConnectOptions::new().in_memory(true).serialized(true);
+        let mut conn = options.connect().await.unwrap();
+        sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, via TEXT NOT NULL)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        Writer::spawn(conn)
+    }
+
+    fn via_sqlx(w: &Writer, id: i64) -> impl std::future::Future<Output = Result<(), StoreError>> + '_ {
+        w.write(move |conn: &mut SqliteConnection| {
+            Box::pin(async move {
+                sqlx::query("INSERT INTO t VALUES ($1, 'sqlx')").bind(id).execute(conn).await?;
+                Ok(())
+            })
+        })
+    }
+
+    fn direct(w: &Writer, id: i64) -> impl std::future::Future<Output = Result<(), StoreError>> + '_ {
+        w.write_direct(move |db| {
+            db.execute("INSERT INTO t VALUES (?1, 'direct')", [id]).map_err(write_err)?;
+            Ok(())
+        })
+    }
+
+    async fn count(w: &Writer, via: &'static str) -> i64 {
+        w.write_direct(move |db| {
+            db.query_row("SELECT count(*) FROM t WHERE via = ?1", [via], |r| r.get(0)).map_err(write_err)
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn direct_and_sqlx_writes_interleave_and_all_commit() {
+        let w = writer().await;
+        let writes: Vec<_> = (0..200)
+            .map(|id| {
+                let w = w.clone();
+                tokio::spawn(async move {
+                    if id % 3 == 0 {
+                        via_sqlx(&w, id).await
+                    } else {
+                        direct(&w, id).await
+                    }
+                })
+            })
+            .collect();
+        for write in writes {
+            write.await.unwrap().unwrap();
+        }
+        assert_eq!(count(&w, "sqlx").await, 67);
+        assert_eq!(count(&w, "direct").await, 133);
+        w.close().await;
+        assert!(direct(&w, 1000).await.is_err(), "a closed writer refuses writes");
+    }
+
+    #[tokio::test]
+    async fn a_failing_direct_write_fails_alone_in_its_batch() {
+        let w = writer().await;
+        direct(&w, 1).await.unwrap();
+        // Queued together, so they share a batch: the duplicate key fails,
+        // the others commit.
+        let (a, dup, b) = tokio::join!(direct(&w, 2), direct(&w, 1), direct(&w, 3));
+        a.unwrap();
+        b.unwrap();
+        assert!(dup.is_err());
+        assert_eq!(count(&w, "direct").await, 3);
+        // A refused write leaves no transaction open: sqlx writes still work.
+        via_sqlx(&w, 4).await.unwrap();
+        assert_eq!(count(&w, "sqlx").await, 1);
+    }
 }
