@@ -96,6 +96,8 @@ async fn send_loop(
     let mut link = Link::new("Redis publishing connection");
     let mut backoff = Backoff::new();
     let mut batch = Vec::with_capacity(BATCH);
+    // Whether the last batch sent reached the server.
+    let mut delivered = true;
     while outbox.recv_many(&mut batch, BATCH).await > 0 {
         let mut pipe = redis::pipe();
         let mut flushes = Vec::new();
@@ -112,25 +114,31 @@ async fn send_loop(
                 Err(e) => tracing::debug!(error = %e, "bus: could not encode a frame"),
             }
         }
-        // A failed batch is dropped, not retried: by the time the link is
-        // back its frames are stale, and subscribers recover from state.
-        let sent = pipe.exec_async(&mut conn).await;
-        if sent.is_ok() {
+        // A batch of flushes alone sends nothing (an empty pipeline is not
+        // a request Redis answers): they wait only for the batches before,
+        // whose outcome is known.
+        if !pipe.is_empty() {
+            // A failed batch is dropped, not retried: by the time the link is
+            // back its frames are stale, and subscribers recover from state.
+            match pipe.exec_async(&mut conn).await {
+                Ok(()) => {
+                    delivered = true;
+                    link.working();
+                    backoff.reset();
+                }
+                Err(e) => {
+                    delivered = false;
+                    link.failed(&e);
+                    // Each batch would start a reconnection: pace them. Frames
+                    // meanwhile wait in the queue, or are dropped once it is full.
+                    tokio::time::sleep(backoff.step()).await;
+                }
+            }
+        }
+        if delivered {
             // The frames before each flush are with the server now.
             for done in flushes {
                 let _ = done.send(());
-            }
-        }
-        match sent {
-            Ok(()) => {
-                link.working();
-                backoff.reset();
-            }
-            Err(e) => {
-                link.failed(&e);
-                // Each batch would start a reconnection: pace them. Frames
-                // meanwhile wait in the queue, or are dropped once it is full.
-                tokio::time::sleep(backoff.step()).await;
             }
         }
     }
