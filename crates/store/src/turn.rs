@@ -127,7 +127,7 @@ macro_rules! bind_turn_writes {
 }
 pub(crate) use bind_turn_writes;
 
-/// Binds a turn's budget reservation (`take_reservation!`'s seven
+/// Binds a turn's budget reservation (`usage::INSERT_RESERVATION`'s seven
 /// parameters, all NULL without one).
 macro_rules! bind_reservation {
     ($query:expr, $budget:expr) => {{

@@ -53,8 +53,8 @@ pub struct SqliteStore {
     writer: Writer,
     /// `None` for an in-memory database, which has no WAL.
     checkpointer: tokio::sync::Mutex<Option<Checkpointer>>,
-    /// Sessions as their last turn here left them: a turn in such a session
-    /// starts in one round trip and reads no history (`known.rs`).
+    /// The history of sessions whose last turn was written here: a turn in
+    /// such a session reads none (`known.rs`).
     known: turn::KnownSessions,
     reader: SqlitePool,
     cipher: Arc<Cipher>,
