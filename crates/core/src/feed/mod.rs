@@ -283,13 +283,17 @@ impl Feed {
         }
     }
 
-    /// The awaited answer ended before its text came: hand out its last
-    /// checkpoint as the streaming message, so the events held meanwhile
-    /// (its error, its final state) read as they would have live.
+    /// The awaited answer ended before its text came (its turn was over by
+    /// the time this subscriber looked for it, though the store read before
+    /// still saw it streaming): its final event alone is its whole state.
+    /// Handing out the last checkpoint first would show older text than the
+    /// answer had (SPEC §6), which its final event would then contradict; so
+    /// the answer's live events held meanwhile go too, and it is handed out
+    /// final, as a replay would.
     fn answer_ended(&mut self, event: Arc<SessionEvent>) {
         if let Some(awaiting) = self.awaiting.take() {
-            let text = awaiting.stored.content.clone();
-            self.hand_out_streaming(awaiting.stored, None, 0, text);
+            let seq = awaiting.stored.seq;
+            self.held.retain(|e| !is_live_text_of(e, seq));
         }
         self.held.push_back(event);
     }
@@ -316,6 +320,17 @@ impl Feed {
         }
         self.last_request = Some(now);
         self.engine.bus().notify(Notice::SnapshotWanted { session_id: self.session_id });
+    }
+}
+
+/// Whether `event` carries (or starts) the live text of answer `seq`.
+fn is_live_text_of(event: &SessionEvent, seq: i64) -> bool {
+    match event {
+        SessionEvent::StreamStart { seq: s, .. }
+        | SessionEvent::StreamDelta { seq: s, .. }
+        | SessionEvent::StreamReplace { seq: s, .. }
+        | SessionEvent::Snapshot { seq: s, .. } => *s == seq,
+        _ => false,
     }
 }
 
