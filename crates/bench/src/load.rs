@@ -101,7 +101,7 @@ pub async fn measure(args: &RunArgs, upstream: &FakeUpstream, base_url: &str) ->
 
     eprintln!("throughput straight to the upstream: {} workers for {} s", args.concurrency, args.seconds);
     let direct = throughput(&client, &direct, args).await?;
-    eprintln!("throughput through Switchboard: {} workers for {} s", args.concurrency, args.seconds);
+    eprintln!("throughput through {}: {} workers for {} s", args.through(), args.concurrency, args.seconds);
     let switchboard = throughput(&client, &through, args).await?;
     Ok(Results { c1_direct, c1_switchboard, direct, switchboard })
 }

@@ -18,6 +18,7 @@ mod harness;
 mod idle;
 mod load;
 mod rawsse;
+mod relay;
 mod report;
 mod resume;
 mod server;
@@ -51,6 +52,16 @@ enum Command {
     },
     /// Start a fake upstream and a switchboard server, measure both, print a table.
     Run(RunArgs),
+    /// Serve the floor `run --relay` measures: HTTP in, the upstream called,
+    /// its chunks re-framed as chat events; nothing stored, nothing checked.
+    Relay {
+        /// Address to bind; port 0 picks a free one (the bound address is printed).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        /// The upstream's OpenAI-style base URL, e.g. http://127.0.0.1:9000/v1.
+        #[arg(long)]
+        upstream: String,
+    },
     /// Server memory per idle SSE subscription and WebSocket (heartbeats flowing).
     Idle(idle::IdleArgs),
     /// Delay of a streamed delta to many SSE subscribers of one session.
@@ -66,8 +77,12 @@ enum Command {
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
     /// Path to the `switchboard` binary (e.g. target/release/switchboard).
+    #[arg(long, required_unless_present = "relay", conflicts_with = "relay")]
+    pub server_bin: Option<PathBuf>,
+    /// Measure the relay (this binary's `relay`) instead of `switchboard`:
+    /// what any server in between costs on this machine, with no work of its own.
     #[arg(long)]
-    pub server_bin: PathBuf,
+    pub relay: bool,
     /// Measured turns at concurrency 1, each direct and through Switchboard.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub turns_c1: u32,
@@ -86,6 +101,15 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// What the turns go through, for the report.
+    pub fn through(&self) -> &'static str {
+        if self.relay {
+            "the relay"
+        } else {
+            "Switchboard"
+        }
+    }
+
     /// The window of one throughput phase.
     pub fn window(&self) -> Duration {
         Duration::from_secs(self.seconds)
@@ -99,7 +123,9 @@ fn main() -> std::process::ExitCode {
     // waits for another thread to be woken, and leave the other core(s) to the
     // server.
     let mut builder = match cli.command {
-        Command::Run(_) | Command::FakeUpstream { .. } => tokio::runtime::Builder::new_multi_thread(),
+        Command::Run(_) | Command::FakeUpstream { .. } | Command::Relay { .. } => {
+            tokio::runtime::Builder::new_multi_thread()
+        }
         _ => tokio::runtime::Builder::new_current_thread(),
     };
     let runtime = match builder.enable_all().build() {
@@ -127,6 +153,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
             println!("served {} completions", upstream.calls());
             Ok(())
         }
+        Command::Relay { listen, upstream } => relay::serve(listen, &upstream).await,
         Command::Run(args) => run(args).await,
         Command::Idle(args) => idle::run(args).await,
         Command::Fanout(args) => fanout::run(args).await,
@@ -141,8 +168,11 @@ async fn dispatch(cli: Cli) -> Result<()> {
 async fn run(args: RunArgs) -> Result<()> {
     let upstream = fake::FakeUpstream::start("127.0.0.1:0".parse().context("loopback")?, args.chunks).await?;
     eprintln!("fake upstream on http://{}/v1", upstream.addr());
-    let mut server = server::Server::spawn(&args.server_bin, upstream.addr(), args.keep_data).await?;
-    eprintln!("switchboard on {} (data in {})", server.base_url(), server.data_dir().display());
+    let mut server = match &args.server_bin {
+        Some(bin) => server::Server::spawn(bin, upstream.addr(), args.keep_data).await?,
+        None => server::Server::spawn_relay(upstream.addr(), args.keep_data).await?,
+    };
+    eprintln!("{} on {} (data in {})", args.through(), server.base_url(), server.data_dir().display());
 
     let outcome = tokio::select! {
         r = load::measure(&args, &upstream, server.base_url()) => r,

@@ -74,8 +74,9 @@ fn throughput_cell(t: &Throughput) -> String {
 /// Renders the whole report.
 pub fn render(args: &RunArgs, r: &Results, upstream_calls: u64, caveats: &[String]) -> String {
     let c = args.concurrency;
+    let through = format!("through {}", args.through());
     let mut lines = vec![
-        "| measure | straight to upstream | through Switchboard | added |".to_owned(),
+        format!("| measure | straight to upstream | {through} | added |"),
         "| --- | ---: | ---: | ---: |".to_owned(),
     ];
     latency_rows("c=1", &r.c1_direct, &r.c1_switchboard, &mut lines);
@@ -99,7 +100,7 @@ pub fn render(args: &RunArgs, r: &Results, upstream_calls: u64, caveats: &[Strin
     let mut text = String::new();
     text.push_str(&format!("{}\n\n", lines.join("\n")));
     text.push_str(&targets(args, r));
-    for (name, t) in [("straight to upstream", &r.direct), ("through Switchboard", &r.switchboard)] {
+    for (name, t) in [("straight to upstream", &r.direct), (through.as_str(), &r.switchboard)] {
         if let Some(e) = &t.first_error {
             text.push_str(&format!("First error {name}: {e}\n\n"));
         }
@@ -130,6 +131,11 @@ pub fn provenance() -> String {
 
 /// The project's targets next to what this run measured; a reading, not a test.
 fn targets(args: &RunArgs, r: &Results) -> String {
+    if args.relay {
+        return "- the relay is not Switchboard and no target applies to it: it is the floor, what any server \
+                between a widget and its model adds on this machine before doing any work of its own\n"
+            .to_owned();
+    }
     let verdict = |met: bool| if met { "met" } else { "not met" };
     let (d, s) = (Summary::of(&r.c1_direct.ttft), Summary::of(&r.c1_switchboard.ttft));
     let mut text = String::new();

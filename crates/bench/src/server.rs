@@ -6,6 +6,7 @@
 //! can be raised to the hard limit first (there is no libc here).
 
 use crate::error::{Context, Result};
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -44,6 +45,12 @@ pub struct Server {
     dir: PathBuf,
     /// Deleted on drop unless the user asked to keep it.
     temp: Option<tempfile::TempDir>,
+    /// What the process prints before its URL once it is bound.
+    listening: &'static str,
+}
+
+fn temp_dir() -> Result<tempfile::TempDir> {
+    tempfile::Builder::new().prefix("switchboard-bench-").tempdir().context("creating a temp dir")
 }
 
 impl Server {
@@ -54,13 +61,32 @@ impl Server {
 
     /// `spawn` with a benchmark's additions to the config and environment.
     pub async fn spawn_with(bin: &Path, upstream: SocketAddr, setup: &Setup) -> Result<Self> {
-        let keep_data = setup.keep_data;
-        let temp =
-            tempfile::Builder::new().prefix("switchboard-bench-").tempdir().context("creating a temp dir")?;
-        let dir = temp.path().to_path_buf();
-        let config_path = dir.join("switchboard.toml");
-        std::fs::write(&config_path, config(&dir.join("data"), upstream, setup)?)
+        let temp = temp_dir()?;
+        let config_path = temp.path().join("switchboard.toml");
+        std::fs::write(&config_path, config(&temp.path().join("data"), upstream, setup)?)
             .context("writing the config")?;
+        let args = ["serve".into(), "--config".into(), config_path.into_os_string()];
+        Self::launch(bin, &args, LISTENING, temp, setup).await
+    }
+
+    /// The relay (`relay.rs`), this very binary, in place of `switchboard`.
+    pub async fn spawn_relay(upstream: SocketAddr, keep_data: bool) -> Result<Self> {
+        let bin = std::env::current_exe().context("finding this binary")?;
+        let args = ["relay".into(), "--upstream".into(), format!("http://{upstream}/v1").into()];
+        let setup = Setup { keep_data, ..Setup::default() };
+        Self::launch(&bin, &args, crate::relay::LISTENING, temp_dir()?, &setup).await
+    }
+
+    /// Starts `bin args` in `temp` and waits for its line `listening` + URL.
+    async fn launch(
+        bin: &Path,
+        args: &[OsString],
+        listening: &'static str,
+        temp: tempfile::TempDir,
+        setup: &Setup,
+    ) -> Result<Self> {
+        let keep_data = setup.keep_data;
+        let dir = temp.path().to_path_buf();
         let log = std::fs::File::create(dir.join("server.log")).context("creating the server log")?;
 
         // The child runs in the temp dir, so a relative path must be resolved here.
@@ -71,9 +97,7 @@ impl Server {
             .arg("-c")
             .arg(r#"ulimit -n "$(ulimit -H -n)" 2>/dev/null; exec "$0" "$@""#)
             .arg(&bin)
-            .arg("serve")
-            .arg("--config")
-            .arg(&config_path)
+            .args(args)
             // A relative default (e.g. `./data`) then also lands in the temp dir.
             .current_dir(&dir)
             .stdin(Stdio::null())
@@ -91,7 +115,7 @@ impl Server {
         command.envs(setup.env.iter().map(|(k, v)| (k, v)));
         let child = command.spawn().context(&format!("starting {}", bin.display()))?;
 
-        let mut server = Self { child, base_url: String::new(), dir, temp: Some(temp) };
+        let mut server = Self { child, base_url: String::new(), dir, temp: Some(temp), listening };
         if keep_data {
             if let Some(temp) = server.temp.take() {
                 let _ = temp.keep();
@@ -128,8 +152,8 @@ impl Server {
         loop {
             let line = lines.next_line().await.context("reading the server's stdout")?;
             let line = line.context("the server exited before printing its listening line")?;
-            if let Some(at) = line.find(LISTENING) {
-                let url = line[at + LISTENING.len()..].trim().trim_end_matches('/').to_owned();
+            if let Some(at) = line.find(self.listening) {
+                let url = line[at + self.listening.len()..].trim().trim_end_matches('/').to_owned();
                 let out = self.dir.join("server.stdout.log");
                 tokio::spawn(async move {
                     let Ok(mut file) = tokio::fs::File::create(out).await else { return };
