@@ -150,7 +150,9 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let stop = CancellationToken::new();
     let background =
         [tenancy::reload::spawn(state.clone(), catalog, stop.clone()), telemetry::spawn_upkeep(stop.clone())];
-    let server = tokio::spawn(crate::http::listen::serve(listener, routes::router(state), stop.clone()));
+    let head_timeout = config.connections.request_head_timeout;
+    let router = routes::router(state);
+    let server = tokio::spawn(crate::http::listen::serve(listener, router, head_timeout, stop.clone()));
     signalled.await;
     tracing::info!(grace = ?config.shutdown_grace, "shutting down: no new connections; letting turns finish");
     stop.cancel();

@@ -31,6 +31,8 @@ pub struct ConnectionSettings {
     pub max_per_ip: u32,
     pub max_pending_per_ip: u32,
     pub hello_timeout: Duration,
+    /// Slow or silent clients lose their connection after this (slowloris).
+    pub request_head_timeout: Duration,
     pub ws_ping: Duration,
     pub ws_pong_timeout: Duration,
     pub ws_frames_per_sec: u32,
@@ -230,6 +232,7 @@ fn connection_settings(raw: &raw::RawConnections) -> Result<ConnectionSettings, 
     }
     for (key, value) in [
         ("connections.hello_timeout_secs", raw.hello_timeout_secs),
+        ("connections.request_head_timeout_secs", raw.request_head_timeout_secs),
         ("connections.ws_ping_secs", raw.ws_ping_secs),
         ("connections.ws_pong_timeout_secs", raw.ws_pong_timeout_secs),
     ] {
@@ -242,6 +245,7 @@ fn connection_settings(raw: &raw::RawConnections) -> Result<ConnectionSettings, 
         max_per_ip: raw.max_per_ip,
         max_pending_per_ip: raw.max_pending_per_ip,
         hello_timeout: Duration::from_secs_f64(raw.hello_timeout_secs),
+        request_head_timeout: Duration::from_secs_f64(raw.request_head_timeout_secs),
         ws_ping: Duration::from_secs_f64(raw.ws_ping_secs),
         ws_pong_timeout: Duration::from_secs_f64(raw.ws_pong_timeout_secs),
         ws_frames_per_sec: raw.ws_frames_per_sec,

@@ -110,6 +110,9 @@ pub struct RawConnections {
     /// WebSockets per client address that have not sent `hello` yet.
     pub max_pending_per_ip: u32,
     pub hello_timeout_secs: f64,
+    /// How long a client may take to send a request's head, and how long a
+    /// kept-alive connection may wait for its next request.
+    pub request_head_timeout_secs: f64,
     pub ws_ping_secs: f64,
     pub ws_pong_timeout_secs: f64,
     /// Sustained client frames per second a WebSocket may send.
@@ -123,6 +126,7 @@ impl Default for RawConnections {
             max_per_ip: 256,
             max_pending_per_ip: 32,
             hello_timeout_secs: 10.0,
+            request_head_timeout_secs: 30.0,
             ws_ping_secs: 25.0,
             ws_pong_timeout_secs: 70.0,
             ws_frames_per_sec: 20,

@@ -18,7 +18,7 @@ use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -28,8 +28,11 @@ use tower::ServiceExt;
 
 /// Serves `listener` until `stop` is cancelled; then accepts no more, lets
 /// each connection finish the response it is writing (streams end when their
-/// slots are closed), and returns once every connection has ended.
-pub async fn serve(listener: TcpListener, router: Router, stop: CancellationToken) {
+/// slots are closed), and returns once every connection has ended. A client
+/// that takes longer than `head_timeout` to send a request's head (or to
+/// start its next one on a kept-alive connection) is disconnected, so slow
+/// or silent clients cannot hold connections (and file descriptors) for ever.
+pub async fn serve(listener: TcpListener, router: Router, head_timeout: Duration, stop: CancellationToken) {
     let connections = TaskTracker::new();
     loop {
         let accepted = tokio::select! {
@@ -39,7 +42,7 @@ pub async fn serve(listener: TcpListener, router: Router, stop: CancellationToke
         };
         match accepted {
             Ok((tcp, peer)) => {
-                connections.spawn(connection(tcp, peer, router.clone(), stop.clone()));
+                connections.spawn(connection(tcp, peer, router.clone(), head_timeout, stop.clone()));
             }
             Err(e) => accept_failed(e).await,
         }
@@ -56,6 +59,7 @@ fn connection(
     tcp: TcpStream,
     peer: SocketAddr,
     router: Router,
+    head_timeout: Duration,
     stop: CancellationToken,
 ) -> impl std::future::Future<Output = ()> {
     // Small SSE writes must not wait on Nagle's algorithm.
@@ -71,7 +75,10 @@ fn connection(
     async move {
         // Built here, not captured: a captured value moved into a local would
         // take its room in the task twice.
+        // hyper times the head only with a timer; without one it waits for ever.
         let mut conn = std::pin::pin!(http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(head_timeout)
             .serve_connection(TokioIo::new(tcp), service)
             .with_upgrades());
         let ended = tokio::select! {
