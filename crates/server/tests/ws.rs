@@ -421,10 +421,13 @@ async fn the_frame_budget_answers_rate_limited_then_closes_4008() {
         }
         sent += 1;
     }
-    assert!(sent > 10, "the server closed after {sent} frames");
+    // The server closes only after more refusals in a row than the budget
+    // (5): it must have read at least that many frames. How many more the
+    // client wrote before it noticed the close is a matter of timing.
+    assert!(sent > 5, "the server closed after {sent} frames");
     let frames = ws.expect_close(4008, CLOSE_WITHIN).await;
     let limited: Vec<&Value> = frames.iter().filter(|f| f["type"] == "error").collect();
-    assert!(!limited.is_empty(), "no rate_limited error before 4008: {frames:?}");
+    assert!(limited.len() >= 5, "not 5 rate_limited errors before 4008: {frames:?}");
     for e in &limited {
         check_error_frame(e, "rate_limited", 429);
     }
