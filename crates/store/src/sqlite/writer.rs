@@ -291,6 +291,12 @@ fn fail_all(jobs: &mut Vec<Box<dyn DirectJob>>, why: &str) {
     }
 }
 
+/// Runs a transaction control statement, prepared once per connection:
+/// `execute_batch` would parse it again for every write.
+fn control(db: &rusqlite::Connection, sql: &str) -> rusqlite::Result<()> {
+    db.prepare_cached(sql)?.execute([]).map(drop)
+}
+
 /// Direct writes: all in one transaction, or, when that fails, each alone.
 fn run_direct(db: &rusqlite::Connection, jobs: &mut Vec<Box<dyn DirectJob>>) {
     if jobs.len() > 1 && direct_in_one(db, jobs).is_ok() {
@@ -305,10 +311,10 @@ fn run_direct(db: &rusqlite::Connection, jobs: &mut Vec<Box<dyn DirectJob>>) {
 }
 
 fn direct_in_one(db: &rusqlite::Connection, jobs: &mut [Box<dyn DirectJob>]) -> Result<(), ()> {
-    db.execute_batch("BEGIN IMMEDIATE").map_err(drop)?;
+    control(db, "BEGIN IMMEDIATE").map_err(drop)?;
     let ran = jobs.iter_mut().try_for_each(|job| job.run(db).map_err(drop));
-    if ran.is_err() || db.execute_batch("COMMIT").is_err() {
-        let _ = db.execute_batch("ROLLBACK");
+    if ran.is_err() || control(db, "COMMIT").is_err() {
+        let _ = control(db, "ROLLBACK");
         return Err(());
     }
     Ok(())
@@ -320,17 +326,17 @@ fn direct_alone(db: &rusqlite::Connection, mut job: Box<dyn DirectJob>) {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        if let Err(e) = db.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = control(db, "BEGIN IMMEDIATE") {
             return job.fail(write_err(e).into_store());
         }
-        let ran = job.run(db).and_then(|()| db.execute_batch("COMMIT").map_err(write_err));
+        let ran = job.run(db).and_then(|()| control(db, "COMMIT").map_err(write_err));
         match ran {
             Ok(()) => return job.deliver(),
             Err(WriteError::Conflict(_)) if attempt < ATTEMPTS => {
-                let _ = db.execute_batch("ROLLBACK");
+                let _ = control(db, "ROLLBACK");
             }
             Err(e) => {
-                let _ = db.execute_batch("ROLLBACK");
+                let _ = control(db, "ROLLBACK");
                 return job.fail(e.into_store());
             }
         }
