@@ -81,8 +81,8 @@ impl TurnTask {
             let error = match self.attempt(route, request.clone(), deadline, observed, ticker).await {
                 Ending::Failed(e) => e,
                 ending @ Ending::Stopped(_) => {
-                    if admission == Admission::Trial && observed.first_token.is_none() {
-                        route.breaker.abandoned(self.inner.clock.now());
+                    if let (Admission::Trial(trial), None) = (admission, observed.first_token) {
+                        route.breaker.abandoned(trial, self.inner.clock.now());
                     }
                     return Ok(ending);
                 }
@@ -97,8 +97,8 @@ impl TurnTask {
             let open = if counts {
                 self.count_failure(route, &error)
             } else {
-                if admission == Admission::Trial {
-                    route.breaker.abandoned(self.inner.clock.now());
+                if let Admission::Trial(trial) = admission {
+                    route.breaker.abandoned(trial, self.inner.clock.now());
                 }
                 false
             };

@@ -12,11 +12,17 @@ use std::sync::{Mutex, PoisonError};
 pub enum Admission {
     /// Closed: call away.
     Allowed,
-    /// Half-open: this call is the one trial; report its outcome.
-    Trial,
+    /// Half-open: this call is the one trial; report its outcome (and,
+    /// should it end without one, say so with its id: [`Breaker::abandoned`]).
+    Trial(TrialId),
     /// Open: fail fast (or try the next provider).
     Rejected,
 }
+
+/// Which trial call an admission let through: a trial that outlived its
+/// slot (replaced after `open_for`) must not free the slot of the next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrialId(u64);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -26,21 +32,23 @@ enum State {
     Open {
         until: Timestamp,
     },
-    /// A trial call is out since `since`.
+    /// Trial call `trial` is out since `since`.
     HalfOpen {
         since: Timestamp,
+        trial: TrialId,
     },
 }
 
 #[derive(Debug)]
 pub struct Breaker {
     policy: BreakerPolicy,
-    state: Mutex<State>,
+    /// The state, and the id of the last trial let through.
+    state: Mutex<(State, u64)>,
 }
 
 impl Breaker {
     pub fn new(policy: BreakerPolicy) -> Self {
-        Self { policy, state: Mutex::new(State::Closed { failures: 0 }) }
+        Self { policy, state: Mutex::new((State::Closed { failures: 0 }, 0)) }
     }
 
     fn open_for(&self) -> chrono::Duration {
@@ -48,25 +56,33 @@ impl Breaker {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        f(&mut self.locked().0)
+    }
+
+    fn locked(&self) -> std::sync::MutexGuard<'_, (State, u64)> {
         // The state is always whole between two statements: a poisoned lock
         // holds a valid state.
-        f(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner))
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Whether a call may go out now.
     pub fn admit(&self, now: Timestamp) -> Admission {
         let open_for = self.open_for();
-        self.with(|state| match *state {
+        let mut locked = self.locked();
+        let (state, trials) = &mut *locked;
+        match *state {
             State::Closed { .. } => Admission::Allowed,
             State::Open { until } if now < until => Admission::Rejected,
             // A trial that never reported (its turn vanished) is replaced
             // after as long again.
-            State::HalfOpen { since } if now < since + open_for => Admission::Rejected,
+            State::HalfOpen { since, .. } if now < since + open_for => Admission::Rejected,
             State::Open { .. } | State::HalfOpen { .. } => {
-                *state = State::HalfOpen { since: now };
-                Admission::Trial
+                *trials += 1;
+                let trial = TrialId(*trials);
+                *state = State::HalfOpen { since: now, trial };
+                Admission::Trial(trial)
             }
-        })
+        }
     }
 
     /// The provider answered: the circuit closes. True if it was not closed.
@@ -96,11 +112,12 @@ impl Breaker {
         })
     }
 
-    /// A trial call ended without telling (the turn was stopped): the next
-    /// call may be the trial at once.
-    pub fn abandoned(&self, now: Timestamp) {
+    /// Trial call `trial` ended without telling (the turn was stopped): the
+    /// next call may be the trial at once, unless `trial` was replaced
+    /// meanwhile (its successor holds the slot).
+    pub fn abandoned(&self, trial: TrialId, now: Timestamp) {
         self.with(|state| {
-            if let State::HalfOpen { .. } = state {
+            if matches!(*state, State::HalfOpen { trial: current, .. } if current == trial) {
                 *state = State::Open { until: now };
             }
         })
@@ -109,6 +126,7 @@ impl Breaker {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::panic)]
     use super::*;
     use std::time::Duration;
 
@@ -142,11 +160,11 @@ mod tests {
         for _ in 0..5 {
             b.failed(t(0));
         }
-        assert_eq!(b.admit(t(61)), Admission::Trial);
+        assert!(matches!(b.admit(t(61)), Admission::Trial(_)));
         assert_eq!(b.admit(t(61)), Admission::Rejected, "one trial at a time");
         assert!(b.failed(t(62)), "a failed trial reopens it");
         assert_eq!(b.admit(t(100)), Admission::Rejected, "a failed trial reopens for the full period");
-        assert_eq!(b.admit(t(122)), Admission::Trial);
+        assert!(matches!(b.admit(t(122)), Admission::Trial(_)));
         assert!(b.succeeded(), "the trial closed it");
         assert_eq!(b.admit(t(122)), Admission::Allowed);
         for _ in 0..4 {
@@ -161,10 +179,13 @@ mod tests {
         for _ in 0..5 {
             b.failed(t(0));
         }
-        assert_eq!(b.admit(t(60)), Admission::Trial);
+        let Admission::Trial(lost) = b.admit(t(60)) else { panic!("no trial") };
         assert_eq!(b.admit(t(119)), Admission::Rejected);
-        assert_eq!(b.admit(t(120)), Admission::Trial, "the silent trial is replaced");
-        b.abandoned(t(121));
-        assert_eq!(b.admit(t(121)), Admission::Trial, "an abandoned trial frees the slot at once");
+        let Admission::Trial(second) = b.admit(t(120)) else { panic!("the silent trial was not replaced") };
+        // The lost trial's turn ends at last: the slot is the second's.
+        b.abandoned(lost, t(121));
+        assert_eq!(b.admit(t(121)), Admission::Rejected, "a replaced trial freed its successor's slot");
+        b.abandoned(second, t(122));
+        assert!(matches!(b.admit(t(122)), Admission::Trial(_)), "an abandoned trial frees the slot at once");
     }
 }
