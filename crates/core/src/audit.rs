@@ -16,7 +16,7 @@ pub const GENESIS: &str = "";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAuditEntry {
     pub at: Timestamp,
-    /// `operator` or `agent:<sub>`.
+    /// `operator`, `agent:<sub>` or `cli` (the command line).
     pub actor: String,
     pub actor_name: String,
     /// The tenant acted on, when there is one.

@@ -47,7 +47,12 @@ pub async fn open_store(config: &Config, migrate: bool) -> Result<Arc<dyn Store>
 
 /// Keys from the environment variable, else from the data directory's file,
 /// generated once (with a warning: losing the file loses what it protects).
-fn load_keys(data_dir: &Path, env_var: &str, file: &str, what: &str) -> Result<Keyring, StartError> {
+pub(crate) fn load_keys(
+    data_dir: &Path,
+    env_var: &str,
+    file: &str,
+    what: &str,
+) -> Result<Keyring, StartError> {
     let env_value = std::env::var(env_var).ok();
     let path = data_dir.join(file);
     let (keys, generated) = switchboard_store::load_or_generate(env_value.as_deref(), &path, "k1")

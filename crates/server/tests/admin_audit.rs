@@ -83,3 +83,38 @@ async fn admin_actions_are_listed_verified_and_tampering_is_found() {
     assert_eq!(broken["intact"], false, "{broken}");
     assert_eq!(broken["first_broken"]["seq"], 2, "{broken}");
 }
+
+/// Tenant changes made with the command line are admin actions too: each is
+/// in the log as actor `cli`, sealed with the servers' key, so the chain
+/// goes on verifying around them.
+#[tokio::test]
+async fn command_line_tenant_changes_are_in_the_chain() {
+    let app = TestApp::start(operator_config().tenant(TenantSpec::demo("filed"))).await;
+    let op = As::operator(None);
+    switch(&app, &op, "/v1/admin/tenants/filed/kill-switch", true).await;
+    let create = ["tenant", "create", "--id", "shop", "--allow-no-origin", "on"];
+    app.cli(&create).await.expect_ok("create");
+    app.cli(&["tenant", "update", "shop", "--system-prompt", "Be brief."]).await.expect_ok("update");
+    app.cli(&["tenant", "update", "filed", "--kill-switch", "off"]).await.expect_ok("kill switch");
+    app.cli(&["tenant", "delete", "shop"]).await.expect_ok("delete");
+
+    let page = get_ok(&app, &op, "/v1/admin/audit?limit=10").await;
+    let cli = |action: &str| (action.to_owned(), "cli".to_owned());
+    assert_eq!(
+        actions(&page),
+        [
+            cli("tenant.delete"),
+            cli("tenant.kill_switch"),
+            cli("tenant.update"),
+            cli("tenant.create"),
+            ("tenant.kill_switch".into(), "operator".into()),
+        ]
+    );
+    let items = page["items"].as_array().unwrap();
+    assert_eq!((items[0]["target"].as_str(), items[0]["tenant_id"].as_str()), (Some("shop"), Some("shop")));
+    assert_eq!(items[1]["detail"]["enabled"], false, "{}", items[1]);
+    // Top-level settings, as a PATCH names them: the prompt is in `provider`.
+    assert_eq!(items[2]["detail"]["fields"], json!(["provider"]), "{}", items[2]);
+    let verified = get_ok(&app, &op, "/v1/admin/audit/verify").await;
+    assert_eq!(verified, json!({"intact": true, "entries": 5, "first_broken": null}));
+}

@@ -10,6 +10,10 @@ use crate::http::ApiError;
 use crate::state::AppState;
 use switchboard_core::audit::NewAuditEntry;
 
+/// The actor of what the command line (`switchboard tenant …`) does: only
+/// someone who can run the binary with the database's keys gets there.
+pub const CLI_ACTOR: &str = "cli";
+
 /// What was done, by its stable name (what the audit log will store).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {

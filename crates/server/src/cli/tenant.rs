@@ -4,16 +4,21 @@
 //! running server picks changes up within a few seconds. Tenants declared in
 //! the configuration file are owned by it: here only their kill switch moves.
 //! Secrets are only ever named (`*_env`); no value is read or printed.
+//! Every change is appended to the admin audit log (SPEC §12) as actor
+//! `cli`, sealed with the same key the servers use (`SWITCHBOARD_AUDIT_KEY`,
+//! else the data directory's `audit.key`).
 
 use super::tenant_input::{on_off_word, table_of, SettingsArgs};
+use crate::admin::audit::{Action, CLI_ACTOR};
 use crate::config::{Config, RawTenant, TenantConfig};
 use crate::tenancy::records::raw_settings;
 use crate::tenancy::{edit, SOURCE_CONFIG};
 use chrono::Utc;
 use clap::Subcommand;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::Arc;
+use switchboard_core::audit::NewAuditEntry;
 use switchboard_core::bus::Notice;
 use switchboard_core::store::{Store, TenantRecord};
 use switchboard_core::time::format;
@@ -66,6 +71,7 @@ enum TenantCommand {
 struct Ctx {
     config: Config,
     store: Arc<dyn Store>,
+    audit_keys: switchboard_store::Keyring,
 }
 
 impl Ctx {
@@ -76,38 +82,62 @@ impl Ctx {
     async fn record(&self, id: &str) -> Result<Option<TenantRecord>, String> {
         self.store.get_tenant(id).await.map_err(|e| e.to_string())
     }
+
+    /// Appends a change already made to the audit log, as the admin API does.
+    async fn audit(&self, action: Action, id: &str, detail: Value) -> Result<(), String> {
+        let entry = NewAuditEntry {
+            at: Utc::now(),
+            actor: CLI_ACTOR.to_owned(),
+            actor_name: "Command line".to_owned(),
+            tenant_id: Some(id.to_owned()),
+            action: action.as_str().to_owned(),
+            target: id.to_owned(),
+            detail: detail.to_string(),
+        };
+        let keys = &self.audit_keys;
+        match self.store.append_audit(&entry, keys.current_kid(), keys.current_key()).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!("the change was made, but its audit entry could not be written: {e}")),
+        }
+    }
 }
 
 pub async fn run(args: TenantArgs) -> Result<(), String> {
     let config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
     let store = crate::app::open_store(&config, true).await.map_err(|e| e.to_string())?;
-    let ctx = Ctx { config, store };
-    let changed = match args.command {
-        TenantCommand::Create { id, settings } => create(&ctx, &id, &settings).await,
+    let audit_keys =
+        crate::app::load_keys(&config.data_dir, "SWITCHBOARD_AUDIT_KEY", "audit.key", "audit log")
+            .map_err(|e| e.to_string())?;
+    let ctx = Ctx { config, store, audit_keys };
+    let (change, id) = match args.command {
+        TenantCommand::Create { id, settings } => (create(&ctx, &id, &settings).await?, id),
         TenantCommand::List { json } => return list(&ctx, json).await,
         TenantCommand::Show { id, json } => return show(&ctx, &id, json).await,
-        TenantCommand::Update { id, settings } => update(&ctx, &id, &settings).await,
-        TenantCommand::Delete { id } => delete(&ctx, &id).await,
+        TenantCommand::Update { id, settings } => (update(&ctx, &id, &settings).await?, id),
+        TenantCommand::Delete { id } => (delete(&ctx, &id).await?, id),
     };
-    changed?;
     // Running nodes re-read tenants at once (else within their next poll).
     if let Err(e) = switchboard_bus::announce(&ctx.config.bus_url, Notice::TenantsChanged).await {
         eprintln!(
             "warning: running nodes were not told at once ({e}); they pick the change up within seconds"
         );
     }
-    Ok(())
+    let Change(action, detail) = change;
+    ctx.audit(action, &id, detail).await
 }
 
-async fn create(ctx: &Ctx, id: &str, args: &SettingsArgs) -> Result<(), String> {
+/// A change made: what it was (for the audit log) and its detail.
+struct Change(Action, Value);
+
+async fn create(ctx: &Ctx, id: &str, args: &SettingsArgs) -> Result<Change, String> {
     let table = args.file_table(id)?.unwrap_or_default();
     let settings = args.settings(table, id)?;
     edit::create(ctx.store.as_ref(), &ctx.config.tenants, &settings, Utc::now()).await.map_err(message)?;
     println!("created tenant {id} (running servers serve it within a few seconds)");
-    Ok(())
+    Ok(Change(Action::TenantCreate, json!({})))
 }
 
-async fn update(ctx: &Ctx, id: &str, args: &SettingsArgs) -> Result<(), String> {
+async fn update(ctx: &Ctx, id: &str, args: &SettingsArgs) -> Result<Change, String> {
     if args.is_empty() {
         return Err("nothing to change: give --file or flags (see --help)".into());
     }
@@ -115,7 +145,7 @@ async fn update(ctx: &Ctx, id: &str, args: &SettingsArgs) -> Result<(), String> 
     if let (Some(kill_switch), true) = (args.kill_switch, args.only_kill_switch()) {
         edit::set_kill_switch(store, file, id, kill_switch, Utc::now()).await.map_err(message)?;
         println!("tenant {id}: kill switch {}", on_off_word(kill_switch));
-        return Ok(());
+        return Ok(Change(Action::TenantKillSwitch, json!({"enabled": kill_switch})));
     }
     let change = |existing: &TenantRecord| {
         let table = match args.file_table(id)? {
@@ -132,15 +162,28 @@ async fn update(ctx: &Ctx, id: &str, args: &SettingsArgs) -> Result<(), String> 
         };
         args.settings(table, id)
     };
-    edit::update(store, file, id, change, Utc::now()).await.map_err(message)?;
+    let before = ctx.record(id).await?.map(|r| r.config);
+    let after = edit::update(store, file, id, change, Utc::now()).await.map_err(message)?;
     println!("updated tenant {id} (running servers follow within a few seconds)");
-    Ok(())
+    let fields = changed_fields(before.as_ref(), &after.config);
+    Ok(Change(Action::TenantUpdate, json!({"fields": fields})))
 }
 
-async fn delete(ctx: &Ctx, id: &str) -> Result<(), String> {
+/// The top-level settings whose stored value changed.
+fn changed_fields(before: Option<&Value>, after: &Value) -> Vec<String> {
+    let Some(after) = after.as_object() else { return Vec::new() };
+    let empty = serde_json::Map::new();
+    let before = before.and_then(Value::as_object).unwrap_or(&empty);
+    let mut keys: Vec<&String> = after.keys().chain(before.keys()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys.into_iter().filter(|k| before.get(*k) != after.get(*k)).cloned().collect()
+}
+
+async fn delete(ctx: &Ctx, id: &str) -> Result<Change, String> {
     edit::delete(ctx.store.as_ref(), &ctx.config.tenants, id).await.map_err(message)?;
     println!("deleted tenant {id}");
-    Ok(())
+    Ok(Change(Action::TenantDelete, json!({})))
 }
 
 fn message(e: edit::EditError) -> String {
