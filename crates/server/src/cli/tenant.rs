@@ -71,7 +71,9 @@ enum TenantCommand {
 struct Ctx {
     config: Config,
     store: Arc<dyn Store>,
-    audit_keys: switchboard_store::Keyring,
+    /// The audit log's key; read (or generated) only for a command that
+    /// changes something, and before it does.
+    audit_keys: Option<switchboard_store::Keyring>,
 }
 
 impl Ctx {
@@ -85,6 +87,7 @@ impl Ctx {
 
     /// Appends a change already made to the audit log, as the admin API does.
     async fn audit(&self, action: Action, id: &str, detail: Value) -> Result<(), String> {
+        let keys = self.audit_keys.as_ref().ok_or("the change was made, but no audit key was loaded")?;
         let entry = NewAuditEntry {
             at: Utc::now(),
             actor: CLI_ACTOR.to_owned(),
@@ -94,7 +97,6 @@ impl Ctx {
             target: id.to_owned(),
             detail: detail.to_string(),
         };
-        let keys = &self.audit_keys;
         match self.store.append_audit(&entry, keys.current_kid(), keys.current_key()).await {
             Ok(_) => Ok(()),
             Err(e) => Err(format!("the change was made, but its audit entry could not be written: {e}")),
@@ -105,9 +107,13 @@ impl Ctx {
 pub async fn run(args: TenantArgs) -> Result<(), String> {
     let config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
     let store = crate::app::open_store(&config, true).await.map_err(|e| e.to_string())?;
-    let audit_keys =
-        crate::app::load_keys(&config.data_dir, "SWITCHBOARD_AUDIT_KEY", "audit.key", "audit log")
-            .map_err(|e| e.to_string())?;
+    let audit_keys = match args.command {
+        TenantCommand::List { .. } | TenantCommand::Show { .. } => None,
+        _ => Some(
+            crate::app::load_keys(&config.data_dir, "SWITCHBOARD_AUDIT_KEY", "audit.key", "audit log")
+                .map_err(|e| e.to_string())?,
+        ),
+    };
     let ctx = Ctx { config, store, audit_keys };
     let (change, id) = match args.command {
         TenantCommand::Create { id, settings } => (create(&ctx, &id, &settings).await?, id),
