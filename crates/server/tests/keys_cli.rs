@@ -3,14 +3,16 @@
 //! `kid:base64` line and nothing is written; a rotation run against the data
 //! directory of a server that keeps writing re-encrypts everything under the
 //! new key, a second run has nothing to do, and the server then starts and
-//! reads every history with the new key alone.
+//! reads every history with the new key alone — on SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
 use base64::Engine as _;
 use common::cli::{run_cli, CliOutput};
+use common::postgres::TestDatabase;
 use common::{AppConfig, FakeOpenAi, Mode, TenantSpec, TestApp, Visitor};
+use sqlx::Connection as _;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -87,13 +89,29 @@ fn rewritten(out: &CliOutput) -> u64 {
 
 #[tokio::test]
 async fn rotate_while_the_server_writes_then_serve_with_the_new_key_alone() {
+    rotation(None).await;
+}
+
+#[tokio::test]
+async fn pg_rotate_while_the_server_writes_then_serve_with_the_new_key_alone() {
+    let Some(db) = TestDatabase::create("pg_keys_rotate").await else { return };
+    rotation(Some(&db)).await;
+    db.drop_database().await;
+}
+
+/// The rotation on SQLite (`db` none: the data directory's file) or on the
+/// PostgreSQL database `db`.
+async fn rotation(db: Option<&TestDatabase>) {
     let marker = format!("KEYMARK{}", uuid::Uuid::new_v4().simple());
     let answer = format!("ANSMARK{}", uuid::Uuid::new_v4().simple());
     let fake = FakeOpenAi::start(Mode::Normal(vec![answer.clone(), " said".into()])).await;
     let (old, _, _) = generate().await;
     let (new, _, _) = generate().await;
-    let mut app =
-        TestApp::start(AppConfig::new().tenant(TenantSpec::openai("acme", &fake)).env(KEYS, &old)).await;
+    let mut config = AppConfig::new().tenant(TenantSpec::openai("acme", &fake)).env(KEYS, &old);
+    if let Some(db) = db {
+        config = config.database_url(&db.url);
+    }
+    let mut app = TestApp::start(config).await;
     let mut asked = Vec::new();
     for n in 0..4 {
         let (id, visitor) = app.create_session("acme").await;
@@ -168,6 +186,9 @@ async fn rotate_while_the_server_writes_then_serve_with_the_new_key_alone() {
     }
     let (status, _) = app.terminate(Duration::from_secs(15)).await;
     assert!(status.success(), "{status:?}");
+    if let Some(db) = db {
+        return assert_no_plaintext_rows(db, &[&marker, &answer]).await;
+    }
     for file in app.data_files() {
         let bytes = std::fs::read(&file).unwrap();
         for needle in [&marker, &answer] {
@@ -178,4 +199,20 @@ async fn rotate_while_the_server_writes_then_serve_with_the_new_key_alone() {
             );
         }
     }
+}
+
+/// No row of `messages` (every column, as JSON text) holds any of `needles`.
+async fn assert_no_plaintext_rows(db: &TestDatabase, needles: &[&str]) {
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM messages").fetch_one(&mut conn).await.unwrap();
+    assert!(rows >= 17, "only {rows} messages: the server did not write to PostgreSQL");
+    let holding = "SELECT count(*) FROM messages m WHERE row_to_json(m)::text LIKE '%' || $1 || '%'";
+    // The search finds what is kept in clear (the tenant id), so it can find a leak.
+    let tenant: i64 = sqlx::query_scalar(holding).bind("acme").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(tenant, rows);
+    for needle in needles {
+        let found: i64 = sqlx::query_scalar(holding).bind(needle).fetch_one(&mut conn).await.unwrap();
+        assert_eq!(found, 0, "{found} rows hold {needle} in clear");
+    }
+    let _ = conn.close().await;
 }
