@@ -168,7 +168,7 @@ async fn begin_turn_in(
     let written = turn::new_messages(turn, latest_seq, !human, cipher)?;
     let sql =
         if human { sql::postgres::ADVANCE_AND_INSERT_USER } else { sql::postgres::ADVANCE_AND_INSERT_BOTH };
-    let purge = turn::purge_bound(turn, latest_seq, written.len());
+    let purge = turn::purge_bound(turn.max_messages, latest_seq, written.len());
     bind_turn_writes!(sqlx::query(sql), latest_seq, &session_id, turn, &written)
         .bind(purge)
         .execute(&mut *conn)

@@ -43,16 +43,21 @@ pub const STREAMING: &str =
 /// session id, `$7` tenant id.
 pub const SET_HOLD: &str = concat!(
     "UPDATE sessions SET status = $1, takeover = $2, admin_assisted = (admin_assisted OR $3), \
-     latest_seq = $4, message_count = message_count + 1, \
+     latest_seq = $4, message_count = message_count + 1 - $8, \
      last_activity_at = CASE WHEN last_activity_at < $5 THEN $5 ELSE last_activity_at END \
      WHERE id = $6 AND tenant_id = $7 RETURNING ",
     session_columns!()
 );
 
-/// `$1` latest_seq, `$2` now, `$3` session id, `$4` tenant id.
-pub const ADVANCE: &str = "UPDATE sessions SET latest_seq = $1, message_count = message_count + 1, \
+/// `$1` latest_seq, `$2` now, `$3` session id, `$4` tenant id, `$5` how many
+/// messages `PURGE` deleted.
+pub const ADVANCE: &str = "UPDATE sessions SET latest_seq = $1, message_count = message_count + 1 - $5, \
      last_activity_at = CASE WHEN last_activity_at < $2 THEN $2 ELSE last_activity_at END \
      WHERE id = $3 AND tenant_id = $4";
+
+/// The session's cap (SPEC §11.6) before one more message: `$1` session id,
+/// `$2` the highest seq to delete (`turn::purge_bound`).
+pub const PURGE: &str = "DELETE FROM messages WHERE session_id = $1 AND seq <= $2 AND status <> 'streaming'";
 
 pub const INSERT_MESSAGE: &str = "INSERT INTO messages (session_id, seq, tenant_id, role, content, author, \
      status, created_at, token_count) VALUES ($1, $2, $3, $4, $5, $6, 'complete', $7, $8)";
@@ -121,6 +126,18 @@ macro_rules! insert_message {
     };
 }
 pub(crate) use insert_message;
+
+/// Runs [`PURGE`] for one message about to follow `latest_seq` under a cap
+/// of `max_messages`; evaluates to how many messages it deleted.
+macro_rules! purge {
+    ($conn:expr, $session_id:expr, $max_messages:expr, $latest_seq:expr) => {{
+        let bound = $crate::turn::purge_bound($max_messages, $latest_seq, 1);
+        let done =
+            sqlx::query($crate::takeover::PURGE).bind($session_id).bind(bound).execute(&mut *$conn).await?;
+        i64::try_from(done.rows_affected()).unwrap_or(i64::MAX)
+    }};
+}
+pub(crate) use purge;
 
 /// Locks the session row and reads whether an answer streams; `None` when
 /// there is no such session in the tenant.
@@ -208,6 +225,7 @@ macro_rules! impl_takeover {
                             (None, &change.note, 0),
                             change.now,
                         )?;
+                        let removed = $crate::takeover::purge!(conn, &id, change.max_messages, locked.1);
                         let taking = change.takeover.is_some();
                         let status = if taking { SessionStatus::Human } else { SessionStatus::Active };
                         let row: $crate::rows::SessionRow = sqlx::query_as($crate::takeover::SET_HOLD)
@@ -218,6 +236,7 @@ macro_rules! impl_takeover {
                             .bind($crate::takeover::at(&change.now))
                             .bind(&id)
                             .bind(&change.tenant_id)
+                            .bind(removed)
                             .fetch_one(&mut *conn)
                             .await?;
                         $crate::takeover::insert_message!(conn, &change.tenant_id, note, &sealed);
@@ -262,11 +281,13 @@ macro_rules! impl_takeover {
                             (Some(m.author.clone()), &m.content, m.token_count),
                             m.now,
                         )?;
+                        let removed = $crate::takeover::purge!(conn, &id, m.max_messages, locked.1);
                         sqlx::query($crate::takeover::ADVANCE)
                             .bind(seq)
                             .bind($crate::takeover::at(&m.now))
                             .bind(&id)
                             .bind(&m.tenant_id)
+                            .bind(removed)
                             .execute(&mut *conn)
                             .await?;
                         $crate::takeover::insert_message!(conn, &m.tenant_id, stored, &sealed);

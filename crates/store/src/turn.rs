@@ -305,9 +305,9 @@ fn row(
 /// adds `added` messages after `latest_seq`: what falls beyond the newest
 /// `max_messages`, but never one of the new messages (a cap of 1 still keeps
 /// a whole turn). Zero or less deletes nothing.
-pub fn purge_bound(turn: &BeginTurn, latest_seq: i64, added: usize) -> i64 {
+pub fn purge_bound(max_messages: u32, latest_seq: i64, added: usize) -> i64 {
     let added = i64::try_from(added).unwrap_or(i64::MAX);
-    let keep = i64::from(turn.max_messages.max(1));
+    let keep = i64::from(max_messages.max(1));
     latest_seq.saturating_add(added).saturating_sub(keep).min(latest_seq)
 }
 

@@ -73,6 +73,7 @@ conformance!(
     takeover_writes_status_note_and_seq_at_once,
     takeover_refusals,
     agent_messages_only_while_human,
+    agent_messages_and_notes_keep_the_cap,
     takeover_and_turns_race_without_seq_gaps,
     concurrent_reservations_never_overshoot,
     subject_budgets_are_per_subject,

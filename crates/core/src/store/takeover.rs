@@ -20,6 +20,9 @@ pub struct HoldChange {
     pub takeover: Option<Takeover>,
     /// The note's text ("Ada joined the conversation").
     pub note: String,
+    /// The tenant's `max_messages_per_session`: what falls beyond it goes
+    /// with the note, as it does with a turn's messages.
+    pub max_messages: u32,
     pub now: Timestamp,
 }
 
@@ -55,6 +58,8 @@ pub struct AgentMessage {
     pub author: String,
     pub content: String,
     pub token_count: i64,
+    /// The tenant's `max_messages_per_session`, as in [`HoldChange`].
+    pub max_messages: u32,
     pub now: Timestamp,
 }
 
@@ -130,6 +135,7 @@ mod tests {
             session_id: Uuid::nil(),
             takeover,
             note: String::new(),
+            max_messages: 1000,
             now: crate::time::from_millis(0),
         }
     }

@@ -57,6 +57,7 @@ pub async fn take(
         session_id: session.id,
         takeover: Some(Takeover { agent: agent.clone(), since: now }),
         note: format!("{name} joined the conversation"),
+        max_messages: tenant.max_messages_per_session,
         now,
     };
     announce(&state, &actor, &change, (true, agent), Action::SessionTakeover).await
@@ -82,6 +83,7 @@ pub async fn release(
         session_id: session.id,
         takeover: None,
         note: format!("{holder} left the conversation"),
+        max_messages: tenant.max_messages_per_session,
         now: state.clock.now(),
     };
     announce(&state, &actor, &change, (false, AgentRef { name: holder }), Action::SessionRelease).await
@@ -128,6 +130,7 @@ pub async fn message(
         author: actor.display_name().to_owned(),
         token_count: i64::from(estimate_tokens(&content)),
         content,
+        max_messages: tenant.max_messages_per_session,
         now: state.clock.now(),
     };
     let stored = match state.store.add_agent_message(&new).await.map_err(ApiError::internal)? {

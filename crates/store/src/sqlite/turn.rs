@@ -26,7 +26,7 @@ pub async fn begin_turn(store: &SqliteStore, turn: &BeginTurn) -> Result<BeginTu
         store.writer.write_direct(move |db| begin_turn_in(db, &shared, &cipher, known_seq)).await?;
     let outcome = match (raw, earlier, known) {
         (RawTurn::Started { user, assistant }, Earlier::Known, Some(known)) => {
-            let purge = turn::purge_bound(turn, assistant.seq - 2, 2);
+            let purge = turn::purge_bound(turn.max_messages, assistant.seq - 2, 2);
             let history = super::known::history(turn, known.messages, purge, &user);
             BeginTurnOutcome::Started { user, assistant, history }
         }
@@ -93,7 +93,7 @@ fn begin_turn_in(
         return Ok((refused, Earlier::None));
     }
     let written = turn::new_messages(turn, latest_seq, !human, cipher)?;
-    let purge = turn::purge_bound(turn, latest_seq, written.len());
+    let purge = turn::purge_bound(turn.max_messages, latest_seq, written.len());
     let writes = bind_turn_writes!(Numbered::new(), latest_seq, &session_id, turn, &written);
     if human {
         writes.bind(purge).execute_all(db, dialect::WRITE_USER)?;

@@ -18,6 +18,7 @@ pub fn hold(session: &Session, name: Option<&str>, now: Timestamp) -> HoldChange
             Some(n) => format!("{n} joined the conversation"),
             None => "left the conversation".into(),
         },
+        max_messages: 1000,
         now,
     }
 }
@@ -29,6 +30,7 @@ pub fn agent_message(session: &Session, content: &str, now: Timestamp) -> AgentM
         author: "Ada".into(),
         content: content.into(),
         token_count: 2,
+        max_messages: 1000,
         now,
     }
 }
@@ -138,6 +140,32 @@ pub async fn agent_messages_only_while_human(h: &mut Harness) {
     // Read back (decrypted) exactly as written, by history and by replay.
     assert_eq!(h.store.list_messages(TENANT, s.id, 1, None).await.unwrap(), vec![stored.clone()]);
     assert_eq!(h.store.messages_after(TENANT, s.id, 1, 10).await.unwrap(), vec![stored]);
+}
+
+/// The session's cap holds for agents' messages and notes as for turns: the
+/// oldest messages beyond it go in the same write, and the count follows.
+pub async fn agent_messages_and_notes_keep_the_cap(h: &mut Harness) {
+    let s = new_session(&h.store).await;
+    complete_turn(&h.store, &s, "q0", at(1)).await;
+    let mut change = hold(&s, Some("Ada"), at(2));
+    change.max_messages = 3;
+    assert!(matches!(h.store.set_takeover(&change).await.unwrap(), HoldOutcome::Changed { .. }));
+    assert_eq!(seqs(&h.store.list_messages(TENANT, s.id, 10, None).await.unwrap()), [3, 2, 1]);
+    for (i, content) in ["one", "two"].into_iter().enumerate() {
+        let mut m = agent_message(&s, content, at(3 + i as i64));
+        m.max_messages = 3;
+        assert!(matches!(h.store.add_agent_message(&m).await.unwrap(), AgentMessageOutcome::Stored(_)));
+    }
+    let kept = h.store.list_messages(TENANT, s.id, 10, None).await.unwrap();
+    assert_eq!(seqs(&kept), [5, 4, 3], "the oldest beyond the cap of 3 are gone");
+    let session = session_of(&h.store, &s).await;
+    assert_eq!((session.latest_seq, session.message_count), (5, 3));
+    let mut release = hold(&s, None, at(9));
+    release.max_messages = 3;
+    assert!(matches!(h.store.set_takeover(&release).await.unwrap(), HoldOutcome::Changed { .. }));
+    let kept = h.store.list_messages(TENANT, s.id, 10, None).await.unwrap();
+    assert_eq!(seqs(&kept), [6, 5, 4]);
+    assert_eq!(session_of(&h.store, &s).await.message_count, 3);
 }
 
 /// Turns, agents' messages and a takeover racing in one session: every
