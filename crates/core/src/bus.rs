@@ -35,6 +35,9 @@ pub enum Notice {
     /// An agent is taking the session over: the node running its answer
     /// stops it (kept as `aborted`), so the takeover can be written after it.
     TakenOver { session_id: Uuid },
+    /// The session is being closed: the node running its answer stops it
+    /// (kept as `aborted`), so the close comes after the answer's end.
+    Closing { session_id: Uuid },
 }
 
 pub trait Bus: Send + Sync + 'static {

@@ -331,3 +331,39 @@ async fn redis_a_takeover_stops_the_answer_on_the_other_node() {
 async fn nats_a_takeover_stops_the_answer_on_the_other_node() {
     cluster_takeover(Backend::Nats, "nats_admin_takeover").await;
 }
+
+/// An answer streaming on node b is stopped by a close taken on node a
+/// (`Notice::Closing`): kept as `aborted`, then the session is closed.
+async fn cluster_close(backend: Backend, test: &str) {
+    std::env::set_var(secret_var("acme"), secret_of("acme"));
+    // Held after two pieces until released: only a stop ends it.
+    let fake = FakeOpenAi::start(Mode::Gated { before: pieces(2), after: pieces(2) }).await;
+    let acme = TenantSpec::openai("acme", &fake).line(&common::jwt::hs256_line(&secret_var("acme")));
+    let Some(c) = Cluster::start(test, backend, &[acme]).await else { return };
+    let (session, visitor) = c.b.create_session("acme").await;
+    let mut live = c.b.chat_live(&visitor, &chat_body(&session, "tell me")).await;
+    while live.text_so_far() != "w0 w1" {
+        live.next(WITHIN).await.expect("the stream ended early");
+    }
+
+    let closed = post(&c.a, &As::agent("acme"), &format!("/v1/admin/sessions/{session}/close"), None).await;
+    assert_eq!(closed.status.as_u16(), 200, "{}", closed.text);
+    assert_eq!(closed.body["status"], "closed", "{}", closed.text);
+    assert_eq!(live.until("stream_end", WITHIN).await.json()["finish_reason"], "aborted");
+    let answer = c.b.message(&visitor, &session, 2).await.expect("the answer");
+    assert_eq!((answer["status"].as_str(), answer["content"].as_str()), (Some("aborted"), Some("w0 w1")));
+    c.b.chat_raw(&visitor, &chat_body(&session, "hello?")).await.assert_error(409, "session.closed");
+    fake.release();
+    drop(live);
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn redis_a_close_stops_the_answer_on_the_other_node() {
+    cluster_close(Backend::Redis, "redis_admin_close").await;
+}
+
+#[tokio::test]
+async fn nats_a_close_stops_the_answer_on_the_other_node() {
+    cluster_close(Backend::Nats, "nats_admin_close").await;
+}

@@ -13,7 +13,7 @@ use uuid::Uuid;
 pub enum StopReason {
     /// The client went away and the tenant says `on_disconnect = "abort"`.
     ClientGone = 1,
-    /// The session was deleted.
+    /// The session was deleted or closed.
     SessionDeleted = 2,
     /// The node is shutting down and the grace period ran out.
     Shutdown = 3,

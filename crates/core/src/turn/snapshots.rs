@@ -3,7 +3,7 @@
 //! to the session as a `SessionEvent::Snapshot`, in order with the turn's
 //! deltas, so the subscriber can continue from it with no gap. Also stops
 //! the answer running here when an agent on another node takes its session
-//! over (`Notice::TakenOver`).
+//! over (`Notice::TakenOver`) or closes it (`Notice::Closing`).
 
 use super::Inner;
 use crate::bus::Notice;
@@ -34,6 +34,11 @@ pub(super) async fn answer(inner: Arc<Inner>) {
             Ok(Notice::TakenOver { session_id }) => {
                 if let Some(turn) = inner.live.get(session_id) {
                     turn.stop(super::StopReason::Takeover);
+                }
+            }
+            Ok(Notice::Closing { session_id }) => {
+                if let Some(turn) = inner.live.get(session_id) {
+                    turn.stop(super::StopReason::SessionDeleted);
                 }
             }
             Ok(_) => {}

@@ -198,7 +198,7 @@ async fn change_hold(state: &AppState, change: &HoldChange) -> Result<Changed, A
 }
 
 /// Waits for an answer's end: `turn`'s if known, else any.
-async fn until_end(events: &mut EventReceiver, turn: Option<Uuid>) {
+pub(super) async fn until_end(events: &mut EventReceiver, turn: Option<Uuid>) {
     loop {
         match events.recv().await {
             Ok(event) => {
