@@ -17,7 +17,7 @@ mod common;
 use admin::{call, operator_config, secret_of, secret_var, with_jwt, As};
 use cluster::{Backend, Cluster};
 use common::client::LiveStream;
-use common::{chat_body, pieces, FakeOpenAi, Mode, TenantSpec, TestApp};
+use common::{chat_body, pieces, FakeOpenAi, Mode, TenantSpec, TestApp, Visitor};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -288,22 +288,34 @@ async fn tenants_ticket_kinds_and_states_stay_apart() {
     assert_eq!(fake.calls(), 0);
 }
 
-/// An answer streaming on node b is stopped by a takeover taken on node a,
-/// and everything after it crosses the bus.
-async fn cluster_takeover(backend: Backend, test: &str) {
+/// A cluster whose upstream holds every answer after two pieces until
+/// released (so only a stop ends it), and a session of `acme` on node b.
+async fn held_answers(backend: Backend, test: &str) -> Option<(Cluster, FakeOpenAi, String, Visitor)> {
     // The servers inherit this variable (only SWITCHBOARD_* ones are cleared).
     std::env::set_var(secret_var("acme"), secret_of("acme"));
     let fake = FakeOpenAi::start(Mode::Gated { before: pieces(2), after: pieces(2) }).await;
     let acme = TenantSpec::openai("acme", &fake).line(&common::jwt::hs256_line(&secret_var("acme")));
-    let Some(c) = Cluster::start(test, backend, &[acme]).await else { return };
+    let c = Cluster::start(test, backend, &[acme]).await?;
     let (session, visitor) = c.b.create_session("acme").await;
-    let mut sse = c.b.subscribe(&visitor, &session, None).await;
-    sse.session_event().await;
-    let mut live = c.b.chat_live(&visitor, &chat_body(&session, "tell me")).await;
-    live.until("stream_start", WITHIN).await;
+    Some((c, fake, session, visitor))
+}
+
+/// Starts a turn on node b and reads it up to where the upstream holds it.
+async fn held_turn(c: &Cluster, session: &str, visitor: &Visitor) -> LiveStream {
+    let mut live = c.b.chat_live(visitor, &chat_body(session, "tell me")).await;
     while live.text_so_far() != "w0 w1" {
         live.next(WITHIN).await.expect("the stream ended early");
     }
+    live
+}
+
+/// An answer streaming on node b is stopped by a takeover taken on node a,
+/// and everything after it crosses the bus.
+async fn cluster_takeover(backend: Backend, test: &str) {
+    let Some((c, fake, session, visitor)) = held_answers(backend, test).await else { return };
+    let mut sse = c.b.subscribe(&visitor, &session, None).await;
+    sse.session_event().await;
+    let mut live = held_turn(&c, &session, &visitor).await;
 
     let path = format!("/v1/admin/sessions/{session}");
     let agent = As::agent("acme");
@@ -335,16 +347,8 @@ async fn nats_a_takeover_stops_the_answer_on_the_other_node() {
 /// An answer streaming on node b is stopped by a close taken on node a
 /// (`Notice::Closing`): kept as `aborted`, then the session is closed.
 async fn cluster_close(backend: Backend, test: &str) {
-    std::env::set_var(secret_var("acme"), secret_of("acme"));
-    // Held after two pieces until released: only a stop ends it.
-    let fake = FakeOpenAi::start(Mode::Gated { before: pieces(2), after: pieces(2) }).await;
-    let acme = TenantSpec::openai("acme", &fake).line(&common::jwt::hs256_line(&secret_var("acme")));
-    let Some(c) = Cluster::start(test, backend, &[acme]).await else { return };
-    let (session, visitor) = c.b.create_session("acme").await;
-    let mut live = c.b.chat_live(&visitor, &chat_body(&session, "tell me")).await;
-    while live.text_so_far() != "w0 w1" {
-        live.next(WITHIN).await.expect("the stream ended early");
-    }
+    let Some((c, fake, session, visitor)) = held_answers(backend, test).await else { return };
+    let mut live = held_turn(&c, &session, &visitor).await;
 
     let closed = post(&c.a, &As::agent("acme"), &format!("/v1/admin/sessions/{session}/close"), None).await;
     assert_eq!(closed.status.as_u16(), 200, "{}", closed.text);
