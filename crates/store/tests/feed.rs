@@ -125,8 +125,9 @@ async fn next(feed: &mut Feed) -> Arc<SessionEvent> {
 
 /// The race: a subscriber reads the answer as streaming from the store, but
 /// its turn has ended before the subscriber looks for its live text. What it
-/// hands out must be the answer's final state, never the older checkpoint
-/// followed by a `stream_end` whose text the client never saw grow.
+/// hands out must be the answer's final state as a replay gives it (its
+/// final `message`), never the older checkpoint, nor a `stream_end` for text
+/// this connection never carried.
 #[tokio::test]
 async fn an_answer_that_ended_before_its_live_text_was_found_is_handed_out_final() {
     let h = Harness::sqlite().await;
@@ -154,8 +155,13 @@ async fn an_answer_that_ended_before_its_live_text_was_found_is_handed_out_final
         engine.bus().publish(session.id, Arc::new(delta));
         end_answer(&h, &engine, &assistant, "Hello, world").await;
         match &*next(&mut feed).await {
-            SessionEvent::StreamEnd(end) => assert_eq!(end.message.content, "Hello, world"),
-            other => panic!("cursor {cursor:?}: expected the answer's stream_end, got {other:?}"),
+            SessionEvent::Message(m) => {
+                assert_eq!(
+                    (m.seq, m.status, m.content.as_str()),
+                    (2, MessageStatus::Complete, "Hello, world")
+                )
+            }
+            other => panic!("cursor {cursor:?}: expected the answer's final message, got {other:?}"),
         }
     }
 }

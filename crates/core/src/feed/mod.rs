@@ -285,16 +285,21 @@ impl Feed {
 
     /// The awaited answer ended before its text came (its turn was over by
     /// the time this subscriber looked for it, though the store read before
-    /// still saw it streaming): its final event alone is its whole state.
-    /// Handing out the last checkpoint first would show older text than the
-    /// answer had (SPEC §6), which its final event would then contradict; so
-    /// the answer's live events held meanwhile go too, and it is handed out
-    /// final, as a replay would.
+    /// still saw it streaming). Handing out the last checkpoint would show
+    /// older text than the answer had (SPEC §6), and a `stream_end` would
+    /// close text this connection never carried (a client may still hold
+    /// the answer's start from an earlier connection). So it is handed out
+    /// as a replay hands out what has ended: its final `message`; the
+    /// answer's live events held meanwhile go.
     fn answer_ended(&mut self, event: Arc<SessionEvent>) {
         if let Some(awaiting) = self.awaiting.take() {
             let seq = awaiting.stored.seq;
             self.held.retain(|e| !is_live_text_of(e, seq));
         }
+        let event = match &*event {
+            SessionEvent::StreamEnd(end) => Arc::new(SessionEvent::Message(end.message.clone())),
+            _ => event,
+        };
         self.held.push_back(event);
     }
 
