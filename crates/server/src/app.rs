@@ -83,7 +83,12 @@ fn node_id(config: &Config) -> Result<String, StartError> {
 }
 
 /// Runs the server until SIGTERM or SIGINT, then shuts down gracefully.
-pub async fn serve(config: Config) -> Result<(), StartError> {
+pub async fn serve(mut config: Config) -> Result<(), StartError> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| fail(&format!("cannot listen on {}", config.listen))(e.to_string()))?;
+    let addr = listener.local_addr().map_err(|e| fail("listener")(e.to_string()))?;
+    config.bound_to(addr).map_err(|e| StartError(e.to_string()))?;
     for key in &config.not_enforced {
         tracing::warn!(key = %key, "configured but not enforced by this version");
     }
@@ -130,6 +135,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             per_ip: config.connections.max_per_ip,
             pending_per_ip: config.connections.max_pending_per_ip,
         }),
+        web: Arc::new(crate::web::Assets::load()),
     };
     // The global kill switch set through the admin API outlives restarts.
     crate::admin::kill_switch::refresh_global(&state).await;
@@ -139,10 +145,6 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         served.snapshot().values().map(|t| retention::Policy::of(t)).collect()
     });
     let connections = state.connections.clone();
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| fail(&format!("cannot listen on {}", config.listen))(e.to_string()))?;
-    let addr = listener.local_addr().map_err(|e| fail("listener")(e.to_string()))?;
     tracing::info!(
         %addr,
         node = %node,

@@ -90,7 +90,11 @@ fn tenant(
 
 /// `Ok(Some(origin))` for an allowed cross-origin request, `Ok(None)` for an
 /// allowed request without one (same origin, or a server-side client).
-fn origin(state: &AppState, headers: &HeaderMap, tenant: &Tenant) -> Result<Option<String>, ApiError> {
+pub(crate) fn origin(
+    state: &AppState,
+    headers: &HeaderMap,
+    tenant: &Tenant,
+) -> Result<Option<String>, ApiError> {
     let Some(raw) = headers.get(header::ORIGIN) else {
         let same_origin = headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes() == b"same-origin");
         return if same_origin {

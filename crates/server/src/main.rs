@@ -17,6 +17,7 @@ mod state;
 mod telemetry;
 mod tenancy;
 mod tokens;
+mod web;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

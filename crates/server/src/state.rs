@@ -67,4 +67,6 @@ pub struct AppState {
     pub identity: Arc<crate::identity::Identity>,
     /// Open SSE subscriptions and WebSockets of this node.
     pub connections: Arc<crate::realtime::connections::Connections>,
+    /// The widget, demo page and console (SPEC §14), loaded once at start.
+    pub web: Arc<crate::web::Assets>,
 }

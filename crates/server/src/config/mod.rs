@@ -46,6 +46,11 @@ pub struct Config {
     pub database_url: String,
     /// How browsers reach the server (normalised origin).
     pub public_url: String,
+    /// No `public_url` given and `listen` on port 0: it follows the port the
+    /// server gets (see [`Config::bound_to`]).
+    public_url_follows_listener: bool,
+    /// The configuration declares no tenant: the built-in `demo` runs.
+    pub builtin_demo: bool,
     pub operator_token_env: String,
     pub encryption_keys_env: String,
     /// Peers whose `X-Forwarded-For` is believed.
@@ -78,6 +83,26 @@ pub struct Config {
 }
 
 impl Config {
+    /// Once the server listens: with `listen` on port 0 and no `public_url`,
+    /// the server's own origin is known only now, so `public_url` (and the
+    /// built-in demo tenant's origins) become `http://127.0.0.1:<port>`.
+    pub fn bound_to(&mut self, addr: SocketAddr) -> Result<(), ConfigError> {
+        if !self.public_url_follows_listener {
+            return Ok(());
+        }
+        let host = if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
+        let url = if addr.is_ipv6() && !addr.ip().is_unspecified() {
+            format!("http://[{host}]:{}", addr.port())
+        } else {
+            format!("http://{host}:{}", addr.port())
+        };
+        self.public_url = normalize_origin(&url).ok_or_else(|| err(format!("`public_url`: `{url}`")))?;
+        if self.builtin_demo {
+            self.tenants = vec![tenant::builtin_demo(&self.public_url, addr.port()).map_err(err)?];
+        }
+        Ok(())
+    }
+
     /// Reads the file (if any) and the process environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let text = match file {
@@ -134,7 +159,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         return Err(err("`bus_url`: must be empty (in-process), redis://… or nats://…"));
     }
     let connections = connection_settings(&raw.connections)?;
-    let public_url = raw.public_url.unwrap_or_else(|| "http://127.0.0.1:8080".to_owned());
+    let public_url = raw.public_url.clone().unwrap_or_else(|| "http://127.0.0.1:8080".to_owned());
     let public_url = normalize_origin(&public_url)
         .ok_or_else(|| err(format!("`public_url`: `{public_url}` must be scheme://host[:port]")))?;
     positive("heartbeat_secs", raw.heartbeat_secs as f64)?;
@@ -146,6 +171,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     if !(0.0..=3600.0).contains(&raw.shutdown_grace_secs) {
         return Err(err("`shutdown_grace_secs`: must be between 0 and 3600"));
     }
+    let public_url_follows_listener = raw.public_url.is_none() && listen.port() == 0;
     let mut tenants = Vec::with_capacity(raw.tenants.len().max(1));
     for (i, t) in raw.tenants.into_iter().enumerate() {
         let t = tenant::validate(t).map_err(|e| err(format!("at `tenants[{i}]`: {e}")))?;
@@ -154,7 +180,8 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         }
         tenants.push(t);
     }
-    if tenants.is_empty() {
+    let builtin_demo = tenants.is_empty();
+    if builtin_demo {
         tenants.push(tenant::builtin_demo(&public_url, listen.port()).map_err(err)?);
     }
     if raw.bus_url.starts_with("nats://") {
@@ -165,6 +192,8 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         data_dir,
         database_url,
         public_url,
+        public_url_follows_listener,
+        builtin_demo,
         operator_token_env: raw.operator_token_env,
         encryption_keys_env: raw.encryption_keys_env,
         trusted_proxies: networks("trusted_proxies", &raw.trusted_proxies)?,

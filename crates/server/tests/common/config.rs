@@ -263,6 +263,12 @@ impl AppConfig {
             out.push_str(line);
             out.push('\n');
         }
+        // The origin the clients of these tests speak as (see `TestApp::start`):
+        // without it, `public_url` would follow the port the server gets. A
+        // line that mentions `public_url` (a comment, say) leaves it out.
+        if !self.extra_top_level.iter().any(|l| l.contains("public_url")) {
+            out.push_str("public_url = \"http://127.0.0.1:8080\"\n");
+        }
         for t in &self.tenants {
             t.render(&mut out);
         }

@@ -1,0 +1,26 @@
+//! The web face of the binary (SPEC §14): the embeddable widget
+//! (`/widget.js`), the demo shop (`/demo`), the agent console (`/admin`), and
+//! the widget's bootstrap question (`GET /v1/widget/bootstrap`). Pages get a
+//! strict Content-Security-Policy; nothing here reads or writes the store.
+
+pub mod assets;
+mod bootstrap;
+mod serve;
+mod widget;
+
+use crate::state::AppState;
+use axum::routing::get;
+use axum::Router;
+
+pub use assets::Assets;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(serve::root))
+        .route("/widget.js", get(serve::widget))
+        .route("/demo", get(serve::page))
+        .route("/demo/{*file}", get(serve::file))
+        .route("/admin", get(serve::page))
+        .route("/admin/{*file}", get(serve::file))
+        .route("/v1/widget/bootstrap", get(bootstrap::bootstrap))
+}

@@ -1,0 +1,43 @@
+// Debian's Chromium driven by playwright-core (no browser download), plus
+// screenshots under target/screenshots/ and axe-core accessibility checks.
+import { chromium } from 'playwright-core';
+import { mkdir, readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { ROOT } from './server.mjs';
+
+export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+export const SCREENSHOTS = path.join(ROOT, 'target', 'screenshots');
+
+export function launchBrowser() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+      '--disable-sync', '--no-first-run', '--disable-quic'],
+  });
+}
+
+/** Writes `target/screenshots/<name>.png` and returns its path. */
+export async function screenshot(page, name, options = {}) {
+  await mkdir(SCREENSHOTS, { recursive: true });
+  const file = path.join(SCREENSHOTS, `${name}.png`);
+  await page.screenshot({ path: file, ...options });
+  return file;
+}
+
+let axeSource;
+/**
+ * Runs axe-core in the page (through the debugging protocol, so the page's CSP
+ * does not stop it) and returns the violations of impact serious or critical.
+ * `include`: a selector, or an array of selectors, to check only that part.
+ */
+export async function seriousViolations(page, include) {
+  axeSource ??= await readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+  await page.evaluate(axeSource);
+  const result = await page.evaluate(async (context) => {
+    // eslint-disable-next-line no-undef
+    const r = await axe.run(context ?? document, { resultTypes: ['violations'] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(' ')) }));
+  }, include ?? null);
+  return result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+}
