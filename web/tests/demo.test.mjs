@@ -1,0 +1,45 @@
+// The first page a newcomer opens: `/` on a server with its embedded defaults
+// redirects to the demo shop, whose widget chats with the offline demo model
+// under the page's strict policy.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, launchBrowser, screenshot } from './lib/index.mjs';
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+test('the root opens the demo shop, whose widget answers under a strict policy', async () => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  const violations = [];
+  page.on('console', (m) => { if (/Content Security Policy|Refused to/i.test(m.text())) violations.push(m.text()); });
+  page.on('pageerror', (e) => violations.push(String(e)));
+
+  const response = await page.goto(server.url + '/');
+  assert.equal(new URL(page.url()).pathname, '/demo');
+  assert.match(response.headers()['content-security-policy'], /default-src 'self'/);
+  await page.getByRole('heading', { name: 'Gear for the long way round' }).waitFor();
+
+  await page.getByRole('button', { name: 'Open chat' }).click();
+  await page.getByRole('dialog', { name: 'Chat' }).waitFor();
+  const input = page.getByRole('textbox', { name: 'Message' });
+  await input.fill('What is Switchboard?');
+  await input.press('Enter');
+  const answer = page.locator('[data-role="assistant"][data-status="complete"]').last();
+  await answer.waitFor({ timeout: 20_000 });
+  assert.match(await answer.innerText(), /Switchboard/);
+  assert.equal(await page.locator('[data-role="user"]').count(), 1);
+  await screenshot(page, 'demo');
+  assert.deepEqual(violations, []);
+  await context.close();
+});
