@@ -6,7 +6,7 @@
 use toml::Value;
 
 /// Variables that hold secrets or test settings: never configuration keys.
-const NOT_KEYS: &[&str] = &["OPERATOR_TOKEN", "ENCRYPTION_KEYS", "SIGNING_KEY", "AUDIT_KEY"];
+const NOT_KEYS: &[&str] = &["OPERATOR_TOKEN", "ENCRYPTION_KEYS", "SIGNING_KEY", "AUDIT_KEY", "WEB_DIR"];
 
 /// Whether `name` (without the prefix) is one of the reserved variables.
 fn reserved(name: &str, referenced: &[String]) -> bool {
@@ -126,6 +126,7 @@ mod tests {
                 ("SWITCHBOARD_ENCRYPTION_KEYS", "k:x"),
                 ("SWITCHBOARD_TEST_POSTGRES_URL", "postgres://"),
                 ("SWITCHBOARD_OP", "secret"),
+                ("SWITCHBOARD_WEB_DIR", "web"),
             ]),
         )
         .unwrap();
