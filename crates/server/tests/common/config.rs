@@ -259,15 +259,16 @@ impl AppConfig {
         } else {
             out.push_str(&format!("shutdown_grace_secs = {grace:?}\n"));
         }
+        // The origin the clients of these tests speak as (see `TestApp::start`):
+        // without it, `public_url` would follow the port the server gets. A
+        // line that mentions `public_url` (a comment, say) leaves it out. It
+        // comes before the extra lines, which may open tables.
+        if !self.extra_top_level.iter().any(|l| l.contains("public_url")) {
+            out.push_str("public_url = \"http://127.0.0.1:8080\"\n");
+        }
         for line in &self.extra_top_level {
             out.push_str(line);
             out.push('\n');
-        }
-        // The origin the clients of these tests speak as (see `TestApp::start`):
-        // without it, `public_url` would follow the port the server gets. A
-        // line that mentions `public_url` (a comment, say) leaves it out.
-        if !self.extra_top_level.iter().any(|l| l.contains("public_url")) {
-            out.push_str("public_url = \"http://127.0.0.1:8080\"\n");
         }
         for t in &self.tenants {
             t.render(&mut out);
