@@ -8,6 +8,9 @@ use uuid::Uuid;
 
 pub const MAX_MESSAGE_CHARS: usize = 10_000;
 
+/// The most a message's page `context` may weigh, as JSON text (SPEC §16).
+pub const MAX_CONTEXT_BYTES: usize = 4096;
+
 #[derive(Debug, PartialEq)]
 pub struct ChatBody {
     pub session_id: Uuid,
@@ -25,6 +28,7 @@ pub fn parse(mut body: Map<String, Value>) -> Result<ChatBody, ApiError> {
     let stream = check(p, "stream", stream(body.remove("stream")));
     let client_message_id =
         check(p, "client_message_id", client_message_id(body.remove("client_message_id")));
+    check(p, "context", context(body.remove("context")));
     problems.extend(crate::http::extract::unknown_fields(&body));
     match (session_id, message, stream, client_message_id) {
         (Some(session_id), Some(message), Some(stream), Some(client_message_id)) if problems.is_empty() => {
@@ -73,6 +77,18 @@ pub fn client_message_id(v: Option<Value>) -> Result<Option<String>, &'static st
         Some(Value::String(s)) if valid_client_message_id(&s) => Ok(Some(s)),
         Some(Value::String(_)) => Err("must be 1-64 characters of A-Z a-z 0-9 _ -"),
         Some(_) => Err("must be a string"),
+    }
+}
+
+/// The page context a widget sends with a message (`setContext`): checked
+/// here as SPEC §4 says; what uses it (tool calls, the agent's view of the
+/// visitor's page, SPEC §16) is not built yet, so it is not kept.
+pub fn context(v: Option<Value>) -> Result<(), &'static str> {
+    match v {
+        None | Some(Value::Null) => Ok(()),
+        Some(v @ Value::Object(_)) if v.to_string().len() <= MAX_CONTEXT_BYTES => Ok(()),
+        Some(Value::Object(_)) => Err("must be at most 4096 bytes as JSON"),
+        Some(_) => Err("must be an object"),
     }
 }
 
@@ -136,5 +152,17 @@ mod tests {
             problems(json!({"session_id": id, "message": "x", "client_message_id": ""})),
             ["client_message_id"]
         );
+    }
+
+    #[test]
+    fn a_page_context_is_a_small_object() {
+        let id = Uuid::new_v4().to_string();
+        let page = json!({"url": "https://shop.example/p/1", "title": "Shoes", "cart": "c-9"});
+        assert!(problems(json!({"session_id": id, "message": "x", "context": page})).is_empty());
+        assert!(problems(json!({"session_id": id, "message": "x", "context": null})).is_empty());
+        let big = json!({"note": "x".repeat(MAX_CONTEXT_BYTES)});
+        for bad in [big, json!("page"), json!([1]), json!(3)] {
+            assert_eq!(problems(json!({"session_id": id, "message": "x", "context": bad})), ["context"]);
+        }
     }
 }

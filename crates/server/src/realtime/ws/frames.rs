@@ -116,6 +116,8 @@ pub fn client(kind: &str, mut map: Map<String, Value>) -> Result<ClientFrame, Ap
                 .map_err(|p| ApiError::invalid(vec![FieldProblem::new("content", p)]))?;
             let client_message_id = chat_body::client_message_id(map.remove("client_message_id"))
                 .map_err(|p| ApiError::invalid(vec![FieldProblem::new("client_message_id", p)]))?;
+            chat_body::context(map.remove("context"))
+                .map_err(|p| ApiError::invalid(vec![FieldProblem::new("context", p)]))?;
             Ok(ClientFrame::Message { session_id, content, client_message_id })
         }
         "typing" => {
