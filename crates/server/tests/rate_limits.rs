@@ -66,6 +66,7 @@ fn assert_limited(reply: &Reply, limit: u32) -> u64 {
     reply.assert_error(429, "rate_limited");
     let retry_after: u64 = reply.header("retry-after").expect("Retry-After").parse().unwrap();
     assert!(retry_after >= 1, "Retry-After {retry_after}");
+    assert_eq!(reply.body["error"]["details"]["retry_after"], retry_after, "{}", reply.text);
     let (l, remaining, reset) = quota(reply);
     assert_eq!((l, remaining), (limit, 0), "{:?}", reply.headers);
     let now = now_secs();
@@ -241,4 +242,18 @@ async fn ticket_minting_is_limited_too() {
         assert_eq!(limit_left(&reply), (2, left));
     }
     assert_limited(&mint().await, 2);
+}
+
+#[tokio::test]
+async fn a_limited_websocket_message_says_how_long_to_wait() {
+    // Frames carry no headers: the wait travels as details.retry_after.
+    // Creating the session and opening the socket take the two requests the
+    // address may make.
+    let app = TestApp::start(AppConfig::new().tenant(TenantSpec::demo("acme").rate_limit("ip", 2, 60))).await;
+    let (sid, visitor) = app.create_session("acme").await;
+    let (mut ws, _) = app.ws_hello("acme", &visitor.token, &sid, None).await;
+    ws.send_json(&json!({"type": "message", "content": "hello", "client_message_id": "m-1"})).await;
+    let refused = ws.expect_error("rate_limited", 429).await;
+    let wait = refused["details"]["retry_after"].as_u64().unwrap_or_else(|| panic!("{refused}"));
+    assert!((1..=60).contains(&wait), "retry_after {wait}");
 }

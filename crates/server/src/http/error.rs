@@ -49,13 +49,24 @@ impl ApiError {
         details.into_iter().flatten().filter_map(|p| p["field"].as_str().map(str::to_owned)).collect()
     }
 
+    /// The envelope's body. A wait (`Retry-After`) is also given as
+    /// `details.retry_after`: a WebSocket frame or an SSE event has no
+    /// headers, and the widget waits exactly that long before sending again.
     pub fn body(&self) -> ErrorBody {
+        let details = match (self.retry_after, self.details.clone()) {
+            (Some(secs), None) => Some(serde_json::json!({ "retry_after": secs })),
+            (Some(secs), Some(serde_json::Value::Object(mut map))) => {
+                map.insert("retry_after".to_owned(), secs.into());
+                Some(serde_json::Value::Object(map))
+            }
+            (_, details) => details,
+        };
         ErrorBody {
             code: self.code.as_str(),
             message: self.code.default_message().to_owned(),
             http_status: self.code.http_status(),
             trace_id: trace::current(),
-            details: self.details.clone(),
+            details,
         }
     }
 }
