@@ -50,7 +50,7 @@ pub struct Config {
     /// server gets (see [`Config::bound_to`]).
     public_url_follows_listener: bool,
     /// The configuration declares no tenant: the built-in `demo` runs.
-    pub builtin_demo: bool,
+    builtin_demo: bool,
     pub operator_token_env: String,
     pub encryption_keys_env: String,
     /// Peers whose `X-Forwarded-For` is believed.
@@ -90,12 +90,10 @@ impl Config {
         if !self.public_url_follows_listener {
             return Ok(());
         }
-        let host = if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
-        let url = if addr.is_ipv6() && !addr.ip().is_unspecified() {
-            format!("http://[{host}]:{}", addr.port())
-        } else {
-            format!("http://{host}:{}", addr.port())
-        };
+        let shown =
+            if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr };
+        // `SocketAddr` shows IPv6 hosts in brackets, as URLs want them.
+        let url = format!("http://{shown}");
         self.public_url = normalize_origin(&url).ok_or_else(|| err(format!("`public_url`: `{url}`")))?;
         if self.builtin_demo {
             self.tenants = vec![tenant::builtin_demo(&self.public_url, addr.port()).map_err(err)?];
@@ -341,6 +339,26 @@ mod tests {
         assert_eq!(c.tenants.len(), 1);
         assert_eq!(c.tenants[0].id, "demo");
         assert_eq!(c.tenants[0].allowed_origins, ["http://127.0.0.1:8080", "http://localhost:8080"]);
+    }
+
+    #[test]
+    fn on_port_zero_public_url_follows_the_port_unless_given() {
+        let mut c = load("listen = \"0.0.0.0:0\"").unwrap();
+        c.bound_to("0.0.0.0:4321".parse().unwrap()).unwrap();
+        assert_eq!(c.public_url, "http://127.0.0.1:4321");
+        assert_eq!(c.tenants[0].allowed_origins, ["http://127.0.0.1:4321", "http://localhost:4321"]);
+
+        let mut c = load("listen = \"[::1]:0\"").unwrap();
+        c.bound_to("[::1]:4321".parse().unwrap()).unwrap();
+        assert_eq!(c.public_url, "http://[::1]:4321");
+
+        let mut c = load("listen = \"127.0.0.1:0\"\npublic_url = \"https://chat.example\"").unwrap();
+        c.bound_to("127.0.0.1:4321".parse().unwrap()).unwrap();
+        assert_eq!(c.public_url, "https://chat.example");
+
+        let mut c = load("listen = \"127.0.0.1:9000\"").unwrap();
+        c.bound_to("127.0.0.1:9000".parse().unwrap()).unwrap();
+        assert_eq!(c.public_url, "http://127.0.0.1:8080", "a fixed port keeps the documented default");
     }
 
     #[test]
