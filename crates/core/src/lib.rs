@@ -10,6 +10,7 @@ pub mod feed;
 pub mod ids;
 pub mod model;
 pub mod origin;
+pub mod progress;
 pub mod provider;
 pub mod ratelimit;
 pub mod retention;

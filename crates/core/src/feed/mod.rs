@@ -16,6 +16,7 @@ pub use position::{Following, Position, Step};
 use crate::bus::{EventReceiver, Notice};
 use crate::events::SessionEvent;
 use crate::model::{Message, MessageStatus, Session};
+use crate::progress::TextProgress;
 use crate::retention::retained_since;
 use crate::store::StoreError;
 use crate::tenant::Tenant;
@@ -236,9 +237,9 @@ impl Feed {
         revision: u32,
         text: String,
     ) {
-        let sent = text.chars().count() as u64;
+        let text_handed_out = TextProgress { revision, sent: text.chars().count() as u64 };
         message.content = text;
-        self.pos.following = Some(Following { seq: message.seq, turn_id, revision, sent });
+        self.pos.following = Some(Following { seq: message.seq, turn_id, text: text_handed_out });
         self.out.push_back(Arc::new(SessionEvent::StreamingMessage { message, revision }));
     }
 

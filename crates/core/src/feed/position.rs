@@ -6,6 +6,7 @@
 
 use crate::events::SessionEvent;
 use crate::model::MessageStatus;
+use crate::progress::{CatchUp, Merge, TextProgress};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -14,9 +15,8 @@ use uuid::Uuid;
 pub struct Following {
     pub seq: i64,
     pub turn_id: Option<Uuid>,
-    pub revision: u32,
-    /// Characters of `revision` already handed out.
-    pub sent: u64,
+    /// How much of its text was handed out.
+    pub text: TextProgress,
 }
 
 /// What to do with one live event.
@@ -69,7 +69,8 @@ impl Position {
                 } else if seq > self.final_upto + 1 {
                     Step::Resync
                 } else {
-                    self.following = Some(Following { seq, turn_id: Some(*turn_id), revision: 0, sent: 0 });
+                    self.following =
+                        Some(Following { seq, turn_id: Some(*turn_id), text: TextProgress::default() });
                     Step::Pass(event)
                 }
             }
@@ -78,12 +79,13 @@ impl Position {
             }
             SessionEvent::StreamReplace { seq, revision, text, .. } => {
                 match self.following.as_mut().filter(|f| f.seq == *seq) {
-                    Some(f) if *revision > f.revision => {
-                        f.revision = *revision;
-                        f.sent = text.chars().count() as u64;
-                        Step::Pass(event)
+                    Some(f) => {
+                        if f.text.replace(*revision, text) {
+                            Step::Pass(event.clone())
+                        } else {
+                            Step::Drop
+                        }
                     }
-                    Some(_) => Step::Drop,
                     None if *seq > self.final_upto => Step::Resync,
                     None => Step::Drop,
                 }
@@ -121,47 +123,33 @@ impl Position {
         let Some(f) = self.following.as_mut().filter(|f| f.seq == seq) else {
             return if seq > self.final_upto { Step::Resync } else { Step::Drop };
         };
-        if revision < f.revision {
-            return Step::Drop;
+        match f.text.merge(revision, offset, text) {
+            Merge::Drop => Step::Drop,
+            Merge::Gap => Step::FillText,
+            Merge::Pass => Step::Pass(event.clone()),
+            Merge::Trimmed { offset, text } => {
+                let SessionEvent::StreamDelta { turn_id, .. } = &**event else { return Step::Drop };
+                Step::Pass(Arc::new(SessionEvent::StreamDelta {
+                    turn_id: *turn_id,
+                    seq,
+                    revision,
+                    offset,
+                    text,
+                }))
+            }
         }
-        if revision > f.revision || offset > f.sent {
-            return Step::FillText;
-        }
-        let len = text.chars().count() as u64;
-        if offset + len <= f.sent {
-            return Step::Drop;
-        }
-        let skip = f.sent - offset;
-        f.sent = offset + len;
-        if skip == 0 {
-            return Step::Pass(event.clone());
-        }
-        let SessionEvent::StreamDelta { turn_id, .. } = &**event else { return Step::Drop };
-        let rest: String = text.chars().skip(skip as usize).collect();
-        Step::Pass(Arc::new(SessionEvent::StreamDelta {
-            turn_id: *turn_id,
-            seq,
-            revision,
-            offset: offset + skip,
-            text: rest,
-        }))
     }
 
     /// The live text of the followed answer: the part this subscriber lacks,
     /// as a delta (same revision) or a replace (newer revision).
     pub fn snapshot(&mut self, seq: i64, turn_id: Uuid, revision: u32, text: &str) -> Option<SessionEvent> {
         let f = self.following.as_mut().filter(|f| f.seq == seq)?;
-        let chars = text.chars().count() as u64;
-        let event = if revision == f.revision && chars > f.sent {
-            let rest: String = text.chars().skip(f.sent as usize).collect();
-            SessionEvent::StreamDelta { turn_id, seq, revision, offset: f.sent, text: rest }
-        } else if revision > f.revision {
-            SessionEvent::StreamReplace { turn_id, seq, revision, text: text.to_owned() }
-        } else {
-            return None;
+        let event = match f.text.catch_up(revision, text)? {
+            CatchUp::Delta { offset, text } => {
+                SessionEvent::StreamDelta { turn_id, seq, revision, offset, text }
+            }
+            CatchUp::Replace => SessionEvent::StreamReplace { turn_id, seq, revision, text: text.to_owned() },
         };
-        f.revision = revision;
-        f.sent = chars;
         f.turn_id = Some(turn_id);
         Some(event)
     }
@@ -169,7 +157,6 @@ impl Position {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
     use crate::model::{Message, Role};
 

@@ -6,6 +6,7 @@ use super::live::{LiveTurn, StopReason};
 use crate::bus::EventReceiver;
 use crate::events::{SessionEvent, Who};
 use crate::model::{Message, MessageStatus};
+use crate::progress::{CatchUp, Merge, TextProgress};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
@@ -15,9 +16,8 @@ pub struct TurnStream {
     live: Arc<LiveTurn>,
     user: Message,
     pending: VecDeque<Arc<SessionEvent>>,
-    /// Revision and characters of it already handed out.
-    revision: u32,
-    sent: u64,
+    /// How much of the answer's text was handed out.
+    text: TextProgress,
     done: bool,
     abort_on_drop: bool,
 }
@@ -35,8 +35,7 @@ impl TurnStream {
             live,
             user,
             pending: VecDeque::new(),
-            revision: 0,
-            sent: 0,
+            text: TextProgress::default(),
             done: false,
             abort_on_drop,
         }
@@ -52,12 +51,9 @@ impl TurnStream {
             seq: s.live.seq,
             user_seq: s.live.user_seq,
         }));
-        let snap = s.live.snapshot();
-        if snap.revision > 0 || snap.chars > 0 {
-            s.pending.push_back(Arc::new(s.catch_up_event(snap.revision, 0, snap.text)));
+        if let Some(text) = s.fill_gap() {
+            s.pending.push_back(text);
         }
-        s.revision = snap.revision;
-        s.sent = snap.chars;
         s
     }
 
@@ -114,14 +110,16 @@ impl TurnStream {
             // Answers to subscribers on other nodes; this follower has the live turn.
             SessionEvent::Snapshot { .. } => None,
             SessionEvent::StreamDelta { revision, offset, text, .. } => {
-                self.merge_delta(*revision, *offset, text).map(|trimmed| trimmed.map_or(event, Arc::new))
+                match self.text.merge(*revision, *offset, text) {
+                    Merge::Drop => None,
+                    Merge::Pass => Some(event),
+                    Merge::Trimmed { offset, text } => Some(Arc::new(self.delta(*revision, offset, text))),
+                    Merge::Gap => self.fill_gap(),
+                }
             }
             // A late replace of a revision already handed out repeats it.
-            SessionEvent::StreamReplace { revision, .. } if *revision <= self.revision => None,
             SessionEvent::StreamReplace { revision, text, .. } => {
-                self.revision = *revision;
-                self.sent = text.chars().count() as u64;
-                Some(event)
+                self.text.replace(*revision, text).then_some(event)
             }
             SessionEvent::StreamEnd(_) | SessionEvent::Error { .. } => {
                 self.done = true;
@@ -135,53 +133,19 @@ impl TurnStream {
         }
     }
 
-    /// `None`: drop the delta. `Some(None)`: pass it on as it is.
-    /// `Some(Some(e))`: pass on `e` instead (trimmed, or filled from state).
-    fn merge_delta(&mut self, revision: u32, offset: u64, text: &str) -> Option<Option<SessionEvent>> {
-        if revision < self.revision {
-            return None;
-        }
-        if revision > self.revision || offset > self.sent {
-            return self.fill_gap().map(|e| Some((*e).clone()));
-        }
-        let len = text.chars().count() as u64;
-        if offset + len <= self.sent {
-            return None;
-        }
-        let skip = self.sent - offset;
-        self.sent = offset + len;
-        if skip == 0 {
-            return Some(None);
-        }
-        let rest: String = text.chars().skip(skip as usize).collect();
-        Some(Some(self.delta(revision, offset + skip, rest)))
-    }
-
-    /// Catches up from the live text after missing events.
+    /// Catches up from the live text after missing events (or on joining).
     fn fill_gap(&mut self) -> Option<Arc<SessionEvent>> {
         let snap = self.live.snapshot();
-        if snap.revision == self.revision && snap.chars <= self.sent {
-            return None;
-        }
-        let event = if snap.revision == self.revision {
-            let rest: String = snap.text.chars().skip(self.sent as usize).collect();
-            self.delta(snap.revision, self.sent, rest)
-        } else {
-            self.catch_up_event(snap.revision, 0, snap.text)
+        let event = match self.text.catch_up(snap.revision, &snap.text)? {
+            CatchUp::Delta { offset, text } => self.delta(snap.revision, offset, text),
+            CatchUp::Replace => SessionEvent::StreamReplace {
+                turn_id: self.live.turn_id,
+                seq: self.live.seq,
+                revision: snap.revision,
+                text: snap.text,
+            },
         };
-        self.revision = snap.revision;
-        self.sent = snap.chars;
         Some(Arc::new(event))
-    }
-
-    /// The text of a revision from `offset`: a delta on revision 0, a replace
-    /// (the whole text) on later revisions.
-    fn catch_up_event(&self, revision: u32, offset: u64, text: String) -> SessionEvent {
-        if revision == 0 {
-            self.delta(revision, offset, text)
-        } else {
-            SessionEvent::StreamReplace { turn_id: self.live.turn_id, seq: self.live.seq, revision, text }
-        }
     }
 
     fn delta(&self, revision: u32, offset: u64, text: String) -> SessionEvent {
@@ -200,7 +164,6 @@ impl Drop for TurnStream {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
     use crate::model::Role;
     use tokio::sync::broadcast;
