@@ -35,8 +35,9 @@ pub enum Notice {
     /// An agent is taking the session over: the node running its answer
     /// stops it (kept as `aborted`), so the takeover can be written after it.
     TakenOver { session_id: Uuid },
-    /// The session is being closed: the node running its answer stops it
-    /// (kept as `aborted`), so the close comes after the answer's end.
+    /// The session is being closed or deleted: the node running its answer
+    /// stops it (kept as `aborted`), so the close or the wipe comes after
+    /// the answer's end (see `TurnEngine::stop_answer`).
     Closing { session_id: Uuid },
 }
 

@@ -8,6 +8,7 @@ pub mod error;
 pub mod events;
 pub mod feed;
 pub mod ids;
+pub mod lifecycle;
 pub mod model;
 pub mod origin;
 pub mod progress;

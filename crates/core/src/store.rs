@@ -15,8 +15,9 @@ pub enum StoreError {
     /// The database could not be reached or answered with an error.
     #[error("database error: {0}")]
     Database(String),
-    /// Stored content could not be decrypted (wrong or missing key).
-    #[error("cannot decrypt stored content: {0}")]
+    /// Stored content could not be encrypted, decrypted or sealed (wrong or
+    /// missing key).
+    #[error("cannot encrypt, decrypt or seal stored content: {0}")]
     Crypto(String),
     /// A stored value is not what this version expects.
     #[error("corrupt stored value: {0}")]

@@ -5,6 +5,7 @@ use crate::tokens::Signer;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, PoisonError, RwLock};
+use switchboard_core::lifecycle::SessionLifecycle;
 use switchboard_core::ratelimit::RateLimiter;
 use switchboard_core::store::Store;
 use switchboard_core::tenant::Tenant;
@@ -69,4 +70,12 @@ pub struct AppState {
     pub connections: Arc<crate::realtime::connections::Connections>,
     /// The widget, demo page and console (SPEC §14), loaded once at start.
     pub web: Arc<crate::web::Assets>,
+}
+
+impl AppState {
+    /// A session's lifecycle (delete, close, takeover, release, agent
+    /// messages), on this node's engine.
+    pub fn lifecycle(&self) -> SessionLifecycle {
+        SessionLifecycle::new(self.engine.clone())
+    }
 }

@@ -126,7 +126,7 @@ mod tests {
     use crate::model::AgentRef;
 
     fn hold(name: &str) -> Takeover {
-        Takeover { agent: AgentRef { name: name.into() }, since: crate::time::from_millis(0) }
+        Takeover { agent: AgentRef { name: name.into() }, since: crate::time::from_millis(0).unwrap() }
     }
 
     fn change(takeover: Option<Takeover>) -> HoldChange {
@@ -136,7 +136,7 @@ mod tests {
             takeover,
             note: String::new(),
             max_messages: 1000,
-            now: crate::time::from_millis(0),
+            now: crate::time::from_millis(0).unwrap(),
         }
     }
 

@@ -11,12 +11,14 @@ mod reaper;
 mod replay;
 mod run;
 mod snapshots;
+mod stop;
 mod stream;
 
 pub use live::{LiveText, LiveTurn, LiveTurns, StopReason};
 pub use observe::{AfterFailure, TurnObserver, TurnReport};
 pub use replay::finished_turn_events;
 pub use run::error_body;
+pub use stop::Stopped;
 pub use stream::TurnStream;
 
 use crate::bus::Bus;
@@ -103,6 +105,9 @@ pub enum SendError {
     QuotaExceeded { reset_at: crate::time::Timestamp },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A moment the turn needed lies beyond the range of timestamps.
+    #[error(transparent)]
+    Time(#[from] crate::time::OutOfRange),
 }
 
 /// Starts, follows and stops turns. Cheap to clone.
@@ -270,7 +275,9 @@ impl TurnEngine {
         }
     }
 
-    /// Stops the session's running turn, if any (before deleting it, say).
+    /// Stops the session's turn if it runs on this node, without waiting for
+    /// its end. A session's lifecycle uses [`TurnEngine::stop_answer`]
+    /// instead, which reaches every node and waits.
     pub fn stop_session_turn(&self, session_id: Uuid, reason: StopReason) {
         if let Some(turn) = self.inner.live.get(session_id) {
             turn.stop(reason);

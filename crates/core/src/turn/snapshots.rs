@@ -2,8 +2,9 @@
 //! node) needs the live text of a turn running here, this node publishes it
 //! to the session as a `SessionEvent::Snapshot`, in order with the turn's
 //! deltas, so the subscriber can continue from it with no gap. Also stops
-//! the answer running here when an agent on another node takes its session
-//! over (`Notice::TakenOver`) or closes it (`Notice::Closing`).
+//! the answer running here when another node takes its session over
+//! (`Notice::TakenOver`), closes or deletes it (`Notice::Closing`): the
+//! remote half of `TurnEngine::stop_answer`.
 
 use super::Inner;
 use crate::bus::Notice;

@@ -5,6 +5,7 @@
 
 use super::audit::{self, Action};
 use super::{auth, query};
+use crate::handlers::sessions::lifecycle_refusal;
 use crate::http::extract::{self, Path};
 use crate::http::ApiError;
 use crate::state::AppState;
@@ -13,18 +14,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::Json;
 use serde_json::{json, Value};
-use std::time::Duration;
-use switchboard_core::bus::Notice;
 use switchboard_core::retention::retained_messages;
 use switchboard_core::store::admin::SessionKey;
-use switchboard_core::turn::StopReason;
-use switchboard_core::{ErrorCode, MessageStatus, Session, Subject};
-use uuid::Uuid;
+use switchboard_core::{ErrorCode, Session, Subject};
 
 /// How many of the newest messages `GET /v1/admin/sessions/{id}` carries.
 pub const RECENT_MESSAGES: u32 = 50;
-/// How long closing waits for a stopped turn to store its partial answer.
-const STOP_WAIT: Duration = Duration::from_secs(5);
 
 /// A session as agents see it: the end-user object plus its owner.
 pub fn session_json(s: &Session) -> Value {
@@ -76,11 +71,10 @@ pub async fn get(
     Ok(Json(json!({"session": session_json(&session), "messages": messages})))
 }
 
-/// Closes the session: an answer still streaming is stopped first, on
-/// whichever node runs it (its partial answer kept as `aborted`), then the
-/// session is `closed`, and
-/// every later message gets `session.closed`. Closing a closed session
-/// answers the same.
+/// Closes the session (`SessionLifecycle::close`): an answer still
+/// streaming is stopped first, on whichever node runs it (its partial
+/// answer kept as `aborted`), then the session is `closed`, and every later
+/// message gets `session.closed`. Closing a closed session answers the same.
 pub async fn close(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -90,36 +84,11 @@ pub async fn close(
     empty_body(&state, &headers, body).await?;
     let actor = auth::authenticate(&state, &headers)?;
     let tenant = auth::scoped_tenant(&state, &headers, &actor)?;
-    let session = tenant_session(&state, &tenant.id, &id).await?;
-    stop_answer(&state, &tenant.id, session.id).await?;
-    let closed = state.store.close_session(&tenant.id, session.id).await.map_err(ApiError::internal)?;
-    let closed = closed.ok_or(ApiError::new(ErrorCode::SessionNotFound))?;
-    let detail = json!({"tenant_id": tenant.id, "status_before": session.status.as_str()});
-    audit::record(&state, &actor, Action::SessionClose, &session.id.to_string(), detail).await?;
-    Ok(Json(session_json(&closed)))
-}
-
-/// Stops the session's streaming answer, if any, on purpose like a deleted
-/// session's (kept as `aborted`), and waits up to [`STOP_WAIT`] for its end:
-/// here directly, on another node through `Notice::Closing`.
-async fn stop_answer(state: &AppState, tenant_id: &str, session_id: Uuid) -> Result<(), ApiError> {
-    let deadline = tokio::time::Instant::now() + STOP_WAIT;
-    if state.engine.live_turn(session_id).is_some() {
-        state.engine.stop_session_turn(session_id, StopReason::SessionDeleted);
-        while state.engine.live_turn(session_id).is_some() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        return Ok(());
-    }
-    // Subscribed before asking, so the answer's end cannot be missed.
-    let mut events = state.engine.bus().subscribe(session_id);
-    let newest =
-        state.store.list_messages(tenant_id, session_id, 1, None).await.map_err(ApiError::internal)?;
-    if newest.first().is_some_and(|m| m.status == MessageStatus::Streaming) {
-        state.engine.bus().notify(Notice::Closing { session_id });
-        let _ = tokio::time::timeout_at(deadline, super::takeover::until_end(&mut events, None)).await;
-    }
-    Ok(())
+    let session_id = extract::session_id(&id)?;
+    let closed = state.lifecycle().close(&tenant.id, session_id).await.map_err(lifecycle_refusal)?;
+    let detail = json!({"tenant_id": tenant.id, "status_before": closed.status_before.as_str()});
+    audit::record(&state, &actor, Action::SessionClose, &session_id.to_string(), detail).await?;
+    Ok(Json(session_json(&closed.session)))
 }
 
 /// The session if it exists in the tenant, else `session.not_found` (the

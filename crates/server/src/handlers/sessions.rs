@@ -15,11 +15,11 @@ use axum::Json;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use switchboard_core::lifecycle::LifecycleError;
 use switchboard_core::retention::retained_messages;
 use switchboard_core::store::{NewSession, SessionCursor};
 use switchboard_core::tenant::Tenant;
 use switchboard_core::time::{format, from_millis};
-use switchboard_core::turn::StopReason;
 use switchboard_core::{ErrorCode, Session, Subject};
 use uuid::Uuid;
 
@@ -194,11 +194,21 @@ pub async fn delete(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let (tenant, subject) = (&edge.tenant, gate::authorized(&state, &headers, &edge)?.subject);
-    let session = owned_session(&state, tenant, &subject, &id).await?;
-    state.engine.stop_session_turn(session.id, StopReason::SessionDeleted);
-    state.store.delete_session(&tenant.id, session.id).await.map_err(ApiError::internal)?;
+    let subject = gate::authorized(&state, &headers, &edge)?.subject;
+    let session_id = extract::session_id(&id)?;
+    state.lifecycle().delete(&edge.tenant.id, &subject, session_id).await.map_err(lifecycle_refusal)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// How a lifecycle change (here and in the admin API) is refused.
+pub fn lifecycle_refusal(e: LifecycleError) -> ApiError {
+    match e {
+        LifecycleError::NotFound => ErrorCode::SessionNotFound.into(),
+        LifecycleError::Closed => ErrorCode::SessionClosed.into(),
+        LifecycleError::NotHuman => ErrorCode::SessionNotHuman.into(),
+        LifecycleError::InProgress => ErrorCode::TurnInProgress.into(),
+        LifecycleError::Store(e) => ApiError::internal(e),
+    }
 }
 
 /// The session if the caller owns it; anything else is `session.not_found`,
@@ -225,7 +235,26 @@ fn decode_session_cursor(c: &str) -> Result<SessionCursor, ApiError> {
     let raw = String::from_utf8(raw).map_err(|_| bad())?;
     let (ms, id) = raw.split_once('.').ok_or_else(bad)?;
     Ok(SessionCursor {
-        last_activity_at: from_millis(ms.parse().map_err(|_| bad())?),
+        last_activity_at: from_millis(ms.parse().map_err(|_| bad())?).map_err(|_| bad())?,
         id: Uuid::parse_str(id).map_err(|_| bad())?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cursor(raw: &str) -> Result<SessionCursor, ApiError> {
+        decode_session_cursor(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw))
+    }
+
+    #[test]
+    fn a_cursor_beyond_the_range_of_timestamps_is_refused_not_read_as_1970() {
+        let id = Uuid::nil();
+        let ok = cursor(&format!("1700000000123.{id}")).unwrap();
+        assert_eq!((ok.last_activity_at.timestamp_millis(), ok.id), (1_700_000_000_123, id));
+        for ms in [i64::MAX, i64::MIN] {
+            assert_eq!(cursor(&format!("{ms}.{id}")).unwrap_err().problem_fields(), ["cursor"]);
+        }
+    }
 }

@@ -4,7 +4,8 @@
 //!
 //! Services come from `SWITCHBOARD_TEST_POSTGRES_URL` and
 //! `SWITCHBOARD_TEST_REDIS_URL` / `SWITCHBOARD_TEST_NATS_URL`; without them a
-//! test prints that it was skipped, unless `SWITCHBOARD_TEST_REQUIRE_SERVICES=1`.
+//! test is skipped and noted (`switchboard_testkit::services`), unless
+//! `SWITCHBOARD_TEST_REQUIRE_SERVICES=1`.
 //! The database is dropped and the bus prefix's keys (Redis) or rate-limit
 //! bucket (NATS) deleted afterwards, also when a test panics.
 //!
@@ -18,6 +19,7 @@ use base64::Engine;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
+use switchboard_testkit::services;
 
 /// The cluster backend under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,25 +29,13 @@ pub enum Backend {
 }
 
 impl Backend {
-    fn var(self) -> &'static str {
-        match self {
-            Backend::Redis => "SWITCHBOARD_TEST_REDIS_URL",
-            Backend::Nats => "SWITCHBOARD_TEST_NATS_URL",
-        }
-    }
-
-    /// The service URL, or `None` (after printing a skip line) when it is not
-    /// configured and services are not required.
-    pub fn service_url(self, test: &str) -> Option<String> {
-        match std::env::var(self.var()) {
-            Ok(u) if !u.is_empty() => Some(u),
-            _ => {
-                let required = std::env::var("SWITCHBOARD_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
-                assert!(!required, "{test}: {} is not set but services are required", self.var());
-                println!("SKIPPED {test}: {} is not set", self.var());
-                None
-            }
-        }
+    /// The service URL, or `None` (the test is noted as skipped) when it is
+    /// not configured and services are not required.
+    pub fn service_url(self) -> Option<String> {
+        services::service_url(match self {
+            Backend::Redis => services::REDIS,
+            Backend::Nats => services::NATS,
+        })
     }
 }
 
@@ -122,7 +112,7 @@ impl Cluster {
     /// race on the fresh database's migrations). `None` when a service is
     /// not configured (the test is skipped).
     pub async fn start(test: &str, backend: Backend, tenants: &[TenantSpec]) -> Option<Self> {
-        let service = backend.service_url(test)?;
+        let service = backend.service_url()?;
         let db = TestDatabase::create(test).await?;
         let prefix = format!("sb{}", uuid::Uuid::new_v4().simple());
         let shared = Shared {

@@ -1,0 +1,246 @@
+//! A session's lifecycle (SPEC §4, §12): the owner deleting it; an agent
+//! closing it, taking it over, writing in it and giving it back. Whatever
+//! must come after a running answer goes through one primitive,
+//! [`TurnEngine::stop_answer`]: stop the session's answer wherever it runs
+//! and wait, at most [`STOP_WAIT`], for its end. Changes are published to
+//! every connection of the session (every node) after they are committed.
+//! Nothing here knows HTTP, who may call what, or the audit log: the server
+//! checks the caller first and records admin actions after.
+//!
+//! | call            | a running answer                     | then                           |
+//! |-----------------|--------------------------------------|--------------------------------|
+//! | `delete`        | stopped and waited for               | session and messages wiped     |
+//! | `close`         | stopped and waited for               | status `closed`                |
+//! | `take_over`     | stopped and waited for, else refused | `human`, note, `takeover` event|
+//! | `release`       | (none runs while an agent holds it)  | `active`, note, `takeover` event|
+//! | `agent_message` | (none runs while an agent holds it)  | an `agent` message             |
+//!
+//! A handoff (SPEC §16, not built yet) is the next row: the model asks for a
+//! person from inside its own turn, so nothing is stopped; the session goes
+//! `waiting` with a note in one transaction (a hold change like the ones
+//! below) and a `handoff` event. Its place is a `request_handoff` here, with
+//! `SessionStatus::Waiting` in the model and `store::takeover::decide`
+//! letting `take_over` and `release` start from `waiting` as they do from
+//! `active` and `human`.
+
+use crate::events::SessionEvent;
+use crate::ids::Subject;
+use crate::model::{estimate_tokens, AgentRef, Message, Session, SessionStatus, Takeover};
+use crate::store::takeover::{AgentMessage, AgentMessageOutcome, HoldChange, HoldOutcome};
+use crate::store::{Store, StoreError};
+use crate::tenant::Tenant;
+use crate::turn::{StopReason, Stopped, TurnEngine};
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// How long a lifecycle change waits for a running answer to end.
+pub const STOP_WAIT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    /// No such session in the tenant (or not the caller's).
+    #[error("session not found")]
+    NotFound,
+    #[error("session closed")]
+    Closed,
+    /// No agent holds the session (a release, an agent message).
+    #[error("no agent holds the session")]
+    NotHuman,
+    /// The running answer did not end within [`STOP_WAIT`]; nothing changed.
+    #[error("the session's answer is still streaming")]
+    InProgress,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a takeover or a release did.
+#[derive(Debug, Clone)]
+pub enum Hold {
+    /// Written and announced; `agent` is the one the note and event name.
+    Changed { session: Session, agent: AgentRef },
+    /// Nothing to do: the same agent already holds it (a retried takeover).
+    Unchanged(Session),
+}
+
+/// A closed session, and its status before.
+#[derive(Debug, Clone)]
+pub struct Closed {
+    pub session: Session,
+    pub status_before: SessionStatus,
+}
+
+/// The lifecycle service. Cheap to clone (a handle on the engine).
+#[derive(Clone)]
+pub struct SessionLifecycle {
+    engine: TurnEngine,
+}
+
+impl SessionLifecycle {
+    pub fn new(engine: TurnEngine) -> Self {
+        Self { engine }
+    }
+
+    /// Wipes the owner's session and all its messages. A running answer is
+    /// stopped first, on whichever node runs it, and waited for, so nothing
+    /// of it is written after the wipe. One that has not ended within
+    /// [`STOP_WAIT`] (its node is gone) cannot write either: its final
+    /// write finds no row.
+    pub async fn delete(
+        &self,
+        tenant_id: &str,
+        owner: &Subject,
+        session_id: Uuid,
+    ) -> Result<(), LifecycleError> {
+        // Someone else's session is "not found" too: nobody learns it exists.
+        let session = self.store().get_session(tenant_id, session_id).await?;
+        session.filter(|s| s.owner == owner.to_string()).ok_or(LifecycleError::NotFound)?;
+        self.stop(tenant_id, session_id, StopReason::SessionDeleted).await?;
+        self.store().delete_session(tenant_id, session_id).await?;
+        Ok(())
+    }
+
+    /// Closes the session: a running answer is stopped first and waited for
+    /// (kept as `aborted`), then the status is `closed` and later messages
+    /// are refused. After [`STOP_WAIT`] the close goes ahead all the same.
+    /// Closing a closed session answers the same.
+    pub async fn close(&self, tenant_id: &str, session_id: Uuid) -> Result<Closed, LifecycleError> {
+        let before = self.store().get_session(tenant_id, session_id).await?;
+        let before = before.ok_or(LifecycleError::NotFound)?;
+        self.stop(tenant_id, session_id, StopReason::SessionDeleted).await?;
+        let session = self.store().close_session(tenant_id, session_id).await?;
+        let session = session.ok_or(LifecycleError::NotFound)?;
+        Ok(Closed { session, status_before: before.status })
+    }
+
+    /// `agent` takes the session over: status `human`, a note "<name>
+    /// joined the conversation" and a `takeover` event. A running answer is
+    /// stopped first; if it has not ended within [`STOP_WAIT`] nothing
+    /// changes (`InProgress`). A session another agent holds is handed over.
+    pub async fn take_over(
+        &self,
+        tenant: &Tenant,
+        session_id: Uuid,
+        agent: AgentRef,
+    ) -> Result<Hold, LifecycleError> {
+        let now = self.engine.clock().now();
+        let change = HoldChange {
+            tenant_id: tenant.id.clone(),
+            session_id,
+            note: format!("{} joined the conversation", agent.name),
+            takeover: Some(Takeover { agent: agent.clone(), since: now }),
+            max_messages: tenant.max_messages_per_session,
+            now,
+        };
+        self.change_hold(&change, true, agent).await
+    }
+
+    /// Back to the AI: status `active`, a note "<name> left the
+    /// conversation" and a `takeover` event, naming the agent who held the
+    /// session (the one the visitor knows), whoever releases it; `releaser`
+    /// only when none is on record.
+    pub async fn release(
+        &self,
+        tenant: &Tenant,
+        session_id: Uuid,
+        releaser: &str,
+    ) -> Result<Hold, LifecycleError> {
+        let session = self.store().get_session(&tenant.id, session_id).await?;
+        let session = session.ok_or(LifecycleError::NotFound)?;
+        let holder = session.takeover.map_or_else(|| releaser.to_owned(), |t| t.agent.name);
+        let change = HoldChange {
+            tenant_id: tenant.id.clone(),
+            session_id,
+            takeover: None,
+            note: format!("{holder} left the conversation"),
+            max_messages: tenant.max_messages_per_session,
+            now: self.engine.clock().now(),
+        };
+        self.change_hold(&change, false, AgentRef { name: holder }).await
+    }
+
+    /// An `agent` message by `author` (already validated content), while an
+    /// agent holds the session; delivered live and kept in the history.
+    pub async fn agent_message(
+        &self,
+        tenant: &Tenant,
+        session_id: Uuid,
+        author: &str,
+        content: String,
+    ) -> Result<Message, LifecycleError> {
+        let new = AgentMessage {
+            tenant_id: tenant.id.clone(),
+            session_id,
+            author: author.to_owned(),
+            token_count: i64::from(estimate_tokens(&content)),
+            content,
+            max_messages: tenant.max_messages_per_session,
+            now: self.engine.clock().now(),
+        };
+        match self.store().add_agent_message(&new).await? {
+            AgentMessageOutcome::Stored(message) => {
+                self.publish(session_id, SessionEvent::Message(message.clone()));
+                Ok(message)
+            }
+            AgentMessageOutcome::NotFound => Err(LifecycleError::NotFound),
+            AgentMessageOutcome::Closed => Err(LifecycleError::Closed),
+            AgentMessageOutcome::NotHuman => Err(LifecycleError::NotHuman),
+        }
+    }
+
+    /// Writes the change, after the answer the store says still streams has
+    /// ended (the note must not take a seq before the answer's end), then
+    /// publishes the note and a `takeover` event `{active, agent}`.
+    async fn change_hold(
+        &self,
+        change: &HoldChange,
+        active: bool,
+        agent: AgentRef,
+    ) -> Result<Hold, LifecycleError> {
+        let deadline = tokio::time::Instant::now() + STOP_WAIT;
+        let mut looked_once = false;
+        let (session, note) = loop {
+            match self.store().set_takeover(change).await? {
+                HoldOutcome::Changed { session, note } => break (session, note),
+                HoldOutcome::Unchanged { session } => return Ok(Hold::Unchanged(session)),
+                HoldOutcome::NotFound => return Err(LifecycleError::NotFound),
+                HoldOutcome::Closed => return Err(LifecycleError::Closed),
+                HoldOutcome::NotHuman => return Err(LifecycleError::NotHuman),
+                HoldOutcome::InProgress => {}
+            }
+            let stopped = self
+                .engine
+                .stop_answer(&change.tenant_id, change.session_id, StopReason::Takeover, deadline)
+                .await?;
+            match stopped {
+                // Ended: the change goes through now (or another answer began meanwhile).
+                Stopped::Ended => looked_once = false,
+                // It ended between the store's refusal and the look: once more.
+                Stopped::Nothing if !looked_once => looked_once = true,
+                Stopped::Nothing | Stopped::StillRunning => return Err(LifecycleError::InProgress),
+            }
+        };
+        self.publish(change.session_id, SessionEvent::Message(note));
+        self.publish(change.session_id, SessionEvent::Takeover { active, agent: agent.clone() });
+        Ok(Hold::Changed { session, agent })
+    }
+
+    /// The primitive with the lifecycle's bound, for changes that go ahead
+    /// whatever it came to (a close, a delete).
+    async fn stop(&self, tenant_id: &str, session_id: Uuid, reason: StopReason) -> Result<(), StoreError> {
+        let deadline = tokio::time::Instant::now() + STOP_WAIT;
+        let stopped = self.engine.stop_answer(tenant_id, session_id, reason, deadline).await?;
+        if stopped == Stopped::StillRunning {
+            tracing::warn!(%session_id, ?reason, "the session's answer did not end in time; going ahead");
+        }
+        Ok(())
+    }
+
+    fn store(&self) -> &Arc<dyn Store> {
+        self.engine.store()
+    }
+
+    fn publish(&self, session_id: Uuid, event: SessionEvent) {
+        self.engine.bus().publish(session_id, Arc::new(event));
+    }
+}
