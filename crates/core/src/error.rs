@@ -13,6 +13,16 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     #[serde(rename = "request.too_large")]
     TooLarge,
+    /// The request body did not arrive within `request_body_timeout_secs`
+    /// (our addition to SPEC §8).
+    #[serde(rename = "request.timeout")]
+    RequestTimeout,
+    /// Too many or too large header lines (our addition to SPEC §8).
+    #[serde(rename = "request.headers_too_large")]
+    HeadersTooLarge,
+    /// A request target over 64 KiB (our addition to SPEC §8).
+    #[serde(rename = "request.uri_too_long")]
+    UriTooLong,
     #[serde(rename = "tenant.missing")]
     TenantMissing,
     #[serde(rename = "tenant.unknown")]
@@ -67,6 +77,9 @@ impl ErrorCode {
             RequestInvalid => "request.invalid",
             UnsupportedMediaType => "request.unsupported_media_type",
             TooLarge => "request.too_large",
+            RequestTimeout => "request.timeout",
+            HeadersTooLarge => "request.headers_too_large",
+            UriTooLong => "request.uri_too_long",
             TenantMissing => "tenant.missing",
             TenantUnknown => "tenant.unknown",
             TenantDisabled => "tenant.disabled",
@@ -106,10 +119,13 @@ impl ErrorCode {
             TenantDisabled | OriginMissing | OriginForbidden | AuthForbidden | AuthContextMismatch => 403,
             TenantUnknown | SessionNotFound | RouteNotFound => 404,
             MethodNotAllowed => 405,
+            RequestTimeout => 408,
             SessionClosed | SessionNotHuman | TurnInProgress => 409,
             CursorInvalid => 410,
             TooLarge => 413,
+            UriTooLong => 414,
             UnsupportedMediaType => 415,
+            HeadersTooLarge => 431,
             RateLimited | QuotaExceeded | ConnectionLimit => 429,
             Internal => 500,
             LlmUnavailable => 502,
@@ -124,6 +140,9 @@ impl ErrorCode {
             RequestInvalid => "The request is invalid.",
             UnsupportedMediaType => "The request body must be JSON (Content-Type: application/json).",
             TooLarge => "The request body is too large.",
+            RequestTimeout => "The request body did not arrive in time.",
+            HeadersTooLarge => "The request's headers are too large.",
+            UriTooLong => "The request's URL is too long.",
             TenantMissing => "No tenant was given (X-Tenant-Id).",
             TenantUnknown => "No such tenant.",
             TenantDisabled => "This service is temporarily disabled.",
@@ -156,6 +175,9 @@ const ALL: &[ErrorCode] = {
         RequestInvalid,
         UnsupportedMediaType,
         TooLarge,
+        RequestTimeout,
+        HeadersTooLarge,
+        UriTooLong,
         TenantMissing,
         TenantUnknown,
         TenantDisabled,
@@ -205,5 +227,46 @@ mod tests {
             let json = serde_json::to_string(code).unwrap_or_default();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }
+    }
+
+    /// The rows of the error table in `docs/protocol.md`'s "Errors" section:
+    /// (code, HTTP status) as written.
+    fn documented() -> Vec<(&'static str, &'static str)> {
+        let doc = include_str!("../../../docs/protocol.md");
+        let section = doc.split("\n## Errors\n").nth(1).unwrap_or_default();
+        let section = section.split("\n## ").next().unwrap_or_default();
+        section
+            .lines()
+            .filter_map(|line| {
+                let mut cells = line.strip_prefix('|')?.split('|').map(str::trim);
+                let code = cells.next()?.strip_prefix('`')?.strip_suffix('`')?;
+                Some((code, cells.next()?))
+            })
+            .collect()
+    }
+
+    /// A code a client can get but the protocol doc does not explain (or
+    /// explains with another status) fails here, and so does a row of the
+    /// doc that names no code.
+    #[test]
+    fn the_protocol_docs_error_table_lists_every_code_with_its_status() {
+        let rows = documented();
+        for code in ALL {
+            let row = rows.iter().find(|(c, _)| *c == code.as_str());
+            assert_eq!(
+                row.map(|(_, status)| *status),
+                Some(code.http_status().to_string().as_str()),
+                "docs/protocol.md, section Errors: add the row `| `{}` | {} | … |`",
+                code.as_str(),
+                code.http_status()
+            );
+        }
+        for (code, _) in &rows {
+            assert!(
+                ErrorCode::parse(code).is_some(),
+                "docs/protocol.md lists `{code}`, which no ErrorCode is"
+            );
+        }
+        assert_eq!(rows.len(), ALL.len(), "a code is listed twice in docs/protocol.md");
     }
 }

@@ -157,9 +157,12 @@ pub async fn serve(mut config: Config) -> Result<(), StartError> {
     let stop = CancellationToken::new();
     let background =
         [tenancy::reload::spawn(state.clone(), catalog, stop.clone()), telemetry::spawn_upkeep(stop.clone())];
-    let head_timeout = config.connections.request_head_timeout;
+    let timeouts = crate::http::listen::RequestTimeouts {
+        head: config.connections.request_head_timeout,
+        body: config.connections.request_body_timeout,
+    };
     let router = routes::router(state);
-    let server = tokio::spawn(crate::http::listen::serve(listener, router, head_timeout, stop.clone()));
+    let server = tokio::spawn(crate::http::listen::serve(listener, router, timeouts, stop.clone()));
     signalled.await;
     tracing::info!(grace = ?config.shutdown_grace, "shutting down: no new connections; letting turns finish");
     stop.cancel();

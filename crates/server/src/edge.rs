@@ -36,6 +36,11 @@ const EXPOSE_HEADERS: &str =
     "X-Trace-Id, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After";
 
 pub async fn end_user(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    // First of all, for preflights too: a preflight is where a browser
+    // learns whether to send the real request.
+    if let Err(refusal) = single_critical_headers(request.headers()) {
+        return refusal.into_response();
+    }
     let query_tenant = query_param(request.uri().query(), "tenant");
     if request.method() == Method::OPTIONS {
         return preflight(&state, request.headers(), query_tenant.as_deref());
@@ -60,12 +65,19 @@ fn admit(
     query_tenant: Option<String>,
     query_ticket: Option<String>,
 ) -> Result<Edge, ApiError> {
-    if let Some(name) = CRITICAL.iter().find(|h| headers.get_all(**h).iter().count() > 1) {
-        return Err(ApiError::invalid_field(name, "must not be sent more than once"));
-    }
     let tenant = tenant(state, headers, query_tenant.as_deref(), query_ticket.as_deref())?;
     let origin = origin(state, headers, &tenant)?;
     Ok(Edge { tenant, origin, query_tenant })
+}
+
+/// `request.invalid` when a critical header is sent more than once (SPEC
+/// §4: the first refusal of every end-user and admin request, preflights
+/// included).
+pub fn single_critical_headers(headers: &HeaderMap) -> Result<(), ApiError> {
+    match CRITICAL.iter().find(|h| headers.get_all(**h).iter().count() > 1) {
+        Some(name) => Err(ApiError::invalid_field(name, "must not be sent more than once")),
+        None => Ok(()),
+    }
 }
 
 /// The tenant from `X-Tenant-Id`, else `?tenant=`, else the bearer token's

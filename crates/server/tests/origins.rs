@@ -2,7 +2,6 @@
 //! normalisation, lookalikes refused, CORS headers exactly when the origin is
 //! accepted (errors included), the same-origin rule, `allow_no_origin`, and
 //! preflights without a tenant.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -179,6 +178,42 @@ async fn preflights_need_no_tenant_and_answer_only_allowed_origins() {
     let reply = preflight(&app, "/v1/chat", None).await;
     assert_eq!(reply.status.as_u16(), 403);
     assert_no_cors(&reply);
+}
+
+#[tokio::test]
+async fn a_preflight_with_a_critical_header_sent_twice_is_refused_like_the_real_request() {
+    let app = app().await;
+    // The admin API allows its own origin (public_url); end-user endpoints the tenant's.
+    let admin_origin = "https://switchboard.example";
+    for (path, origin) in
+        [("/v1/chat", SHOP), ("/v1/sessions?tenant=acme", SHOP), ("/v1/admin/sessions", admin_origin)]
+    {
+        // With one of each, the preflight passes.
+        let reply = preflight(&app, path, Some(origin)).await;
+        assert_eq!(reply.status.as_u16(), 204, "{path}: {}", reply.text);
+        for (name, values) in [
+            ("origin", [origin, origin]),
+            ("origin", [origin, "https://evil.example"]),
+            ("x-tenant-id", ["acme", "other"]),
+            ("authorization", ["Bearer a", "Bearer b"]),
+            ("content-type", ["application/json", "text/plain"]),
+        ] {
+            let mut rb = app
+                .client
+                .request(Method::OPTIONS, app.url(path))
+                .header("access-control-request-method", "POST");
+            if name != "origin" {
+                rb = rb.header("origin", origin);
+            }
+            for v in values {
+                rb = rb.header(name, v);
+            }
+            let reply = app.send(rb).await;
+            let err = reply.assert_error(400, "request.invalid");
+            assert_eq!(err["details"][0]["field"], name, "{path}: {}", reply.text);
+            assert_no_cors(&reply);
+        }
+    }
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! The `POST /v1/chat` body rules of SPEC §4 (400 `request.invalid` with field
 //! details, 413, 415), character counting in Unicode scalars, the order in
 //! which refusals win, and that no refusal stores anything or calls the model.
+// Helpers outside `#[test]` fns: clippy.toml's allow-*-in-tests does not
+// reach them in integration tests (rust-clippy#11119).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -214,4 +216,95 @@ async fn a_64_character_client_message_id_is_accepted() {
     let ok = app.chat_raw(&v, &body).await;
     assert_eq!(ok.status.as_u16(), 200, "{}", ok.text);
     assert_eq!(ok.body["user_message"]["client_message_id"], id.as_str());
+}
+
+/// Asserts a 400 `request.invalid` whose one problem is `field` given twice.
+fn assert_given_twice(reply: &Reply, case: &str, field: &str) {
+    let err = reply.assert_error(400, "request.invalid");
+    assert_eq!(
+        err["details"],
+        json!([{"field": field, "problem": "is given more than once"}]),
+        "{case}: {}",
+        reply.text
+    );
+}
+
+#[tokio::test]
+async fn a_key_given_twice_in_a_json_body_is_refused_at_any_depth() {
+    let (app, fake) = app_with_fake(None).await;
+    let (sid, v) = app.create_session("acme").await;
+    // Both the visitor's own: either copy would be a valid request.
+    let other = app.create_session_for(&v).await;
+    let other_sid = other.body["session"]["id"].as_str().unwrap().to_owned();
+    // Whichever copy a parser kept, these must not be read one way here and
+    // another way by a proxy or firewall in front.
+    let cases = [
+        (
+            "session_id twice",
+            format!(r#"{{"session_id":"{other_sid}","message":"hi","session_id":"{sid}"}}"#),
+            "session_id",
+        ),
+        ("same value twice", format!(r#"{{"session_id":"{sid}","message":"hi","message":"hi"}}"#), "message"),
+        ("escaped twin", format!(r#"{{"session_id":"{sid}","message":"a","\u006dessage":"b"}}"#), "message"),
+        (
+            "inside context",
+            format!(
+                r#"{{"session_id":"{sid}","message":"hi","context":{{"page":"/a","cart":[{{"sku":1,"sku":2}}],"page":"/b"}}}}"#
+            ),
+            "context.cart[0].sku",
+        ),
+    ];
+    for (case, body, field) in &cases {
+        let reply = post_raw(&app, &v, Some("application/json"), body.clone()).await;
+        assert_given_twice(&reply, case, field);
+    }
+    assert!(app.messages(&v, &sid).await.is_empty(), "a refused request stored a message");
+    assert!(app.messages(&v, &other_sid).await.is_empty(), "a refused request stored a message");
+    assert_eq!(fake.calls(), 0);
+
+    // The other bodies go through the same reader: session creation
+    // (anonymous), tickets.
+    let rb = app
+        .client
+        .post(app.url("/v1/sessions"))
+        .header("x-tenant-id", "acme")
+        .header("content-type", "application/json")
+        .body(r#"{"metadata":{"plan":"free","plan":"pro"}}"#);
+    assert_given_twice(&app.send(rb).await, "session metadata", "metadata.plan");
+    let rb = app
+        .request(Method::POST, "/v1/tickets", Some(&v))
+        .header("content-type", "application/json")
+        .body(format!(r#"{{"session_id":"{other_sid}","session_id":"{sid}"}}"#));
+    assert_given_twice(&app.send(rb).await, "ticket", "session_id");
+
+    // The same keys in different objects are fine.
+    let ok = post_raw(
+        &app,
+        &v,
+        Some("application/json"),
+        format!(r#"{{"session_id":"{sid}","message":"hi","stream":false,"context":{{"a":{{"id":1}},"b":{{"id":2}}}}}}"#),
+    )
+    .await;
+    assert_eq!(ok.status.as_u16(), 200, "{}", ok.text);
+}
+
+#[tokio::test]
+async fn a_key_given_twice_in_an_admin_body_is_refused() {
+    const OPERATOR: &str = "validation-operator-token-0123456789abcdef";
+    let config =
+        AppConfig::new().tenant(TenantSpec::demo("acme")).env("SWITCHBOARD_OPERATOR_TOKEN", OPERATOR);
+    let app = TestApp::start(config).await;
+    let put = |body: &'static str| {
+        app.client
+            .put(app.url("/v1/admin/kill-switch"))
+            .bearer_auth(OPERATOR)
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    let reply = app.send(put(r#"{"enabled":false,"enabled":true}"#)).await;
+    assert_given_twice(&reply, "kill switch", "enabled");
+    // Nothing was switched: the tenant still serves.
+    let (_sid, _v) = app.create_session("acme").await;
+    let reply = app.send(put(r#"{"enabled":false}"#)).await;
+    assert_eq!(reply.status.as_u16(), 200, "{}", reply.text);
 }

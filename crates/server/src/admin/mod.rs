@@ -60,16 +60,14 @@ pub fn router(state: AppState) -> Router<AppState> {
         .layer(axum::middleware::from_fn_with_state(state, admin_edge))
 }
 
-/// Headers that must not appear twice (as on end-user endpoints).
-const CRITICAL: [&str; 4] = ["authorization", "origin", "x-tenant-id", "content-type"];
-
 /// Duplicated critical headers, then the admin Origin rule (SPEC §9): no
 /// Origin (CLI, scripts), the server's own, or one of `admin_origins`, which
 /// also get CORS headers so a console served elsewhere can read the answers.
 async fn admin_edge(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let headers = request.headers();
-    if let Some(name) = CRITICAL.iter().find(|h| headers.get_all(**h).iter().count() > 1) {
-        return ApiError::invalid_field(name, "must not be sent more than once").into_response();
+    // Before the preflight, as on end-user endpoints.
+    if let Err(refusal) = edge::single_critical_headers(headers) {
+        return refusal.into_response();
     }
     if let Err(refusal) = edge::admin_origin(&state.config, headers) {
         return refusal.into_response();

@@ -90,7 +90,6 @@ fn insert(node: &mut Value, path: &[String], value: Value) -> Result<(), String>
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn vars(list: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -33,6 +33,8 @@ pub struct ConnectionSettings {
     pub hello_timeout: Duration,
     /// Slow or silent clients lose their connection after this (slowloris).
     pub request_head_timeout: Duration,
+    /// A request body must have arrived this long after its head (408).
+    pub request_body_timeout: Duration,
     pub ws_ping: Duration,
     pub ws_pong_timeout: Duration,
     pub ws_frames_per_sec: u32,
@@ -56,8 +58,6 @@ pub struct Config {
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
     /// Origins (normalised) allowed on admin endpoints besides `public_url`.
-    // Read by the admin API's origin check, which is not built yet.
-    #[allow(dead_code)]
     pub admin_origins: Vec<String>,
     /// Peers allowed to read `/metrics`.
     pub metrics_allow: Vec<IpNet>,
@@ -260,6 +260,7 @@ fn connection_settings(raw: &raw::RawConnections) -> Result<ConnectionSettings, 
     for (key, value) in [
         ("connections.hello_timeout_secs", raw.hello_timeout_secs),
         ("connections.request_head_timeout_secs", raw.request_head_timeout_secs),
+        ("connections.request_body_timeout_secs", raw.request_body_timeout_secs),
         ("connections.ws_ping_secs", raw.ws_ping_secs),
         ("connections.ws_pong_timeout_secs", raw.ws_pong_timeout_secs),
     ] {
@@ -273,6 +274,7 @@ fn connection_settings(raw: &raw::RawConnections) -> Result<ConnectionSettings, 
         max_pending_per_ip: raw.max_pending_per_ip,
         hello_timeout: Duration::from_secs_f64(raw.hello_timeout_secs),
         request_head_timeout: Duration::from_secs_f64(raw.request_head_timeout_secs),
+        request_body_timeout: Duration::from_secs_f64(raw.request_body_timeout_secs),
         ws_ping: Duration::from_secs_f64(raw.ws_ping_secs),
         ws_pong_timeout: Duration::from_secs_f64(raw.ws_pong_timeout_secs),
         ws_frames_per_sec: raw.ws_frames_per_sec,
@@ -324,7 +326,6 @@ fn positive(key: &str, v: f64) -> Result<(), ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn load(toml: &str) -> Result<Config, ConfigError> {

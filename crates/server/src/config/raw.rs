@@ -4,7 +4,6 @@
 //!
 //! Some keys belong to features of later versions: they are parsed so their
 //! shape is checked, and `Config::not_enforced` names them at start.
-#![allow(dead_code)]
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -113,6 +112,9 @@ pub struct RawConnections {
     /// How long a client may take to send a request's head, and how long a
     /// kept-alive connection may wait for its next request.
     pub request_head_timeout_secs: f64,
+    /// How long a client may take to send a request's whole body, counted
+    /// from the end of its head.
+    pub request_body_timeout_secs: f64,
     pub ws_ping_secs: f64,
     pub ws_pong_timeout_secs: f64,
     /// Sustained client frames per second a WebSocket may send.
@@ -127,6 +129,7 @@ impl Default for RawConnections {
             max_pending_per_ip: 32,
             hello_timeout_secs: 10.0,
             request_head_timeout_secs: 30.0,
+            request_body_timeout_secs: 30.0,
             ws_ping_secs: 25.0,
             ws_pong_timeout_secs: 70.0,
             ws_frames_per_sec: 20,

@@ -82,6 +82,14 @@ struct Envelope<'a> {
     error: &'a ErrorBody,
 }
 
+impl ApiError {
+    /// The envelope as JSON text, for an answer written without axum (the
+    /// HTTP parser's refusals, see `listen`).
+    pub fn envelope_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&Envelope { error: &self.body() }).unwrap_or_default()
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status =
@@ -90,6 +98,11 @@ impl IntoResponse for ApiError {
         let mut response = (status, axum::Json(Envelope { error: &body })).into_response();
         if let Some(secs) = self.retry_after {
             response.headers_mut().insert("retry-after", HeaderValue::from(secs));
+        }
+        if self.code == ErrorCode::RequestTimeout {
+            // The rest of the body may still come: nothing after it on this
+            // connection could be told apart from it.
+            response.headers_mut().insert("connection", HeaderValue::from_static("close"));
         }
         response
     }

@@ -1,6 +1,7 @@
 //! Request extractors whose refusals come out as our envelope: query and path
-//! wrappers, and the JSON body reader that enforces `Content-Type` (415) and
-//! `max_body_bytes` (413) before anything parses the body.
+//! wrappers, and the JSON body reader that enforces `Content-Type` (415),
+//! `max_body_bytes` (413) and the body's deadline (408) before anything
+//! parses the body, which is then read strictly (duplicate keys refused).
 
 use super::ApiError;
 use axum::body::{Body, Bytes};
@@ -74,7 +75,7 @@ pub async fn json_body(
     if has_body_headers && !is_json(headers) {
         return Err(ErrorCode::UnsupportedMediaType.into());
     }
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::new(ErrorCode::TooLarge))?;
+    let bytes = read_to_limit(body, limit).await?;
     if bytes.is_empty() {
         return if required {
             Err(ApiError::invalid_field("body", "a JSON object is required"))
@@ -88,6 +89,33 @@ pub async fn json_body(
     Ok(Some(bytes))
 }
 
+/// The whole body, refused with 413 once it passes `limit` bytes, or with
+/// 408 when it does not arrive before its deadline (see
+/// [`super::request_body`]).
+async fn read_to_limit(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    use futures_util::StreamExt;
+    let mut chunks = body.into_data_stream();
+    let mut out = bytes::BytesMut::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(unreadable)?;
+        if out.len() + chunk.len() > limit {
+            return Err(ErrorCode::TooLarge.into());
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out.freeze())
+}
+
+/// A body that could not be read: too slow (408), or cut off or malformed
+/// chunked framing (400; the client is usually gone by then).
+fn unreadable(e: axum::Error) -> ApiError {
+    if super::request_body::timed_out(&e) {
+        return ErrorCode::RequestTimeout.into();
+    }
+    tracing::debug!(trace_id = %super::trace::current(), error = %e, "request body unreadable");
+    ApiError::invalid_field("body", "could not be read to its end")
+}
+
 /// A refused body of up to this size is read to its end and dropped before
 /// the refusal is sent, for at most `DRAIN_TIME`.
 const DRAIN_BYTES: u64 = 1 << 20;
@@ -95,6 +123,8 @@ const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A client still sending a body the server refused would otherwise meet a
 /// connection closed under its writes (a reset) before it reads the 413.
+/// The body's own deadline bounds this too; a body not drained to its end
+/// makes hyper close the connection after the answer.
 async fn drain(body: Body) {
     use futures_util::StreamExt;
     let mut chunks = body.into_data_stream();
@@ -109,17 +139,22 @@ pub fn unknown_fields(body: &serde_json::Map<String, serde_json::Value>) -> Vec<
     unknown.into_iter().map(|field| FieldProblem::new(field, "unknown field")).collect()
 }
 
-/// Parses a body that must be a JSON object.
+/// Parses a body that must be a JSON object. A key given twice anywhere in
+/// it is refused, naming its path (see [`super::json`]).
 pub fn json_object(bytes: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
-    match serde_json::from_slice::<serde_json::Value>(bytes) {
+    use super::json::JsonProblem;
+    match super::json::parse(bytes) {
         Ok(serde_json::Value::Object(map)) => Ok(map),
         Ok(_) => Err(ApiError::invalid_field("body", "must be a JSON object")),
-        Err(e) => Err(ApiError::invalid_field(
-            "body",
-            &format!("is not valid JSON (line {}, column {})", e.line(), e.column()),
-        )),
+        Err(JsonProblem::Duplicate { path }) => Err(ApiError::invalid_field(&path, DUPLICATE)),
+        Err(JsonProblem::Syntax { line, column }) => {
+            Err(ApiError::invalid_field("body", &format!("is not valid JSON (line {line}, column {column})")))
+        }
     }
 }
+
+/// The problem of a key given more than once.
+pub const DUPLICATE: &str = "is given more than once";
 
 #[cfg(test)]
 mod tests {

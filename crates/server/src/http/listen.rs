@@ -12,10 +12,16 @@
 //! its full size while the response streams. Here hyper reads the socket
 //! itself (its 8 KiB buffer is enough for one read of a request head) and
 //! the service future is boxed, so it is freed once the response has begun.
+//!
+//! Each request body gets its deadline here ([`super::request_body`]), and
+//! hyper's own refusals of unparseable heads are replaced by our envelope
+//! ([`super::parse_refusal`]).
 
-use axum::body::Body;
+use super::parse_refusal::Exchange;
+use super::request_body;
 use axum::extract::ConnectInfo;
 use axum::Router;
+use futures_util::FutureExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -26,13 +32,30 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+/// How long a client may take to send each part of a request.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestTimeouts {
+    /// The head (or, on a kept-alive connection, the start of the next one):
+    /// past it the connection is closed without an answer.
+    pub head: Duration,
+    /// The whole body, from the end of its head: past it, reading the body
+    /// fails and the request is answered 408 `request.timeout`.
+    pub body: Duration,
+}
+
 /// Serves `listener` until `stop` is cancelled; then accepts no more, lets
 /// each connection finish the response it is writing (streams end when their
 /// slots are closed), and returns once every connection has ended. A client
-/// that takes longer than `head_timeout` to send a request's head (or to
-/// start its next one on a kept-alive connection) is disconnected, so slow
-/// or silent clients cannot hold connections (and file descriptors) for ever.
-pub async fn serve(listener: TcpListener, router: Router, head_timeout: Duration, stop: CancellationToken) {
+/// that takes longer than `timeouts.head` to send a request's head (or to
+/// start its next one on a kept-alive connection), or longer than
+/// `timeouts.body` to send its body, loses the connection, so slow or silent
+/// clients cannot hold connections (and file descriptors) for ever.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    timeouts: RequestTimeouts,
+    stop: CancellationToken,
+) {
     let connections = TaskTracker::new();
     loop {
         let accepted = tokio::select! {
@@ -42,7 +65,7 @@ pub async fn serve(listener: TcpListener, router: Router, head_timeout: Duration
         };
         match accepted {
             Ok((tcp, peer)) => {
-                connections.spawn(connection(tcp, peer, router.clone(), head_timeout, stop.clone()));
+                connections.spawn(connection(tcp, peer, router.clone(), timeouts, stop.clone()));
             }
             Err(e) => accept_failed(e).await,
         }
@@ -59,18 +82,28 @@ fn connection(
     tcp: TcpStream,
     peer: SocketAddr,
     router: Router,
-    head_timeout: Duration,
+    timeouts: RequestTimeouts,
     stop: CancellationToken,
 ) -> impl std::future::Future<Output = ()> {
     // Small SSE writes must not wait on Nagle's algorithm.
     let _ = tcp.set_nodelay(true);
+    let exchange = Exchange::new();
+    let answers = exchange.clone();
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-        let mut request = request.map(Body::new);
+        answers.begin();
+        let to_connect = request.method() == hyper::Method::CONNECT;
+        let mut request = request.map(|body| request_body::with_deadline(body, timeouts.body));
         // The peer address is the client's (or its proxy's), for rate limits.
         request.extensions_mut().insert(ConnectInfo(peer));
+        let answers = answers.clone();
         // Boxed: hyper keeps a request's future in place for the connection's
         // life; a box is freed as soon as the response is ready.
-        Box::pin(router.clone().oneshot(request))
+        Box::pin(
+            router
+                .clone()
+                .oneshot(request)
+                .map(move |r| r.map(|response| answers.answer(response, to_connect))),
+        )
     });
     async move {
         // Built here, not captured: a captured value moved into a local would
@@ -78,8 +111,8 @@ fn connection(
         // hyper times the head only with a timer; without one it waits for ever.
         let mut conn = std::pin::pin!(http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(head_timeout)
-            .serve_connection(TokioIo::new(tcp), service)
+            .header_read_timeout(timeouts.head)
+            .serve_connection(TokioIo::new(exchange.socket(tcp)), service)
             .with_upgrades());
         let ended = tokio::select! {
             ended = conn.as_mut() => ended,
@@ -88,8 +121,12 @@ fn connection(
                 conn.await
             }
         };
-        if let Err(e) = ended {
-            tracing::trace!(error = %e, "connection ended with an error");
+        match (ended, exchange.refused()) {
+            (Err(e), Some(trace_id)) => {
+                tracing::info!(trace_id, error = %e, "request refused by the HTTP parser");
+            }
+            (Err(e), None) => tracing::trace!(error = %e, "connection ended with an error"),
+            (Ok(()), _) => {}
         }
     }
 }

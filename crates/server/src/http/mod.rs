@@ -3,7 +3,10 @@
 
 pub mod error;
 pub mod extract;
+pub mod json;
 pub mod listen;
+pub mod parse_refusal;
+pub mod request_body;
 pub mod sse;
 pub mod trace;
 

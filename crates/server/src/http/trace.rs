@@ -17,6 +17,16 @@ pub fn current() -> String {
     TRACE_ID.try_with(Clone::clone).unwrap_or_default()
 }
 
+/// Runs `f` with `id` as the current trace id, outside any request (an
+/// answer written by the accept loop itself).
+pub fn with_id<R>(id: String, f: impl FnOnce() -> R) -> R {
+    TRACE_ID.sync_scope(id, f)
+}
+
+/// The headers every response carries (SPEC §9).
+pub const SECURITY_HEADERS: [(&str, &str); 2] =
+    [("x-content-type-options", "nosniff"), ("referrer-policy", "no-referrer")];
+
 /// Runs `f` with `id` as the current trace id (a WebSocket's whole life,
 /// after the request that upgraded it has answered). Not an `async fn`: that
 /// would hold `f` twice (the argument, then inside the scope), doubling the
@@ -57,7 +67,8 @@ fn redact_credentials(query: &str) -> String {
         .join("&")
 }
 
-fn fresh() -> String {
+/// A new trace id (32 lower-case hex digits).
+pub fn fresh() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
@@ -86,8 +97,9 @@ pub async fn middleware(request: Request, next: Next) -> Response {
     if let Some(h) = header {
         headers.insert("x-trace-id", h);
     }
-    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
-    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    for (name, value) in SECURITY_HEADERS {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
     response
 }
 

@@ -1,8 +1,10 @@
 //! WebSocket frames (SPEC §7): one JSON object per text frame. Outgoing
 //! events are `{"type", "session_id", …payload fields}`; incoming frames are
-//! parsed into `ClientFrame`, with a `request.invalid` for anything else.
+//! parsed into `ClientFrame`, with a `request.invalid` for anything else:
+//! read like REST bodies (a key given twice is refused), and, like them,
+//! with no field a frame's type does not know.
 
-use crate::http::ApiError;
+use crate::http::{extract, ApiError};
 use serde_json::{Map, Value};
 use switchboard_core::error::FieldProblem;
 use switchboard_core::events::{ErrorBody, SessionEvent};
@@ -80,8 +82,12 @@ pub struct Hello {
 
 /// Parses one text frame into its type and fields.
 pub fn object(text: &str) -> Result<(String, Map<String, Value>), ApiError> {
-    let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(text) else {
-        return Err(ApiError::invalid_field("frame", "must be one JSON object"));
+    let mut map = match crate::http::json::parse(text.as_bytes()) {
+        Ok(Value::Object(map)) => map,
+        Err(crate::http::json::JsonProblem::Duplicate { path }) => {
+            return Err(ApiError::invalid_field(&path, extract::DUPLICATE))
+        }
+        _ => return Err(ApiError::invalid_field("frame", "must be one JSON object")),
     };
     match map.remove("type") {
         Some(Value::String(t)) => Ok((t, map)),
@@ -89,6 +95,8 @@ pub fn object(text: &str) -> Result<(String, Map<String, Value>), ApiError> {
     }
 }
 
+/// The fields of a `hello` (its `context` may carry more than `tenant_id`:
+/// it is the page's context, like a message's).
 pub fn hello(mut map: Map<String, Value>) -> Result<Hello, ApiError> {
     let token = optional_string(&mut map, "token")?;
     let session_id = match map.remove("session_id") {
@@ -100,40 +108,77 @@ pub fn hello(mut map: Map<String, Value>) -> Result<Hello, ApiError> {
         Some(Value::Object(mut c)) => optional_string(&mut c, "tenant_id")?,
         Some(_) => return Err(ApiError::invalid_field("context", "must be an object")),
     };
-    Ok(Hello { token, session_id, last_event_id: map.remove("last_event_id"), context_tenant })
+    let last_event_id = map.remove("last_event_id");
+    no_other_fields(&map)?;
+    Ok(Hello { token, session_id, last_event_id, context_tenant })
 }
 
+/// A frame after `hello`. Each type takes only its own fields; every problem
+/// with them is listed at once, as for `POST /v1/chat`.
 pub fn client(kind: &str, mut map: Map<String, Value>) -> Result<ClientFrame, ApiError> {
     use crate::handlers::chat_body;
-    let session_id = |map: &mut Map<String, Value>| match map.remove("session_id") {
-        None | Some(Value::Null) => Ok(None),
-        v => uuid_field("session_id", v).map(Some),
-    };
-    match kind {
+    let mut problems = Vec::new();
+    let p = &mut problems;
+    let frame = match kind {
         "message" => {
-            let session_id = session_id(&mut map)?;
-            let content = chat_body::message(map.remove("content"))
-                .map_err(|p| ApiError::invalid(vec![FieldProblem::new("content", p)]))?;
-            let client_message_id = chat_body::client_message_id(map.remove("client_message_id"))
-                .map_err(|p| ApiError::invalid(vec![FieldProblem::new("client_message_id", p)]))?;
-            chat_body::context(map.remove("context"))
-                .map_err(|p| ApiError::invalid(vec![FieldProblem::new("context", p)]))?;
-            Ok(ClientFrame::Message { session_id, content, client_message_id })
+            let session_id = check(p, "session_id", optional_session(map.remove("session_id")));
+            let content = check(p, "content", chat_body::message(map.remove("content")));
+            let client_message_id =
+                check(p, "client_message_id", chat_body::client_message_id(map.remove("client_message_id")));
+            check(p, "context", chat_body::context(map.remove("context")));
+            match (session_id, content, client_message_id) {
+                (Some(session_id), Some(content), Some(client_message_id)) => {
+                    Some(ClientFrame::Message { session_id, content, client_message_id })
+                }
+                _ => None,
+            }
         }
         "typing" => {
-            let session_id = session_id(&mut map)?;
-            match map.remove("active") {
-                Some(Value::Bool(active)) => Ok(ClientFrame::Typing { session_id, active }),
-                _ => Err(ApiError::invalid_field("active", "is required (true or false)")),
+            let session_id = check(p, "session_id", optional_session(map.remove("session_id")));
+            let active = match map.remove("active") {
+                Some(Value::Bool(active)) => Some(active),
+                _ => check(p, "active", Err::<bool, _>("is required (true or false)")),
+            };
+            match (session_id, active) {
+                (Some(session_id), Some(active)) => Some(ClientFrame::Typing { session_id, active }),
+                _ => None,
             }
         }
         "subscribe" => {
-            let id = uuid_field("session_id", map.remove("session_id"))?;
-            Ok(ClientFrame::Subscribe { session_id: id, last_event_id: map.remove("last_event_id") })
+            let id = check(p, "session_id", chat_body::session_id(map.remove("session_id")));
+            let last_event_id = map.remove("last_event_id");
+            id.map(|session_id| ClientFrame::Subscribe { session_id, last_event_id })
         }
-        "ping" => Ok(ClientFrame::Ping { ts: map.remove("ts").unwrap_or(Value::Null) }),
-        "hello" => Ok(ClientFrame::Hello),
-        _ => Err(ApiError::invalid_field("type", "is not a known frame type")),
+        "ping" => Some(ClientFrame::Ping { ts: map.remove("ts").unwrap_or(Value::Null) }),
+        "hello" => return Ok(ClientFrame::Hello),
+        _ => return Err(ApiError::invalid_field("type", "is not a known frame type")),
+    };
+    problems.extend(extract::unknown_fields(&map));
+    match frame {
+        Some(frame) if problems.is_empty() => Ok(frame),
+        _ => Err(ApiError::invalid(problems)),
+    }
+}
+
+/// The value, or `None` with the problem noted.
+fn check<T>(problems: &mut Vec<FieldProblem>, field: &str, outcome: Result<T, &str>) -> Option<T> {
+    outcome.map_err(|problem| problems.push(FieldProblem::new(field, problem))).ok()
+}
+
+fn optional_session(v: Option<Value>) -> Result<Option<Uuid>, &'static str> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        v => crate::handlers::chat_body::session_id(v).map(Some),
+    }
+}
+
+/// `request.invalid` naming each field left in `map`.
+fn no_other_fields(map: &Map<String, Value>) -> Result<(), ApiError> {
+    let unknown = extract::unknown_fields(map);
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(unknown))
     }
 }
 
@@ -151,7 +196,6 @@ fn uuid_field(field: &str, v: Option<Value>) -> Result<Uuid, ApiError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use serde_json::json;
     use switchboard_core::events::Who;
@@ -206,5 +250,54 @@ mod tests {
             let (kind, map) = object(bad).unwrap();
             assert!(client(&kind, map).is_err(), "{bad}");
         }
+    }
+
+    fn refused_fields(text: &str) -> Vec<String> {
+        let refusal = object(text).and_then(|(kind, map)| match kind.as_str() {
+            "hello" => hello(map).map(|_| ()),
+            _ => client(&kind, map).map(|_| ()),
+        });
+        refusal.err().map(|e| e.problem_fields()).unwrap_or_default()
+    }
+
+    #[test]
+    fn every_frame_type_refuses_fields_it_does_not_know() {
+        let sid = Uuid::new_v4();
+        for (text, fields) in [
+            (r#"{"type":"message","content":"hi","colour":"red"}"#.to_owned(), vec!["colour"]),
+            (r#"{"type":"message","content":"","b":1,"a":2}"#.to_owned(), vec!["content", "a", "b"]),
+            (r#"{"type":"typing","active":true,"who":"agent"}"#.to_owned(), vec!["who"]),
+            (format!(r#"{{"type":"subscribe","session_id":"{sid}","since":1}}"#), vec!["since"]),
+            (r#"{"type":"ping","ts":1,"pad":"x"}"#.to_owned(), vec!["pad"]),
+            (r#"{"type":"hello","context":{"tenant_id":"a"},"ticket":"t"}"#.to_owned(), vec!["ticket"]),
+        ] {
+            assert_eq!(refused_fields(&text), fields, "{text}");
+        }
+        // What each type knows is accepted, a message's context included.
+        for text in [
+            format!(
+                r#"{{"type":"message","content":"hi","session_id":"{sid}","client_message_id":"c","context":{{"page":"/x"}}}}"#
+            ),
+            format!(r#"{{"type":"typing","active":false,"session_id":"{sid}"}}"#),
+            format!(r#"{{"type":"subscribe","session_id":"{sid}","last_event_id":"3"}}"#),
+            r#"{"type":"ping","ts":1}"#.to_owned(),
+            format!(
+                r#"{{"type":"hello","token":"t","session_id":"{sid}","last_event_id":"1","context":{{"tenant_id":"a","page":"/"}}}}"#
+            ),
+        ] {
+            assert!(refused_fields(&text).is_empty(), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_by_name() {
+        let sid = Uuid::new_v4();
+        let other = Uuid::new_v4();
+        let text =
+            format!(r#"{{"type":"message","content":"hi","session_id":"{sid}","session_id":"{other}"}}"#);
+        assert_eq!(refused_fields(&text), vec!["session_id"]);
+        let text = r#"{"type":"message","content":"hi","context":{"page":"a","page":"b"}}"#;
+        assert_eq!(refused_fields(text), vec!["context.page"]);
+        assert_eq!(refused_fields(r#"{"type":"ping","type":"message"}"#), vec!["type"]);
     }
 }
