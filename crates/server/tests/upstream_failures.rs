@@ -2,6 +2,8 @@
 //! first token, stall, in-stream error, dropped connection, 429 and 5xx, an
 //! unreachable upstream. Each turn ends with the right event within a bound,
 //! the partial answer is kept with status `error`, and the session goes on.
+// Helpers outside `#[test]` fns: clippy.toml's allow-*-in-tests does not
+// reach them in integration tests (rust-clippy#11119).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -136,9 +138,13 @@ async fn rate_limited_once_is_retried_after_retry_after() {
     assert!(gap >= Duration::from_millis(900), "Retry-After: 1 not honoured, retried after {gap:?}");
 }
 
+/// 429s to the last attempt end in `llm.unavailable`. The hint is short:
+/// waiting out `Retry-After` between attempts is the engine's, tested on a
+/// paused clock (`crates/core/tests/engine/retries.rs`), and a whole-second
+/// `retry-after` read off the wire is `rate_limited_once_is_retried_after_retry_after`.
 #[tokio::test]
 async fn rate_limited_always_is_llm_unavailable() {
-    let (app, fake, sid, v) = setup(Mode::RateLimited { retry_after_secs: 1 }, FAST).await;
+    let (app, fake, sid, v) = setup(Mode::RateLimitedMs(100), FAST).await;
     failing_turn(&app, &v, &sid, "llm.unavailable", 502, Duration::from_secs(6), "").await;
     assert!(fake.calls() >= 1);
     recovers(&app, &fake, &v, &sid, 3).await;

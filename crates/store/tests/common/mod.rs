@@ -1,6 +1,9 @@
 //! The backends the conformance suite runs against: a SQLite file in a
-//! temporary directory, and a fresh PostgreSQL database per test (created from
-//! `SWITCHBOARD_TEST_POSTGRES_URL`, dropped when the test ends).
+//! temporary directory, a fresh PostgreSQL database per test (created from
+//! `SWITCHBOARD_TEST_POSTGRES_URL`, dropped when the test ends), and the
+//! test kit's memory store (the engine's in-process tests run on it).
+// Helpers outside `#[test]` fns: clippy.toml's allow-*-in-tests does not
+// reach them in integration tests (rust-clippy#11119).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
 use sqlx::postgres::PgPool;
@@ -9,6 +12,7 @@ use sqlx::Connection as _;
 use std::sync::Arc;
 use switchboard_core::store::Store;
 use switchboard_store::{connect, migrate, Durability, Keyring, StoreOptions};
+use switchboard_testkit::services::{self, service_url};
 use uuid::Uuid;
 
 pub struct Harness {
@@ -23,6 +27,7 @@ pub struct Harness {
 enum Backend {
     Sqlite { dir: tempfile::TempDir },
     Postgres { _db: TempDatabase },
+    Memory { store: Arc<switchboard_testkit::MemoryStore> },
 }
 
 impl Harness {
@@ -32,21 +37,22 @@ impl Harness {
         Self::open(url, Backend::Sqlite { dir }).await
     }
 
-    /// None when PostgreSQL is not configured and not required.
+    /// None when PostgreSQL is not configured and not required (the test is
+    /// noted as skipped).
     pub async fn postgres() -> Option<Self> {
-        let require = std::env::var("SWITCHBOARD_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
-        let Some(admin_url) = std::env::var("SWITCHBOARD_TEST_POSTGRES_URL").ok().filter(|v| !v.is_empty())
-        else {
-            assert!(
-                !require,
-                "SWITCHBOARD_TEST_POSTGRES_URL is required (SWITCHBOARD_TEST_REQUIRE_SERVICES=1)"
-            );
-            println!("skipped: SWITCHBOARD_TEST_POSTGRES_URL not set");
-            return None;
-        };
+        let admin_url = service_url(services::POSTGRES)?;
         let db = TempDatabase::create(&admin_url).await;
         let url = db.url.clone();
         Some(Self::open(url, Backend::Postgres { _db: db }).await)
+    }
+
+    /// The test kit's memory store: no SQL and no files, so a case that
+    /// needs them is not run on it.
+    pub fn memory() -> Self {
+        let store = Arc::new(switchboard_testkit::MemoryStore::new());
+        let options = StoreOptions { keyring: Keyring::generate("k1"), durability: Durability::Normal };
+        let backend = Backend::Memory { store: store.clone() };
+        Self { url: "memory:".into(), options, store, backend, extra: Vec::new() }
     }
 
     async fn open(url: String, backend: Backend) -> Self {
@@ -68,6 +74,7 @@ impl Harness {
                 self.extra.push(extra);
                 url
             }
+            Backend::Memory { .. } => panic!("the memory store has no database URL"),
         }
     }
 
@@ -77,6 +84,10 @@ impl Harness {
 
     /// Drops the store (closing its pools) and opens the database again.
     pub async fn reopen(&mut self) {
+        // Memory is not reopened: it is gone when its store is.
+        if matches!(self.backend, Backend::Memory { .. }) {
+            return;
+        }
         self.close_store().await;
         self.store = connect(&self.url, self.options.clone()).await.unwrap();
     }
@@ -90,6 +101,9 @@ impl Harness {
     /// Runs one statement outside the store (what the trait cannot do yet,
     /// such as a takeover setting the session status).
     pub async fn exec(&self, statement: &str) {
+        if matches!(self.backend, Backend::Memory { .. }) {
+            panic!("no SQL on the memory store: {statement}");
+        }
         if self.is_sqlite() {
             let pool = SqlitePool::connect(&self.url).await.unwrap();
             sqlx::query(statement).execute(&pool).await.unwrap();
@@ -102,6 +116,11 @@ impl Harness {
     }
 
     pub async fn set_session_status(&self, id: Uuid, status: &str) {
+        if let Backend::Memory { store } = &self.backend {
+            let status = switchboard_core::SessionStatus::parse(status).unwrap();
+            assert!(store.set_session_status(id, status), "no session {id}");
+            return;
+        }
         self.exec(&format!("UPDATE sessions SET status = '{status}' WHERE id = '{id}'")).await;
     }
 
@@ -109,6 +128,7 @@ impl Harness {
     /// SQLite every file of the data directory (WAL included), after the
     /// store is closed; on PostgreSQL the stored content values.
     pub async fn stored_bytes(&mut self) -> Vec<Vec<u8>> {
+        assert!(!matches!(self.backend, Backend::Memory { .. }), "the memory store keeps nothing at rest");
         self.close_store().await;
         match &self.backend {
             Backend::Sqlite { dir } => {
@@ -127,6 +147,7 @@ impl Harness {
                 pool.close().await;
                 rows.into_iter().map(|(c,)| c).collect()
             }
+            Backend::Memory { .. } => Vec::new(),
         }
     }
 }
