@@ -84,8 +84,6 @@ impl Decoder {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
     use super::*;
 
     const STREAM: &[u8] = b"retry: 2000\n\nevent: session\nid: 0\ndata: {\"a\":1}\n\n: heartbeat\n\n\

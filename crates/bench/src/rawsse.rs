@@ -165,8 +165,6 @@ impl Dechunk {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
     use super::*;
 
     const BODY: &[u8] = b"d\r\nretry: 2000\n\n\r\n18\r\nevent: a\ndata: {\"x\":1}\n\n\r\n0\r\n\r\n";

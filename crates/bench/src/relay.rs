@@ -150,7 +150,6 @@ fn failed(why: &str) -> Response {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
     fn text(r: Reframed) -> String {

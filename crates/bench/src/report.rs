@@ -198,8 +198,6 @@ fn cpu_model() -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
     use super::*;
 
     fn ms(v: &[u64]) -> Vec<Duration> {

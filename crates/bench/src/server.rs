@@ -281,8 +281,6 @@ per_subject_daily_tokens = 4000000000
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
     use super::*;
 
     #[test]

@@ -105,8 +105,6 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
     use super::*;
 
     const SWITCHBOARD: &[u8] = b"retry: 2000\n\nevent: message\ndata: {\"seq\":1}\n\n\

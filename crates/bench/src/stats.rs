@@ -72,8 +72,6 @@ pub fn verdict(met: bool) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
     use super::*;
     use std::time::{Duration, Instant};
 

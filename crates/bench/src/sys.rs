@@ -80,8 +80,6 @@ pub fn ensure_open_files(needed: u64) -> crate::error::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
     use super::*;
 
     #[test]

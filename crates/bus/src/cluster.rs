@@ -369,7 +369,6 @@ pub(crate) use backed_by_cluster;
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use switchboard_core::events::Who;
 

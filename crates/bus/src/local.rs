@@ -109,7 +109,6 @@ impl Bus for LocalBus {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use switchboard_core::events::Who;
 

@@ -2,7 +2,6 @@
 //! (`local::<case>`), Redis (`redis::<case>`) and NATS (`nats::<case>`), so the
 //! three keep one behaviour. Cases that need two nodes say why they skip the
 //! in-process bus.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod cases;
 mod common;

@@ -1,6 +1,5 @@
 //! `connect` and `connect_limiter`: which backend a `bus_url` gives, and the
 //! errors of bad or unreachable ones, which must never show a password.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

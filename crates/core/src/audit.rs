@@ -54,8 +54,38 @@ struct Sealed<'a> {
     prev_mac: &'a str,
 }
 
+/// Why an entry could not be sealed. Neither happens with the types above and
+/// HMAC (which takes keys of any length), but a seal over the wrong bytes would
+/// be worse than no entry: the append (or the check) fails instead.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    #[error("cannot serialise the audit entry to seal it: {0}")]
+    Serialize(#[from] serde_json::Error),
+    #[error("the audit key was refused by HMAC")]
+    Key,
+}
+
+/// Why [`verify`] stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The chain breaks here: an entry was changed, inserted or removed, or
+    /// sealed with a key this server does not have.
+    #[error("the audit chain breaks at entry {}: {}", .0.seq, .0.reason)]
+    Broken(Broken),
+    /// An entry's seal could not be computed again: nothing is known about
+    /// the chain from here on.
+    #[error(transparent)]
+    Seal(#[from] SealError),
+}
+
 /// The seal of entry `seq` following `prev_mac`, hex.
-pub fn seal(key: &[u8], key_id: &str, seq: i64, entry: &NewAuditEntry, prev_mac: &str) -> String {
+pub fn seal(
+    key: &[u8],
+    key_id: &str,
+    seq: i64,
+    entry: &NewAuditEntry,
+    prev_mac: &str,
+) -> Result<String, SealError> {
     let sealed = Sealed {
         seq,
         at: entry.at.timestamp_millis(),
@@ -68,14 +98,10 @@ pub fn seal(key: &[u8], key_id: &str, seq: i64, entry: &NewAuditEntry, prev_mac:
         key_id,
         prev_mac,
     };
-    let bytes = serde_json::to_vec(&sealed).unwrap_or_default();
-    // HMAC takes keys of any length; `new_from_slice` cannot fail for it.
-    let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
-        Ok(mac) => mac,
-        Err(_) => return String::new(),
-    };
+    let bytes = serde_json::to_vec(&sealed)?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).map_err(|_| SealError::Key)?;
     mac.update(&bytes);
-    hex::encode(mac.finalize().into_bytes())
+    Ok(hex::encode(mac.finalize().into_bytes()))
 }
 
 /// Where a chain first breaks, and why.
@@ -91,9 +117,9 @@ pub fn verify<'k>(
     entries: &[AuditEntry],
     mut last: (i64, String),
     key: impl Fn(&str) -> Option<&'k [u8]>,
-) -> Result<(i64, String), Broken> {
+) -> Result<(i64, String), VerifyError> {
     for e in entries {
-        let broken = |reason| Err(Broken { seq: e.seq, reason });
+        let broken = |reason| Err(VerifyError::Broken(Broken { seq: e.seq, reason }));
         if e.seq != last.0 + 1 {
             return broken("an entry is missing before this one");
         }
@@ -103,7 +129,7 @@ pub fn verify<'k>(
         let Some(k) = key(&e.key_id) else {
             return broken("it was sealed with a key this server does not have");
         };
-        if !constant_time_eq(seal(k, &e.key_id, e.seq, &e.entry, &e.prev_mac).as_bytes(), e.mac.as_bytes()) {
+        if !constant_time_eq(seal(k, &e.key_id, e.seq, &e.entry, &e.prev_mac)?.as_bytes(), e.mac.as_bytes()) {
             return broken("its seal does not match its content");
         }
         last = (e.seq, e.mac.clone());
@@ -117,8 +143,6 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use super::*;
 
     const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
@@ -128,7 +152,7 @@ mod tests {
         (1..=n)
             .map(|seq| {
                 let entry = NewAuditEntry {
-                    at: crate::time::from_millis(1_700_000_000_000 + seq),
+                    at: crate::time::from_millis(1_700_000_000_000 + seq).unwrap(),
                     actor: "operator".into(),
                     actor_name: "operator".into(),
                     tenant_id: Some("acme".into()),
@@ -136,7 +160,7 @@ mod tests {
                     target: "acme".into(),
                     detail: format!("{{\"enabled\":{}}}", seq % 2 == 0),
                 };
-                let mac = seal(KEY, "k1", seq, &entry, &prev);
+                let mac = seal(KEY, "k1", seq, &entry, &prev).unwrap();
                 let e =
                     AuditEntry { seq, entry, key_id: "k1".into(), prev_mac: prev.clone(), mac: mac.clone() };
                 prev = mac;
@@ -156,24 +180,51 @@ mod tests {
         assert_eq!(verify(&c[2..], mid, keys).unwrap().0, 5);
     }
 
+    fn broken_at(entries: &[AuditEntry]) -> i64 {
+        match verify(entries, (0, GENESIS.into()), keys) {
+            Err(VerifyError::Broken(b)) => b.seq,
+            other => panic!("expected a broken chain, got {other:?}"),
+        }
+    }
+
     #[test]
     fn every_kind_of_tampering_is_found_where_it_happened() {
         let mut edited = chain(5);
         edited[2].entry.detail = "{\"enabled\":true}".into();
-        assert_eq!(verify(&edited, (0, GENESIS.into()), keys).unwrap_err().seq, 3);
+        assert_eq!(broken_at(&edited), 3);
 
         let mut removed = chain(5);
         removed.remove(1);
-        assert_eq!(verify(&removed, (0, GENESIS.into()), keys).unwrap_err().seq, 3);
+        assert_eq!(broken_at(&removed), 3);
 
         // Re-sealing an edit without the key does not help: the next entry no longer follows.
         let mut resealed = chain(5);
         resealed[3].entry.actor = "agent:mallory".into();
-        resealed[3].mac = seal(b"a guessed key", "k1", 4, &resealed[3].entry, &resealed[3].prev_mac);
-        assert_eq!(verify(&resealed, (0, GENESIS.into()), keys).unwrap_err().seq, 4);
+        resealed[3].mac = seal(b"a guessed key", "k1", 4, &resealed[3].entry, &resealed[3].prev_mac).unwrap();
+        assert_eq!(broken_at(&resealed), 4);
 
         let mut unknown_key = chain(2);
         unknown_key[1].key_id = "k9".into();
-        assert_eq!(verify(&unknown_key, (0, GENESIS.into()), keys).unwrap_err().seq, 2);
+        assert_eq!(broken_at(&unknown_key), 2);
+    }
+
+    #[test]
+    fn a_seal_that_cannot_be_computed_is_an_error_not_an_empty_seal() {
+        // The two failures `seal` reports, as its callers get them.
+        let from_json: SealError = serde_json::from_str::<u8>("x").unwrap_err().into();
+        let seal_failed = VerifyError::from(from_json);
+        assert!(seal_failed.to_string().starts_with("cannot serialise the audit entry"), "{seal_failed}");
+        assert!(matches!(seal_failed, VerifyError::Seal(SealError::Serialize(_))));
+        assert_eq!(SealError::Key.to_string(), "the audit key was refused by HMAC");
+        // Keys of any length are taken, the empty one included: a real seal.
+        let entry = &chain(1)[0].entry;
+        for key in [&b""[..], b"k", &[7u8; 200]] {
+            assert_eq!(seal(key, "k1", 1, entry, GENESIS).unwrap().len(), 64);
+        }
+        let broken = VerifyError::Broken(Broken { seq: 3, reason: "its seal does not match its content" });
+        assert_eq!(
+            broken.to_string(),
+            "the audit chain breaks at entry 3: its seal does not match its content"
+        );
     }
 }

@@ -308,7 +308,6 @@ impl SessionEvent {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::model::{MessageStatus, Role};
 
@@ -320,7 +319,7 @@ mod tests {
             content: "so far".into(),
             author: None,
             status,
-            created_at: crate::time::from_millis(1_000),
+            created_at: crate::time::from_millis(1_000).unwrap(),
             token_count: 2,
             client_message_id: Some("c1".into()),
             tools: vec![],

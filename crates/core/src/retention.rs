@@ -157,8 +157,8 @@ mod tests {
 
     #[test]
     fn retained_since_counts_whole_days_back() {
-        let now = from_millis(10 * 86_400_000 + 5);
-        assert_eq!(retained_since(now, 3), from_millis(7 * 86_400_000 + 5));
+        let now = from_millis(10 * 86_400_000 + 5).unwrap();
+        assert_eq!(retained_since(now, 3), from_millis(7 * 86_400_000 + 5).unwrap());
         assert_eq!(retained_since(now, 0), now);
     }
 }

@@ -6,7 +6,7 @@
 //! Money is counted in integer micro-dollars, so sums never drift.
 
 use crate::model::Usage;
-use crate::time::{from_millis, Timestamp};
+use crate::time::{from_millis, OutOfRange, Timestamp};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -32,14 +32,15 @@ pub fn day_of(t: &Timestamp) -> i64 {
     t.timestamp_millis().div_euclid(DAY_MS)
 }
 
-/// When a day starts (and the one before it ends).
-pub fn day_start(day: i64) -> Timestamp {
+/// When a day starts (and the one before it ends); an error for a day no
+/// timestamp can hold.
+pub fn day_start(day: i64) -> Result<Timestamp, OutOfRange> {
     from_millis(day.saturating_mul(DAY_MS))
 }
 
 /// `2026-11-22`: a day as the admin API shows it.
-pub fn day_name(day: i64) -> String {
-    day_start(day).format("%Y-%m-%d").to_string()
+pub fn day_name(day: i64) -> Result<String, OutOfRange> {
+    Ok(day_start(day)?.format("%Y-%m-%d").to_string())
 }
 
 /// Micro-dollars of `usage` at `price`; nothing when the model has no price.
@@ -158,11 +159,20 @@ mod tests {
 
     #[test]
     fn days_are_utc() {
-        let t = crate::time::from_millis(1_763_769_600_000 + 3_600_000); // 2025-11-22T01:00Z
+        let t = from_millis(1_763_769_600_000 + 3_600_000).unwrap(); // 2025-11-22T01:00Z
         let day = day_of(&t);
-        assert_eq!(day_name(day), "2025-11-22");
-        assert_eq!(day_start(day + 1).timestamp_millis(), 1_763_769_600_000 + DAY_MS);
-        assert_eq!(day_of(&day_start(day)), day);
+        assert_eq!(day_name(day).unwrap(), "2025-11-22");
+        assert_eq!(day_start(day + 1).unwrap().timestamp_millis(), 1_763_769_600_000 + DAY_MS);
+        assert_eq!(day_of(&day_start(day).unwrap()), day);
+    }
+
+    #[test]
+    fn a_day_no_timestamp_can_hold_is_an_error() {
+        let last = day_of(&chrono::DateTime::<chrono::Utc>::MAX_UTC);
+        assert!(day_start(last).is_ok());
+        assert_eq!(day_start(last + 1).unwrap_err(), OutOfRange((last + 1) * DAY_MS));
+        assert_eq!(day_name(i64::MAX).unwrap_err(), OutOfRange(i64::MAX));
+        assert!(day_name(i64::MIN).is_err());
     }
 
     #[test]
@@ -188,8 +198,8 @@ mod tests {
             tokens: 30,
             cost_micro_usd: 10,
             limits,
-            now: day_start(0),
-            expires_at: day_start(0),
+            now: day_start(0).unwrap(),
+            expires_at: day_start(0).unwrap(),
         };
         assert_eq!(r.refused_by(&Counted::default()), None);
         let c = |t, m, s| Counted { tenant_tokens: t, tenant_cost_micro_usd: m, subject_tokens: s };

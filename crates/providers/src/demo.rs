@@ -196,8 +196,6 @@ fn compose(question: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
     use super::*;
     use switchboard_core::provider::HistoryMessage;
 

@@ -125,8 +125,6 @@ pub(crate) fn to_u32(n: u64) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
     use super::*;
     use chrono::TimeZone;
     use reqwest::header::HeaderValue;

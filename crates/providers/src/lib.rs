@@ -84,8 +84,6 @@ fn read_key(var: &str) -> Result<SecretString, BuildError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
     use super::*;
 
     fn settings(kind: ProviderKind, api_key_env: Option<&str>) -> ProviderSettings {

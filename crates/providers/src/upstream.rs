@@ -124,8 +124,6 @@ fn shown(url: &Url) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use super::*;
     use switchboard_core::tenant::ProviderKind;
 

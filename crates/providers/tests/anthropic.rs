@@ -1,7 +1,8 @@
 //! The `anthropic` provider against a fake Messages API that replays the
 //! recorded wire format byte for byte, cut and mangled the ways real
 //! connections and upstreams do.
-
+// Helpers outside `#[test]` fns: clippy.toml's allow-*-in-tests does not
+// reach them in integration tests (rust-clippy#11119).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

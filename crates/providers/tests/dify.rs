@@ -2,7 +2,8 @@
 //! recorded chat-messages wire format (keep-alive pings between chunks, events
 //! of agent and chatflow apps, mid-stream errors, the HTTP refusals) and keeps
 //! conversations the way Dify does.
-
+// Helpers outside `#[test]` fns: clippy.toml's allow-*-in-tests does not
+// reach them in integration tests (rust-clippy#11119).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

@@ -1,6 +1,7 @@
 //! The `openai` provider against a fake Chat Completions server that replays
 //! the recorded wire format, in the modes real upstreams misbehave in.
-
+// Helpers outside `#[test]` fns: clippy.toml's allow-*-in-tests does not
+// reach them in integration tests (rust-clippy#11119).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

@@ -157,7 +157,6 @@ pub fn ip_key(ip: IpAddr) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn xff(values: &[&str]) -> HeaderMap {

@@ -5,10 +5,11 @@
 //! rotate while older tokens still verify.
 
 use base64::Engine;
+use chrono::SubsecRound;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
-use switchboard_core::time::{from_millis, Timestamp};
+use switchboard_core::time::Timestamp;
 use switchboard_store::Keyring;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,7 +82,8 @@ impl Signer {
         let key = self.keys.key(kid).ok_or(TokenError::UnknownKey)?;
         let header = Header { kid: Some(kid.to_owned()), ..Header::new(Algorithm::HS256) };
         let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(key))?;
-        Ok((token, from_millis(expires.timestamp() * 1000)))
+        // The token's `exp` is in whole seconds; so is the expiry shown.
+        Ok((token, expires.trunc_subsecs(0)))
     }
 
     /// Verifies signature, expiry and type.
@@ -129,7 +131,6 @@ pub fn claimed_tenant(token: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use chrono::Utc;
 

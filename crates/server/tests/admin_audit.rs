@@ -3,6 +3,8 @@
 //! entries only; the chain verifies, survives a restart (the generated key is
 //! kept), and an edit made straight in the database is reported at the entry
 //! it touched.
+// Helpers outside `#[test]` fns: clippy.toml's allow-*-in-tests does not
+// reach them in integration tests (rust-clippy#11119).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "common/admin.rs"]

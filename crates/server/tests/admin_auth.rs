@@ -4,7 +4,6 @@
 //! refused with the right code, an envelope and a trace id. Also the admin
 //! Origin rule, body rules, and that neither end-user rate limits nor kill
 //! switches apply to admin routes.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "common/admin.rs"]
 mod admin;

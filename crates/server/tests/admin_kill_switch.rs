@@ -3,6 +3,8 @@
 //! turn, leave the admin API working (so they can be turned off again),
 //! survive a restart, keep the configuration's global `true` as a floor,
 //! and reach the other node of a cluster.
+// Helpers outside `#[test]` fns: clippy.toml's allow-*-in-tests does not
+// reach them in integration tests (rust-clippy#11119).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "common/admin.rs"]
@@ -12,7 +14,7 @@ mod admin;
 mod cluster;
 mod common;
 
-use admin::{call, get_ok, operator_config, secret_of, secret_var, with_jwt, As};
+use admin::{call, get_ok, jwt_tenant, operator_config, with_jwt, As};
 use cluster::{Backend, Cluster};
 use common::{chat_body, pieces, FakeOpenAi, LiveStream, Mode, TenantSpec, TestApp, Visitor};
 use reqwest::Method;
@@ -127,10 +129,8 @@ async fn the_global_switch_stops_everything_persists_and_keeps_the_configs_floor
 }
 
 async fn cluster_tenant_switch(backend: Backend, test: &str) {
-    // The servers inherit this variable (only SWITCHBOARD_* ones are cleared).
-    std::env::set_var(secret_var("acme"), secret_of("acme"));
     let fake = FakeOpenAi::start(Mode::Gated { before: pieces(2), after: pieces(2) }).await;
-    let acme = TenantSpec::openai("acme", &fake).line(&common::jwt::hs256_line(&secret_var("acme")));
+    let acme = jwt_tenant(TenantSpec::openai("acme", &fake));
     let Some(c) = Cluster::start(test, backend, &[acme]).await else { return };
     let (session, visitor) = c.b.create_session("acme").await;
     let mut live = answer_in_flight(&c.b, &visitor, &session).await;

@@ -4,6 +4,8 @@
 //! counts and times can be anything): every filter set, sort and order, with
 //! page sizes cycling through small, default, odd and the largest. Paging by
 //! `created_at` neither skips nor repeats while sessions are inserted.
+// Helpers outside `#[test]` fns: clippy.toml's allow-*-in-tests does not
+// reach them in integration tests (rust-clippy#11119).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "common/admin.rs"]

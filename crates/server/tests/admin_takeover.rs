@@ -5,6 +5,8 @@
 //! never called while an agent holds the session; a running answer is
 //! stopped first with its partial text kept; tenants and ticket kinds stay
 //! apart.
+// Helpers outside `#[test]` fns: clippy.toml's allow-*-in-tests does not
+// reach them in integration tests (rust-clippy#11119).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "common/admin.rs"]
@@ -14,7 +16,7 @@ mod admin;
 mod cluster;
 mod common;
 
-use admin::{call, operator_config, secret_of, secret_var, with_jwt, As};
+use admin::{call, jwt_tenant, operator_config, with_jwt, As};
 use cluster::{Backend, Cluster};
 use common::client::LiveStream;
 use common::{chat_body, pieces, FakeOpenAi, Mode, TenantSpec, TestApp, Visitor};
@@ -291,10 +293,8 @@ async fn tenants_ticket_kinds_and_states_stay_apart() {
 /// A cluster whose upstream holds every answer after two pieces until
 /// released (so only a stop ends it), and a session of `acme` on node b.
 async fn held_answers(backend: Backend, test: &str) -> Option<(Cluster, FakeOpenAi, String, Visitor)> {
-    // The servers inherit this variable (only SWITCHBOARD_* ones are cleared).
-    std::env::set_var(secret_var("acme"), secret_of("acme"));
     let fake = FakeOpenAi::start(Mode::Gated { before: pieces(2), after: pieces(2) }).await;
-    let acme = TenantSpec::openai("acme", &fake).line(&common::jwt::hs256_line(&secret_var("acme")));
+    let acme = jwt_tenant(TenantSpec::openai("acme", &fake));
     let c = Cluster::start(test, backend, &[acme]).await?;
     let (session, visitor) = c.b.create_session("acme").await;
     Some((c, fake, session, visitor))

@@ -3,7 +3,6 @@
 //! validation; the file's tenants are read-only; secrets are only ever
 //! named, and URL credentials are masked; a change is served by this node
 //! before the answer.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "common/admin.rs"]
 mod admin;

@@ -13,6 +13,8 @@
 //! and that an SSE subscription reconnecting with `Last-Event-ID` (landing
 //! on the other node) replays exactly what followed its cursor, then
 //! streams live again.
+// Helpers outside `#[test]` fns: clippy.toml's allow-*-in-tests does not
+// reach them in integration tests (rust-clippy#11119).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[allow(dead_code)]

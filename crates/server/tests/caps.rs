@@ -9,6 +9,8 @@
 //!
 //! A second client address is `127.0.0.2` (any 127/8 address reaches a
 //! server listening on 127.0.0.1).
+// Helpers outside `#[test]` fns: clippy.toml's allow-*-in-tests does not
+// reach them in integration tests (rust-clippy#11119).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

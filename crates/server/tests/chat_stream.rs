@@ -1,6 +1,8 @@
 //! Full turns, streamed and not, through the demo provider and the fake OpenAI
 //! upstream: event order, seqs, offsets, content, usage, stored state, upstream
 //! framing variants, and what the upstream is sent (system prompt, history).
+// Helpers outside `#[test]` fns: clippy.toml's allow-*-in-tests does not
+// reach them in integration tests (rust-clippy#11119).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

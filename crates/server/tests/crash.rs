@@ -1,6 +1,5 @@
 //! A killed process (SIGKILL mid-stream) restarted on the same data: the
 //! streaming answer becomes `interrupted` with its last checkpoint (SPEC §11.2).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

@@ -2,7 +2,6 @@
 //! conversation id is learned on a session's first turn, sent on every later
 //! one (also after a restart), never shared between sessions; a moderation
 //! `message_replace` reaches clients as `stream_replace` with a new revision.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

@@ -1,7 +1,6 @@
 //! A client that goes away mid-stream (SPEC §11.3): under `continue` the
 //! answer completes and is stored `complete`; under `abort` the provider
 //! connection is closed and the partial answer is stored `aborted`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

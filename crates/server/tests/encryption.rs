@@ -1,6 +1,8 @@
 //! Encryption at rest (SPEC §11.4): no file of the data directory, WAL
 //! included, holds message content in clear, after a clean stop or a kill;
 //! and the content still reads back after a restart.
+// Helpers outside `#[test]` fns: clippy.toml's allow-*-in-tests does not
+// reach them in integration tests (rust-clippy#11119).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

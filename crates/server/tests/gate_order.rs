@@ -2,7 +2,6 @@
 //! tenant, missing or forbidden origin, 415, missing or invalid auth, disabled
 //! tenant, rate limited, invalid body) wins over the ones after it, and none of
 //! them stores anything or calls the model.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

@@ -1,5 +1,7 @@
 //! Self-checks of the test harness, independent of the server: the SSE reader
 //! and the fake OpenAI upstream's wire format and bookkeeping.
+// Helpers outside `#[test]` fns: clippy.toml's allow-*-in-tests does not
+// reach them in integration tests (rust-clippy#11119).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

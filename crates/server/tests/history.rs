@@ -1,5 +1,7 @@
 //! History over REST (SPEC §4): newest first, `limit`, `before_seq` and
 //! `cursor` paging, bad paging parameters, and history kept across restarts.
+// Helpers outside `#[test]` fns: clippy.toml's allow-*-in-tests does not
+// reach them in integration tests (rust-clippy#11119).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

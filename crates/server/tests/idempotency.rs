@@ -1,7 +1,6 @@
 //! Retries with a `client_message_id` (SPEC §4): sequential and concurrent
 //! duplicates make one turn, failed outcomes are replayed too, a changed
 //! message is refused; and 409 `turn.in_progress` while a turn streams.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

@@ -2,6 +2,8 @@
 //! `auth.invalid`, tokens naming another tenant, RS256/ES256 and audiences,
 //! agents' lifetimes, isolation between users and tenants, `require_user`,
 //! and `switchboard token mint`.
+// Helpers outside `#[test]` fns: clippy.toml's allow-*-in-tests does not
+// reach them in integration tests (rust-clippy#11119).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

@@ -4,6 +4,8 @@
 //! directory of a server that keeps writing re-encrypts everything under the
 //! new key, a second run has nothing to do, and the server then starts and
 //! reads every history with the new key alone — on SQLite and PostgreSQL.
+// Helpers outside `#[test]` fns: clippy.toml's allow-*-in-tests does not
+// reach them in integration tests (rust-clippy#11119).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

@@ -2,7 +2,6 @@
 //! time with the CLI) and the global one refuse every end-user endpoint with
 //! `tenant.disabled` before anything is stored or a provider is called, and a
 //! switch turned on stops the tenant's turns in flight.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

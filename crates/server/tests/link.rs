@@ -2,6 +2,8 @@
 //! conversations follow it into its account, on any device; the visitor
 //! token is revoked (on this node at once, after a restart, and on another
 //! node within seconds); a visitor links once; refusals change nothing.
+// Helpers outside `#[test]` fns: clippy.toml's allow-*-in-tests does not
+// reach them in integration tests (rust-clippy#11119).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

@@ -1,6 +1,5 @@
 //! What the server log must never hold: tickets travel in URLs, so the
 //! access log redacts them; refused credentials are never echoed.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

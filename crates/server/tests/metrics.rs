@@ -1,6 +1,5 @@
 //! `GET /metrics` (SPEC §4): Prometheus text for peers in `metrics_allow`
 //! (loopback by default), with request and turn series; anyone else gets 403.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

@@ -1,6 +1,5 @@
 //! The representative scenarios again on PostgreSQL (a fresh database per
 //! test): a streamed turn and restart, idempotent retries, crash recovery.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

@@ -3,6 +3,8 @@
 //! nothing and change nothing, `X-Forwarded-For` only from trusted proxies,
 //! and a window that rolls. The exact window arithmetic is unit-tested in
 //! core with a manual clock; here only a 1 s window is waited out.
+// Helpers outside `#[test]` fns: clippy.toml's allow-*-in-tests does not
+// reach them in integration tests (rust-clippy#11119).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -255,5 +257,6 @@ async fn a_limited_websocket_message_says_how_long_to_wait() {
     ws.send_json(&json!({"type": "message", "content": "hello", "client_message_id": "m-1"})).await;
     let refused = ws.expect_error("rate_limited", 429).await;
     let wait = refused["details"]["retry_after"].as_u64().unwrap_or_else(|| panic!("{refused}"));
-    assert!((1..=60).contains(&wait), "retry_after {wait}");
+    // A sliding window may ask for more than its length (up to two).
+    assert!((1..=120).contains(&wait), "retry_after {wait}");
 }

@@ -4,6 +4,8 @@
 //! that offset), and a client that drops its connection at random points and
 //! comes back with its last id, which must end up with exactly the transcript
 //! of a client that never left.
+// Helpers outside `#[test]` fns: clippy.toml's allow-*-in-tests does not
+// reach them in integration tests (rust-clippy#11119).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

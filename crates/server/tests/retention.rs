@@ -3,6 +3,8 @@
 //! sees), `retention_days` applied on read before any sweep (records made old
 //! straight in the database), and resume cursors below what is kept answered
 //! with 410 `chat.cursor_invalid` over SSE and WebSocket.
+// Helpers outside `#[test]` fns: clippy.toml's allow-*-in-tests does not
+// reach them in integration tests (rust-clippy#11119).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "common/admin.rs"]

@@ -1,6 +1,5 @@
 //! Graceful shutdown: SIGTERM during a slow turn exits 0 within the grace
 //! period, ends the open stream, and leaves the answer in a final status.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

@@ -3,6 +3,8 @@
 //! every listed key verifies. With the new key first and the old one kept,
 //! tokens issued before go on working and new ones are signed with the new
 //! key; once the old key is removed, only its tokens stop working.
+// Helpers outside `#[test]` fns: clippy.toml's allow-*-in-tests does not
+// reach them in integration tests (rust-clippy#11119).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

@@ -3,7 +3,6 @@
 //! credentials and the refusals of the gate, the stream's framing and
 //! heartbeats, and how the server ends open subscriptions (kill switch, a
 //! visitor linked to a user, SIGTERM).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

@@ -2,6 +2,8 @@
 //! tenants in the database, validated like `[[tenants]]` entries; tenants of
 //! the configuration file are read-only but for their kill switch; secrets
 //! are never printed; and a running server follows the changes.
+// Helpers outside `#[test]` fns: clippy.toml's allow-*-in-tests does not
+// reach them in integration tests (rust-clippy#11119).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

@@ -5,6 +5,8 @@
 //! connection closed when a visitor leaves under `on_disconnect = "abort"`,
 //! a stale Dify conversation replaced by a new one, and fallbacks of another
 //! kind than the primary, with `stream_end` naming who answered.
+// Helpers outside `#[test]` fns: clippy.toml's allow-*-in-tests does not
+// reach them in integration tests (rust-clippy#11119).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

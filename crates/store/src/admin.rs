@@ -156,7 +156,7 @@ macro_rules! impl_admin {
                         value: serde_json::from_str(&value).map_err(|e| {
                             switchboard_core::store::StoreError::Corrupt(format!("runtime setting: {e}"))
                         })?,
-                        updated_at: switchboard_core::time::from_millis(at),
+                        updated_at: $crate::rows::time_of("updated_at", at)?,
                     })
                 })
                 .transpose()
@@ -229,7 +229,7 @@ mod tests {
 
     #[test]
     fn shapes_that_steer_a_planner_without_statistics() {
-        let from = switchboard_core::time::from_millis(1000);
+        let from = switchboard_core::time::from_millis(1000).unwrap();
         // An owner's sessions by message count: no index may offer that order.
         let q = AdminSessionQuery {
             owner: Some("user:u1".into()),

@@ -21,12 +21,12 @@ pub fn after_sql() -> String {
 
 pub type Row = (i64, i64, String, String, Option<String>, String, String, String, String, String, String);
 
-pub fn entry(row: Row) -> switchboard_core::audit::AuditEntry {
+pub fn entry(row: Row) -> Result<switchboard_core::audit::AuditEntry, switchboard_core::store::StoreError> {
     let (seq, at, actor, actor_name, tenant_id, action, target, detail, key_id, prev_mac, mac) = row;
-    switchboard_core::audit::AuditEntry {
+    Ok(switchboard_core::audit::AuditEntry {
         seq,
         entry: switchboard_core::audit::NewAuditEntry {
-            at: switchboard_core::time::from_millis(at),
+            at: crate::rows::time_of("at", at)?,
             actor,
             actor_name,
             tenant_id,
@@ -37,7 +37,7 @@ pub fn entry(row: Row) -> switchboard_core::audit::AuditEntry {
         key_id,
         prev_mac,
         mac,
-    }
+    })
 }
 
 /// `impl_audit!(Type, conn = Connection, lock = SQL)`: inherent methods the
@@ -62,7 +62,8 @@ macro_rules! impl_audit {
                         let (prev_seq, prev_mac) =
                             last.unwrap_or((0, switchboard_core::audit::GENESIS.to_owned()));
                         let seq = prev_seq + 1;
-                        let mac = switchboard_core::audit::seal(key, key_id, seq, new, &prev_mac);
+                        let mac = switchboard_core::audit::seal(key, key_id, seq, new, &prev_mac)
+                            .map_err(|e| switchboard_core::store::StoreError::Crypto(e.to_string()))?;
                         sqlx::query($crate::audit::INSERT)
                             .bind(seq)
                             .bind($crate::rows::millis(&new.at))
@@ -102,7 +103,7 @@ macro_rules! impl_audit {
                     query = query.bind(t);
                 }
                 let rows = query.fetch_all(&self.reader).await.map_err($crate::rows::db_err)?;
-                Ok(rows.into_iter().map($crate::audit::entry).collect())
+                rows.into_iter().map($crate::audit::entry).collect()
             }
 
             async fn audit_after_in_db(
@@ -117,7 +118,7 @@ macro_rules! impl_audit {
                     .fetch_all(&self.reader)
                     .await
                     .map_err($crate::rows::db_err)?;
-                Ok(rows.into_iter().map($crate::audit::entry).collect())
+                rows.into_iter().map($crate::audit::entry).collect()
             }
         }
     };

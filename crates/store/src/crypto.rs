@@ -206,7 +206,6 @@ fn push_framed(out: &mut Vec<u8>, field: &[u8]) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
     fn at(session_id: Uuid, seq: i64, column: &str) -> Aad<'_> {

@@ -66,15 +66,16 @@ macro_rules! impl_links {
                     .fetch_all(&self.reader)
                     .await
                     .map_err($crate::rows::db_err)?;
-                Ok(rows
-                    .into_iter()
-                    .map(|(tenant_id, visitor, user, at)| switchboard_core::store::VisitorLink {
-                        tenant_id,
-                        visitor,
-                        user,
-                        linked_at: switchboard_core::time::from_millis(at),
+                rows.into_iter()
+                    .map(|(tenant_id, visitor, user, at)| {
+                        Ok(switchboard_core::store::VisitorLink {
+                            tenant_id,
+                            visitor,
+                            user,
+                            linked_at: $crate::rows::time_of("linked_at", at)?,
+                        })
                     })
-                    .collect())
+                    .collect()
             }
         }
     };

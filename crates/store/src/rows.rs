@@ -65,7 +65,7 @@ impl MessageRow {
             content,
             author: self.author,
             status: MessageStatus::parse(&self.status).ok_or_else(|| corrupt("status", &self.status))?,
-            created_at: from_millis(self.created_at),
+            created_at: time_of("created_at", self.created_at)?,
             token_count: self.token_count,
             client_message_id: self.client_message_id,
             tools: Vec::new(),
@@ -164,8 +164,8 @@ impl SessionRow {
             id: parse_uuid(&self.id)?,
             tenant_id: self.tenant_id,
             status: SessionStatus::parse(&self.status).ok_or_else(|| corrupt("status", &self.status))?,
-            created_at: from_millis(self.created_at),
-            last_activity_at: from_millis(self.last_activity_at),
+            created_at: time_of("created_at", self.created_at)?,
+            last_activity_at: time_of("last_activity_at", self.last_activity_at)?,
             message_count: self.message_count,
             admin_assisted: self.admin_assisted,
             latest_seq: self.latest_seq,
@@ -194,8 +194,8 @@ impl TenantRow {
             name: self.name,
             source: self.source,
             kill_switch: self.kill_switch,
-            created_at: from_millis(self.created_at),
-            updated_at: from_millis(self.updated_at),
+            created_at: time_of("created_at", self.created_at)?,
+            updated_at: time_of("updated_at", self.updated_at)?,
         })
     }
 }
@@ -246,6 +246,12 @@ pub fn millis(t: &Timestamp) -> i64 {
     t.timestamp_millis()
 }
 
+/// A stored time (milliseconds since the epoch) back to a timestamp; one no
+/// timestamp can hold is a corrupt value, not 1970.
+pub fn time_of(column: &str, ms: i64) -> Result<Timestamp, StoreError> {
+    from_millis(ms).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
 pub fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("cannot encode json: {e}")))
 }
@@ -293,7 +299,6 @@ pub fn status_of(status: &str) -> Result<SessionStatus, StoreError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
     #[test]
@@ -316,5 +321,25 @@ mod tests {
         assert_eq!((rows[1].session_id.as_str(), rows[1].tenant_id.as_str()), ("s", "acme"));
         assert_eq!(rows[1].client_message_id.as_deref(), Some("c1"));
         assert!(message_rows_from_json("[[1]]", "s", "acme").is_err());
+    }
+
+    #[test]
+    fn a_stored_time_no_timestamp_can_hold_is_corrupt() {
+        assert_eq!(time_of("created_at", 1_700_000_000_123).unwrap().timestamp_millis(), 1_700_000_000_123);
+        let err = time_of("created_at", i64::MAX).unwrap_err();
+        assert!(matches!(&err, StoreError::Corrupt(m) if m.starts_with("created_at: ")), "{err}");
+        let row = SessionRow {
+            id: Uuid::nil().to_string(),
+            tenant_id: "acme".into(),
+            owner: "visitor:x".into(),
+            status: "active".into(),
+            created_at: 0,
+            last_activity_at: i64::MIN,
+            message_count: 0,
+            latest_seq: 0,
+            admin_assisted: false,
+            takeover: None,
+        };
+        assert!(matches!(row.decode(), Err(StoreError::Corrupt(m)) if m.starts_with("last_activity_at: ")));
     }
 }

@@ -100,7 +100,6 @@ pub(crate) fn canary_place() -> Aad<'static> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use crate::keys::Keyring;
 

@@ -1,6 +1,8 @@
 //! A session subscription (`switchboard_core::feed`) over a real store, in
 //! the states a running server only reaches by racing: here they are set up
 //! one step at a time, so the outcome never depends on timing.
+// Helpers outside `#[test]` fns: clippy.toml's allow-*-in-tests does not
+// reach them in integration tests (rust-clippy#11119).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

@@ -1,6 +1,5 @@
 //! Opening SQLite in its less common forms: in memory, with full durability,
 //! and refusing URLs of no known backend.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use switchboard_core::store::{NewSession, TenantRecord};
 use switchboard_core::time::from_millis;
@@ -19,8 +18,8 @@ async fn memory_database_migrates_itself_and_keeps_data() {
         source: "db".into(),
         config: serde_json::json!({}),
         kill_switch: false,
-        created_at: from_millis(1),
-        updated_at: from_millis(1),
+        created_at: from_millis(1).unwrap(),
+        updated_at: from_millis(1).unwrap(),
     };
     store.upsert_tenant(&tenant).await.unwrap();
     let new = NewSession {
@@ -28,7 +27,7 @@ async fn memory_database_migrates_itself_and_keeps_data() {
         tenant_id: "acme".into(),
         owner: "user:1".into(),
         metadata: None,
-        now: from_millis(5),
+        now: from_millis(5).unwrap(),
     };
     store.create_session(&new).await.unwrap();
     assert_eq!(store.get_tenant("acme").await.unwrap(), Some(tenant));

@@ -2,6 +2,8 @@
 //! another store keeps writing: content written under key k1 ends under k2
 //! without losing a concurrent update, the old key can then be removed, a
 //! second run rewrites nothing, and no stored byte holds plaintext.
+// Helpers outside `#[test]` fns: clippy.toml's allow-*-in-tests does not
+// reach them in integration tests (rust-clippy#11119).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[allow(unused_imports)]

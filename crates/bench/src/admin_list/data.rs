@@ -216,8 +216,6 @@ pub(super) fn queries(start: i64) -> Vec<Query> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
     use super::*;
 
     #[test]

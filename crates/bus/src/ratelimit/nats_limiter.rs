@@ -237,7 +237,6 @@ fn decode(value: &[u8]) -> Option<Counter> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
     #[test]

@@ -205,7 +205,7 @@ pub async fn events_round_trip_intact(h: &mut Harness) {
             content: "Ça va — très bien.".to_owned(),
             author: Some("agent:zoë".to_owned()),
             status: MessageStatus::Complete,
-            created_at: from_millis(1_700_000_000_123),
+            created_at: from_millis(1_700_000_000_123).unwrap(),
             token_count: 9,
             client_message_id: Some("c-1".to_owned()),
             tools: vec![serde_json::json!({"name": "cart", "items": 2})],

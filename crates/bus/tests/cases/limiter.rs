@@ -28,8 +28,8 @@ struct Twin {
 
 impl Twin {
     async fn new(h: &Harness) -> Self {
-        let clock = Arc::new(ManualClock::new(from_millis(T0)));
-        let local_clock = Arc::new(ManualClock::new(from_millis(T0)));
+        let clock = Arc::new(ManualClock::new(from_millis(T0).unwrap()));
+        let local_clock = Arc::new(ManualClock::new(from_millis(T0).unwrap()));
         let shared = h.limiter(clock.clone()).await;
         Self { clock, shared, local: LocalRateLimiter::new(local_clock.clone()), local_clock }
     }
@@ -118,7 +118,7 @@ pub async fn two_instances_share_counts(h: &mut Harness) {
     if h.skip_local("in-process counters belong to one process") {
         return;
     }
-    let clock = Arc::new(ManualClock::new(from_millis(T0)));
+    let clock = Arc::new(ManualClock::new(from_millis(T0).unwrap()));
     let (one, two) = (h.limiter(clock.clone()).await, h.limiter(clock).await);
     let limit = [Limit::user("acme", "user:shared", window(5, 60))];
     let mut admitted = 0;
@@ -134,7 +134,7 @@ pub async fn two_instances_share_counts(h: &mut Harness) {
 /// 20 concurrent checks against a limit of 10 (split over two instances on
 /// a cluster) admit exactly 10, alone or beside another scope.
 pub async fn concurrent_checks_admit_exactly_the_limit(h: &mut Harness) {
-    let clock = Arc::new(ManualClock::new(from_millis(T0)));
+    let clock = Arc::new(ManualClock::new(from_millis(T0).unwrap()));
     let first = h.limiter(clock.clone()).await;
     // In one process there is one instance; on a cluster, two nodes' worth.
     let limiters = [first.clone(), if h.is_local() { first } else { h.limiter(clock).await }];
@@ -165,7 +165,7 @@ pub async fn counter_keys_expire(h: &mut Harness) {
         println!("skipped: the key-value bucket's max_age (NATS) and memory sweeps (local) expire counters");
         return;
     }
-    let clock = Arc::new(ManualClock::new(from_millis(T0 + 30_000)));
+    let clock = Arc::new(ManualClock::new(from_millis(T0 + 30_000).unwrap()));
     let limiter = h.limiter(clock).await;
     let limits = [Limit::ip("acme", "192.0.2.9", window(5, 60)), Limit::tenant("acme", window(50, 3600))];
     assert!(limiter.check(&limits).await.unwrap().is_admitted());

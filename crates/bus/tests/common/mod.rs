@@ -2,6 +2,8 @@
 //! (`SWITCHBOARD_TEST_REDIS_URL`) and NATS (`SWITCHBOARD_TEST_NATS_URL`). Each
 //! harness has its own prefix, so tests never see each other's traffic or
 //! counters; the NATS key-value buckets a test made are deleted with it.
+// Helpers outside `#[test]` fns: clippy.toml's allow-*-in-tests does not
+// reach them in integration tests (rust-clippy#11119).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
 pub mod proxy;
@@ -13,6 +15,7 @@ use switchboard_core::bus::{Bus, EventReceiver, Notice, NoticeReceiver};
 use switchboard_core::events::SessionEvent;
 use switchboard_core::ratelimit::{LocalRateLimiter, RateLimiter};
 use switchboard_core::time::Clock;
+use switchboard_testkit::services::{self, service_url};
 
 /// How long a test waits for something that should arrive.
 pub const PATIENCE: Duration = Duration::from_secs(10);
@@ -37,29 +40,17 @@ pub fn fresh_prefix() -> String {
     format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..16])
 }
 
-fn service(var: &str) -> Option<String> {
-    let require = std::env::var("SWITCHBOARD_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
-    match std::env::var(var).ok().filter(|v| !v.is_empty()) {
-        Some(url) => Some(url),
-        None => {
-            assert!(!require, "{var} is required (SWITCHBOARD_TEST_REQUIRE_SERVICES=1)");
-            println!("skipped: {var} not set");
-            None
-        }
-    }
-}
-
 impl Harness {
     pub fn local() -> Self {
         Self::new(Kind::Local, String::new())
     }
 
     pub fn redis() -> Option<Self> {
-        service("SWITCHBOARD_TEST_REDIS_URL").map(|url| Self::new(Kind::Redis, url))
+        service_url(services::REDIS).map(|url| Self::new(Kind::Redis, url))
     }
 
     pub fn nats() -> Option<Self> {
-        service("SWITCHBOARD_TEST_NATS_URL").map(|url| Self::new(Kind::Nats, url))
+        service_url(services::NATS).map(|url| Self::new(Kind::Nats, url))
     }
 
     fn new(kind: Kind, url: String) -> Self {

@@ -1,7 +1,6 @@
 //! A TCP relay on 127.0.0.1 between a node and its Redis or NATS, which a
 //! test can take down (cutting every connection and refusing new ones) and
 //! bring back, to see the bus ride out an outage.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

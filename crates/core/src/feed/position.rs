@@ -168,7 +168,7 @@ mod tests {
             content: "x".into(),
             author: None,
             status,
-            created_at: crate::time::from_millis(0),
+            created_at: crate::time::from_millis(0).unwrap(),
             token_count: 1,
             client_message_id: None,
             tools: vec![],

@@ -54,7 +54,6 @@ fn quota(limit: &Limit, counter: &Counter, now: i64) -> Quota {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use crate::ratelimit::Scope;
     use crate::tenant::Window;

@@ -82,25 +82,41 @@ impl LocalRateLimiter {
             return Decision::Admitted { tightest: None };
         }
         let now = self.now();
-        let shard_of: Vec<usize> = limits.iter().map(|l| self.shard_of(&l.key)).collect();
-        let mut order = shard_of.clone();
-        order.sort_unstable();
-        order.dedup();
-        let mut guards: Vec<MutexGuard<'_, Shard>> = order.iter().map(|&s| self.lock(s)).collect();
-        let guard_of = |shard: usize| order.binary_search(&shard).unwrap_or_default();
+        let (mut guards, guard_of) = self.lock_all(limits);
         let counters: Vec<Counter> =
-            limits.iter().zip(&shard_of).map(|(l, &s)| current(&guards[guard_of(s)], l, now)).collect();
+            limits.iter().zip(&guard_of).map(|(l, &g)| current(&guards[g], l, now)).collect();
 
         if let Some(refused) = decide::refusal(limits, &counters, now) {
             return refused;
         }
         let (counted, admitted) = decide::admit(limits, &counters, now);
-        for ((limit, &shard), counter) in limits.iter().zip(&shard_of).zip(counted) {
-            let shard = &mut guards[guard_of(shard)];
+        for ((limit, &g), counter) in limits.iter().zip(&guard_of).zip(counted) {
+            let shard = &mut guards[g];
             shard.counters.insert(limit.key.clone(), counter);
             shard.sweep_if_due(now);
         }
         admitted
+    }
+
+    /// Locks the shards of all `limits`, each once and in index order, and
+    /// says which guard holds each limit's key: `guards[guard_of[i]]` is
+    /// `limits[i]`'s shard. Built in one pass, so there is no lookup that
+    /// could miss.
+    fn lock_all(&self, limits: &[Limit]) -> (Vec<MutexGuard<'_, Shard>>, Vec<usize>) {
+        let mut by_shard: Vec<(usize, usize)> =
+            limits.iter().enumerate().map(|(i, l)| (self.shard_of(&l.key), i)).collect();
+        by_shard.sort_unstable();
+        let mut guards: Vec<MutexGuard<'_, Shard>> = Vec::with_capacity(by_shard.len());
+        let mut guard_of = vec![0; limits.len()];
+        let mut locked = None;
+        for (shard, i) in by_shard {
+            if locked != Some(shard) {
+                guards.push(self.lock(shard));
+                locked = Some(shard);
+            }
+            guard_of[i] = guards.len() - 1;
+        }
+        (guards, guard_of)
     }
 }
 
@@ -118,5 +134,35 @@ fn current(shard: &Shard, limit: &Limit, now: i64) -> Counter {
 impl RateLimiter for LocalRateLimiter {
     async fn check(&self, limits: &[Limit]) -> Result<Decision, RateLimitError> {
         Ok(self.decide(limits))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tenant::Window;
+    use crate::time::{from_millis, ManualClock};
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    #[test]
+    fn each_limit_is_counted_in_its_own_shard_when_shards_are_shared() {
+        let clock = Arc::new(ManualClock::new(from_millis(1_700_000_040_000).unwrap()));
+        let limiter = LocalRateLimiter::new(clock);
+        let w = Window { limit: 5, window: Duration::from_secs(60) };
+        // Far more keys than shards, in no order: many share a shard.
+        let limits: Vec<Limit> = (0..200).rev().map(|i| Limit::ip("t", &format!("10.0.{i}.1"), w)).collect();
+        let shards: BTreeSet<usize> = limits.iter().map(|l| limiter.shard_of(&l.key)).collect();
+        let (guards, guard_of) = limiter.lock_all(&limits);
+        assert_eq!(guards.len(), shards.len(), "each shard is locked once");
+        assert!(guard_of.iter().all(|&g| g < guards.len()));
+        drop(guards);
+
+        assert!(limiter.decide(&limits).is_admitted());
+        // `remaining` finds each key by its own shard: every one was counted once, where it lives.
+        for l in &limits {
+            assert_eq!(limiter.remaining(l), 4, "{}", l.key);
+        }
+        assert_eq!(limiter.tracked_keys(), limits.len());
     }
 }

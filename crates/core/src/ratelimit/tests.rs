@@ -1,6 +1,5 @@
 //! Tests of the in-process limiter: time moves by a `ManualClock`, never by
 //! sleeping.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::*;
 use crate::time::{from_millis, Clock, ManualClock};
@@ -12,7 +11,7 @@ use std::time::Duration;
 const T0: i64 = 1_700_000_040_000;
 
 fn setup() -> (Arc<ManualClock>, LocalRateLimiter) {
-    let clock = Arc::new(ManualClock::new(from_millis(T0)));
+    let clock = Arc::new(ManualClock::new(from_millis(T0).unwrap()));
     let limiter = LocalRateLimiter::new(clock.clone());
     (clock, limiter)
 }

@@ -39,5 +39,8 @@ pub(super) fn reservation(inner: &Inner, msg: &SendMessage, now: Timestamp) -> O
 /// spent until the next UTC midnight.
 pub(super) fn spent(msg: &SendMessage, now: &Timestamp, spent: Spent) -> SendError {
     tracing::info!(tenant = %msg.tenant.id, ?spent, "turn refused: budget spent");
-    SendError::QuotaExceeded { reset_at: day_start(day_of(now) + 1) }
+    match day_start(day_of(now) + 1) {
+        Ok(reset_at) => SendError::QuotaExceeded { reset_at },
+        Err(e) => e.into(),
+    }
 }

@@ -177,7 +177,7 @@ mod tests {
             content: "hi".into(),
             author: None,
             status: MessageStatus::Complete,
-            created_at: crate::time::from_millis(0),
+            created_at: crate::time::from_millis(0).unwrap(),
             token_count: 1,
             client_message_id: None,
             tools: vec![],

@@ -126,12 +126,11 @@ impl Breaker {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::panic)]
     use super::*;
     use std::time::Duration;
 
     fn t(secs: i64) -> Timestamp {
-        crate::time::from_millis(1_700_000_000_000 + secs * 1000)
+        crate::time::from_millis(1_700_000_000_000 + secs * 1000).unwrap()
     }
 
     fn breaker() -> Breaker {

@@ -1,8 +1,6 @@
 //! Unit tests of the Messages wire format: the history reshaping and what
 //! each stream event turns into.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use super::*;
 use switchboard_core::model::Role;
 

@@ -1,8 +1,6 @@
 //! Unit tests of the Dify wire format: the request body, what each kind of
 //! chunk reads as, and how the stream reader turns chunks into events.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use super::*;
 
 const CONV: &str = "45701982-8118-4bc5-8e9b-64562b4555f2";

@@ -201,8 +201,6 @@ impl Wire for ChatWire {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
     use super::*;
 
     fn data(d: &str) -> SseEvent {

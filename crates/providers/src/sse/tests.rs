@@ -1,8 +1,6 @@
 //! Decoder tests: one case per framing rule of the SSE reference, plus a
 //! property test that chunk boundaries never change what is decoded.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use super::*;
 use proptest::prelude::*;
 

@@ -3,7 +3,9 @@
 //! streams, the chat request a test sends, and a turn read to its end. The transcripts and
 //! failure modes of each vendor stay in its own suite.
 
-#![allow(dead_code)]
+// Helpers outside `#[test]` fns: clippy.toml's allow-*-in-tests does not
+// reach them in integration tests (rust-clippy#11119).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
 use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;

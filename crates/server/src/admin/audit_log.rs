@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::Json;
 use serde_json::{json, Value};
-use switchboard_core::audit::{verify, AuditEntry, GENESIS};
+use switchboard_core::audit::{verify, AuditEntry, VerifyError, GENESIS};
 use switchboard_core::error::FieldProblem;
 
 /// Entries read per round trip while verifying.
@@ -55,7 +55,8 @@ pub async fn check(State(state): State<AppState>, headers: HeaderMap) -> Result<
         }
         match verify(&page, last, |kid| keys.key(kid).map(|k| k.as_slice())) {
             Ok(next) => last = next,
-            Err(broken) => {
+            Err(VerifyError::Seal(e)) => return Err(ApiError::internal(e)),
+            Err(VerifyError::Broken(broken)) => {
                 tracing::warn!(seq = broken.seq, reason = broken.reason, "the audit chain is broken");
                 let first_broken = json!({"seq": broken.seq, "reason": broken.reason});
                 return Ok(Json(json!({"intact": false, "entries": null, "first_broken": first_broken})));

@@ -148,7 +148,6 @@ fn parse(mut body: Map<String, Value>) -> Result<Uuid, ApiError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, Uri};
 use axum::Json;
 use serde_json::{json, Value};
 use switchboard_core::error::FieldProblem;
-use switchboard_core::usage::{day_name, day_of, DailyUsage};
+use switchboard_core::usage::{day_name, day_of, day_start, DailyUsage};
 
 /// The longest range one request may ask for.
 const MAX_DAYS: i64 = 366;
@@ -28,20 +28,25 @@ pub async fn get(
     let today = day_of(&state.clock.now());
     let (from, to) = range(uri.query(), today)?;
     let days = state.store.daily_usage(&tenant.id, from, to).await.map_err(ApiError::internal)?;
-    let items: Vec<Value> = days.iter().map(day_json).collect();
-    Ok(Json(json!({"from": day_name(from), "to": day_name(to), "items": items})))
+    let items = days.iter().map(day_json).collect::<Result<Vec<Value>, _>>()?;
+    Ok(Json(json!({"from": name(from)?, "to": name(to)?, "items": items})))
 }
 
-fn day_json(d: &DailyUsage) -> Value {
-    json!({
-        "day": day_name(d.day),
+/// A day's name; a stored day no timestamp can hold is an internal error.
+fn name(day: i64) -> Result<String, ApiError> {
+    day_name(day).map_err(ApiError::internal)
+}
+
+fn day_json(d: &DailyUsage) -> Result<Value, ApiError> {
+    Ok(json!({
+        "day": name(d.day)?,
         "turns": d.turns,
         "prompt_tokens": d.prompt_tokens,
         "completion_tokens": d.completion_tokens,
         "total_tokens": d.prompt_tokens + d.completion_tokens,
         // Stored in micro-dollars; shown in dollars.
         "cost_usd": d.cost_micro_usd as f64 / 1e6,
-    })
+    }))
 }
 
 /// The days asked for, checked.
@@ -72,6 +77,9 @@ fn range(query: Option<&str>, today: i64) -> Result<(i64, i64), ApiError> {
     }
     if problems.is_empty() && to - from >= MAX_DAYS {
         problems.push(FieldProblem::new("to", "the range may span at most 366 days"));
+    }
+    if problems.is_empty() && day_start(from).is_err() {
+        problems.push(FieldProblem::new("from", "is before the first day a time can name"));
     }
     if problems.is_empty() {
         Ok((from, to))
@@ -111,5 +119,20 @@ mod tests {
         ] {
             assert!(range(Some(bad), TODAY).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_default_range_reaching_before_the_first_nameable_day_is_refused() {
+        let first = day_of(&chrono::DateTime::<chrono::Utc>::MIN_UTC);
+        let e = range(None, first + 1).unwrap_err();
+        assert_eq!(e.problem_fields(), ["from"]);
+        assert!(range(None, first + 29).is_ok());
+    }
+
+    #[test]
+    fn a_stored_day_no_timestamp_can_hold_is_an_internal_error() {
+        let day = DailyUsage { day: i64::MAX, ..DailyUsage::default() };
+        assert_eq!(day_json(&day).unwrap_err().code, switchboard_core::error::ErrorCode::Internal);
+        assert_eq!(day_json(&DailyUsage { day: TODAY, ..day }).unwrap()["day"], "2025-11-22");
     }
 }

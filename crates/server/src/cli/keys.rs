@@ -184,7 +184,6 @@ impl ProgressPrinter {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use chrono::TimeZone as _;
 

@@ -189,7 +189,6 @@ pub fn table_of(raw: &RawTenant) -> Result<Table, String> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

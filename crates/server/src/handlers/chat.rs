@@ -70,6 +70,7 @@ pub fn refusal(e: SendError) -> ApiError {
         }
         SendError::QuotaExceeded { reset_at } => quota_exceeded(reset_at),
         SendError::Store(e) => ApiError::internal(e),
+        SendError::Time(e) => ApiError::internal(e),
     }
 }
 

@@ -98,7 +98,6 @@ fn parse(mut body: Map<String, Value>) -> Result<String, ApiError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn fields(v: Value) -> Result<String, Vec<String>> {

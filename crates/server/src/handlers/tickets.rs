@@ -65,7 +65,6 @@ fn parse(mut body: Map<String, Value>) -> Result<Option<Uuid>, ApiError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn fields(v: Value) -> Result<Option<Uuid>, Vec<String>> {

@@ -144,7 +144,6 @@ impl UserKeys {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use std::path::PathBuf;
 

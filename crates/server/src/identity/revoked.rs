@@ -114,7 +114,6 @@ impl RevokedVisitors {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use switchboard_core::time::from_millis;
 
@@ -125,7 +124,7 @@ mod tests {
             tenant_id: tenant.into(),
             visitor: format!("visitor:{visitor}"),
             user: "user:u".into(),
-            linked_at: from_millis(at_ms),
+            linked_at: from_millis(at_ms).unwrap(),
         }
     }
 
@@ -133,7 +132,7 @@ mod tests {
     fn links_are_per_tenant_and_expire_with_the_tokens() {
         let revoked = RevokedVisitors::new(Duration::from_secs(30 * 86_400));
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-        revoked.insert("acme", a, from_millis(10 * DAY_MS));
+        revoked.insert("acme", a, from_millis(10 * DAY_MS).unwrap());
         revoked.absorb(&[
             link("globex", b, 20 * DAY_MS),
             VisitorLink { visitor: "user:not-a-visitor".into(), ..link("acme", b, 0) },
@@ -143,12 +142,12 @@ mod tests {
         assert!(revoked.contains("globex", b));
         assert!(!revoked.contains("acme", b));
         assert_eq!(revoked.count(), 2);
-        revoked.prune(from_millis(39 * DAY_MS));
+        revoked.prune(from_millis(39 * DAY_MS).unwrap());
         assert_eq!(revoked.count(), 2);
-        revoked.prune(from_millis(41 * DAY_MS));
+        revoked.prune(from_millis(41 * DAY_MS).unwrap());
         assert!(!revoked.contains("acme", a));
         assert!(revoked.contains("globex", b));
-        revoked.prune(from_millis(51 * DAY_MS));
+        revoked.prune(from_millis(51 * DAY_MS).unwrap());
         assert_eq!(revoked.count(), 0);
     }
 }

@@ -49,7 +49,6 @@ pub fn mint(
 /// opens any session, so the caller must still check that the returned
 /// subject owns it (`sessions::owned_session`). Refusals: `auth.invalid`,
 /// `auth.context_mismatch` (another tenant's ticket), `session.not_found`.
-#[allow(dead_code)] // The SSE subscription and WebSocket endpoints use it.
 pub fn verify_ticket(
     state: &AppState,
     token: &str,
@@ -99,7 +98,6 @@ pub fn check_ticket(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use chrono::Utc;
     use std::time::Duration;

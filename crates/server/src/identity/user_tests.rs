@@ -1,6 +1,5 @@
 //! Unit tests of user-JWT verification: the attacks of SPEC §3 and the claims
 //! rules, against HS256, RS256 and ES256 keys.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::*;
 use base64::Engine;

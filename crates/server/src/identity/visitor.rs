@@ -55,7 +55,6 @@ pub fn check_visitor(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use chrono::Utc;
     use switchboard_store::Keyring;

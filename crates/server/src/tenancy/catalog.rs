@@ -125,7 +125,6 @@ impl Catalog {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::config::{validate_tenant, Config, RawTenant};
     use crate::tenancy::records::{config_record, db_record};
@@ -140,9 +139,9 @@ mod tests {
     fn only_changed_records_are_rebuilt() {
         let file = [tenant("filed")];
         let mut records = vec![
-            config_record(&file[0], None, from_millis(1)).unwrap(),
-            db_record(&tenant("a"), false, None, from_millis(1)).unwrap(),
-            db_record(&tenant("b"), false, None, from_millis(1)).unwrap(),
+            config_record(&file[0], None, from_millis(1).unwrap()).unwrap(),
+            db_record(&tenant("a"), false, None, from_millis(1).unwrap()).unwrap(),
+            db_record(&tenant("b"), false, None, from_millis(1).unwrap()).unwrap(),
         ];
         let (mut catalog, map) = Catalog::start(&file, &records).unwrap();
         assert_eq!(map.len(), 3);
@@ -150,8 +149,8 @@ mod tests {
 
         // Flip the file tenant's switch and update `a`.
         records[0].kill_switch = true;
-        records[0].updated_at = from_millis(2);
-        records[1] = db_record(&tenant("a"), true, Some(&records[1]), from_millis(2)).unwrap();
+        records[0].updated_at = from_millis(2).unwrap();
+        records[1] = db_record(&tenant("a"), true, Some(&records[1]), from_millis(2).unwrap()).unwrap();
         let next = catalog.refresh(&records, &map).unwrap();
         assert!(next["filed"].kill_switch && next["a"].kill_switch && !next["b"].kill_switch);
         assert!(Arc::ptr_eq(&next["b"], &map["b"]), "b was rebuilt");
@@ -159,7 +158,7 @@ mod tests {
 
         // Delete `b`; add one whose settings are broken.
         records.remove(2);
-        let mut broken = db_record(&tenant("c"), false, None, from_millis(3)).unwrap();
+        let mut broken = db_record(&tenant("c"), false, None, from_millis(3).unwrap()).unwrap();
         broken.config["provider"] = serde_json::json!({"kind": "openai"});
         records.push(broken);
         let last = catalog.refresh(&records, &next).unwrap();
@@ -171,7 +170,7 @@ mod tests {
 
     #[test]
     fn a_record_of_another_file_is_not_served() {
-        let mut foreign = config_record(&tenant("elsewhere"), None, from_millis(1)).unwrap();
+        let mut foreign = config_record(&tenant("elsewhere"), None, from_millis(1).unwrap()).unwrap();
         foreign.source = SOURCE_CONFIG.into();
         let (_, map) = Catalog::start(&[], &[foreign]).unwrap();
         assert!(map.is_empty());

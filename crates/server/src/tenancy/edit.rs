@@ -95,7 +95,7 @@ pub async fn set_kill_switch(
             None => config_record(config, None, now).map_err(EditError::Invalid)?,
         };
         record.kill_switch = on;
-        record.updated_at = next_update(now, existing.as_ref());
+        record.updated_at = next_update(now, existing.as_ref()).map_err(db)?;
         store.upsert_tenant(&record).await.map_err(db)?;
         return Ok(record);
     }
@@ -107,7 +107,7 @@ pub async fn set_kill_switch(
         record = db_record(&settings, on, Some(&existing), now).map_err(EditError::Invalid)?;
     } else {
         record.kill_switch = on;
-        record.updated_at = next_update(now, Some(&existing));
+        record.updated_at = next_update(now, Some(&existing)).map_err(db)?;
     }
     store.upsert_tenant(&record).await.map_err(db)?;
     Ok(record)

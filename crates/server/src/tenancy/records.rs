@@ -6,7 +6,7 @@
 use super::{SOURCE_CONFIG, SOURCE_DB};
 use crate::config::{validate_tenant, RawTenant, TenantConfig};
 use switchboard_core::store::{Store, TenantRecord};
-use switchboard_core::time::{from_millis, Timestamp};
+use switchboard_core::time::{from_millis, OutOfRange, Timestamp};
 
 /// The settings as a record's `config` JSON.
 pub fn settings_json(raw: &RawTenant) -> Result<serde_json::Value, String> {
@@ -30,11 +30,16 @@ pub fn settings(record: &TenantRecord) -> Result<TenantConfig, String> {
 
 /// A record's next `updated_at`: now, but always later than the last one (in
 /// the milliseconds the store keeps), so every change is seen by the nodes
-/// that poll for changes.
-pub fn next_update(now: Timestamp, previous: Option<&TenantRecord>) -> Timestamp {
+/// that poll for changes. An error when the last one is the last instant a
+/// timestamp can hold: nothing later exists.
+pub fn next_update(now: Timestamp, previous: Option<&TenantRecord>) -> Result<Timestamp, OutOfRange> {
     let now = now.timestamp_millis();
     let after = previous.map_or(i64::MIN, |p| p.updated_at.timestamp_millis().saturating_add(1));
     from_millis(now.max(after))
+}
+
+fn updated_at(now: Timestamp, previous: Option<&TenantRecord>) -> Result<Timestamp, String> {
+    next_update(now, previous).map_err(|e| format!("`updated_at`: {e}"))
 }
 
 /// The record of a tenant created at run time, whose kill switch is `kill_switch`.
@@ -53,7 +58,7 @@ pub fn db_record(
         config: settings_json(&raw)?,
         kill_switch,
         created_at: previous.map_or(now, |p| p.created_at),
-        updated_at: next_update(now, previous),
+        updated_at: updated_at(now, previous)?,
     })
 }
 
@@ -82,7 +87,7 @@ pub fn config_record(
         config: settings,
         kill_switch,
         created_at: existing.map_or(now, |p| p.created_at),
-        updated_at: next_update(now, existing),
+        updated_at: updated_at(now, existing)?,
     })
 }
 
@@ -114,7 +119,6 @@ pub async fn sync_config_tenants(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::config::Config;
 
@@ -126,7 +130,7 @@ mod tests {
     #[test]
     fn settings_survive_a_round_trip_through_a_record() {
         let t = file_tenant(false);
-        let record = db_record(&t, true, None, from_millis(5)).unwrap();
+        let record = db_record(&t, true, None, from_millis(5).unwrap()).unwrap();
         let back = settings(&record).unwrap();
         assert_eq!(back.id, "acme");
         assert!(back.kill_switch);
@@ -140,25 +144,39 @@ mod tests {
 
     #[test]
     fn updated_at_always_moves_forward() {
-        let first = db_record(&file_tenant(false), false, None, from_millis(1000)).unwrap();
-        let second = db_record(&file_tenant(false), true, Some(&first), from_millis(1000)).unwrap();
-        assert_eq!(second.updated_at, from_millis(1001));
+        let first = db_record(&file_tenant(false), false, None, from_millis(1000).unwrap()).unwrap();
+        let second = db_record(&file_tenant(false), true, Some(&first), from_millis(1000).unwrap()).unwrap();
+        assert_eq!(second.updated_at, from_millis(1001).unwrap());
         assert_eq!(second.created_at, first.created_at);
-        assert_eq!(next_update(from_millis(2000), Some(&second)), from_millis(2000));
+        assert_eq!(next_update(from_millis(2000).unwrap(), Some(&second)), from_millis(2000));
+    }
+
+    #[test]
+    fn nothing_comes_after_the_last_instant_a_timestamp_can_hold() {
+        let end = chrono::DateTime::<chrono::Utc>::MAX_UTC;
+        let mut last = db_record(&file_tenant(false), false, None, from_millis(1000).unwrap()).unwrap();
+        last.updated_at = end;
+        let after = end.timestamp_millis() + 1;
+        assert_eq!(next_update(from_millis(1000).unwrap(), Some(&last)), Err(OutOfRange(after)));
+        let err = db_record(&file_tenant(false), true, Some(&last), from_millis(1000).unwrap()).unwrap_err();
+        assert!(err.starts_with("`updated_at`: "), "{err}");
+        assert!(config_record(&file_tenant(false), Some(&last), from_millis(1000).unwrap()).is_err());
     }
 
     #[test]
     fn a_runtime_flip_of_a_file_tenant_lasts_until_the_file_changes() {
-        let start = config_record(&file_tenant(false), None, from_millis(1)).unwrap();
+        let start = config_record(&file_tenant(false), None, from_millis(1).unwrap()).unwrap();
         assert!(!start.kill_switch);
         let mut flipped = start.clone();
         flipped.kill_switch = true;
         // Restart with the same file: the flip stays.
-        assert!(config_record(&file_tenant(false), Some(&flipped), from_millis(2)).unwrap().kill_switch);
+        assert!(
+            config_record(&file_tenant(false), Some(&flipped), from_millis(2).unwrap()).unwrap().kill_switch
+        );
         // The file now says something else: the file wins.
-        let mut off = config_record(&file_tenant(true), Some(&flipped), from_millis(3)).unwrap();
+        let mut off = config_record(&file_tenant(true), Some(&flipped), from_millis(3).unwrap()).unwrap();
         assert!(off.kill_switch);
         off.kill_switch = false;
-        assert!(!config_record(&file_tenant(true), Some(&off), from_millis(4)).unwrap().kill_switch);
+        assert!(!config_record(&file_tenant(true), Some(&off), from_millis(4).unwrap()).unwrap().kill_switch);
     }
 }

@@ -37,6 +37,9 @@ pub struct TenantSpec {
     /// Raw tables written after the provider's (`[tenants.provider.retry]`,
     /// `[[tenants.fallbacks]]`…).
     pub tables: Vec<String>,
+    /// Environment variables the server needs for this tenant (secrets its
+    /// `*_env` keys name); every config the tenant joins passes them on.
+    pub env: Vec<(String, String)>,
 }
 
 impl TenantSpec {
@@ -54,6 +57,7 @@ impl TenantSpec {
             lines: default_lines(),
             rate_limits: generous_rate_limits(),
             tables: Vec::new(),
+            env: Vec::new(),
         }
     }
 
@@ -76,6 +80,7 @@ impl TenantSpec {
             lines: default_lines(),
             rate_limits: generous_rate_limits(),
             tables: Vec::new(),
+            env: Vec::new(),
         }
     }
 
@@ -97,6 +102,12 @@ impl TenantSpec {
     /// Adds a raw tenant-level line, e.g. `allowed_origins = ["https://a.example"]`.
     pub fn line(mut self, line: &str) -> Self {
         self.lines.push(line.to_owned());
+        self
+    }
+
+    /// Gives the server an environment variable along with this tenant.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
         self
     }
 
@@ -214,6 +225,7 @@ impl AppConfig {
     }
 
     pub fn tenant(mut self, t: TenantSpec) -> Self {
+        self.env.extend(t.env.iter().cloned());
         self.tenants.push(t);
         self
     }

@@ -2,8 +2,11 @@
 //! config, typed HTTP calls, an SSE reader, the SSE subscription and
 //! WebSocket clients, a transcript that checks resumed streams, fake OpenAI,
 //! Anthropic and Dify upstreams (on the machinery of `fake_upstream`),
-//! throwaway PostgreSQL databases, and the assertions every turn test makes.
-#![allow(dead_code, unused_imports)]
+//! throwaway PostgreSQL databases, raw HTTP over TCP for what no client
+//! library sends, and the assertions every turn test makes.
+// Helpers outside `#[test]` fns: clippy.toml's allow-*-in-tests does not
+// reach them in integration tests (rust-clippy#11119).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code, unused_imports)]
 
 pub mod app;
 pub mod checks;
@@ -16,6 +19,7 @@ pub mod fake_openai;
 pub mod fake_upstream;
 pub mod jwt;
 pub mod postgres;
+pub mod raw_http;
 pub mod scenarios;
 pub mod sse;
 pub mod subscribe;

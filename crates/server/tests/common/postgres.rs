@@ -1,8 +1,9 @@
 //! A fresh PostgreSQL database per test, from `SWITCHBOARD_TEST_POSTGRES_URL`,
-//! dropped afterwards. Without the variable a test is skipped (with a line
-//! saying so), unless `SWITCHBOARD_TEST_REQUIRE_SERVICES=1`.
+//! dropped afterwards. Without the variable a test is skipped and noted
+//! (`switchboard_testkit::services`), unless `SWITCHBOARD_TEST_REQUIRE_SERVICES=1`.
 
 use sqlx::Connection;
+use switchboard_testkit::services;
 
 pub struct TestDatabase {
     /// The URL of the fresh database, for `database_url`.
@@ -30,21 +31,10 @@ fn with_database(url: &str, name: &str) -> String {
 }
 
 impl TestDatabase {
-    /// Creates the database, or returns `None` (after printing a skip line)
+    /// Creates the database, or returns `None` (the test is noted as skipped)
     /// when no PostgreSQL is configured.
     pub async fn create(test: &str) -> Option<Self> {
-        let admin_url = match std::env::var("SWITCHBOARD_TEST_POSTGRES_URL") {
-            Ok(u) if !u.is_empty() => u,
-            _ => {
-                let required = std::env::var("SWITCHBOARD_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
-                assert!(
-                    !required,
-                    "{test}: SWITCHBOARD_TEST_POSTGRES_URL is not set but services are required"
-                );
-                println!("SKIPPED {test}: SWITCHBOARD_TEST_POSTGRES_URL is not set");
-                return None;
-            }
-        };
+        let admin_url = services::service_url(services::POSTGRES)?;
         let name = format!("sbtest_{}", uuid::Uuid::new_v4().simple());
         let mut conn = sqlx::PgConnection::connect(&admin_url)
             .await

@@ -210,7 +210,6 @@ fn describe(column: &Encrypted, row: &StoredValue, old: &[u8], error: &CryptoErr
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
     #[test]

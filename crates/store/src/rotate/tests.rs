@@ -2,7 +2,6 @@
 //! column, tool payloads included, which no `Store` call writes yet), so the
 //! stored bytes can be checked column by column. Rotation under concurrent
 //! writers, on both backends, is in `tests/rotation.rs`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::*;
 use crate::crypto::{stored_kid, Aad, Cipher};

@@ -416,7 +416,6 @@ async fn rollback(conn: &mut SqliteConnection) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use sqlx::ConnectOptions as _;
 

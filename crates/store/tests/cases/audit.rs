@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::common::Harness;
-use switchboard_core::audit::{verify, AuditEntry, NewAuditEntry, GENESIS};
+use switchboard_core::audit::{verify, AuditEntry, NewAuditEntry, VerifyError, GENESIS};
 
 const KEY: &[u8] = b"audit-key-for-the-conformance-suite";
 
@@ -33,7 +33,10 @@ async fn whole_chain(store: &Arc<dyn Store>) -> Vec<AuditEntry> {
 }
 
 fn check(chain: &[AuditEntry]) -> Result<(i64, String), i64> {
-    verify(chain, (0, GENESIS.into()), |kid| (kid == "k1").then_some(KEY)).map_err(|b| b.seq)
+    verify(chain, (0, GENESIS.into()), |kid| (kid == "k1").then_some(KEY)).map_err(|e| match e {
+        VerifyError::Broken(b) => b.seq,
+        VerifyError::Seal(e) => panic!("cannot seal: {e}"),
+    })
 }
 
 pub async fn audit_appends_form_one_chain_and_edits_are_found(h: &mut Harness) {
