@@ -1,18 +1,23 @@
 //! The admin API's reads and writes (SPEC §12): the tenant-wide session list
 //! (filters, three sort keys, keyset paging with ties broken by id), closing
-//! a session, and runtime settings every node shares. The SQL is the same on
-//! both backends; `impl_admin!` expands it for each, as `impl_links!` does.
+//! a session, and runtime settings every node shares.
 
-use crate::rows::session_columns;
-use switchboard_core::store::admin::{AdminSessionQuery, SessionSort};
+use crate::db::{Conn, Param};
+use crate::rows::{session_columns, time_of, to_json, SessionRow};
+use crate::store::SqlStore;
+use std::sync::Arc;
+use switchboard_core::model::Session;
+use switchboard_core::store::admin::{AdminSessionQuery, RuntimeSetting, SessionSort};
+use switchboard_core::store::StoreError;
+use uuid::Uuid;
 
-/// `closed`, and no agent holds it any more.
-pub const CLOSE_SESSION: &str = concat!(
+/// `closed`, and no agent holds it any more: `$1` id, `$2` tenant.
+const CLOSE_SESSION: &str = concat!(
     "UPDATE sessions SET status = 'closed', takeover = NULL WHERE id = $1 AND tenant_id = $2 RETURNING ",
     session_columns!()
 );
-pub const GET_SETTING: &str = "SELECT name, value, updated_at FROM runtime_settings WHERE name = $1";
-pub const PUT_SETTING: &str = "INSERT INTO runtime_settings (name, value, updated_at) VALUES ($1, $2, $3) \
+const GET_SETTING: &str = "SELECT name, value, updated_at FROM runtime_settings WHERE name = $1";
+const PUT_SETTING: &str = "INSERT INTO runtime_settings (name, value, updated_at) VALUES ($1, $2, $3) \
      ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at";
 
 /// A value bound to the list query, in the order of its `$n`.
@@ -91,105 +96,66 @@ pub fn list_sql(q: &AdminSessionQuery) -> (String, Vec<Arg>) {
     (sql, args)
 }
 
-/// `impl_admin!(Type, conn = Connection)`: inherent `admin_list_sessions_in_db`,
-/// `close_session_in_db`, `runtime_setting_in_db` and
-/// `put_runtime_setting_in_db`, which the `Store` impl calls.
-macro_rules! impl_admin {
-    ($store:ty, conn = $conn:ty) => {
-        impl $store {
-            async fn admin_list_sessions_in_db(
-                &self,
-                query: &switchboard_core::store::admin::AdminSessionQuery,
-            ) -> Result<Vec<switchboard_core::model::Session>, switchboard_core::store::StoreError> {
-                use $crate::admin::Arg;
-                let (text, args) = $crate::admin::list_sql(query);
-                let mut select = sqlx::query_as::<_, $crate::rows::SessionRow>(&text);
-                for arg in args {
-                    select = match arg {
-                        Arg::Text(v) => select.bind(v),
-                        Arg::Int(v) => select.bind(v),
-                    };
-                }
-                let rows = select.fetch_all(&self.reader).await.map_err($crate::rows::db_err)?;
-                rows.into_iter().map($crate::rows::SessionRow::decode).collect()
-            }
-
-            async fn close_session_in_db(
-                &self,
-                tenant_id: &str,
-                id: uuid::Uuid,
-            ) -> Result<Option<switchboard_core::model::Session>, switchboard_core::store::StoreError> {
-                let key = std::sync::Arc::new((id.to_string(), tenant_id.to_owned()));
-                let row = self
-                    .write_one(move |conn: &mut $conn| {
-                        let key = key.clone();
-                        Box::pin(async move {
-                            let (id, tenant_id) = &*key;
-                            let row: Option<$crate::rows::SessionRow> =
-                                sqlx::query_as($crate::admin::CLOSE_SESSION)
-                                    .bind(id)
-                                    .bind(tenant_id)
-                                    .fetch_optional(&mut *conn)
-                                    .await?;
-                            Ok(row)
-                        })
-                    })
-                    .await?;
-                row.map($crate::rows::SessionRow::decode).transpose()
-            }
-
-            async fn runtime_setting_in_db(
-                &self,
-                key: &str,
-            ) -> Result<
-                Option<switchboard_core::store::admin::RuntimeSetting>,
-                switchboard_core::store::StoreError,
-            > {
-                let row: Option<(String, String, i64)> = sqlx::query_as($crate::admin::GET_SETTING)
-                    .bind(key)
-                    .fetch_optional(&self.reader)
-                    .await
-                    .map_err($crate::rows::db_err)?;
-                row.map(|(key, value, at)| {
-                    Ok(switchboard_core::store::admin::RuntimeSetting {
-                        key,
-                        value: serde_json::from_str(&value).map_err(|e| {
-                            switchboard_core::store::StoreError::Corrupt(format!("runtime setting: {e}"))
-                        })?,
-                        updated_at: $crate::rows::time_of("updated_at", at)?,
-                    })
-                })
-                .transpose()
-            }
-
-            async fn put_runtime_setting_in_db(
-                &self,
-                setting: &switchboard_core::store::admin::RuntimeSetting,
-            ) -> Result<(), switchboard_core::store::StoreError> {
-                let row = std::sync::Arc::new((
-                    setting.key.clone(),
-                    $crate::rows::to_json(&setting.value)?,
-                    $crate::rows::millis(&setting.updated_at),
-                ));
-                self.write_one(move |conn: &mut $conn| {
-                    let row = row.clone();
-                    Box::pin(async move {
-                        let (key, value, at) = &*row;
-                        sqlx::query($crate::admin::PUT_SETTING)
-                            .bind(key)
-                            .bind(value)
-                            .bind(*at)
-                            .execute(&mut *conn)
-                            .await?;
-                        Ok(())
-                    })
-                })
-                .await
-            }
+impl From<Arg> for Param<'static> {
+    fn from(arg: Arg) -> Self {
+        match arg {
+            Arg::Text(v) => v.into(),
+            Arg::Int(v) => v.into(),
         }
-    };
+    }
 }
-pub(crate) use impl_admin;
+
+pub async fn list_sessions(store: &SqlStore, query: &AdminSessionQuery) -> Result<Vec<Session>, StoreError> {
+    let (sql, args) = list_sql(query);
+    let params: Vec<Param<'_>> = args.into_iter().map(Param::from).collect();
+    let rows: Vec<SessionRow> = store.reader.all(&sql, &params).await?;
+    rows.into_iter().map(SessionRow::decode).collect()
+}
+
+pub async fn close_session(
+    store: &SqlStore,
+    tenant_id: &str,
+    id: Uuid,
+) -> Result<Option<Session>, StoreError> {
+    let key = Arc::new((id.to_string(), tenant_id.to_owned()));
+    let row = store
+        .write_one(move |mut conn: Conn<'_>| {
+            let key = key.clone();
+            Box::pin(async move {
+                let (id, tenant_id) = &*key;
+                Ok(conn.optional::<SessionRow>(CLOSE_SESSION, &[id.into(), tenant_id.into()]).await?)
+            })
+        })
+        .await?;
+    row.map(SessionRow::decode).transpose()
+}
+
+pub async fn runtime_setting(store: &SqlStore, key: &str) -> Result<Option<RuntimeSetting>, StoreError> {
+    let row: Option<(String, String, i64)> = store.reader.optional(GET_SETTING, &[key.into()]).await?;
+    row.map(|(key, value, at)| {
+        Ok(RuntimeSetting {
+            key,
+            value: serde_json::from_str(&value)
+                .map_err(|e| StoreError::Corrupt(format!("runtime setting: {e}")))?,
+            updated_at: time_of("updated_at", at)?,
+        })
+    })
+    .transpose()
+}
+
+pub async fn put_runtime_setting(store: &SqlStore, setting: &RuntimeSetting) -> Result<(), StoreError> {
+    let row = Arc::new((setting.key.clone(), to_json(&setting.value)?, setting.updated_at));
+    store
+        .write_one(move |mut conn: Conn<'_>| {
+            let row = row.clone();
+            Box::pin(async move {
+                let (key, value, at) = &*row;
+                conn.execute(PUT_SETTING, &[key.into(), value.into(), at.into()]).await?;
+                Ok(())
+            })
+        })
+        .await
+}
 
 #[cfg(test)]
 mod tests {

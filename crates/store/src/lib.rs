@@ -33,17 +33,21 @@ mod admin;
 mod audit;
 mod conversations;
 mod crypto;
+mod db;
 mod keys;
 mod links;
+mod messages;
 mod postgres;
 mod retention;
 mod rotate;
 mod rows;
 mod schema;
-mod sql;
+mod sessions;
 mod sqlite;
+mod store;
 mod store_impl;
 mod takeover;
+mod tenants;
 mod turn;
 mod usage;
 mod write;
@@ -51,8 +55,8 @@ mod write;
 pub use keys::{load_or_generate, KeyError, Keyring, KEY_LEN};
 pub use rotate::{rotate_keys, ColumnReport, Progress, RotateError, RotationReport, DEFAULT_BATCH};
 
-use schema::Schema;
 use std::sync::Arc;
+use store::SqlStore;
 use switchboard_core::store::Store;
 
 /// How hard SQLite works to keep the last commits through a power loss
@@ -104,47 +108,13 @@ pub enum StoreOpenError {
     Crypto,
 }
 
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-impl Backend {
-    fn of(url: &str) -> Result<Self, StoreOpenError> {
-        if url.starts_with("sqlite:") {
-            Ok(Self::Sqlite)
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Self::Postgres)
-        } else {
-            Err(StoreOpenError::UnsupportedUrl)
-        }
-    }
-}
-
 /// Opens the database (creating a SQLite file and its directory if missing),
 /// checks that it is migrated and that the keys can read it. Does not migrate,
 /// except an in-memory SQLite database.
 pub async fn connect(database_url: &str, options: StoreOptions) -> Result<Arc<dyn Store>, StoreOpenError> {
-    match Backend::of(database_url)? {
-        Backend::Sqlite => {
-            let store = sqlite::SqliteStore::open(database_url, &options).await?;
-            let migrate = store.in_memory();
-            ready(store, migrate).await
-        }
-        Backend::Postgres => ready(postgres::PgStore::open(database_url, &options).await?, false).await,
-    }
-}
-
-/// Runs the backend's migrations (idempotent), then the key check.
-pub async fn migrate(database_url: &str, options: &StoreOptions) -> Result<(), StoreOpenError> {
-    match Backend::of(database_url)? {
-        Backend::Sqlite => migrate_and_close(sqlite::SqliteStore::open(database_url, options).await?).await,
-        Backend::Postgres => migrate_and_close(postgres::PgStore::open(database_url, options).await?).await,
-    }
-}
-
-async fn ready<S: Schema + Store>(store: S, migrate: bool) -> Result<Arc<dyn Store>, StoreOpenError> {
-    let checked = if migrate { schema::migrate(&store).await } else { schema::ensure_ready(&store).await };
+    let store = SqlStore::open(database_url, &options).await?;
+    let checked =
+        if store.in_memory() { schema::migrate(&store).await } else { schema::ensure_ready(&store).await };
     match checked {
         Ok(()) => Ok(Arc::new(store)),
         Err(e) => {
@@ -154,7 +124,9 @@ async fn ready<S: Schema + Store>(store: S, migrate: bool) -> Result<Arc<dyn Sto
     }
 }
 
-async fn migrate_and_close(store: impl Schema) -> Result<(), StoreOpenError> {
+/// Runs the backend's migrations (idempotent), then the key check.
+pub async fn migrate(database_url: &str, options: &StoreOptions) -> Result<(), StoreOpenError> {
+    let store = SqlStore::open(database_url, options).await?;
     let result = schema::migrate(&store).await;
     store.close().await;
     result

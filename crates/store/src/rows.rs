@@ -13,7 +13,9 @@ pub const CONTENT: &str = "content";
 pub const METADATA: &str = "metadata";
 pub const TOOLS: &str = "tools";
 
-/// The columns `MessageRow` reads, in a form `concat!` can splice into SQL.
+/// The columns `MessageRow` reads. Column lists are the one thing kept as
+/// macros: `concat!` splices only literals into a `const` statement, and a
+/// list written out in every statement would drift from its row type.
 macro_rules! message_columns {
     () => {
         "session_id, seq, tenant_id, role, content, author, status, created_at, token_count, \
@@ -224,7 +226,8 @@ pub struct TurnStateRow {
     pub check: TurnCheckRow,
 }
 
-/// What counts against a tenant's budgets today (`usage::counted!`).
+/// What counts against a tenant's budgets today (each backend's turn
+/// statement reads it).
 #[derive(Debug, sqlx::FromRow)]
 pub struct CountedRow {
     pub tenant_tokens: i64,

@@ -4,65 +4,105 @@
 //! no other node can read).
 
 use crate::crypto::{stored_kid, Aad, Cipher};
-use crate::StoreOpenError;
+use crate::db::{Conn, Reader};
+use crate::store::{Backend, SqlStore};
+use crate::{postgres, sqlite, StoreOpenError};
 use sqlx::migrate::Migrator;
+use std::sync::Arc;
 use uuid::Uuid;
 
 const CANARY: &[u8] = b"switchboard key check v1";
 /// The canary's column in its associated data.
 pub(crate) const CANARY_COLUMN: &str = "keycheck";
 
-/// What opening needs from a backend beyond the `Store` trait.
-#[async_trait::async_trait]
-pub trait Schema: Send + Sync {
-    fn migrator(&self) -> &'static Migrator;
-    fn cipher(&self) -> &Cipher;
-    async fn run_migrations(&self) -> Result<(), StoreOpenError>;
-    /// Versions of the migrations recorded as applied; empty when none ran.
-    async fn applied_migrations(&self) -> Result<Vec<i64>, StoreOpenError>;
-    async fn canaries(&self) -> Result<Vec<(String, Vec<u8>)>, StoreOpenError>;
-    /// Stores the canary unless the kid already has one.
-    async fn add_canary(&self, kid: &str, canary: &[u8], now_ms: i64) -> Result<(), StoreOpenError>;
-    async fn close(&self);
-}
+const APPLIED_MIGRATIONS: &str = "SELECT version FROM _sqlx_migrations WHERE success = TRUE";
+const LIST_CANARIES: &str = "SELECT kid, canary FROM keycheck";
+/// `$1` kid, `$2` canary, `$3` now.
+const INSERT_CANARY: &str =
+    "INSERT INTO keycheck (kid, canary, created_at) VALUES ($1, $2, $3) ON CONFLICT (kid) DO NOTHING";
 
 /// Runs the migrations (idempotent), then the key check.
-pub async fn migrate(backend: &impl Schema) -> Result<(), StoreOpenError> {
-    backend.run_migrations().await?;
-    check_keys(backend).await
+pub async fn migrate(store: &SqlStore) -> Result<(), StoreOpenError> {
+    match &store.backend {
+        Backend::Sqlite(s) => s.run_migrations().await?,
+        Backend::Postgres(p) => p.run_migrations().await?,
+    }
+    check_keys(store).await
 }
 
 /// Refuses a database whose schema lacks any of this build's migrations, then
 /// runs the key check.
-pub async fn ensure_ready(backend: &impl Schema) -> Result<(), StoreOpenError> {
-    let applied = backend.applied_migrations().await?;
-    let missing = backend
-        .migrator()
+pub async fn ensure_ready(store: &SqlStore) -> Result<(), StoreOpenError> {
+    let applied = applied_migrations(store).await?;
+    let migrator: &Migrator = match &store.backend {
+        Backend::Sqlite(_) => &sqlite::MIGRATOR,
+        Backend::Postgres(_) => &postgres::MIGRATOR,
+    };
+    let missing = migrator
         .iter()
         .filter(|m| !m.migration_type.is_down_migration())
         .any(|m| !applied.contains(&m.version));
     if missing {
         return Err(StoreOpenError::NotMigrated);
     }
-    check_keys(backend).await
+    check_keys(store).await
+}
+
+/// Versions of the migrations recorded as applied; empty when none ran.
+async fn applied_migrations(store: &SqlStore) -> Result<Vec<i64>, StoreOpenError> {
+    let exists = match &store.reader {
+        Reader::Sqlite(_) => {
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
+        }
+        Reader::Postgres(_) => "SELECT to_regclass('_sqlx_migrations') IS NOT NULL",
+    };
+    let (exists,): (bool,) = store.reader.one(exists, &[]).await.map_err(open_err)?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    let versions: Vec<(i64,)> = store.reader.all(APPLIED_MIGRATIONS, &[]).await.map_err(open_err)?;
+    Ok(versions.into_iter().map(|(v,)| v).collect())
 }
 
 /// Every canary whose kid the keyring has must decrypt (same kid, other key
 /// bytes is a misconfigured node), and when the database has canaries at
 /// least one must decrypt. The current kid gets a canary the first time.
-async fn check_keys(backend: &impl Schema) -> Result<(), StoreOpenError> {
-    let cipher = backend.cipher();
-    let stored = backend.canaries().await?;
+async fn check_keys(store: &SqlStore) -> Result<(), StoreOpenError> {
+    let cipher = &store.cipher;
+    let stored = canaries(store).await?;
     judge(&stored, cipher)?;
     let current = cipher.keyring().current_kid();
     if stored.iter().all(|(kid, _)| kid != current) {
         let canary = cipher.encrypt(&canary_place(), CANARY).map_err(|_| StoreOpenError::Crypto)?;
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        backend.add_canary(current, &canary, now_ms).await?;
+        add_canary(store, current, canary).await?;
         // Another node may have registered the same kid first, with its key.
-        judge(&backend.canaries().await?, cipher)?;
+        judge(&canaries(store).await?, cipher)?;
     }
     Ok(())
+}
+
+async fn canaries(store: &SqlStore) -> Result<Vec<(String, Vec<u8>)>, StoreOpenError> {
+    store.reader.all(LIST_CANARIES, &[]).await.map_err(open_err)
+}
+
+/// Stores the canary unless the kid already has one.
+async fn add_canary(store: &SqlStore, kid: &str, canary: Vec<u8>) -> Result<(), StoreOpenError> {
+    let row = Arc::new((kid.to_owned(), canary, chrono::Utc::now()));
+    store
+        .write_one(move |mut conn: Conn<'_>| {
+            let row = row.clone();
+            Box::pin(async move {
+                let (kid, canary, now) = &*row;
+                conn.execute(INSERT_CANARY, &[kid.into(), canary.into(), now.into()]).await?;
+                Ok(())
+            })
+        })
+        .await
+        .map_err(open_err)
+}
+
+fn open_err(e: switchboard_core::store::StoreError) -> StoreOpenError {
+    StoreOpenError::Database(e.to_string())
 }
 
 /// A canary is judged by the key id inside its value, not by its row's kid:

@@ -3,9 +3,12 @@
 //! the transaction, the locking and the SQL.
 
 use crate::crypto::{Aad, Cipher, SessionKeys};
-use crate::rows::{crypto_err, decode_messages, millis, status_of, MessageRow, TurnStateRow, CONTENT};
+use crate::db::Param;
+use crate::rows::{
+    crypto_err, decode_messages, message_columns, millis, status_of, MessageRow, TurnStateRow, CONTENT,
+};
 use switchboard_core::model::{Message, MessageStatus, Role, SessionStatus};
-use switchboard_core::store::{BeginTurn, BeginTurnOutcome, StoreError};
+use switchboard_core::store::{BeginTurn, BeginTurnOutcome, Checkpoint, Finish, StoreError};
 use switchboard_core::usage::{Counted, Spent};
 
 /// What `begin_turn` found or wrote, with rows still encrypted: the caller
@@ -97,87 +100,120 @@ pub fn over_budget(turn: &BeginTurn, counted: Counted) -> Option<RawTurn> {
     turn.budget.as_ref()?.refused_by(&counted).map(RawTurn::QuotaExceeded)
 }
 
-/// Binds a turn's writes (`advance_session!` then `insert_messages!` and,
-/// with an answer, `second_row!`) to a query of either backend.
-macro_rules! bind_turn_writes {
-    ($query:expr, $latest_seq:expr, $session_id:expr, $turn:expr, $written:expr) => {{
-        let added = i64::try_from($written.len()).unwrap_or(i64::MAX);
-        let mut query = $query
-            .bind($latest_seq + added)
-            .bind(added)
-            .bind($crate::rows::millis(&$turn.now))
-            .bind($session_id);
-        for new in $written {
-            query = query
-                .bind(&new.session_id)
-                .bind(new.message.seq)
-                .bind(&new.tenant_id)
-                .bind(new.role())
-                .bind(&new.content)
-                .bind(new.status())
-                .bind(new.created_at)
-                .bind(new.message.token_count)
-                .bind(&new.message.client_message_id)
-                .bind(&new.turn_id)
-                .bind(&new.lease_node)
-                .bind(new.lease_until);
-        }
-        query
-    }};
-}
-pub(crate) use bind_turn_writes;
+/// A user message sent again with the same `client_message_id` (`$2`) in
+/// session `$1`, and its turn's answer.
+pub const FIND_DUPLICATE: &str = concat!(
+    "SELECT ",
+    message_columns!(),
+    " FROM messages WHERE session_id = $1 AND (client_message_id = $2 OR (role = 'assistant' AND turn_id = \
+     (SELECT turn_id FROM messages WHERE session_id = $1 AND client_message_id = $2))) ORDER BY seq"
+);
 
-/// Binds a turn's budget reservation (`usage::INSERT_RESERVATION`'s seven
-/// parameters, all NULL without one).
-macro_rules! bind_reservation {
-    ($query:expr, $budget:expr) => {{
-        let budget: Option<&switchboard_core::usage::Reserve> = $budget;
-        $query
-            .bind(budget.map(|r| r.id.to_string()))
-            .bind(budget.map(|r| r.tenant_id.as_str()))
-            .bind(budget.map(|r| r.subject.as_str()))
-            .bind(budget.map(|r| r.day))
-            .bind(budget.map(|r| r.tokens))
-            .bind(budget.map(|r| r.cost_micro_usd))
-            .bind(budget.map(|r| $crate::rows::millis(&r.expires_at)))
-    }};
-}
-pub(crate) use bind_reservation;
+/// A streaming answer's text so far and its renewed lease
+/// ([`checkpoint_params`]).
+pub const CHECKPOINT: &str = "UPDATE messages SET content = $1, lease_node = $2, lease_until = $3 \
+     WHERE session_id = $4 AND seq = $5 AND tenant_id = $6 AND status = 'streaming'";
 
-/// Binds the end of an answer (`finish_message!` and `touch_session!`:
-/// `$1` content, `$2` status, `$3` token count, `$4` meta, `$5` session id,
-/// `$6` seq, `$7` tenant id, `$8` now).
-macro_rules! bind_finish {
-    ($query:expr, $finish:expr, $content:expr, $meta:expr) => {{
-        let f: &switchboard_core::store::Finish = $finish;
-        $query
-            .bind($content)
-            .bind(f.status.as_str())
-            .bind(f.token_count)
-            .bind($meta)
-            .bind(f.session_id.to_string())
-            .bind(f.seq)
-            .bind(&f.tenant_id)
-            .bind($crate::rows::millis(&f.now))
-    }};
-}
-pub(crate) use bind_finish;
+/// The cap's purge (SPEC §11.6), in the transaction that adds a turn's
+/// messages: session `$4`'s messages up to seq `$5`, which the caller keeps
+/// below the new ones ([`purge_bound`]), never one still streaming. A seek on
+/// the primary key that finds nothing until the session reaches its cap.
+pub const PURGE_OVER_CAP: &str =
+    "DELETE FROM messages WHERE session_id = $4 AND seq <= $5 AND status <> 'streaming'";
 
-/// Binds a checkpoint (`sql::CHECKPOINT`: `$1` content, `$2` node, `$3`
-/// lease, `$4` session id, `$5` seq, `$6` tenant id).
-macro_rules! bind_checkpoint {
-    ($query:expr, $checkpoint:expr, $content:expr) => {{
-        let c: &switchboard_core::store::Checkpoint = $checkpoint;
-        $query
-            .bind($content)
-            .bind(&c.node_id)
-            .bind($crate::rows::millis(&c.lease_until))
-            .bind(c.session_id.to_string())
-            .bind(c.seq)
-            .bind(&c.tenant_id)
-    }};
+/// A turn's user message (`$6`..`$17`).
+pub const INSERT_USER: &str = "INSERT INTO messages (session_id, seq, tenant_id, role, content, author, \
+     status, created_at, token_count, client_message_id, turn_id, meta, lease_node, lease_until) \
+     VALUES ($6, $7, $8, $9, $10, NULL, $11, $12, $13, $14, $15, NULL, $16, $17)";
+
+/// A turn's user message and its answer (`$18`..`$29`).
+pub const INSERT_BOTH: &str = "INSERT INTO messages (session_id, seq, tenant_id, role, content, author, \
+     status, created_at, token_count, client_message_id, turn_id, meta, lease_node, lease_until) \
+     VALUES ($6, $7, $8, $9, $10, NULL, $11, $12, $13, $14, $15, NULL, $16, $17), \
+     ($18, $19, $20, $21, $22, NULL, $23, $24, $25, $26, $27, NULL, $28, $29)";
+
+/// The parameters of a turn's writes (each backend runs them its own way;
+/// see `sqlite/turn.rs` and `postgres/turn.rs`): `$1` the session's new
+/// `latest_seq`, `$2` how many messages were added, `$3` now, `$4` the
+/// session id, `$5` the cap's purge bound; then twelve per message row, the
+/// user message's at `$6`..`$17` and its answer's at `$18`..`$29`: session id,
+/// seq, tenant, role, content, status, created_at, token count,
+/// `client_message_id`, turn id, lease node, lease expiry.
+pub fn turn_params<'q>(
+    latest_seq: i64,
+    session_id: &'q str,
+    turn: &BeginTurn,
+    written: &'q [NewMessage],
+) -> Vec<Param<'q>> {
+    let added = i64::try_from(written.len()).unwrap_or(i64::MAX);
+    let purge = purge_bound(turn.max_messages, latest_seq, written.len());
+    let mut params = Vec::with_capacity(5 + 12 * written.len() + 2);
+    params.extend([
+        (latest_seq + added).into(),
+        added.into(),
+        (&turn.now).into(),
+        session_id.into(),
+        purge.into(),
+    ]);
+    for new in written {
+        params.extend([
+            (&new.session_id).into(),
+            new.message.seq.into(),
+            (&new.tenant_id).into(),
+            new.role().into(),
+            (&new.content).into(),
+            new.status().into(),
+            new.created_at.into(),
+            new.message.token_count.into(),
+            (&new.message.client_message_id).into(),
+            (&new.turn_id).into(),
+            (&new.lease_node).into(),
+            new.lease_until.into(),
+        ]);
+    }
+    params
 }
-pub(crate) use bind_checkpoint;
+
+/// [`CHECKPOINT`]'s parameters: `$1` content, `$2` node, `$3` lease, `$4`
+/// session id, `$5` seq, `$6` tenant id.
+pub fn checkpoint_params<'q>(c: &'q Checkpoint, content: &'q [u8]) -> [Param<'q>; 6] {
+    [
+        content.into(),
+        (&c.node_id).into(),
+        (&c.lease_until).into(),
+        c.session_id.into(),
+        c.seq.into(),
+        (&c.tenant_id).into(),
+    ]
+}
+
+/// Ends a streaming answer: `$1` content, `$2` status, `$3` token count,
+/// `$4` meta, `$5` session id, `$6` seq, `$7` tenant id ([`finish_params`]).
+pub const FINISH: &str = "UPDATE messages SET content = $1, status = $2, token_count = $3, meta = $4, \
+     lease_node = NULL, lease_until = NULL \
+     WHERE session_id = $5 AND seq = $6 AND tenant_id = $7 AND status = 'streaming'";
+
+/// The session's activity after its answer ended (`$8` now); it only moves
+/// forward, whatever order concurrent writers commit in.
+pub const TOUCH_SESSION: &str = "UPDATE sessions SET \
+     last_activity_at = CASE WHEN last_activity_at < $8 THEN $8 ELSE last_activity_at END \
+     WHERE id = $5 AND tenant_id = $7";
+
+/// The end of an answer, for each backend's finish statements: `$1`
+/// content, `$2` status, `$3` token count, `$4` meta, `$5` session id, `$6`
+/// seq, `$7` tenant id, `$8` now.
+pub fn finish_params<'q>(f: &'q Finish, content: &'q [u8], meta: &'q str) -> [Param<'q>; 8] {
+    [
+        content.into(),
+        f.status.as_str().into(),
+        f.token_count.into(),
+        meta.into(),
+        f.session_id.into(),
+        f.seq.into(),
+        (&f.tenant_id).into(),
+        (&f.now).into(),
+    ]
+}
 
 /// The outcome of the rows `new_messages` made, once they are written.
 pub fn written(mut written: Vec<NewMessage>, human: bool) -> Result<RawTurn, StoreError> {
@@ -301,7 +337,7 @@ fn row(
     })
 }
 
-/// The highest seq the cap's purge deletes (`purge_over_cap!`) when a write
+/// The highest seq the cap's purge deletes when a write
 /// adds `added` messages after `latest_seq`: what falls beyond the newest
 /// `max_messages`, but never one of the new messages (a cap of 1 still keeps
 /// a whole turn). Zero or less deletes nothing.

@@ -41,36 +41,6 @@ pub struct Encrypted {
     pub count_others: &'static str,
 }
 
-macro_rules! page_of_messages {
-    ($column:literal) => {
-        concat!(
-            "SELECT session_id AS id, seq, tenant_id, ",
-            $column,
-            " AS value FROM messages WHERE (session_id, seq) > ($2, $3) ORDER BY session_id, seq LIMIT $1"
-        )
-    };
-}
-
-macro_rules! page_of_sessions {
-    () => {
-        "SELECT id, CAST(0 AS BIGINT) AS seq, tenant_id, metadata AS value \
-         FROM sessions WHERE id > $2 ORDER BY id LIMIT $1"
-    };
-}
-
-macro_rules! page_of_canaries {
-    () => {
-        "SELECT kid AS id, CAST(0 AS BIGINT) AS seq, '' AS tenant_id, canary AS value \
-         FROM keycheck WHERE kid > $2 ORDER BY kid LIMIT $1"
-    };
-}
-
-macro_rules! locking {
-    () => {
-        " FOR UPDATE SKIP LOCKED"
-    };
-}
-
 /// Every column that holds ciphertext. A test checks this list against the
 /// migrations' binary columns, so a new encrypted column cannot be missed.
 pub const ENCRYPTED: &[Encrypted] = &[
@@ -78,8 +48,10 @@ pub const ENCRYPTED: &[Encrypted] = &[
         name: "messages.content",
         sealed_as: CONTENT,
         identity: Identity::Message,
-        select: page_of_messages!("content"),
-        select_locking: concat!(page_of_messages!("content"), locking!()),
+        select: "SELECT session_id AS id, seq, tenant_id, content AS value FROM messages \
+         WHERE (session_id, seq) > ($2, $3) ORDER BY session_id, seq LIMIT $1",
+        select_locking: "SELECT session_id AS id, seq, tenant_id, content AS value FROM messages \
+         WHERE (session_id, seq) > ($2, $3) ORDER BY session_id, seq LIMIT $1 FOR UPDATE SKIP LOCKED",
         update: "UPDATE messages SET content = $1 WHERE session_id = $2 AND content = $3 AND seq = $4",
         count_others: "SELECT count(*) FROM messages WHERE substr(content, 1, $1) <> $2",
     },
@@ -87,8 +59,10 @@ pub const ENCRYPTED: &[Encrypted] = &[
         name: "messages.tools",
         sealed_as: TOOLS,
         identity: Identity::Message,
-        select: page_of_messages!("tools"),
-        select_locking: concat!(page_of_messages!("tools"), locking!()),
+        select: "SELECT session_id AS id, seq, tenant_id, tools AS value FROM messages \
+         WHERE (session_id, seq) > ($2, $3) ORDER BY session_id, seq LIMIT $1",
+        select_locking: "SELECT session_id AS id, seq, tenant_id, tools AS value FROM messages \
+         WHERE (session_id, seq) > ($2, $3) ORDER BY session_id, seq LIMIT $1 FOR UPDATE SKIP LOCKED",
         update: "UPDATE messages SET tools = $1 WHERE session_id = $2 AND tools = $3 AND seq = $4",
         count_others: "SELECT count(*) FROM messages WHERE tools IS NOT NULL AND substr(tools, 1, $1) <> $2",
     },
@@ -96,8 +70,10 @@ pub const ENCRYPTED: &[Encrypted] = &[
         name: "sessions.metadata",
         sealed_as: METADATA,
         identity: Identity::Session,
-        select: page_of_sessions!(),
-        select_locking: concat!(page_of_sessions!(), locking!()),
+        select: "SELECT id, CAST(0 AS BIGINT) AS seq, tenant_id, metadata AS value \
+         FROM sessions WHERE id > $2 ORDER BY id LIMIT $1",
+        select_locking: "SELECT id, CAST(0 AS BIGINT) AS seq, tenant_id, metadata AS value \
+         FROM sessions WHERE id > $2 ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
         update: "UPDATE sessions SET metadata = $1 WHERE id = $2 AND metadata = $3",
         count_others:
             "SELECT count(*) FROM sessions WHERE metadata IS NOT NULL AND substr(metadata, 1, $1) <> $2",
@@ -106,8 +82,10 @@ pub const ENCRYPTED: &[Encrypted] = &[
         name: "keycheck.canary",
         sealed_as: CANARY_COLUMN,
         identity: Identity::Canary,
-        select: page_of_canaries!(),
-        select_locking: concat!(page_of_canaries!(), locking!()),
+        select: "SELECT kid AS id, CAST(0 AS BIGINT) AS seq, '' AS tenant_id, canary AS value \
+         FROM keycheck WHERE kid > $2 ORDER BY kid LIMIT $1",
+        select_locking: "SELECT kid AS id, CAST(0 AS BIGINT) AS seq, '' AS tenant_id, canary AS value \
+         FROM keycheck WHERE kid > $2 ORDER BY kid LIMIT $1 FOR UPDATE SKIP LOCKED",
         update: "UPDATE keycheck SET canary = $1 WHERE kid = $2 AND canary = $3",
         count_others: "SELECT count(*) FROM keycheck WHERE substr(canary, 1, $1) <> $2",
     },
@@ -215,7 +193,12 @@ mod tests {
     #[test]
     fn locking_pages_are_the_pages_plus_the_lock() {
         for column in ENCRYPTED {
-            assert_eq!(column.select_locking, format!("{}{}", column.select, locking!()), "{}", column.name);
+            assert_eq!(
+                column.select_locking,
+                format!("{} FOR UPDATE SKIP LOCKED", column.select),
+                "{}",
+                column.name
+            );
         }
     }
 

@@ -20,10 +20,8 @@ pub(crate) mod backend;
 pub(crate) mod columns;
 
 use crate::crypto::kid_prefix;
-use crate::postgres::PgStore;
-use crate::sqlite::SqliteStore;
-use crate::{schema, Backend, StoreOpenError, StoreOptions};
-use backend::Rotation;
+use crate::store::SqlStore;
+use crate::{schema, StoreOpenError, StoreOptions};
 use columns::{Cursor, ENCRYPTED};
 use std::time::Duration;
 use switchboard_core::store::StoreError;
@@ -108,41 +106,26 @@ pub async fn rotate_keys(
     batch: u32,
     progress: impl FnMut(&Progress<'_>) + Send,
 ) -> Result<RotationReport, RotateError> {
-    match Backend::of(database_url)? {
-        Backend::Sqlite => {
-            let store = SqliteStore::open(database_url, options).await?;
-            if store.in_memory() {
-                schema::Schema::close(&store).await;
-                return Err(RotateError::InMemory);
-            }
-            rotate_and_close(store, batch, progress).await
-        }
-        Backend::Postgres => {
-            rotate_and_close(PgStore::open(database_url, options).await?, batch, progress).await
-        }
+    let store = SqlStore::open(database_url, options).await?;
+    if store.in_memory() {
+        store.close().await;
+        return Err(RotateError::InMemory);
     }
-}
-
-async fn rotate_and_close(
-    backend: impl Rotation,
-    batch: u32,
-    progress: impl FnMut(&Progress<'_>) + Send,
-) -> Result<RotationReport, RotateError> {
-    let result = match schema::ensure_ready(&backend).await {
-        Ok(()) => rotate(&backend, batch.max(1), progress).await,
+    let result = match schema::ensure_ready(&store).await {
+        Ok(()) => rotate(&store, batch.max(1), progress).await,
         Err(e) => Err(e.into()),
     };
-    backend.close().await;
+    store.close().await;
     result
 }
 
 /// The rotation proper, on an opened and checked backend.
 async fn rotate(
-    backend: &impl Rotation,
+    store: &SqlStore,
     batch: u32,
     mut progress: impl FnMut(&Progress<'_>) + Send,
 ) -> Result<RotationReport, RotateError> {
-    let active = backend.cipher().keyring().current_kid().to_owned();
+    let active = store.cipher.keyring().current_kid().to_owned();
     let prefix = kid_prefix(&active);
     let mut report = RotationReport {
         active_kid: active,
@@ -159,7 +142,7 @@ async fn rotate(
         for (column, tally) in ENCRYPTED.iter().zip(report.columns.iter_mut()) {
             let mut after = Cursor::start();
             loop {
-                let page = backend.reseal_page(column, &after, batch).await?;
+                let page = backend::reseal_page(store, column, &after, batch).await?;
                 tally.examined += page.examined;
                 tally.rewritten += page.rewritten;
                 tally.changed_meanwhile += page.changed_meanwhile;
@@ -176,7 +159,7 @@ async fn rotate(
                 }
             }
         }
-        report.remaining = remaining(backend, &prefix).await?;
+        report.remaining = remaining(store, &prefix).await?;
         report.unreadable = u64::try_from(unreadable.len()).unwrap_or(u64::MAX);
         unreadable.truncate(MAX_EXAMPLES);
         report.unreadable_examples = unreadable;
@@ -192,10 +175,10 @@ async fn rotate(
     Ok(report)
 }
 
-async fn remaining(backend: &impl Rotation, prefix: &[u8]) -> Result<u64, StoreError> {
+async fn remaining(store: &SqlStore, prefix: &[u8]) -> Result<u64, StoreError> {
     let mut total = 0;
     for column in ENCRYPTED {
-        total += backend.count_others(column, prefix).await?;
+        total += backend::count_others(store, column, prefix).await?;
     }
     Ok(total)
 }

@@ -4,107 +4,74 @@
 //! back, so a turn's writes can be plain statements in order.
 //!
 //! The SQL is the same text as everywhere else in this crate, with numbered
-//! parameters (`$1`, `$2`…). [`Numbered`] collects values with the same
-//! `.bind(…)` chains that fill sqlx's queries, and binds each parameter a
-//! statement names by its number.
+//! parameters (`$1`, `$2`…), bound from the same [`Param`] lists as sqlx's
+//! statements: each parameter a statement names is bound by its number, so
+//! several statements can share one list.
 
+use crate::db::Param;
 use crate::rows::MessageRow;
 use crate::write::WriteError;
-use rusqlite::types::{ToSqlOutput, Value};
-use rusqlite::{CachedStatement, Connection, ErrorCode, Row, ToSql};
+use rusqlite::{CachedStatement, Connection, ErrorCode, Row};
 use switchboard_core::store::StoreError;
 
-/// Values for `$1`, `$2`… in order.
-#[derive(Debug, Default)]
-pub struct Numbered {
-    values: Vec<Value>,
-    /// The first value that could not be converted, reported at execution.
-    refused: Option<String>,
+/// `sql` prepared (once per connection) with every parameter it names bound.
+fn bound<'c>(db: &'c Connection, sql: &str, params: &[Param<'_>]) -> Result<CachedStatement<'c>, WriteError> {
+    let mut statement = db.prepare_cached(sql).map_err(write_err)?;
+    for index in 1..=statement.parameter_count() {
+        let value = statement
+            .parameter_name(index)
+            .and_then(|name| name.strip_prefix('$'))
+            .and_then(|n| n.parse::<usize>().ok())
+            .and_then(|n| params.get(n.checked_sub(1)?));
+        let Some(value) = value else {
+            return Err(WriteError::Store(StoreError::Database(format!(
+                "no value for parameter {index} of a statement"
+            ))));
+        };
+        statement.raw_bind_parameter(index, value).map_err(write_err)?;
+    }
+    Ok(statement)
 }
 
-impl Numbered {
-    pub fn new() -> Self {
-        Self::default()
-    }
+/// Runs `sql`; returns how many rows it changed.
+pub fn execute(db: &Connection, sql: &str, params: &[Param<'_>]) -> Result<usize, WriteError> {
+    bound(db, sql, params)?.raw_execute().map_err(write_err)
+}
 
-    /// The next numbered parameter.
-    pub fn bind<T: ToSql>(mut self, value: T) -> Self {
-        let value = match value.to_sql() {
-            Ok(ToSqlOutput::Borrowed(v)) => v.into(),
-            Ok(ToSqlOutput::Owned(v)) => v,
-            Ok(_) | Err(_) => {
-                self.refused.get_or_insert_with(|| {
-                    format!("parameter ${} has no SQLite value", self.values.len() + 1)
-                });
-                Value::Null
-            }
-        };
-        self.values.push(value);
-        self
-    }
+/// Runs each statement of `sqls` in order, all bound from `params`.
+pub fn execute_all(db: &Connection, sqls: &[&str], params: &[Param<'_>]) -> Result<(), WriteError> {
+    sqls.iter().try_for_each(|sql| execute(db, sql, params).map(drop))
+}
 
-    /// `sql` prepared (once per connection) with every parameter it names bound.
-    pub fn bound<'c>(&self, db: &'c Connection, sql: &str) -> Result<CachedStatement<'c>, WriteError> {
-        if let Some(refused) = &self.refused {
-            return Err(WriteError::Store(StoreError::Database(refused.clone())));
-        }
-        let mut statement = db.prepare_cached(sql).map_err(write_err)?;
-        for index in 1..=statement.parameter_count() {
-            let value = statement
-                .parameter_name(index)
-                .and_then(|name| name.strip_prefix('$'))
-                .and_then(|n| n.parse::<usize>().ok())
-                .and_then(|n| self.values.get(n.checked_sub(1)?));
-            let Some(value) = value else {
-                return Err(WriteError::Store(StoreError::Database(format!(
-                    "no value for parameter {index} of a statement"
-                ))));
-            };
-            statement.raw_bind_parameter(index, value).map_err(write_err)?;
-        }
-        Ok(statement)
+/// The first row of `sql`, read with `read`, if there is one.
+pub fn row<T>(
+    db: &Connection,
+    sql: &str,
+    params: &[Param<'_>],
+    read: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Option<T>, WriteError> {
+    let mut statement = bound(db, sql, params)?;
+    let mut rows = statement.raw_query();
+    match rows.next().map_err(write_err)? {
+        Some(row) => read(row).map(Some).map_err(write_err),
+        None => Ok(None),
     }
+}
 
-    /// Runs `sql`; returns how many rows it changed.
-    pub fn execute(&self, db: &Connection, sql: &str) -> Result<usize, WriteError> {
-        self.bound(db, sql)?.raw_execute().map_err(write_err)
+/// Every row of `sql`, read with `read`.
+pub fn rows<T>(
+    db: &Connection,
+    sql: &str,
+    params: &[Param<'_>],
+    mut read: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, WriteError> {
+    let mut statement = bound(db, sql, params)?;
+    let mut rows = statement.raw_query();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(write_err)? {
+        out.push(read(row).map_err(write_err)?);
     }
-
-    /// Runs each statement of `sqls` in order.
-    pub fn execute_all(&self, db: &Connection, sqls: &[&str]) -> Result<(), WriteError> {
-        sqls.iter().try_for_each(|sql| self.execute(db, sql).map(drop))
-    }
-
-    /// The first row of `sql`, read with `read`, if there is one.
-    pub fn row<T>(
-        &self,
-        db: &Connection,
-        sql: &str,
-        read: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
-    ) -> Result<Option<T>, WriteError> {
-        let mut statement = self.bound(db, sql)?;
-        let mut rows = statement.raw_query();
-        match rows.next().map_err(write_err)? {
-            Some(row) => read(row).map(Some).map_err(write_err),
-            None => Ok(None),
-        }
-    }
-
-    /// Every row of `sql`, read with `read`.
-    pub fn rows<T>(
-        &self,
-        db: &Connection,
-        sql: &str,
-        mut read: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
-    ) -> Result<Vec<T>, WriteError> {
-        let mut statement = self.bound(db, sql)?;
-        let mut rows = statement.raw_query();
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(write_err)? {
-            out.push(read(row).map_err(write_err)?);
-        }
-        Ok(out)
-    }
+    Ok(out)
 }
 
 /// A message row in the column order of `message_columns!`.

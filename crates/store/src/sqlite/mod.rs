@@ -9,25 +9,21 @@ mod known;
 mod turn;
 mod writer;
 
-use crate::crypto::Cipher;
-use crate::schema::Schema;
-use crate::store_impl::impl_store;
-use crate::write::{BoxFuture, WriteError};
-use crate::{sql, Durability, StoreOpenError, StoreOptions};
+pub use finish::{checkpoint, finish_message};
+pub use turn::begin_turn;
+
+use crate::{Durability, StoreOpenError, StoreOptions};
 use checkpoint::Checkpointer;
-pub(crate) use direct::Numbered;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions as _, SqliteConnection};
+use sqlx::ConnectOptions as _;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
-use switchboard_core::store::StoreError;
 use writer::Writer;
 
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// Readers run on their own threads (one per connection); a few cover
 /// concurrent reads without starving the writer's thread of CPU.
@@ -49,22 +45,23 @@ const WRITER_TABLES: &str = "CREATE TEMP TABLE budget_reservations (
 ) STRICT;
 CREATE INDEX temp.budget_reservations_tenant_day ON budget_reservations (tenant_id, day)";
 
-pub struct SqliteStore {
-    writer: Writer,
+/// SQLite's side of the store; reads go to the read-only pool that
+/// [`Sqlite::open`] returns beside it.
+pub struct Sqlite {
+    pub writer: Writer,
     /// `None` for an in-memory database, which has no WAL.
     checkpointer: tokio::sync::Mutex<Option<Checkpointer>>,
     /// The history of sessions whose last turn was written here: a turn in
     /// such a session reads none (`known.rs`).
     known: turn::KnownSessions,
-    reader: SqlitePool,
-    cipher: Arc<Cipher>,
     /// How to open another writing connection (migrations run on their own).
     write_options: SqliteConnectOptions,
-    in_memory: bool,
+    pub in_memory: bool,
 }
 
-impl SqliteStore {
-    pub async fn open(url: &str, options: &StoreOptions) -> Result<Self, StoreOpenError> {
+impl Sqlite {
+    /// The writer and its read-only pool.
+    pub async fn open(url: &str, options: &StoreOptions) -> Result<(Self, SqlitePool), StoreOpenError> {
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let synchronous = match options.durability {
             Durability::Normal => SqliteSynchronous::Normal,
@@ -106,37 +103,35 @@ impl SqliteStore {
             .connect_with(base.clone().pragma("query_only", "ON"))
             .await
             .map_err(connect_err)?;
-        Ok(Self {
+        let sqlite = Self {
             writer,
             checkpointer: tokio::sync::Mutex::new(checkpointer),
             known: turn::KnownSessions::default(),
-            reader,
-            cipher: Arc::new(Cipher::new(options.keyring.clone())),
             write_options: base,
             in_memory,
-        })
+        };
+        Ok((sqlite, reader))
     }
 
-    /// An in-memory database cannot be migrated by another process first.
-    pub fn in_memory(&self) -> bool {
-        self.in_memory
+    /// Runs the migrations on a connection of their own: the migrator
+    /// manages its transactions.
+    pub async fn run_migrations(&self) -> Result<(), StoreOpenError> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(self.write_options.clone())
+            .await
+            .map_err(connect_err)?;
+        let result = MIGRATOR.run(&pool).await.map_err(|e| StoreOpenError::Migrate(e.to_string()));
+        pool.close().await;
+        result
     }
 
-    async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: for<'c> FnMut(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, WriteError>> + Send + 'static,
-    {
-        self.writer.write(work).await
-    }
-
-    /// Every write shares the writer's batch transaction anyway.
-    async fn write_one<T, F>(&self, work: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: for<'c> FnMut(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, WriteError>> + Send + 'static,
-    {
-        self.writer.write(work).await
+    /// Commits what is queued, closes the writer and runs a last checkpoint.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        if let Some(checkpointer) = self.checkpointer.lock().await.take() {
+            checkpointer.stop().await;
+        }
     }
 }
 
@@ -150,108 +145,4 @@ fn create_parent_dir(file: &std::path::Path) -> Result<(), StoreOpenError> {
             .map_err(|source| StoreOpenError::CreateDir { path: dir.display().to_string(), source }),
         None => Ok(()),
     }
-}
-
-impl_store!(
-    SqliteStore,
-    conn = SqliteConnection,
-    dialect = sql::sqlite,
-    begin_turn = turn::begin_turn,
-    checkpoint = finish::checkpoint,
-    finish_message = finish::finish_message,
-    messages_after = messages_after
-);
-crate::rotate::backend::impl_rotation!(SqliteStore, conn = SqliteConnection, select = select);
-crate::retention::impl_retention!(SqliteStore, conn = SqliteConnection, dialect = crate::retention::sqlite);
-
-/// A replay's page, oldest first, read as one packed JSON value.
-async fn messages_after(
-    store: &SqliteStore,
-    tenant_id: &str,
-    session_id: uuid::Uuid,
-    after_seq: i64,
-    limit: u32,
-) -> Result<Vec<switchboard_core::Message>, StoreError> {
-    let session = session_id.to_string();
-    let json: String = sqlx::query_scalar(sql::sqlite::MESSAGES_AFTER)
-        .bind(&session)
-        .bind(tenant_id)
-        .bind(after_seq)
-        .bind(i64::from(limit))
-        .fetch_one(&store.reader)
-        .await
-        .map_err(crate::rows::db_err)?;
-    let rows = crate::rows::message_rows_from_json(&json, &session, tenant_id)?;
-    crate::rows::decode_messages(rows, &store.cipher)
-}
-
-#[async_trait::async_trait]
-impl Schema for SqliteStore {
-    fn migrator(&self) -> &'static Migrator {
-        &MIGRATOR
-    }
-
-    fn cipher(&self) -> &Cipher {
-        &self.cipher
-    }
-
-    async fn run_migrations(&self) -> Result<(), StoreOpenError> {
-        // On a connection of its own: the migrator manages its transactions.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(self.write_options.clone())
-            .await
-            .map_err(connect_err)?;
-        let result = MIGRATOR.run(&pool).await.map_err(|e| StoreOpenError::Migrate(e.to_string()));
-        pool.close().await;
-        result
-    }
-
-    async fn applied_migrations(&self) -> Result<Vec<i64>, StoreOpenError> {
-        let exists: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
-        )
-        .fetch_one(&self.reader)
-        .await
-        .map_err(open_err)?;
-        if exists == 0 {
-            return Ok(Vec::new());
-        }
-        sqlx::query_scalar(sql::APPLIED_MIGRATIONS).fetch_all(&self.reader).await.map_err(open_err)
-    }
-
-    async fn canaries(&self) -> Result<Vec<(String, Vec<u8>)>, StoreOpenError> {
-        sqlx::query_as(sql::LIST_CANARIES).fetch_all(&self.reader).await.map_err(open_err)
-    }
-
-    async fn add_canary(&self, kid: &str, canary: &[u8], now_ms: i64) -> Result<(), StoreOpenError> {
-        let row = Arc::new((kid.to_owned(), canary.to_vec()));
-        self.write(move |conn: &mut SqliteConnection| {
-            let row = row.clone();
-            Box::pin(async move {
-                let (kid, canary) = &*row;
-                sqlx::query(sql::INSERT_CANARY)
-                    .bind(kid)
-                    .bind(canary)
-                    .bind(now_ms)
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(())
-            })
-        })
-        .await
-        .map_err(|e| StoreOpenError::Database(e.to_string()))
-    }
-
-    async fn close(&self) {
-        self.reader.close().await;
-        self.writer.close().await;
-        if let Some(checkpointer) = self.checkpointer.lock().await.take() {
-            checkpointer.stop().await;
-        }
-    }
-}
-
-fn open_err(e: sqlx::Error) -> StoreOpenError {
-    StoreOpenError::Database(e.to_string())
 }

@@ -5,25 +5,81 @@
 //! that must precede that call. A session whose last turn was written here
 //! needs no history read at all (`known.rs`).
 
-use super::direct::{message_row, Numbered};
-use super::SqliteStore;
+use super::direct::{self, message_row};
 use crate::crypto::Cipher;
-use crate::rows::{message_rows_from_json, millis, CountedRow, TurnCheckRow, TurnSessionRow, TurnStateRow};
-use crate::sql::{self, sqlite as dialect};
-use crate::turn::{self, bind_reservation, bind_turn_writes, Decision, RawTurn};
+use crate::rows::{message_rows_from_json, CountedRow, TurnCheckRow, TurnSessionRow, TurnStateRow};
+use crate::store::SqlStore;
+use crate::turn::{self, Decision, RawTurn, FIND_DUPLICATE, INSERT_BOTH, INSERT_USER, PURGE_OVER_CAP};
+use crate::usage::{reservation_params, INSERT_RESERVATION};
 use crate::write::WriteError;
 use std::sync::Arc;
 use switchboard_core::store::{BeginTurn, BeginTurnOutcome, StoreError};
 
 pub use super::known::KnownSessions;
 
-pub async fn begin_turn(store: &SqliteStore, turn: &BeginTurn) -> Result<BeginTurnOutcome, StoreError> {
-    let known = store.known.guess(turn);
+/// Everything `begin_turn` decides on, in one read: the session's owner,
+/// status and `latest_seq`, whether `client_message_id` `$3` is known,
+/// whether an answer streams, and what counts against the tenant's budgets
+/// on day `$4` (settled plus reservations live at `$6`; the tenant's tokens
+/// and cost, subject `$5`'s tokens; a NULL day counts nothing). The writer
+/// is the only one, so nothing changes between this read and the writes. The
+/// literal `'streaming'` lets the planner use the partial index.
+const TURN_STATE: &str = "SELECT owner, status, latest_seq, \
+     (SELECT seq FROM messages WHERE session_id = $1 AND client_message_id = $3) AS duplicate_seq, \
+     EXISTS (SELECT 1 FROM messages WHERE session_id = $1 AND status = 'streaming') AS streaming, \
+     CAST(COALESCE((SELECT prompt_tokens + completion_tokens FROM usage_daily \
+       WHERE tenant_id = $2 AND day = $4), 0) \
+     + (SELECT COALESCE(SUM(tokens), 0) FROM budget_reservations \
+       WHERE tenant_id = $2 AND day = $4 AND expires_at > $6) AS BIGINT) AS tenant_tokens, \
+     CAST(COALESCE((SELECT cost_micro_usd FROM usage_daily \
+       WHERE tenant_id = $2 AND day = $4), 0) \
+     + (SELECT COALESCE(SUM(cost_micro_usd), 0) FROM budget_reservations \
+       WHERE tenant_id = $2 AND day = $4 AND expires_at > $6) AS BIGINT) AS tenant_cost_micro_usd, \
+     CAST(COALESCE((SELECT tokens FROM usage_subject_daily \
+       WHERE tenant_id = $2 AND subject = $5 AND day = $4), 0) \
+     + (SELECT COALESCE(SUM(tokens), 0) FROM budget_reservations \
+       WHERE tenant_id = $2 AND day = $4 AND subject = $5 AND expires_at > $6) AS BIGINT) AS subject_tokens \
+     FROM sessions WHERE id = $1 AND tenant_id = $2";
+
+/// Moves session `$4` past a turn's messages (`turn::turn_params`):
+/// `latest_seq` to `$1`, `$2` more messages less what the purge just before
+/// deleted (`changes()`), activity to `$3` (only ever forward).
+const ADVANCE_SESSION: &str =
+    "UPDATE sessions SET latest_seq = $1, message_count = message_count + $2 - changes(), \
+     last_activity_at = CASE WHEN last_activity_at < $3 THEN $3 ELSE last_activity_at END WHERE id = $4";
+
+/// A turn's writes without an answer, then with one, in order.
+const WRITE_USER: [&str; 3] = [PURGE_OVER_CAP, ADVANCE_SESSION, INSERT_USER];
+const WRITE_TURN: [&str; 3] = [PURGE_OVER_CAP, ADVANCE_SESSION, INSERT_BOTH];
+
+/// After the writes: session `$4`'s messages before the user message (seq
+/// `$7`), `$30` at most, none created before `$31` (past the tenant's
+/// retention), without their `meta` (a provider's history needs role and
+/// content; decoding every answer's usage and latency cost more than reading
+/// the rows), packed into one JSON value, newest first, content in hex.
+/// `ORDER BY` inside an aggregate needs SQLite 3.44 or later (sqlx's bundled
+/// one is 3.46).
+const EARLIER: &str = "SELECT json_group_array(json_array(seq, role, hex(content), author, status, \
+     created_at, token_count, client_message_id, turn_id, NULL) ORDER BY seq DESC) AS earlier \
+     FROM (SELECT * FROM messages WHERE session_id = $4 AND seq < $7 AND created_at >= $31 \
+     ORDER BY seq DESC LIMIT $30)";
+
+/// A budget reservation (`usage::reservation_params`), after the tenant's
+/// reservations from before yesterday (long expired; a reservation is
+/// deleted when its turn settles, but not one whose node died).
+const PURGE_RESERVATIONS: &str = "DELETE FROM budget_reservations WHERE tenant_id = $2 AND day < $4 - 1";
+
+pub async fn begin_turn(
+    store: &SqlStore,
+    sqlite: &super::Sqlite,
+    turn: &BeginTurn,
+) -> Result<BeginTurnOutcome, StoreError> {
+    let known = sqlite.known.guess(turn);
     let known_seq = known.as_ref().map(|k| k.latest_seq);
     let shared = Arc::new(turn.clone());
     let cipher = store.cipher.clone();
     let (raw, earlier) =
-        store.writer.write_direct(move |db| begin_turn_in(db, &shared, &cipher, known_seq)).await?;
+        sqlite.writer.write_direct(move |db| begin_turn_in(db, &shared, &cipher, known_seq)).await?;
     let outcome = match (raw, earlier, known) {
         (RawTurn::Started { user, assistant }, Earlier::Known, Some(known)) => {
             let purge = turn::purge_bound(turn.max_messages, assistant.seq - 2, 2);
@@ -41,7 +97,7 @@ pub async fn begin_turn(store: &SqliteStore, turn: &BeginTurn) -> Result<BeginTu
             raw.decode(turn, earlier, &store.cipher)?
         }
     };
-    store.known.started(turn, &outcome);
+    sqlite.known.started(turn, &outcome);
     Ok(outcome)
 }
 
@@ -51,7 +107,7 @@ enum Earlier {
     /// The caller knows them: nothing was written to the session since the
     /// turn the known history comes from.
     Known,
-    /// Newest first, packed as JSON (`sql::sqlite::EARLIER`).
+    /// Newest first, packed as JSON ([`EARLIER`]).
     Read(String),
 }
 
@@ -67,23 +123,20 @@ fn begin_turn_in(
 ) -> Result<(RawTurn, Earlier), WriteError> {
     let session_id = turn.session_id.to_string();
     let budget = turn.budget.as_ref();
-    let row = Numbered::new()
-        .bind(&session_id)
-        .bind(&turn.tenant_id)
-        .bind(turn.client_message_id.as_deref())
-        .bind(budget.map(|r| r.day))
-        .bind(budget.map(|r| r.subject.as_str()))
-        .bind(budget.map(|r| millis(&r.now)))
-        .row(db, dialect::TURN_STATE, state_row)?;
-    let (state, counted) = row.unzip();
+    let state = [
+        (&session_id).into(),
+        (&turn.tenant_id).into(),
+        (&turn.client_message_id).into(),
+        budget.map(|r| r.day).into(),
+        budget.map(|r| r.subject.as_str()).into(),
+        budget.map(|r| r.now.timestamp_millis()).into(),
+    ];
+    let (state, counted) = direct::row(db, TURN_STATE, &state, state_row)?.unzip();
     let (latest_seq, human) = match turn::decide(state, &turn.owner)? {
         Decision::Refused(raw) => return Ok((raw, Earlier::None)),
         Decision::Duplicate => {
-            let found = Numbered::new().bind(&session_id).bind(turn.client_message_id.as_deref()).rows(
-                db,
-                sql::FIND_DUPLICATE,
-                message_row,
-            )?;
+            let params = [(&session_id).into(), (&turn.client_message_id).into()];
+            let found = direct::rows(db, FIND_DUPLICATE, &params, message_row)?;
             return Ok((RawTurn::Duplicate { found }, Earlier::None));
         }
         Decision::Write { latest_seq, human } => (latest_seq, human),
@@ -93,23 +146,25 @@ fn begin_turn_in(
         return Ok((refused, Earlier::None));
     }
     let written = turn::new_messages(turn, latest_seq, !human, cipher)?;
-    let purge = turn::purge_bound(turn.max_messages, latest_seq, written.len());
-    let writes = bind_turn_writes!(Numbered::new(), latest_seq, &session_id, turn, &written);
+    let mut params = turn::turn_params(latest_seq, &session_id, turn, &written);
     if human {
-        writes.bind(purge).execute_all(db, dialect::WRITE_USER)?;
+        direct::execute_all(db, &WRITE_USER, &params)?;
+        drop(params);
         return Ok((turn::written(written, true)?, Earlier::None));
     }
-    let writes = writes.bind(turn::earlier_needed(turn)).bind(millis(&turn.retained_since)).bind(purge);
-    writes.execute_all(db, dialect::WRITE_TURN)?;
-    if budget.is_some() {
-        bind_reservation!(Numbered::new(), budget).execute_all(db, dialect::RESERVE)?;
+    direct::execute_all(db, &WRITE_TURN, &params)?;
+    if let Some(r) = budget {
+        let reservation = reservation_params(r);
+        direct::execute_all(db, &[PURGE_RESERVATIONS, INSERT_RESERVATION], &reservation)?;
     }
     let earlier = if known_seq == Some(latest_seq) {
         Earlier::Known
     } else {
-        let json = writes.row(db, dialect::EARLIER, |row| row.get(0))?;
+        params.extend([turn::earlier_needed(turn).into(), (&turn.retained_since).into()]);
+        let json = direct::row(db, EARLIER, &params, |row| row.get(0))?;
         Earlier::Read(json.unwrap_or_default())
     };
+    drop(params);
     Ok((turn::written(written, false)?, earlier))
 }
 
