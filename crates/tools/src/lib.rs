@@ -1,0 +1,29 @@
+//! Switchboard's outbound adapters for tool calls (SPEC §16) and outbound
+//! events (SPEC §19), and what they share:
+//!
+//! - [`signature`]: Standard Webhooks signing and verification, with
+//!   space-separated secret lists for rotation;
+//! - [`guard`]: the private-address (SSRF) guard, enforced by the resolver
+//!   the HTTP client connects through;
+//! - [`client`]: the signed webhook `POST`, one pooled client per tenant, no
+//!   redirects, a deadline and a capped, JSON-parsed answer.
+//!
+//! It depends on no other Switchboard crate; the turn engine's tool port
+//! will be implemented on top of it.
+//!
+//! Why our own signer rather than the `standardwebhooks` crate: that crate
+//! (1.0.1, March 2024, its only release) signs and verifies with a single
+//! secret, so a rotation (each secret signs, all signatures in one header)
+//! would be built around it anyway, and it brings an older `base64`, `time`
+//! and a second HMAC implementation. The scheme is a few lines over the
+//! `hmac`, `sha2` and `base64` crates the workspace already has, and it is
+//! checked against the specification's published test vector and, in
+//! `tests/python_interop.rs`, against the official Python library.
+
+pub mod client;
+pub mod guard;
+pub mod signature;
+
+pub use client::{CallError, WebhookClient, WebhookRequest, MAX_RESPONSE_BYTES};
+pub use guard::{AllowListError, PrivateAllowList};
+pub use signature::{message_id, SecretError, SigningKeys, VerifyError};
