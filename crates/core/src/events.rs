@@ -124,6 +124,20 @@ pub enum SessionEvent {
         active: bool,
         agent: AgentRef,
     },
+    /// A tool call's progress and what the visitor sees of it (SPEC §16).
+    Tool(ToolEvent),
+}
+
+/// The `tool` event: never the call's arguments or result, which only
+/// agents see.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolEvent {
+    pub turn_id: Uuid,
+    pub call_id: String,
+    pub name: String,
+    pub status: crate::tools::ToolStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -213,6 +227,7 @@ impl SessionEvent {
             Self::Typing { .. } | Self::TypingFrom { .. } => "typing",
             Self::Error { .. } => "error",
             Self::Takeover { .. } => "takeover",
+            Self::Tool(_) => "tool",
         }
     }
 
@@ -272,6 +287,7 @@ impl SessionEvent {
             Self::Takeover { active, agent } => {
                 serde_json::to_string(&TakeoverPayload { active: *active, agent })
             }
+            Self::Tool(tool) => serde_json::to_string(tool),
         };
         // Serialising these plain structs cannot fail; an empty object keeps
         // the stream well-formed if it ever did.
@@ -287,6 +303,7 @@ impl SessionEvent {
             | Self::StreamReplace { turn_id, .. }
             | Self::Snapshot { turn_id, .. } => Some(*turn_id),
             Self::StreamEnd(end) => Some(end.turn_id),
+            Self::Tool(tool) => Some(tool.turn_id),
             Self::Error { turn_id, .. } => *turn_id,
             _ => None,
         }

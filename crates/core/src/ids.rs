@@ -43,6 +43,22 @@ impl Subject {
         }
         s.strip_prefix("user:").filter(|sub| !sub.is_empty()).map(|sub| Subject::User(sub.to_owned()))
     }
+
+    /// `user` or `visitor`, as JSON bodies name it (SPEC §16).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Subject::Visitor(_) => "visitor",
+            Subject::User(_) => "user",
+        }
+    }
+
+    /// The bare id: the JWT `sub` or the visitor id.
+    pub fn id(&self) -> String {
+        match self {
+            Subject::Visitor(id) => id.to_string(),
+            Subject::User(sub) => sub.clone(),
+        }
+    }
 }
 
 impl fmt::Display for Subject {

@@ -18,6 +18,7 @@ pub mod retention;
 pub mod store;
 pub mod tenant;
 pub mod time;
+pub mod tools;
 pub mod turn;
 pub mod upstream;
 pub mod usage;

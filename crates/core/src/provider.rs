@@ -29,6 +29,9 @@ pub struct ChatRequest {
     /// earlier turn ([`ProviderEvent::Conversation`]); only for providers
     /// with a [`Provider::conversation_key`].
     pub conversation_id: Option<String>,
+    /// The tools offered and this turn's rounds of calls so far (empty for
+    /// providers that run no tools of ours).
+    pub tools: crate::tools::ToolContext,
 }
 
 /// One piece of a provider's stream.
@@ -45,6 +48,9 @@ pub enum ProviderEvent {
     /// The vendor's id of the conversation (Dify keeps history by it); the
     /// engine stores it for the session's next turn.
     Conversation(String),
+    /// A whole tool call the model made; the stream then ends with
+    /// [`FinishReason::ToolCalls`].
+    ToolCall(crate::tools::ToolCall),
 }
 
 /// Why a provider failed. Messages are for the log only (they may hold

@@ -125,6 +125,8 @@ pub struct Checkpoint {
     pub content: String,
     pub node_id: String,
     pub lease_until: Timestamp,
+    /// The answer's tool calls so far (SPEC §16), stored encrypted with it.
+    pub tools: Vec<crate::tools::ToolCallRecord>,
 }
 
 /// The final state of an assistant message.
@@ -138,6 +140,8 @@ pub struct Finish {
     pub token_count: i64,
     pub meta: TurnMeta,
     pub now: Timestamp,
+    /// The answer's tool calls, stored encrypted with it.
+    pub tools: Vec<crate::tools::ToolCallRecord>,
     /// What the turn used, recorded with the answer in one transaction (and
     /// its budget reservation settled); `None` writes no usage.
     pub usage: Option<crate::usage::UsageRecord>,

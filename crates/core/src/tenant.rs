@@ -183,6 +183,8 @@ pub struct Tenant {
     pub primary: Arc<Route>,
     /// Tried in order when the one before failed before its first token.
     pub fallbacks: Arc<[Route]>,
+    /// The tools its model may call (SPEC §16); `None`: it only talks.
+    pub tools: Option<crate::tools::Tooling>,
 }
 
 impl Tenant {

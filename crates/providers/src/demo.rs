@@ -209,6 +209,7 @@ mod tests {
             session_id: uuid::Uuid::nil(),
             subject: "visitor:test".into(),
             conversation_id: None,
+            tools: Default::default(),
         }
     }
 

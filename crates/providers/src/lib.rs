@@ -67,6 +67,12 @@ pub(crate) fn chat_role(role: Role) -> Option<&'static str> {
     }
 }
 
+/// An id for a tool call the vendor gave none (SPEC §16): shaped like
+/// OpenAI's own, unique, so results still find their call.
+pub(crate) fn new_call_id() -> String {
+    format!("call_{}", uuid::Uuid::new_v4().simple())
+}
+
 /// The API key that `api_key_env` names, if it names one.
 fn key(settings: &ProviderSettings) -> Result<Option<SecretString>, BuildError> {
     settings.api_key_env.as_deref().map(read_key).transpose()

@@ -15,6 +15,7 @@ use std::time::Duration;
 use switchboard_core::model::{FinishReason, Role, Usage};
 use switchboard_core::provider::{ChatRequest, Provider, ProviderError, ProviderEvent};
 use switchboard_core::tenant::{ProviderKind, ProviderSettings};
+use switchboard_core::tools::ToolCall;
 use switchboard_providers::anthropic::{self, AnthropicProvider};
 use switchboard_providers::BuildError;
 
@@ -203,9 +204,19 @@ async fn run(reply: Reply) -> Items {
     turn(&AnthropicProvider::new(&settings(&base), None).unwrap()).await
 }
 
+/// The reference's call, whole once its block stopped.
+fn reference_call() -> ProviderEvent {
+    ProviderEvent::ToolCall(ToolCall {
+        id: "toolu_1".into(),
+        name: "get_weather".into(),
+        arguments: r#"{"location": "Paris"}"#.into(),
+    })
+}
+
 fn reference_answer() -> Items {
     vec![
         Ok(ProviderEvent::Delta(REFERENCE_TEXT.into())),
+        Ok(reference_call()),
         Ok(ProviderEvent::Finish(FinishReason::ToolCalls)),
         Ok(ProviderEvent::Usage(Usage::new(377, 65, false))),
     ]
@@ -308,6 +319,7 @@ async fn a_stream_without_message_stop_is_cut_short() {
         items,
         vec![
             Ok(ProviderEvent::Delta(REFERENCE_TEXT.into())),
+            Ok(reference_call()),
             Ok(ProviderEvent::Finish(FinishReason::ToolCalls)),
             Err(ProviderError::Unavailable("stream ended early".into())),
         ]

@@ -161,6 +161,7 @@ fn request(conversation_id: Option<&str>) -> ChatRequest {
     ChatRequest {
         subject: "visitor:0b7e3c1a-5f0e-4c4e-9d7a-3f1d2b6c8e90".into(),
         conversation_id: conversation_id.map(str::to_owned),
+        tools: Default::default(),
         ..common::request(&history)
     }
 }

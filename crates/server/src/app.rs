@@ -92,6 +92,7 @@ pub async fn serve(mut config: Config) -> Result<(), StartError> {
     for key in &config.not_enforced {
         tracing::warn!(key = %key, "configured but not enforced by this version");
     }
+    tenancy::tools::init(config.tool_allow_private.clone());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = open_store(&config, true).await?;
     tenancy::records::sync_config_tenants(store.as_ref(), &config.tenants, clock.now())

@@ -109,6 +109,7 @@ async fn run_turn(
     let answer = "The blue running shoes cost 89.90 EUR and size 42 is in stock. ".repeat(4);
     if n.is_multiple_of(4) {
         let checkpoint = Checkpoint {
+            tools: Vec::new(),
             tenant_id: tenant.into(),
             session_id,
             seq: assistant.seq,
@@ -119,6 +120,7 @@ async fn run_turn(
         assert!(store.checkpoint(&checkpoint).await.unwrap());
     }
     let finish = Finish {
+        tools: Vec::new(),
         tenant_id: tenant.into(),
         session_id,
         seq: assistant.seq,

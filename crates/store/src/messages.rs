@@ -24,9 +24,9 @@ const AFTER: &str = concat!(
     " FROM messages WHERE session_id = $1 AND tenant_id = $2 AND seq > $3 ORDER BY seq LIMIT $4"
 );
 /// The same page packed by SQLite into one JSON value (one hand-over from
-/// sqlx's thread, not one a row), content in hex.
+/// sqlx's thread, not one a row), content and tools in hex (no tools: NULL).
 const AFTER_PACKED: &str = "SELECT json_group_array(json_array(seq, role, hex(content), author, \
-     status, created_at, token_count, client_message_id, turn_id, meta) ORDER BY seq) \
+     status, created_at, token_count, client_message_id, turn_id, meta, nullif(hex(tools), '')) ORDER BY seq) \
      FROM (SELECT * FROM messages WHERE session_id = $1 AND tenant_id = $2 AND seq > $3 \
      ORDER BY seq LIMIT $4)";
 

@@ -6,6 +6,7 @@ use crate::crypto::{Aad, Cipher, CryptoError, SessionKeys};
 use switchboard_core::model::{Message, MessageStatus, Role, Session, SessionStatus, Takeover, TurnMeta};
 use switchboard_core::store::{StoreError, TenantRecord};
 use switchboard_core::time::{from_millis, Timestamp};
+use switchboard_core::tools::{ToolCallRecord, ToolStatus};
 use uuid::Uuid;
 
 /// Column names of encrypted values, part of their associated data.
@@ -19,7 +20,7 @@ pub const TOOLS: &str = "tools";
 macro_rules! message_columns {
     () => {
         "session_id, seq, tenant_id, role, content, author, status, created_at, token_count, \
-         client_message_id, turn_id, meta"
+         client_message_id, turn_id, meta, tools"
     };
 }
 pub(crate) use message_columns;
@@ -53,6 +54,8 @@ pub struct MessageRow {
     pub client_message_id: Option<String>,
     pub turn_id: Option<String>,
     pub meta: Option<String>,
+    /// The answer's tool calls, encrypted JSON (`ToolCallRecord`s).
+    pub tools: Option<Vec<u8>>,
 }
 
 impl MessageRow {
@@ -60,21 +63,56 @@ impl MessageRow {
         let session_id = parse_uuid(&self.session_id)?;
         let at = Aad { tenant_id: &self.tenant_id, session_id, seq: self.seq, column: CONTENT };
         let content = keys.decrypt_string(&at, &self.content).map_err(crypto_err)?;
+        let status = MessageStatus::parse(&self.status).ok_or_else(|| corrupt("status", &self.status))?;
+        let tools = match &self.tools {
+            Some(sealed) => {
+                let at = Aad { column: TOOLS, ..at };
+                let records: Vec<ToolCallRecord> =
+                    parse_json(&keys.decrypt_string(&at, sealed).map_err(crypto_err)?)?;
+                records.into_iter().map(|r| ended(r, status).visible()).collect()
+            }
+            None => Vec::new(),
+        };
         Ok(Message {
             session_id,
             seq: self.seq,
             role: Role::parse(&self.role).ok_or_else(|| corrupt("role", &self.role))?,
             content,
             author: self.author,
-            status: MessageStatus::parse(&self.status).ok_or_else(|| corrupt("status", &self.status))?,
+            status,
             created_at: time_of("created_at", self.created_at)?,
             token_count: self.token_count,
             client_message_id: self.client_message_id,
-            tools: Vec::new(),
+            tools,
             turn_id: self.turn_id.as_deref().map(parse_uuid).transpose()?,
             meta: self.meta.as_deref().map(parse_json::<TurnMeta>).transpose()?,
         })
     }
+}
+
+/// A call still running in an answer that no longer streams was cut by a
+/// crash or a stop: it is an error, "interrupted" (SPEC §16).
+fn ended(mut record: ToolCallRecord, status: MessageStatus) -> ToolCallRecord {
+    if record.status == ToolStatus::Running && status != MessageStatus::Streaming {
+        record.status = ToolStatus::Error;
+        record.error = Some("interrupted".into());
+    }
+    record
+}
+
+/// An answer's tool calls as stored: encrypted JSON, none as NULL.
+pub fn encrypt_tools(
+    cipher: &Cipher,
+    tenant_id: &str,
+    session_id: Uuid,
+    seq: i64,
+    tools: &[ToolCallRecord],
+) -> Result<Option<Vec<u8>>, StoreError> {
+    if tools.is_empty() {
+        return Ok(None);
+    }
+    let at = Aad { tenant_id, session_id, seq, column: TOOLS };
+    cipher.encrypt_str(&at, &to_json(&tools)?).map(Some).map_err(crypto_err)
 }
 
 /// Decodes rows read newest first into messages in the same order.
@@ -84,9 +122,20 @@ pub fn decode_messages(rows: Vec<MessageRow>, cipher: &Cipher) -> Result<Vec<Mes
 }
 
 /// A message as `json_array(seq, role, hex(content), author, status,
-/// created_at, token_count, client_message_id, turn_id, meta)`.
-type JsonMessage =
-    (i64, String, String, Option<String>, String, i64, i64, Option<String>, Option<String>, Option<String>);
+/// created_at, token_count, client_message_id, turn_id, meta, hex(tools))`.
+type JsonMessage = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    String,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 /// Rows of one session that SQLite packed into one JSON array (one value
 /// crosses from sqlx's thread instead of a row per message).
@@ -110,6 +159,7 @@ pub fn message_rows_from_json(
                 client_message_id,
                 turn_id,
                 meta,
+                tools,
             )| {
                 Ok(MessageRow {
                     session_id: session_id.to_owned(),
@@ -124,6 +174,7 @@ pub fn message_rows_from_json(
                     client_message_id,
                     turn_id,
                     meta,
+                    tools: tools.map(|t| from_hex(&t).ok_or_else(|| corrupt("hex tools", &t))).transpose()?,
                 })
             },
         )
@@ -314,7 +365,7 @@ mod tests {
 
     #[test]
     fn packed_rows_unpack_with_their_session() {
-        let json = r#"[[3,"assistant","0102",null,"complete",5,7,null,"t1","{}"],[2,"user","",null,"complete",4,1,"c1","t1",null]]"#;
+        let json = r#"[[3,"assistant","0102",null,"complete",5,7,null,"t1","{}","0A"],[2,"user","",null,"complete",4,1,"c1","t1",null,null]]"#;
         let rows = message_rows_from_json(json, "s", "acme").unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(

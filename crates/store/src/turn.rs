@@ -111,7 +111,8 @@ pub const FIND_DUPLICATE: &str = concat!(
 
 /// A streaming answer's text so far and its renewed lease
 /// ([`checkpoint_params`]).
-pub const CHECKPOINT: &str = "UPDATE messages SET content = $1, lease_node = $2, lease_until = $3 \
+pub const CHECKPOINT: &str =
+    "UPDATE messages SET content = $1, lease_node = $2, lease_until = $3, tools = $7 \
      WHERE session_id = $4 AND seq = $5 AND tenant_id = $6 AND status = 'streaming'";
 
 /// The cap's purge (SPEC §11.6), in the transaction that adds a turn's
@@ -175,8 +176,13 @@ pub fn turn_params<'q>(
 }
 
 /// [`CHECKPOINT`]'s parameters: `$1` content, `$2` node, `$3` lease, `$4`
-/// session id, `$5` seq, `$6` tenant id.
-pub fn checkpoint_params<'q>(c: &'q Checkpoint, content: &'q [u8]) -> [Param<'q>; 6] {
+/// session id, `$5` seq, `$6` tenant id, `$7` the tool calls so far
+/// (encrypted).
+pub fn checkpoint_params<'q>(
+    c: &'q Checkpoint,
+    content: &'q [u8],
+    tools: &'q Option<Vec<u8>>,
+) -> [Param<'q>; 7] {
     [
         content.into(),
         (&c.node_id).into(),
@@ -184,13 +190,15 @@ pub fn checkpoint_params<'q>(c: &'q Checkpoint, content: &'q [u8]) -> [Param<'q>
         c.session_id.into(),
         c.seq.into(),
         (&c.tenant_id).into(),
+        tools.into(),
     ]
 }
 
 /// Ends a streaming answer: `$1` content, `$2` status, `$3` token count,
-/// `$4` meta, `$5` session id, `$6` seq, `$7` tenant id ([`finish_params`]).
+/// `$4` meta, `$5` session id, `$6` seq, `$7` tenant id, `$9` tool calls
+/// ([`finish_params`]).
 pub const FINISH: &str = "UPDATE messages SET content = $1, status = $2, token_count = $3, meta = $4, \
-     lease_node = NULL, lease_until = NULL \
+     tools = $9, lease_node = NULL, lease_until = NULL \
      WHERE session_id = $5 AND seq = $6 AND tenant_id = $7 AND status = 'streaming'";
 
 /// The session's activity after its answer ended (`$8` now); it only moves
@@ -201,8 +209,13 @@ pub const TOUCH_SESSION: &str = "UPDATE sessions SET \
 
 /// The end of an answer, for each backend's finish statements: `$1`
 /// content, `$2` status, `$3` token count, `$4` meta, `$5` session id, `$6`
-/// seq, `$7` tenant id, `$8` now.
-pub fn finish_params<'q>(f: &'q Finish, content: &'q [u8], meta: &'q str) -> [Param<'q>; 8] {
+/// seq, `$7` tenant id, `$8` now, `$9` tool calls (encrypted).
+pub fn finish_params<'q>(
+    f: &'q Finish,
+    content: &'q [u8],
+    meta: &'q str,
+    tools: &'q Option<Vec<u8>>,
+) -> [Param<'q>; 9] {
     [
         content.into(),
         f.status.as_str().into(),
@@ -212,6 +225,7 @@ pub fn finish_params<'q>(f: &'q Finish, content: &'q [u8], meta: &'q str) -> [Pa
         f.seq.into(),
         (&f.tenant_id).into(),
         (&f.now).into(),
+        tools.into(),
     ]
 }
 

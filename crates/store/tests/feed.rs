@@ -29,6 +29,7 @@ fn tenant() -> Tenant {
     let settings = ProviderSettings::new(ProviderKind::Demo, "demo");
     let provider = Arc::new(DemoProvider::new("demo", Duration::ZERO));
     Tenant {
+        tools: None,
         id: "acme".into(),
         name: "Acme".into(),
         allowed_origins: vec![],
@@ -75,6 +76,7 @@ async fn streaming_answer(h: &Harness, engine: &TurnEngine, checkpoint: &str) ->
         panic!("the turn did not start");
     };
     let checkpoint = Checkpoint {
+        tools: Vec::new(),
         tenant_id: "acme".into(),
         session_id: session.id,
         seq: assistant.seq,
@@ -91,6 +93,7 @@ async fn streaming_answer(h: &Harness, engine: &TurnEngine, checkpoint: &str) ->
 async fn end_answer(h: &Harness, engine: &TurnEngine, assistant: &Message, text: &str) {
     let meta = TurnMeta { finish_reason: Some(FinishReason::Stop), ..TurnMeta::default() };
     let finish = Finish {
+        tools: Vec::new(),
         tenant_id: "acme".into(),
         session_id: assistant.session_id,
         seq: assistant.seq,

@@ -111,6 +111,7 @@ async fn rotation_under_concurrent_writes(h: &mut Harness) {
         let question = format!("{marker} pending {n}");
         let (_, assistant, _) = start(&h.store, &turn(session, &question, at(100))).await;
         let checkpoint = Checkpoint {
+            tools: Vec::new(),
             tenant_id: TENANT.into(),
             session_id: session.id,
             seq: assistant.seq,

@@ -45,6 +45,7 @@ pub fn tenant(id: &str, primary: Route, fallbacks: Vec<Route>) -> Tenant {
         source: "config".to_owned(),
         primary: Arc::new(primary),
         fallbacks: fallbacks.into(),
+        tools: None,
     }
 }
 
@@ -94,6 +95,7 @@ impl Harness {
             content: content.to_owned(),
             client_message_id: None,
             trace_id: "trace-test".to_owned(),
+            context: None,
         }
     }
 

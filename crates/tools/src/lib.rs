@@ -6,10 +6,8 @@
 //! - [`guard`]: the private-address (SSRF) guard, enforced by the resolver
 //!   the HTTP client connects through;
 //! - [`client`]: the signed webhook `POST`, one pooled client per tenant, no
-//!   redirects, a deadline and a capped, JSON-parsed answer.
-//!
-//! It depends on no other Switchboard crate; the turn engine's tool port
-//! will be implemented on top of it.
+//!   redirects, a deadline and a capped, JSON-parsed answer;
+//! - [`webhook_tools`]: a tenant's webhook tools as core's `Toolbox`.
 //!
 //! Why our own signer rather than the `standardwebhooks` crate: that crate
 //! (1.0.1, March 2024, its only release) signs and verifies with a single
@@ -23,7 +21,11 @@
 pub mod client;
 pub mod guard;
 pub mod signature;
+pub mod webhook_tools;
 
 pub use client::{CallError, WebhookClient, WebhookRequest, MAX_RESPONSE_BYTES};
 pub use guard::{AllowListError, PrivateAllowList};
+/// URLs as the client and the guard read them.
+pub use reqwest::Url;
 pub use signature::{message_id, SecretError, SigningKeys, VerifyError};
+pub use webhook_tools::{WebhookTool, WebhookToolbox};

@@ -99,7 +99,8 @@ impl Position {
             SessionEvent::Typing { .. }
             | SessionEvent::TypingFrom { .. }
             | SessionEvent::Error { .. }
-            | SessionEvent::Takeover { .. } => Step::Pass(event),
+            | SessionEvent::Takeover { .. }
+            | SessionEvent::Tool(_) => Step::Pass(event),
             // Built per subscriber, never published.
             SessionEvent::Session { .. }
             | SessionEvent::ResumeCursor { .. }

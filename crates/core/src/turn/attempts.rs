@@ -17,17 +17,20 @@ use tokio::time::{Instant, Interval};
 impl TurnTask {
     /// Asks each route in turn until one answers; also says which route the
     /// ending belongs to (the last one tried when none answered).
-    pub(super) async fn answer(&self, request: &ChatRequest, observed: &mut Observed) -> (Ending, &Route) {
+    pub(super) async fn answer(
+        &self,
+        request: &ChatRequest,
+        observed: &mut Observed,
+        ticker: &mut Interval,
+    ) -> (Ending, &Route) {
         let tenant = &self.msg.tenant;
-        // The primary's total timeout bounds the whole turn, fallbacks included.
+        // The primary's total timeout bounds the whole turn, fallbacks and
+        // tool rounds included.
         let deadline = observed.started + tenant.primary.settings.timeouts.total;
-        let every = self.inner.config.checkpoint_every;
-        let mut ticker = tokio::time::interval_at(Instant::now() + every, every);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut route = &*tenant.primary;
         let mut fallbacks = tenant.fallbacks.iter();
         loop {
-            let error = match self.on_route(route, request, deadline, observed, &mut ticker).await {
+            let error = match self.on_route(route, request, deadline, observed, ticker).await {
                 Ok(ending) => return (ending, route),
                 Err(e) => e,
             };
@@ -107,6 +110,7 @@ impl TurnTask {
             }
             // What a failed attempt said besides text is not the answer's.
             observed.usage = None;
+            observed.calls.clear();
             let wait = backoff(attempt, error.retry_after(), &mut rand::thread_rng());
             waited += wait;
             let hopeless = open || waited > policy.max_wait || Instant::now() + wait >= deadline;
@@ -210,7 +214,7 @@ impl TurnTask {
 
     /// Awaits `fut` while the answer stays checkpointed (its lease renewed);
     /// `None` when the turn is stopped first.
-    async fn guarded<F: Future>(&self, fut: F, ticker: &mut Interval) -> Option<F::Output> {
+    pub(super) async fn guarded<F: Future>(&self, fut: F, ticker: &mut Interval) -> Option<F::Output> {
         tokio::pin!(fut);
         loop {
             tokio::select! {

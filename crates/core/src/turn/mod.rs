@@ -13,6 +13,7 @@ mod run;
 mod snapshots;
 mod stop;
 mod stream;
+mod tools;
 
 pub use live::{LiveText, LiveTurn, LiveTurns, StopReason};
 pub use observe::{AfterFailure, TurnObserver, TurnReport};
@@ -74,6 +75,8 @@ pub struct SendMessage {
     pub content: String,
     pub client_message_id: Option<String>,
     pub trace_id: String,
+    /// The page context sent with the message (SPEC §16), for its tools.
+    pub context: Option<serde_json::Value>,
 }
 
 /// What sending a message led to.
@@ -191,8 +194,16 @@ impl TurnEngine {
         inner.live.insert(live.clone());
         drop(starting);
         let stream = TurnStream::new(events, live.clone(), user.clone(), abort_on_drop(&msg.tenant));
-        let task =
-            run::TurnTask { inner: self.inner.clone(), msg, live, user, assistant, history, reservation };
+        let task = run::TurnTask {
+            inner: self.inner.clone(),
+            msg,
+            live,
+            user,
+            assistant,
+            history,
+            reservation,
+            tools: Default::default(),
+        };
         inner.tracker.spawn(task.run());
         Ok(SendOutcome::Streaming(stream))
     }

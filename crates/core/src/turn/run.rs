@@ -9,6 +9,7 @@ use crate::events::{ErrorBody, SessionEvent, StreamEnd, Who};
 use crate::model::{estimate_tokens, FinishReason, Latency, Message, MessageStatus, Role, TurnMeta, Usage};
 use crate::provider::{ChatRequest, HistoryMessage, ProviderError, ProviderEvent};
 use crate::store::{Checkpoint, Finish};
+use crate::tools::{ToolCall, ToolChoice, ToolContext, ToolRound};
 use crate::usage::{cost_micro_usd, UsageRecord};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,8 @@ pub(super) struct TurnTask {
     pub history: Vec<Message>,
     /// The budget reservation this turn settles when it ends.
     pub reservation: Option<uuid::Uuid>,
+    /// The answer's tool calls so far, stored with it (`tools.rs`).
+    pub tools: std::sync::Mutex<Vec<crate::tools::ToolCallRecord>>,
 }
 
 /// How the provider part of a turn ended.
@@ -37,6 +40,8 @@ pub(super) struct Observed {
     pub started: Instant,
     pub usage: Option<Usage>,
     pub first_token: Option<Duration>,
+    /// The tool calls of the response being read.
+    pub calls: Vec<ToolCall>,
 }
 
 impl TurnTask {
@@ -53,13 +58,46 @@ impl TurnTask {
             seq: self.assistant.seq,
             user_seq: self.user.seq,
         });
-        let request = self.request();
-        let prompt_estimate = estimate_prompt(&request);
-        let mut observed = Observed { started, usage: None, first_token: None };
-        let (ending, route) = self.answer(&request, &mut observed).await;
+        let mut request = self.request().await;
+        let mut observed = Observed { started, usage: None, first_token: None, calls: Vec::new() };
+        let every = self.inner.config.checkpoint_every;
+        let mut ticker = tokio::time::interval_at(Instant::now() + every, every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut usage: Option<Usage> = None;
+        let mut rounds: Vec<ToolRound> = Vec::new();
+        // Each round is one response of the model; one that ends in tool
+        // calls is followed by another, with their results (SPEC §16).
+        let (ending, route) = loop {
+            let text_before = self.live.snapshot().text.len();
+            let (ending, route) = self.answer(&request, &mut observed, &mut ticker).await;
+            let text = self.live.snapshot().text;
+            let said = text.get(text_before..).unwrap_or_default().to_owned();
+            let round_usage = observed
+                .usage
+                .take()
+                .unwrap_or_else(|| Usage::new(estimate_prompt(&request), estimate_tokens(&said), true));
+            usage = Some(usage.map_or(round_usage, |sum| add_usage(sum, round_usage)));
+            let calls = std::mem::take(&mut observed.calls);
+            let tooling = match (&ending, &self.msg.tenant.tools) {
+                (Ending::Finished(_), Some(tooling))
+                    if !calls.is_empty() && request.tools.choice == ToolChoice::Auto =>
+                {
+                    tooling
+                }
+                _ => break (ending, route),
+            };
+            let Some(results) = self.run_round(tooling, &calls, &mut ticker).await else {
+                break (self.stopped(), route);
+            };
+            rounds.push(ToolRound { text: said, calls, results });
+            request.tools.rounds = rounds.clone().into();
+            if rounds.len() >= usize::try_from(tooling.max_rounds).unwrap_or(usize::MAX) {
+                request.tools.choice = ToolChoice::None;
+            }
+        };
         let text = self.live.snapshot().text;
         let usage =
-            observed.usage.unwrap_or_else(|| Usage::new(prompt_estimate, estimate_tokens(&text), true));
+            usage.unwrap_or_else(|| Usage::new(estimate_prompt(&request), estimate_tokens(&text), true));
         let latency = Latency {
             first_token: observed.first_token.map(|d| d.as_millis() as u64),
             total: started.elapsed().as_millis() as u64,
@@ -95,6 +133,7 @@ impl TurnTask {
             token_count: i64::from(usage.completion_tokens),
             meta: meta.clone(),
             now: self.inner.clock.now(),
+            tools: self.tool_records(),
             usage: Some(UsageRecord {
                 subject: self.msg.subject.to_string(),
                 provider: provider.kind().to_owned(),
@@ -127,6 +166,7 @@ impl TurnTask {
         message.status = status;
         message.token_count = finish.token_count;
         message.meta = Some(meta);
+        message.tools = finish.tools.iter().map(crate::tools::ToolCallRecord::visible).collect();
         let end = Arc::new(final_event(message.clone(), &self.msg.trace_id));
         let ended_in_error = matches!(*end, SessionEvent::Error { .. });
         self.live.ended_with(end.clone());
@@ -175,6 +215,11 @@ impl TurnTask {
             }
             // Kept by the caller, which knows the provider.
             ProviderEvent::Conversation(_) => false,
+            // Run by the caller once the response ends.
+            ProviderEvent::ToolCall(call) => {
+                observed.calls.push(call);
+                false
+            }
         }
     }
 
@@ -190,6 +235,7 @@ impl TurnTask {
             content: self.live.snapshot().text,
             node_id: self.inner.config.node_id.clone(),
             lease_until: self.inner.clock.now() + self.inner.config.lease,
+            tools: self.tool_records(),
         };
         match self.inner.store.checkpoint(&cp).await {
             Ok(true) => {}
@@ -214,7 +260,7 @@ impl TurnTask {
         }
     }
 
-    fn request(&self) -> ChatRequest {
+    async fn request(&self) -> ChatRequest {
         let history = self
             .history
             .iter()
@@ -227,6 +273,12 @@ impl TurnTask {
             session_id: self.msg.session_id,
             subject: self.msg.subject.to_string(),
             conversation_id: None,
+            tools: match &self.msg.tenant.tools {
+                Some(tooling) => {
+                    ToolContext { offered: tooling.toolbox.offered().await, ..ToolContext::default() }
+                }
+                None => ToolContext::default(),
+            },
         }
     }
 
@@ -238,6 +290,15 @@ impl TurnTask {
 fn estimate_prompt(request: &ChatRequest) -> u32 {
     let system = request.system_prompt.as_deref().map_or(0, estimate_tokens);
     request.history.iter().fold(system, |sum, m| sum.saturating_add(estimate_tokens(&m.content)))
+}
+
+/// Usage of two rounds of one turn.
+fn add_usage(a: Usage, b: Usage) -> Usage {
+    Usage::new(
+        a.prompt_tokens.saturating_add(b.prompt_tokens),
+        a.completion_tokens.saturating_add(b.completion_tokens),
+        a.estimated || b.estimated,
+    )
 }
 
 fn error_code_of(e: &ProviderError) -> ErrorCode {

@@ -35,6 +35,7 @@ async fn orphan(h: &Harness, node: &str, text: &str) -> (Uuid, Subject, i64) {
         panic!("the orphan did not start")
     };
     let checkpoint = Checkpoint {
+        tools: Vec::new(),
         tenant_id: begin.tenant_id,
         session_id: sid,
         seq: assistant.seq,

@@ -2,6 +2,7 @@
 //! own usage (cached prompt tokens included) and never estimates; timeouts
 //! past connecting are the turn engine's, applied around the stream.
 
+mod request;
 mod wire;
 
 use crate::upstream::{KeyHeader, Upstream};
@@ -62,14 +63,7 @@ impl Provider for AnthropicProvider {
     }
 
     async fn stream(&self, request: ChatRequest) -> Result<ProviderStream, ProviderError> {
-        let body = wire::RequestBody {
-            model: &self.model,
-            max_tokens: self.max_tokens,
-            stream: true,
-            system: wire::system(request.system_prompt.as_deref()),
-            temperature: self.temperature,
-            messages: wire::messages(&request.history),
-        };
+        let body = request::RequestBody::new(&self.model, self.max_tokens, self.temperature, &request);
         let response = self.upstream.open(&body, &[(VERSION, HeaderValue::from_static(API_VERSION))]).await?;
         Ok(answer::stream(response.bytes_stream(), wire::MessagesWire::default()))
     }

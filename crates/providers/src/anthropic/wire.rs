@@ -1,67 +1,15 @@
-//! The Messages API streaming wire format: the request body we send (with
-//! the history reshaped into the strict user/assistant alternation the API
-//! demands) and how the events of the answer become provider events.
-//! Lenient about what the stream adds (pings, new event and block types,
-//! unknown fields); strict about errors and about the end marker.
+//! The Messages API streaming wire format: how the events of the answer
+//! become provider events (text as it comes, each `tool_use` block whole at
+//! its end). Lenient about what the stream adds (pings, new event and block
+//! types, unknown fields); strict about errors and about the end marker.
 
 use crate::answer::{Flow, Wire};
 use crate::http::{snippet, to_u32};
 use crate::sse::SseEvent;
-use serde::{Deserialize, Serialize};
-use std::borrow::Cow;
+use serde::Deserialize;
 use switchboard_core::model::{FinishReason, Usage};
-use switchboard_core::provider::{HistoryMessage, ProviderError, ProviderEvent};
-
-#[derive(Debug, Serialize)]
-pub(crate) struct RequestBody<'a> {
-    pub model: &'a str,
-    pub max_tokens: u32,
-    pub stream: bool,
-    /// Top level: the Messages API has no `system` role.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub system: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub temperature: Option<f32>,
-    pub messages: Vec<WireMessage<'a>>,
-}
-
-#[derive(Debug, PartialEq, Eq, Serialize)]
-pub(crate) struct WireMessage<'a> {
-    pub role: &'static str,
-    /// Borrowed unless neighbours of one role had to be merged.
-    pub content: Cow<'a, str>,
-}
-
-/// The system prompt, unless it is blank (the API rejects blank text).
-pub(crate) fn system(prompt: Option<&str>) -> Option<&str> {
-    prompt.filter(|p| !p.trim().is_empty())
-}
-
-/// The history as the API accepts it: roles alternating, starting with the
-/// user. Agents' messages sit on the assistant's side (the visitor saw them
-/// there); system notes are left out; blank messages are skipped (the API
-/// rejects blank text); neighbours of one role are joined by a blank line,
-/// which also heals the gaps the dropped messages leave; assistant messages
-/// before the first user message (a greeting, or a history window that
-/// starts mid-conversation) are dropped.
-pub(crate) fn messages(history: &[HistoryMessage]) -> Vec<WireMessage<'_>> {
-    let mut out: Vec<WireMessage<'_>> = Vec::with_capacity(history.len());
-    for m in history {
-        let Some(role) = crate::chat_role(m.role) else { continue };
-        if m.content.trim().is_empty() || (out.is_empty() && role == "assistant") {
-            continue;
-        }
-        match out.last_mut() {
-            Some(last) if last.role == role => {
-                let merged = last.content.to_mut();
-                merged.push_str("\n\n");
-                merged.push_str(&m.content);
-            }
-            _ => out.push(WireMessage { role, content: Cow::Borrowed(&m.content) }),
-        }
-    }
-    out
-}
+use switchboard_core::provider::{ProviderError, ProviderEvent};
+use switchboard_core::tools::ToolCall;
 
 /// One event of the stream, told apart by its `type` (the `event:` line
 /// repeats it but is optional to us). Event types we do not know are
@@ -73,9 +21,21 @@ enum StreamEvent {
         #[serde(default)]
         message: Option<MessageStart>,
     },
+    ContentBlockStart {
+        #[serde(default)]
+        index: u64,
+        #[serde(default)]
+        content_block: Option<BlockStart>,
+    },
     ContentBlockDelta {
         #[serde(default)]
+        index: u64,
+        #[serde(default)]
         delta: Option<BlockDelta>,
+    },
+    ContentBlockStop {
+        #[serde(default)]
+        index: u64,
     },
     MessageDelta {
         #[serde(default)]
@@ -88,8 +48,7 @@ enum StreamEvent {
         #[serde(default)]
         error: Option<WireError>,
     },
-    /// `ping`, `content_block_start`, `content_block_stop` and whatever
-    /// comes later.
+    /// `ping` and whatever comes later.
     #[serde(other)]
     Other,
 }
@@ -100,16 +59,67 @@ struct MessageStart {
     usage: Option<WireUsage>,
 }
 
+/// The block a `content_block_start` opens: only tool calls concern us
+/// (text comes in its deltas).
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum BlockStart {
+    ToolUse {
+        #[serde(default)]
+        id: String,
+        #[serde(default)]
+        name: String,
+        /// `{}` when streamed (the input comes in deltas); kept for servers
+        /// that send it whole here instead.
+        #[serde(default)]
+        input: Option<serde_json::Value>,
+    },
+    /// Text, thinking, the vendor's own server tools, and later kinds.
+    #[serde(other)]
+    Other,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum BlockDelta {
     TextDelta {
         text: String,
     },
-    /// Tool input (`input_json_delta`), thinking, signatures, citations:
-    /// not shown to the visitor for now.
+    /// A piece of a `tool_use` block's input, JSON text cut anywhere.
+    InputJsonDelta {
+        #[serde(default)]
+        partial_json: String,
+    },
+    /// Thinking, signatures, citations: not shown to the visitor for now.
     #[serde(other)]
     Other,
+}
+
+/// A `tool_use` block between its start and its stop.
+#[derive(Debug)]
+struct OpenCall {
+    index: u64,
+    call: ToolCall,
+    /// The input given whole at the start, if it was not empty.
+    whole: Option<serde_json::Value>,
+}
+
+impl OpenCall {
+    /// The call at its block's end: its input as streamed; else as given at
+    /// the start; else `{}` (a call without arguments streams none).
+    fn close(self) -> ToolCall {
+        let mut call = self.call;
+        if call.arguments.trim().is_empty() {
+            call.arguments = match self.whole {
+                Some(input) => input.to_string(),
+                None => "{}".to_owned(),
+            };
+        }
+        if call.id.is_empty() {
+            call.id = crate::new_call_id();
+        }
+        call
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -182,6 +192,9 @@ pub(crate) struct MessagesWire {
     /// Whether any counts came at all: without them the engine estimates.
     counted: bool,
     finished: bool,
+    /// `tool_use` blocks started and not yet stopped (blocks come one after
+    /// another, so at most one in practice).
+    open: Vec<OpenCall>,
 }
 
 impl MessagesWire {
@@ -230,9 +243,31 @@ impl Wire for MessagesWire {
                     self.count(usage);
                 }
             }
-            StreamEvent::ContentBlockDelta { delta: Some(BlockDelta::TextDelta { text }) } => {
+            StreamEvent::ContentBlockDelta { delta: Some(BlockDelta::TextDelta { text }), .. } => {
                 if !text.is_empty() {
                     out.push(ProviderEvent::Delta(text));
+                }
+            }
+            StreamEvent::ContentBlockStart {
+                index,
+                content_block: Some(BlockStart::ToolUse { id, name, input }),
+            } => {
+                let whole = input.filter(|i| i.as_object().is_none_or(|o| !o.is_empty()));
+                let call = ToolCall { id, name, arguments: String::new() };
+                self.open.retain(|c| c.index != index);
+                self.open.push(OpenCall { index, call, whole });
+            }
+            StreamEvent::ContentBlockDelta {
+                index,
+                delta: Some(BlockDelta::InputJsonDelta { partial_json }),
+            } => {
+                if let Some(open) = self.open.iter_mut().find(|c| c.index == index) {
+                    open.call.arguments.push_str(&partial_json);
+                }
+            }
+            StreamEvent::ContentBlockStop { index } => {
+                if let Some(at) = self.open.iter().position(|c| c.index == index) {
+                    out.push(ProviderEvent::ToolCall(self.open.swap_remove(at).close()));
                 }
             }
             StreamEvent::MessageDelta { delta, usage } => {
@@ -253,7 +288,9 @@ impl Wire for MessagesWire {
                 return Ok(Flow::Done);
             }
             StreamEvent::Error { error } => return Err(stream_error(error, data)),
-            StreamEvent::ContentBlockDelta { .. } | StreamEvent::Other => {}
+            StreamEvent::ContentBlockStart { .. }
+            | StreamEvent::ContentBlockDelta { .. }
+            | StreamEvent::Other => {}
         }
         Ok(Flow::More)
     }

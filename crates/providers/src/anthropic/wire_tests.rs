@@ -1,80 +1,7 @@
-//! Unit tests of the Messages wire format: the history reshaping and what
-//! each stream event turns into.
+//! Unit tests of the Messages stream: what each event turns into, and tool
+//! calls assembled from their blocks.
 
 use super::*;
-use switchboard_core::model::Role;
-
-fn m(role: Role, content: &str) -> HistoryMessage {
-    HistoryMessage { role, content: content.into() }
-}
-
-fn pairs(history: &[HistoryMessage]) -> Vec<(&'static str, String)> {
-    messages(history).into_iter().map(|w| (w.role, w.content.into_owned())).collect()
-}
-
-#[test]
-fn a_plain_conversation_passes_through_borrowed() {
-    let history = [m(Role::User, "Hi"), m(Role::Assistant, "Hello!"), m(Role::User, "How are you?")];
-    let out = messages(&history);
-    assert!(out.iter().all(|w| matches!(w.content, Cow::Borrowed(_))));
-    assert_eq!(
-        pairs(&history),
-        [("user", "Hi".into()), ("assistant", "Hello!".into()), ("user", "How are you?".into())]
-    );
-}
-
-#[test]
-fn agents_join_the_assistant_side_and_system_notes_are_dropped() {
-    let history = [
-        m(Role::User, "Hi"),
-        m(Role::Assistant, "Hello! How can I help?"),
-        m(Role::System, "An agent joined."),
-        m(Role::Agent, "Hi, this is Sam."),
-        m(Role::User, "How are you?"),
-    ];
-    assert_eq!(
-        pairs(&history),
-        [
-            ("user", "Hi".into()),
-            ("assistant", "Hello! How can I help?\n\nHi, this is Sam.".into()),
-            ("user", "How are you?".into()),
-        ]
-    );
-}
-
-#[test]
-fn neighbours_of_one_role_merge_across_dropped_messages() {
-    let history = [
-        m(Role::User, "Hi"),
-        m(Role::System, "The assistant failed."),
-        m(Role::Assistant, ""),
-        m(Role::User, "Anyone there?"),
-        m(Role::User, " \n "),
-        m(Role::User, "Hello?"),
-    ];
-    assert_eq!(pairs(&history), [("user", "Hi\n\nAnyone there?\n\nHello?".into())]);
-}
-
-#[test]
-fn the_first_message_is_the_users() {
-    let history = [
-        m(Role::Assistant, "Welcome to Acme!"),
-        m(Role::System, "Note"),
-        m(Role::Agent, "I am here too."),
-        m(Role::User, "Hi"),
-        m(Role::Assistant, "Hello"),
-    ];
-    assert_eq!(pairs(&history), [("user", "Hi".into()), ("assistant", "Hello".into())]);
-    assert!(messages(&[m(Role::Assistant, "Welcome")]).is_empty());
-    assert!(messages(&[]).is_empty());
-}
-
-#[test]
-fn blank_system_prompts_are_left_out() {
-    assert_eq!(system(Some("Be brief.")), Some("Be brief."));
-    assert_eq!(system(Some(" \n")), None);
-    assert_eq!(system(None), None);
-}
 
 /// Feeds `events` (name, data) to a fresh wire; what came out and how it ended.
 fn feed(events: &[(&str, &str)]) -> (Vec<ProviderEvent>, Result<Flow, ProviderError>) {
@@ -227,4 +154,168 @@ fn garbage_is_an_error_and_only_message_stop_completes() {
     let stop = SseEvent { event: None, data: stop_reason("end_turn", 1), id: None };
     wire.event(&stop, &mut Vec::new()).unwrap();
     assert!(!wire.complete_without_end_marker());
+}
+
+// Tool calls.
+
+fn tool_start(index: u64, id: &str, name: &str) -> String {
+    format!(
+        r#"{{"type":"content_block_start","index":{index},"content_block":{{"type":"tool_use","id":"{id}","name":"{name}","input":{{}}}}}}"#
+    )
+}
+
+fn input(index: u64, piece: &str) -> String {
+    let piece = serde_json::to_string(piece).unwrap();
+    format!(
+        r#"{{"type":"content_block_delta","index":{index},"delta":{{"type":"input_json_delta","partial_json":{piece}}}}}"#
+    )
+}
+
+fn block_stop(index: u64) -> String {
+    format!(r#"{{"type":"content_block_stop","index":{index}}}"#)
+}
+
+fn call(id: &str, name: &str, arguments: &str) -> ProviderEvent {
+    ProviderEvent::ToolCall(ToolCall { id: id.into(), name: name.into(), arguments: arguments.into() })
+}
+
+/// Feeds payloads without event names.
+fn feed_data(payloads: &[String]) -> (Vec<ProviderEvent>, Result<Flow, ProviderError>) {
+    let events: Vec<(&str, &str)> = payloads.iter().map(|d| ("", d.as_str())).collect();
+    feed(&events)
+}
+
+#[test]
+fn the_recorded_tool_use_block_is_a_whole_call_at_its_stop() {
+    let text_start = r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#;
+    let events = [
+        START,
+        ("content_block_start", text_start),
+        ("content_block_delta", &text("I'll check the weather.")),
+        ("content_block_stop", &block_stop(0)),
+        (
+            "content_block_start",
+            r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_01KF","name":"get_weather","input":{}}}"#,
+        ),
+        (
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":""}}"#,
+        ),
+        ("ping", r#"{"type": "ping"}"#),
+        (
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"location\": \"Par"}}"#,
+        ),
+        ("content_block_delta", &input(1, "is\"}")),
+        ("content_block_stop", r#"{"type":"content_block_stop","index":1}"#),
+        (
+            "message_delta",
+            r#"{"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":57}}"#,
+        ),
+        STOP,
+    ];
+    let (out, flow) = feed(&events);
+    assert_eq!(flow, Ok(Flow::Done));
+    assert_eq!(
+        out,
+        vec![
+            ProviderEvent::Delta("I'll check the weather.".into()),
+            call("toolu_01KF", "get_weather", r#"{"location": "Paris"}"#),
+            ProviderEvent::Finish(FinishReason::ToolCalls),
+            ProviderEvent::Usage(Usage::new(377, 57, false)),
+        ]
+    );
+}
+
+#[test]
+fn parallel_tool_use_blocks_come_in_their_order() {
+    let mut payloads = Vec::new();
+    for (index, (id, name, arguments)) in [
+        (0, ("toolu_a", "search_products", r#"{"q":"shoes"}"#)),
+        (1, ("toolu_b", "view_cart", "")),
+        (2, ("toolu_c", "get_product", r#"{"id":"p1"}"#)),
+    ] {
+        payloads.extend([tool_start(index, id, name), input(index, arguments), block_stop(index)]);
+    }
+    payloads.push(stop_reason("tool_use", 90));
+    assert_eq!(
+        feed_data(&payloads).0,
+        vec![
+            call("toolu_a", "search_products", r#"{"q":"shoes"}"#),
+            // No input streamed: no arguments.
+            call("toolu_b", "view_cart", "{}"),
+            call("toolu_c", "get_product", r#"{"id":"p1"}"#),
+            ProviderEvent::Finish(FinishReason::ToolCalls),
+        ]
+    );
+}
+
+#[test]
+fn input_in_many_fragments_concatenates_and_bad_json_passes_as_written() {
+    let arguments = r#"{"query": "running shoes", "tags": ["trail", "é🌍"], "max_price": 120}"#;
+    let mut payloads = vec![tool_start(0, "toolu_1", "search_products")];
+    payloads.extend(arguments.chars().map(|c| input(0, &c.to_string())));
+    payloads.push(block_stop(0));
+    payloads.extend([
+        tool_start(1, "toolu_2", "get_product"),
+        input(1, "{\"id\": p1,"),
+        input(1, " oops"),
+        block_stop(1),
+    ]);
+    assert_eq!(
+        feed_data(&payloads).0,
+        vec![
+            call("toolu_1", "search_products", arguments),
+            call("toolu_2", "get_product", "{\"id\": p1, oops")
+        ]
+    );
+}
+
+#[test]
+fn text_after_a_tool_use_block_streams_after_the_call() {
+    let payloads = [
+        tool_start(0, "toolu_1", "view_cart"),
+        input(0, "{}"),
+        block_stop(0),
+        r#"{"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}}"#.to_owned(),
+        r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"One moment."}}"#
+            .to_owned(),
+        block_stop(1),
+        stop_reason("tool_use", 20),
+    ];
+    assert_eq!(
+        feed_data(&payloads).0,
+        vec![
+            call("toolu_1", "view_cart", "{}"),
+            ProviderEvent::Delta("One moment.".into()),
+            ProviderEvent::Finish(FinishReason::ToolCalls),
+        ]
+    );
+}
+
+#[test]
+fn input_given_whole_at_the_start_and_a_missing_id_are_taken_care_of() {
+    let whole = r#"{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"toolu_1","name":"get_product","input":{"id":"p1"}}}"#;
+    let no_id = r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","name":"view_cart","input":{}}}"#;
+    let payloads = [whole.to_owned(), block_stop(0), no_id.to_owned(), block_stop(1)];
+    let out = feed_data(&payloads).0;
+    assert_eq!(out[0], call("toolu_1", "get_product", r#"{"id":"p1"}"#));
+    let ProviderEvent::ToolCall(ours) = &out[1] else { panic!("{out:?}") };
+    assert_eq!((ours.name.as_str(), ours.arguments.as_str()), ("view_cart", "{}"));
+    let hex = ours.id.strip_prefix("call_").unwrap();
+    assert!(hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()), "{}", ours.id);
+}
+
+#[test]
+fn stray_tool_pieces_and_other_blocks_make_no_calls() {
+    let payloads = [
+        // Input and stop of a block never started.
+        input(3, "{}"),
+        block_stop(3),
+        // Anthropic's own server tools run at Anthropic: not ours to call.
+        r#"{"type":"content_block_start","index":0,"content_block":{"type":"server_tool_use","id":"srvtoolu_1","name":"web_search","input":{}}}"#.to_owned(),
+        input(0, r#"{"query":"x"}"#),
+        block_stop(0),
+    ];
+    assert_eq!(feed_data(&payloads), (vec![], Ok(Flow::More)));
 }

@@ -3,6 +3,8 @@
 //! It reports the vendor's own usage and never estimates; timeouts past
 //! connecting are the turn engine's, applied around the stream.
 
+mod request;
+mod tool_calls;
 mod wire;
 
 use crate::upstream::{KeyHeader, Upstream};
@@ -58,14 +60,7 @@ impl Provider for OpenAiProvider {
     }
 
     async fn stream(&self, request: ChatRequest) -> Result<ProviderStream, ProviderError> {
-        let body = wire::RequestBody {
-            model: &self.model,
-            stream: true,
-            stream_options: wire::StreamOptions { include_usage: true },
-            messages: wire::messages(&request),
-            max_tokens: self.max_tokens,
-            temperature: self.temperature,
-        };
+        let body = request::RequestBody::new(&self.model, self.max_tokens, self.temperature, &request);
         let response = match self.upstream.open(&body, &[]).await {
             Ok(response) => response,
             // A spent quota answers 429 but no later attempt will succeed.

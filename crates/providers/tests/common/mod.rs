@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use switchboard_core::model::Role;
 use switchboard_core::provider::{ChatRequest, HistoryMessage, Provider, ProviderError, ProviderEvent};
 use switchboard_core::tenant::{ProviderKind, ProviderSettings};
+use switchboard_core::tools::{ToolCall, ToolContext, ToolResult, ToolRound, ToolSpec};
 
 /// Every item of a provider's stream, in order.
 pub type Items = Vec<Result<ProviderEvent, ProviderError>>;
@@ -137,6 +138,7 @@ pub fn request(history: &[(Role, &str)]) -> ChatRequest {
         session_id: uuid::Uuid::nil(),
         subject: "visitor:test".into(),
         conversation_id: None,
+        tools: Default::default(),
     }
 }
 
@@ -159,4 +161,85 @@ pub fn text_of(items: &[Result<ProviderEvent, ProviderError>]) -> String {
             _ => None,
         })
         .collect()
+}
+
+/// The pieces a replaying fake sends as its next answer body.
+pub type Pieces = Arc<Mutex<Vec<Option<Vec<u8>>>>>;
+
+/// Serves a fake vendor at `path` that answers every request with a 200
+/// event stream of the pieces currently in the returned handle (set them
+/// between turns), and keeps the requests.
+pub async fn spawn_replay(path: &str) -> (SocketAddr, Pieces, Requests) {
+    fn answer(pieces: &Pieces, _: &Captured) -> Response {
+        let pieces = pieces.lock().unwrap().clone();
+        stream_response(&[("content-type", "text/event-stream")], pieces)
+    }
+    let pieces = Pieces::default();
+    let (addr, requests) = spawn(path, pieces.clone(), answer).await;
+    (addr, pieces, requests)
+}
+
+/// A body in two pieces, split at byte `at` (which may fall inside a
+/// character or between a CR and its LF).
+pub fn split_at(body: &str, at: usize) -> Vec<Option<Vec<u8>>> {
+    let (a, b) = body.as_bytes().split_at(at);
+    vec![Some(a.to_vec()), Some(b.to_vec())]
+}
+
+/// A body one byte a piece.
+pub fn by_byte(body: &str) -> Vec<Option<Vec<u8>>> {
+    body.bytes().map(|b| Some(vec![b])).collect()
+}
+
+/// The tool the tool suites offer.
+pub fn search_products() -> ToolSpec {
+    ToolSpec {
+        name: "search_products".into(),
+        description: "Search the shop's catalog.".into(),
+        parameters: serde_json::json!({
+            "type": "object",
+            "properties": {"query": {"type": "string"}},
+            "required": ["query"],
+        }),
+    }
+}
+
+/// Two rounds of a turn: two calls (the second with arguments that are not
+/// JSON, answered with an error) without text, then one call after some
+/// text, answered with a plain string.
+pub fn rounds() -> Arc<[ToolRound]> {
+    let call = |id: &str, name: &str, arguments: &str| ToolCall {
+        id: id.into(),
+        name: name.into(),
+        arguments: arguments.into(),
+    };
+    let result = |call_id: &str, content: &str, is_error: bool| ToolResult {
+        call_id: call_id.into(),
+        content: content.into(),
+        is_error,
+    };
+    vec![
+        ToolRound {
+            text: String::new(),
+            calls: vec![
+                call("call_1", "search_products", r#"{"query": "running shoes"}"#),
+                call("call_2", "view_cart", "{\"cart"),
+            ],
+            results: vec![
+                result("call_1", r#"{"items":[{"id":"p1","title":"Trail runner"}]}"#, false),
+                result("call_2", "arguments are not valid JSON: \"{\\\"cart\"", true),
+            ],
+        },
+        ToolRound {
+            text: "Found one. ".into(),
+            calls: vec![call("call_3", "get_product", r#"{"id":"p1"}"#)],
+            results: vec![result("call_3", "Only 2 left", false)],
+        },
+    ]
+    .into()
+}
+
+/// A chat request of `history` with these tools.
+pub fn with_tools(history: &[(Role, &str)], tools: ToolContext) -> ChatRequest {
+    ChatRequest { tools, ..request(history) }
 }

@@ -5,6 +5,7 @@
 mod env;
 mod raw;
 mod tenant;
+pub mod tools;
 
 pub use raw::RawTenant;
 pub use tenant::TenantConfig;
@@ -74,6 +75,8 @@ pub struct Config {
     /// `""` (in-process), `redis://…` or `nats://…`.
     pub bus_url: String,
     pub connections: ConnectionSettings,
+    /// `tool_allow_private`: what tools may reach on private addresses.
+    pub tool_allow_private: switchboard_tools::PrivateAllowList,
     pub tenants: Vec<TenantConfig>,
     /// `[prices]`: USD per million tokens, per model name.
     pub prices: std::collections::HashMap<String, switchboard_core::usage::Price>,
@@ -197,6 +200,9 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         trusted_proxies: networks("trusted_proxies", &raw.trusted_proxies)?,
         admin_origins: origins("admin_origins", &raw.admin_origins)?,
         metrics_allow: networks("metrics_allow", &raw.metrics_allow)?,
+        tool_allow_private: switchboard_tools::PrivateAllowList::parse(&raw.tool_allow_private).map_err(
+            |e| err(format!("`tool_allow_private`: `{}` is not a host name, address or CIDR range", e.entry)),
+        )?,
         agent_token_max_ttl: Duration::from_secs(raw.agent_token_max_ttl_secs),
         heartbeat: Duration::from_secs(raw.heartbeat_secs),
         max_body_bytes: raw.max_body_bytes,
@@ -291,7 +297,10 @@ fn not_enforced(raw: &RawConfig) -> Vec<String> {
         }
     };
     for (i, t) in raw.tenants.iter().enumerate() {
-        note(!t.tools.is_empty(), format!("tenants[{i}].tools"));
+        let Some(tooling) = &t.tooling else { continue };
+        note(!tooling.builtin_tools.is_empty(), format!("tenants[{i}].tooling.builtin_tools"));
+        note(tooling.verify_url.is_some(), format!("tenants[{i}].tooling.verify_url"));
+        note(tooling.memory, format!("tenants[{i}].tooling.memory"));
     }
     out
 }

@@ -94,6 +94,10 @@ pub struct RawConfig {
     pub shutdown_grace_secs: f64,
     #[serde(default)]
     pub connections: RawConnections,
+    /// Hosts, addresses and CIDR ranges that tools may reach on private or
+    /// loopback addresses (SPEC §17).
+    #[serde(default)]
+    pub tool_allow_private: Vec<String>,
     #[serde(default)]
     pub tenants: Vec<RawTenant>,
 }
@@ -188,6 +192,8 @@ pub struct RawTenant {
     pub fallbacks: Vec<RawProvider>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<RawTool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tooling: Option<RawTooling>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -342,4 +348,24 @@ pub struct RawTool {
     pub secret_env: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+}
+
+/// `[tenants.tooling]` (SPEC §16).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTooling {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub builtin_tools: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tool_rounds: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tool_calls: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify_secret_env: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify_timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub memory: bool,
 }

@@ -29,6 +29,10 @@ pub struct TenantConfig {
     pub budget: Option<switchboard_core::usage::Budget>,
     /// `[[tenants.fallbacks]]`, in the order they are tried.
     pub fallbacks: Vec<ProviderSettings>,
+    /// `[[tenants.tools]]`: webhook tools its model may call.
+    pub tools: Vec<super::tools::ToolConfig>,
+    /// `[tenants.tooling]`: a turn's limits on tool calls.
+    pub tooling: super::tools::ToolingConfig,
     /// The entry as written (secrets only by variable name): what the
     /// database keeps and `switchboard tenant show` prints.
     pub raw: RawTenant,
@@ -60,6 +64,8 @@ pub(crate) fn validate(t: RawTenant) -> Result<TenantConfig, String> {
     let jwt = t.jwt.map(jwt).transpose()?;
     let budget = t.budget.map(budget).transpose()?;
     let rate_limits = rate_limits(t.rate_limits)?;
+    let tools = super::tools::tools(&t.tools)?;
+    let tooling = super::tools::tooling(t.tooling.as_ref())?;
     Ok(TenantConfig {
         name: t.name.unwrap_or_else(|| t.id.clone()),
         id: t.id,
@@ -76,6 +82,8 @@ pub(crate) fn validate(t: RawTenant) -> Result<TenantConfig, String> {
         provider,
         budget,
         fallbacks,
+        tools,
+        tooling,
         raw,
     })
 }
@@ -244,6 +252,7 @@ pub(super) fn builtin_demo(public_url: &str, port: u16) -> Result<TenantConfig, 
         budget: None,
         fallbacks: Vec::new(),
         tools: Vec::new(),
+        tooling: None,
     };
     validate(raw)
 }

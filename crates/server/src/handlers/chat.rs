@@ -41,6 +41,7 @@ pub async fn chat(
         content: body.message,
         client_message_id: body.client_message_id,
         trace_id: trace::current(),
+        context: body.context,
     };
     let outcome = state.engine.send(send).await.map_err(refusal)?;
     Ok(match (outcome, body.stream) {

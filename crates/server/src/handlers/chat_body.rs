@@ -18,6 +18,8 @@ pub struct ChatBody {
     pub message: String,
     pub stream: bool,
     pub client_message_id: Option<String>,
+    /// The page's context (SPEC §16), passed to tools.
+    pub context: Option<Value>,
 }
 
 pub fn parse(mut body: Map<String, Value>) -> Result<ChatBody, ApiError> {
@@ -28,11 +30,13 @@ pub fn parse(mut body: Map<String, Value>) -> Result<ChatBody, ApiError> {
     let stream = check(p, "stream", stream(body.remove("stream")));
     let client_message_id =
         check(p, "client_message_id", client_message_id(body.remove("client_message_id")));
-    check(p, "context", context(body.remove("context")));
+    let context = check(p, "context", context(body.remove("context")));
     problems.extend(crate::http::extract::unknown_fields(&body));
-    match (session_id, message, stream, client_message_id) {
-        (Some(session_id), Some(message), Some(stream), Some(client_message_id)) if problems.is_empty() => {
-            Ok(ChatBody { session_id, message, stream, client_message_id })
+    match (session_id, message, stream, client_message_id, context) {
+        (Some(session_id), Some(message), Some(stream), Some(client_message_id), Some(context))
+            if problems.is_empty() =>
+        {
+            Ok(ChatBody { session_id, message, stream, client_message_id, context })
         }
         _ => Err(ApiError::invalid(problems)),
     }
@@ -80,13 +84,12 @@ pub fn client_message_id(v: Option<Value>) -> Result<Option<String>, &'static st
     }
 }
 
-/// The page context a widget sends with a message (`setContext`): checked
-/// here as SPEC §4 says; what uses it (tool calls, the agent's view of the
-/// visitor's page, SPEC §16) is not built yet, so it is not kept.
-pub fn context(v: Option<Value>) -> Result<(), &'static str> {
+/// The page context a widget sends with a message (`setContext`), passed
+/// to the turn's tool calls (SPEC §16).
+pub fn context(v: Option<Value>) -> Result<Option<Value>, &'static str> {
     match v {
-        None | Some(Value::Null) => Ok(()),
-        Some(v @ Value::Object(_)) if v.to_string().len() <= MAX_CONTEXT_BYTES => Ok(()),
+        None | Some(Value::Null) => Ok(None),
+        Some(v @ Value::Object(_)) if v.to_string().len() <= MAX_CONTEXT_BYTES => Ok(Some(v)),
         Some(Value::Object(_)) => Err("must be at most 4096 bytes as JSON"),
         Some(_) => Err("must be an object"),
     }
@@ -121,7 +124,8 @@ mod tests {
                 session_id: id,
                 message: "hi".into(),
                 stream: false,
-                client_message_id: Some("a_B-9".into())
+                client_message_id: Some("a_B-9".into()),
+                context: None,
             }
         );
     }

@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod edit;
 pub mod records;
 pub mod reload;
+pub mod tools;
 
 use crate::config::TenantConfig;
 use switchboard_core::tenant::{ProviderSettings, Tenant};
@@ -46,5 +47,6 @@ pub fn build(config: &TenantConfig, source: &str, kill_switch: bool) -> Result<T
         source: source.to_owned(),
         primary: std::sync::Arc::new(primary),
         fallbacks: fallbacks.into(),
+        tools: tools::tooling(config)?,
     })
 }

@@ -51,6 +51,10 @@ pub enum Mode {
     ServerError,
     /// 400 `context_length_exceeded`: this request, not the server, is at fault.
     BadRequest,
+    /// `text` first, then these tool calls (`(id, name, arguments)`, the
+    /// arguments streamed a few characters a chunk), ending in
+    /// `finish_reason: "tool_calls"`, as OpenAI streams them.
+    ToolCalls { text: Vec<String>, calls: Vec<(String, String, String)> },
 }
 
 /// One request the fake received.
@@ -286,8 +290,32 @@ fn steps(mode: &Mode, gate: &watch::Sender<bool>) -> Vec<Step> {
             out.extend(ending(before.len() + after.len(), true, false));
             out
         }
+        Mode::ToolCalls { text, calls } => {
+            let mut out: Vec<Step> = vec![role(false)];
+            out.extend(text.iter().map(|p| content(p, false)));
+            for (index, (id, name, arguments)) in calls.iter().enumerate() {
+                let start = json!({"tool_calls": [{"index": index, "id": id, "type": "function",
+                    "function": {"name": name, "arguments": ""}}]});
+                out.push(event(&chunk(start, None), false));
+                let chars: Vec<char> = arguments.chars().collect();
+                for piece in chars.chunks(5) {
+                    let piece: String = piece.iter().collect();
+                    let more = json!({"tool_calls": [{"index": index, "function": {"arguments": piece}}]});
+                    out.push(event(&chunk(more, None), false));
+                }
+            }
+            let mut end = ending(text.len() + calls.len(), true, false);
+            end[0] = event(&chunk(json!({}), Some("tool_calls")), false);
+            out.extend(end);
+            out
+        }
         Mode::RateLimited { .. } | Mode::RateLimitedMs(_) | Mode::ServerError | Mode::BadRequest => {
             Vec::new()
         }
     }
+}
+
+/// One call for [`Mode::ToolCalls`].
+pub fn tool_call(id: &str, name: &str, arguments: &str) -> (String, String, String) {
+    (id.to_owned(), name.to_owned(), arguments.to_owned())
 }

@@ -9,8 +9,8 @@
 use crate::crypto::Cipher;
 use crate::db::Conn;
 use crate::rows::{
-    encrypt_content, message_columns, to_json, CountedRow, MessageRow, TurnCheckRow, TurnSessionRow,
-    TurnStateRow,
+    encrypt_content, encrypt_tools, message_columns, to_json, CountedRow, MessageRow, TurnCheckRow,
+    TurnSessionRow, TurnStateRow,
 };
 use crate::store::SqlStore;
 use crate::turn::{
@@ -179,13 +179,14 @@ async fn reserve(conn: &mut Conn<'_>, r: &Reserve) -> Result<Option<Spent>, sqlx
 pub async fn checkpoint(store: &SqlStore, checkpoint: &Checkpoint) -> Result<bool, StoreError> {
     let c = checkpoint;
     let content = encrypt_content(&store.cipher, &c.tenant_id, c.session_id, c.seq, &c.content)?;
-    let shared = Arc::new((checkpoint.clone(), content));
+    let tools = encrypt_tools(&store.cipher, &c.tenant_id, c.session_id, c.seq, &c.tools)?;
+    let shared = Arc::new((checkpoint.clone(), content, tools));
     store
         .write_one(move |mut conn: Conn<'_>| {
             let shared = shared.clone();
             Box::pin(async move {
-                let (c, content) = &*shared;
-                Ok(conn.execute(CHECKPOINT, &checkpoint_params(c, content)).await? > 0)
+                let (c, content, tools) = &*shared;
+                Ok(conn.execute(CHECKPOINT, &checkpoint_params(c, content, tools)).await? > 0)
             })
         })
         .await
@@ -196,13 +197,15 @@ pub async fn checkpoint(store: &SqlStore, checkpoint: &Checkpoint) -> Result<boo
 pub async fn finish_message(store: &SqlStore, finish: &Finish) -> Result<bool, StoreError> {
     let f = finish;
     let content = encrypt_content(&store.cipher, &f.tenant_id, f.session_id, f.seq, &f.content)?;
-    let shared = Arc::new((finish.clone(), content, to_json(&finish.meta)?));
+    let tools = encrypt_tools(&store.cipher, &f.tenant_id, f.session_id, f.seq, &f.tools)?;
+    let shared = Arc::new((finish.clone(), content, to_json(&finish.meta)?, tools));
     store
         .write(move |mut conn: Conn<'_>| {
             let shared = shared.clone();
             Box::pin(async move {
-                let (f, content, meta) = &*shared;
-                let finished = conn.execute(&FINISH_AND_TOUCH, &finish_params(f, content, meta)).await? > 0;
+                let (f, content, meta, tools) = &*shared;
+                let finished =
+                    conn.execute(&FINISH_AND_TOUCH, &finish_params(f, content, meta, tools)).await? > 0;
                 for (sql, params) in crate::usage::settle(f, finished) {
                     conn.execute(sql, &params).await?;
                 }

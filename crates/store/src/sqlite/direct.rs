@@ -89,6 +89,7 @@ pub fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageRow> {
         client_message_id: row.get(9)?,
         turn_id: row.get(10)?,
         meta: row.get(11)?,
+        tools: row.get(12)?,
     })
 }
 

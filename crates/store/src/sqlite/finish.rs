@@ -4,7 +4,7 @@
 //! and the settling of its budget reservation.
 
 use super::{direct, Sqlite};
-use crate::rows::{encrypt_content, to_json};
+use crate::rows::{encrypt_content, encrypt_tools, to_json};
 use crate::store::SqlStore;
 use crate::turn::{checkpoint_params, finish_params, CHECKPOINT, FINISH, TOUCH_SESSION};
 use std::sync::Arc;
@@ -18,12 +18,13 @@ pub async fn checkpoint(
 ) -> Result<bool, StoreError> {
     let c = checkpoint;
     let content = encrypt_content(&store.cipher, &c.tenant_id, c.session_id, c.seq, &c.content)?;
-    let shared = Arc::new((checkpoint.clone(), content));
+    let tools = encrypt_tools(&store.cipher, &c.tenant_id, c.session_id, c.seq, &c.tools)?;
+    let shared = Arc::new((checkpoint.clone(), content, tools));
     sqlite
         .writer
         .write_direct(move |db| {
-            let (c, content) = &*shared;
-            Ok(direct::execute(db, CHECKPOINT, &checkpoint_params(c, content))? > 0)
+            let (c, content, tools) = &*shared;
+            Ok(direct::execute(db, CHECKPOINT, &checkpoint_params(c, content, tools))? > 0)
         })
         .await
 }
@@ -31,12 +32,13 @@ pub async fn checkpoint(
 pub async fn finish_message(store: &SqlStore, sqlite: &Sqlite, finish: &Finish) -> Result<bool, StoreError> {
     let f = finish;
     let content = encrypt_content(&store.cipher, &f.tenant_id, f.session_id, f.seq, &f.content)?;
-    let shared = Arc::new((finish.clone(), content, to_json(&finish.meta)?));
+    let tools = encrypt_tools(&store.cipher, &f.tenant_id, f.session_id, f.seq, &f.tools)?;
+    let shared = Arc::new((finish.clone(), content, to_json(&finish.meta)?, tools));
     let done = sqlite
         .writer
         .write_direct(move |db| {
-            let (f, content, meta) = &*shared;
-            let params = finish_params(f, content, meta);
+            let (f, content, meta, tools) = &*shared;
+            let params = finish_params(f, content, meta, tools);
             // Only an answer still streaming is finished, and only then is the
             // session touched and the usage counted.
             let finished = direct::execute(db, FINISH, &params)? > 0;

@@ -54,13 +54,13 @@ const WRITE_TURN: [&str; 3] = [PURGE_OVER_CAP, ADVANCE_SESSION, INSERT_BOTH];
 
 /// After the writes: session `$4`'s messages before the user message (seq
 /// `$7`), `$30` at most, none created before `$31` (past the tenant's
-/// retention), without their `meta` (a provider's history needs role and
+/// retention), without their `meta` and `tools` (a provider's history needs role and
 /// content; decoding every answer's usage and latency cost more than reading
 /// the rows), packed into one JSON value, newest first, content in hex.
 /// `ORDER BY` inside an aggregate needs SQLite 3.44 or later (sqlx's bundled
 /// one is 3.46).
 const EARLIER: &str = "SELECT json_group_array(json_array(seq, role, hex(content), author, status, \
-     created_at, token_count, client_message_id, turn_id, NULL) ORDER BY seq DESC) AS earlier \
+     created_at, token_count, client_message_id, turn_id, NULL, NULL) ORDER BY seq DESC) AS earlier \
      FROM (SELECT * FROM messages WHERE session_id = $4 AND seq < $7 AND created_at >= $31 \
      ORDER BY seq DESC LIMIT $30)";
 

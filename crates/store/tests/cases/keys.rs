@@ -73,6 +73,7 @@ pub async fn content_is_encrypted_at_rest(h: &mut Harness) {
     let s = new_session(&h.store).await;
     let (_, assistant, _) = start(&h.store, &turn(&s, &format!("user says {marker}"), at(0))).await;
     let checkpoint = Checkpoint {
+        tools: Vec::new(),
         tenant_id: TENANT.into(),
         session_id: s.id,
         seq: assistant.seq,

@@ -7,6 +7,7 @@ use switchboard_core::store::Checkpoint;
 
 fn checkpoint_of(message: &Message, content: &str, lease_until: Timestamp) -> Checkpoint {
     Checkpoint {
+        tools: Vec::new(),
         tenant_id: TENANT.into(),
         session_id: message.session_id,
         seq: message.seq,

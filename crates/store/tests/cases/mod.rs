@@ -88,6 +88,7 @@ pub async fn start(store: &Arc<dyn Store>, turn: &BeginTurn) -> (Message, Messag
 
 pub fn finish_of(message: &Message, tenant: &str, content: &str, now: Timestamp) -> Finish {
     Finish {
+        tools: Vec::new(),
         tenant_id: tenant.into(),
         session_id: message.session_id,
         seq: message.seq,

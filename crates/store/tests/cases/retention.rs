@@ -164,6 +164,7 @@ pub async fn consecutive_turns_see_what_was_written(h: &mut Harness) {
         if n == 6 {
             // Reaped, not finished: the answer is what its last checkpoint held.
             let cp = Checkpoint {
+                tools: Vec::new(),
                 tenant_id: TENANT.into(),
                 session_id: s.id,
                 seq: assistant.seq,

@@ -128,6 +128,7 @@ impl State {
     pub(super) fn checkpoint(&mut self, c: &Checkpoint) -> bool {
         let Some(row) = self.streaming_row(&c.tenant_id, c.session_id, c.seq) else { return false };
         row.message.content.clone_from(&c.content);
+        row.message.tools = c.tools.iter().map(|t| t.visible()).collect();
         row.lease = Some(Lease { node_id: c.node_id.clone(), until: ms(c.lease_until) });
         self.checkpoints.push(c.clone());
         true
@@ -143,6 +144,7 @@ impl State {
                 m.status = f.status;
                 m.token_count = f.token_count;
                 m.meta = Some(f.meta.clone());
+                m.tools = f.tools.iter().map(|t| t.visible()).collect();
                 row.lease = None;
                 true
             }
@@ -196,6 +198,12 @@ impl State {
         for row in self.messages.values_mut().flat_map(|m| m.values_mut()) {
             if row.message.status == MessageStatus::Streaming && row.lease.as_ref().is_some_and(&ends) {
                 row.message.status = MessageStatus::Interrupted;
+                // A call still running was cut with its answer (SPEC §16).
+                for tool in &mut row.message.tools {
+                    if tool["status"] == "running" {
+                        tool["status"] = "error".into();
+                    }
+                }
                 row.lease = None;
                 reaped.push(row.message.clone());
             }

@@ -294,11 +294,11 @@ impl Conn {
                     }
                 }
             }
-            ClientFrame::Message { session_id, content, client_message_id } => {
+            ClientFrame::Message { session_id, content, client_message_id, context } => {
                 let session_id = session_id.or(self.home).ok_or_else(|| {
                     Some(ApiError::invalid_field("session_id", "is required when hello named no session"))
                 })?;
-                self.send_message(session_id, content, client_message_id).await
+                self.send_message(session_id, content, client_message_id, context).await
             }
         }
     }
@@ -309,6 +309,7 @@ impl Conn {
         session_id: Uuid,
         content: String,
         client_message_id: Option<String>,
+        context: Option<serde_json::Value>,
     ) -> Result<(), Option<ApiError>> {
         let state = &self.ctx.state;
         if self.used_ticket {
@@ -329,6 +330,7 @@ impl Conn {
             content,
             client_message_id,
             trace_id: trace::current(),
+            context,
         };
         let outcome = state.engine.send(send).await.map_err(send_refusal)?;
         let forward = !self.subscribed.contains(&session_id);

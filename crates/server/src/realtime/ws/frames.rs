@@ -64,10 +64,23 @@ fn flatten(head: &str, payload: &str) -> String {
 /// What a client may send after `hello`.
 #[derive(Debug, PartialEq)]
 pub enum ClientFrame {
-    Message { session_id: Option<Uuid>, content: String, client_message_id: Option<String> },
-    Typing { session_id: Option<Uuid>, active: bool },
-    Subscribe { session_id: Uuid, last_event_id: Option<Value> },
-    Ping { ts: Value },
+    Message {
+        session_id: Option<Uuid>,
+        content: String,
+        client_message_id: Option<String>,
+        context: Option<Value>,
+    },
+    Typing {
+        session_id: Option<Uuid>,
+        active: bool,
+    },
+    Subscribe {
+        session_id: Uuid,
+        last_event_id: Option<Value>,
+    },
+    Ping {
+        ts: Value,
+    },
     Hello,
 }
 
@@ -125,10 +138,10 @@ pub fn client(kind: &str, mut map: Map<String, Value>) -> Result<ClientFrame, Ap
             let content = check(p, "content", chat_body::message(map.remove("content")));
             let client_message_id =
                 check(p, "client_message_id", chat_body::client_message_id(map.remove("client_message_id")));
-            check(p, "context", chat_body::context(map.remove("context")));
-            match (session_id, content, client_message_id) {
-                (Some(session_id), Some(content), Some(client_message_id)) => {
-                    Some(ClientFrame::Message { session_id, content, client_message_id })
+            let context = check(p, "context", chat_body::context(map.remove("context")));
+            match (session_id, content, client_message_id, context) {
+                (Some(session_id), Some(content), Some(client_message_id), Some(context)) => {
+                    Some(ClientFrame::Message { session_id, content, client_message_id, context })
                 }
                 _ => None,
             }
@@ -235,7 +248,8 @@ mod tests {
             ClientFrame::Message {
                 session_id: None,
                 content: "hi".into(),
-                client_message_id: Some("c-1".into())
+                client_message_id: Some("c-1".into()),
+                context: None,
             }
         );
         for bad in [r#"[1]"#, r#"{"content":"x"}"#, "not json", r#"{"type":7}"#] {

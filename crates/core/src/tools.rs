@@ -1,0 +1,180 @@
+//! Tools as a provider sees them (SPEC §16): what is offered with a request,
+//! the calls a model makes (assembled from its stream by the provider's
+//! client), and the rounds of calls and results sent back, in each vendor's
+//! own format, on the next request of the same turn.
+
+use std::sync::Arc;
+
+/// A tool offered to the model: its name, what it does, and the JSON Schema
+/// of its arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    pub parameters: serde_json::Value,
+}
+
+/// One call the model made, whole: the provider's client assembles it from
+/// the stream's pieces and hands it out once its arguments are complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCall {
+    /// The provider's own id (`call_…`, `toolu_…`), or one the client made
+    /// where the provider gave none.
+    pub id: String,
+    pub name: String,
+    /// The arguments as the model wrote them: JSON text, not yet checked.
+    pub arguments: String,
+}
+
+/// What goes back to the model for one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolResult {
+    pub call_id: String,
+    /// The result as JSON text (a string result as is); for an error, the
+    /// reason.
+    pub content: String,
+    pub is_error: bool,
+}
+
+/// One round of a turn: the text the model said before its calls, the calls,
+/// and their results, in the order the calls came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolRound {
+    pub text: String,
+    pub calls: Vec<ToolCall>,
+    pub results: Vec<ToolResult>,
+}
+
+/// Whether the model may call tools on this request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ToolChoice {
+    /// The model decides.
+    #[default]
+    Auto,
+    /// The last request after `max_tool_rounds`: the turn must end in words
+    /// (OpenAI: no `tools`; Anthropic, which needs `tools` while the history
+    /// holds `tool_use`: `tool_choice: {type: "none"}`).
+    None,
+}
+
+/// The tools of a request and the rounds of its turn so far. Shared, so
+/// retries and fallbacks resend them without copying.
+#[derive(Debug, Clone, Default)]
+pub struct ToolContext {
+    pub offered: Arc<[ToolSpec]>,
+    pub rounds: Arc<[ToolRound]>,
+    pub choice: ToolChoice,
+}
+
+impl ToolContext {
+    /// Whether the request carries anything about tools at all.
+    pub fn is_empty(&self) -> bool {
+        self.offered.is_empty() && self.rounds.is_empty()
+    }
+}
+
+/// A tenant's tools as the turn engine uses them: where calls run, and the
+/// limits of one turn.
+#[derive(Clone)]
+pub struct Tooling {
+    pub toolbox: Arc<dyn Toolbox>,
+    /// Rounds of calls per turn; after the last the model is asked once more
+    /// without tools (`max_tool_rounds`, default 4).
+    pub max_rounds: u32,
+    /// Calls run per model response; the rest get an error result
+    /// (`max_tool_calls`, default 8).
+    pub max_calls: u32,
+}
+
+impl std::fmt::Debug for Tooling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tooling")
+            .field("max_rounds", &self.max_rounds)
+            .field("max_calls", &self.max_calls)
+            .finish()
+    }
+}
+
+/// One call to run, with what the tool is told about its turn.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub tenant_id: String,
+    pub session_id: uuid::Uuid,
+    pub turn_id: uuid::Uuid,
+    pub call_id: String,
+    pub name: String,
+    /// Checked against the tool's schema ([`Toolbox::check`]).
+    pub arguments: serde_json::Value,
+    /// `{kind: "user" | "visitor", id}` (SPEC §16).
+    pub subject: serde_json::Value,
+    /// The page context sent with the message, else the session's latest.
+    pub context: Option<serde_json::Value>,
+}
+
+/// How one call went: what goes back to the model, and what the visitor sees.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The result, or why there is none (a short reason the model can read).
+    pub result: Result<serde_json::Value, String>,
+    /// `{type: "products" | "text" | "link", …}` (SPEC §16).
+    pub display: Option<serde_json::Value>,
+}
+
+/// Where a tenant's tool calls run (webhooks, MCP servers, built-ins); the
+/// adapters live outside `core`.
+#[async_trait::async_trait]
+pub trait Toolbox: Send + Sync + 'static {
+    /// The tools offered to the model.
+    async fn offered(&self) -> Arc<[ToolSpec]>;
+    /// The call's arguments, parsed and checked against its tool's JSON
+    /// Schema; `Err` (a reason for the model) for an unknown tool or
+    /// arguments that are not JSON or break the schema: such a call is
+    /// never run.
+    fn check(&self, call: &ToolCall) -> Result<serde_json::Value, String>;
+    /// Runs one checked call, within the tool's own timeout. Never fails:
+    /// a failing tool is an error result.
+    async fn run(&self, invocation: Invocation) -> Outcome;
+}
+
+/// A tool call's progress, as the `tool` event and the stored entry say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolStatus {
+    Running,
+    Done,
+    Error,
+    Shown,
+    Verified,
+    Unverified,
+}
+
+/// A tool call as stored with its answer (encrypted like content). End
+/// users see `call_id`, `name`, `status` and `display`; agents see it all.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ToolCallRecord {
+    pub call_id: String,
+    pub name: String,
+    /// The arguments as the model wrote them (JSON when they parsed).
+    pub arguments: serde_json::Value,
+    #[serde(default)]
+    pub result: Option<serde_json::Value>,
+    #[serde(default)]
+    pub display: Option<serde_json::Value>,
+    pub status: ToolStatus,
+    #[serde(default)]
+    pub error: Option<String>,
+    pub started_at: crate::time::Timestamp,
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+}
+
+impl ToolCallRecord {
+    /// The part an end user may see (`tools` on the message).
+    pub fn visible(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({"call_id": self.call_id, "name": self.name, "status": self.status});
+        if let Some(display) = &self.display {
+            v["display"] = display.clone();
+        }
+        v
+    }
+}

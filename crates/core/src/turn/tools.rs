@@ -1,0 +1,151 @@
+//! One round of tool calls (SPEC §16): each call checked (arguments that
+//! are not JSON or break the tool's schema, an unknown tool or a call over
+//! `max_tool_calls` get an error result without any call), the rest run in
+//! parallel, each within its tool's timeout, while the answer stays
+//! checkpointed; a `tool` event for each step, and the results in the order
+//! the calls came.
+
+use super::run::TurnTask;
+use crate::events::{SessionEvent, ToolEvent};
+use crate::tools::{Invocation, Outcome, ToolCall, ToolCallRecord, ToolResult, ToolStatus, Tooling};
+use std::sync::Arc;
+use tokio::time::{Instant, Interval};
+
+impl TurnTask {
+    /// Runs `calls`; `None` when the turn was stopped meanwhile.
+    pub(super) async fn run_round(
+        &self,
+        tooling: &Tooling,
+        calls: &[ToolCall],
+        ticker: &mut Interval,
+    ) -> Option<Vec<ToolResult>> {
+        let max = usize::try_from(tooling.max_calls).unwrap_or(usize::MAX);
+        let mut results: Vec<Option<ToolResult>> = vec![None; calls.len()];
+        let mut runs = Vec::new();
+        for (i, call) in calls.iter().enumerate() {
+            let checked = if i >= max {
+                Err(format!("not run: at most {max} tool calls per response"))
+            } else {
+                tooling.toolbox.check(call)
+            };
+            let arguments = checked.as_ref().cloned().unwrap_or_else(|_| raw_arguments(&call.arguments));
+            let mut record = ToolCallRecord {
+                call_id: call.id.clone(),
+                name: call.name.clone(),
+                arguments,
+                result: None,
+                display: None,
+                status: ToolStatus::Running,
+                error: None,
+                started_at: self.inner.clock.now(),
+                duration_ms: None,
+            };
+            match checked {
+                Err(reason) => {
+                    record.status = ToolStatus::Error;
+                    record.error = Some(reason.clone());
+                    results[i] = Some(error_result(call, reason));
+                }
+                Ok(arguments) => {
+                    let invocation = self.invocation(call, arguments);
+                    let toolbox = tooling.toolbox.clone();
+                    runs.push(async move {
+                        let started = Instant::now();
+                        let outcome = toolbox.run(invocation).await;
+                        (i, outcome, started.elapsed())
+                    });
+                }
+            }
+            self.publish_tool(&record);
+            self.keep_tool(record);
+        }
+        let outcomes = self.guarded(futures_util::future::join_all(runs), ticker).await?;
+        for (i, outcome, took) in outcomes {
+            let call = &calls[i];
+            let record = self.finish_tool(&call.id, &outcome, took.as_millis() as u64);
+            if let Some(record) = record {
+                self.publish_tool(&record);
+            }
+            results[i] = Some(match outcome.result {
+                Ok(value) => {
+                    ToolResult { call_id: call.id.clone(), content: result_text(&value), is_error: false }
+                }
+                Err(reason) => error_result(call, reason),
+            });
+        }
+        Some(results.into_iter().flatten().collect())
+    }
+
+    fn invocation(&self, call: &ToolCall, arguments: serde_json::Value) -> Invocation {
+        let subject = &self.msg.subject;
+        Invocation {
+            tenant_id: self.msg.tenant.id.clone(),
+            session_id: self.msg.session_id,
+            turn_id: self.live.turn_id,
+            call_id: call.id.clone(),
+            name: call.name.clone(),
+            arguments,
+            subject: serde_json::json!({"kind": subject.kind(), "id": subject.id()}),
+            context: self.msg.context.clone(),
+        }
+    }
+
+    /// Keeps a new call with the answer (checkpoints store what is kept).
+    fn keep_tool(&self, record: ToolCallRecord) {
+        self.tools.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(record);
+    }
+
+    /// Marks a kept call done or failed; returns its new state.
+    fn finish_tool(&self, call_id: &str, outcome: &Outcome, took_ms: u64) -> Option<ToolCallRecord> {
+        let mut tools = self.tools.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let record = tools.iter_mut().rev().find(|r| r.call_id == call_id)?;
+        record.duration_ms = Some(took_ms);
+        record.display = outcome.display.clone();
+        match &outcome.result {
+            Ok(value) => {
+                record.status = ToolStatus::Done;
+                record.result = Some(value.clone());
+            }
+            Err(reason) => {
+                record.status = ToolStatus::Error;
+                record.error = Some(reason.clone());
+            }
+        }
+        Some(record.clone())
+    }
+
+    /// The calls of this answer so far.
+    pub(super) fn tool_records(&self) -> Vec<ToolCallRecord> {
+        self.tools.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    fn publish_tool(&self, record: &ToolCallRecord) {
+        self.inner.bus.publish(
+            self.msg.session_id,
+            Arc::new(SessionEvent::Tool(ToolEvent {
+                turn_id: self.live.turn_id,
+                call_id: record.call_id.clone(),
+                name: record.name.clone(),
+                status: record.status,
+                display: record.display.clone(),
+            })),
+        );
+    }
+}
+
+/// Arguments that did not parse are kept as the text the model wrote.
+fn raw_arguments(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned()))
+}
+
+/// A result as the model reads it: JSON text, a string result as is.
+fn result_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn error_result(call: &ToolCall, reason: String) -> ToolResult {
+    ToolResult { call_id: call.id.clone(), content: reason, is_error: true }
+}

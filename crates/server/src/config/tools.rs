@@ -1,0 +1,139 @@
+//! A tenant's webhook tools (`[[tenants.tools]]`) and their limits
+//! (`[tenants.tooling]`), SPEC §16, checked as far as can be without the
+//! environment: names, schemas' shape, URLs and limits. Secrets are read
+//! when the tenant is built (`tenancy::tools`).
+
+use super::raw::{RawTool, RawTooling};
+use std::time::Duration;
+
+/// A tool's name as models accept it (OpenAI: `^[a-zA-Z0-9_-]{1,64}$`).
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// How long a webhook tool may take when `timeout_ms` is not given.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest a webhook tool may be given: a turn waits for its tools.
+const MAX_TIMEOUT_MS: u64 = 60_000;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolConfig {
+    pub name: String,
+    pub description: String,
+    /// JSON Schema of the arguments (an empty object schema when not given).
+    pub parameters: serde_json::Value,
+    pub url: String,
+    /// The variable holding the `whsec_` secret(s).
+    pub secret_env: String,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ToolingConfig {
+    pub max_rounds: u32,
+    pub max_calls: u32,
+}
+
+impl Default for ToolingConfig {
+    fn default() -> Self {
+        Self { max_rounds: 4, max_calls: 8 }
+    }
+}
+
+pub fn tools(raw: &[RawTool]) -> Result<Vec<ToolConfig>, String> {
+    let mut out: Vec<ToolConfig> = Vec::with_capacity(raw.len());
+    for (i, t) in raw.iter().enumerate() {
+        let key = |field: &str| format!("`tools[{i}].{field}`");
+        if !valid_name(&t.name) {
+            return Err(format!("{}: must be 1-64 characters of A-Z a-z 0-9 _ -", key("name")));
+        }
+        if out.iter().any(|o| o.name == t.name) {
+            return Err(format!("{}: `{}` is declared twice", key("name"), t.name));
+        }
+        let parameters = match &t.parameters {
+            None => serde_json::json!({"type": "object", "properties": {}}),
+            Some(p) => serde_json::to_value(p).map_err(|e| format!("{}: {e}", key("parameters")))?,
+        };
+        if !parameters.is_object() {
+            return Err(format!("{}: must be a JSON Schema object", key("parameters")));
+        }
+        let url = switchboard_tools::Url::parse(&t.url)
+            .map_err(|_| format!("{}: `{}` is not a URL", key("url"), t.url))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(format!("{}: must be an http(s) URL", key("url")));
+        }
+        let secret_env = t.secret_env.clone().filter(|s| !s.is_empty()).ok_or_else(|| {
+            format!("{}: is required (the variable holding the tool's whsec_ secret)", key("secret_env"))
+        })?;
+        let timeout = match t.timeout_ms {
+            None => DEFAULT_TIMEOUT,
+            Some(ms) if (1..=MAX_TIMEOUT_MS).contains(&ms) => Duration::from_millis(ms),
+            Some(_) => return Err(format!("{}: must be 1 to {MAX_TIMEOUT_MS}", key("timeout_ms"))),
+        };
+        out.push(ToolConfig {
+            name: t.name.clone(),
+            description: t.description.clone().unwrap_or_default(),
+            parameters,
+            url: t.url.clone(),
+            secret_env,
+            timeout,
+        });
+    }
+    Ok(out)
+}
+
+pub fn tooling(raw: Option<&RawTooling>) -> Result<ToolingConfig, String> {
+    let defaults = ToolingConfig::default();
+    let Some(raw) = raw else { return Ok(defaults) };
+    let limit = |name: &str, v: Option<u32>, default: u32| match v {
+        None => Ok(default),
+        Some(n) if (1..=32).contains(&n) => Ok(n),
+        Some(_) => Err(format!("`tooling.{name}`: must be 1 to 32")),
+    };
+    Ok(ToolingConfig {
+        max_rounds: limit("max_tool_rounds", raw.max_tool_rounds, defaults.max_rounds)?,
+        max_calls: limit("max_tool_calls", raw.max_tool_calls, defaults.max_calls)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(toml: &str) -> RawTool {
+        toml::from_str(toml).unwrap()
+    }
+
+    #[test]
+    fn tools_are_checked_field_by_field() {
+        let good = raw(r#"name = "search_products"
+               url = "https://shop.example/tools"
+               secret_env = "SHOP_SECRET"
+               parameters = { type = "object", properties = { query = { type = "string" } } }"#);
+        let t = tools(std::slice::from_ref(&good)).unwrap();
+        assert_eq!(t[0].parameters["properties"]["query"]["type"], "string");
+        assert_eq!(t[0].timeout, DEFAULT_TIMEOUT);
+        for (bad, says) in [
+            (RawTool { name: "a b".into(), ..good.clone() }, "tools[0].name"),
+            (RawTool { url: "ftp://x".into(), ..good.clone() }, "tools[0].url"),
+            (RawTool { url: "nope".into(), ..good.clone() }, "tools[0].url"),
+            (RawTool { secret_env: None, ..good.clone() }, "tools[0].secret_env"),
+            (RawTool { timeout_ms: Some(0), ..good.clone() }, "tools[0].timeout_ms"),
+        ] {
+            let e = tools(&[bad]).unwrap_err();
+            assert!(e.contains(says), "{e}");
+        }
+        let twice = tools(&[good.clone(), good]).unwrap_err();
+        assert!(twice.contains("declared twice"), "{twice}");
+    }
+
+    #[test]
+    fn limits_default_and_are_bounded() {
+        assert_eq!(tooling(None).unwrap(), ToolingConfig { max_rounds: 4, max_calls: 8 });
+        let raw = RawTooling { max_tool_rounds: Some(2), ..Default::default() };
+        assert_eq!(tooling(Some(&raw)).unwrap().max_rounds, 2);
+        let raw = RawTooling { max_tool_calls: Some(0), ..Default::default() };
+        assert!(tooling(Some(&raw)).is_err());
+    }
+}

@@ -1,0 +1,256 @@
+//! Tool calls end to end (SPEC §16), through the real binary: a fake OpenAI
+//! upstream that streams tool calls the way OpenAI does, and a merchant's
+//! webhook that verifies each call's Standard Webhooks signature and answers
+//! `{result, display}`. What the model is sent back, what the visitor sees
+//! (`tool` events, `tools` on the stored answer: never arguments or
+//! results), and that a failing, slow or refused tool never breaks the
+//! stream.
+// Helpers outside `#[test]` fns: clippy.toml's allow-*-in-tests does not
+// reach them in integration tests (rust-clippy#11119).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::Router;
+use bytes::Bytes;
+use common::fake_openai::tool_call;
+use common::fake_upstream::serve;
+use common::{pieces, AppConfig, FakeOpenAi, Mode, SseReply, TenantSpec, TestApp};
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use switchboard_tools::SigningKeys;
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// How the merchant answers.
+#[derive(Clone)]
+enum Shop {
+    Products,
+    Fails,
+    Slow,
+}
+
+#[derive(Clone)]
+struct Merchant {
+    calls: Arc<Mutex<Vec<Value>>>,
+    answer: Arc<Mutex<Shop>>,
+}
+
+impl Merchant {
+    async fn start() -> (Self, u16) {
+        let merchant = Self { calls: Arc::default(), answer: Arc::new(Mutex::new(Shop::Products)) };
+        let app = Router::new().route("/tools", post(tool)).with_state(merchant.clone());
+        (merchant, serve(app).await)
+    }
+
+    fn calls(&self) -> Vec<Value> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    fn answer(&self, shop: Shop) {
+        *self.answer.lock().unwrap() = shop;
+    }
+}
+
+fn products() -> Value {
+    json!({"type": "products", "items": [{"id": "p1", "title": "Trail runner", "price": "89.90",
+        "currency": "EUR", "availability": "in_stock", "url": "https://shop.example/p1",
+        "image": "https://shop.example/p1.svg"}]})
+}
+
+/// Refuses what is not signed with [`SECRET`], like a tenant's backend.
+async fn tool(State(m): State<Merchant>, headers: HeaderMap, body: Bytes) -> (StatusCode, String) {
+    let keys = SigningKeys::parse(SECRET).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    if keys.verify(&headers, &body, now, Duration::from_secs(300)).is_err() {
+        return (StatusCode::UNAUTHORIZED, "bad signature".into());
+    }
+    m.calls.lock().unwrap().push(serde_json::from_slice(&body).unwrap());
+    let shop = m.answer.lock().unwrap().clone();
+    match shop {
+        Shop::Products => (
+            StatusCode::OK,
+            json!({"result": {"found": 1, "ids": ["p1"]}, "display": products()}).to_string(),
+        ),
+        Shop::Fails => (StatusCode::INTERNAL_SERVER_ERROR, "boom".into()),
+        Shop::Slow => {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            (StatusCode::OK, json!({"result": "late"}).to_string())
+        }
+    }
+}
+
+const SEARCH: &str = r#"[[tenants.tools]]
+name = "search_products"
+description = "Search the shop's catalog"
+parameters = { type = "object", properties = { query = { type = "string" } }, required = ["query"] }
+url = "http://127.0.0.1:PORT/tools"
+secret_env = "SHOP_TOOL_SECRET"
+timeout_ms = 1000"#;
+
+async fn start(extra: &str) -> (TestApp, FakeOpenAi, Merchant) {
+    let fake = FakeOpenAi::start(Mode::Normal(pieces(3))).await;
+    let (merchant, port) = Merchant::start().await;
+    let tenant = TenantSpec::openai("acme", &fake)
+        .table(&SEARCH.replace("PORT", &port.to_string()))
+        .table(extra)
+        .env("SHOP_TOOL_SECRET", SECRET);
+    let app =
+        TestApp::start(AppConfig::new().raw(r#"tool_allow_private = ["127.0.0.1"]"#).tenant(tenant)).await;
+    (app, fake, merchant)
+}
+
+fn events(reply: &SseReply, kind: &str) -> Vec<Value> {
+    reply.events.iter().filter(|e| e.event == kind).map(|e| e.json()).collect()
+}
+
+fn search(id: &str, arguments: &str) -> Mode {
+    Mode::ToolCalls {
+        text: vec!["Let me look.".into()],
+        calls: vec![tool_call(id, "search_products", arguments)],
+    }
+}
+
+#[tokio::test]
+async fn a_tool_round_runs_the_signed_webhook_and_the_answer_goes_on_in_the_same_message() {
+    let (app, fake, merchant) = start("").await;
+    fake.push_mode(search("call_abc", r#"{"query": "running shoes"}"#));
+    let (sid, v) = app.create_session("acme").await;
+
+    let reply = app.chat_stream(&v, &sid, "show me running shoes").await;
+    let names: Vec<&str> = reply.events.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(names.last(), Some(&"stream_end"), "{names:?}");
+    let tools = events(&reply, "tool");
+    assert_eq!(tools.len(), 2, "{tools:?}");
+    assert_eq!((tools[0]["status"].as_str(), tools[1]["status"].as_str()), (Some("running"), Some("done")));
+    assert_eq!(tools[1]["call_id"], "call_abc");
+    assert_eq!(tools[1]["name"], "search_products");
+    assert_eq!(tools[1]["display"], products());
+    for t in &tools {
+        assert!(t.get("arguments").is_none() && t.get("result").is_none(), "{t}");
+    }
+    // Both rounds' text in one message and one stream.
+    let end = reply.last().json();
+    assert_eq!(end["message"]["content"], "Let me look.w0 w1 w2");
+    assert_eq!(end["finish_reason"], "stop");
+    assert_eq!(end["message"]["tools"][0]["status"], "done");
+
+    // The merchant got a signed call with the turn's ids and the subject.
+    let calls = merchant.calls();
+    assert_eq!(calls.len(), 1);
+    let call = &calls[0];
+    assert_eq!(call["type"], "tool.call");
+    assert_eq!(call["tenant_id"], "acme");
+    assert_eq!(call["session_id"], sid.as_str());
+    assert_eq!(call["turn_id"], end["turn_id"]);
+    assert_eq!(call["call_id"], "call_abc");
+    assert_eq!(call["tool"], "search_products");
+    assert_eq!(call["arguments"], json!({"query": "running shoes"}));
+    assert_eq!(call["subject"]["kind"], "visitor");
+
+    // The model was offered the tool, then sent its call and the result.
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0].body["tools"][0]["function"]["name"], "search_products");
+    let messages = requests[1].body["messages"].as_array().unwrap();
+    let n = messages.len();
+    assert_eq!(messages[n - 2]["role"], "assistant");
+    assert_eq!(messages[n - 2]["tool_calls"][0]["id"], "call_abc");
+    assert_eq!(messages[n - 1]["role"], "tool");
+    assert_eq!(messages[n - 1]["tool_call_id"], "call_abc");
+    let result: Value = serde_json::from_str(messages[n - 1]["content"].as_str().unwrap()).unwrap();
+    assert_eq!(result, json!({"found": 1, "ids": ["p1"]}));
+
+    // Stored: the visible part only, for the visitor.
+    let stored = app.message(&v, &sid, 2).await.unwrap();
+    assert_eq!(stored["content"], "Let me look.w0 w1 w2");
+    let kept = &stored["tools"][0];
+    assert_eq!((kept["call_id"].as_str(), kept["status"].as_str()), (Some("call_abc"), Some("done")));
+    assert_eq!(kept["display"], products());
+    assert!(kept.get("arguments").is_none() && kept.get("result").is_none(), "{kept}");
+}
+
+#[tokio::test]
+async fn arguments_that_break_the_schema_are_never_sent_and_the_model_hears_why() {
+    let (app, fake, merchant) = start("").await;
+    fake.push_mode(search("call_1", r#"{"query": 7}"#));
+    let (sid, v) = app.create_session("acme").await;
+    let reply = app.chat_stream(&v, &sid, "shoes?").await;
+    let tools = events(&reply, "tool");
+    assert_eq!(tools.len(), 1, "only an error event: {tools:?}");
+    assert_eq!(tools[0]["status"], "error");
+    assert!(merchant.calls().is_empty(), "nothing was sent to the merchant");
+    let messages = fake.last_request().body["messages"].as_array().unwrap().clone();
+    let why: Value = serde_json::from_str(messages.last().unwrap()["content"].as_str().unwrap()).unwrap();
+    assert!(why["error"].as_str().unwrap().contains("schema"), "{why}");
+    assert_eq!(reply.last().event, "stream_end");
+
+    // Not JSON at all, and an unknown tool: the same.
+    fake.push_mode(Mode::ToolCalls {
+        text: vec![],
+        calls: vec![
+            tool_call("call_2", "search_products", r#"{"query": "#),
+            tool_call("call_3", "rm_rf", "{}"),
+        ],
+    });
+    let reply = app.chat_stream(&v, &sid, "again").await;
+    let statuses: Vec<String> = events(&reply, "tool").iter().map(|t| t["status"].to_string()).collect();
+    assert_eq!(statuses, ["\"error\"", "\"error\""]);
+    assert!(merchant.calls().is_empty());
+    assert_eq!(reply.last().event, "stream_end");
+}
+
+#[tokio::test]
+async fn a_failing_or_slow_tool_is_an_error_result_and_the_stream_goes_on() {
+    let (app, fake, merchant) = start("").await;
+    let (sid, v) = app.create_session("acme").await;
+    for (shop, reason) in [(Shop::Fails, "HTTP 500"), (Shop::Slow, "timeout")] {
+        merchant.answer(shop);
+        fake.push_mode(search("call_x", r#"{"query": "hoodies"}"#));
+        let reply = app.chat_stream(&v, &sid, "hoodies?").await;
+        let tools = events(&reply, "tool");
+        assert_eq!(tools.last().unwrap()["status"], "error", "{tools:?}");
+        assert_eq!(reply.last().event, "stream_end", "{reason}");
+        let messages = fake.last_request().body["messages"].as_array().unwrap().clone();
+        let why: Value = serde_json::from_str(messages.last().unwrap()["content"].as_str().unwrap()).unwrap();
+        assert_eq!(why, json!({"error": reason}));
+    }
+}
+
+#[tokio::test]
+async fn after_the_last_round_the_model_is_asked_once_more_without_tools() {
+    let (app, fake, _merchant) = start("[tenants.tooling]\nmax_tool_rounds = 2").await;
+    for i in 0..2 {
+        fake.push_mode(search(&format!("call_{i}"), r#"{"query": "socks"}"#));
+    }
+    let (sid, v) = app.create_session("acme").await;
+    let reply = app.chat_stream(&v, &sid, "socks").await;
+    assert_eq!(reply.last().event, "stream_end");
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 3, "two rounds, then words");
+    assert!(requests[1].body.get("tools").is_some());
+    assert!(requests[2].body.get("tools").is_none(), "the last request offers no tools");
+    assert_eq!(events(&reply, "tool").len(), 4, "running and done for each round");
+}
+
+#[tokio::test]
+async fn tools_reach_private_addresses_only_when_the_operator_allows_it() {
+    let fake = FakeOpenAi::start(Mode::Normal(pieces(2))).await;
+    let (merchant, port) = Merchant::start().await;
+    let tenant = TenantSpec::openai("acme", &fake)
+        .table(&SEARCH.replace("PORT", &port.to_string()))
+        .env("SHOP_TOOL_SECRET", SECRET);
+    let app = TestApp::start(AppConfig::new().tenant(tenant)).await;
+    fake.push_mode(search("call_1", r#"{"query": "x"}"#));
+    let (sid, v) = app.create_session("acme").await;
+    let reply = app.chat_stream(&v, &sid, "x").await;
+    assert_eq!(events(&reply, "tool").last().unwrap()["status"], "error");
+    assert!(merchant.calls().is_empty(), "a loopback webhook is refused without tool_allow_private");
+    let messages = fake.last_request().body["messages"].as_array().unwrap().clone();
+    let why: Value = serde_json::from_str(messages.last().unwrap()["content"].as_str().unwrap()).unwrap();
+    assert_eq!(why, json!({"error": "address not allowed"}));
+}
