@@ -47,3 +47,32 @@ async fn unknown_keys_are_rejected_by_name() {
         assert!(stderr.contains(key), "{case}: stderr does not name {key}:\n{stderr}");
     }
 }
+
+/// `[[tenants.tools]]` is checked at start: a secret variable that is not
+/// set, a schema that is not one, or a name models refuse stop the server
+/// with a message naming the tool or key.
+#[tokio::test]
+async fn tools_that_cannot_work_stop_the_start() {
+    let tool = |extra: &str| {
+        format!(
+            "[[tenants]]\nid = \"acme\"\n[[tenants.tools]]\nname = \"search\"\nurl = \"https://shop.example/t\"\n\
+             secret_env = \"SWITCHBOARD_TEST_UNSET_TOOL_SECRET\"\n{extra}"
+        )
+    };
+    let cases = [
+        ("secret variable unset", tool(""), "SWITCHBOARD_TEST_UNSET_TOOL_SECRET"),
+        ("schema", tool("parameters = { type = 12 }"), "search"),
+        ("name", tool("").replace("name = \"search\"", "name = \"search products\""), "tools[0].name"),
+        ("limits", tool("[tenants.tooling]\nmax_tool_rounds = 0"), "max_tool_rounds"),
+        (
+            "private list",
+            format!("tool_allow_private = [\"not a host!\"]\n{}", tool("")),
+            "tool_allow_private",
+        ),
+    ];
+    for (case, config, says) in cases {
+        let (code, stderr) = run_to_exit(&config).await;
+        assert!(code.is_some_and(|c| c != 0), "{case}: exit code {code:?}");
+        assert!(stderr.contains(says), "{case}: stderr does not name {says}:\n{stderr}");
+    }
+}

@@ -254,3 +254,16 @@ async fn tools_reach_private_addresses_only_when_the_operator_allows_it() {
     let why: Value = serde_json::from_str(messages.last().unwrap()["content"].as_str().unwrap()).unwrap();
     assert_eq!(why, json!({"error": "address not allowed"}));
 }
+
+#[tokio::test]
+async fn keys_of_what_is_not_built_yet_are_accepted_and_named_at_start() {
+    let (app, _fake, _merchant) = start(
+        "[tenants.tooling]\nverify_url = \"https://shop.example/verify\"\n\
+         [[tenants.mcp]]\nname = \"shop\"\nurl = \"https://mcp.shop.example/mcp\"",
+    )
+    .await;
+    let log = app.log();
+    for key in ["tenants[0].tooling.verify_url", "tenants[0].mcp"] {
+        assert!(log.contains(key) && log.contains("not enforced"), "{key} not named:\n{log}");
+    }
+}

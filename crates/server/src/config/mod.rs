@@ -297,6 +297,7 @@ fn not_enforced(raw: &RawConfig) -> Vec<String> {
         }
     };
     for (i, t) in raw.tenants.iter().enumerate() {
+        note(!t.mcp.is_empty(), format!("tenants[{i}].mcp"));
         let Some(tooling) = &t.tooling else { continue };
         note(!tooling.builtin_tools.is_empty(), format!("tenants[{i}].tooling.builtin_tools"));
         note(tooling.verify_url.is_some(), format!("tenants[{i}].tooling.verify_url"));

@@ -194,6 +194,9 @@ pub struct RawTenant {
     pub tools: Vec<RawTool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tooling: Option<RawTooling>,
+    /// `[[tenants.mcp]]`: accepted as written, not acted on yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mcp: Vec<toml::Table>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -253,6 +253,7 @@ pub(super) fn builtin_demo(public_url: &str, port: u16) -> Result<TenantConfig, 
         fallbacks: Vec::new(),
         tools: Vec::new(),
         tooling: None,
+        mcp: Vec::new(),
     };
     validate(raw)
 }
