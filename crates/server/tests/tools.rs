@@ -18,7 +18,7 @@ use axum::Router;
 use bytes::Bytes;
 use common::fake_openai::tool_call;
 use common::fake_upstream::serve;
-use common::{pieces, AppConfig, FakeOpenAi, Mode, SseReply, TenantSpec, TestApp};
+use common::{chat_body, eventually, pieces, AppConfig, FakeOpenAi, Mode, SseReply, TenantSpec, TestApp};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -69,7 +69,11 @@ async fn tool(State(m): State<Merchant>, headers: HeaderMap, body: Bytes) -> (St
     if keys.verify(&headers, &body, now, Duration::from_secs(300)).is_err() {
         return (StatusCode::UNAUTHORIZED, "bad signature".into());
     }
-    m.calls.lock().unwrap().push(serde_json::from_slice(&body).unwrap());
+    let call: Value = serde_json::from_slice(&body).unwrap();
+    m.calls.lock().unwrap().push(call.clone());
+    if call["arguments"]["query"] == "slow" {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    }
     let shop = m.answer.lock().unwrap().clone();
     match shop {
         Shop::Products => (
@@ -93,10 +97,14 @@ secret_env = "SHOP_TOOL_SECRET"
 timeout_ms = 1000"#;
 
 async fn start(extra: &str) -> (TestApp, FakeOpenAi, Merchant) {
+    start_with(SEARCH, extra).await
+}
+
+async fn start_with(search: &str, extra: &str) -> (TestApp, FakeOpenAi, Merchant) {
     let fake = FakeOpenAi::start(Mode::Normal(pieces(3))).await;
     let (merchant, port) = Merchant::start().await;
     let tenant = TenantSpec::openai("acme", &fake)
-        .table(&SEARCH.replace("PORT", &port.to_string()))
+        .table(&search.replace("PORT", &port.to_string()))
         .table(extra)
         .env("SHOP_TOOL_SECRET", SECRET);
     let app =
@@ -266,4 +274,47 @@ async fn keys_of_what_is_not_built_yet_are_accepted_and_named_at_start() {
     for key in ["tenants[0].tooling.verify_url", "tenants[0].mcp"] {
         assert!(log.contains(key) && log.contains("not enforced"), "{key} not named:\n{log}");
     }
+}
+
+/// SIGKILL while a round runs: after the restart the answer is
+/// `interrupted` with what was said and the calls so far; the call that
+/// finished keeps its display, the one still running reads as an error.
+#[tokio::test]
+async fn a_crash_mid_round_keeps_the_text_and_the_calls_made_so_far() {
+    let (mut app, fake, merchant) = start_with(&SEARCH.replace("timeout_ms = 1000", "timeout_ms = 60000"), "").await;
+    fake.push_mode(Mode::ToolCalls {
+        text: vec!["Let me look.".into()],
+        calls: vec![
+            tool_call("call_fast", "search_products", r#"{"query": "fast"}"#),
+            tool_call("call_slow", "search_products", r#"{"query": "slow"}"#),
+        ],
+    });
+    let (sid, v) = app.create_session("acme").await;
+    let mut live = app.chat_live(&v, &chat_body(&sid, "shoes, quickly")).await;
+    let done = loop {
+        let ev = live.next(Duration::from_secs(10)).await.expect("the stream ended early");
+        if ev.event == "tool" && ev.json()["status"] == "done" {
+            break ev.json();
+        }
+    };
+    assert_eq!(done["call_id"], "call_fast");
+    // A checkpoint (every second) stores the calls so far.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_eq!(merchant.calls().len(), 2, "both calls were made");
+    app.kill().await;
+    drop(live);
+
+    app.restart().await;
+    let (appr, vr, sidr) = (&app, &v, sid.as_str());
+    let answer = eventually("the answer to be marked interrupted", Duration::from_secs(5), || async move {
+        let m = appr.message(vr, sidr, 2).await?;
+        (m["status"] == "interrupted").then_some(m)
+    })
+    .await;
+    assert_eq!(answer["content"], "Let me look.");
+    let tools = answer["tools"].as_array().unwrap();
+    assert_eq!(tools.len(), 2, "{tools:?}");
+    assert_eq!((tools[0]["call_id"].as_str(), tools[0]["status"].as_str()), (Some("call_fast"), Some("done")));
+    assert_eq!(tools[0]["display"], products());
+    assert_eq!((tools[1]["call_id"].as_str(), tools[1]["status"].as_str()), (Some("call_slow"), Some("error")));
 }

@@ -3,11 +3,13 @@
 //! `max_tool_calls` get an error result without any call), the rest run in
 //! parallel, each within its tool's timeout, while the answer stays
 //! checkpointed; a `tool` event for each step, and the results in the order
-//! the calls came.
+//! the calls came. Each call's end is shown (and kept for the next
+//! checkpoint) as soon as it comes.
 
 use super::run::TurnTask;
 use crate::events::{SessionEvent, ToolEvent};
 use crate::tools::{Invocation, Outcome, ToolCall, ToolCallRecord, ToolResult, ToolStatus, Tooling};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::sync::Arc;
 use tokio::time::{Instant, Interval};
 
@@ -59,17 +61,15 @@ impl TurnTask {
             self.publish_tool(&record);
             self.keep_tool(record);
         }
-        let outcomes = self.guarded(futures_util::future::join_all(runs), ticker).await?;
-        for (i, outcome, took) in outcomes {
+        // Each call is shown and kept as it finishes, not when the last does.
+        let mut running: FuturesUnordered<_> = runs.into_iter().collect();
+        while let Some((i, outcome, took)) = self.guarded(running.next(), ticker).await? {
             let call = &calls[i];
-            let record = self.finish_tool(&call.id, &outcome, took.as_millis() as u64);
-            if let Some(record) = record {
+            if let Some(record) = self.finish_tool(&call.id, &outcome, took.as_millis() as u64) {
                 self.publish_tool(&record);
             }
             results[i] = Some(match outcome.result {
-                Ok(value) => {
-                    ToolResult { call_id: call.id.clone(), content: result_text(&value), is_error: false }
-                }
+                Ok(value) => ToolResult { call_id: call.id.clone(), content: result_text(&value), is_error: false },
                 Err(reason) => error_result(call, reason),
             });
         }
