@@ -180,6 +180,11 @@ async fn a_tool_round_runs_the_signed_webhook_and_the_answer_goes_on_in_the_same
     assert_eq!((kept["call_id"].as_str(), kept["status"].as_str()), (Some("call_abc"), Some("done")));
     assert_eq!(kept["display"], products());
     assert!(kept.get("arguments").is_none() && kept.get("result").is_none(), "{kept}");
+
+    let metrics = app.get("/metrics", None).await.text;
+    let line = metrics.lines().find(|l| l.starts_with("switchboard_tool_calls_total{")).unwrap_or_default();
+    assert!(line.contains(r#"tool="search_products""#) && line.contains(r#"outcome="done""#), "{line}");
+    assert!(metrics.contains("switchboard_tool_call_duration_seconds"), "{metrics}");
 }
 
 #[tokio::test]

@@ -23,6 +23,12 @@ pub trait TurnObserver: Send + Sync + std::fmt::Debug + 'static {
     fn provider_failed(&self, provider: &str, then: AfterFailure) {
         let _ = (provider, then);
     }
+
+    /// A tool call ended (`done` or `error`) after `took`; a call refused
+    /// before it ran reports `refused` and no time.
+    fn tool_finished(&self, tool: &str, outcome: &'static str, took: Option<std::time::Duration>) {
+        let _ = (tool, outcome, took);
+    }
 }
 
 /// What a turn did after a provider failed before its first token.

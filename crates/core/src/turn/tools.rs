@@ -47,6 +47,7 @@ impl TurnTask {
                     record.status = ToolStatus::Error;
                     record.error = Some(reason.clone());
                     results[i] = Some(error_result(call, reason));
+                    self.observe_tool(&call.name, "refused", None);
                 }
                 Ok(arguments) => {
                     let invocation = self.invocation(call, arguments);
@@ -68,12 +69,20 @@ impl TurnTask {
             if let Some(record) = self.finish_tool(&call.id, &outcome, took.as_millis() as u64) {
                 self.publish_tool(&record);
             }
+            let ended = if outcome.result.is_ok() { "done" } else { "error" };
+            self.observe_tool(&call.name, ended, Some(took));
             results[i] = Some(match outcome.result {
                 Ok(value) => ToolResult { call_id: call.id.clone(), content: result_text(&value), is_error: false },
                 Err(reason) => error_result(call, reason),
             });
         }
         Some(results.into_iter().flatten().collect())
+    }
+
+    fn observe_tool(&self, name: &str, outcome: &'static str, took: Option<std::time::Duration>) {
+        if let Some(observer) = &self.inner.config.observer {
+            observer.tool_finished(name, outcome, took);
+        }
     }
 
     fn invocation(&self, call: &ToolCall, arguments: serde_json::Value) -> Invocation {
