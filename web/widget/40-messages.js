@@ -1,5 +1,7 @@
 // Transcript: one element per stored message keyed by seq (an event for a known seq replaces it), streaming deltas applied
 // by revision and offset in Unicode scalar values, and tool results (product cards) keyed by call_id, updated in place.
+// A tool result sits in the answer where its text stood when the call's first event came (the text of the next round
+// goes on after it); results known only from a stored message, which does not say where, come before the text.
 var NOTE = { aborted: 'Stopped.', interrupted: 'This answer was interrupted.', error: 'The answer could not be completed.' };
 
 // m: a message object (or a streaming replay with its revision). hist: from REST history, which never replaces what the
@@ -8,7 +10,7 @@ function upsert(m, hist) {
   var r = S.msgs[m.seq], p;
   if (r && hist && !(r.status == 'streaming' && m.status != 'streaming')) return r;
   if (!r) {
-    r = S.msgs[m.seq] = { seq: m.seq, tools: {} };
+    r = S.msgs[m.seq] = { seq: m.seq, tools: {}, at: {}, te: {} };
     p = m.role == 'user' && m.client_message_id && S.pend.filter(function (x) { return x.cid == m.client_message_id; })[0];
     if (p) {
       r.el = p.el;
@@ -38,7 +40,7 @@ function place(r) {
 }
 
 function paint(r) {
-  var e = r.el, follow = S.follow, who = r.role == 'agent' ? r.author || 'Agent' : null, ids = Object.keys(r.tools);
+  var e = r.el, follow = S.follow, who = r.role == 'agent' ? r.author || 'Agent' : null, b;
   e.className = 'msg ' + r.role;
   e.dataset.role = r.role;
   e.dataset.seq = r.seq;
@@ -46,11 +48,27 @@ function paint(r) {
   if (who) e.dataset.author = who;
   e.replaceChildren();
   if (who) e.append(h('div', { class: 'who', text: who }));
-  e.append(h('div', { class: 'body' }, [r.role == 'user' || r.role == 'system' ? r.text : md(r.text)]));
+  e.append(b = h('div', { class: 'body' }, [r.role == 'user' || r.role == 'system' ? r.text : null]));
+  if (r.role != 'user' && r.role != 'system') cut(r, b);
   if (NOTE[r.status]) e.append(h('div', { class: 'st', text: NOTE[r.status] }));
-  if (ids.length) e.append(h('div', { class: 'tools' }, ids.map(function (id) { return toolEl(r.tools[id]); })));
   log.setAttribute('aria-busy', !!busy());
   if (follow) scrollEnd();
+}
+
+// The answer's text cut at its tool results' places. A result's element is kept while it is unchanged (no image reloads).
+function cut(r, b) {
+  var cs = Array.from(r.text), from = 0, g, ids = Object.keys(r.tools).sort(function (x, y) { return (r.at[x] || 0) - (r.at[y] || 0); });
+  ids.forEach(function (id) {
+    var at = Math.min(r.at[id] || 0, cs.length), t = r.tools[id], k = JSON.stringify(t), c = r.te[id];
+    if (!c || c.k != k) c = r.te[id] = { k: k, el: toolEl(t) };
+    if (!g || at > from) {
+      if (at > from) b.append(md(cs.slice(from, at).join('')));
+      b.append(g = h('div', { class: 'tools' }));
+      from = at;
+    }
+    g.append(c.el);
+  });
+  b.append(md(cs.slice(from).join('')));
 }
 
 function busy() {
@@ -96,6 +114,7 @@ function tool(f) {
   if (!seq) for (k in S.msgs) if (S.msgs[k].role == 'assistant' && (!seq || +k > seq)) seq = +k;
   if (!(r = seq && S.msgs[seq])) return;
   var old = r.tools[f.call_id] || {};
+  if (r.at[f.call_id] == null && r.status == 'streaming') r.at[f.call_id] = r.n;
   r.tools[f.call_id] = { call_id: f.call_id, name: f.name, status: f.status, display: f.display || old.display };
   paint(r);
 }

@@ -330,6 +330,7 @@ mod tests {
 
     fn message(status: MessageStatus) -> Message {
         Message {
+            tool_calls: Vec::new(),
             session_id: Uuid::nil(),
             seq: 4,
             role: Role::Assistant,

@@ -197,7 +197,14 @@ pub struct Message {
     pub created_at: Timestamp,
     pub token_count: i64,
     pub client_message_id: Option<String>,
+    /// The visible part of the answer's tool calls (`call_id`, `name`,
+    /// `status`, `display`): what end users see.
     pub tools: Vec<serde_json::Value>,
+    /// The answer's tool calls whole (arguments, results, errors, timing):
+    /// only agents see them (the admin API adds them), never in this
+    /// struct's wire form.
+    #[serde(skip, default)]
+    pub tool_calls: Vec<crate::tools::ToolCallRecord>,
     /// The turn this message belongs to (user message and its answer share it).
     #[serde(skip, default)]
     pub turn_id: Option<Uuid>,
@@ -221,6 +228,7 @@ mod tests {
     #[test]
     fn message_serialises_to_the_wire_shape() {
         let m = Message {
+            tool_calls: Vec::new(),
             session_id: Uuid::nil(),
             seq: 3,
             role: Role::Assistant,

@@ -163,6 +163,7 @@ pub struct ToolCallRecord {
     pub status: ToolStatus,
     #[serde(default)]
     pub error: Option<String>,
+    #[serde(with = "crate::time::wire")]
     pub started_at: crate::time::Timestamp,
     #[serde(default)]
     pub duration_ms: Option<u64>,

@@ -56,8 +56,15 @@ fn describe() {
     );
     describe_histogram!("switchboard_turn_duration_seconds", Unit::Seconds, "Whole turns, by provider");
     describe_counter!("switchboard_provider_errors_total", "Turns a provider failed, by provider and kind");
-    describe_counter!("switchboard_tool_calls_total", "Tool calls, by tool and outcome (done, error, refused)");
-    describe_histogram!("switchboard_tool_call_duration_seconds", Unit::Seconds, "Tool calls that ran, by tool");
+    describe_counter!(
+        "switchboard_tool_calls_total",
+        "Tool calls, by tool and outcome (done, error, refused)"
+    );
+    describe_histogram!(
+        "switchboard_tool_call_duration_seconds",
+        Unit::Seconds,
+        "Tool calls that ran, by tool"
+    );
 }
 
 /// Keeps histogram storage small between scrapes; runs until `stop`.
@@ -164,9 +171,11 @@ impl TurnObserver for TurnMetrics {
     /// Tool names come from the tenants' configuration, so the label set
     /// stays bounded.
     fn tool_finished(&self, tool: &str, outcome: &'static str, took: Option<std::time::Duration>) {
-        counter!("switchboard_tool_calls_total", "tool" => tool.to_owned(), "outcome" => outcome).increment(1);
+        counter!("switchboard_tool_calls_total", "tool" => tool.to_owned(), "outcome" => outcome)
+            .increment(1);
         if let Some(took) = took {
-            histogram!("switchboard_tool_call_duration_seconds", "tool" => tool.to_owned()).record(took.as_secs_f64());
+            histogram!("switchboard_tool_call_duration_seconds", "tool" => tool.to_owned())
+                .record(took.as_secs_f64());
         }
     }
 }

@@ -9,6 +9,8 @@
 // reach them in integration tests (rust-clippy#11119).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "common/admin.rs"]
+mod admin;
 mod common;
 
 use axum::extract::State;
@@ -107,8 +109,8 @@ async fn start_with(search: &str, extra: &str) -> (TestApp, FakeOpenAi, Merchant
         .table(&search.replace("PORT", &port.to_string()))
         .table(extra)
         .env("SHOP_TOOL_SECRET", SECRET);
-    let app =
-        TestApp::start(AppConfig::new().raw(r#"tool_allow_private = ["127.0.0.1"]"#).tenant(tenant)).await;
+    let config = admin::operator_config().raw(r#"tool_allow_private = ["127.0.0.1"]"#).tenant(tenant);
+    let app = TestApp::start(config).await;
     (app, fake, merchant)
 }
 
@@ -180,6 +182,19 @@ async fn a_tool_round_runs_the_signed_webhook_and_the_answer_goes_on_in_the_same
     assert_eq!((kept["call_id"].as_str(), kept["status"].as_str()), (Some("call_abc"), Some("done")));
     assert_eq!(kept["display"], products());
     assert!(kept.get("arguments").is_none() && kept.get("result").is_none(), "{kept}");
+
+    // Agents see each call whole.
+    let detail =
+        admin::get_ok(&app, &admin::As::operator(Some("acme")), &format!("/v1/admin/sessions/{sid}")).await;
+    let answer = detail["messages"].as_array().unwrap().iter().find(|m| m["seq"] == 2).unwrap().clone();
+    let call = &answer["tool_calls"][0];
+    assert_eq!(call["arguments"], json!({"query": "running shoes"}));
+    assert_eq!(call["result"], json!({"found": 1, "ids": ["p1"]}));
+    assert_eq!(call["display"], products());
+    assert_eq!(call["status"], "done");
+    assert!(call["started_at"].as_str().is_some_and(|t| t.ends_with('Z')), "{call}");
+    assert!(call["duration_ms"].is_u64(), "{call}");
+    assert!(detail["messages"][0].get("tool_calls").is_none(), "only answers carry tool_calls");
 
     let metrics = app.get("/metrics", None).await.text;
     let line = metrics.lines().find(|l| l.starts_with("switchboard_tool_calls_total{")).unwrap_or_default();
@@ -286,7 +301,8 @@ async fn keys_of_what_is_not_built_yet_are_accepted_and_named_at_start() {
 /// finished keeps its display, the one still running reads as an error.
 #[tokio::test]
 async fn a_crash_mid_round_keeps_the_text_and_the_calls_made_so_far() {
-    let (mut app, fake, merchant) = start_with(&SEARCH.replace("timeout_ms = 1000", "timeout_ms = 60000"), "").await;
+    let (mut app, fake, merchant) =
+        start_with(&SEARCH.replace("timeout_ms = 1000", "timeout_ms = 60000"), "").await;
     fake.push_mode(Mode::ToolCalls {
         text: vec!["Let me look.".into()],
         calls: vec![
@@ -319,7 +335,13 @@ async fn a_crash_mid_round_keeps_the_text_and_the_calls_made_so_far() {
     assert_eq!(answer["content"], "Let me look.");
     let tools = answer["tools"].as_array().unwrap();
     assert_eq!(tools.len(), 2, "{tools:?}");
-    assert_eq!((tools[0]["call_id"].as_str(), tools[0]["status"].as_str()), (Some("call_fast"), Some("done")));
+    assert_eq!(
+        (tools[0]["call_id"].as_str(), tools[0]["status"].as_str()),
+        (Some("call_fast"), Some("done"))
+    );
     assert_eq!(tools[0]["display"], products());
-    assert_eq!((tools[1]["call_id"].as_str(), tools[1]["status"].as_str()), (Some("call_slow"), Some("error")));
+    assert_eq!(
+        (tools[1]["call_id"].as_str(), tools[1]["status"].as_str()),
+        (Some("call_slow"), Some("error"))
+    );
 }

@@ -64,16 +64,18 @@ impl MessageRow {
         let at = Aad { tenant_id: &self.tenant_id, session_id, seq: self.seq, column: CONTENT };
         let content = keys.decrypt_string(&at, &self.content).map_err(crypto_err)?;
         let status = MessageStatus::parse(&self.status).ok_or_else(|| corrupt("status", &self.status))?;
-        let tools = match &self.tools {
+        let tool_calls: Vec<ToolCallRecord> = match &self.tools {
             Some(sealed) => {
                 let at = Aad { column: TOOLS, ..at };
                 let records: Vec<ToolCallRecord> =
                     parse_json(&keys.decrypt_string(&at, sealed).map_err(crypto_err)?)?;
-                records.into_iter().map(|r| ended(r, status).visible()).collect()
+                records.into_iter().map(|r| ended(r, status)).collect()
             }
             None => Vec::new(),
         };
         Ok(Message {
+            tools: tool_calls.iter().map(ToolCallRecord::visible).collect(),
+            tool_calls,
             session_id,
             seq: self.seq,
             role: Role::parse(&self.role).ok_or_else(|| corrupt("role", &self.role))?,
@@ -83,7 +85,6 @@ impl MessageRow {
             created_at: time_of("created_at", self.created_at)?,
             token_count: self.token_count,
             client_message_id: self.client_message_id,
-            tools,
             turn_id: self.turn_id.as_deref().map(parse_uuid).transpose()?,
             meta: self.meta.as_deref().map(parse_json::<TurnMeta>).transpose()?,
         })

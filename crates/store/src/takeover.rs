@@ -106,6 +106,7 @@ fn new_message(
     let at = Aad { tenant_id, session_id, seq, column: CONTENT };
     let sealed = cipher.encrypt_str(&at, content).map_err(crypto_err)?;
     let message = Message {
+        tool_calls: Vec::new(),
         session_id,
         seq,
         role,

@@ -293,6 +293,7 @@ pub fn new_messages(
     cipher: &Cipher,
 ) -> Result<Vec<NewMessage>, StoreError> {
     let user = Message {
+        tool_calls: Vec::new(),
         session_id: turn.session_id,
         seq: latest_seq + 1,
         role: Role::User,
@@ -310,6 +311,7 @@ pub fn new_messages(
     let mut out = vec![row(turn, user, None, &mut keys)?];
     if with_assistant {
         let assistant = Message {
+            tool_calls: Vec::new(),
             session_id: turn.session_id,
             seq: latest_seq + 2,
             role: Role::Assistant,

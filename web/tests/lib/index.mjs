@@ -1,8 +1,9 @@
 // The browser tests' harness: the real binary, a host site on a second origin,
-// a fake model upstream, JWTs, Chromium, screenshots and accessibility checks.
+// a fake model upstream, a merchant's tool webhook, JWTs, Chromium, screenshots and accessibility checks.
 export * from './server.mjs';
 export * from './host.mjs';
 export * from './upstream.mjs';
+export * from './merchant.mjs';
 export * from './jwt.mjs';
 export * from './browser.mjs';
 

@@ -124,12 +124,26 @@ class Server {
   }
 }
 
+/** A JSON value as a TOML value (inline tables and arrays), for tool parameters and the like. */
+export function tomlValue(v) {
+  if (v === null || v === undefined) throw new Error('TOML has no null');
+  if (Array.isArray(v)) return `[${v.map(tomlValue).join(', ')}]`;
+  if (typeof v === 'object') {
+    const key = (k) => (/^[A-Za-z0-9_-]+$/.test(k) ? k : JSON.stringify(k));
+    return `{ ${Object.entries(v).map(([k, x]) => `${key(k)} = ${tomlValue(x)}`).join(', ')} }`;
+  }
+  return JSON.stringify(v);
+}
+
 /**
  * `[[tenants]]` TOML. `origins`: allowed origins; `jwtSecretEnv`: the variable
  * holding its HS256 user-JWT secret; `upstream`: a fake OpenAI base URL (else
- * the offline demo model); `extra`: more TOML lines of the tenant table.
+ * the offline demo model); `extra`: more TOML lines of the tenant table;
+ * `tools`: webhook tools, each `{name, description, parameters, url, secret_env,
+ * timeout_ms?}`, written as `[[tenants.tools]]` tables (their URLs on 127.0.0.1
+ * need the top-level `tool_allow_private = ["127.0.0.1"]` in the config).
  */
-export function tenantToml({ id, name = id, origins = [], jwtSecretEnv, upstream, extra = '' }) {
+export function tenantToml({ id, name = id, origins = [], jwtSecretEnv, upstream, extra = '', tools = [] }) {
   const lines = [
     '[[tenants]]',
     `id = "${id}"`,
@@ -141,5 +155,9 @@ export function tenantToml({ id, name = id, origins = [], jwtSecretEnv, upstream
   lines.push('[tenants.provider]');
   if (upstream) lines.push('kind = "openai"', `base_url = "${upstream}/v1"`, 'model = "fake-model"');
   else lines.push('kind = "demo"');
+  for (const tool of tools) {
+    lines.push('[[tenants.tools]]');
+    for (const [k, v] of Object.entries(tool)) if (v !== undefined) lines.push(`${k} = ${tomlValue(v)}`);
+  }
   return lines.join('\n') + '\n';
 }

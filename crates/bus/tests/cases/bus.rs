@@ -199,6 +199,7 @@ pub async fn events_round_trip_intact(h: &mut Harness) {
             },
         },
         SessionEvent::Message(Message {
+            tool_calls: Vec::new(),
             session_id: s,
             seq: 13,
             role: Role::Assistant,

@@ -163,6 +163,7 @@ mod tests {
 
     fn msg(seq: i64, status: MessageStatus) -> Arc<SessionEvent> {
         Arc::new(SessionEvent::Message(Message {
+            tool_calls: Vec::new(),
             session_id: Uuid::nil(),
             seq,
             role: Role::User,

@@ -167,6 +167,7 @@ impl TurnTask {
         message.token_count = finish.token_count;
         message.meta = Some(meta);
         message.tools = finish.tools.iter().map(crate::tools::ToolCallRecord::visible).collect();
+        message.tool_calls.clone_from(&finish.tools);
         let end = Arc::new(final_event(message.clone(), &self.msg.trace_id));
         let ended_in_error = matches!(*end, SessionEvent::Error { .. });
         self.live.ended_with(end.clone());

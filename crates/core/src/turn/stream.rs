@@ -171,6 +171,7 @@ mod tests {
 
     fn user(turn_id: Uuid) -> Message {
         Message {
+            tool_calls: Vec::new(),
             session_id: Uuid::nil(),
             seq: 1,
             role: Role::User,

@@ -72,7 +72,9 @@ impl TurnTask {
             let ended = if outcome.result.is_ok() { "done" } else { "error" };
             self.observe_tool(&call.name, ended, Some(took));
             results[i] = Some(match outcome.result {
-                Ok(value) => ToolResult { call_id: call.id.clone(), content: result_text(&value), is_error: false },
+                Ok(value) => {
+                    ToolResult { call_id: call.id.clone(), content: result_text(&value), is_error: false }
+                }
                 Err(reason) => error_result(call, reason),
             });
         }

@@ -68,7 +68,18 @@ pub async fn get(
             .map_err(ApiError::internal)?;
     // A transcript reads oldest first.
     messages.reverse();
+    let messages: Vec<Value> = messages.iter().map(agent_view).collect();
     Ok(Json(json!({"session": session_json(&session), "messages": messages})))
+}
+
+/// A message as agents see it: an answer carries its tool calls whole
+/// (`tool_calls`: arguments, results, errors, timing; SPEC §16).
+fn agent_view(message: &switchboard_core::Message) -> Value {
+    let mut v = serde_json::to_value(message).unwrap_or_default();
+    if message.role == switchboard_core::model::Role::Assistant {
+        v["tool_calls"] = serde_json::to_value(&message.tool_calls).unwrap_or_default();
+    }
+    v
 }
 
 /// Closes the session (`SessionLifecycle::close`): an answer still

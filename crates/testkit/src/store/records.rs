@@ -296,6 +296,7 @@ fn note_message(
     now: Timestamp,
 ) -> Message {
     Message {
+        tool_calls: Vec::new(),
         session_id,
         seq,
         role,

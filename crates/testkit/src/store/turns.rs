@@ -129,6 +129,7 @@ impl State {
         let Some(row) = self.streaming_row(&c.tenant_id, c.session_id, c.seq) else { return false };
         row.message.content.clone_from(&c.content);
         row.message.tools = c.tools.iter().map(|t| t.visible()).collect();
+        row.message.tool_calls.clone_from(&c.tools);
         row.lease = Some(Lease { node_id: c.node_id.clone(), until: ms(c.lease_until) });
         self.checkpoints.push(c.clone());
         true
@@ -145,6 +146,7 @@ impl State {
                 m.token_count = f.token_count;
                 m.meta = Some(f.meta.clone());
                 m.tools = f.tools.iter().map(|t| t.visible()).collect();
+                m.tool_calls.clone_from(&f.tools);
                 row.lease = None;
                 true
             }
@@ -296,6 +298,7 @@ impl State {
 fn new_message(turn: &BeginTurn, seq: i64, role: Role, status: MessageStatus) -> Message {
     let user = role == Role::User;
     Message {
+        tool_calls: Vec::new(),
         session_id: turn.session_id,
         seq,
         role,
