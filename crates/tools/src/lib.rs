@@ -7,7 +7,10 @@
 //!   the HTTP client connects through;
 //! - [`client`]: the signed webhook `POST`, one pooled client per tenant, no
 //!   redirects, a deadline and a capped, JSON-parsed answer;
-//! - [`webhook_tools`]: a tenant's webhook tools as core's `Toolbox`.
+//! - [`webhook_tools`]: a tenant's webhook tools as core's `Toolbox`;
+//! - [`mcp`]: a tenant's MCP servers as tool sources (rmcp, Streamable
+//!   HTTP), through the same guard;
+//! - [`toolset`]: every source of a tenant as one `Toolbox`.
 //!
 //! Why our own signer rather than the `standardwebhooks` crate: that crate
 //! (1.0.1, March 2024, its only release) signs and verifies with a single
@@ -18,14 +21,19 @@
 //! checked against the specification's published test vector and, in
 //! `tests/python_interop.rs`, against the official Python library.
 
+mod arguments;
 pub mod client;
 pub mod guard;
+pub mod mcp;
 pub mod signature;
+pub mod toolset;
 pub mod webhook_tools;
 
 pub use client::{CallError, WebhookClient, WebhookRequest, MAX_RESPONSE_BYTES};
 pub use guard::{AllowListError, PrivateAllowList};
+pub use mcp::{ListingIntervals, McpClient, McpError, McpServer, McpServerConfig};
 /// URLs as the client and the guard read them.
 pub use reqwest::Url;
 pub use signature::{message_id, SecretError, SigningKeys, VerifyError};
+pub use toolset::ToolSet;
 pub use webhook_tools::{WebhookTool, WebhookToolbox};

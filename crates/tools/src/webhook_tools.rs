@@ -25,7 +25,7 @@ impl WebhookTool {
     /// Fails when `spec.parameters` is not a valid JSON Schema (the message
     /// says why, for the operator).
     pub fn new(spec: ToolSpec, url: String, keys: SigningKeys, timeout: Duration) -> Result<Self, String> {
-        let schema = jsonschema::draft202012::new(&spec.parameters)
+        let schema = crate::arguments::compile(&spec.parameters)
             .map_err(|e| format!("`parameters` is not a valid JSON Schema: {e}"))?;
         Ok(Self { spec, url, keys, timeout, schema })
     }
@@ -45,6 +45,11 @@ impl WebhookToolbox {
         Self { tenant_id, client, tools, offered }
     }
 
+    /// The names of its tools, as offered.
+    pub fn tool_names(&self) -> impl Iterator<Item = &str> {
+        self.tools.iter().map(|t| t.spec.name.as_str())
+    }
+
     fn tool(&self, name: &str) -> Option<&WebhookTool> {
         self.tools.iter().find(|t| t.spec.name == name)
     }
@@ -58,16 +63,7 @@ impl Toolbox for WebhookToolbox {
 
     fn check(&self, call: &ToolCall) -> Result<Value, String> {
         let tool = self.tool(&call.name).ok_or_else(|| format!("unknown tool {:?}", call.name))?;
-        // An empty argument string is what some models send for no arguments.
-        let text = if call.arguments.trim().is_empty() { "{}" } else { &call.arguments };
-        let arguments: Value =
-            serde_json::from_str(text).map_err(|e| format!("arguments are not valid JSON: {e}"))?;
-        if let Some(error) = tool.schema.iter_errors(&arguments).next() {
-            let at = error.instance_path().to_string();
-            let at = if at.is_empty() { String::new() } else { format!(" at {at}") };
-            return Err(format!("arguments do not match the tool's schema{at}: {error}"));
-        }
-        Ok(arguments)
+        crate::arguments::check(&call.arguments, &tool.schema)
     }
 
     async fn run(&self, call: Invocation) -> Outcome {

@@ -31,12 +31,28 @@ impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let allow = Arc::clone(&self.allow);
         let host = name.as_str().to_owned();
-        Box::pin(async move {
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let kept = vet(&allow, &host, found)?;
-            Ok(Box::new(kept.into_iter()) as Addrs)
-        })
+        Box::pin(async move { Ok(Box::new(lookup(&allow, &host).await?.into_iter()) as Addrs) })
     }
+}
+
+/// The same guard for the reqwest that rmcp's transport speaks (0.13), so an
+/// MCP server is reached under exactly the rules of a webhook.
+impl rmcp_reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: rmcp_reqwest::dns::Name) -> rmcp_reqwest::dns::Resolving {
+        let allow = Arc::clone(&self.allow);
+        let host = name.as_str().to_owned();
+        Box::pin(
+            async move { Ok(Box::new(lookup(&allow, &host).await?.into_iter()) as rmcp_reqwest::dns::Addrs) },
+        )
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The system resolver's answer for `host`, vetted.
+async fn lookup(allow: &PrivateAllowList, host: &str) -> Result<Vec<SocketAddr>, BoxError> {
+    let found: Vec<SocketAddr> = tokio::net::lookup_host((host, 0)).await?.collect();
+    Ok(vet(allow, host, found)?)
 }
 
 /// The addresses of `host` a call may connect to: all of them when the
