@@ -236,13 +236,16 @@ export class SessionDetail {
     const holder = s && s.takeover && s.takeover.agent ? s.takeover.agent.name : null;
     const mine = holder !== null && holder === this.ctx.name;
     $("takeover").disabled = !s || status === "closed" || (status === "human" && mine);
-    $("release").disabled = !s || status !== "human";
+    // A waiting session (the model asked for a person) may also go back to the AI.
+    $("release").disabled = !s || (status !== "human" && status !== "waiting");
     $("close-session").disabled = !s || status === "closed";
     $("send").disabled = !s || status !== "human";
     $("reply-hint").textContent = status === "human"
       ? "Type / at the start for canned replies. Enter sends, Shift+Enter starts a new line."
       : status === "closed"
         ? "This session is closed."
+        : status === "waiting"
+          ? "The visitor asked for a person: take the session over to reply."
         : "Take the session over to reply. Type / at the start for canned replies.";
   }
 

@@ -43,3 +43,34 @@ test('the root opens the demo shop, whose widget answers under a strict policy',
   assert.deepEqual(violations, []);
   await context.close();
 });
+
+test('the demo shop: the offline model searches, adds to the cart and shows cards', async () => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  const violations = [];
+  page.on('console', (m) => { if (/Content Security Policy|Refused to/i.test(m.text())) violations.push(m.text()); });
+  page.on('pageerror', (e) => violations.push(String(e)));
+  await page.goto(server.url + '/demo');
+  await page.getByRole('button', { name: 'Open chat' }).click();
+  const input = page.getByRole('textbox', { name: 'Message' });
+  const complete = page.locator('[data-role="assistant"][data-status="complete"]');
+
+  await input.fill('show me running shoes');
+  await input.press('Enter');
+  await complete.nth(0).waitFor({ timeout: 20_000 });
+  const cards = complete.nth(0).locator('.card');
+  assert.equal(await cards.count(), 4);
+  assert.match(await cards.first().innerText(), /Blue Ridge Runner/);
+  // The inline SVG pictures load under the page's policy.
+  const loaded = await cards.first().locator('img').evaluate((img) => img.complete && img.naturalWidth > 0);
+  assert.ok(loaded, 'the product picture loaded');
+
+  await input.fill('add the blue one to my cart');
+  await input.press('Enter');
+  await complete.nth(1).waitFor({ timeout: 20_000 });
+  assert.match(await complete.nth(1).innerText(), /Added 1 × Blue Ridge Runner/);
+  assert.match(await complete.nth(1).locator('.total').innerText(), /129/);
+  await screenshot(page, 'demo-shop');
+  assert.deepEqual(violations, []);
+  await context.close();
+});

@@ -126,6 +126,12 @@ pub enum SessionEvent {
     },
     /// A tool call's progress and what the visitor sees of it (SPEC §16).
     Tool(ToolEvent),
+    /// The model asked for a person (`handoff_to_human`): the session waits
+    /// for an agent.
+    Handoff {
+        turn_id: Uuid,
+        reason: Option<String>,
+    },
 }
 
 /// The `tool` event: never the call's arguments or result, which only
@@ -228,6 +234,7 @@ impl SessionEvent {
             Self::Error { .. } => "error",
             Self::Takeover { .. } => "takeover",
             Self::Tool(_) => "tool",
+            Self::Handoff { .. } => "handoff",
         }
     }
 
@@ -288,6 +295,9 @@ impl SessionEvent {
                 serde_json::to_string(&TakeoverPayload { active: *active, agent })
             }
             Self::Tool(tool) => serde_json::to_string(tool),
+            Self::Handoff { reason, .. } => {
+                serde_json::to_string(&serde_json::json!({"status": "waiting", "reason": reason}))
+            }
         };
         // Serialising these plain structs cannot fail; an empty object keeps
         // the stream well-formed if it ever did.
@@ -304,6 +314,7 @@ impl SessionEvent {
             | Self::Snapshot { turn_id, .. } => Some(*turn_id),
             Self::StreamEnd(end) => Some(end.turn_id),
             Self::Tool(tool) => Some(tool.turn_id),
+            Self::Handoff { turn_id, .. } => Some(*turn_id),
             Self::Error { turn_id, .. } => *turn_id,
             _ => None,
         }

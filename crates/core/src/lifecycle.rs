@@ -129,6 +129,7 @@ impl SessionLifecycle {
             session_id,
             note: format!("{} joined the conversation", agent.name),
             takeover: Some(Takeover { agent: agent.clone(), since: now }),
+            waiting: false,
             max_messages: tenant.max_messages_per_session,
             now,
         };
@@ -152,6 +153,7 @@ impl SessionLifecycle {
             tenant_id: tenant.id.clone(),
             session_id,
             takeover: None,
+            waiting: false,
             note: format!("{holder} left the conversation"),
             max_messages: tenant.max_messages_per_session,
             now: self.engine.clock().now(),

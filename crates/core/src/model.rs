@@ -10,14 +10,24 @@ use uuid::Uuid;
 pub enum SessionStatus {
     Active,
     Human,
+    /// The model asked for a person (`handoff_to_human`, SPEC §16): the AI is
+    /// silent until an agent takes over or releases.
+    Waiting,
     Closed,
 }
 
 impl SessionStatus {
+    /// Whether the AI stays silent: a visitor's message is stored for the
+    /// agents and answered by none (`handled_by: "agent"`).
+    pub fn for_agents(self) -> bool {
+        matches!(self, Self::Human | Self::Waiting)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Active => "active",
             Self::Human => "human",
+            Self::Waiting => "waiting",
             Self::Closed => "closed",
         }
     }
@@ -26,6 +36,7 @@ impl SessionStatus {
         match s {
             "active" => Some(Self::Active),
             "human" => Some(Self::Human),
+            "waiting" => Some(Self::Waiting),
             "closed" => Some(Self::Closed),
             _ => None,
         }

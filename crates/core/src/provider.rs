@@ -51,6 +51,9 @@ pub enum ProviderEvent {
     /// A whole tool call the model made; the stream then ends with
     /// [`FinishReason::ToolCalls`].
     ToolCall(crate::tools::ToolCall),
+    /// A tool the vendor runs itself (Dify's agent tools), reported as it
+    /// goes: shown to the visitor and kept with the answer, never run here.
+    RemoteTool(crate::tools::RemoteTool),
 }
 
 /// Why a provider failed. Messages are for the log only (they may hold

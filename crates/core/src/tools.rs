@@ -26,6 +26,18 @@ pub struct ToolCall {
     pub arguments: String,
 }
 
+/// A tool call the vendor ran itself, as far as it has told (the same `id`
+/// again as it fills in).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteTool {
+    pub id: String,
+    pub name: String,
+    /// The arguments as the vendor reported them (JSON text when it is).
+    pub arguments: String,
+    /// The tool's result once known.
+    pub result: Option<String>,
+}
+
 /// What goes back to the model for one call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ToolResult {
@@ -84,6 +96,40 @@ pub struct Tooling {
     /// Calls run per model response; the rest get an error result
     /// (`max_tool_calls`, default 8).
     pub max_calls: u32,
+    /// The built-in `handoff_to_human` is offered (`builtin_tools`).
+    pub handoff: bool,
+}
+
+/// The built-in tool that hands the conversation to a person (SPEC §16).
+pub const HANDOFF: &str = "handoff_to_human";
+
+/// How the model is told about [`HANDOFF`].
+pub fn handoff_spec() -> ToolSpec {
+    ToolSpec {
+        name: HANDOFF.to_owned(),
+        description: "Hand the conversation over to a person on the team, when the visitor asks for \
+            a person or you cannot help. A person answers from then on."
+            .to_owned(),
+        parameters: serde_json::json!({
+            "type": "object",
+            "properties": {"reason": {"type": "string", "description": "Why a person is needed, in a few words"}},
+        }),
+    }
+}
+
+/// The reason of a [`HANDOFF`] call: its arguments must be an object whose
+/// `reason`, if any, is a string.
+pub fn handoff_reason(arguments: &str) -> Result<Option<String>, String> {
+    let text = if arguments.trim().is_empty() { "{}" } else { arguments };
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(mut args)) => match args.remove("reason") {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(reason)) => Ok(Some(reason)),
+            Some(_) => Err("arguments do not match the tool's schema at /reason: not a string".into()),
+        },
+        Ok(_) => Err("arguments do not match the tool's schema: not an object".into()),
+        Err(e) => Err(format!("arguments are not valid JSON: {e}")),
+    }
 }
 
 impl std::fmt::Debug for Tooling {
@@ -91,6 +137,7 @@ impl std::fmt::Debug for Tooling {
         f.debug_struct("Tooling")
             .field("max_rounds", &self.max_rounds)
             .field("max_calls", &self.max_calls)
+            .field("handoff", &self.handoff)
             .finish()
     }
 }

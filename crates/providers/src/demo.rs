@@ -1,12 +1,18 @@
 //! The built-in `demo` provider: offline and deterministic, so a fresh
 //! checkout chats with no key. It answers the last user message with a short
-//! plain-text explanation of Switchboard, streamed word by word like a model.
+//! plain-text explanation of Switchboard, streamed word by word like a model;
+//! when the demo shop's tools are offered it calls them for the requests the
+//! demo walks through ([`shop`]).
+
+mod intent;
+mod shop;
 
 use async_trait::async_trait;
 use futures_util::stream::{self, StreamExt};
 use std::time::Duration;
 use switchboard_core::model::{estimate_tokens, FinishReason, Role, Usage};
 use switchboard_core::provider::{ChatRequest, Provider, ProviderEvent, ProviderStream};
+use switchboard_core::tools::ToolCall;
 
 /// The pause between words when the demo runs for people to watch.
 pub const DEFAULT_WORD_DELAY: Duration = Duration::from_millis(25);
@@ -65,7 +71,11 @@ impl Provider for DemoProvider {
         &self,
         request: ChatRequest,
     ) -> Result<ProviderStream, switchboard_core::provider::ProviderError> {
-        let answer = Self::answer(&request);
+        let answer = match shop::reply(&request) {
+            None => Self::answer(&request),
+            Some(shop::Reply::Text(text)) => text,
+            Some(shop::Reply::Calls(calls)) => return Ok(Self::calls(&request, calls)),
+        };
         let usage = Self::usage(&request, &answer);
         let delay = self.word_delay;
         let words =
@@ -78,6 +88,20 @@ impl Provider for DemoProvider {
         let end =
             stream::iter([Ok(ProviderEvent::Finish(FinishReason::Stop)), Ok(ProviderEvent::Usage(usage))]);
         Ok(words.chain(end).boxed())
+    }
+}
+
+impl DemoProvider {
+    /// A response that ends in tool calls, as the real providers stream one:
+    /// the calls whole, then `tool_calls` as the finish reason, then usage.
+    fn calls(request: &ChatRequest, calls: Vec<ToolCall>) -> ProviderStream {
+        let written: String = calls.iter().map(|c| format!("{}{}", c.name, c.arguments)).collect();
+        let usage = Self::usage(request, &written);
+        let events = calls
+            .into_iter()
+            .map(ProviderEvent::ToolCall)
+            .chain([ProviderEvent::Finish(FinishReason::ToolCalls), ProviderEvent::Usage(usage)]);
+        stream::iter(events.map(Ok)).boxed()
     }
 }
 
@@ -295,6 +319,31 @@ mod tests {
             let words = compose(&question).split_whitespace().count();
             assert!((40..=120).contains(&words), "{words} words for {prefix:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn shop_requests_stream_a_tool_call_then_the_tool_calls_finish() {
+        use switchboard_core::tools::{ToolContext, ToolSpec};
+        let p = DemoProvider::new("demo", Duration::ZERO);
+        let offered = ["search_products", "get_product", "add_to_cart", "view_cart"].map(|name| ToolSpec {
+            name: name.into(),
+            description: String::new(),
+            parameters: "{}".into(),
+        });
+        let mut req = request(&[(Role::User, "show me running shoes")]);
+        req.tools = ToolContext { offered: offered.to_vec().into(), ..Default::default() };
+        let events = run(&p, req).await;
+        assert_eq!(events.len(), 3, "{events:?}");
+        let ProviderEvent::ToolCall(call) = &events[0] else { panic!("{events:?}") };
+        assert_eq!(
+            (call.name.as_str(), call.arguments.as_str()),
+            ("search_products", r#"{"query":"running shoes"}"#)
+        );
+        assert_eq!(events[1], ProviderEvent::Finish(FinishReason::ToolCalls));
+        assert!(matches!(events[2], ProviderEvent::Usage(_)));
+        // Without the shop's tools, the same words get a canned answer.
+        let events = run(&p, request(&[(Role::User, "show me running shoes")])).await;
+        assert!(events.iter().all(|e| !matches!(e, ProviderEvent::ToolCall(_))));
     }
 
     #[test]

@@ -93,6 +93,7 @@ pub async fn serve(mut config: Config) -> Result<(), StartError> {
         tracing::warn!(key = %key, "configured but not enforced by this version");
     }
     tenancy::tools::init(config.tool_allow_private.clone());
+    crate::demo_shop::init(addr).map_err(fail("demo shop"))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = open_store(&config, true).await?;
     tenancy::records::sync_config_tenants(store.as_ref(), &config.tenants, clock.now())

@@ -5,6 +5,7 @@ mod admin;
 mod app;
 mod cli;
 mod config;
+mod demo_shop;
 mod edge;
 mod gate;
 mod handlers;
@@ -59,6 +60,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before any thread exists: it sets an environment variable.
+    demo_shop::ensure_secret();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

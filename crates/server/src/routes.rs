@@ -33,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(telemetry::render))
         .merge(end_user)
         .merge(crate::web::router())
+        .merge(crate::demo_shop::router())
         .merge(crate::admin::router(state.clone()))
         .fallback(|| async { ApiError::new(ErrorCode::RouteNotFound) })
         .method_not_allowed_fallback(method_not_allowed)

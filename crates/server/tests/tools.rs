@@ -284,16 +284,23 @@ async fn tools_reach_private_addresses_only_when_the_operator_allows_it() {
 }
 
 #[tokio::test]
-async fn keys_of_what_is_not_built_yet_are_accepted_and_named_at_start() {
-    let (app, _fake, _merchant) = start(
+async fn keys_of_what_is_not_built_yet_are_named_at_start_and_an_unreachable_mcp_server_stops_nothing() {
+    let (app, fake, _merchant) = start(
         "[tenants.tooling]\nverify_url = \"https://shop.example/verify\"\n\
-         [[tenants.mcp]]\nname = \"shop\"\nurl = \"https://mcp.shop.example/mcp\"",
+         [[tenants.mcp]]\nname = \"shop\"\nurl = \"https://mcp.shop.example/mcp\"\ntimeout_ms = 500",
     )
     .await;
+    let (sid, v) = app.create_session("acme").await;
+    let reply = app.chat_stream(&v, &sid, "hi").await;
+    assert_eq!(reply.last().event, "stream_end", "a turn still answers");
+    let tools = fake.last_request().body["tools"].clone();
+    let names: Vec<&str> =
+        tools.as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["search_products"], "nothing offered from the server that cannot be reached");
     let log = app.log();
-    for key in ["tenants[0].tooling.verify_url", "tenants[0].mcp"] {
-        assert!(log.contains(key) && log.contains("not enforced"), "{key} not named:\n{log}");
-    }
+    let key = "tenants[0].tooling.verify_url";
+    assert!(log.contains(key) && log.contains("not enforced"), "{key} not named:\n{log}");
+    assert!(!log.contains("tenants[0].mcp"), "MCP servers are acted on:\n{log}");
 }
 
 /// SIGKILL while a round runs: after the restart the answer is
@@ -344,4 +351,64 @@ async fn a_crash_mid_round_keeps_the_text_and_the_calls_made_so_far() {
         (tools[1]["call_id"].as_str(), tools[1]["status"].as_str()),
         (Some("call_slow"), Some("error"))
     );
+}
+
+/// The built-in `handoff_to_human` (SPEC §16): the session waits for a
+/// person, the visitor's messages go to the agents, the console's
+/// `waiting` filter finds it, and an agent taking over then releasing gives
+/// it back to the AI.
+#[tokio::test]
+async fn a_handoff_leaves_the_session_waiting_for_an_agent() {
+    let (app, fake, _merchant) = start("[tenants.tooling]\nbuiltin_tools = [\"handoff_to_human\"]").await;
+    fake.push_mode(Mode::ToolCalls {
+        text: vec![],
+        calls: vec![tool_call("call_h", "handoff_to_human", r#"{"reason": "wants a refund"}"#)],
+    });
+    fake.push_mode(Mode::Normal(vec!["A person".into(), " will join you.".into()]));
+    let (sid, v) = app.create_session("acme").await;
+    let reply = app.chat_stream(&v, &sid, "I want to talk to a person").await;
+    let requests = fake.requests();
+    let offered: Vec<&str> = requests[0].body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(offered, ["search_products", "handoff_to_human"]);
+    let handoff = events(&reply, "handoff");
+    assert_eq!(handoff, [json!({"status": "waiting", "reason": "wants a refund"})]);
+    assert_eq!(reply.last().event, "stream_end");
+    assert_eq!(reply.last().json()["message"]["content"], "A person will join you.");
+
+    let session = app.get(&format!("/v1/sessions/{sid}"), Some(&v)).await;
+    assert_eq!(session.body["status"], "waiting", "{}", session.text);
+    let note = app.message(&v, &sid, 3).await.unwrap();
+    assert_eq!(
+        (note["role"].as_str(), note["content"].as_str()),
+        (Some("system"), Some("Handoff requested"))
+    );
+
+    // The AI is silent: the message is kept for the agents.
+    let calls = fake.calls();
+    let sent = app.chat_json(&v, &sid, "hello?").await;
+    assert_eq!(sent.status.as_u16(), 202, "{}", sent.text);
+    assert_eq!(sent.body["handled_by"], "agent");
+    assert_eq!(fake.calls(), calls, "the model is not asked");
+
+    let operator = admin::As::operator(Some("acme"));
+    let waiting = admin::get_ok(&app, &operator, "/v1/admin/sessions?status=waiting").await;
+    let ids: Vec<&str> =
+        waiting["items"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [sid.as_str()]);
+
+    let path = format!("/v1/admin/sessions/{sid}");
+    let taken = admin::call(&app, &operator, reqwest::Method::POST, &format!("{path}/takeover"), None).await;
+    assert_eq!(taken.status.as_u16(), 200, "{}", taken.text);
+    assert_eq!(taken.body["status"], "human");
+    let released =
+        admin::call(&app, &operator, reqwest::Method::POST, &format!("{path}/release"), None).await;
+    assert_eq!(released.status.as_u16(), 200, "{}", released.text);
+    assert_eq!(released.body["status"], "active");
+    let again = app.chat_stream(&v, &sid, "still there?").await;
+    assert_eq!(again.last().event, "stream_end", "the AI answers again");
 }

@@ -193,7 +193,7 @@ pub async fn set(store: &SqlStore, change: &HoldChange) -> Result<HoldOutcome, S
                 )?;
                 let removed = purge_for_one(&mut conn, &id, change.max_messages, locked.1).await?;
                 let taking = change.takeover.is_some();
-                let status = if taking { SessionStatus::Human } else { SessionStatus::Active };
+                let status = change.status();
                 let params = [
                     status.as_str().into(),
                     takeover.as_deref().into(),
@@ -229,7 +229,9 @@ pub async fn add_agent_message(
                 };
                 match status_of(&locked)? {
                     SessionStatus::Closed => return Ok(AgentMessageOutcome::Closed),
-                    SessionStatus::Active => return Ok(AgentMessageOutcome::NotHuman),
+                    SessionStatus::Active | SessionStatus::Waiting => {
+                        return Ok(AgentMessageOutcome::NotHuman)
+                    }
                     SessionStatus::Human => {}
                 }
                 let seq = locked.1 + 1;

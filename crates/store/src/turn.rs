@@ -91,7 +91,7 @@ pub fn decide(state: Option<TurnStateRow>, owner: &str) -> Result<Decision, Stor
     if state.check.streaming {
         return Ok(Decision::Refused(RawTurn::InProgress));
     }
-    Ok(Decision::Write { latest_seq: state.session.latest_seq, human: status == SessionStatus::Human })
+    Ok(Decision::Write { latest_seq: state.session.latest_seq, human: status.for_agents() })
 }
 
 /// The refusal of a turn with an answer whose budget reservation does not

@@ -100,7 +100,8 @@ impl Position {
             | SessionEvent::TypingFrom { .. }
             | SessionEvent::Error { .. }
             | SessionEvent::Takeover { .. }
-            | SessionEvent::Tool(_) => Step::Pass(event),
+            | SessionEvent::Tool(_)
+            | SessionEvent::Handoff { .. } => Step::Pass(event),
             // Built per subscriber, never published.
             SessionEvent::Session { .. }
             | SessionEvent::ResumeCursor { .. }

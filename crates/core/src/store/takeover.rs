@@ -18,12 +18,26 @@ pub struct HoldChange {
     /// `takeover` set). `None`: it goes back to the AI (status `active`,
     /// `takeover` cleared).
     pub takeover: Option<Takeover>,
+    /// With no `takeover`: the model asked for a person (status `waiting`)
+    /// instead of the session going back to the AI.
+    pub waiting: bool,
     /// The note's text ("Ada joined the conversation").
     pub note: String,
     /// The tenant's `max_messages_per_session`: what falls beyond it goes
     /// with the note, as it does with a turn's messages.
     pub max_messages: u32,
     pub now: Timestamp,
+}
+
+impl HoldChange {
+    /// The session's status once the change is written.
+    pub fn status(&self) -> SessionStatus {
+        match (&self.takeover, self.waiting) {
+            (Some(_), _) => SessionStatus::Human,
+            (None, true) => SessionStatus::Waiting,
+            (None, false) => SessionStatus::Active,
+        }
+    }
 }
 
 /// What a [`HoldChange`] did.
@@ -104,7 +118,9 @@ pub fn decide(
         (SessionStatus::Human, Some(new)) if current.is_some_and(|c| c.agent == new.agent) => {
             HoldDecision::Unchanged
         }
-        (SessionStatus::Active, None) => HoldDecision::Refuse(Refusal::NotHuman),
+        // A handoff asked again, or while an agent already answers.
+        (SessionStatus::Waiting | SessionStatus::Human, None) if change.waiting => HoldDecision::Unchanged,
+        (SessionStatus::Active, None) if !change.waiting => HoldDecision::Refuse(Refusal::NotHuman),
         _ if streaming => HoldDecision::Refuse(Refusal::InProgress),
         _ => HoldDecision::Write,
     }
@@ -134,6 +150,7 @@ mod tests {
             tenant_id: "acme".into(),
             session_id: Uuid::nil(),
             takeover,
+            waiting: false,
             note: String::new(),
             max_messages: 1000,
             now: crate::time::from_millis(0).unwrap(),
@@ -155,5 +172,49 @@ mod tests {
         assert_eq!(decide(Human, Some(&ada), false, &release), HoldDecision::Write);
         assert_eq!(decide(Active, None, false, &release), HoldDecision::Refuse(Refusal::NotHuman));
         assert_eq!(decide(Closed, None, false, &release), HoldDecision::Refuse(Refusal::Closed));
+    }
+}
+
+#[cfg(test)]
+mod waiting_tests {
+    use super::*;
+
+    fn handoff() -> HoldChange {
+        HoldChange {
+            tenant_id: "acme".into(),
+            session_id: Uuid::nil(),
+            takeover: None,
+            waiting: true,
+            note: "Handoff requested".into(),
+            max_messages: 1000,
+            now: crate::time::from_millis(0).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_handoff_waits_for_an_agent_who_takes_over_or_releases() {
+        use SessionStatus::{Active, Closed, Human, Waiting};
+        let ask = handoff();
+        assert_eq!(ask.status(), Waiting);
+        assert_eq!(decide(Active, None, false, &ask), HoldDecision::Write);
+        assert_eq!(decide(Waiting, None, false, &ask), HoldDecision::Unchanged, "asked twice");
+        assert_eq!(decide(Human, None, false, &ask), HoldDecision::Unchanged, "an agent is there");
+        assert_eq!(decide(Closed, None, false, &ask), HoldDecision::Refuse(Refusal::Closed));
+        let release = HoldChange { waiting: false, ..handoff() };
+        assert_eq!(release.status(), Active);
+        assert_eq!(
+            decide(Waiting, None, false, &release),
+            HoldDecision::Write,
+            "an agent sends it back to the AI"
+        );
+        let take = HoldChange {
+            takeover: Some(Takeover {
+                agent: crate::model::AgentRef { name: "Ada".into() },
+                since: crate::time::from_millis(0).unwrap(),
+            }),
+            ..release
+        };
+        assert_eq!(take.status(), Human);
+        assert_eq!(decide(Waiting, None, false, &take), HoldDecision::Write);
     }
 }

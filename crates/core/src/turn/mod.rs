@@ -203,6 +203,7 @@ impl TurnEngine {
             history,
             reservation,
             tools: Default::default(),
+            handoff: Default::default(),
         };
         inner.tracker.spawn(task.run());
         Ok(SendOutcome::Streaming(stream))

@@ -26,6 +26,9 @@ pub(super) struct TurnTask {
     pub reservation: Option<uuid::Uuid>,
     /// The answer's tool calls so far, stored with it (`tools.rs`).
     pub tools: std::sync::Mutex<Vec<crate::tools::ToolCallRecord>>,
+    /// The model asked for a person, with this reason: the session waits
+    /// for an agent once the answer is stored (`tools.rs`).
+    pub handoff: std::sync::Mutex<Option<Option<String>>>,
 }
 
 /// How the provider part of a turn ended.
@@ -150,6 +153,9 @@ impl TurnTask {
             }),
         };
         self.write_finish(&finish).await;
+        // Before the end is published: the visitor's next message already
+        // finds the session waiting.
+        let handoff_note = self.hand_off().await;
         if let Some(observer) = &self.inner.config.observer {
             observer.finished(&TurnReport {
                 tenant_id: &self.msg.tenant.id,
@@ -176,6 +182,9 @@ impl TurnTask {
             // Session subscribers learn the stored final state (with its seq,
             // their resume cursor) after the error itself.
             self.publish(SessionEvent::Message(message));
+        }
+        if let Some(note) = handoff_note {
+            self.publish(SessionEvent::Message(note));
         }
     }
 
@@ -219,6 +228,10 @@ impl TurnTask {
             // Run by the caller once the response ends.
             ProviderEvent::ToolCall(call) => {
                 observed.calls.push(call);
+                false
+            }
+            ProviderEvent::RemoteTool(tool) => {
+                self.remote_tool(tool);
                 false
             }
         }
@@ -275,9 +288,7 @@ impl TurnTask {
             subject: self.msg.subject.to_string(),
             conversation_id: None,
             tools: match &self.msg.tenant.tools {
-                Some(tooling) => {
-                    ToolContext { offered: tooling.toolbox.offered().await, ..ToolContext::default() }
-                }
+                Some(tooling) => ToolContext { offered: offered(tooling).await, ..ToolContext::default() },
                 None => ToolContext::default(),
             },
         }
@@ -291,6 +302,15 @@ impl TurnTask {
 fn estimate_prompt(request: &ChatRequest) -> u32 {
     let system = request.system_prompt.as_deref().map_or(0, estimate_tokens);
     request.history.iter().fold(system, |sum, m| sum.saturating_add(estimate_tokens(&m.content)))
+}
+
+/// The tenant's tools, and the built-in ones it lists.
+async fn offered(tooling: &crate::tools::Tooling) -> std::sync::Arc<[crate::tools::ToolSpec]> {
+    let tools = tooling.toolbox.offered().await;
+    if !tooling.handoff {
+        return tools;
+    }
+    tools.iter().cloned().chain(std::iter::once(crate::tools::handoff_spec())).collect()
 }
 
 /// Usage of two rounds of one turn.

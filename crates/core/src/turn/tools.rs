@@ -8,7 +8,10 @@
 
 use super::run::TurnTask;
 use crate::events::{SessionEvent, ToolEvent};
-use crate::tools::{Invocation, Outcome, ToolCall, ToolCallRecord, ToolResult, ToolStatus, Tooling};
+use crate::store::takeover::{HoldChange, HoldOutcome};
+use crate::tools::{
+    handoff_reason, Invocation, Outcome, ToolCall, ToolCallRecord, ToolResult, ToolStatus, Tooling, HANDOFF,
+};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::sync::Arc;
 use tokio::time::{Instant, Interval};
@@ -25,6 +28,10 @@ impl TurnTask {
         let mut results: Vec<Option<ToolResult>> = vec![None; calls.len()];
         let mut runs = Vec::new();
         for (i, call) in calls.iter().enumerate() {
+            if i < max && tooling.handoff && call.name == HANDOFF {
+                results[i] = Some(self.ask_for_a_person(call));
+                continue;
+            }
             let checked = if i >= max {
                 Err(format!("not run: at most {max} tool calls per response"))
             } else {
@@ -79,6 +86,107 @@ impl TurnTask {
             });
         }
         Some(results.into_iter().flatten().collect())
+    }
+
+    /// A tool the vendor ran itself: shown as it starts and as it ends,
+    /// kept with the answer like ours; a repeat that changes nothing is not
+    /// shown again.
+    pub(super) fn remote_tool(&self, tool: crate::tools::RemoteTool) {
+        let status = if tool.result.is_some() { ToolStatus::Done } else { ToolStatus::Running };
+        let record = {
+            let mut tools = self.tools.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match tools.iter_mut().find(|r| r.call_id == tool.id) {
+                Some(known) if known.status == status => return,
+                Some(known) => {
+                    known.status = status;
+                    known.result = tool.result.map(serde_json::Value::String);
+                    known.clone()
+                }
+                None => {
+                    let record = ToolCallRecord {
+                        call_id: tool.id,
+                        name: tool.name,
+                        arguments: raw_arguments(&tool.arguments),
+                        result: tool.result.map(serde_json::Value::String),
+                        display: None,
+                        status,
+                        error: None,
+                        started_at: self.inner.clock.now(),
+                        duration_ms: None,
+                    };
+                    tools.push(record.clone());
+                    record
+                }
+            }
+        };
+        self.publish_tool(&record);
+    }
+
+    /// The built-in `handoff_to_human`: the model hears that a person was
+    /// asked for; the session waits for one once the answer is stored
+    /// ([`TurnTask::hand_off`]), and everyone watching the session is told
+    /// now (`handoff`).
+    fn ask_for_a_person(&self, call: &ToolCall) -> ToolResult {
+        let reason = handoff_reason(&call.arguments);
+        let waiting = serde_json::json!({"status": "waiting"});
+        let record = ToolCallRecord {
+            call_id: call.id.clone(),
+            name: call.name.clone(),
+            arguments: raw_arguments(&call.arguments),
+            result: reason.is_ok().then(|| waiting.clone()),
+            display: None,
+            status: if reason.is_ok() { ToolStatus::Done } else { ToolStatus::Error },
+            error: reason.as_ref().err().cloned(),
+            started_at: self.inner.clock.now(),
+            duration_ms: Some(0),
+        };
+        self.publish_tool(&record);
+        self.keep_tool(record);
+        match reason {
+            Ok(reason) => {
+                self.observe_tool(HANDOFF, "done", None);
+                let mut handoff = self.handoff.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if handoff.is_none() {
+                    let event = SessionEvent::Handoff { turn_id: self.live.turn_id, reason: reason.clone() };
+                    self.inner.bus.publish(self.msg.session_id, Arc::new(event));
+                    *handoff = Some(reason);
+                }
+                ToolResult { call_id: call.id.clone(), content: waiting.to_string(), is_error: false }
+            }
+            Err(why) => {
+                self.observe_tool(HANDOFF, "refused", None);
+                error_result(call, why)
+            }
+        }
+    }
+
+    /// After the answer is stored: the session waits for an agent, with a
+    /// system note "Handoff requested" (its seq after the answer's). Returns
+    /// the note, for the caller to publish after the answer's end.
+    pub(super) async fn hand_off(&self) -> Option<crate::model::Message> {
+        let asked = self.handoff.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        asked.as_ref()?;
+        let now = self.inner.clock.now();
+        let change = HoldChange {
+            tenant_id: self.msg.tenant.id.clone(),
+            session_id: self.msg.session_id,
+            takeover: None,
+            waiting: true,
+            note: "Handoff requested".to_owned(),
+            max_messages: self.msg.tenant.max_messages_per_session,
+            now,
+        };
+        match self.inner.store.set_takeover(&change).await {
+            Ok(HoldOutcome::Changed { note, .. }) => Some(note),
+            Ok(outcome) => {
+                tracing::info!(session_id = %self.msg.session_id, ?outcome, "handoff left the session as it was");
+                None
+            }
+            Err(e) => {
+                tracing::error!(session_id = %self.msg.session_id, error = %e, "could not store a handoff");
+                None
+            }
+        }
     }
 
     fn observe_tool(&self, name: &str, outcome: &'static str, took: Option<std::time::Duration>) {

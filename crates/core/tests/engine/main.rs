@@ -16,6 +16,7 @@ mod fallbacks;
 mod reaper;
 mod retries;
 mod timeouts;
+mod tools;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,9 +1,9 @@
 //! The Dify chat-messages streaming wire format: the request body we send and
 //! how the chunks of the answer become provider events. Every chunk is a
 //! `data:` JSON object naming its own `event`; only the few events that carry
-//! answer text, the end or an error matter here, and any other (agent
-//! thoughts, files, speech, chatflow progress, events added later) is
-//! tolerated and skipped.
+//! answer text, the end, an error or an agent's tool use matter here, and any
+//! other (files, speech, chatflow progress, events added later) is tolerated
+//! and skipped.
 
 use crate::answer::{Flow, Wire};
 use crate::http::{snippet, to_u32};
@@ -41,6 +41,8 @@ pub(crate) enum Chunk {
     Replace { conversation_id: Option<String>, answer: String },
     /// `message_end`: the answer is complete, with Dify's counts if given.
     End { conversation_id: Option<String>, usage: Option<Usage> },
+    /// `agent_thought` naming a tool: Dify's agent ran (or runs) it.
+    Thought { conversation_id: Option<String>, tool: switchboard_core::tools::RemoteTool },
     /// `error`: the stream ends with this failure.
     Error(ProviderError),
     /// Anything else, including keep-alives.
@@ -160,11 +162,33 @@ pub(crate) fn parse_chunk(data: &str) -> Result<Chunk, ProviderError> {
             });
             Chunk::End { conversation_id, usage }
         }
+        "agent_thought" => match thought(&value) {
+            Some(tool) => Chunk::Thought { conversation_id, tool },
+            None => Chunk::Other { conversation_id },
+        },
         "error" => {
             let chunk = ErrorChunk::deserialize(&value).map_err(|e| unparseable(&e, data))?;
             Chunk::Error(error(&chunk))
         }
         _ => Chunk::Other { conversation_id },
+    })
+}
+
+/// The tool an `agent_thought` reports, if it names one (a thought without
+/// a tool is the agent's reasoning, not shown). `tool_input` is the JSON text
+/// Dify gives; `observation`, once not empty, is the tool's result.
+fn thought(value: &serde_json::Value) -> Option<switchboard_core::tools::RemoteTool> {
+    let text = |key: &str| value.get(key).and_then(serde_json::Value::as_str).unwrap_or_default();
+    let (id, name) = (text("id"), text("tool"));
+    if id.is_empty() || name.is_empty() {
+        return None;
+    }
+    let observation = text("observation");
+    Some(switchboard_core::tools::RemoteTool {
+        id: id.to_owned(),
+        name: name.to_owned(),
+        arguments: text("tool_input").to_owned(),
+        result: (!observation.is_empty()).then(|| observation.to_owned()),
     })
 }
 
@@ -230,6 +254,11 @@ impl Wire for DifyWire {
                 out.push(ProviderEvent::Finish(reason));
                 out.extend(usage.map(ProviderEvent::Usage));
                 Ok(Flow::Done)
+            }
+            Chunk::Thought { conversation_id, tool } => {
+                self.conversation(conversation_id, out);
+                out.push(ProviderEvent::RemoteTool(tool));
+                Ok(Flow::More)
             }
             Chunk::Error(e) => Err(e),
             Chunk::Other { conversation_id } => {

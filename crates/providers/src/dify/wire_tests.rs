@@ -95,7 +95,7 @@ fn error_events_by_status() {
 #[test]
 fn other_events_are_skipped_and_garbage_is_not() {
     for d in [
-        r#"{"event":"agent_thought","id":"a","position":1,"thought":"","tool":"weather","tool_input":"{\"city\":\"Paris\"}","observation":null}"#,
+        r#"{"event":"agent_thought","id":"a","position":1,"thought":"Let me think.","tool":"","tool_input":"","observation":""}"#,
         r#"{"event":"workflow_started","task_id":"t","workflow_run_id":"w","data":{"id":"w","inputs":{}}}"#,
         r#"{"event":"tts_message","audio":"AAAA","answer":7}"#,
         r#"{"event":"ping"}"#,
@@ -154,4 +154,17 @@ fn an_error_or_a_body_without_the_end_fails() {
     );
     assert_eq!(out, vec![]);
     assert!(!wire.complete_without_end_marker());
+}
+
+#[test]
+fn an_agents_tool_use_is_reported_as_it_fills_in() {
+    let started = r#"{"event":"agent_thought","id":"a","position":1,"thought":"","tool":"weather","tool_input":"{\"weather\":{\"city\":\"Paris\"}}","observation":""}"#;
+    let Chunk::Thought { tool, .. } = parse_chunk(started).unwrap() else { panic!("not a thought") };
+    assert_eq!((tool.id.as_str(), tool.name.as_str(), tool.result), ("a", "weather", None));
+    assert_eq!(tool.arguments, r#"{"weather":{"city":"Paris"}}"#);
+    let done = started.replace(r#""observation":"""#, r#""observation":"Sunny, 21°C.""#);
+    let Chunk::Thought { tool, .. } = parse_chunk(&done).unwrap() else { panic!("not a thought") };
+    assert_eq!(tool.result.as_deref(), Some("Sunny, 21°C."));
+    let null = started.replace(r#""observation":"""#, r#""observation":null"#);
+    assert!(matches!(parse_chunk(&null).unwrap(), Chunk::Thought { tool, .. } if tool.result.is_none()));
 }

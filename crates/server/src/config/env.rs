@@ -6,7 +6,8 @@
 use toml::Value;
 
 /// Variables that hold secrets or test settings: never configuration keys.
-const NOT_KEYS: &[&str] = &["OPERATOR_TOKEN", "ENCRYPTION_KEYS", "SIGNING_KEY", "AUDIT_KEY", "WEB_DIR"];
+const NOT_KEYS: &[&str] =
+    &["OPERATOR_TOKEN", "ENCRYPTION_KEYS", "SIGNING_KEY", "AUDIT_KEY", "WEB_DIR", "DEMO_SHOP_SECRET"];
 
 /// Whether `name` (without the prefix) is one of the reserved variables.
 fn reserved(name: &str, referenced: &[String]) -> bool {

@@ -88,18 +88,22 @@ pub struct Config {
 impl Config {
     /// Once the server listens: with `listen` on port 0 and no `public_url`,
     /// the server's own origin is known only now, so `public_url` (and the
-    /// built-in demo tenant's origins) become `http://127.0.0.1:<port>`.
+    /// built-in demo tenant's origins) become `http://127.0.0.1:<port>`. The
+    /// built-in demo tenant's tools point at the address it got, whatever
+    /// `public_url` says (a proxy's address, say).
     pub fn bound_to(&mut self, addr: SocketAddr) -> Result<(), ConfigError> {
-        if !self.public_url_follows_listener {
-            return Ok(());
+        if self.public_url_follows_listener {
+            let shown = if addr.ip().is_unspecified() {
+                SocketAddr::from(([127, 0, 0, 1], addr.port()))
+            } else {
+                addr
+            };
+            // `SocketAddr` shows IPv6 hosts in brackets, as URLs want them.
+            let url = format!("http://{shown}");
+            self.public_url = normalize_origin(&url).ok_or_else(|| err(format!("`public_url`: `{url}`")))?;
         }
-        let shown =
-            if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr };
-        // `SocketAddr` shows IPv6 hosts in brackets, as URLs want them.
-        let url = format!("http://{shown}");
-        self.public_url = normalize_origin(&url).ok_or_else(|| err(format!("`public_url`: `{url}`")))?;
         if self.builtin_demo {
-            self.tenants = vec![tenant::builtin_demo(&self.public_url, addr.port()).map_err(err)?];
+            self.tenants = vec![tenant::builtin_demo(&self.public_url, addr).map_err(err)?];
         }
         Ok(())
     }
@@ -183,7 +187,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     }
     let builtin_demo = tenants.is_empty();
     if builtin_demo {
-        tenants.push(tenant::builtin_demo(&public_url, listen.port()).map_err(err)?);
+        tenants.push(tenant::builtin_demo(&public_url, listen).map_err(err)?);
     }
     if raw.bus_url.starts_with("nats://") {
         nats_windows(&tenants)?;
@@ -297,9 +301,7 @@ fn not_enforced(raw: &RawConfig) -> Vec<String> {
         }
     };
     for (i, t) in raw.tenants.iter().enumerate() {
-        note(!t.mcp.is_empty(), format!("tenants[{i}].mcp"));
         let Some(tooling) = &t.tooling else { continue };
-        note(!tooling.builtin_tools.is_empty(), format!("tenants[{i}].tooling.builtin_tools"));
         note(tooling.verify_url.is_some(), format!("tenants[{i}].tooling.verify_url"));
         note(tooling.memory, format!("tenants[{i}].tooling.memory"));
     }

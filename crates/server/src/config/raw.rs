@@ -194,9 +194,8 @@ pub struct RawTenant {
     pub tools: Vec<RawTool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tooling: Option<RawTooling>,
-    /// `[[tenants.mcp]]`: accepted as written, not acted on yet.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub mcp: Vec<toml::Table>,
+    pub mcp: Vec<RawMcp>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -371,4 +370,18 @@ pub struct RawTooling {
     pub verify_timeout_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub memory: bool,
+}
+
+/// `[[tenants.mcp]]` (SPEC §16): an MCP server whose tools the model may call.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMcp {
+    pub name: String,
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bearer_token_env: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
 }

@@ -1,6 +1,6 @@
 //! Validation of one `[[tenants]]` entry, and the built-in `demo` tenant.
 
-use super::raw::{RawBudget, RawJwt, RawProvider, RawRateLimits, RawTenant, RawWindow};
+use super::raw::{RawBudget, RawJwt, RawProvider, RawRateLimits, RawTenant, RawTool, RawTooling, RawWindow};
 use switchboard_core::tenant::{
     BreakerPolicy, JwtKey, OnDisconnect, ProviderKind, ProviderSettings, RateLimits, RetryPolicy, Timeouts,
     Window,
@@ -31,8 +31,10 @@ pub struct TenantConfig {
     pub fallbacks: Vec<ProviderSettings>,
     /// `[[tenants.tools]]`: webhook tools its model may call.
     pub tools: Vec<super::tools::ToolConfig>,
-    /// `[tenants.tooling]`: a turn's limits on tool calls.
+    /// `[tenants.tooling]`: a turn's limits on tool calls, built-in tools.
     pub tooling: super::tools::ToolingConfig,
+    /// `[[tenants.mcp]]`: MCP servers whose tools the model may call.
+    pub mcp: Vec<super::tools::McpConfig>,
     /// The entry as written (secrets only by variable name): what the
     /// database keeps and `switchboard tenant show` prints.
     pub raw: RawTenant,
@@ -66,6 +68,7 @@ pub(crate) fn validate(t: RawTenant) -> Result<TenantConfig, String> {
     let rate_limits = rate_limits(t.rate_limits)?;
     let tools = super::tools::tools(&t.tools)?;
     let tooling = super::tools::tooling(t.tooling.as_ref())?;
+    let mcp = super::tools::mcp(&t.mcp)?;
     Ok(TenantConfig {
         name: t.name.unwrap_or_else(|| t.id.clone()),
         id: t.id,
@@ -84,6 +87,7 @@ pub(crate) fn validate(t: RawTenant) -> Result<TenantConfig, String> {
         fallbacks,
         tools,
         tooling,
+        mcp,
         raw,
     })
 }
@@ -222,8 +226,10 @@ fn provider_settings(p: RawProvider) -> Result<ProviderSettings, String> {
 }
 
 /// The tenant a fresh checkout runs: the offline demo model, reachable from
-/// the server's own pages.
-pub(super) fn builtin_demo(public_url: &str, port: u16) -> Result<TenantConfig, String> {
+/// the server's own pages, with the demo shop's tools (served by this server
+/// at `listen`) and the built-in handoff.
+pub(super) fn builtin_demo(public_url: &str, listen: std::net::SocketAddr) -> Result<TenantConfig, String> {
+    let port = listen.port();
     let mut origins = vec![public_url.to_owned()];
     for o in [format!("http://127.0.0.1:{port}"), format!("http://localhost:{port}")] {
         if let Some(n) = normalize_origin(&o) {
@@ -251,9 +257,29 @@ pub(super) fn builtin_demo(public_url: &str, port: u16) -> Result<TenantConfig, 
         rate_limits: None,
         budget: None,
         fallbacks: Vec::new(),
-        tools: Vec::new(),
-        tooling: None,
+        tools: demo_shop_tools(listen)?,
+        tooling: Some(RawTooling { builtin_tools: vec!["handoff_to_human".into()], ..RawTooling::default() }),
         mcp: Vec::new(),
     };
     validate(raw)
+}
+
+/// The demo shop's tools, as a `[[tenants.tools]]` entry would declare them.
+fn demo_shop_tools(listen: std::net::SocketAddr) -> Result<Vec<RawTool>, String> {
+    let url = crate::demo_shop::tools_url(listen);
+    crate::demo_shop::tool_specs()
+        .into_iter()
+        .map(|(name, description, parameters)| {
+            let parameters =
+                toml::Value::try_from(parameters).map_err(|e| format!("demo shop `{name}`: {e}"))?;
+            Ok(RawTool {
+                name: name.into(),
+                description: Some(description.into()),
+                parameters: Some(parameters),
+                url: url.clone(),
+                secret_env: Some(crate::demo_shop::SECRET_ENV.into()),
+                timeout_ms: Some(crate::demo_shop::TIMEOUT_MS),
+            })
+        })
+        .collect()
 }

@@ -3,7 +3,7 @@
 //! environment: names, schemas' shape, URLs and limits. Secrets are read
 //! when the tenant is built (`tenancy::tools`).
 
-use super::raw::{RawTool, RawTooling};
+use super::raw::{RawMcp, RawTool, RawTooling};
 use std::time::Duration;
 
 /// A tool's name as models accept it (OpenAI: `^[a-zA-Z0-9_-]{1,64}$`).
@@ -33,12 +33,59 @@ pub struct ToolConfig {
 pub struct ToolingConfig {
     pub max_rounds: u32,
     pub max_calls: u32,
+    /// `builtin_tools` lists `handoff_to_human`.
+    pub handoff: bool,
 }
 
 impl Default for ToolingConfig {
     fn default() -> Self {
-        Self { max_rounds: 4, max_calls: 8 }
+        Self { max_rounds: 4, max_calls: 8, handoff: false }
     }
+}
+
+/// An MCP server of a tenant (`[[tenants.mcp]]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct McpConfig {
+    /// Its tools are offered as `<name>__<tool>`.
+    pub name: String,
+    pub url: String,
+    /// The variable holding the bearer token, if it needs one.
+    pub bearer_token_env: Option<String>,
+    /// Bare tool names offered; `None`: all.
+    pub allow: Option<Vec<String>>,
+    pub timeout: Duration,
+}
+
+pub fn mcp(raw: &[RawMcp]) -> Result<Vec<McpConfig>, String> {
+    let mut out: Vec<McpConfig> = Vec::with_capacity(raw.len());
+    for (i, m) in raw.iter().enumerate() {
+        let key = |field: &str| format!("`mcp[{i}].{field}`");
+        // The prefix and its `__` must leave room for a tool's name.
+        if !valid_name(&m.name) || m.name.len() > 32 || m.name.contains("__") {
+            return Err(format!("{}: must be 1-32 characters of A-Z a-z 0-9 _ - (no `__`)", key("name")));
+        }
+        if out.iter().any(|o| o.name == m.name) {
+            return Err(format!("{}: `{}` is declared twice", key("name"), m.name));
+        }
+        let url = switchboard_tools::Url::parse(&m.url)
+            .map_err(|_| format!("{}: `{}` is not a URL", key("url"), m.url))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(format!("{}: must be an http(s) URL", key("url")));
+        }
+        let timeout = match m.timeout_ms {
+            None => DEFAULT_TIMEOUT,
+            Some(ms) if (1..=MAX_TIMEOUT_MS).contains(&ms) => Duration::from_millis(ms),
+            Some(_) => return Err(format!("{}: must be 1 to {MAX_TIMEOUT_MS}", key("timeout_ms"))),
+        };
+        out.push(McpConfig {
+            name: m.name.clone(),
+            url: m.url.clone(),
+            bearer_token_env: m.bearer_token_env.clone().filter(|v| !v.is_empty()),
+            allow: m.allow.clone(),
+            timeout,
+        });
+    }
+    Ok(out)
 }
 
 pub fn tools(raw: &[RawTool]) -> Result<Vec<ToolConfig>, String> {
@@ -91,9 +138,22 @@ pub fn tooling(raw: Option<&RawTooling>) -> Result<ToolingConfig, String> {
         Some(n) if (1..=32).contains(&n) => Ok(n),
         Some(_) => Err(format!("`tooling.{name}`: must be 1 to 32")),
     };
+    let mut handoff = false;
+    for name in &raw.builtin_tools {
+        match name.as_str() {
+            "handoff_to_human" => handoff = true,
+            "remember" | "forget" => {
+                return Err(format!(
+                    "`tooling.builtin_tools`: `{name}` comes with `memory = true`, not listed here"
+                ))
+            }
+            other => return Err(format!("`tooling.builtin_tools`: `{other}` is not a built-in tool")),
+        }
+    }
     Ok(ToolingConfig {
         max_rounds: limit("max_tool_rounds", raw.max_tool_rounds, defaults.max_rounds)?,
         max_calls: limit("max_tool_calls", raw.max_tool_calls, defaults.max_calls)?,
+        handoff,
     })
 }
 
@@ -130,7 +190,11 @@ mod tests {
 
     #[test]
     fn limits_default_and_are_bounded() {
-        assert_eq!(tooling(None).unwrap(), ToolingConfig { max_rounds: 4, max_calls: 8 });
+        assert_eq!(tooling(None).unwrap(), ToolingConfig { max_rounds: 4, max_calls: 8, handoff: false });
+        let raw = RawTooling { builtin_tools: vec!["handoff_to_human".into()], ..Default::default() };
+        assert!(tooling(Some(&raw)).unwrap().handoff);
+        let raw = RawTooling { builtin_tools: vec!["launch_rockets".into()], ..Default::default() };
+        assert!(tooling(Some(&raw)).unwrap_err().contains("launch_rockets"));
         let raw = RawTooling { max_tool_rounds: Some(2), ..Default::default() };
         assert_eq!(tooling(Some(&raw)).unwrap().max_rounds, 2);
         let raw = RawTooling { max_tool_calls: Some(0), ..Default::default() };

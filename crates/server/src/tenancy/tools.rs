@@ -1,19 +1,25 @@
-//! A tenant's tools as its turns use them: the webhook tools of its
-//! configuration, with their secrets read from the environment, on the one
-//! webhook client of the process (pooled per tenant, guarded against private
-//! addresses by the operator's `tool_allow_private`).
+//! A tenant's tools as its turns use them: the webhook tools and MCP
+//! servers of its configuration, with their secrets read from the
+//! environment, on the process's one webhook client and one MCP client
+//! (pooled, guarded against private addresses by the operator's
+//! `tool_allow_private`), and the built-in tools it lists.
 
 use crate::config::TenantConfig;
 use std::sync::{Arc, OnceLock};
-use switchboard_core::tools::{ToolSpec, Tooling};
-use switchboard_tools::{PrivateAllowList, SigningKeys, WebhookClient, WebhookTool, WebhookToolbox};
+use switchboard_core::tools::{ToolSpec, Toolbox, Tooling};
+use switchboard_tools::{
+    ListingIntervals, McpClient, McpServer, McpServerConfig, PrivateAllowList, SigningKeys, ToolSet,
+    WebhookClient, WebhookTool, WebhookToolbox,
+};
 
 static CLIENT: OnceLock<Arc<WebhookClient>> = OnceLock::new();
+static MCP: OnceLock<McpClient> = OnceLock::new();
 
 /// Sets what tools may reach on private addresses; once, at start, before
 /// any tenant is built. Without it nothing private is allowed.
 pub fn init(allow: PrivateAllowList) {
-    if CLIENT.set(Arc::new(WebhookClient::new(allow))).is_err() {
+    let mcp = MCP.set(McpClient::new(allow.clone()));
+    if CLIENT.set(Arc::new(WebhookClient::new(allow))).is_err() || mcp.is_err() {
         tracing::warn!("the tools' webhook client was set up twice; the first one stays");
     }
 }
@@ -22,10 +28,24 @@ fn client() -> Arc<WebhookClient> {
     CLIENT.get_or_init(|| Arc::new(WebhookClient::new(PrivateAllowList::default()))).clone()
 }
 
+/// The demo shop's own client for the built-in demo tenant (allowed to
+/// reach the server's own address, and only that: see `demo_shop`), else
+/// the shared one.
+fn own_or_shared_client(config: &TenantConfig) -> Arc<WebhookClient> {
+    crate::demo_shop::client_for(&config.tools).unwrap_or_else(client)
+}
+
+fn mcp_client() -> &'static McpClient {
+    MCP.get_or_init(|| McpClient::new(PrivateAllowList::default()))
+}
+
 /// `None` for a tenant without tools. Fails when a tool's secret variable
-/// is not set or holds no valid `whsec_` secret, or its schema is not one.
+/// is not set or holds no valid `whsec_` secret, or its schema is not one,
+/// or an MCP server's token variable is not set or its address is private
+/// and not allowed. An MCP server that is down fails nothing: its tools are
+/// offered once it answers.
 pub fn tooling(config: &TenantConfig) -> Result<Option<Tooling>, String> {
-    if config.tools.is_empty() {
+    if config.tools.is_empty() && config.mcp.is_empty() && !config.tooling.handoff {
         return Ok(None);
     }
     let mut tools = Vec::with_capacity(config.tools.len());
@@ -45,9 +65,39 @@ pub fn tooling(config: &TenantConfig) -> Result<Option<Tooling>, String> {
                 .map_err(|e| format!("tools `{name}`: {e}"))?,
         );
     }
+    let webhooks = WebhookToolbox::new(config.id.clone(), own_or_shared_client(config), tools);
+    let servers = mcp_servers(config)?;
+    let toolbox: Arc<dyn Toolbox> =
+        if servers.is_empty() { Arc::new(webhooks) } else { Arc::new(ToolSet::new(webhooks, servers)?) };
     Ok(Some(Tooling {
-        toolbox: Arc::new(WebhookToolbox::new(config.id.clone(), client(), tools)),
+        toolbox,
         max_rounds: config.tooling.max_rounds,
         max_calls: config.tooling.max_calls,
+        handoff: config.tooling.handoff,
     }))
+}
+
+fn mcp_servers(config: &TenantConfig) -> Result<Vec<McpServer>, String> {
+    let mut servers = Vec::with_capacity(config.mcp.len());
+    for m in &config.mcp {
+        let bearer_token = match &m.bearer_token_env {
+            Some(var) => Some(
+                std::env::var(var)
+                    .map_err(|_| format!("mcp `{}`: the variable {var} is not set", m.name))?
+                    .into(),
+            ),
+            None => None,
+        };
+        let server = McpServerConfig {
+            tenant_id: config.id.clone(),
+            name: m.name.clone(),
+            url: m.url.clone(),
+            bearer_token,
+            allow: m.allow.clone(),
+            timeout: m.timeout,
+            intervals: ListingIntervals::default(),
+        };
+        servers.push(McpServer::new(server, mcp_client()).map_err(|e| format!("mcp `{}`: {e}", m.name))?);
+    }
+    Ok(servers)
 }

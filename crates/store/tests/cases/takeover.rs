@@ -11,6 +11,7 @@ use switchboard_core::store::takeover::{AgentMessage, AgentMessageOutcome, HoldC
 /// `name` taking `session` over at `now` (`None`: a release).
 pub fn hold(session: &Session, name: Option<&str>, now: Timestamp) -> HoldChange {
     HoldChange {
+        waiting: false,
         tenant_id: session.tenant_id.clone(),
         session_id: session.id,
         takeover: name.map(|n| Takeover { agent: AgentRef { name: n.into() }, since: now }),

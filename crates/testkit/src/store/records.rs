@@ -211,7 +211,7 @@ impl State {
             return HoldOutcome::NotFound;
         };
         let taking = change.takeover.is_some();
-        session.status = if taking { SessionStatus::Human } else { SessionStatus::Active };
+        session.status = change.status();
         // Kept as the SQL backends keep it: to the millisecond.
         session.takeover = change.takeover.clone().map(|mut t| {
             t.since = ms(t.since);
@@ -232,7 +232,7 @@ impl State {
         };
         match session.status {
             SessionStatus::Closed => return AgentMessageOutcome::Closed,
-            SessionStatus::Active => return AgentMessageOutcome::NotHuman,
+            SessionStatus::Active | SessionStatus::Waiting => return AgentMessageOutcome::NotHuman,
             SessionStatus::Human => {}
         }
         let latest_seq = session.latest_seq;

@@ -26,7 +26,7 @@ impl State {
         if self.streaming(turn.session_id) {
             return BeginTurnOutcome::InProgress;
         }
-        let human = status == SessionStatus::Human;
+        let human = status.for_agents();
         // Only a turn with an answer spends anything, and the budget is the
         // last check of all.
         if let Some(r) = turn.budget.as_ref().filter(|_| !human) {
