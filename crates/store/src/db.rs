@@ -12,7 +12,7 @@
 
 use sqlx::postgres::{PgArguments, PgConnection, PgPool, PgRow};
 use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqlitePool, SqliteRow};
-use sqlx::{Arguments as _, FromRow};
+use sqlx::FromRow;
 use std::borrow::Cow;
 use switchboard_core::store::StoreError;
 use switchboard_core::time::Timestamp;
@@ -139,22 +139,23 @@ impl rusqlite::ToSql for Param<'_> {
 }
 
 fn sqlite_args<'q>(params: &'q [Param<'q>]) -> Result<SqliteArguments<'q>, sqlx::Error> {
-    let mut args = SqliteArguments::default();
-    for param in params {
-        match param {
-            Param::Text(v) => args.add(v.as_deref()),
-            Param::Int(v) => args.add(*v),
-            Param::Int32(v) => args.add(*v),
-            Param::Bool(v) => args.add(*v),
-            Param::Bytes(v) => args.add(*v),
-        }
-        .map_err(sqlx::Error::Encode)?;
-    }
-    Ok(args)
+    bind_all(params, SqliteArguments::default())
 }
 
 fn pg_args(params: &[Param<'_>]) -> Result<PgArguments, sqlx::Error> {
-    let mut args = PgArguments::default();
+    bind_all(params, PgArguments::default())
+}
+
+/// Adds each value to a backend's arguments, in order.
+fn bind_all<'q, A>(params: &'q [Param<'q>], mut args: A) -> Result<A, sqlx::Error>
+where
+    A: sqlx::Arguments<'q>,
+    Option<&'q str>: sqlx::Encode<'q, A::Database> + sqlx::Type<A::Database>,
+    Option<i64>: sqlx::Encode<'q, A::Database> + sqlx::Type<A::Database>,
+    i32: sqlx::Encode<'q, A::Database> + sqlx::Type<A::Database>,
+    bool: sqlx::Encode<'q, A::Database> + sqlx::Type<A::Database>,
+    Option<&'q [u8]>: sqlx::Encode<'q, A::Database> + sqlx::Type<A::Database>,
+{
     for param in params {
         match param {
             Param::Text(v) => args.add(v.as_deref()),

@@ -67,16 +67,8 @@ pub fn mcp(raw: &[RawMcp]) -> Result<Vec<McpConfig>, String> {
         if out.iter().any(|o| o.name == m.name) {
             return Err(format!("{}: `{}` is declared twice", key("name"), m.name));
         }
-        let url = switchboard_tools::Url::parse(&m.url)
-            .map_err(|_| format!("{}: `{}` is not a URL", key("url"), m.url))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-            return Err(format!("{}: must be an http(s) URL", key("url")));
-        }
-        let timeout = match m.timeout_ms {
-            None => DEFAULT_TIMEOUT,
-            Some(ms) if (1..=MAX_TIMEOUT_MS).contains(&ms) => Duration::from_millis(ms),
-            Some(_) => return Err(format!("{}: must be 1 to {MAX_TIMEOUT_MS}", key("timeout_ms"))),
-        };
+        http_url(&key("url"), &m.url)?;
+        let timeout = timeout(&key("timeout_ms"), m.timeout_ms)?;
         out.push(McpConfig {
             name: m.name.clone(),
             url: m.url.clone(),
@@ -86,6 +78,24 @@ pub fn mcp(raw: &[RawMcp]) -> Result<Vec<McpConfig>, String> {
         });
     }
     Ok(out)
+}
+
+/// An http(s) URL with a host, or why not (`key` names the setting).
+fn http_url(key: &str, url: &str) -> Result<(), String> {
+    let parsed = switchboard_tools::Url::parse(url).map_err(|_| format!("{key}: `{url}` is not a URL"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+        return Err(format!("{key}: must be an http(s) URL"));
+    }
+    Ok(())
+}
+
+/// A call's deadline: [`DEFAULT_TIMEOUT`] unless given, 1 ms to a minute.
+fn timeout(key: &str, ms: Option<u64>) -> Result<Duration, String> {
+    match ms {
+        None => Ok(DEFAULT_TIMEOUT),
+        Some(ms) if (1..=MAX_TIMEOUT_MS).contains(&ms) => Ok(Duration::from_millis(ms)),
+        Some(_) => Err(format!("{key}: must be 1 to {MAX_TIMEOUT_MS}")),
+    }
 }
 
 pub fn tools(raw: &[RawTool]) -> Result<Vec<ToolConfig>, String> {
@@ -105,19 +115,11 @@ pub fn tools(raw: &[RawTool]) -> Result<Vec<ToolConfig>, String> {
         if !parameters.is_object() {
             return Err(format!("{}: must be a JSON Schema object", key("parameters")));
         }
-        let url = switchboard_tools::Url::parse(&t.url)
-            .map_err(|_| format!("{}: `{}` is not a URL", key("url"), t.url))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-            return Err(format!("{}: must be an http(s) URL", key("url")));
-        }
+        http_url(&key("url"), &t.url)?;
         let secret_env = t.secret_env.clone().filter(|s| !s.is_empty()).ok_or_else(|| {
             format!("{}: is required (the variable holding the tool's whsec_ secret)", key("secret_env"))
         })?;
-        let timeout = match t.timeout_ms {
-            None => DEFAULT_TIMEOUT,
-            Some(ms) if (1..=MAX_TIMEOUT_MS).contains(&ms) => Duration::from_millis(ms),
-            Some(_) => return Err(format!("{}: must be 1 to {MAX_TIMEOUT_MS}", key("timeout_ms"))),
-        };
+        let timeout = timeout(&key("timeout_ms"), t.timeout_ms)?;
         out.push(ToolConfig {
             name: t.name.clone(),
             description: t.description.clone().unwrap_or_default(),
