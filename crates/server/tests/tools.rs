@@ -148,6 +148,12 @@ async fn a_tool_round_runs_the_signed_webhook_and_the_answer_goes_on_in_the_same
     assert_eq!(end["message"]["content"], "Let me look.w0 w1 w2");
     assert_eq!(end["finish_reason"], "stop");
     assert_eq!(end["message"]["tools"][0]["status"], "done");
+    // Every round's tokens (the fake counts its prompt as 14, a piece or a
+    // call as one completion token).
+    assert_eq!(
+        end["usage"],
+        json!({"prompt_tokens": 28, "completion_tokens": 5, "total_tokens": 33, "estimated": false})
+    );
 
     // The merchant got a signed call with the turn's ids and the subject.
     let calls = merchant.calls();

@@ -66,20 +66,15 @@ impl TurnTask {
         let every = self.inner.config.checkpoint_every;
         let mut ticker = tokio::time::interval_at(Instant::now() + every, every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut usage: Option<Usage> = None;
+        // What earlier rounds used, and where this round's text starts.
+        let mut used: Option<Usage> = None;
+        let mut round_start = 0;
         let mut rounds: Vec<ToolRound> = Vec::new();
         // Each round is one response of the model; one that ends in tool
-        // calls is followed by another, with their results (SPEC §16).
+        // calls is followed by another, with their results (SPEC §16). A
+        // turn without tools goes round once and copies nothing here.
         let (ending, route) = loop {
-            let text_before = self.live.snapshot().text.len();
             let (ending, route) = self.answer(&request, &mut observed, &mut ticker).await;
-            let text = self.live.snapshot().text;
-            let said = text.get(text_before..).unwrap_or_default().to_owned();
-            let round_usage = observed
-                .usage
-                .take()
-                .unwrap_or_else(|| Usage::new(estimate_prompt(&request), estimate_tokens(&said), true));
-            usage = Some(usage.map_or(round_usage, |sum| add_usage(sum, round_usage)));
             let calls = std::mem::take(&mut observed.calls);
             let tooling = match (&ending, &self.msg.tenant.tools) {
                 (Ending::Finished(_), Some(tooling))
@@ -89,6 +84,10 @@ impl TurnTask {
                 }
                 _ => break (ending, route),
             };
+            let text = self.live.snapshot().text;
+            let said = text.get(round_start..).unwrap_or_default().to_owned();
+            round_start = text.len();
+            used = Some(add_usage(used, round_usage(&mut observed, &request, &said)));
             let Some(results) = self.run_round(tooling, &calls, &mut ticker).await else {
                 break (self.stopped(), route);
             };
@@ -99,8 +98,8 @@ impl TurnTask {
             }
         };
         let text = self.live.snapshot().text;
-        let usage =
-            usage.unwrap_or_else(|| Usage::new(estimate_prompt(&request), estimate_tokens(&text), true));
+        let last = round_usage(&mut observed, &request, text.get(round_start..).unwrap_or_default());
+        let usage = add_usage(used, last);
         let latency = Latency {
             first_token: observed.first_token.map(|d| d.as_millis() as u64),
             total: started.elapsed().as_millis() as u64,
@@ -313,12 +312,19 @@ async fn offered(tooling: &crate::tools::Tooling) -> std::sync::Arc<[crate::tool
     tools.iter().cloned().chain(std::iter::once(crate::tools::handoff_spec())).collect()
 }
 
-/// Usage of two rounds of one turn.
-fn add_usage(a: Usage, b: Usage) -> Usage {
+/// What one response used: the provider's count, else an estimate from the
+/// request and the text it said.
+fn round_usage(observed: &mut Observed, request: &ChatRequest, said: &str) -> Usage {
+    observed.usage.take().unwrap_or_else(|| Usage::new(estimate_prompt(request), estimate_tokens(said), true))
+}
+
+/// Usage of a turn's rounds so far and one more.
+fn add_usage(sum: Option<Usage>, round: Usage) -> Usage {
+    let Some(a) = sum else { return round };
     Usage::new(
-        a.prompt_tokens.saturating_add(b.prompt_tokens),
-        a.completion_tokens.saturating_add(b.completion_tokens),
-        a.estimated || b.estimated,
+        a.prompt_tokens.saturating_add(round.prompt_tokens),
+        a.completion_tokens.saturating_add(round.completion_tokens),
+        a.estimated || round.estimated,
     )
 }
 
