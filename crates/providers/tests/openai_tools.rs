@@ -10,7 +10,7 @@ mod common;
 use common::{collect, text_of, Captured, Items, Pieces, Requests};
 use serde_json::json;
 use switchboard_core::model::{FinishReason, Role, Usage};
-use switchboard_core::provider::{ChatRequest, ProviderEvent};
+use switchboard_core::provider::ProviderEvent;
 use switchboard_core::tenant::ProviderKind;
 use switchboard_core::tools::{ToolCall, ToolChoice, ToolContext};
 use switchboard_providers::OpenAiProvider;
@@ -167,25 +167,9 @@ async fn spawn() -> (OpenAiProvider, Pieces, Requests) {
     (OpenAiProvider::new(&settings, None).unwrap(), pieces, requests)
 }
 
-fn request() -> ChatRequest {
-    let tools = ToolContext { offered: vec![common::search_products()].into(), ..ToolContext::default() };
-    common::with_tools(&[(Role::User, "Do you have running shoes?")], tools)
-}
-
-/// The answer `body` gives whole, a byte a piece, with CRLF line endings,
-/// and cut in two at every byte.
 async fn the_same_whatever_the_cut(body: &str, expected: &Items) {
     let (provider, pieces, _) = spawn().await;
-    let crlf = body.replace('\n', "\r\n");
-    let whole = |body: &str| vec![Some(body.as_bytes().to_vec())];
-    for (way, cut) in [("whole", whole(body)), ("by byte", common::by_byte(body)), ("crlf", whole(&crlf))] {
-        *pieces.lock().unwrap() = cut;
-        assert_eq!(&collect(&provider, request()).await, expected, "{way}");
-    }
-    for at in 1..body.len() {
-        *pieces.lock().unwrap() = common::split_at(body, at);
-        assert_eq!(&collect(&provider, request()).await, expected, "split at byte {at}");
-    }
+    common::same_whatever_the_cut(&provider, &pieces, body, expected).await;
 }
 
 #[tokio::test]

@@ -243,3 +243,24 @@ pub fn rounds() -> Arc<[ToolRound]> {
 pub fn with_tools(history: &[(Role, &str)], tools: ToolContext) -> ChatRequest {
     ChatRequest { tools, ..request(history) }
 }
+
+/// "Do you have running shoes?" with `search_products` offered.
+pub fn shoe_request() -> ChatRequest {
+    let tools = ToolContext { offered: vec![search_products()].into(), ..ToolContext::default() };
+    with_tools(&[(Role::User, "Do you have running shoes?")], tools)
+}
+
+/// The answer `body` gives to [`shoe_request`] is `expected` whole, a byte
+/// a piece, with CRLF line endings, and cut in two at every byte.
+pub async fn same_whatever_the_cut(provider: &impl Provider, pieces: &Pieces, body: &str, expected: &Items) {
+    let crlf = body.replace('\n', "\r\n");
+    let whole = |body: &str| vec![Some(body.as_bytes().to_vec())];
+    for (way, cut) in [("whole", whole(body)), ("by byte", by_byte(body)), ("crlf", whole(&crlf))] {
+        *pieces.lock().unwrap() = cut;
+        assert_eq!(&collect(provider, shoe_request()).await, expected, "{way}");
+    }
+    for at in 1..body.len() {
+        *pieces.lock().unwrap() = split_at(body, at);
+        assert_eq!(&collect(provider, shoe_request()).await, expected, "split at byte {at}");
+    }
+}
