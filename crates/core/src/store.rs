@@ -85,6 +85,9 @@ pub struct BeginTurn {
     /// no refusal but `QuotaExceeded` ever depends on it and a turn that does
     /// not start holds none. `None`: the tenant has no budget.
     pub budget: Option<crate::usage::Reserve>,
+    /// The page context the message carried (SPEC §16): kept as the
+    /// session's latest in the same transaction.
+    pub context: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -180,6 +183,13 @@ pub trait Store: Send + Sync + 'static {
     async fn create_session(&self, new: &NewSession) -> Result<Session, StoreError>;
     /// The session if it exists in that tenant (ownership is the caller's check).
     async fn get_session(&self, tenant_id: &str, id: Uuid) -> Result<Option<Session>, StoreError>;
+    /// The session's latest page context (SPEC §16), kept by the turn whose
+    /// message carried it; `None` when it has none or does not exist.
+    async fn session_context(
+        &self,
+        tenant_id: &str,
+        id: Uuid,
+    ) -> Result<Option<serde_json::Value>, StoreError>;
     /// The owner's sessions, newest activity first (ties by id, descending),
     /// strictly after `after` when given; at most `limit`.
     async fn list_sessions(

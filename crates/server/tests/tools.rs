@@ -418,3 +418,37 @@ async fn a_handoff_leaves_the_session_waiting_for_an_agent() {
     let again = app.chat_stream(&v, &sid, "still there?").await;
     assert_eq!(again.last().event, "stream_end", "the AI answers again");
 }
+
+/// The page context goes to tools with its message; a message without one
+/// gets the session's latest; agents see the latest, visitors never do.
+#[tokio::test]
+async fn the_page_context_reaches_tools_and_the_latest_is_shown_to_agents_only() {
+    let (app, fake, merchant) = start("").await;
+    let (sid, v) = app.create_session("acme").await;
+    let page = json!({"page": "/shoes", "title": "Running shoes", "cart_id": "c-1"});
+    let mut body = chat_body(&sid, "show me running shoes");
+    body["context"] = page.clone();
+    fake.push_mode(search("call_1", r#"{"query": "running shoes"}"#));
+    assert_eq!(app.chat_stream_body(&v, &body).await.last().event, "stream_end");
+    fake.push_mode(search("call_2", r#"{"query": "trail"}"#));
+    assert_eq!(app.chat_stream(&v, &sid, "and for trails?").await.last().event, "stream_end");
+    let contexts: Vec<Value> = merchant.calls().iter().map(|c| c["context"].clone()).collect();
+    assert_eq!(contexts, [page.clone(), page.clone()], "the second message had none: the session's latest");
+
+    let detail =
+        admin::get_ok(&app, &admin::As::operator(Some("acme")), &format!("/v1/admin/sessions/{sid}")).await;
+    assert_eq!(detail["session"]["context"], page);
+    let mine = app.get(&format!("/v1/sessions/{sid}"), Some(&v)).await;
+    assert_eq!(mine.status.as_u16(), 200, "{}", mine.text);
+    assert!(mine.body.get("context").is_none(), "a visitor never reads it back: {}", mine.text);
+    let listed = admin::get_ok(&app, &admin::As::operator(Some("acme")), "/v1/admin/sessions").await;
+    assert!(listed["items"][0].get("context").is_none(), "the list leaves it out");
+
+    // A new page replaces it.
+    let mut body = chat_body(&sid, "thanks");
+    body["context"] = json!({"page": "/cart"});
+    assert_eq!(app.chat_stream_body(&v, &body).await.last().event, "stream_end");
+    let detail =
+        admin::get_ok(&app, &admin::As::operator(Some("acme")), &format!("/v1/admin/sessions/{sid}")).await;
+    assert_eq!(detail["session"]["context"], json!({"page": "/cart"}));
+}

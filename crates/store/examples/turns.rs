@@ -85,6 +85,7 @@ async fn run_turn(
 ) {
     let now = chrono::Utc::now();
     let turn = BeginTurn {
+        context: None,
         tenant_id: tenant.into(),
         session_id,
         owner: owner.into(),

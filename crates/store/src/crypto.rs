@@ -76,7 +76,6 @@ impl Cipher {
         self.encrypt(at, plaintext.as_bytes())
     }
 
-    #[cfg(test)]
     pub fn decrypt_string(&self, at: &Aad<'_>, stored: &[u8]) -> Result<String, CryptoError> {
         self.keys().decrypt_string(at, stored)
     }

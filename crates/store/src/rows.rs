@@ -13,6 +13,7 @@ use uuid::Uuid;
 pub const CONTENT: &str = "content";
 pub const METADATA: &str = "metadata";
 pub const TOOLS: &str = "tools";
+pub const CONTEXT: &str = "context";
 
 /// The columns `MessageRow` reads. Column lists are the one thing kept as
 /// macros: `concat!` splices only literals into a `const` statement, and a

@@ -3,7 +3,7 @@
 
 use crate::crypto::Aad;
 use crate::db::Conn;
-use crate::rows::{crypto_err, session_columns, to_json, SessionRow, METADATA};
+use crate::rows::{crypto_err, session_columns, to_json, SessionRow, CONTEXT, METADATA};
 use crate::store::SqlStore;
 use std::sync::Arc;
 use switchboard_core::model::{Session, SessionStatus};
@@ -25,6 +25,8 @@ const LIST: &str = concat!(
     " FROM sessions WHERE tenant_id = $1 AND owner = $2 AND (last_activity_at, id) < ($3, $4) \
      ORDER BY last_activity_at DESC, id DESC LIMIT $5"
 );
+/// `$1` id, `$2` tenant.
+const CONTEXT_OF: &str = "SELECT context FROM sessions WHERE id = $1 AND tenant_id = $2";
 /// `$1` id, `$2` tenant, both statements.
 const DELETE_MESSAGES: &str = "DELETE FROM messages WHERE session_id = $1 AND tenant_id = $2";
 const DELETE: &str = "DELETE FROM sessions WHERE id = $1 AND tenant_id = $2";
@@ -72,6 +74,21 @@ pub async fn create(store: &SqlStore, new: &NewSession) -> Result<Session, Store
 pub async fn get(store: &SqlStore, tenant_id: &str, id: Uuid) -> Result<Option<Session>, StoreError> {
     let row: Option<SessionRow> = store.reader.optional(GET, &[id.into(), tenant_id.into()]).await?;
     row.map(SessionRow::decode).transpose()
+}
+
+/// The latest page context of a session of the tenant (SPEC §16), if it
+/// has one; read apart from the session, as only agents and tools need it.
+pub async fn context(
+    store: &SqlStore,
+    tenant_id: &str,
+    id: Uuid,
+) -> Result<Option<serde_json::Value>, StoreError> {
+    let row: Option<(Option<Vec<u8>>,)> =
+        store.reader.optional(CONTEXT_OF, &[id.into(), tenant_id.into()]).await?;
+    let Some(sealed) = row.and_then(|(value,)| value) else { return Ok(None) };
+    let at = Aad { tenant_id, session_id: id, seq: 0, column: CONTEXT };
+    let text = store.cipher.decrypt_string(&at, &sealed).map_err(crypto_err)?;
+    serde_json::from_str(&text).map(Some).map_err(|e| StoreError::Corrupt(format!("stored context: {e}")))
 }
 
 pub async fn list(

@@ -60,6 +60,14 @@ impl Store for SqlStore {
         sessions::get(self, tenant_id, id).await
     }
 
+    async fn session_context(
+        &self,
+        tenant_id: &str,
+        id: Uuid,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        sessions::context(self, tenant_id, id).await
+    }
+
     async fn list_sessions(
         &self,
         tenant_id: &str,

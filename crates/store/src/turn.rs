@@ -5,7 +5,8 @@
 use crate::crypto::{Aad, Cipher, SessionKeys};
 use crate::db::Param;
 use crate::rows::{
-    crypto_err, decode_messages, message_columns, millis, status_of, MessageRow, TurnStateRow, CONTENT,
+    crypto_err, decode_messages, message_columns, millis, status_of, to_json, MessageRow, TurnStateRow,
+    CONTENT, CONTEXT,
 };
 use switchboard_core::model::{Message, MessageStatus, Role, SessionStatus};
 use switchboard_core::store::{BeginTurn, BeginTurnOutcome, Checkpoint, Finish, StoreError};
@@ -286,6 +287,19 @@ impl NewMessage {
 
 /// The user message at `latest_seq + 1` and, unless an agent holds the
 /// session, the streaming assistant message after it.
+/// Keeps the page context a turn's message carried as the session's latest
+/// (SPEC §16): `$1` the context (encrypted), `$2` the session. In the turn's
+/// transaction, and only when the message had one.
+pub const SET_CONTEXT: &str = "UPDATE sessions SET context = $1 WHERE id = $2";
+
+/// The turn's page context, encrypted for [`SET_CONTEXT`] (sealed like a
+/// session's metadata: seq 0, its own column name).
+pub fn sealed_context(turn: &BeginTurn, cipher: &Cipher) -> Result<Option<Vec<u8>>, StoreError> {
+    let Some(context) = &turn.context else { return Ok(None) };
+    let at = Aad { tenant_id: &turn.tenant_id, session_id: turn.session_id, seq: 0, column: CONTEXT };
+    Ok(Some(cipher.encrypt_str(&at, &to_json(context)?).map_err(crypto_err)?))
+}
+
 pub fn new_messages(
     turn: &BeginTurn,
     latest_seq: i64,

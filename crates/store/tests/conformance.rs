@@ -62,6 +62,7 @@ conformance!(
     in_progress_while_streaming,
     closed_session_refuses_turns,
     human_session_stores_only_the_user_message,
+    page_context_is_kept_as_the_sessions_latest,
     checkpoint_renews_lease_and_saves_text,
     finish_ends_streaming_once,
     reap_expired_leases_interrupts,

@@ -57,6 +57,7 @@ async fn streaming_answer(h: &Harness, engine: &TurnEngine, checkpoint: &str) ->
         NewSession { id: Uuid::new_v4(), tenant_id: "acme".into(), owner: OWNER.into(), metadata: None, now };
     let session = h.store.create_session(&new).await.unwrap();
     let begin = BeginTurn {
+        context: None,
         tenant_id: "acme".into(),
         session_id: session.id,
         owner: OWNER.into(),

@@ -178,6 +178,7 @@ impl TurnEngine {
             max_messages: msg.tenant.max_messages_per_session,
             retained_since: crate::retention::retained_since(now, msg.tenant.retention_days),
             budget: budget::reservation(inner, &msg, now),
+            context: msg.context.clone(),
         };
         let reservation = begin.budget.as_ref().map(|r| r.id);
         let starting = Starting::new(inner, turn_id);

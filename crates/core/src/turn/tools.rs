@@ -27,6 +27,7 @@ impl TurnTask {
         let max = usize::try_from(tooling.max_calls).unwrap_or(usize::MAX);
         let mut results: Vec<Option<ToolResult>> = vec![None; calls.len()];
         let mut runs = Vec::new();
+        let context = self.page_context().await;
         for (i, call) in calls.iter().enumerate() {
             if i < max && tooling.handoff && call.name == HANDOFF {
                 results[i] = Some(self.ask_for_a_person(call));
@@ -57,7 +58,7 @@ impl TurnTask {
                     self.observe_tool(&call.name, "refused", None);
                 }
                 Ok(arguments) => {
-                    let invocation = self.invocation(call, arguments);
+                    let invocation = self.invocation(call, arguments, context.clone());
                     let toolbox = tooling.toolbox.clone();
                     runs.push(async move {
                         let started = Instant::now();
@@ -195,7 +196,28 @@ impl TurnTask {
         }
     }
 
-    fn invocation(&self, call: &ToolCall, arguments: serde_json::Value) -> Invocation {
+    /// The context tools are told (SPEC §16): the one sent with this
+    /// message, else the session's latest, else none.
+    async fn page_context(&self) -> Option<serde_json::Value> {
+        if self.msg.context.is_some() {
+            return self.msg.context.clone();
+        }
+        let (tenant_id, session_id) = (&self.msg.tenant.id, self.msg.session_id);
+        match self.inner.store.session_context(tenant_id, session_id).await {
+            Ok(context) => context,
+            Err(e) => {
+                tracing::warn!(%session_id, error = %e, "could not read the session's page context");
+                None
+            }
+        }
+    }
+
+    fn invocation(
+        &self,
+        call: &ToolCall,
+        arguments: serde_json::Value,
+        context: Option<serde_json::Value>,
+    ) -> Invocation {
         let subject = &self.msg.subject;
         Invocation {
             tenant_id: self.msg.tenant.id.clone(),
@@ -205,7 +227,7 @@ impl TurnTask {
             name: call.name.clone(),
             arguments,
             subject: serde_json::json!({"kind": subject.kind(), "id": subject.id()}),
-            context: self.msg.context.clone(),
+            context,
         }
     }
 

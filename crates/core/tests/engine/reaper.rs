@@ -16,6 +16,7 @@ async fn orphan(h: &Harness, node: &str, text: &str) -> (Uuid, Subject, i64) {
     let (sid, v) = h.session().await.unwrap();
     let now = h.clock.now();
     let begin = BeginTurn {
+        context: None,
         tenant_id: h.tenant.id.clone(),
         session_id: sid,
         owner: v.to_string(),

@@ -45,7 +45,7 @@ pub fn parse(tenant_id: &str, raw: Option<&str>) -> Result<AdminSessionQuery, Ap
     }
     if let Some(v) = params.get("status") {
         q.status = SessionStatus::parse(v);
-        check("status", q.status.is_none().then_some("must be active, human or closed"));
+        check("status", q.status.is_none().then_some("must be active, waiting, human or closed"));
     }
     if let Some(v) = params.get("admin_assisted") {
         q.admin_assisted = match v.as_str() {

@@ -69,7 +69,11 @@ pub async fn get(
     // A transcript reads oldest first.
     messages.reverse();
     let messages: Vec<Value> = messages.iter().map(agent_view).collect();
-    Ok(Json(json!({"session": session_json(&session), "messages": messages})))
+    // The visitor's latest page (SPEC §16): agents only.
+    let context = state.store.session_context(&tenant.id, session.id).await.map_err(ApiError::internal)?;
+    let mut session = session_json(&session);
+    session["context"] = json!(context);
+    Ok(Json(json!({"session": session, "messages": messages})))
 }
 
 /// A message as agents see it: an answer carries its tool calls whole

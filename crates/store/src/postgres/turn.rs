@@ -15,7 +15,7 @@ use crate::rows::{
 use crate::store::SqlStore;
 use crate::turn::{
     self, checkpoint_params, finish_params, Decision, RawTurn, CHECKPOINT, FIND_DUPLICATE, FINISH,
-    INSERT_BOTH, INSERT_USER, PURGE_OVER_CAP, TOUCH_SESSION,
+    INSERT_BOTH, INSERT_USER, PURGE_OVER_CAP, SET_CONTEXT, TOUCH_SESSION,
 };
 use crate::usage::{reservation_params, INSERT_RESERVATION};
 use crate::write::WriteError;
@@ -139,6 +139,9 @@ async fn begin_turn_in(
     let written = turn::new_messages(turn, latest_seq, !human, cipher)?;
     let writes = if human { &*WRITE_USER } else { &*WRITE_TURN };
     conn.execute(writes, &turn::turn_params(latest_seq, &session_id, turn, &written)).await?;
+    if let Some(context) = turn::sealed_context(turn, cipher)? {
+        conn.execute(SET_CONTEXT, &[(&context).into(), session_id.as_str().into()]).await?;
+    }
     Ok(turn::written(written, human)?)
 }
 

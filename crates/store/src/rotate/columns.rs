@@ -4,7 +4,7 @@
 //! database, so a page is planned the same way on either backend.
 
 use crate::crypto::{stored_kid, Aad, Cipher, CryptoError};
-use crate::rows::{CONTENT, METADATA, TOOLS};
+use crate::rows::{CONTENT, CONTEXT, METADATA, TOOLS};
 use crate::schema::{canary_place, CANARY_COLUMN};
 use uuid::Uuid;
 
@@ -77,6 +77,18 @@ pub const ENCRYPTED: &[Encrypted] = &[
         update: "UPDATE sessions SET metadata = $1 WHERE id = $2 AND metadata = $3",
         count_others:
             "SELECT count(*) FROM sessions WHERE metadata IS NOT NULL AND substr(metadata, 1, $1) <> $2",
+    },
+    Encrypted {
+        name: "sessions.context",
+        sealed_as: CONTEXT,
+        identity: Identity::Session,
+        select: "SELECT id, CAST(0 AS BIGINT) AS seq, tenant_id, context AS value \
+         FROM sessions WHERE id > $2 ORDER BY id LIMIT $1",
+        select_locking: "SELECT id, CAST(0 AS BIGINT) AS seq, tenant_id, context AS value \
+         FROM sessions WHERE id > $2 ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        update: "UPDATE sessions SET context = $1 WHERE id = $2 AND context = $3",
+        count_others:
+            "SELECT count(*) FROM sessions WHERE context IS NOT NULL AND substr(context, 1, $1) <> $2",
     },
     Encrypted {
         name: "keycheck.canary",

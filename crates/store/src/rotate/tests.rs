@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::crypto::{stored_kid, Aad, Cipher};
-use crate::rows::{CONTENT, METADATA, TOOLS};
+use crate::rows::{CONTENT, CONTEXT, METADATA, TOOLS};
 use crate::schema::canary_place;
 use crate::{Durability, Keyring};
 use sqlx::SqlitePool;
@@ -44,21 +44,31 @@ struct Written {
 }
 
 impl Db {
-    async fn session(&self, cipher: &Cipher, written: &mut Written, metadata: Option<&str>) -> Uuid {
+    /// A session with its metadata and page context, each if given.
+    async fn session(
+        &self,
+        cipher: &Cipher,
+        written: &mut Written,
+        metadata: Option<&str>,
+        context: Option<&str>,
+    ) -> Uuid {
         let id = Uuid::new_v4();
-        let sealed = metadata.map(|m| {
-            written.values.push(("sessions.metadata", id.to_string(), 0, m.to_owned()));
-            cipher
-                .encrypt_str(&Aad { tenant_id: TENANT, session_id: id, seq: 0, column: METADATA }, m)
-                .unwrap()
-        });
+        let mut seal = |name, column, value: Option<&str>| {
+            value.map(|v| {
+                written.values.push((name, id.to_string(), 0, v.to_owned()));
+                cipher.encrypt_str(&Aad { tenant_id: TENANT, session_id: id, seq: 0, column }, v).unwrap()
+            })
+        };
+        let metadata = seal("sessions.metadata", METADATA, metadata);
+        let context = seal("sessions.context", CONTEXT, context);
         sqlx::query(
-            "INSERT INTO sessions (id, tenant_id, owner, status, created_at, last_activity_at, metadata) \
-             VALUES ($1, $2, 'visitor:1', 'active', 0, 0, $3)",
+            "INSERT INTO sessions (id, tenant_id, owner, status, created_at, last_activity_at, metadata, \
+             context) VALUES ($1, $2, 'visitor:1', 'active', 0, 0, $3, $4)",
         )
         .bind(id.to_string())
         .bind(TENANT)
-        .bind(sealed)
+        .bind(metadata)
+        .bind(context)
         .execute(&self.pool)
         .await
         .unwrap();
@@ -128,6 +138,7 @@ fn open(cipher: &Cipher, column: &str, id: &str, seq: i64, tenant: &str, value: 
         "messages.content" => place(CONTENT),
         "messages.tools" => place(TOOLS),
         "sessions.metadata" => place(METADATA),
+        "sessions.context" => place(CONTEXT),
         "keycheck.canary" => canary_place(),
         other => panic!("unknown column {other}"),
     };
@@ -142,7 +153,8 @@ async fn rotates_every_column_once_and_old_key_can_go() {
     let mut written = Written::default();
     for n in 0..3 {
         let metadata = (n != 1).then(|| format!("{{\"page\":\"MARK-meta-{n}\"}}"));
-        let sid = db.session(&cipher, &mut written, metadata.as_deref()).await;
+        let context = (n != 0).then(|| format!("{{\"page\":\"MARK-context-{n}\"}}"));
+        let sid = db.session(&cipher, &mut written, metadata.as_deref(), context.as_deref()).await;
         for seq in 1..=3 {
             let tools = (seq == 2).then(|| format!("[{{\"card\":\"MARK-tool-{n}\"}}]"));
             db.message(&cipher, &mut written, (sid, seq), &format!("MARK-{n}-{seq}"), tools.as_deref()).await;
@@ -152,23 +164,30 @@ async fn rotates_every_column_once_and_old_key_can_go() {
     let rotated = old.rotated("k2").unwrap();
     let mut pages = 0;
     let report = rotate_keys(&db.url, &options(&rotated), 2, |_| pages += 1).await.unwrap();
-    // 9 contents, 3 tool payloads, 2 metadata, and the k1 canary (the k2
-    // canary was written under k2 when the rotation opened the database).
-    assert_eq!(report.rewritten(), 15, "{report:?}");
+    // 9 contents, 3 tool payloads, 2 metadata, 2 page contexts, and the k1
+    // canary (the k2 canary was written under k2 when the rotation opened
+    // the database).
+    assert_eq!(report.rewritten(), 17, "{report:?}");
     assert_eq!((report.remaining, report.unreadable, report.passes), (0, 0, 1), "{report:?}");
     assert_eq!(report.active_kid, "k2");
     let by_column: Vec<(&str, u64)> =
         report.columns.iter().map(|c| (c.column.as_str(), c.rewritten)).collect();
     assert_eq!(
         by_column,
-        [("messages.content", 9), ("messages.tools", 3), ("sessions.metadata", 2), ("keycheck.canary", 1)]
+        [
+            ("messages.content", 9),
+            ("messages.tools", 3),
+            ("sessions.metadata", 2),
+            ("sessions.context", 2),
+            ("keycheck.canary", 1)
+        ]
     );
     assert!(pages >= 9, "pages of two rows each: {pages}");
 
     // Every stored value is under k2 and opens with k2 alone, where it is.
     let new_only = Cipher::new(only_first(&rotated));
     let stored = db.stored().await;
-    assert_eq!(stored.len(), 9 + 3 + 2 + 2);
+    assert_eq!(stored.len(), 9 + 3 + 2 + 2 + 2);
     for (column, id, seq, tenant, value) in &stored {
         assert_eq!(stored_kid(value), Some("k2"), "{column} {id} {seq}");
         let plain = open(&new_only, column, id, *seq, tenant, value);
@@ -186,7 +205,7 @@ async fn rotates_every_column_once_and_old_key_can_go() {
 
     // A second run finds nothing to do.
     let again = rotate_keys(&db.url, &options(&rotated), 500, |_| {}).await.unwrap();
-    assert_eq!((again.rewritten(), again.remaining, again.examined()), (0, 0, 16), "{again:?}");
+    assert_eq!((again.rewritten(), again.remaining, again.examined()), (0, 0, 18), "{again:?}");
     // So does a run with the new key alone.
     let alone = rotate_keys(&db.url, &options(&only_first(&rotated)), 500, |_| {}).await.unwrap();
     assert_eq!((alone.rewritten(), alone.remaining), (0, 0));
@@ -198,7 +217,7 @@ async fn values_no_key_opens_are_reported_and_left_as_they_are() {
     let db = database(&old).await;
     let cipher = Cipher::new(old.clone());
     let mut written = Written::default();
-    let sid = db.session(&cipher, &mut written, None).await;
+    let sid = db.session(&cipher, &mut written, None, None).await;
     db.message(&cipher, &mut written, (sid, 1), "fine", None).await;
     let stranger = Cipher::new(Keyring::generate("k9"));
     let foreign = stranger
@@ -227,7 +246,7 @@ async fn a_value_changed_between_read_and_swap_is_left_to_its_writer() {
     let rotated = old.rotated("k2").unwrap();
     let db = database(&old).await;
     let cipher = Cipher::new(old.clone());
-    let sid = db.session(&cipher, &mut Written::default(), None).await;
+    let sid = db.session(&cipher, &mut Written::default(), None, None).await;
     db.message(&cipher, &mut Written::default(), (sid, 1), "first", None).await;
     let column = &ENCRYPTED[0];
     let rows: Vec<columns::StoredValue> =

@@ -9,7 +9,9 @@ use super::direct::{self, message_row};
 use crate::crypto::Cipher;
 use crate::rows::{message_rows_from_json, CountedRow, TurnCheckRow, TurnSessionRow, TurnStateRow};
 use crate::store::SqlStore;
-use crate::turn::{self, Decision, RawTurn, FIND_DUPLICATE, INSERT_BOTH, INSERT_USER, PURGE_OVER_CAP};
+use crate::turn::{
+    self, Decision, RawTurn, FIND_DUPLICATE, INSERT_BOTH, INSERT_USER, PURGE_OVER_CAP, SET_CONTEXT,
+};
 use crate::usage::{reservation_params, INSERT_RESERVATION};
 use crate::write::WriteError;
 use std::sync::Arc;
@@ -146,6 +148,9 @@ fn begin_turn_in(
         return Ok((refused, Earlier::None));
     }
     let written = turn::new_messages(turn, latest_seq, !human, cipher)?;
+    if let Some(context) = turn::sealed_context(turn, cipher)? {
+        direct::execute(db, SET_CONTEXT, &[(&context).into(), (&session_id).into()])?;
+    }
     let mut params = turn::turn_params(latest_seq, &session_id, turn, &written);
     if human {
         direct::execute_all(db, &WRITE_USER, &params)?;

@@ -71,7 +71,9 @@ pub async fn connect_refuses_unmigrated_database(h: &mut Harness) {
 pub async fn content_is_encrypted_at_rest(h: &mut Harness) {
     let marker = format!("MARKER-{}", Uuid::new_v4().simple());
     let s = new_session(&h.store).await;
-    let (_, assistant, _) = start(&h.store, &turn(&s, &format!("user says {marker}"), at(0))).await;
+    let mut first = turn(&s, &format!("user says {marker}"), at(0));
+    first.context = Some(serde_json::json!({"page": format!("/p/{marker}")}));
+    let (_, assistant, _) = start(&h.store, &first).await;
     let checkpoint = Checkpoint {
         tools: Vec::new(),
         tenant_id: TENANT.into(),

@@ -56,6 +56,7 @@ pub async fn new_session_for(store: &Arc<dyn Store>, tenant: &str, owner: &str, 
 /// A turn in `session` sent at `now` (lease: ten seconds).
 pub fn turn(session: &Session, content: &str, now: Timestamp) -> BeginTurn {
     BeginTurn {
+        context: None,
         tenant_id: session.tenant_id.clone(),
         session_id: session.id,
         owner: session.owner.clone(),

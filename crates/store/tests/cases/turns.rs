@@ -243,6 +243,36 @@ pub async fn human_session_stores_only_the_user_message(h: &mut Harness) {
     assert_eq!(user2.seq, 5);
 }
 
+pub async fn page_context_is_kept_as_the_sessions_latest(h: &mut Harness) {
+    let s = new_session(&h.store).await;
+    let context_of = |s: &Session| {
+        let store = h.store.clone();
+        let id = s.id;
+        async move { store.session_context(TENANT, id).await.unwrap() }
+    };
+    assert_eq!(context_of(&s).await, None);
+    let mut first = turn(&s, "one", at(0));
+    first.context = Some(serde_json::json!({"page": "/shoes"}));
+    let (_, assistant, _) = start(&h.store, &first).await;
+    assert_eq!(context_of(&s).await, Some(serde_json::json!({"page": "/shoes"})));
+    // A refused turn changes nothing.
+    let mut refused = turn(&s, "two", at(10));
+    refused.context = Some(serde_json::json!({"page": "/refused"}));
+    assert!(matches!(h.store.begin_turn(&refused).await.unwrap(), BeginTurnOutcome::InProgress));
+    h.store.finish_message(&finish_of(&assistant, TENANT, "done", at(20))).await.unwrap();
+    // A message without a context leaves the latest one.
+    complete_turn(&h.store, &s, "three", at(30)).await;
+    assert_eq!(context_of(&s).await, Some(serde_json::json!({"page": "/shoes"})));
+    // While an agent holds the session, the visitor's page still follows.
+    super::take_over(&h.store, &s, "Ada", at(40)).await;
+    let mut human = turn(&s, "to the agent", at(50));
+    human.context = Some(serde_json::json!({"page": "/cart", "cart_id": "c-1"}));
+    assert!(matches!(h.store.begin_turn(&human).await.unwrap(), BeginTurnOutcome::Human { .. }));
+    assert_eq!(context_of(&s).await, Some(serde_json::json!({"page": "/cart", "cart_id": "c-1"})));
+    // Another tenant never sees it.
+    assert_eq!(h.store.session_context("other", s.id).await.unwrap(), None);
+}
+
 pub async fn one_failing_write_fails_alone(h: &mut Harness) {
     let taken = new_session(&h.store).await;
     let mut tasks = Vec::new();

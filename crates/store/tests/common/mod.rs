@@ -142,8 +142,13 @@ impl Harness {
             }
             Backend::Postgres { .. } => {
                 let pool = PgPool::connect(&self.url).await.unwrap();
-                let rows: Vec<(Vec<u8>,)> =
-                    sqlx::query_as("SELECT content FROM messages").fetch_all(&pool).await.unwrap();
+                let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
+                    "SELECT content FROM messages UNION ALL \
+                     SELECT context FROM sessions WHERE context IS NOT NULL",
+                )
+                .fetch_all(&pool)
+                .await
+                .unwrap();
                 pool.close().await;
                 rows.into_iter().map(|(c,)| c).collect()
             }

@@ -58,6 +58,8 @@ struct State {
     settings: BTreeMap<String, RuntimeSetting>,
     /// Every checkpoint that found its answer streaming, in order.
     checkpoints: Vec<Checkpoint>,
+    /// Sessions' latest page contexts.
+    contexts: BTreeMap<Uuid, serde_json::Value>,
 }
 
 /// A stored message with what only the store sees.

@@ -46,6 +46,16 @@ impl Store for MemoryStore {
         Ok(self.lock().sessions.get(&id).filter(|s| s.tenant_id == tenant_id).cloned())
     }
 
+    async fn session_context(
+        &self,
+        tenant_id: &str,
+        id: Uuid,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let state = self.lock();
+        let in_tenant = state.sessions.get(&id).is_some_and(|s| s.tenant_id == tenant_id);
+        Ok(state.contexts.get(&id).filter(|_| in_tenant).cloned())
+    }
+
     async fn list_sessions(
         &self,
         tenant_id: &str,

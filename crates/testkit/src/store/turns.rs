@@ -41,6 +41,9 @@ impl State {
             session.message_count += added - removed;
             session.last_activity_at = session.last_activity_at.max(ms(turn.now));
         }
+        if let Some(context) = &turn.context {
+            self.contexts.insert(turn.session_id, context.clone());
+        }
         let user = new_message(turn, latest_seq + 1, Role::User, MessageStatus::Complete);
         self.insert(&turn.tenant_id, user.clone(), None);
         if human {
@@ -282,6 +285,7 @@ impl State {
     pub(super) fn remove_session(&mut self, id: Uuid) {
         self.sessions.remove(&id);
         self.messages.remove(&id);
+        self.contexts.remove(&id);
         self.conversations.retain(|(session_id, _), _| *session_id != id);
     }
 
