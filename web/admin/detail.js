@@ -5,6 +5,7 @@ import { CannedReplies } from "./canned.js";
 import { confirmAction } from "./confirm.js";
 import { $, badge, h, ownerLabel, shortId, showError, timeEl } from "./dom.js";
 import { LiveFeed } from "./live.js";
+import { pageContextParts } from "./pagecontext.js";
 import { Transcript } from "./transcript.js";
 
 /** How long a typing indicator lasts without news (ms). */
@@ -21,18 +22,8 @@ const LIVE_TEXT = {
   offline: "Not connected",
 };
 
-/** The page context the widget sent (SPEC §16): its URL and title, and everything else as text. */
-function pageContext(ctx) {
-  const url = ctx.url || ctx.page_url || ctx.href;
-  const title = ctx.title || ctx.page_title;
-  const rest = Object.keys(ctx).filter((k) => !["url", "page_url", "href", "title", "page_title"].includes(k));
-  return [
-    url ? h("span", { class: "page-url", text: String(url) }) : null,
-    title ? h("span", { class: "muted", text: ` (${title})` }) : null,
-    rest.length ? h("details", { class: "context" }, h("summary", { text: "Page context" }),
-      h("pre", { class: "json", text: JSON.stringify(ctx, null, 2) })) : null,
-  ];
-}
+/** After a turn or a visitor's message, how long to wait before fetching the detail again (ms). */
+const REFRESH_MS = 300;
 
 export class SessionDetail {
   /** `ctx`: {api, name}; `onChange(session)`: the session changed (the list refreshes). */
@@ -47,6 +38,7 @@ export class SessionDetail {
     this.feed = null;
     this.typingTimer = null;
     this.resyncTimer = null;
+    this.refreshTimer = null;
     this.resyncs = 0;
     this.canned = new CannedReplies(this.reply, () => this.ctx.name);
     $("takeover").addEventListener("click", () => this.act("takeover"));
@@ -78,6 +70,7 @@ export class SessionDetail {
     this.panel.hidden = false;
     $("detail-title").textContent = `Session ${shortId(id)}`;
     $("detail-facts").replaceChildren();
+    $("visitor-page").hidden = true;
     this.transcript.reset([]);
     showError(this.error, null);
     this.reply.value = "";
@@ -88,6 +81,7 @@ export class SessionDetail {
 
   async load(id) {
     clearTimeout(this.resyncTimer);
+    clearTimeout(this.refreshTimer);
     try {
       const data = await this.ctx.api.get(`/v1/admin/sessions/${encodeURIComponent(id)}`);
       if (this.pendingId !== id) return;
@@ -114,6 +108,7 @@ export class SessionDetail {
   hide(toList) {
     this.stopFeed();
     clearTimeout(this.resyncTimer);
+    clearTimeout(this.refreshTimer);
     this.pendingId = null;
     this.session = null;
     this.panel.hidden = true;
@@ -138,6 +133,8 @@ export class SessionDetail {
       message: (m) => {
         t.upsert(m);
         if (m.role === "user" || m.role === "agent") this.typing(null);
+        // A visitor's message may carry a new page context.
+        if (m.role === "user") this.scheduleRefresh();
       },
       stream_start: (e) => t.start(e),
       stream_delta: (e) => t.delta(e),
@@ -145,6 +142,8 @@ export class SessionDetail {
       stream_end: (e) => {
         t.end(e);
         this.typing(null);
+        // The live events carry only the visible part of tool calls: the full payloads come with the detail.
+        if (t.hasPartialCalls(e.seq)) this.scheduleRefresh();
       },
       typing: ({ who, active }) => this.typing(active ? who : null),
       takeover: ({ active, agent }) => {
@@ -175,6 +174,30 @@ export class SessionDetail {
         if (id) this.load(id);
       },
     };
+  }
+
+  /** Fetches the detail again soon (debounced), for tool payloads and the page context, without a restart. */
+  scheduleRefresh() {
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = setTimeout(() => this.refresh(), REFRESH_MS);
+  }
+
+  async refresh() {
+    const id = this.id;
+    if (!id || !this.session) return;
+    try {
+      const data = await this.ctx.api.get(`/v1/admin/sessions/${encodeURIComponent(id)}`);
+      if (this.pendingId !== id) return;
+      for (const m of data.messages || []) {
+        if (Array.isArray(m.tool_calls) && m.tool_calls.length) this.transcript.setToolCalls(m.seq, m.tool_calls);
+      }
+      // Only the context: the live events are fresher for everything else (status, takeover).
+      if (data.session && "context" in data.session && this.session) {
+        this.setSession({ ...this.session, context: data.session.context }, true);
+      }
+    } catch {
+      // Not fatal: the live view goes on, and the next turn or a reopen fetches again.
+    }
   }
 
   live(name, sentence) {
@@ -213,7 +236,6 @@ export class SessionDetail {
     this.session = { ...(this.session || {}), ...session };
     const s = this.session;
     const holder = s.takeover && s.takeover.agent ? s.takeover.agent.name : null;
-    const ctx = s.context && typeof s.context === "object" ? s.context : null;
     const rows = [
       ["Session id", h("code", { text: s.id })],
       ["User / visitor", ownerLabel(s)],
@@ -223,11 +245,30 @@ export class SessionDetail {
       ["Last activity", timeEl(s.last_activity_at)],
       ["Messages", String(s.message_count ?? 0)],
       ["Assisted", s.admin_assisted ? "yes" : "no"],
-      ctx ? ["Visitor's page", pageContext(ctx)] : null,
-    ].filter(Boolean);
+    ];
     $("detail-facts").replaceChildren(...rows.flatMap(([k, v]) => [h("dt", { text: k }), h("dd", {}, v)]));
+    this.showPageContext(s.context);
     this.setButtons();
     if (!quiet) this.onChange(s);
+  }
+
+  /** The "Visitor's page" section: hidden without a context; an open "Everything the page sent" stays open. */
+  showPageContext(context) {
+    const section = $("visitor-page");
+    const body = $("visitor-page-body");
+    if (context === null || context === undefined) {
+      section.hidden = true;
+      body.replaceChildren();
+      this.shownContext = null;
+      return;
+    }
+    const text = JSON.stringify(context);
+    if (!section.hidden && text === this.shownContext) return;
+    const wasOpen = !!body.querySelector("details[open]");
+    body.replaceChildren(...pageContextParts(context));
+    if (wasOpen) body.querySelector("details").open = true;
+    this.shownContext = text;
+    section.hidden = false;
   }
 
   setButtons() {

@@ -130,7 +130,10 @@ export class SessionList {
       this.nextCursor = data.next_cursor || null;
       this.render(data.items || [], quiet);
       showError(this.error, null);
-      this.status.textContent = quiet ? this.status.textContent : `${(data.items || []).length} sessions on this page`;
+      // A quiet poll changes the line (a live region) only when the count changed.
+      const n = (data.items || []).length;
+      const count = `${n} ${n === 1 ? "session" : "sessions"} on this page`;
+      if (this.status.textContent !== count) this.status.textContent = count;
     } catch (err) {
       if (generation !== this.generation) return;
       showError(this.error, describe(err));

@@ -1,27 +1,20 @@
-// One session's transcript: messages by seq, live deltas by revision/offset (Unicode scalar values), tool payloads.
+// One session's transcript: messages by seq, live deltas by revision/offset (Unicode scalar values), and each
+// answer's tool calls (full payloads from the admin detail, name and status live from `tool` events).
 
 import { chars, clear, h, timeEl } from "./dom.js";
+import { renderToolCalls } from "./toolcalls.js";
 
-/** What a tool call's summary line says. */
-function toolSummary(call) {
-  const parts = [`Tool call ${call.name || "?"}`];
-  if (call.status) parts.push(call.status);
-  if (typeof call.duration_ms === "number") parts.push(`${call.duration_ms} ms`);
-  return parts.join(" · ");
-}
-
-function pretty(value) {
-  try {
-    return JSON.stringify(value, null, 2);
-  } catch {
-    return String(value);
-  }
+/** The fields of a live `tool` event or of the visible part (`tools`) that describe a call. */
+function visiblePart(call) {
+  const out = {};
+  for (const key of ["call_id", "name", "status", "display"]) if (call[key] !== undefined) out[key] = call[key];
+  return out;
 }
 
 export class Transcript {
   constructor(root) {
     this.root = root;
-    this.entries = new Map(); // seq → {message, chars, revision, el, content, meta, tools}
+    this.entries = new Map(); // seq → {message, chars, revision, el, meta, content, tools, calls, toolEls}
     this.turns = new Map(); // turn_id → seq
   }
 
@@ -56,9 +49,9 @@ export class Transcript {
     entry.message = { ...entry.message, ...message };
     entry.chars = chars(message.content);
     entry.revision = typeof message.revision === "number" ? message.revision : entry.revision || 0;
-    if (Array.isArray(message.tool_calls) || Array.isArray(message.tools)) {
-      entry.liveTools = new Map();
-    }
+    // The visible part first, then the full records (agents' view) over it.
+    if (Array.isArray(message.tools)) this.mergeCalls(entry, message.tools.map(visiblePart));
+    if (Array.isArray(message.tool_calls)) this.mergeCalls(entry, message.tool_calls);
     this.paint(entry);
     this.scrollToEnd(following);
   }
@@ -103,23 +96,51 @@ export class Transcript {
     else if (this.entries.has(seq)) this.upsert({ ...this.entries.get(seq).message, status: "complete" });
   }
 
-  /** A `tool` event: progress of a call in the running turn. */
+  /**
+   * A `tool` event: a call of the running turn started or changed. Its answer is found by the turn
+   * (stream_start), else it is the answer still streaming (a live view opened mid-turn).
+   */
   tool(event) {
-    const seq = this.turns.get(event.turn_id);
+    let seq = this.turns.get(event.turn_id);
+    if (seq === undefined) {
+      const streaming = [...this.entries.values()]
+        .filter((e) => e.message.role === "assistant" && e.message.status === "streaming");
+      if (streaming.length) seq = streaming[streaming.length - 1].message.seq;
+    }
     const entry = seq !== undefined ? this.entries.get(seq) : null;
-    if (!entry) return;
-    entry.liveTools = entry.liveTools || new Map();
-    entry.liveTools.set(event.call_id, { ...(entry.liveTools.get(event.call_id) || {}), ...event });
+    if (!entry || !event.call_id) return;
+    this.mergeCalls(entry, [visiblePart(event)]);
     this.paintTools(entry);
+  }
+
+  /** The full records of an answer's calls (from a fresh admin detail), over what is shown. */
+  setToolCalls(seq, calls) {
+    const entry = this.entries.get(seq);
+    if (!entry || !Array.isArray(calls)) return;
+    this.mergeCalls(entry, calls);
+    this.paintTools(entry);
+  }
+
+  /** True when an answer has tool calls whose arguments are not known yet (shown from live events only). */
+  hasPartialCalls(seq) {
+    const entry = this.entries.get(seq);
+    return !!entry && [...entry.calls.values()].some((c) => !Object.prototype.hasOwnProperty.call(c, "arguments"));
+  }
+
+  mergeCalls(entry, calls) {
+    for (const call of calls) {
+      if (!call || typeof call !== "object" || !call.call_id) continue;
+      entry.calls.set(call.call_id, { ...(entry.calls.get(call.call_id) || {}), ...call });
+    }
   }
 
   create(seq) {
     const el = h("article", { class: "msg" });
     const meta = h("div", { class: "meta" });
     const content = h("p", { class: "content" });
-    const tools = h("div", { class: "tools" });
-    el.append(meta, content, tools);
-    const entry = { message: { seq }, chars: [], revision: 0, el, meta, content, tools, liveTools: null };
+    const tools = h("ul", { class: "tools", "aria-label": "Tool calls", hidden: true });
+    el.append(meta, tools, content);
+    const entry = { message: { seq }, chars: [], revision: 0, el, meta, content, tools, calls: new Map(), toolEls: new Map() };
     this.entries.set(seq, entry);
     // Keep seq order in the DOM.
     let before = null;
@@ -153,19 +174,11 @@ export class Transcript {
     this.paintTools(entry);
   }
 
-  /** Tool calls: the full payloads agents get (`tool_calls`), else the visible part (`tools`). */
+  /** Tool calls: the full payloads agents get (`tool_calls`), else what is known so far. */
   paintTools(entry) {
-    const m = entry.message;
-    const calls = Array.isArray(m.tool_calls) && m.tool_calls.length ? m.tool_calls
-      : Array.isArray(m.tools) ? m.tools : [];
-    const byId = new Map(calls.map((c) => [c.call_id, c]));
-    for (const [id, live] of entry.liveTools || []) byId.set(id, { ...(byId.get(id) || {}), ...live });
-    const items = [...byId.values()].map((call) =>
-      h("details", { class: "tool" },
-        h("summary", { text: toolSummary(call) }),
-        h("pre", { class: "json", text: pretty(call) })));
-    entry.tools.replaceChildren(...items);
-    entry.tools.hidden = items.length === 0;
+    const following = this.atEnd();
+    renderToolCalls(entry.tools, [...entry.calls.values()], entry.toolEls);
+    this.scrollToEnd(following);
   }
 
   atEnd() {

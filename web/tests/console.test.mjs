@@ -1,12 +1,12 @@
 // The agent console at /admin, driven like an agent and an operator use it: sign in (agent JWT, operator
 // token, bad tokens), the sessions table's filters, sort and keyset paging over seeded sessions, the live
-// transcript, takeover of a visitor's chat in the widget on another origin, the kill switch, the audit log,
-// usage, accessibility (axe-core) and screenshots.
+// transcript, tool calls (live, then in full), the visitor's page, takeover of a visitor's chat in the
+// widget on another origin, the kill switch, the audit log, usage, accessibility (axe-core) and screenshots.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, tenantToml, startHost, widgetPage, startFakeOpenAI, launchBrowser, until, screenshot,
-  seriousViolations, agentToken, userToken, OPERATOR_TOKEN,
+  startServer, tenantToml, startHost, widgetPage, startFakeOpenAI, toolResults, startMerchant, launchBrowser, until,
+  screenshot, seriousViolations, agentToken, userToken, OPERATOR_TOKEN,
 } from './lib/index.mjs';
 
 const SECRET = 'console-browser-tests-hs256-secret-0123456789';
@@ -19,14 +19,36 @@ const FANCY = 'Grüße 👋🏽 from the café: naïve 𝒳 e\u0301 done.';
 const RELAXED = '[tenants.rate_limits]\nip = { limit = 100000, window_secs = 60 }\n' +
   'user = { limit = 100000, window_secs = 60 }\ntenant = { limit = 100000, window_secs = 60 }';
 
+/** What the merchant's slow search answers: a title with HTML in it, which must show as text. */
+const FOUND = { found: 1, items: [{ id: 'p1', title: '<img src=x onerror=alert(1)> Runner', price: '99' }] };
+/** How long the merchant's search takes, so the console can see the call running. */
+const SEARCH_MS = 1500;
+/** The shop's tools (SPEC §16): a slow search on the merchant, and a stock check the model calls with bad JSON. */
+const TOOLS = [
+  { name: 'search_products', description: 'Search the catalog', timeout_ms: 5000,
+    parameters: { type: 'object', properties: { query: { type: 'string' } }, required: ['query'] } },
+  { name: 'check_stock', description: 'Stock of one product', timeout_ms: 5000,
+    parameters: { type: 'object', properties: { sku: { type: 'string' } }, required: ['sku'] } },
+];
+
 let upstream;
+let merchant;
 let host;
 let server;
 let browser;
 /** Every seeded session of `shop`, as the admin API lists it. */
 let seeded = [];
 
-function reply(question) {
+let toolTurns = 0;
+function reply(question, body) {
+  if (question.includes('use the tools')) {
+    if (toolResults(body).length) return { text: 'Here is what I found.', delayMs: 0 };
+    toolTurns += 1;
+    return { toolCalls: [
+      { id: `call_find${toolTurns}`, name: 'search_products', arguments: { query: 'running shoes' } },
+      { id: `call_stock${toolTurns}`, name: 'check_stock', arguments: '{"sku": ' },
+    ] };
+  }
   if (question.includes('slow')) return { text: `${FANCY} ${Array.from({ length: 30 }, (_, i) => `w${i}`).join(' ')}`, delayMs: 60 };
   if (question.includes('fancy')) return { text: FANCY, delayMs: 5 };
   return { text: `Answer to: ${question}`, delayMs: 0 };
@@ -74,12 +96,23 @@ async function seed() {
 
 before(async () => {
   upstream = await startFakeOpenAI({ reply });
-  host = await startHost();
-  const tenant = (id, name) => tenantToml({
-    id, name, origins: [host.origin], jwtSecretEnv: 'CONSOLE_JWT_SECRET', upstream: upstream.url, extra: RELAXED,
+  merchant = await startMerchant({
+    tools: {
+      search_products: async () => {
+        await new Promise((r) => setTimeout(r, SEARCH_MS));
+        return { result: FOUND, display: { type: 'text', text: 'Found one' } };
+      },
+    },
   });
-  const config = [tenant('shop', 'Shop'), tenant('acme', 'Acme Shop'), tenant('kiosk', 'Kiosk')].join('\n');
-  server = await startServer({ config, env: { CONSOLE_JWT_SECRET: SECRET } });
+  host = await startHost();
+  const tenant = (id, name, tools = []) => tenantToml({
+    id, name, origins: [host.origin], jwtSecretEnv: 'CONSOLE_JWT_SECRET', upstream: upstream.url, extra: RELAXED,
+    tools: tools.map((t) => ({ ...t, url: merchant.url, secret_env: 'CONSOLE_TOOL_SECRET' })),
+  });
+  // The merchant listens on 127.0.0.1: tools may call it only when the operator allows it.
+  const config = ['tool_allow_private = ["127.0.0.1"]', tenant('shop', 'Shop', TOOLS), tenant('acme', 'Acme Shop'),
+    tenant('kiosk', 'Kiosk')].join('\n');
+  server = await startServer({ config, env: { CONSOLE_JWT_SECRET: SECRET, CONSOLE_TOOL_SECRET: merchant.secret } });
   browser = await launchBrowser();
   host.page('/', () => widgetPage({ server: server.url, tenant: 'acme' }));
   seeded = await seed();
@@ -90,6 +123,7 @@ after(async () => {
   await server?.close().catch(() => {});
   await host?.close().catch(() => {});
   await upstream?.close().catch(() => {});
+  await merchant?.close().catch(() => {});
 });
 
 /** A console page in its own context (UTC, so datetime-local values are UTC), collecting CSP reports and errors. */
@@ -274,7 +308,7 @@ test('new activity appears without a reload, and the reader keeps their page', a
   await page.context().close();
 });
 
-test('a session live: streaming text by offsets (non-ASCII), tool payloads, canned replies, reply, release, close', async () => {
+test('a session live: streaming text by offsets (non-ASCII), canned replies, reply, release, close', async () => {
   const s = await newSession('shop', 'alice');
   await chat('shop', s, 'fancy first');
   const page = await consolePage();
@@ -355,32 +389,137 @@ test('a session live: streaming text by offsets (non-ASCII), tool payloads, cann
   await page.context().close();
 });
 
-test('tool calls of an assistant message are shown with their full payloads, as text', async () => {
+/** The tool calls listed with the last assistant message of the open session. */
+const toolCalls = (page) => page.getByRole('log', { name: 'Transcript' }).locator('[data-role="assistant"]').last()
+  .getByRole('list', { name: 'Tool calls' }).locator('details.tool');
+/** The text of a tool call's labelled part ("Arguments", "Result", "Shown to the visitor"). */
+const toolPart = (call, name) => call.getByRole('figure', { name: new RegExp(`^${name}`) }).locator('pre');
+
+test('tool calls: name and status live while they run, then arguments, result and error in full, as text', async () => {
   const s = await newSession('shop', 'alice');
-  await chat('shop', s, 'which shoes?');
-  const call = {
-    call_id: 'call_1', name: 'search_products', arguments: { query: 'running shoes' },
-    result: { items: [{ id: 'p1', title: '<img src=x onerror=alert(1)> Runner' }] },
-    display: { type: 'text', text: 'Found one' }, status: 'done', error: null,
-    started_at: '2026-12-06T06:00:00.000Z', duration_ms: 42,
-  };
+  await chat('shop', s, 'hello first');
   const page = await consolePage();
-  // The runtime does not run tools yet (SPEC §16): the admin detail is given one, as SPEC §16 shapes it.
-  await page.route(`**/v1/admin/sessions/${s.id}`, async (route) => {
+  await signIn(page, ada());
+  await page.getByRole('button', { name: `Open session ${s.id.slice(0, 8)}` }).click();
+  await page.locator('#live-state[data-state="online"]').waitFor();
+
+  // Live: the slow search shows as running, the call with bad arguments as error, before the answer ends.
+  const turn = chat('shop', s, 'please use the tools');
+  const calls = toolCalls(page);
+  const search = calls.filter({ hasText: 'search_products' });
+  const stock = calls.filter({ hasText: 'check_stock' });
+  await search.locator('.tstatus[data-status="running"]').waitFor();
+  assert.equal(await search.locator('summary').textContent(), 'Tool call search_products · running');
+  await stock.locator('.tstatus[data-status="error"]').waitFor();
+  await turn;
+  assert.equal(merchant.calls.length, 1, 'the search reached the merchant; the call with bad arguments did not');
+
+  // Done: the full payloads come with the detail (no reload of the page).
+  await until(async () => /^Tool call search_products · done · \d+ ms$/.test(await search.locator('summary').textContent()),
+    { timeout: 10_000, message: 'search done, with its duration' });
+  await search.locator('summary').click();
+  await toolPart(search, 'Arguments').waitFor();
+  assert.deepEqual(JSON.parse(await toolPart(search, 'Arguments').textContent()), { query: 'running shoes' });
+  assert.deepEqual(JSON.parse(await toolPart(search, 'Result').textContent()), FOUND);
+  assert.deepEqual(JSON.parse(await toolPart(search, 'Shown to the visitor').textContent()), { type: 'text', text: 'Found one' });
+  assert.match(await search.locator('.tool-facts').innerText(), /Call id\s+call_find\d+/);
+  assert.equal(await page.locator('#transcript img').count(), 0, 'payloads are text, never HTML');
+
+  await stock.locator('summary').click();
+  assert.match(await stock.locator('.tool-error').textContent(), /^Error: \S/);
+  assert.equal(await toolPart(stock, 'Arguments').textContent(), '{"sku": ');
+  assert.match(await stock.getByRole('figure', { name: /^Arguments/ }).locator('figcaption').textContent(), /not JSON/);
+  assert.match(await stock.locator('summary').textContent(), /^Tool call check_stock · error/);
+
+  // A later message refreshes the detail: what the agent opened stays open.
+  await chat('shop', s, 'thanks');
+  await page.getByRole('log', { name: 'Transcript' }).locator('[data-role="assistant"]', { hasText: 'Answer to: thanks' }).waitFor();
+  await new Promise((r) => setTimeout(r, 800));
+  const earlier = page.getByRole('log', { name: 'Transcript' }).locator('details.tool', { hasText: 'search_products' });
+  assert.equal(await earlier.evaluate((d) => d.open), true);
+  assert.deepEqual(await seriousViolations(page, '#detail'), [], 'tool calls open');
+  await screenshot(page, 'console-tool-calls');
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
+/** Opens session `id` in a console whose admin detail says `context` (the server's part may not be there yet). */
+async function withContext(id, context) {
+  const page = await consolePage();
+  await page.route(`**/v1/admin/sessions/${id}`, async (route) => {
     const response = await route.fetch();
     const body = await response.json();
-    for (const m of body.messages) if (m.role === 'assistant') m.tool_calls = [call];
+    body.session.context = context;
     await route.fulfill({ response, json: body });
   });
   await signIn(page, ada());
-  await page.locator(`#sessions-body tr[data-id="${s.id}"] button`).click();
-  const details = page.getByRole('log', { name: 'Transcript' }).locator('[data-role="assistant"] details.tool');
-  await details.waitFor();
-  assert.equal(await details.locator('summary').textContent(), 'Tool call search_products · done · 42 ms');
-  await details.locator('summary').click();
-  const shown = JSON.parse(await details.locator('pre').textContent());
-  assert.deepEqual(shown, call);
-  assert.equal(await page.locator('#transcript img').count(), 0, 'payloads are text, never HTML');
+  await page.getByRole('button', { name: `Open session ${id.slice(0, 8)}` }).click();
+  await page.locator('#live-state[data-state="online"]').waitFor();
+  return page;
+}
+
+test("the visitor's page: a web address is a link, anything else text; every field as escaped JSON; none, no section", async () => {
+  const s = await newSession('shop', 'carol');
+  await chat('shop', s, 'on a page');
+  const region = (page) => page.getByRole('region', { name: "Visitor's page" });
+
+  const web = { url: 'https://shop.example/p/blue?x=1', page: '/p/blue', title: 'Blue Ridge Runner', cart_id: 'c-1' };
+  let page = await withContext(s.id, web);
+  const link = region(page).getByRole('link', { name: web.url });
+  assert.equal(await link.getAttribute('href'), web.url);
+  assert.equal(await link.getAttribute('rel'), 'noopener noreferrer');
+  assert.equal(await region(page).locator('.page-title').textContent(), 'Blue Ridge Runner');
+  await region(page).getByText('Everything the page sent').click();
+  assert.deepEqual(JSON.parse(await region(page).locator('pre').textContent()), web);
+  await screenshot(page, 'console-visitor-page');
+  await page.context().close();
+
+  const hostile = { url: 'javascript:alert(1)', title: '<img src=x onerror=alert(1)> Shoes', note: '<b>bold</b>' };
+  page = await withContext(s.id, hostile);
+  await region(page).waitFor();
+  assert.equal(await region(page).getByRole('link').count(), 0, 'no link for javascript:');
+  assert.equal(await region(page).locator('.page-where').textContent(), 'javascript:alert(1)');
+  assert.equal(await region(page).locator('.page-title').textContent(), hostile.title);
+  assert.deepEqual(JSON.parse(await region(page).locator('pre').textContent()), hostile);
+  assert.equal(await page.locator('#detail img, #detail b').count(), 0, 'context is text, never HTML');
+  await page.context().close();
+
+  const path = { page: '/shoes', title: 'Running shoes' };
+  page = await withContext(s.id, path);
+  assert.equal(await region(page).locator('.page-where').textContent(), '/shoes');
+  assert.equal(await region(page).getByRole('link').count(), 0);
+  await page.context().close();
+
+  for (const none of [null, undefined]) {
+    page = await withContext(s.id, none);
+    await page.getByRole('log', { name: 'Transcript' }).locator('[data-role="assistant"]').first().waitFor();
+    assert.equal(await region(page).count(), 0, `no section for ${none}`);
+    assert.deepEqual(page.problems, []);
+    await page.context().close();
+  }
+});
+
+test("the visitor's page follows the context the widget sends with its messages", async () => {
+  const s = await newSession('shop', 'dave');
+  const first = { page: '/shoes', title: 'Running shoes', cart_id: 'c-1' };
+  const sent = await endUser('shop', '/v1/chat', { token: s.token, body: { session_id: s.id, message: 'hi from shoes', stream: false, context: first } });
+  assert.equal(sent.status, 200, JSON.stringify(sent.body));
+  const detail = await server.admin(`/sessions/${s.id}`, { tenant: 'shop' });
+  assert.deepEqual(detail.body.session.context, first, 'the admin detail keeps the latest context (SPEC §12, §16)');
+  const page = await consolePage();
+  await signIn(page, ada());
+  await page.getByRole('button', { name: `Open session ${s.id.slice(0, 8)}` }).click();
+  const region = page.getByRole('region', { name: "Visitor's page" });
+  await region.waitFor();
+  assert.equal(await region.locator('.page-where').textContent(), '/shoes');
+  assert.equal(await region.locator('.page-title').textContent(), 'Running shoes');
+  await page.locator('#live-state[data-state="online"]').waitFor();
+
+  // The visitor moves on and writes again: the section follows without a reload.
+  const next = { url: 'https://shop.example/p/blue', title: 'Blue Ridge Runner' };
+  await endUser('shop', '/v1/chat', { token: s.token, body: { session_id: s.id, message: 'and this one?', stream: false, context: next } });
+  await region.getByRole('link', { name: next.url }).waitFor();
+  assert.equal(await region.locator('.page-title').textContent(), 'Blue Ridge Runner');
   assert.deepEqual(page.problems, []);
   await page.context().close();
 });

@@ -1,5 +1,5 @@
 // Debian's Chromium driven by playwright-core (no browser download), plus
-// screenshots under target/screenshots/ and axe-core accessibility checks.
+// screenshots (under target/screenshots/, or WEB_TESTS_SCREENSHOTS) and axe-core accessibility checks.
 import { chromium } from 'playwright-core';
 import { mkdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -7,7 +7,9 @@ import path from 'node:path';
 import { ROOT } from './server.mjs';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-export const SCREENSHOTS = path.join(ROOT, 'target', 'screenshots');
+export const SCREENSHOTS = process.env.WEB_TESTS_SCREENSHOTS
+  ? path.resolve(process.env.WEB_TESTS_SCREENSHOTS)
+  : path.join(ROOT, 'target', 'screenshots');
 
 export function launchBrowser() {
   return chromium.launch({
@@ -17,7 +19,7 @@ export function launchBrowser() {
   });
 }
 
-/** Writes `target/screenshots/<name>.png` and returns its path. */
+/** Writes `<SCREENSHOTS>/<name>.png` and returns its path. */
 export async function screenshot(page, name, options = {}) {
   await mkdir(SCREENSHOTS, { recursive: true });
   const file = path.join(SCREENSHOTS, `${name}.png`);

@@ -54,8 +54,10 @@ class Server {
     const configPath = path.join(this.dir, 'config.toml');
     await writeFile(configPath, text);
     const log = createWriteStream(this.logPath, { flags: 'a' });
+    // SWITCHBOARD_BIN names the binary for the harness; the server would read it as a setting and refuse it.
+    const { SWITCHBOARD_BIN: _bin, ...inherited } = process.env;
     const child = spawn(this.bin, ['serve', '--config', configPath], {
-      env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn', ...this.env },
+      env: { ...inherited, RUST_LOG: process.env.RUST_LOG || 'warn', ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stderr.pipe(log);
