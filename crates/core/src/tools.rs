@@ -98,6 +98,54 @@ pub struct Tooling {
     pub max_calls: u32,
     /// The built-in `handoff_to_human` is offered (`builtin_tools`).
     pub handoff: bool,
+    /// Products that tools show are checked live (`verify_url`).
+    pub verification: Option<Verification>,
+}
+
+/// Where shown products are checked, and how long a check may take
+/// (`verify_timeout_ms`); a check that takes longer counts as failed.
+#[derive(Clone)]
+pub struct Verification {
+    pub verifier: Arc<dyn Verifier>,
+    pub timeout: std::time::Duration,
+}
+
+/// Checks products a tool showed against the shop's live data (SPEC §16).
+#[async_trait::async_trait]
+pub trait Verifier: Send + Sync + 'static {
+    /// The live fields of the products with these ids, one object each
+    /// (`{id, price, currency, availability, …}`); `Err` with a reason (for
+    /// the log) when the check failed.
+    async fn verify(&self, tenant_id: &str, ids: Vec<String>) -> Result<Vec<serde_json::Value>, String>;
+}
+
+/// The ids of the products a `display` shows (none unless it is
+/// `{type: "products", items: [{id, …}]}`).
+pub fn shown_products(display: Option<&serde_json::Value>) -> Vec<String> {
+    let Some(display) = display.filter(|d| d["type"] == "products") else { return Vec::new() };
+    let items = display["items"].as_array().map(Vec::as_slice).unwrap_or_default();
+    items.iter().filter_map(|item| item["id"].as_str().map(str::to_owned)).collect()
+}
+
+/// Merges a check's live fields into the shown products, by id (every field
+/// the shop sent but `id`); true when every shown product came back.
+pub fn apply_live(display: &mut serde_json::Value, live: &[serde_json::Value]) -> bool {
+    let Some(items) = display.get_mut("items").and_then(serde_json::Value::as_array_mut) else {
+        return false;
+    };
+    let mut all = true;
+    for item in items.iter_mut() {
+        let Some(id) = item["id"].as_str() else { continue };
+        let found = live.iter().find(|l| l["id"].as_str() == Some(id)).and_then(serde_json::Value::as_object);
+        let (Some(fields), Some(item)) = (found, item.as_object_mut()) else {
+            all = false;
+            continue;
+        };
+        for (key, value) in fields.iter().filter(|(key, _)| *key != "id") {
+            item.insert(key.clone(), value.clone());
+        }
+    }
+    all
 }
 
 /// The built-in tool that hands the conversation to a person (SPEC §16).
@@ -138,6 +186,7 @@ impl std::fmt::Debug for Tooling {
             .field("max_rounds", &self.max_rounds)
             .field("max_calls", &self.max_calls)
             .field("handoff", &self.handoff)
+            .field("verification", &self.verification.as_ref().map(|v| v.timeout))
             .finish()
     }
 }
@@ -224,5 +273,50 @@ impl ToolCallRecord {
             v["display"] = display.clone();
         }
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn shown() -> serde_json::Value {
+        json!({"type": "products", "items": [
+            {"id": "p1", "title": "Trail runner", "price": "89.90", "currency": "EUR", "availability": "in_stock"},
+            {"id": "p2", "title": "Road racer", "price": "120.00", "currency": "EUR", "availability": "in_stock"},
+        ], "total": {"amount": "209.90", "currency": "EUR"}})
+    }
+
+    #[test]
+    fn only_products_with_ids_are_checked() {
+        assert_eq!(shown_products(Some(&shown())), ["p1", "p2"]);
+        assert!(shown_products(Some(&json!({"type": "text", "text": "p1"}))).is_empty());
+        assert!(shown_products(Some(&json!({"type": "products", "items": [{"title": "no id"}]}))).is_empty());
+        assert!(shown_products(None).is_empty());
+    }
+
+    #[test]
+    fn live_fields_replace_the_shown_ones_by_id() {
+        let mut display = shown();
+        let live = [
+            json!({"id": "p2", "price": "99.00", "availability": "out_of_stock"}),
+            json!({"id": "p1", "price": "89.90", "currency": "EUR", "availability": "low_stock"}),
+            json!({"id": "p9", "price": "1.00"}),
+        ];
+        assert!(apply_live(&mut display, &live));
+        assert_eq!(display["items"][0]["availability"], "low_stock");
+        assert_eq!(display["items"][1]["price"], "99.00");
+        assert_eq!(display["items"][1]["availability"], "out_of_stock");
+        assert_eq!(display["items"][1]["title"], "Road racer", "fields not sent stay");
+        assert_eq!(display["items"].as_array().unwrap().len(), 2, "nothing added");
+    }
+
+    #[test]
+    fn a_product_left_out_of_the_answer_is_not_verified() {
+        let mut display = shown();
+        assert!(!apply_live(&mut display, &[json!({"id": "p1", "price": "80.00"})]));
+        assert_eq!(display["items"][0]["price"], "80.00", "what came back is still applied");
+        assert!(!apply_live(&mut display, &[json!("p1"), json!({"id": "p2"})]));
     }
 }

@@ -40,12 +40,24 @@ enum Shop {
 struct Merchant {
     calls: Arc<Mutex<Vec<Value>>>,
     answer: Arc<Mutex<Shop>>,
+    /// The product checks (`verify_url`) received.
+    checks: Arc<Mutex<Vec<Value>>>,
+    /// How long a check takes to answer.
+    check_delay: Arc<Mutex<Duration>>,
 }
 
 impl Merchant {
     async fn start() -> (Self, u16) {
-        let merchant = Self { calls: Arc::default(), answer: Arc::new(Mutex::new(Shop::Products)) };
-        let app = Router::new().route("/tools", post(tool)).with_state(merchant.clone());
+        let merchant = Self {
+            calls: Arc::default(),
+            answer: Arc::new(Mutex::new(Shop::Products)),
+            checks: Arc::default(),
+            check_delay: Arc::default(),
+        };
+        let app = Router::new()
+            .route("/tools", post(tool))
+            .route("/verify", post(verify))
+            .with_state(merchant.clone());
         (merchant, serve(app).await)
     }
 
@@ -90,6 +102,27 @@ async fn tool(State(m): State<Merchant>, headers: HeaderMap, body: Bytes) -> (St
     }
 }
 
+/// A shop's live data, signed like a tool call: p1's price went down and
+/// its stock with it.
+async fn verify(State(m): State<Merchant>, headers: HeaderMap, body: Bytes) -> (StatusCode, String) {
+    let keys = SigningKeys::parse(SECRET).unwrap();
+    if keys.verify(&headers, &body, chrono::Utc::now().timestamp(), Duration::from_secs(300)).is_err() {
+        return (StatusCode::UNAUTHORIZED, "bad signature".into());
+    }
+    let check: Value = serde_json::from_slice(&body).unwrap();
+    m.checks.lock().unwrap().push(check);
+    let delay = *m.check_delay.lock().unwrap();
+    tokio::time::sleep(delay).await;
+    let live =
+        json!({"items": [{"id": "p1", "price": "79.90", "currency": "EUR", "availability": "low_stock"}]});
+    (StatusCode::OK, live.to_string())
+}
+
+/// Checks shown products at the merchant's `/verify`, signed with the
+/// tools' secret.
+const VERIFY: &str = "[tenants.tooling]\nverify_url = \"http://127.0.0.1:PORT/verify\"\n\
+     verify_secret_env = \"SHOP_TOOL_SECRET\"\nverify_timeout_ms = 300";
+
 const SEARCH: &str = r#"[[tenants.tools]]
 name = "search_products"
 description = "Search the shop's catalog"
@@ -107,7 +140,7 @@ async fn start_with(search: &str, extra: &str) -> (TestApp, FakeOpenAi, Merchant
     let (merchant, port) = Merchant::start().await;
     let tenant = TenantSpec::openai("acme", &fake)
         .table(&search.replace("PORT", &port.to_string()))
-        .table(extra)
+        .table(&extra.replace("PORT", &port.to_string()))
         .env("SHOP_TOOL_SECRET", SECRET);
     let config = admin::operator_config().raw(r#"tool_allow_private = ["127.0.0.1"]"#).tenant(tenant);
     let app = TestApp::start(config).await;
@@ -292,7 +325,7 @@ async fn tools_reach_private_addresses_only_when_the_operator_allows_it() {
 #[tokio::test]
 async fn keys_of_what_is_not_built_yet_are_named_at_start_and_an_unreachable_mcp_server_stops_nothing() {
     let (app, fake, _merchant) = start(
-        "[tenants.tooling]\nverify_url = \"https://shop.example/verify\"\n\
+        "[tenants.tooling]\nmemory = true\n\
          [[tenants.mcp]]\nname = \"shop\"\nurl = \"https://mcp.shop.example/mcp\"\ntimeout_ms = 500",
     )
     .await;
@@ -304,7 +337,7 @@ async fn keys_of_what_is_not_built_yet_are_named_at_start_and_an_unreachable_mcp
         tools.as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["search_products"], "nothing offered from the server that cannot be reached");
     let log = app.log();
-    let key = "tenants[0].tooling.verify_url";
+    let key = "tenants[0].tooling.memory";
     assert!(log.contains(key) && log.contains("not enforced"), "{key} not named:\n{log}");
     assert!(!log.contains("tenants[0].mcp"), "MCP servers are acted on:\n{log}");
 }
@@ -451,4 +484,66 @@ async fn the_page_context_reaches_tools_and_the_latest_is_shown_to_agents_only()
     let detail =
         admin::get_ok(&app, &admin::As::operator(Some("acme")), &format!("/v1/admin/sessions/{sid}")).await;
     assert_eq!(detail["session"]["context"], json!({"page": "/cart"}));
+}
+
+/// Shown products are checked live in parallel with the text: `shown`,
+/// then `verified` with the shop's live fields, before `stream_end`; the
+/// stored entry keeps the last state.
+#[tokio::test]
+async fn shown_products_are_verified_live_before_the_turn_ends() {
+    let (app, fake, merchant) = start(VERIFY).await;
+    fake.push_mode(search("call_v", r#"{"query": "running shoes"}"#));
+    let (sid, v) = app.create_session("acme").await;
+    let reply = app.chat_stream(&v, &sid, "show me running shoes").await;
+    let tools = events(&reply, "tool");
+    let statuses: Vec<&str> = tools.iter().map(|t| t["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["running", "shown", "verified"]);
+    assert_eq!(tools[1]["display"], products(), "shown as the tool gave it");
+    let live = &tools[2]["display"]["items"][0];
+    assert_eq!((live["price"].as_str(), live["availability"].as_str()), (Some("79.90"), Some("low_stock")));
+    assert_eq!(live["title"], "Trail runner", "what the check did not send stays");
+    assert_eq!(reply.last().event, "stream_end");
+    assert_eq!(merchant.checks.lock().unwrap().clone(), [json!({"type": "products.verify", "ids": ["p1"]})]);
+
+    let stored = app.message(&v, &sid, 2).await.unwrap();
+    assert_eq!(stored["tools"][0]["status"], "verified");
+    assert_eq!(stored["tools"][0]["display"]["items"][0]["price"], "79.90");
+    let detail =
+        admin::get_ok(&app, &admin::As::operator(Some("acme")), &format!("/v1/admin/sessions/{sid}")).await;
+    let answer = detail["messages"].as_array().unwrap().iter().find(|m| m["seq"] == 2).unwrap().clone();
+    assert_eq!(answer["tool_calls"][0]["status"], "verified");
+    assert_eq!(
+        answer["tool_calls"][0]["result"],
+        json!({"found": 1, "ids": ["p1"]}),
+        "the model's result unchanged"
+    );
+}
+
+/// A check slower than `verify_timeout_ms` ends `unverified`, and the
+/// answer's text never waits for it.
+#[tokio::test]
+async fn a_slow_check_ends_unverified_and_never_delays_the_text() {
+    let (app, fake, merchant) = start(VERIFY).await;
+    *merchant.check_delay.lock().unwrap() = Duration::from_secs(2);
+    fake.push_mode(search("call_s", r#"{"query": "running shoes"}"#));
+    let (sid, v) = app.create_session("acme").await;
+    let reply = app.chat_stream(&v, &sid, "show me running shoes").await;
+    let order: Vec<String> = reply
+        .events
+        .iter()
+        .filter(|e| e.event != "typing")
+        .map(|e| match e.event.as_str() {
+            "tool" => format!("tool:{}", e.json()["status"].as_str().unwrap()),
+            "stream_delta" => format!("delta:{}", e.json()["text"].as_str().unwrap()),
+            other => other.to_owned(),
+        })
+        .collect();
+    let at = |name: &str| order.iter().position(|e| e == name).unwrap_or_else(|| panic!("{name}: {order:?}"));
+    assert!(at("tool:shown") < at("delta:w0"), "{order:?}");
+    assert!(at("delta: w2") < at("tool:unverified"), "the text came before the check's end: {order:?}");
+    assert_eq!(order.last().map(String::as_str), Some("stream_end"), "{order:?}");
+    let unverified = events(&reply, "tool").pop().unwrap();
+    assert_eq!(unverified["display"], products(), "nothing live to show");
+    let stored = app.message(&v, &sid, 2).await.unwrap();
+    assert_eq!(stored["tools"][0]["status"], "unverified");
 }

@@ -10,7 +10,9 @@
 //! - [`webhook_tools`]: a tenant's webhook tools as core's `Toolbox`;
 //! - [`mcp`]: a tenant's MCP servers as tool sources (rmcp, Streamable
 //!   HTTP), through the same guard;
-//! - [`toolset`]: every source of a tenant as one `Toolbox`.
+//! - [`toolset`]: every source of a tenant as one `Toolbox`;
+//! - [`verifier`]: live product verification (`verify_url`) as core's
+//!   `Verifier`.
 //!
 //! Why our own signer rather than the `standardwebhooks` crate: that crate
 //! (1.0.1, March 2024, its only release) signs and verifies with a single
@@ -27,6 +29,7 @@ pub mod guard;
 pub mod mcp;
 pub mod signature;
 pub mod toolset;
+pub mod verifier;
 pub mod webhook_tools;
 
 pub use client::{CallError, WebhookClient, WebhookRequest, MAX_RESPONSE_BYTES};
@@ -36,4 +39,5 @@ pub use mcp::{ListingIntervals, McpClient, McpError, McpServer, McpServerConfig}
 pub use reqwest::Url;
 pub use signature::{message_id, SecretError, SigningKeys, VerifyError};
 pub use toolset::ToolSet;
+pub use verifier::WebhookVerifier;
 pub use webhook_tools::{WebhookTool, WebhookToolbox};

@@ -14,6 +14,7 @@ mod snapshots;
 mod stop;
 mod stream;
 mod tools;
+mod verify;
 
 pub use live::{LiveText, LiveTurn, LiveTurns, StopReason};
 pub use observe::{AfterFailure, TurnObserver, TurnReport};
@@ -204,6 +205,7 @@ impl TurnEngine {
             history,
             reservation,
             tools: Default::default(),
+            checks: Default::default(),
             handoff: Default::default(),
         };
         inner.tracker.spawn(task.run());

@@ -24,8 +24,11 @@ pub(super) struct TurnTask {
     pub history: Vec<Message>,
     /// The budget reservation this turn settles when it ends.
     pub reservation: Option<uuid::Uuid>,
-    /// The answer's tool calls so far, stored with it (`tools.rs`).
-    pub tools: std::sync::Mutex<Vec<crate::tools::ToolCallRecord>>,
+    /// The answer's tool calls so far, stored with it (`tools.rs`); shared
+    /// with the product checks that update them (`verify.rs`).
+    pub tools: Arc<std::sync::Mutex<Vec<crate::tools::ToolCallRecord>>>,
+    /// Product checks still running (`verify.rs`).
+    pub checks: super::verify::Checks,
     /// The model asked for a person, with this reason: the session waits
     /// for an agent once the answer is stored (`tools.rs`).
     pub handoff: std::sync::Mutex<Option<Option<String>>>,
@@ -97,6 +100,8 @@ impl TurnTask {
                 request.tools.choice = ToolChoice::None;
             }
         };
+        // Every event of the turn before its end (SPEC §16).
+        self.settle_checks(&mut ticker).await;
         let text = self.live.snapshot().text;
         let last = round_usage(&mut observed, &request, text.get(round_start..).unwrap_or_default());
         let usage = add_usage(used, last);

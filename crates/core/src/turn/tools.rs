@@ -10,7 +10,8 @@ use super::run::TurnTask;
 use crate::events::{SessionEvent, ToolEvent};
 use crate::store::takeover::{HoldChange, HoldOutcome};
 use crate::tools::{
-    handoff_reason, Invocation, Outcome, ToolCall, ToolCallRecord, ToolResult, ToolStatus, Tooling, HANDOFF,
+    handoff_reason, shown_products, Invocation, Outcome, ToolCall, ToolCallRecord, ToolResult, ToolStatus,
+    Tooling, Verification, HANDOFF,
 };
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::sync::Arc;
@@ -74,8 +75,13 @@ impl TurnTask {
         let mut running: FuturesUnordered<_> = runs.into_iter().collect();
         while let Some((i, outcome, took)) = self.guarded(running.next(), ticker).await? {
             let call = &calls[i];
-            if let Some(record) = self.finish_tool(&call.id, &outcome, took.as_millis() as u64) {
+            let verification = tooling.verification.as_ref();
+            if let Some(record) = self.finish_tool(&call.id, &outcome, took.as_millis() as u64, verification)
+            {
                 self.publish_tool(&record);
+                if let Some(verification) = verification.filter(|_| record.status == ToolStatus::Shown) {
+                    self.start_check(verification, &record);
+                }
             }
             let ended = if outcome.result.is_ok() { "done" } else { "error" };
             self.observe_tool(&call.name, ended, Some(took));
@@ -236,15 +242,23 @@ impl TurnTask {
         self.tools.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(record);
     }
 
-    /// Marks a kept call done or failed; returns its new state.
-    fn finish_tool(&self, call_id: &str, outcome: &Outcome, took_ms: u64) -> Option<ToolCallRecord> {
+    /// Marks a kept call done (`shown` when it shows products to check) or
+    /// failed; returns its new state.
+    fn finish_tool(
+        &self,
+        call_id: &str,
+        outcome: &Outcome,
+        took_ms: u64,
+        verification: Option<&Verification>,
+    ) -> Option<ToolCallRecord> {
         let mut tools = self.tools.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let record = tools.iter_mut().rev().find(|r| r.call_id == call_id)?;
         record.duration_ms = Some(took_ms);
         record.display = outcome.display.clone();
         match &outcome.result {
             Ok(value) => {
-                record.status = ToolStatus::Done;
+                let check = verification.is_some() && !shown_products(record.display.as_ref()).is_empty();
+                record.status = if check { ToolStatus::Shown } else { ToolStatus::Done };
                 record.result = Some(value.clone());
             }
             Err(reason) => {
@@ -261,17 +275,19 @@ impl TurnTask {
     }
 
     fn publish_tool(&self, record: &ToolCallRecord) {
-        self.inner.bus.publish(
-            self.msg.session_id,
-            Arc::new(SessionEvent::Tool(ToolEvent {
-                turn_id: self.live.turn_id,
-                call_id: record.call_id.clone(),
-                name: record.name.clone(),
-                status: record.status,
-                display: record.display.clone(),
-            })),
-        );
+        self.inner.bus.publish(self.msg.session_id, Arc::new(tool_event(self.live.turn_id, record)));
     }
+}
+
+/// The `tool` event of a call's state: what end users may see of it.
+pub(super) fn tool_event(turn_id: uuid::Uuid, record: &ToolCallRecord) -> SessionEvent {
+    SessionEvent::Tool(ToolEvent {
+        turn_id,
+        call_id: record.call_id.clone(),
+        name: record.name.clone(),
+        status: record.status,
+        display: record.display.clone(),
+    })
 }
 
 /// Arguments that did not parse are kept as the text the model wrote.

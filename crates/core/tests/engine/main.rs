@@ -17,6 +17,7 @@ mod reaper;
 mod retries;
 mod timeouts;
 mod tools;
+mod verify;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -302,7 +302,6 @@ fn not_enforced(raw: &RawConfig) -> Vec<String> {
     };
     for (i, t) in raw.tenants.iter().enumerate() {
         let Some(tooling) = &t.tooling else { continue };
-        note(tooling.verify_url.is_some(), format!("tenants[{i}].tooling.verify_url"));
         note(tooling.memory, format!("tenants[{i}].tooling.memory"));
     }
     out

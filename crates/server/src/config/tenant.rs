@@ -258,7 +258,14 @@ pub(super) fn builtin_demo(public_url: &str, listen: std::net::SocketAddr) -> Re
         budget: None,
         fallbacks: Vec::new(),
         tools: demo_shop_tools(listen)?,
-        tooling: Some(RawTooling { builtin_tools: vec!["handoff_to_human".into()], ..RawTooling::default() }),
+        // The shop's endpoint also answers `products.verify`: its cards are
+        // checked live like any shop's.
+        tooling: Some(RawTooling {
+            builtin_tools: vec!["handoff_to_human".into()],
+            verify_url: Some(crate::demo_shop::tools_url(listen)),
+            verify_secret_env: Some(crate::demo_shop::SECRET_ENV.into()),
+            ..RawTooling::default()
+        }),
         mcp: Vec::new(),
     };
     validate(raw)

@@ -29,19 +29,33 @@ pub struct ToolConfig {
     pub timeout: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ToolingConfig {
     pub max_rounds: u32,
     pub max_calls: u32,
     /// `builtin_tools` lists `handoff_to_human`.
     pub handoff: bool,
+    /// Live product verification, when `verify_url` is set.
+    pub verify: Option<VerifyConfig>,
 }
 
 impl Default for ToolingConfig {
     fn default() -> Self {
-        Self { max_rounds: 4, max_calls: 8, handoff: false }
+        Self { max_rounds: 4, max_calls: 8, handoff: false, verify: None }
     }
 }
+
+/// `verify_url`, `verify_secret_env`, `verify_timeout_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyConfig {
+    pub url: String,
+    /// The variable holding the `whsec_` secret(s) that sign the checks.
+    pub secret_env: String,
+    pub timeout: Duration,
+}
+
+/// How long a product check may take when `verify_timeout_ms` is not given.
+pub const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// An MCP server of a tenant (`[[tenants.mcp]]`).
 #[derive(Debug, Clone, PartialEq)]
@@ -91,8 +105,12 @@ fn http_url(key: &str, url: &str) -> Result<(), String> {
 
 /// A call's deadline: [`DEFAULT_TIMEOUT`] unless given, 1 ms to a minute.
 fn timeout(key: &str, ms: Option<u64>) -> Result<Duration, String> {
+    timeout_or(key, ms, DEFAULT_TIMEOUT)
+}
+
+fn timeout_or(key: &str, ms: Option<u64>, default: Duration) -> Result<Duration, String> {
     match ms {
-        None => Ok(DEFAULT_TIMEOUT),
+        None => Ok(default),
         Some(ms) if (1..=MAX_TIMEOUT_MS).contains(&ms) => Ok(Duration::from_millis(ms)),
         Some(_) => Err(format!("{key}: must be 1 to {MAX_TIMEOUT_MS}")),
     }
@@ -156,7 +174,26 @@ pub fn tooling(raw: Option<&RawTooling>) -> Result<ToolingConfig, String> {
         max_rounds: limit("max_tool_rounds", raw.max_tool_rounds, defaults.max_rounds)?,
         max_calls: limit("max_tool_calls", raw.max_tool_calls, defaults.max_calls)?,
         handoff,
+        verify: verify(raw)?,
     })
+}
+
+/// `verify_url` with the secret that signs its checks; the other two keys
+/// mean nothing without it.
+fn verify(raw: &RawTooling) -> Result<Option<VerifyConfig>, String> {
+    let Some(url) = &raw.verify_url else {
+        if raw.verify_secret_env.is_some() || raw.verify_timeout_ms.is_some() {
+            return Err("`tooling.verify_secret_env` and `verify_timeout_ms` need `verify_url`".into());
+        }
+        return Ok(None);
+    };
+    http_url("`tooling.verify_url`", url)?;
+    let secret_env = raw.verify_secret_env.clone().filter(|v| !v.is_empty()).ok_or_else(|| {
+        "`tooling.verify_secret_env`: is required with `verify_url` (the variable holding its whsec_ secret)"
+            .to_owned()
+    })?;
+    let timeout = timeout_or("`tooling.verify_timeout_ms`", raw.verify_timeout_ms, DEFAULT_VERIFY_TIMEOUT)?;
+    Ok(Some(VerifyConfig { url: url.clone(), secret_env, timeout }))
 }
 
 #[cfg(test)]
@@ -192,7 +229,10 @@ mod tests {
 
     #[test]
     fn limits_default_and_are_bounded() {
-        assert_eq!(tooling(None).unwrap(), ToolingConfig { max_rounds: 4, max_calls: 8, handoff: false });
+        assert_eq!(
+            tooling(None).unwrap(),
+            ToolingConfig { max_rounds: 4, max_calls: 8, handoff: false, verify: None }
+        );
         let raw = RawTooling { builtin_tools: vec!["handoff_to_human".into()], ..Default::default() };
         assert!(tooling(Some(&raw)).unwrap().handoff);
         let raw = RawTooling { builtin_tools: vec!["launch_rockets".into()], ..Default::default() };
@@ -201,5 +241,28 @@ mod tests {
         assert_eq!(tooling(Some(&raw)).unwrap().max_rounds, 2);
         let raw = RawTooling { max_tool_calls: Some(0), ..Default::default() };
         assert!(tooling(Some(&raw)).is_err());
+    }
+
+    #[test]
+    fn verification_needs_a_url_and_its_secret() {
+        let good = RawTooling {
+            verify_url: Some("https://shop.example/verify".into()),
+            verify_secret_env: Some("SHOP_VERIFY_SECRET".into()),
+            ..Default::default()
+        };
+        let verify = tooling(Some(&good)).unwrap().verify.unwrap();
+        assert_eq!(verify.timeout, DEFAULT_VERIFY_TIMEOUT);
+        assert_eq!(verify.secret_env, "SHOP_VERIFY_SECRET");
+        let fast = RawTooling { verify_timeout_ms: Some(250), ..good.clone() };
+        assert_eq!(tooling(Some(&fast)).unwrap().verify.unwrap().timeout, Duration::from_millis(250));
+        for (bad, says) in [
+            (RawTooling { verify_secret_env: None, ..good.clone() }, "verify_secret_env"),
+            (RawTooling { verify_url: Some("ftp://x".into()), ..good.clone() }, "verify_url"),
+            (RawTooling { verify_timeout_ms: Some(0), ..good.clone() }, "verify_timeout_ms"),
+            (RawTooling { verify_url: None, ..good }, "need `verify_url`"),
+        ] {
+            let e = tooling(Some(&bad)).unwrap_err();
+            assert!(e.contains(says), "{e}");
+        }
     }
 }

@@ -158,6 +158,11 @@ mod tests {
             assert_eq!(t.secret_env, SECRET_ENV);
         }
         assert!(demo.tooling.handoff);
+        let verify = demo.tooling.verify.as_ref().unwrap();
+        assert_eq!(
+            (verify.url.as_str(), verify.secret_env.as_str()),
+            (demo.tools[0].url.as_str(), SECRET_ENV)
+        );
         let own = crate::config::Config::from_parts("[[tenants]]\nid = \"acme\"", Vec::new()).unwrap();
         assert!(own.tenants[0].tools.is_empty());
     }

@@ -6,10 +6,10 @@
 
 use crate::config::TenantConfig;
 use std::sync::{Arc, OnceLock};
-use switchboard_core::tools::{ToolSpec, Toolbox, Tooling};
+use switchboard_core::tools::{ToolSpec, Toolbox, Tooling, Verification};
 use switchboard_tools::{
     ListingIntervals, McpClient, McpServer, McpServerConfig, PrivateAllowList, SigningKeys, ToolSet,
-    WebhookClient, WebhookTool, WebhookToolbox,
+    WebhookClient, WebhookTool, WebhookToolbox, WebhookVerifier,
 };
 
 static CLIENT: OnceLock<Arc<WebhookClient>> = OnceLock::new();
@@ -51,10 +51,7 @@ pub fn tooling(config: &TenantConfig) -> Result<Option<Tooling>, String> {
     let mut tools = Vec::with_capacity(config.tools.len());
     for t in &config.tools {
         let name = &t.name;
-        let secret = std::env::var(&t.secret_env)
-            .map_err(|_| format!("tools `{name}`: the variable {} is not set", t.secret_env))?;
-        let keys =
-            SigningKeys::parse(&secret).map_err(|e| format!("tools `{name}`: {}: {e}", t.secret_env))?;
+        let keys = signing_keys(&format!("tools `{name}`"), &t.secret_env)?;
         let spec = ToolSpec {
             name: name.clone(),
             description: t.description.clone(),
@@ -65,7 +62,16 @@ pub fn tooling(config: &TenantConfig) -> Result<Option<Tooling>, String> {
                 .map_err(|e| format!("tools `{name}`: {e}"))?,
         );
     }
-    let webhooks = WebhookToolbox::new(config.id.clone(), own_or_shared_client(config), tools);
+    let client = own_or_shared_client(config);
+    let verification = match &config.tooling.verify {
+        Some(v) => {
+            let keys = signing_keys("tooling.verify_url", &v.secret_env)?;
+            let verifier = WebhookVerifier::new(client.clone(), v.url.clone(), keys, v.timeout);
+            Some(Verification { verifier: Arc::new(verifier), timeout: v.timeout })
+        }
+        None => None,
+    };
+    let webhooks = WebhookToolbox::new(config.id.clone(), client, tools);
     let servers = mcp_servers(config)?;
     let toolbox: Arc<dyn Toolbox> =
         if servers.is_empty() { Arc::new(webhooks) } else { Arc::new(ToolSet::new(webhooks, servers)?) };
@@ -74,7 +80,15 @@ pub fn tooling(config: &TenantConfig) -> Result<Option<Tooling>, String> {
         max_rounds: config.tooling.max_rounds,
         max_calls: config.tooling.max_calls,
         handoff: config.tooling.handoff,
+        verification,
     }))
+}
+
+/// The `whsec_` secret(s) in the variable `var`; `what` names the setting
+/// in the error.
+fn signing_keys(what: &str, var: &str) -> Result<SigningKeys, String> {
+    let secret = std::env::var(var).map_err(|_| format!("{what}: the variable {var} is not set"))?;
+    SigningKeys::parse(&secret).map_err(|e| format!("{what}: {var}: {e}"))
 }
 
 fn mcp_servers(config: &TenantConfig) -> Result<Vec<McpServer>, String> {
