@@ -18,6 +18,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use bytes::Bytes;
+use common::fake_anthropic::{AnthropicMode, FakeAnthropic};
 use common::fake_openai::tool_call;
 use common::fake_upstream::serve;
 use common::{chat_body, eventually, pieces, AppConfig, FakeOpenAi, Mode, SseReply, TenantSpec, TestApp};
@@ -546,4 +547,72 @@ async fn a_slow_check_ends_unverified_and_never_delays_the_text() {
     assert_eq!(unverified["display"], products(), "nothing live to show");
     let stored = app.message(&v, &sid, 2).await.unwrap();
     assert_eq!(stored["tools"][0]["status"], "unverified");
+}
+
+/// The same round with Anthropic's wire format, through the binary: the
+/// `tool_use` block assembled from `input_json_delta`, the call run, and
+/// the next request carrying the assistant's `tool_use` and a user turn of
+/// `tool_result` blocks (`is_error` for a failing tool).
+#[tokio::test]
+async fn an_anthropic_tool_round_goes_through_the_binary_in_its_own_format() {
+    let fake = FakeAnthropic::start(AnthropicMode::Normal(vec!["Found".into(), " it.".into()])).await;
+    let (merchant, port) = Merchant::start().await;
+    let tenant = TenantSpec::upstream("acme", "anthropic", &fake.base_url(), "sonnet-fake")
+        .table(&SEARCH.replace("PORT", &port.to_string()))
+        .env("SHOP_TOOL_SECRET", SECRET);
+    let app =
+        TestApp::start(admin::operator_config().raw(r#"tool_allow_private = ["127.0.0.1"]"#).tenant(tenant))
+            .await;
+    let (sid, v) = app.create_session("acme").await;
+    let use_search = |id: &str| AnthropicMode::ToolUse {
+        text: vec!["Let me ".into(), "look.".into()],
+        calls: vec![tool_call(id, "search_products", r#"{"query": "trail shoes"}"#)],
+    };
+
+    fake.push_mode(use_search("toolu_01A"));
+    let reply = app.chat_stream(&v, &sid, "trail shoes?").await;
+    assert_eq!(reply.last().event, "stream_end", "{:?}", reply.events);
+    assert_eq!(reply.last().json()["message"]["content"], "Let me look.Found it.");
+    let tools = events(&reply, "tool");
+    assert_eq!(tools.last().unwrap()["status"], "done");
+    assert_eq!(tools.last().unwrap()["call_id"], "toolu_01A");
+    assert_eq!(merchant.calls()[0]["arguments"], json!({"query": "trail shoes"}));
+
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0].body["tools"][0]["name"], "search_products");
+    assert_eq!(requests[0].body["tools"][0]["input_schema"]["required"], json!(["query"]));
+    let messages = requests[1].body["messages"].as_array().unwrap();
+    let n = messages.len();
+    assert_eq!(messages[n - 2]["role"], "assistant");
+    let said = messages[n - 2]["content"].as_array().unwrap();
+    assert_eq!(said[0], json!({"type": "text", "text": "Let me look."}));
+    assert_eq!(
+        said[1],
+        json!({"type": "tool_use", "id": "toolu_01A", "name": "search_products", "input": {"query": "trail shoes"}})
+    );
+    assert_eq!(messages[n - 1]["role"], "user");
+    let result = &messages[n - 1]["content"][0];
+    assert_eq!(
+        (result["type"].as_str(), result["tool_use_id"].as_str()),
+        (Some("tool_result"), Some("toolu_01A"))
+    );
+    assert_ne!(result["is_error"], true);
+    let content: Value = serde_json::from_str(result["content"].as_str().unwrap()).unwrap();
+    assert_eq!(content, json!({"found": 1, "ids": ["p1"]}));
+
+    // A failing tool: the model reads an error result, the stream goes on.
+    merchant.answer(Shop::Fails);
+    fake.push_mode(use_search("toolu_01B"));
+    let reply = app.chat_stream(&v, &sid, "and again?").await;
+    assert_eq!(reply.last().event, "stream_end");
+    assert_eq!(events(&reply, "tool").last().unwrap()["status"], "error");
+    let last = fake.last_request();
+    let messages = last.body["messages"].as_array().unwrap();
+    let result = &messages[messages.len() - 1]["content"][0];
+    assert_eq!(
+        (result["tool_use_id"].as_str(), result["is_error"].as_bool()),
+        (Some("toolu_01B"), Some(true))
+    );
+    assert!(result["content"].as_str().unwrap().contains("500"), "{result}");
 }

@@ -41,6 +41,10 @@ pub enum AnthropicMode {
     /// A 200 stream that reports `overloaded_error` in an `event: error`
     /// right after `message_start`, before any text, and ends.
     StreamOverloaded,
+    /// Text pieces in a text block, then one `tool_use` block per call
+    /// `(id, name, arguments JSON)`, its input streamed as `input_json_delta`
+    /// in two parts, and `stop_reason: "tool_use"`.
+    ToolUse { text: Vec<String>, calls: Vec<(String, String, String)> },
 }
 
 impl AnthropicMode {
@@ -135,6 +139,7 @@ async fn messages(
             response
         }
         AnthropicMode::Normal(pieces) => stream(transcript(&pieces, None)),
+        AnthropicMode::ToolUse { text, calls } => stream(tool_use(&text, &calls)),
         AnthropicMode::Paced { pieces, interval } => stream(transcript(&pieces, Some(interval))),
         AnthropicMode::StreamOverloaded => {
             let error =
@@ -186,6 +191,52 @@ fn transcript(pieces: &[String], interval: Option<Duration>) -> Vec<Step> {
     out.push(event(
         "message_delta",
         &json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+                "usage": {"output_tokens": OUTPUT_TOKENS}}),
+    ));
+    out.push(event("message_stop", &json!({"type": "message_stop"})));
+    out
+}
+
+/// The recorded shape of an answer that ends in tool calls: an optional
+/// text block at index 0, then each `tool_use` block with its input in
+/// `input_json_delta` parts (the first one empty, as the API sends it).
+fn tool_use(text: &[String], calls: &[(String, String, String)]) -> Vec<Step> {
+    let mut out = vec![message_start()];
+    let mut index = 0;
+    if !text.is_empty() {
+        out.push(event(
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ));
+        for piece in text {
+            out.push(event(
+                "content_block_delta",
+                &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}),
+            ));
+        }
+        out.push(event("content_block_stop", &json!({"type": "content_block_stop", "index": 0})));
+        index = 1;
+    }
+    for (id, name, arguments) in calls {
+        out.push(event(
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": index,
+                    "content_block": {"type": "tool_use", "id": id, "name": name, "input": {}}}),
+        ));
+        let half = arguments.char_indices().nth(arguments.chars().count() / 2).map_or(0, |(i, _)| i);
+        for part in ["", &arguments[..half], &arguments[half..]] {
+            out.push(event(
+                "content_block_delta",
+                &json!({"type": "content_block_delta", "index": index,
+                        "delta": {"type": "input_json_delta", "partial_json": part}}),
+            ));
+        }
+        out.push(event("content_block_stop", &json!({"type": "content_block_stop", "index": index})));
+        index += 1;
+    }
+    out.push(event(
+        "message_delta",
+        &json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null},
                 "usage": {"output_tokens": OUTPUT_TOKENS}}),
     ));
     out.push(event("message_stop", &json!({"type": "message_stop"})));
