@@ -1,9 +1,9 @@
 //! `switchboard-bench`: drives the real `switchboard` binary from outside against
 //! a fake upstream and prints what Switchboard adds to time to first token, how
-//! many streamed turns per second it sustains, and, for the realtime features,
-//! what idle connections cost, how fast deltas fan out and cross nodes, how
-//! long a resume takes, and how fast the admin session list answers at a
-//! million sessions. Numbers are for humans and `docs/benchmarks.md`;
+//! many streamed turns per second it sustains, what it adds to a turn with a
+//! tool round, and, for the realtime features, what idle connections cost,
+//! how fast deltas fan out and cross nodes, how long a resume takes, and how
+//! fast the admin session list answers at a million sessions. Numbers are for humans and `docs/benchmarks.md`;
 //! nothing here asserts timings.
 
 mod admin_list;
@@ -25,6 +25,7 @@ mod server;
 mod sse;
 mod stats;
 mod sys;
+mod tools;
 
 use clap::{Parser, Subcommand};
 use error::{Context, Result};
@@ -72,6 +73,8 @@ enum Command {
     Cluster(cluster::ClusterArgs),
     /// Latency of the admin session list with a million sessions in the tenant.
     AdminList(admin_list::AdminListArgs),
+    /// What the runtime adds to a turn with one tool round (zero-delay webhook).
+    Tools(tools::ToolsArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -160,6 +163,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Resume(args) => resume::run(args).await,
         Command::Cluster(args) => cluster::run(args).await,
         Command::AdminList(args) => admin_list::run(args).await,
+        Command::Tools(args) => tools::run(args).await,
     }
 }
 
