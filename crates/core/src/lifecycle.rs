@@ -138,8 +138,10 @@ impl SessionLifecycle {
 
     /// Back to the AI: status `active`, a note "<name> left the
     /// conversation" and a `takeover` event, naming the agent who held the
-    /// session (the one the visitor knows), whoever releases it; `releaser`
-    /// only when none is on record.
+    /// session (the one the visitor knows), whoever releases it. A session
+    /// only waiting for an agent (a handoff no one took) had no one join:
+    /// its note says "<releaser> handed the conversation back to the
+    /// assistant".
     pub async fn release(
         &self,
         tenant: &Tenant,
@@ -148,13 +150,18 @@ impl SessionLifecycle {
     ) -> Result<Hold, LifecycleError> {
         let session = self.store().get_session(&tenant.id, session_id).await?;
         let session = session.ok_or(LifecycleError::NotFound)?;
-        let holder = session.takeover.map_or_else(|| releaser.to_owned(), |t| t.agent.name);
+        let (holder, note) = match session.takeover {
+            Some(t) => (t.agent.name.clone(), format!("{} left the conversation", t.agent.name)),
+            None => {
+                (releaser.to_owned(), format!("{releaser} handed the conversation back to the assistant"))
+            }
+        };
         let change = HoldChange {
             tenant_id: tenant.id.clone(),
             session_id,
             takeover: None,
             waiting: false,
-            note: format!("{holder} left the conversation"),
+            note,
             max_messages: tenant.max_messages_per_session,
             now: self.engine.clock().now(),
         };

@@ -167,3 +167,25 @@ async fn agent_messages_and_releases_need_an_agent_holding_the_session() {
     let late = lifecycle.agent_message(&h.tenant, sid, "Ada", "hello?".into()).await;
     assert!(matches!(late, Err(LifecycleError::Closed)), "{late:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn releasing_a_handoff_no_one_took_says_who_handed_it_back() {
+    let (h, _) = cluster();
+    let (sid, _) = h.session().await.unwrap();
+    let waiting = switchboard_core::store::takeover::HoldChange {
+        tenant_id: h.tenant.id.clone(),
+        session_id: sid,
+        takeover: None,
+        waiting: true,
+        note: "Handoff requested".into(),
+        max_messages: h.tenant.max_messages_per_session,
+        now: switchboard_core::time::Clock::now(&*h.clock),
+    };
+    h.store.set_takeover(&waiting).await.unwrap();
+    let lifecycle = SessionLifecycle::new(h.engine.clone());
+    let Hold::Changed { session, agent } = lifecycle.release(&h.tenant, sid, "Bob").await.unwrap() else {
+        panic!("nothing changed")
+    };
+    assert_eq!((session.status, agent.name.as_str()), (SessionStatus::Active, "Bob"));
+    assert_eq!(h.stored(sid, 2).unwrap().content, "Bob handed the conversation back to the assistant");
+}
