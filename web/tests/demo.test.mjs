@@ -64,12 +64,20 @@ test('the demo shop: the offline model searches, adds to the cart and shows card
   // The inline SVG pictures load under the page's policy.
   const loaded = await cards.first().locator('img').evaluate((img) => img.complete && img.naturalWidth > 0);
   assert.ok(loaded, 'the product picture loaded');
+  // The demo shop checks its cards live (its own verify endpoint, SPEC §16): the answer ends after the check, so the
+  // cards are already said to be live.
+  const search = complete.nth(0).locator('[data-call-id]');
+  assert.equal(await search.getAttribute('data-tool-status'), 'verified');
+  assert.deepEqual(await search.locator('.chk').evaluateAll((els) => els.map((e) => [e.dataset.check, e.textContent])), [['verified', 'Live price and stock']]);
 
   await input.fill('add the blue one to my cart');
   await input.press('Enter');
   await complete.nth(1).waitFor({ timeout: 20_000 });
   assert.match(await complete.nth(1).innerText(), /Added 1 × Blue Ridge Runner/);
   assert.match(await complete.nth(1).locator('.total').innerText(), /129/);
+  // The cart's cards are products too, checked the same way.
+  assert.deepEqual(await complete.nth(1).locator('[data-call-id]').evaluateAll((els) => els.map((e) => [e.dataset.toolStatus, e.querySelector('.chk')?.textContent])),
+    [['verified', 'Live price and stock']]);
   await screenshot(page, 'demo-shop');
   assert.deepEqual(violations, []);
   await context.close();

@@ -174,14 +174,45 @@ test('product cards render from tool events, keyed by call_id and updated in pla
   assert.equal(await first.locator('img').getAttribute('src'), `${world.server.url}/demo/img/runner.svg`);
   assert.match(await first.textContent(), /Trail Runner.*89[.,]90.*In stock/);
   assert.equal(await cards.nth(1).locator('a, img').count(), 0, 'a javascript: URL gives neither link nor image');
-  // Verified live: the same card, a new price.
+  // While the shop checks, one quiet line under the cards says so (a plain line: the one role="status" stays the panel's).
+  const check = tool.locator('.chk');
+  assert.deepEqual(await check.evaluateAll((els) => els.map((e) => [e.dataset.check, e.textContent])), [['pending', 'Checking live price and stock…']]);
+  assert.equal(await page.locator('#switchboard-widget [role="status"]').count(), 1);
+  await first.locator('img').evaluate((img) => { img.__kept = true; });
+  // Verified live: the same card, a new price, the same picture element (not loaded again).
   peer.send({ type: 'tool', session_id: sid, turn_id: 't1', call_id: 'call_1', name: 'search_products', status: 'verified', display: { type: 'products', items: [item(79.9, 'low_stock')] } });
   await until(async () => (await tool.getAttribute('data-tool-status')) === 'verified');
   assert.equal(await page.locator('#switchboard-widget [data-call-id="call_1"]').count(), 1);
   assert.match(await tool.textContent(), /79[.,]90.*Low stock/);
+  assert.deepEqual(await check.evaluateAll((els) => els.map((e) => [e.dataset.check, e.textContent, !!e.querySelector('svg[aria-hidden="true"]')])), [['verified', 'Live price and stock', true]]);
+  assert.equal(await cards.first().locator('img').evaluate((img) => img.__kept === true), true, 'the picture element is kept');
   peer.send({ type: 'stream_end', session_id: sid, turn_id: 't1', seq: 2, message: final(sid, 2, 'Here you go.', [{ call_id: 'call_1', name: 'search_products', status: 'verified', display: { type: 'products', items: [item(79.9, 'low_stock')] } }]), usage: {}, latency_ms: {}, finish_reason: 'stop' });
   await until(async () => (await transcript(page)).at(-1)?.status === 'complete');
   assert.equal(await page.locator('#switchboard-widget [data-call-id="call_1"] .card').count(), 1);
+  assert.deepEqual(await check.evaluateAll((els) => els.map((e) => e.dataset.check)), ['verified']);
+
+  // A second answer whose check failed, then one that ended (interrupted) with its check never told: not confirmed, both;
+  // a result without a check (`done`) has no line.
+  const turn = (n, status, checked, end) => {
+    const seq = 2 * n;
+    const items = [item(89.9, 'in_stock')];
+    peer.send(message({ session_id: sid, content: `q${n}` }, seq - 1));
+    peer.send({ type: 'stream_start', session_id: sid, turn_id: `t${n}`, seq, user_seq: seq - 1 });
+    peer.send({ type: 'tool', session_id: sid, turn_id: `t${n}`, call_id: `call_${n}`, name: 'search_products', status, display: { type: 'products', items } });
+    if (checked) peer.send({ type: 'tool', session_id: sid, turn_id: `t${n}`, call_id: `call_${n}`, name: 'search_products', status: checked, display: { type: 'products', items } });
+    peer.send({ type: 'stream_end', session_id: sid, turn_id: `t${n}`, seq, message: { ...final(sid, seq, 'Here.', [{ call_id: `call_${n}`, name: 'search_products', status: checked || status, display: { type: 'products', items } }]), status: end }, usage: {}, latency_ms: {}, finish_reason: 'stop' });
+  };
+  turn(2, 'shown', 'unverified', 'complete');
+  turn(3, 'shown', null, 'interrupted');
+  turn(4, 'done', null, 'complete');
+  await until(async () => (await transcript(page)).length === 8);
+  const lines = await page.locator('#switchboard-widget [data-call-id]').evaluateAll((els) => els.map((e) => [e.dataset.callId, e.dataset.toolStatus, e.querySelector('.chk')?.dataset.check ?? null, e.querySelector('.chk')?.textContent ?? null]));
+  assert.deepEqual(lines, [
+    ['call_1', 'verified', 'verified', 'Live price and stock'],
+    ['call_2', 'unverified', 'unverified', 'Price and stock not confirmed'],
+    ['call_3', 'shown', 'unverified', 'Price and stock not confirmed'],
+    ['call_4', 'done', null, null],
+  ]);
   await page.context().close();
 });
 

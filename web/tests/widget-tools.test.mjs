@@ -2,7 +2,10 @@
 // the merchant's webhook, which verifies every call with the official Standard Webhooks library and answers
 // with product cards; the widget shows them inside the answer, the text goes on after them, and a reload
 // brings them back from the stored `tools`. The page's `setContext` reaches the webhook; a call signed with
-// the wrong secret is refused by the merchant and the turn still ends in words.
+// the wrong secret is refused by the merchant and the turn still ends in words. With the tenant's live product
+// check (`verify_url`, its own secret) the cards say "Checking live price and stock…" while the text streams,
+// then "Live price and stock" with the shop's new price, or "Price and stock not confirmed" when the check is
+// too slow; a reload shows the same from the stored status.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -49,9 +52,24 @@ function reply(question, body) {
   return `You said: ${question}.`;
 }
 
+// The shop's live check: the trail runner got cheaper and is nearly sold out; the other is unchanged.
+const LIVE = [
+  { id: 'trail-runner', price: '79.90', currency: 'EUR', availability: 'low_stock' },
+  { id: 'city-sprint', price: '119', currency: 'EUR', availability: 'low_stock' },
+];
+const CHECKED = PRODUCTS.map((p) => ({ ...p, ...LIVE.find((l) => l.id === p.id) }));
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// A check slower than the tenant's `verify_timeout_ms` (SLOW_TIMEOUT_MS), whose pending state lasts long enough to watch.
+const SLOW_TIMEOUT_MS = 4000;
+
 let world;
 before(async () => {
   const merchant = await startMerchant({
+    verifiers: {
+      // Answers after a moment, so the pending line is seen first.
+      live: async ({ ids }) => { await sleep(1000); return { items: LIVE.filter((l) => ids.includes(l.id)) }; },
+      slow: async ({ ids }) => { await sleep(SLOW_TIMEOUT_MS + 5000); return { items: LIVE.filter((l) => ids.includes(l.id)) }; },
+    },
     tools: {
       search_products: (call) => ({
         result: { found: PRODUCTS.length, products: PRODUCTS.map(({ id, title, price, availability }) => ({ id, title, price, availability })) },
@@ -77,13 +95,23 @@ before(async () => {
     }),
     // Signs with a secret the merchant does not know.
     tenantToml({ id: 'wrongkey', name: 'Wrong Key', origins: [host.origin], upstream: upstream.url, tools: [tool(SEARCH, 'WRONG_TOOL_SECRET')] }),
+    // The same shop with its live product check: one that answers in time, one slower than the tenant waits.
+    tenantToml({ id: 'checked', name: 'Checked Shop', origins: [host.origin], upstream: upstream.url, tools: [tool(SEARCH, 'ACME_TOOL_SECRET')],
+      extra: `[tenants.tooling]\nverify_url = "${merchant.verifyUrl('live')}"\nverify_secret_env = "ACME_VERIFY_SECRET"\nverify_timeout_ms = 3000` }),
+    tenantToml({ id: 'slowcheck', name: 'Slow Shop', origins: [host.origin], upstream: upstream.url, tools: [tool(SEARCH, 'ACME_TOOL_SECRET')],
+      extra: `[tenants.tooling]\nverify_url = "${merchant.verifyUrl('slow')}"\nverify_secret_env = "ACME_VERIFY_SECRET"\nverify_timeout_ms = ${SLOW_TIMEOUT_MS}` }),
   ].join('\n');
-  const server = await startServer({ config, env: { ACME_TOOL_SECRET: merchant.secret, WRONG_TOOL_SECRET: newWebhookSecret() } });
+  const server = await startServer({
+    config,
+    env: { ACME_TOOL_SECRET: merchant.secret, ACME_VERIFY_SECRET: merchant.verifySecret, WRONG_TOOL_SECRET: newWebhookSecret() },
+  });
   const browser = await launchBrowser();
   // The page context is queued before the widget's script runs, as docs/widget.md shows.
   const head = `<script>window.Switchboard = window.Switchboard || []; Switchboard.push(["setContext", ${JSON.stringify(CONTEXT)}]);</script>`;
   host.page('/shoes', () => widgetPage({ server: server.url, tenant: 'acme', head, body: '<main><h1>Running shoes</h1><p>Our range.</p></main>' }));
   host.page('/wrong', () => widgetPage({ server: server.url, tenant: 'wrongkey' }));
+  host.page('/checked', () => widgetPage({ server: server.url, tenant: 'checked', body: '<main><h1>Running shoes</h1><p>Our range.</p></main>' }));
+  host.page('/slowcheck', () => widgetPage({ server: server.url, tenant: 'slowcheck', body: '<main><h1>Running shoes</h1><p>Our range.</p></main>' }));
   world = {
     merchant, upstream, host, server, browser,
     async close() {
@@ -98,6 +126,32 @@ before(async () => {
 after(async () => { await world?.close(); });
 
 const answer = (page) => page.locator('#switchboard-widget [data-role="assistant"][data-seq]').last();
+
+/**
+ * Records in the page (`window.__seen`) each new state of the first answer as it streams: its status, its number of
+ * cards, the length of its text outside the tool results, and the check line of its products (`data-check`, or null).
+ */
+function watchAnswer(page) {
+  return page.evaluate(() => {
+    const root = document.getElementById('switchboard-widget').shadowRoot;
+    window.__seen = [];
+    new MutationObserver(() => {
+      const a = root.querySelector('[data-role="assistant"][data-seq]');
+      if (!a) return;
+      const body = a.querySelector('.body').cloneNode(true);
+      body.querySelectorAll('[data-call-id]').forEach((t) => t.remove());
+      const seen = { status: a.dataset.status, cards: a.querySelectorAll('.card').length, text: body.textContent.length, check: a.querySelector('.chk')?.dataset.check ?? null };
+      const last = window.__seen[window.__seen.length - 1];
+      if (!last || ['status', 'cards', 'text', 'check'].some((k) => last[k] !== seen[k])) window.__seen.push(seen);
+      // Every picture element the answer ever had: a card updated in place keeps its picture.
+      a.querySelectorAll('.card img').forEach((img) => { if (!img.__counted) { img.__counted = true; window.__pictures += 1; } });
+    }).observe(root, { subtree: true, childList: true, characterData: true, attributes: true });
+    window.__pictures = 0;
+  });
+}
+
+/** The check lines of the answer's tool results, as `[data-check, text]`. */
+const checkLines = (page) => answer(page).locator('.chk').evaluateAll((els) => els.map((e) => [e.dataset.check, e.textContent]));
 
 /** The answer's visible parts in document order: text (outside the tool results) and tool results. */
 function parts(page) {
@@ -146,19 +200,7 @@ test('"show me running shoes": the merchant\'s product cards show inside the ans
   const page = await newPage(world.browser, { colorScheme: 'light', viewport: { width: 1280, height: 800 } });
   await openChat(page, world.host.url('/shoes'));
   // What the answer shows while it streams: the cards first, then text growing after them.
-  await page.evaluate(() => {
-    const root = document.getElementById('switchboard-widget').shadowRoot;
-    window.__seen = [];
-    new MutationObserver(() => {
-      const a = root.querySelector('[data-role="assistant"][data-seq]');
-      if (!a) return;
-      const body = a.querySelector('.body').cloneNode(true);
-      body.querySelectorAll('[data-call-id]').forEach((t) => t.remove());
-      const seen = { status: a.dataset.status, cards: a.querySelectorAll('.card').length, text: body.textContent.length };
-      const last = window.__seen[window.__seen.length - 1];
-      if (!last || last.status !== seen.status || last.cards !== seen.cards || last.text !== seen.text) window.__seen.push(seen);
-    }).observe(root, { subtree: true, childList: true, characterData: true, attributes: true });
-  });
+  await watchAnswer(page);
   await page.getByRole('textbox', { name: 'Message' }).fill('show me running shoes');
   await page.getByRole('button', { name: 'Send' }).click();
   await waitAnswers(page, 1);
@@ -172,6 +214,7 @@ test('"show me running shoes": the merchant\'s product cards show inside the ans
   assert.equal(await answer(page).getAttribute('data-status'), 'complete');
   await until(async () => (await cards(page)).every((c) => c.image?.loaded), { message: 'the product images loaded' });
   assert.deepEqual(await cards(page), EXPECTED_CARDS);
+  assert.deepEqual(await checkLines(page), [], 'no live check (no verify_url): no check line');
   const seen = await page.evaluate(() => window.__seen);
   const firstCards = seen.findIndex((s) => s.cards === 2);
   assert.ok(firstCards >= 0, JSON.stringify(seen));
@@ -277,6 +320,129 @@ test('a call signed with a secret the merchant does not know is refused (401): t
   const results = toolResults(upstream.calls.at(-1).body);
   assert.equal(results.length, 1);
   assert.match(String(results[0].content.error), /401/);
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
+/** The stored assistant message of the page's session, from the REST history. */
+async function storedAnswer(page) {
+  const { s: sid, t: token } = await storedState(page, await page.evaluate(() => document.querySelector('script[data-tenant]').dataset.tenant));
+  const history = await world.server.request(`/v1/sessions/${sid}/messages?limit=50`, { token, origin: world.host.origin });
+  assert.equal(history.status, 200, JSON.stringify(history.body));
+  return history.body.items.find((m) => m.role === 'assistant');
+}
+
+test('with the shop\'s live check: "Checking live price and stock…", then the new price and "Live price and stock"; a reload keeps them', async () => {
+  const { merchant } = world;
+  const checksBefore = merchant.checks.length;
+  const page = await newPage(world.browser, { colorScheme: 'light', viewport: { width: 1280, height: 800 } });
+  await openChat(page, world.host.url('/checked'));
+  await watchAnswer(page);
+  await say(page, 'show me running shoes');
+  const tool = answer(page).locator('[data-call-id]');
+  await until(async () => (await checkLines(page)).length === 1, { message: 'the check line' });
+  assert.deepEqual(await checkLines(page), [['pending', 'Checking live price and stock…']]);
+  assert.equal(await tool.getAttribute('data-tool-status'), 'shown');
+  await waitAnswers(page, 1);
+
+  // The shop's live price and stock, in the same cards, said to be live (words and a check mark, not colour alone).
+  const shown = await parts(page);
+  assert.equal(shown.length, 2, JSON.stringify(shown));
+  assert.deepEqual(shown[0], { tool: shown[0].tool, status: 'verified', cards: 2 });
+  assert.match(shown[1].text, /^I found two pairs for you\./);
+  assert.deepEqual(await checkLines(page), [['verified', 'Live price and stock']]);
+  assert.equal(await answer(page).locator('.chk svg[aria-hidden="true"]').count(), 1);
+  const expected = [
+    { ...EXPECTED_CARDS[0], price: '€79.90', availability: 'Low stock' },
+    EXPECTED_CARDS[1],
+  ];
+  await until(async () => (await cards(page)).every((c) => c.image?.loaded), { message: 'the product images loaded' });
+  assert.deepEqual(await cards(page), expected);
+  // The line was "checking" first and the check came while the answer streamed (SPEC §16: before stream_end);
+  // the pictures were made once, not again when the price changed.
+  const seen = await page.evaluate(() => window.__seen);
+  const pending = seen.findIndex((x) => x.check === 'pending');
+  const verified = seen.findIndex((x) => x.check === 'verified');
+  assert.ok(pending >= 0 && verified > pending, JSON.stringify(seen));
+  assert.equal(seen[verified].status, 'streaming', JSON.stringify(seen));
+  assert.ok(seen.slice(verified).every((x) => x.check === 'verified'), JSON.stringify(seen));
+  assert.equal(await page.evaluate(() => window.__pictures), 2);
+  // The merchant's check endpoint got one signed `products.verify` for the ids shown, verified with its own secret.
+  assert.equal(merchant.checks.length, checksBefore + 1);
+  const check = merchant.checks.at(-1);
+  assert.equal(check.verifier, 'live');
+  assert.equal(check.type, 'products.verify');
+  assert.deepEqual(check.ids, ['trail-runner', 'city-sprint']);
+  assert.match(check.headers['webhook-signature'], /^v1,/);
+  assert.equal(merchant.rejected.filter((r) => r.verifier).length, 0);
+  // Stored: the last status and the display with the live fields merged in.
+  const stored = await storedAnswer(page);
+  assert.deepEqual(stored.tools, [{ call_id: shown[0].tool, name: 'search_products', status: 'verified', display: { type: 'products', items: CHECKED } }]);
+
+  await waitState(page, 'online');
+  assert.deepEqual(await seriousViolations(page), []);
+  await screenshot(page, 'widget-tools-verified', { animations: 'disabled' });
+
+  // After a reload the stored status alone gives the same cards and line; nothing is checked again.
+  await page.reload();
+  await page.getByRole('button', { name: 'Open chat' }).click();
+  await until(async () => (await answer(page).locator('.card').count()) === 2, { message: 'the cards after the reload' });
+  await waitAnswers(page, 1);
+  assert.deepEqual(await parts(page), shown);
+  assert.deepEqual(await checkLines(page), [['verified', 'Live price and stock']]);
+  await until(async () => (await cards(page)).every((c) => c.image?.loaded), { message: 'the product images loaded' });
+  assert.deepEqual(await cards(page), expected);
+  assert.equal(merchant.checks.length, checksBefore + 1, 'a reload checks nothing');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  assert.deepEqual(await seriousViolations(page), []);
+  await screenshot(page, 'widget-tools-verified-dark', { animations: 'disabled' });
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
+test('a live check slower than verify_timeout_ms: the text streams meanwhile, then "Price and stock not confirmed"; a reload keeps it', async () => {
+  const { merchant } = world;
+  const checksBefore = merchant.checks.length;
+  const page = await newPage(world.browser, { colorScheme: 'light', viewport: { width: 1280, height: 800 } });
+  await openChat(page, world.host.url('/slowcheck'));
+  await watchAnswer(page);
+  await say(page, 'show me running shoes');
+  // The answer's text streams while the check is pending: it is never held back by the check.
+  await until(async () => (await page.evaluate(() => window.__seen)).some((x) => x.check === 'pending' && x.text > 40),
+    { message: 'text streamed while the check was pending' });
+  assert.deepEqual(await checkLines(page), [['pending', 'Checking live price and stock…']]);
+  await screenshot(page, 'widget-tools-checking', { animations: 'disabled' });
+  await waitAnswers(page, 1, 30_000);
+
+  const shown = await parts(page);
+  assert.equal(shown.length, 2, JSON.stringify(shown));
+  assert.deepEqual(shown[0], { tool: shown[0].tool, status: 'unverified', cards: 2 });
+  assert.deepEqual(await checkLines(page), [['unverified', 'Price and stock not confirmed']]);
+  assert.equal(await answer(page).locator('.chk svg[aria-hidden="true"]').count(), 1);
+  await until(async () => (await cards(page)).every((c) => c.image?.loaded), { message: 'the product images loaded' });
+  assert.deepEqual(await cards(page), EXPECTED_CARDS, 'the prices shown are the ones the tool gave');
+  const seen = await page.evaluate(() => window.__seen);
+  const full = shown[1].text.length;
+  const pendingFull = seen.findIndex((x) => x.check === 'pending' && x.text === full);
+  const unverified = seen.findIndex((x) => x.check === 'unverified');
+  assert.ok(pendingFull >= 0 && unverified > pendingFull, `the whole text streamed before the check gave up: ${JSON.stringify(seen)}`);
+  assert.equal(seen[pendingFull].status, 'streaming', 'the answer ends only after its check');
+  assert.equal(merchant.checks.length, checksBefore + 1);
+  assert.equal(merchant.checks.at(-1).verifier, 'slow');
+  const stored = await storedAnswer(page);
+  assert.deepEqual(stored.tools, [{ call_id: shown[0].tool, name: 'search_products', status: 'unverified', display: { type: 'products', items: PRODUCTS } }]);
+  await waitState(page, 'online');
+  await screenshot(page, 'widget-tools-unverified', { animations: 'disabled' });
+
+  await page.reload();
+  await page.getByRole('button', { name: 'Open chat' }).click();
+  await until(async () => (await answer(page).locator('.card').count()) === 2, { message: 'the cards after the reload' });
+  await waitAnswers(page, 1);
+  assert.deepEqual(await parts(page), shown);
+  assert.deepEqual(await checkLines(page), [['unverified', 'Price and stock not confirmed']]);
+  await page.emulateMedia({ colorScheme: 'dark' });
+  assert.deepEqual(await seriousViolations(page), []);
+  await screenshot(page, 'widget-tools-unverified-dark', { animations: 'disabled' });
   assert.deepEqual(page.errors, []);
   await page.context().close();
 });

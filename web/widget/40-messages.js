@@ -59,8 +59,8 @@ function paint(r) {
 function cut(r, b) {
   var cs = Array.from(r.text), from = 0, g, ids = Object.keys(r.tools).sort(function (x, y) { return (r.at[x] || 0) - (r.at[y] || 0); });
   ids.forEach(function (id) {
-    var at = Math.min(r.at[id] || 0, cs.length), t = r.tools[id], k = JSON.stringify(t), c = r.te[id];
-    if (!c || c.k != k) c = r.te[id] = { k: k, el: toolEl(t) };
+    var at = Math.min(r.at[id] || 0, cs.length), t = r.tools[id], k = JSON.stringify(t) + (t.status == 'shown' && r.status != 'streaming'), c = r.te[id];
+    if (!c || c.k != k) c = r.te[id] = { k: k, el: toolEl(t, r.status != 'streaming', c && c.el) };
     if (!g || at > from) {
       if (at > from) b.append(md(cs.slice(from, at).join('')));
       b.append(g = h('div', { class: 'tools' }));
@@ -119,20 +119,32 @@ function tool(f) {
   paint(r);
 }
 
-function toolEl(t) {
-  var d = t.display || {}, e = h('div', { class: 'tool', 'data-call-id': t.call_id, 'data-tool-status': t.status }), u;
+// The live check of a tool's products (SPEC §16): shown = still checking (on a final answer the check can no longer come,
+// so it reads as not confirmed), verified, unverified. One plain line per result, read with the answer by the log.
+var CHECK = {
+  pending: ['Checking live price and stock\u2026'],
+  verified: ['Live price and stock', 'M5 12.5l4.5 4.5L19 7.5'],
+  unverified: ['Price and stock not confirmed', 'M12 3a9 9 0 1 1 0 18a9 9 0 1 1 0-18zM12 7.5v5.5M12 16.5v.01']
+};
+
+// t: the tool entry; fin: its answer is final; old: the element it replaces, whose product images are kept when unchanged.
+function toolEl(t, fin, old) {
+  var d = t.display || {}, e = h('div', { class: 'tool', 'data-call-id': t.call_id, 'data-tool-status': t.status }), u, k, c;
   if (d.type == 'products') {
-    (d.items || []).forEach(function (p) { e.append(card(p)); });
+    (d.items || []).forEach(function (p) { e.append(card(p, old)); });
     if (d.total) e.append(h('p', { class: 'total', text: 'Total: ' + money(d.total.amount, d.total.currency) }));
+    k = t.status == 'shown' ? (fin ? 'unverified' : 'pending') : t.status;
+    if ((c = CHECK[k])) e.append(h('p', { class: 'chk', 'data-check': k }, [c[1] ? icon('', c[1]) : null, c[0]]));
   } else if (d.type == 'text') e.append(h('p', { text: d.text }));
   else if (d.type == 'link' && (u = safeUrl(d.url, BASE))) e.append(link(d.title || u, u));
   return e;
 }
 
-function card(p) {
-  var u = safeUrl(p.url, BASE), img = p.image && safeUrl(p.image, BASE, 1), av = String(p.availability || '').replace(/_/g, ' ');
+function card(p, old) {
+  var u = safeUrl(p.url, BASE), img = p.image && safeUrl(p.image, BASE, 1), av = String(p.availability || '').replace(/_/g, ' '), o;
+  if (img && old) [].forEach.call(old.querySelectorAll('.card'), function (x) { if (x.dataset.productId == p.id && x.firstChild.src == img) o = x.firstChild; });
   return h('div', { class: 'card', 'data-product-id': p.id }, [
-    img ? h('img', { src: img, alt: '', loading: 'lazy' }) : null,
+    img ? o || h('img', { src: img, alt: '', loading: 'lazy' }) : null,
     h('div', { class: 'info' }, [
       u ? link(p.title || u, u) : h('span', { class: 'ttl', text: p.title }),
       p.price != null ? h('span', { class: 'price', text: money(p.price, p.currency) + (p.quantity ? ' \u00d7 ' + p.quantity : '') }) : null,

@@ -1,7 +1,9 @@
 // A tenant's own shop backend answering Switchboard's webhook tool calls (SPEC §16), as a merchant writes
 // one: every call is verified with the official Standard Webhooks library (npm `standardwebhooks`) on the
 // raw body; a call that does not verify is answered 401. `tools` maps a tool name to a function of the
-// verified call returning the answer `{result, display?}`.
+// verified call returning the answer `{result, display?}`. `verifiers` are live product checks (a tenant's
+// `verify_url`), signed with a secret of their own and checked the same way: each maps a name, served at
+// `/verify/<name>`, to a function of the verified `{type: "products.verify", ids}` returning `{items}`.
 import { createServer } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
@@ -20,10 +22,14 @@ export function svgImage(background, color = '#fff') {
 /**
  * Starts the merchant on 127.0.0.1 port 0. `calls`: every verified call (the parsed body, plus its
  * `headers`); `rejected`: the calls that did not verify, `{headers, error}`. `url`: the tool endpoint.
+ * `checks`: every verified product check (the parsed body, plus `verifier` and `headers`); `verifyUrl(name)`
+ * and `verifySecret`: what a tenant's `verify_url` and `verify_secret_env` give.
  */
-export async function startMerchant({ secret = newWebhookSecret(), tools = {} } = {}) {
+export async function startMerchant({ secret = newWebhookSecret(), verifySecret = newWebhookSecret(), tools = {}, verifiers = {} } = {}) {
   const hook = new Webhook(secret);
+  const verifyHook = new Webhook(verifySecret);
   const calls = [];
+  const checks = [];
   const rejected = [];
   const sockets = new Set();
   const server = createServer(async (req, res) => {
@@ -34,7 +40,22 @@ export async function startMerchant({ secret = newWebhookSecret(), tools = {} } 
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
     };
-    if (req.method !== 'POST' || new URL(req.url, 'http://x').pathname !== '/tools') return json(404, { error: 'not found' });
+    const pathname = new URL(req.url, 'http://x').pathname;
+    const verifier = pathname.startsWith('/verify/') && Object.hasOwn(verifiers, pathname.slice(8)) ? pathname.slice(8) : null;
+    if (req.method === 'POST' && verifier) {
+      let check;
+      try {
+        check = verifyHook.verify(raw, req.headers);
+      } catch (e) {
+        rejected.push({ headers: req.headers, error: e.message, verifier });
+        return json(401, { error: 'bad signature' });
+      }
+      checks.push({ ...check, verifier, headers: req.headers });
+      const answer = await verifiers[verifier](check);
+      if (res.destroyed) return undefined;
+      return json(200, answer);
+    }
+    if (req.method !== 'POST' || pathname !== '/tools') return json(404, { error: 'not found' });
     let call;
     try {
       call = hook.verify(raw, req.headers);
@@ -52,8 +73,11 @@ export async function startMerchant({ secret = newWebhookSecret(), tools = {} } 
   const origin = `http://127.0.0.1:${server.address().port}`;
   return {
     secret,
+    verifySecret,
     url: `${origin}/tools`,
+    verifyUrl: (name) => `${origin}/verify/${name}`,
     calls,
+    checks,
     rejected,
     async close() {
       for (const s of sockets) s.destroy();
