@@ -57,6 +57,8 @@ pub enum ErrorCode {
     QuotaExceeded,
     #[serde(rename = "connection.limit")]
     ConnectionLimit,
+    #[serde(rename = "memory.not_found")]
+    MemoryNotFound,
     #[serde(rename = "llm.unavailable")]
     LlmUnavailable,
     #[serde(rename = "llm.timeout")]
@@ -97,6 +99,7 @@ impl ErrorCode {
             RateLimited => "rate_limited",
             QuotaExceeded => "quota.exceeded",
             ConnectionLimit => "connection.limit",
+            MemoryNotFound => "memory.not_found",
             LlmUnavailable => "llm.unavailable",
             LlmTimeout => "llm.timeout",
             Internal => "internal",
@@ -117,7 +120,7 @@ impl ErrorCode {
             RequestInvalid | TenantMissing => 400,
             AuthMissing | AuthInvalid => 401,
             TenantDisabled | OriginMissing | OriginForbidden | AuthForbidden | AuthContextMismatch => 403,
-            TenantUnknown | SessionNotFound | RouteNotFound => 404,
+            TenantUnknown | SessionNotFound | MemoryNotFound | RouteNotFound => 404,
             MethodNotAllowed => 405,
             RequestTimeout => 408,
             SessionClosed | SessionNotHuman | TurnInProgress => 409,
@@ -160,6 +163,7 @@ impl ErrorCode {
             RateLimited => "Too many requests; slow down.",
             QuotaExceeded => "The usage budget is spent.",
             ConnectionLimit => "Too many open connections.",
+            MemoryNotFound => "No such memory key.",
             LlmUnavailable => "The model is unavailable; the partial answer was kept.",
             LlmTimeout => "The model took too long to answer; the partial answer was kept.",
             Internal => "Something went wrong on our side.",
@@ -195,6 +199,7 @@ const ALL: &[ErrorCode] = {
         RateLimited,
         QuotaExceeded,
         ConnectionLimit,
+        MemoryNotFound,
         LlmUnavailable,
         LlmTimeout,
         Internal,

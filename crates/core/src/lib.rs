@@ -9,6 +9,7 @@ pub mod events;
 pub mod feed;
 pub mod ids;
 pub mod lifecycle;
+pub mod memory;
 pub mod model;
 pub mod origin;
 pub mod progress;

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 pub mod admin;
+pub mod memory;
 pub mod takeover;
 
 #[derive(Debug, thiserror::Error)]
@@ -331,4 +332,21 @@ pub trait Store: Send + Sync + 'static {
         &self,
         message: &takeover::AgentMessage,
     ) -> Result<takeover::AgentMessageOutcome, StoreError>;
+
+    /// A user's memory (SPEC §18), every entry, sorted by key.
+    async fn list_memory(&self, tenant_id: &str, owner: &str) -> Result<Vec<memory::MemoryItem>, StoreError>;
+    /// One entry of a user's memory, if it is there.
+    async fn get_memory(
+        &self,
+        tenant_id: &str,
+        owner: &str,
+        key: &str,
+    ) -> Result<Option<memory::MemoryItem>, StoreError>;
+    /// Writes one entry (see [`memory::PutMemory`]): a concurrent write of
+    /// the same key ends as one of the two values, never an error.
+    async fn put_memory(&self, put: &memory::PutMemory) -> Result<memory::PutOutcome, StoreError>;
+    /// Deletes one entry; false when there was none.
+    async fn delete_memory(&self, tenant_id: &str, owner: &str, key: &str) -> Result<bool, StoreError>;
+    /// Deletes every entry of a user's memory; returns how many went.
+    async fn clear_memory(&self, tenant_id: &str, owner: &str) -> Result<u64, StoreError>;
 }

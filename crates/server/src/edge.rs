@@ -30,7 +30,8 @@ pub struct Edge {
 /// about them is how requests get smuggled past checks.
 const CRITICAL: [&str; 4] = ["authorization", "origin", "x-tenant-id", "content-type"];
 
-const ALLOW_METHODS: &str = "GET, POST, DELETE, OPTIONS";
+/// PUT for the memory API (SPEC §18).
+const ALLOW_METHODS: &str = "GET, POST, PUT, DELETE, OPTIONS";
 const ALLOW_HEADERS: &str = "Authorization, Content-Type, X-Tenant-Id, Last-Event-ID, traceparent";
 const EXPOSE_HEADERS: &str =
     "X-Trace-Id, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After";

@@ -32,7 +32,8 @@ pub enum CryptoError {
 }
 
 /// Where a value lives; bound to its ciphertext as associated data.
-/// Session-level columns use seq 0.
+/// Session-level columns use seq 0. A memory entry has no session: its
+/// `session_id` is a uuid derived from tenant, subject and key (`memory.rs`).
 #[derive(Debug, Clone, Copy)]
 pub struct Aad<'a> {
     pub tenant_id: &'a str,

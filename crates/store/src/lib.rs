@@ -36,6 +36,7 @@ mod crypto;
 mod db;
 mod keys;
 mod links;
+mod memory;
 mod messages;
 mod postgres;
 mod retention;

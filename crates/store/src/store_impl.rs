@@ -5,13 +5,14 @@
 use crate::db::Conn;
 use crate::store::{Backend, SqlStore};
 use crate::{
-    admin, audit, conversations, links, messages, postgres, retention, sessions, sqlite, takeover, tenants,
-    usage,
+    admin, audit, conversations, links, memory, messages, postgres, retention, sessions, sqlite, takeover,
+    tenants, usage,
 };
 use switchboard_core::audit::{AuditEntry, NewAuditEntry};
 use switchboard_core::model::{Message, Session};
 use switchboard_core::retention::Purged;
 use switchboard_core::store::admin::{AdminSessionQuery, RuntimeSetting};
+use switchboard_core::store::memory::{MemoryItem, PutMemory, PutOutcome};
 use switchboard_core::store::takeover::{AgentMessage, AgentMessageOutcome, HoldChange, HoldOutcome};
 use switchboard_core::store::{
     BeginTurn, BeginTurnOutcome, Checkpoint, Finish, LinkOutcome, NewSession, SessionCursor, Store,
@@ -221,5 +222,30 @@ impl Store for SqlStore {
 
     async fn add_agent_message(&self, message: &AgentMessage) -> Result<AgentMessageOutcome, StoreError> {
         takeover::add_agent_message(self, message).await
+    }
+
+    async fn list_memory(&self, tenant_id: &str, owner: &str) -> Result<Vec<MemoryItem>, StoreError> {
+        memory::list(self, tenant_id, owner).await
+    }
+
+    async fn get_memory(
+        &self,
+        tenant_id: &str,
+        owner: &str,
+        key: &str,
+    ) -> Result<Option<MemoryItem>, StoreError> {
+        memory::get(self, tenant_id, owner, key).await
+    }
+
+    async fn put_memory(&self, put: &PutMemory) -> Result<PutOutcome, StoreError> {
+        memory::put(self, put).await
+    }
+
+    async fn delete_memory(&self, tenant_id: &str, owner: &str, key: &str) -> Result<bool, StoreError> {
+        memory::delete(self, tenant_id, owner, key).await
+    }
+
+    async fn clear_memory(&self, tenant_id: &str, owner: &str) -> Result<u64, StoreError> {
+        memory::clear(self, tenant_id, owner).await
     }
 }

@@ -99,6 +99,13 @@ conformance!(
     budgets_are_checked_last,
     finished_turns_add_their_usage_once,
     audit_appends_form_one_chain_and_edits_are_found,
+    memory_put_get_list_delete_and_clear,
+    memory_key_limit_allows_overwrites,
+    memory_is_per_tenant_and_subject,
+    concurrent_writes_of_one_key_end_with_one_value,
+    concurrent_new_keys_never_pass_the_limit,
+    memory_values_are_encrypted_at_rest,
+    memory_value_moved_to_another_row_does_not_decrypt,
 );
 
 memory_conformance!(
@@ -145,4 +152,9 @@ memory_conformance!(
     subject_budgets_are_per_subject,
     budgets_are_checked_last,
     finished_turns_add_their_usage_once,
+    memory_put_get_list_delete_and_clear,
+    memory_key_limit_allows_overwrites,
+    memory_is_per_tenant_and_subject,
+    concurrent_writes_of_one_key_end_with_one_value,
+    concurrent_new_keys_never_pass_the_limit,
 );

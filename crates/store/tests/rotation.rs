@@ -1,7 +1,8 @@
 //! `rotate_keys` (`switchboard keys rotate`) on SQLite and PostgreSQL while
-//! another store keeps writing: content written under key k1 ends under k2
-//! without losing a concurrent update, the old key can then be removed, a
-//! second run rewrites nothing, and no stored byte holds plaintext.
+//! another store keeps writing: content and users' memories written under
+//! key k1 end under k2 without losing a concurrent update, the old key can
+//! then be removed, a second run rewrites nothing, and no stored byte holds
+//! plaintext.
 // Helpers outside `#[test]` fns: clippy.toml's allow-*-in-tests does not
 // reach them in integration tests (rust-clippy#11119).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -16,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_core::model::{Message, Session};
+use switchboard_core::store::memory::{PutMemory, PutOutcome};
 use switchboard_core::store::{Checkpoint, NewSession, Store};
 use switchboard_store::{connect, rotate_keys, Keyring, StoreOptions};
 use uuid::Uuid;
@@ -124,6 +126,21 @@ async fn rotation_under_concurrent_writes(h: &mut Harness) {
         streaming.push(assistant);
     }
 
+    // Users' memories, under k1 too.
+    let remembered: Vec<(String, String)> =
+        (0..3).map(|n| (format!("user:u{n}"), format!("{marker} likes {n}"))).collect();
+    for (user, value) in &remembered {
+        let put = PutMemory {
+            tenant_id: TENANT.into(),
+            owner: user.clone(),
+            key: "likes".into(),
+            value: value.clone(),
+            max_keys: 50,
+            now: at(0),
+        };
+        assert!(matches!(h.store.put_memory(&put).await.unwrap(), PutOutcome::Written(_)));
+    }
+
     // The operator put k2 first and restarted the nodes: they write under
     // k2 while the rotation runs.
     let rotated = h.options.keyring.rotated("k2").unwrap();
@@ -159,10 +176,10 @@ async fn rotation_under_concurrent_writes(h: &mut Harness) {
     assert_eq!(report.active_kid, "k2");
     assert_eq!((report.remaining, report.unreadable), (0, 0), "{report:?}");
     // At least the 16 messages of finished turns, the 3 questions of the
-    // unfinished ones, 8 metadata values and the k1 canary; the 3 answers
-    // streaming under k1 count only if the rotation reached them before the
-    // writer finished them under k2.
-    let at_least: u64 = 16 + 3 + 8 + 1;
+    // unfinished ones, 8 metadata values, 3 memory values and the k1
+    // canary; the 3 answers streaming under k1 count only if the rotation
+    // reached them before the writer finished them under k2.
+    let at_least: u64 = 16 + 3 + 8 + 3 + 1;
     assert!(report.rewritten() >= at_least, "{report:?}");
 
     // No stored value is under k1 any more.
@@ -183,6 +200,10 @@ async fn rotation_under_concurrent_writes(h: &mut Harness) {
     read.sort();
     expected.sort();
     assert_eq!(read, expected, "history after the rotation, read with the new key alone");
+    for (user, value) in &remembered {
+        let item = reader.get_memory(TENANT, user, "likes").await.unwrap().unwrap();
+        assert_eq!(&item.value, value, "{user}'s memory after the rotation");
+    }
 
     // A second run has nothing to do, with or without the old key.
     let again = rotate_keys(&h.url, &new_first, 500, |_| {}).await.unwrap();
@@ -204,6 +225,7 @@ async fn stored_kids(h: &Harness) -> Vec<(&'static str, String)> {
         ("messages.content", "SELECT content FROM messages"),
         ("messages.tools", "SELECT tools FROM messages WHERE tools IS NOT NULL"),
         ("sessions.metadata", "SELECT metadata FROM sessions WHERE metadata IS NOT NULL"),
+        ("memory.value", "SELECT value FROM memory"),
         ("keycheck.canary", "SELECT canary FROM keycheck"),
     ];
     let mut out = Vec::new();

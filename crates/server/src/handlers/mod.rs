@@ -5,5 +5,6 @@ pub mod chat;
 pub mod chat_body;
 pub mod health;
 pub mod link;
+pub mod memory;
 pub mod sessions;
 pub mod tickets;

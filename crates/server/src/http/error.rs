@@ -14,11 +14,19 @@ pub struct ApiError {
     pub details: Option<serde_json::Value>,
     /// Seconds for `Retry-After`.
     pub retry_after: Option<u64>,
+    /// A message clearer than the code's default for this refusal. Static
+    /// text only, so nothing of the request or the server leaks into it.
+    pub message: Option<&'static str>,
 }
 
 impl ApiError {
     pub fn new(code: ErrorCode) -> Self {
-        Self { code, details: None, retry_after: None }
+        Self { code, details: None, retry_after: None, message: None }
+    }
+
+    /// `code`, told with `message` instead of the code's default.
+    pub fn with_message(code: ErrorCode, message: &'static str) -> Self {
+        Self { message: Some(message), ..Self::new(code) }
     }
 
     /// 400 `request.invalid` listing what is wrong with which field.
@@ -63,7 +71,7 @@ impl ApiError {
         };
         ErrorBody {
             code: self.code.as_str(),
-            message: self.code.default_message().to_owned(),
+            message: self.message.unwrap_or(self.code.default_message()).to_owned(),
             http_status: self.code.http_status(),
             trace_id: trace::current(),
             details,

@@ -4,6 +4,7 @@
 //! database, so a page is planned the same way on either backend.
 
 use crate::crypto::{stored_kid, Aad, Cipher, CryptoError};
+use crate::memory::MEMORY_VALUE;
 use crate::rows::{CONTENT, CONTEXT, METADATA, TOOLS};
 use crate::schema::{canary_place, CANARY_COLUMN};
 use uuid::Uuid;
@@ -15,6 +16,9 @@ pub enum Identity {
     Message,
     /// A session: `id`, sealed with its tenant and seq 0.
     Session,
+    /// A memory entry: `id`, the uuid its writer derived from tenant,
+    /// subject and key (`memory::row_id`), sealed like a session's value.
+    Memory,
     /// A key-check canary: `kid`, sealed at the canary's fixed place.
     Canary,
 }
@@ -89,6 +93,17 @@ pub const ENCRYPTED: &[Encrypted] = &[
         update: "UPDATE sessions SET context = $1 WHERE id = $2 AND context = $3",
         count_others:
             "SELECT count(*) FROM sessions WHERE context IS NOT NULL AND substr(context, 1, $1) <> $2",
+    },
+    Encrypted {
+        name: "memory.value",
+        sealed_as: MEMORY_VALUE,
+        identity: Identity::Memory,
+        select: "SELECT id, CAST(0 AS BIGINT) AS seq, tenant_id, value FROM memory \
+         WHERE id > $2 ORDER BY id LIMIT $1",
+        select_locking: "SELECT id, CAST(0 AS BIGINT) AS seq, tenant_id, value FROM memory \
+         WHERE id > $2 ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        update: "UPDATE memory SET value = $1 WHERE id = $2 AND value = $3",
+        count_others: "SELECT count(*) FROM memory WHERE substr(value, 1, $1) <> $2",
     },
     Encrypted {
         name: "keycheck.canary",
@@ -177,7 +192,7 @@ fn place<'a>(column: &Encrypted, row: &'a StoredValue) -> Result<Aad<'a>, Crypto
     let session = || Uuid::parse_str(&row.id).map_err(|_| CryptoError::Format);
     let (session_id, seq) = match column.identity {
         Identity::Message => (session()?, row.seq),
-        Identity::Session => (session()?, 0),
+        Identity::Session | Identity::Memory => (session()?, 0),
         Identity::Canary => return Ok(canary_place()),
     };
     Ok(Aad { tenant_id: &row.tenant_id, session_id, seq, column: column.sealed_as })
@@ -189,6 +204,7 @@ fn describe(column: &Encrypted, row: &StoredValue, old: &[u8], error: &CryptoErr
     let at = match column.identity {
         Identity::Message => format!("session {id} seq {seq}"),
         Identity::Session => format!("session {id}"),
+        Identity::Memory => format!("memory entry {id}"),
         Identity::Canary => format!("kid {id}"),
     };
     match error {

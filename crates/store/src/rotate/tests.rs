@@ -1,10 +1,12 @@
 //! Rotation on a SQLite file, with rows written directly (every encrypted
 //! column, tool payloads included, which no `Store` call writes yet), so the
-//! stored bytes can be checked column by column. Rotation under concurrent
+//! stored bytes can be checked column by column; memory entries are read
+//! back through the store afterwards, as their reader derives their place. Rotation under concurrent
 //! writers, on both backends, is in `tests/rotation.rs`.
 
 use super::*;
 use crate::crypto::{stored_kid, Aad, Cipher};
+use crate::memory;
 use crate::rows::{CONTENT, CONTEXT, METADATA, TOOLS};
 use crate::schema::canary_place;
 use crate::{Durability, Keyring};
@@ -75,6 +77,24 @@ impl Db {
         id
     }
 
+    /// A memory entry of `subject`, sealed where its reader looks for it.
+    async fn memory(&self, cipher: &Cipher, written: &mut Written, subject: &str, key: &str, value: &str) {
+        let id = memory::row_id(TENANT, subject, key);
+        written.values.push(("memory.value", id.to_string(), 0, value.to_owned()));
+        let sealed = cipher.encrypt_str(&memory::place(TENANT, id), value).unwrap();
+        sqlx::query(
+            "INSERT INTO memory (tenant_id, subject, key, id, value, updated_at) VALUES ($1, $2, $3, $4, $5, 0)",
+        )
+        .bind(TENANT)
+        .bind(subject)
+        .bind(key)
+        .bind(id.to_string())
+        .bind(sealed)
+        .execute(&self.pool)
+        .await
+        .unwrap();
+    }
+
     async fn message(
         &self,
         cipher: &Cipher,
@@ -139,6 +159,7 @@ fn open(cipher: &Cipher, column: &str, id: &str, seq: i64, tenant: &str, value: 
         "messages.tools" => place(TOOLS),
         "sessions.metadata" => place(METADATA),
         "sessions.context" => place(CONTEXT),
+        "memory.value" => memory::place(tenant, Uuid::parse_str(id).unwrap()),
         "keycheck.canary" => canary_place(),
         other => panic!("unknown column {other}"),
     };
@@ -160,14 +181,17 @@ async fn rotates_every_column_once_and_old_key_can_go() {
             db.message(&cipher, &mut written, (sid, seq), &format!("MARK-{n}-{seq}"), tools.as_deref()).await;
         }
     }
+    db.memory(&cipher, &mut written, "user:alice", "size", "MARK-memory-M").await;
+    db.memory(&cipher, &mut written, "user:alice", "likes", "MARK-memory-denim").await;
+    db.memory(&cipher, &mut written, "user:bob", "size", "MARK-memory-L").await;
 
     let rotated = old.rotated("k2").unwrap();
     let mut pages = 0;
     let report = rotate_keys(&db.url, &options(&rotated), 2, |_| pages += 1).await.unwrap();
-    // 9 contents, 3 tool payloads, 2 metadata, 2 page contexts, and the k1
-    // canary (the k2 canary was written under k2 when the rotation opened
-    // the database).
-    assert_eq!(report.rewritten(), 17, "{report:?}");
+    // 9 contents, 3 tool payloads, 2 metadata, 2 page contexts, 3 memory
+    // values, and the k1 canary (the k2 canary was written under k2 when
+    // the rotation opened the database).
+    assert_eq!(report.rewritten(), 20, "{report:?}");
     assert_eq!((report.remaining, report.unreadable, report.passes), (0, 0, 1), "{report:?}");
     assert_eq!(report.active_kid, "k2");
     let by_column: Vec<(&str, u64)> =
@@ -179,6 +203,7 @@ async fn rotates_every_column_once_and_old_key_can_go() {
             ("messages.tools", 3),
             ("sessions.metadata", 2),
             ("sessions.context", 2),
+            ("memory.value", 3),
             ("keycheck.canary", 1)
         ]
     );
@@ -187,7 +212,7 @@ async fn rotates_every_column_once_and_old_key_can_go() {
     // Every stored value is under k2 and opens with k2 alone, where it is.
     let new_only = Cipher::new(only_first(&rotated));
     let stored = db.stored().await;
-    assert_eq!(stored.len(), 9 + 3 + 2 + 2 + 2);
+    assert_eq!(stored.len(), 9 + 3 + 2 + 2 + 3 + 2);
     for (column, id, seq, tenant, value) in &stored {
         assert_eq!(stored_kid(value), Some("k2"), "{column} {id} {seq}");
         let plain = open(&new_only, column, id, *seq, tenant, value);
@@ -201,11 +226,23 @@ async fn rotates_every_column_once_and_old_key_can_go() {
     // The old key can go: the database opens with the new key alone.
     let store = crate::connect(&db.url, options(&only_first(&rotated))).await.unwrap();
     store.ping().await.unwrap();
+    // Memory reads back where its reader derives the place from.
+    let values = |items: Vec<switchboard_core::memory::MemoryItem>| {
+        items.into_iter().map(|i| (i.key, i.value)).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        values(store.list_memory(TENANT, "user:alice").await.unwrap()),
+        [
+            ("likes".to_owned(), "MARK-memory-denim".to_owned()),
+            ("size".to_owned(), "MARK-memory-M".to_owned())
+        ]
+    );
+    assert_eq!(store.get_memory(TENANT, "user:bob", "size").await.unwrap().unwrap().value, "MARK-memory-L");
     drop(store);
 
     // A second run finds nothing to do.
     let again = rotate_keys(&db.url, &options(&rotated), 500, |_| {}).await.unwrap();
-    assert_eq!((again.rewritten(), again.remaining, again.examined()), (0, 0, 18), "{again:?}");
+    assert_eq!((again.rewritten(), again.remaining, again.examined()), (0, 0, 21), "{again:?}");
     // So does a run with the new key alone.
     let alone = rotate_keys(&db.url, &options(&only_first(&rotated)), 500, |_| {}).await.unwrap();
     assert_eq!((alone.rewritten(), alone.remaining), (0, 0));

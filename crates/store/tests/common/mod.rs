@@ -126,7 +126,8 @@ impl Harness {
 
     /// Every byte the database keeps that could hold message content: on
     /// SQLite every file of the data directory (WAL included), after the
-    /// store is closed; on PostgreSQL the stored content values.
+    /// store is closed; on PostgreSQL the stored content, page context and
+    /// memory values.
     pub async fn stored_bytes(&mut self) -> Vec<Vec<u8>> {
         assert!(!matches!(self.backend, Backend::Memory { .. }), "the memory store keeps nothing at rest");
         self.close_store().await;
@@ -144,7 +145,8 @@ impl Harness {
                 let pool = PgPool::connect(&self.url).await.unwrap();
                 let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
                     "SELECT content FROM messages UNION ALL \
-                     SELECT context FROM sessions WHERE context IS NOT NULL",
+                     SELECT context FROM sessions WHERE context IS NOT NULL UNION ALL \
+                     SELECT value FROM memory",
                 )
                 .fetch_all(&pool)
                 .await

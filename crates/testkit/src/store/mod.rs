@@ -10,6 +10,7 @@
 //! holding it, so each call is one atomic step, as SQLite's one writer makes
 //! each write. Nothing is encrypted (nothing is at rest).
 
+mod memory;
 mod port;
 mod records;
 mod turns;
@@ -17,6 +18,7 @@ mod turns;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use switchboard_core::audit::AuditEntry;
+use switchboard_core::memory::MemoryItem;
 use switchboard_core::model::{Message, Session, SessionStatus};
 use switchboard_core::store::admin::RuntimeSetting;
 use switchboard_core::store::{Checkpoint, TenantRecord, VisitorLink};
@@ -60,6 +62,8 @@ struct State {
     checkpoints: Vec<Checkpoint>,
     /// Sessions' latest page contexts.
     contexts: BTreeMap<Uuid, serde_json::Value>,
+    /// Users' memories by (tenant, subject), each by key.
+    memory: BTreeMap<(String, String), BTreeMap<String, MemoryItem>>,
 }
 
 /// A stored message with what only the store sees.

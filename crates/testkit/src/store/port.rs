@@ -3,9 +3,11 @@
 
 use super::{ms, MemoryStore};
 use switchboard_core::audit::{AuditEntry, NewAuditEntry};
+use switchboard_core::memory::MemoryItem;
 use switchboard_core::model::{Message, Session};
 use switchboard_core::retention::Purged;
 use switchboard_core::store::admin::{AdminSessionQuery, RuntimeSetting};
+use switchboard_core::store::memory::{PutMemory, PutOutcome};
 use switchboard_core::store::takeover::{AgentMessage, AgentMessageOutcome, HoldChange, HoldOutcome};
 use switchboard_core::store::{
     BeginTurn, BeginTurnOutcome, Checkpoint, Finish, LinkOutcome, NewSession, SessionCursor, Store,
@@ -204,5 +206,30 @@ impl Store for MemoryStore {
 
     async fn add_agent_message(&self, message: &AgentMessage) -> Result<AgentMessageOutcome, StoreError> {
         Ok(self.lock().add_agent_message(message))
+    }
+
+    async fn list_memory(&self, tenant_id: &str, owner: &str) -> Result<Vec<MemoryItem>, StoreError> {
+        Ok(self.lock().list_memory(tenant_id, owner))
+    }
+
+    async fn get_memory(
+        &self,
+        tenant_id: &str,
+        owner: &str,
+        key: &str,
+    ) -> Result<Option<MemoryItem>, StoreError> {
+        Ok(self.lock().get_memory(tenant_id, owner, key))
+    }
+
+    async fn put_memory(&self, put: &PutMemory) -> Result<PutOutcome, StoreError> {
+        Ok(self.lock().put_memory(put))
+    }
+
+    async fn delete_memory(&self, tenant_id: &str, owner: &str, key: &str) -> Result<bool, StoreError> {
+        Ok(self.lock().delete_memory(tenant_id, owner, key))
+    }
+
+    async fn clear_memory(&self, tenant_id: &str, owner: &str) -> Result<u64, StoreError> {
+        Ok(self.lock().clear_memory(tenant_id, owner))
     }
 }

@@ -1,0 +1,14 @@
+-- A user's memory (SPEC §18): preferences as key -> value per tenant and user.
+-- `value` is AES-GCM ciphertext. Its associated data names the row by `id`,
+-- derived from tenant, subject and key (crates/store/src/memory.rs): a
+-- value moved to another row, user or tenant does not decrypt. `id` is
+-- also what `keys rotate` pages by.
+CREATE TABLE memory (
+    tenant_id  TEXT COLLATE "C" NOT NULL,
+    subject    TEXT COLLATE "C" NOT NULL,
+    key        TEXT COLLATE "C" NOT NULL,
+    id         TEXT COLLATE "C" NOT NULL UNIQUE,
+    value      BYTEA  NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, subject, key)
+);
