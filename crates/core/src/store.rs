@@ -99,6 +99,9 @@ pub enum BeginTurnOutcome {
         /// Oldest first, ending with the new user message: what a provider
         /// is sent (its role and content; a backend may leave `meta` out).
         history: Vec<Message>,
+        /// The session's latest page context from before this turn, when
+        /// its message carried none (SPEC §16: what its tools are told).
+        context: Option<serde_json::Value>,
     },
     /// The `client_message_id` was used before in this session: nothing new was
     /// written. `assistant` is that turn's answer, if it had one.

@@ -100,6 +100,9 @@ pub struct Tooling {
     pub handoff: bool,
     /// Products that tools show are checked live (`verify_url`).
     pub verification: Option<Verification>,
+    /// A user's memory is shown to the model with the built-in `remember`
+    /// and `forget` (`memory = true`, SPEC §18).
+    pub memory: bool,
 }
 
 /// Where shown products are checked, and how long a check may take
@@ -165,6 +168,34 @@ pub fn handoff_spec() -> ToolSpec {
     }
 }
 
+/// The built-in tools of a user's memory (SPEC §18).
+pub const REMEMBER: &str = "remember";
+pub const FORGET: &str = "forget";
+
+/// How the model is told about [`REMEMBER`] and [`FORGET`].
+pub fn memory_specs() -> [ToolSpec; 2] {
+    let key = serde_json::json!({"type": "string", "pattern": "^[a-z0-9_.-]{1,64}$",
+        "description": "A short lowercase name for the preference, e.g. size, likes, colour"});
+    [
+        ToolSpec {
+            name: REMEMBER.to_owned(),
+            description: "Remember a lasting preference of this user for later conversations (it replaces \
+                what was remembered under the same key)."
+                .to_owned(),
+            parameters: serde_json::json!({
+                "type": "object",
+                "properties": {"key": key, "value": {"type": "string", "maxLength": 200}},
+                "required": ["key", "value"],
+            }),
+        },
+        ToolSpec {
+            name: FORGET.to_owned(),
+            description: "Forget what is remembered about this user under a key.".to_owned(),
+            parameters: serde_json::json!({"type": "object", "properties": {"key": key}, "required": ["key"]}),
+        },
+    ]
+}
+
 /// The reason of a [`HANDOFF`] call: its arguments must be an object whose
 /// `reason`, if any, is a string.
 pub fn handoff_reason(arguments: &str) -> Result<Option<String>, String> {
@@ -187,6 +218,7 @@ impl std::fmt::Debug for Tooling {
             .field("max_calls", &self.max_calls)
             .field("handoff", &self.handoff)
             .field("verification", &self.verification.as_ref().map(|v| v.timeout))
+            .field("memory", &self.memory)
             .finish()
     }
 }

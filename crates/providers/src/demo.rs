@@ -5,6 +5,7 @@
 //! demo walks through ([`shop`]).
 
 mod intent;
+mod memory;
 mod shop;
 
 use async_trait::async_trait;
@@ -71,7 +72,7 @@ impl Provider for DemoProvider {
         &self,
         request: ChatRequest,
     ) -> Result<ProviderStream, switchboard_core::provider::ProviderError> {
-        let answer = match shop::reply(&request) {
+        let answer = match memory::reply(&request).or_else(|| shop::reply(&request)) {
             None => Self::answer(&request),
             Some(shop::Reply::Text(text)) => text,
             Some(shop::Reply::Calls(calls)) => return Ok(Self::calls(&request, calls)),

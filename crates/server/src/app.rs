@@ -89,9 +89,6 @@ pub async fn serve(mut config: Config) -> Result<(), StartError> {
         .map_err(|e| fail(&format!("cannot listen on {}", config.listen))(e.to_string()))?;
     let addr = listener.local_addr().map_err(|e| fail("listener")(e.to_string()))?;
     config.bound_to(addr).map_err(|e| StartError(e.to_string()))?;
-    for key in &config.not_enforced {
-        tracing::warn!(key = %key, "configured but not enforced by this version");
-    }
     tenancy::tools::init(config.tool_allow_private.clone());
     crate::demo_shop::init(addr).map_err(fail("demo shop"))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);

@@ -324,12 +324,10 @@ async fn tools_reach_private_addresses_only_when_the_operator_allows_it() {
 }
 
 #[tokio::test]
-async fn keys_of_what_is_not_built_yet_are_named_at_start_and_an_unreachable_mcp_server_stops_nothing() {
-    let (app, fake, _merchant) = start(
-        "[tenants.tooling]\nmemory = true\n\
-         [[tenants.mcp]]\nname = \"shop\"\nurl = \"https://mcp.shop.example/mcp\"\ntimeout_ms = 500",
-    )
-    .await;
+async fn an_unreachable_mcp_server_stops_nothing() {
+    let (app, fake, _merchant) =
+        start("[[tenants.mcp]]\nname = \"shop\"\nurl = \"https://mcp.shop.example/mcp\"\ntimeout_ms = 500")
+            .await;
     let (sid, v) = app.create_session("acme").await;
     let reply = app.chat_stream(&v, &sid, "hi").await;
     assert_eq!(reply.last().event, "stream_end", "a turn still answers");
@@ -337,10 +335,6 @@ async fn keys_of_what_is_not_built_yet_are_named_at_start_and_an_unreachable_mcp
     let names: Vec<&str> =
         tools.as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["search_products"], "nothing offered from the server that cannot be reached");
-    let log = app.log();
-    let key = "tenants[0].tooling.memory";
-    assert!(log.contains(key) && log.contains("not enforced"), "{key} not named:\n{log}");
-    assert!(!log.contains("tenants[0].mcp"), "MCP servers are acted on:\n{log}");
 }
 
 /// SIGKILL while a round runs: after the restart the answer is

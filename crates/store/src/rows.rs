@@ -261,6 +261,9 @@ pub struct TurnSessionRow {
     pub owner: String,
     pub status: String,
     pub latest_seq: i64,
+    /// The session's latest page context, still sealed: a turn whose message
+    /// carries none passes it to its tools without a read of its own.
+    pub context: Option<Vec<u8>>,
 }
 
 /// What `begin_turn` checks in the session's messages.
@@ -333,6 +336,18 @@ pub fn encrypt_content(
     content: &str,
 ) -> Result<Vec<u8>, StoreError> {
     cipher.encrypt_str(&Aad { tenant_id, session_id, seq, column: CONTENT }, content).map_err(crypto_err)
+}
+
+/// A session's page context, opened (sealed like its metadata: seq 0, the
+/// column [`CONTEXT`]).
+pub fn open_context(
+    cipher: &Cipher,
+    tenant_id: &str,
+    session_id: Uuid,
+    sealed: &[u8],
+) -> Result<serde_json::Value, StoreError> {
+    let at = Aad { tenant_id, session_id, seq: 0, column: CONTEXT };
+    parse_json(&cipher.decrypt_string(&at, sealed).map_err(crypto_err)?)
 }
 
 pub fn crypto_err(e: CryptoError) -> StoreError {

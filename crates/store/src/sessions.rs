@@ -3,7 +3,7 @@
 
 use crate::crypto::Aad;
 use crate::db::Conn;
-use crate::rows::{crypto_err, session_columns, to_json, SessionRow, CONTEXT, METADATA};
+use crate::rows::{crypto_err, open_context, session_columns, to_json, SessionRow, METADATA};
 use crate::store::SqlStore;
 use std::sync::Arc;
 use switchboard_core::model::{Session, SessionStatus};
@@ -85,10 +85,10 @@ pub async fn context(
 ) -> Result<Option<serde_json::Value>, StoreError> {
     let row: Option<(Option<Vec<u8>>,)> =
         store.reader.optional(CONTEXT_OF, &[id.into(), tenant_id.into()]).await?;
-    let Some(sealed) = row.and_then(|(value,)| value) else { return Ok(None) };
-    let at = Aad { tenant_id, session_id: id, seq: 0, column: CONTEXT };
-    let text = store.cipher.decrypt_string(&at, &sealed).map_err(crypto_err)?;
-    serde_json::from_str(&text).map(Some).map_err(|e| StoreError::Corrupt(format!("stored context: {e}")))
+    match row.and_then(|(sealed,)| sealed) {
+        Some(sealed) => open_context(&store.cipher, tenant_id, id, &sealed).map(Some),
+        None => Ok(None),
+    }
 }
 
 pub async fn list(

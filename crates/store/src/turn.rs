@@ -22,6 +22,9 @@ pub enum RawTurn {
     Started {
         user: Message,
         assistant: Message,
+        /// The session's page context from before (sealed), when the
+        /// turn's message carried none.
+        context: Option<Vec<u8>>,
     },
     /// The user message with that `client_message_id` and its turn's answer.
     Duplicate {
@@ -45,9 +48,10 @@ impl RawTurn {
         cipher: &Cipher,
     ) -> Result<BeginTurnOutcome, StoreError> {
         Ok(match self {
-            Self::Started { user, assistant } => {
+            Self::Started { user, assistant, context } => {
                 let history = history(decode_messages(earlier, cipher)?, &user, turn.history_limit);
-                BeginTurnOutcome::Started { user, assistant, history }
+                let context = open_context(turn, context.as_deref(), cipher)?;
+                BeginTurnOutcome::Started { user, assistant, history, context }
             }
             Self::Duplicate { found } => {
                 let client_message_id = turn.client_message_id.as_deref().unwrap_or_default();
@@ -74,8 +78,9 @@ pub enum Decision {
     /// The `client_message_id` is known: read that turn's messages.
     Duplicate,
     /// Write the user message at `latest_seq + 1`, and its answer unless
-    /// `human`.
-    Write { latest_seq: i64, human: bool },
+    /// `human`; `context`: the session's sealed page context, kept for a
+    /// turn whose message carries none.
+    Write { latest_seq: i64, human: bool, context: Option<Vec<u8>> },
 }
 
 pub fn decide(state: Option<TurnStateRow>, owner: &str) -> Result<Decision, StoreError> {
@@ -92,7 +97,11 @@ pub fn decide(state: Option<TurnStateRow>, owner: &str) -> Result<Decision, Stor
     if state.check.streaming {
         return Ok(Decision::Refused(RawTurn::InProgress));
     }
-    Ok(Decision::Write { latest_seq: state.session.latest_seq, human: status.for_agents() })
+    Ok(Decision::Write {
+        latest_seq: state.session.latest_seq,
+        human: status.for_agents(),
+        context: state.session.context,
+    })
 }
 
 /// The refusal of a turn with an answer whose budget reservation does not
@@ -231,7 +240,12 @@ pub fn finish_params<'q>(
 }
 
 /// The outcome of the rows `new_messages` made, once they are written.
-pub fn written(mut written: Vec<NewMessage>, human: bool) -> Result<RawTurn, StoreError> {
+/// `context`: the session's sealed page context from before the turn.
+pub fn written(
+    mut written: Vec<NewMessage>,
+    human: bool,
+    context: Option<Vec<u8>>,
+) -> Result<RawTurn, StoreError> {
     let assistant = if human { None } else { written.pop().map(|w| w.message) };
     let user = written
         .pop()
@@ -239,7 +253,7 @@ pub fn written(mut written: Vec<NewMessage>, human: bool) -> Result<RawTurn, Sto
         .ok_or_else(|| StoreError::Corrupt("turn wrote no user message".into()))?;
     Ok(match assistant {
         None => RawTurn::Human { user },
-        Some(assistant) => RawTurn::Started { user, assistant },
+        Some(assistant) => RawTurn::Started { user, assistant, context },
     })
 }
 
@@ -298,6 +312,19 @@ pub fn sealed_context(turn: &BeginTurn, cipher: &Cipher) -> Result<Option<Vec<u8
     let Some(context) = &turn.context else { return Ok(None) };
     let at = Aad { tenant_id: &turn.tenant_id, session_id: turn.session_id, seq: 0, column: CONTEXT };
     Ok(Some(cipher.encrypt_str(&at, &to_json(context)?).map_err(crypto_err)?))
+}
+
+/// The page context a started turn's tools are told when its message
+/// carried none: the session's latest.
+pub fn open_context(
+    turn: &BeginTurn,
+    sealed: Option<&[u8]>,
+    cipher: &Cipher,
+) -> Result<Option<serde_json::Value>, StoreError> {
+    match sealed.filter(|_| turn.context.is_none()) {
+        Some(sealed) => crate::rows::open_context(cipher, &turn.tenant_id, turn.session_id, sealed).map(Some),
+        None => Ok(None),
+    }
 }
 
 pub fn new_messages(

@@ -6,6 +6,7 @@
 mod attempts;
 mod budget;
 mod live;
+mod memory;
 mod observe;
 mod reaper;
 mod replay;
@@ -15,6 +16,8 @@ mod stop;
 mod stream;
 mod tools;
 mod verify;
+
+pub use memory::{MEMORY_EMPTY, MEMORY_HEADING};
 
 pub use live::{LiveText, LiveTurn, LiveTurns, StopReason};
 pub use observe::{AfterFailure, TurnObserver, TurnReport};
@@ -76,7 +79,8 @@ pub struct SendMessage {
     pub content: String,
     pub client_message_id: Option<String>,
     pub trace_id: String,
-    /// The page context sent with the message (SPEC §16), for its tools.
+    /// The page context sent with the message (SPEC §16), for its tools;
+    /// once the turn starts, the session's latest when the message had none.
     pub context: Option<serde_json::Value>,
 }
 
@@ -160,7 +164,7 @@ impl TurnEngine {
 
     /// Stores the user message and, unless an agent holds the session, starts
     /// the answer.
-    pub async fn send(&self, msg: SendMessage) -> Result<SendOutcome, SendError> {
+    pub async fn send(&self, mut msg: SendMessage) -> Result<SendOutcome, SendError> {
         let inner = &self.inner;
         let now = inner.clock.now();
         let turn_id = Uuid::now_v7();
@@ -184,7 +188,14 @@ impl TurnEngine {
         let reservation = begin.budget.as_ref().map(|r| r.id);
         let starting = Starting::new(inner, turn_id);
         let (user, assistant, history) = match inner.store.begin_turn(&begin).await? {
-            BeginTurnOutcome::Started { user, assistant, history } => (user, assistant, history),
+            BeginTurnOutcome::Started { user, assistant, history, context } => {
+                // Without a context of its own, the message's tools are told
+                // the session's latest.
+                if msg.context.is_none() {
+                    msg.context = context;
+                }
+                (user, assistant, history)
+            }
             BeginTurnOutcome::QuotaExceeded(spent) => return Err(budget::spent(&msg, &now, spent)),
             other => return self.not_started(&msg, other).await,
         };

@@ -285,16 +285,24 @@ impl TurnTask {
             .filter(|m| matches!(m.role, Role::User | Role::Assistant | Role::Agent) && !m.content.is_empty())
             .map(|m| HistoryMessage { role: m.role, content: m.content.clone() })
             .collect();
+        let system_prompt = self.msg.tenant.primary.settings.system_prompt.clone();
+        let (system_prompt, tools) = match &self.msg.tenant.tools {
+            Some(tooling) => {
+                let memory = tooling.memory && matches!(self.msg.subject, crate::ids::Subject::User(_));
+                let system_prompt =
+                    if memory { self.with_memory(system_prompt).await } else { system_prompt };
+                let offered = offered(tooling, memory).await;
+                (system_prompt, ToolContext { offered, ..ToolContext::default() })
+            }
+            None => (system_prompt, ToolContext::default()),
+        };
         ChatRequest {
-            system_prompt: self.msg.tenant.primary.settings.system_prompt.clone(),
+            system_prompt,
             history,
             session_id: self.msg.session_id,
             subject: self.msg.subject.to_string(),
             conversation_id: None,
-            tools: match &self.msg.tenant.tools {
-                Some(tooling) => ToolContext { offered: offered(tooling).await, ..ToolContext::default() },
-                None => ToolContext::default(),
-            },
+            tools,
         }
     }
 
@@ -308,13 +316,16 @@ fn estimate_prompt(request: &ChatRequest) -> u32 {
     request.history.iter().fold(system, |sum, m| sum.saturating_add(estimate_tokens(&m.content)))
 }
 
-/// The tenant's tools, and the built-in ones it lists.
-async fn offered(tooling: &crate::tools::Tooling) -> std::sync::Arc<[crate::tools::ToolSpec]> {
+/// The tenant's tools, and the built-in ones it lists (`memory`: the
+/// memory's, for a user of a tenant with `memory = true`).
+async fn offered(tooling: &crate::tools::Tooling, memory: bool) -> std::sync::Arc<[crate::tools::ToolSpec]> {
     let tools = tooling.toolbox.offered().await;
-    if !tooling.handoff {
+    if !tooling.handoff && !memory {
         return tools;
     }
-    tools.iter().cloned().chain(std::iter::once(crate::tools::handoff_spec())).collect()
+    let handoff = tooling.handoff.then(crate::tools::handoff_spec);
+    let memory = memory.then(crate::tools::memory_specs).into_iter().flatten();
+    tools.iter().cloned().chain(handoff).chain(memory).collect()
 }
 
 /// What one response used: the provider's count, else an estimate from the

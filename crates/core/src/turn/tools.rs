@@ -6,6 +6,7 @@
 //! the calls came. Each call's end is shown (and kept for the next
 //! checkpoint) as soon as it comes.
 
+use super::memory::{is_memory_tool, memory_arguments};
 use super::run::TurnTask;
 use crate::events::{SessionEvent, ToolEvent};
 use crate::store::takeover::{HoldChange, HoldOutcome};
@@ -28,14 +29,17 @@ impl TurnTask {
         let max = usize::try_from(tooling.max_calls).unwrap_or(usize::MAX);
         let mut results: Vec<Option<ToolResult>> = vec![None; calls.len()];
         let mut runs = Vec::new();
-        let context = self.page_context().await;
         for (i, call) in calls.iter().enumerate() {
             if i < max && tooling.handoff && call.name == HANDOFF {
                 results[i] = Some(self.ask_for_a_person(call));
                 continue;
             }
+            // The memory's own tools, for a user only (a visitor is never offered them).
+            let memory = tooling.memory && is_memory_tool(&call.name) && self.msg.subject.kind() == "user";
             let checked = if i >= max {
                 Err(format!("not run: at most {max} tool calls per response"))
+            } else if memory {
+                memory_arguments(call)
             } else {
                 tooling.toolbox.check(call)
             };
@@ -59,11 +63,15 @@ impl TurnTask {
                     self.observe_tool(&call.name, "refused", None);
                 }
                 Ok(arguments) => {
-                    let invocation = self.invocation(call, arguments, context.clone());
+                    let invocation = self.invocation(call, arguments);
                     let toolbox = tooling.toolbox.clone();
                     runs.push(async move {
                         let started = Instant::now();
-                        let outcome = toolbox.run(invocation).await;
+                        let outcome = if memory {
+                            self.memory_tool(&invocation.name, &invocation.arguments).await
+                        } else {
+                            toolbox.run(invocation).await
+                        };
                         (i, outcome, started.elapsed())
                     });
                 }
@@ -202,28 +210,7 @@ impl TurnTask {
         }
     }
 
-    /// The context tools are told (SPEC §16): the one sent with this
-    /// message, else the session's latest, else none.
-    async fn page_context(&self) -> Option<serde_json::Value> {
-        if self.msg.context.is_some() {
-            return self.msg.context.clone();
-        }
-        let (tenant_id, session_id) = (&self.msg.tenant.id, self.msg.session_id);
-        match self.inner.store.session_context(tenant_id, session_id).await {
-            Ok(context) => context,
-            Err(e) => {
-                tracing::warn!(%session_id, error = %e, "could not read the session's page context");
-                None
-            }
-        }
-    }
-
-    fn invocation(
-        &self,
-        call: &ToolCall,
-        arguments: serde_json::Value,
-        context: Option<serde_json::Value>,
-    ) -> Invocation {
+    fn invocation(&self, call: &ToolCall, arguments: serde_json::Value) -> Invocation {
         let subject = &self.msg.subject;
         Invocation {
             tenant_id: self.msg.tenant.id.clone(),
@@ -233,7 +220,7 @@ impl TurnTask {
             name: call.name.clone(),
             arguments,
             subject: serde_json::json!({"kind": subject.kind(), "id": subject.id()}),
-            context,
+            context: self.msg.context.clone(),
         }
     }
 

@@ -65,6 +65,7 @@ fn harness(delay: Duration, timeout: Duration) -> Harness {
         max_calls: 8,
         handoff: false,
         verification: Some(Verification { verifier: Arc::new(Live { delay }), timeout }),
+        memory: false,
     });
     Harness::new(t)
 }

@@ -80,9 +80,6 @@ pub struct Config {
     pub tenants: Vec<TenantConfig>,
     /// `[prices]`: USD per million tokens, per model name.
     pub prices: std::collections::HashMap<String, switchboard_core::usage::Price>,
-    /// Settings this version accepts but does not act on yet; logged at start
-    /// so nobody believes a limit holds that does not.
-    pub not_enforced: Vec<String>,
 }
 
 impl Config {
@@ -147,7 +144,6 @@ pub fn validate_tenant(raw: RawTenant) -> Result<TenantConfig, ConfigError> {
 }
 
 fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
-    let not_enforced = not_enforced(&raw);
     let listen: SocketAddr =
         raw.listen.parse().map_err(|_| err(format!("`listen`: `{}` is not an address:port", raw.listen)))?;
     let data_dir = PathBuf::from(&raw.data_dir);
@@ -220,7 +216,6 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         connections,
         tenants,
         prices: prices(&raw.prices)?,
-        not_enforced,
     })
 }
 
@@ -289,22 +284,6 @@ fn connection_settings(raw: &raw::RawConnections) -> Result<ConnectionSettings, 
         ws_pong_timeout: Duration::from_secs_f64(raw.ws_pong_timeout_secs),
         ws_frames_per_sec: raw.ws_frames_per_sec,
     })
-}
-
-/// Keys of the contract that later versions act on. They are accepted (and
-/// their shape checked) so a configuration written today keeps working.
-fn not_enforced(raw: &RawConfig) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut note = |set: bool, key: String| {
-        if set {
-            out.push(key);
-        }
-    };
-    for (i, t) in raw.tenants.iter().enumerate() {
-        let Some(tooling) = &t.tooling else { continue };
-        note(tooling.memory, format!("tenants[{i}].tooling.memory"));
-    }
-    out
 }
 
 /// CIDR blocks or single addresses (`10.0.0.1` means `10.0.0.1/32`).

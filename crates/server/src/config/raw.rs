@@ -1,9 +1,6 @@
 //! The configuration as written (TOML file plus `SWITCHBOARD_*` environment),
 //! before validation. Every struct rejects unknown keys, so a typo fails at
 //! start with the key's name instead of being silently ignored.
-//!
-//! Some keys belong to features of later versions: they are parsed so their
-//! shape is checked, and `Config::not_enforced` names them at start.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -68,6 +68,7 @@ pub(crate) fn validate(t: RawTenant) -> Result<TenantConfig, String> {
     let rate_limits = rate_limits(t.rate_limits)?;
     let tools = super::tools::tools(&t.tools)?;
     let tooling = super::tools::tooling(t.tooling.as_ref())?;
+    super::tools::no_builtin_names(&tools, &tooling)?;
     let mcp = super::tools::mcp(&t.mcp)?;
     Ok(TenantConfig {
         name: t.name.unwrap_or_else(|| t.id.clone()),

@@ -37,11 +37,14 @@ pub struct ToolingConfig {
     pub handoff: bool,
     /// Live product verification, when `verify_url` is set.
     pub verify: Option<VerifyConfig>,
+    /// `memory = true`: users' memory shown to the model, with `remember`
+    /// and `forget` (SPEC §18).
+    pub memory: bool,
 }
 
 impl Default for ToolingConfig {
     fn default() -> Self {
-        Self { max_rounds: 4, max_calls: 8, handoff: false, verify: None }
+        Self { max_rounds: 4, max_calls: 8, handoff: false, verify: None, memory: false }
     }
 }
 
@@ -175,7 +178,24 @@ pub fn tooling(raw: Option<&RawTooling>) -> Result<ToolingConfig, String> {
         max_calls: limit("max_tool_calls", raw.max_tool_calls, defaults.max_calls)?,
         handoff,
         verify: verify(raw)?,
+        memory: raw.memory,
     })
+}
+
+/// A webhook tool may not take the name of a built-in tool the tenant
+/// offers: the model could not tell them apart.
+pub fn no_builtin_names(tools: &[ToolConfig], tooling: &ToolingConfig) -> Result<(), String> {
+    let builtin = |name: &str| match name {
+        "handoff_to_human" => tooling.handoff,
+        "remember" | "forget" => tooling.memory,
+        _ => false,
+    };
+    match tools.iter().position(|t| builtin(&t.name)) {
+        Some(i) => {
+            Err(format!("`tools[{i}].name`: `{}` is a built-in tool this tenant offers", tools[i].name))
+        }
+        None => Ok(()),
+    }
 }
 
 /// `verify_url` with the secret that signs its checks; the other two keys
@@ -229,10 +249,9 @@ mod tests {
 
     #[test]
     fn limits_default_and_are_bounded() {
-        assert_eq!(
-            tooling(None).unwrap(),
-            ToolingConfig { max_rounds: 4, max_calls: 8, handoff: false, verify: None }
-        );
+        let expected =
+            ToolingConfig { max_rounds: 4, max_calls: 8, handoff: false, verify: None, memory: false };
+        assert_eq!(tooling(None).unwrap(), expected);
         let raw = RawTooling { builtin_tools: vec!["handoff_to_human".into()], ..Default::default() };
         assert!(tooling(Some(&raw)).unwrap().handoff);
         let raw = RawTooling { builtin_tools: vec!["launch_rockets".into()], ..Default::default() };
@@ -241,6 +260,17 @@ mod tests {
         assert_eq!(tooling(Some(&raw)).unwrap().max_rounds, 2);
         let raw = RawTooling { max_tool_calls: Some(0), ..Default::default() };
         assert!(tooling(Some(&raw)).is_err());
+    }
+
+    #[test]
+    fn a_tool_may_not_take_a_builtin_name() {
+        let tool = tools(&[raw(r#"name = "remember"
+               url = "https://shop.example/tools"
+               secret_env = "SHOP_SECRET""#)])
+        .unwrap();
+        let memory = ToolingConfig { memory: true, ..ToolingConfig::default() };
+        assert!(no_builtin_names(&tool, &memory).unwrap_err().contains("tools[0].name"));
+        assert!(no_builtin_names(&tool, &ToolingConfig::default()).is_ok(), "not offered: the name is free");
     }
 
     #[test]

@@ -45,7 +45,8 @@ fn mcp_client() -> &'static McpClient {
 /// and not allowed. An MCP server that is down fails nothing: its tools are
 /// offered once it answers.
 pub fn tooling(config: &TenantConfig) -> Result<Option<Tooling>, String> {
-    if config.tools.is_empty() && config.mcp.is_empty() && !config.tooling.handoff {
+    let builtin = config.tooling.handoff || config.tooling.memory;
+    if config.tools.is_empty() && config.mcp.is_empty() && !builtin {
         return Ok(None);
     }
     let mut tools = Vec::with_capacity(config.tools.len());
@@ -81,6 +82,7 @@ pub fn tooling(config: &TenantConfig) -> Result<Option<Tooling>, String> {
         max_calls: config.tooling.max_calls,
         handoff: config.tooling.handoff,
         verification,
+        memory: config.tooling.memory,
     }))
 }
 

@@ -25,7 +25,7 @@ use switchboard_core::usage::{Reserve, Spent};
 
 /// Session `$1` of tenant `$2`, locked for the rest of the transaction.
 const LOCK_SESSION: &str =
-    "SELECT owner, status, latest_seq FROM sessions WHERE id = $1 AND tenant_id = $2 FOR UPDATE";
+    "SELECT owner, status, latest_seq, context FROM sessions WHERE id = $1 AND tenant_id = $2 FOR UPDATE";
 /// After the lock, in a statement of its own: a later statement sees rows
 /// committed while this transaction waited for the lock. `$2` the
 /// `client_message_id`.
@@ -121,14 +121,14 @@ async fn begin_turn_in(
 ) -> Result<RawTurn, WriteError> {
     let session_id = turn.session_id.to_string();
     let state = turn_state(conn, &session_id, turn).await?;
-    let (latest_seq, human) = match turn::decide(state, &turn.owner)? {
+    let (latest_seq, human, context) = match turn::decide(state, &turn.owner)? {
         Decision::Refused(raw) => return Ok(raw),
         Decision::Duplicate => {
             let params = [(&session_id).into(), (&turn.client_message_id).into()];
             let found: Vec<MessageRow> = conn.all(FIND_DUPLICATE, &params).await?;
             return Ok(RawTurn::Duplicate { found });
         }
-        Decision::Write { latest_seq, human } => (latest_seq, human),
+        Decision::Write { latest_seq, human, context } => (latest_seq, human, context),
     };
     // Only a turn with an answer spends anything.
     if let Some(r) = turn.budget.as_ref().filter(|_| !human) {
@@ -142,7 +142,7 @@ async fn begin_turn_in(
     if let Some(context) = turn::sealed_context(turn, cipher)? {
         conn.execute(SET_CONTEXT, &[(&context).into(), session_id.as_str().into()]).await?;
     }
-    Ok(turn::written(written, human)?)
+    Ok(turn::written(written, human, context)?)
 }
 
 /// Locks the session row first, then checks its messages in a statement of

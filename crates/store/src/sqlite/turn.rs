@@ -20,13 +20,13 @@ use switchboard_core::store::{BeginTurn, BeginTurnOutcome, StoreError};
 pub use super::known::KnownSessions;
 
 /// Everything `begin_turn` decides on, in one read: the session's owner,
-/// status and `latest_seq`, whether `client_message_id` `$3` is known,
+/// status, `latest_seq` and page context, whether `client_message_id` `$3` is known,
 /// whether an answer streams, and what counts against the tenant's budgets
 /// on day `$4` (settled plus reservations live at `$6`; the tenant's tokens
 /// and cost, subject `$5`'s tokens; a NULL day counts nothing). The writer
 /// is the only one, so nothing changes between this read and the writes. The
 /// literal `'streaming'` lets the planner use the partial index.
-const TURN_STATE: &str = "SELECT owner, status, latest_seq, \
+const TURN_STATE: &str = "SELECT owner, status, latest_seq, context, \
      (SELECT seq FROM messages WHERE session_id = $1 AND client_message_id = $3) AS duplicate_seq, \
      EXISTS (SELECT 1 FROM messages WHERE session_id = $1 AND status = 'streaming') AS streaming, \
      CAST(COALESCE((SELECT prompt_tokens + completion_tokens FROM usage_daily \
@@ -83,10 +83,11 @@ pub async fn begin_turn(
     let (raw, earlier) =
         sqlite.writer.write_direct(move |db| begin_turn_in(db, &shared, &cipher, known_seq)).await?;
     let outcome = match (raw, earlier, known) {
-        (RawTurn::Started { user, assistant }, Earlier::Known, Some(known)) => {
+        (RawTurn::Started { user, assistant, context }, Earlier::Known, Some(known)) => {
             let purge = turn::purge_bound(turn.max_messages, assistant.seq - 2, 2);
             let history = super::known::history(turn, known.messages, purge, &user);
-            BeginTurnOutcome::Started { user, assistant, history }
+            let context = turn::open_context(turn, context.as_deref(), &store.cipher)?;
+            BeginTurnOutcome::Started { user, assistant, history, context }
         }
         (raw, earlier, _) => {
             // Unpacked here, not in the writer, which every write waits for.
@@ -134,14 +135,14 @@ fn begin_turn_in(
         budget.map(|r| r.now.timestamp_millis()).into(),
     ];
     let (state, counted) = direct::row(db, TURN_STATE, &state, state_row)?.unzip();
-    let (latest_seq, human) = match turn::decide(state, &turn.owner)? {
+    let (latest_seq, human, context) = match turn::decide(state, &turn.owner)? {
         Decision::Refused(raw) => return Ok((raw, Earlier::None)),
         Decision::Duplicate => {
             let params = [(&session_id).into(), (&turn.client_message_id).into()];
             let found = direct::rows(db, FIND_DUPLICATE, &params, message_row)?;
             return Ok((RawTurn::Duplicate { found }, Earlier::None));
         }
-        Decision::Write { latest_seq, human } => (latest_seq, human),
+        Decision::Write { latest_seq, human, context } => (latest_seq, human, context),
     };
     // Only a turn with an answer spends anything.
     if let Some(refused) = counted.filter(|_| !human).and_then(|c| turn::over_budget(turn, c.into())) {
@@ -155,7 +156,7 @@ fn begin_turn_in(
     if human {
         direct::execute_all(db, &WRITE_USER, &params)?;
         drop(params);
-        return Ok((turn::written(written, true)?, Earlier::None));
+        return Ok((turn::written(written, true, None)?, Earlier::None));
     }
     direct::execute_all(db, &WRITE_TURN, &params)?;
     if let Some(r) = budget {
@@ -170,20 +171,25 @@ fn begin_turn_in(
         Earlier::Read(json.unwrap_or_default())
     };
     drop(params);
-    Ok((turn::written(written, false)?, earlier))
+    Ok((turn::written(written, false, context)?, earlier))
 }
 
 /// `TURN_STATE`'s row: the session's state and what counts against the
 /// tenant's budgets today.
 fn state_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(TurnStateRow, CountedRow)> {
     let state = TurnStateRow {
-        session: TurnSessionRow { owner: row.get(0)?, status: row.get(1)?, latest_seq: row.get(2)? },
-        check: TurnCheckRow { duplicate_seq: row.get(3)?, streaming: row.get(4)? },
+        session: TurnSessionRow {
+            owner: row.get(0)?,
+            status: row.get(1)?,
+            latest_seq: row.get(2)?,
+            context: row.get(3)?,
+        },
+        check: TurnCheckRow { duplicate_seq: row.get(4)?, streaming: row.get(5)? },
     };
     let counted = CountedRow {
-        tenant_tokens: row.get(5)?,
-        tenant_cost_micro_usd: row.get(6)?,
-        subject_tokens: row.get(7)?,
+        tenant_tokens: row.get(6)?,
+        tenant_cost_micro_usd: row.get(7)?,
+        subject_tokens: row.get(8)?,
     };
     Ok((state, counted))
 }

@@ -84,7 +84,7 @@ pub fn with_client_id(mut turn: BeginTurn, id: &str) -> BeginTurn {
 /// Begins a turn that must start; returns (user, assistant, history).
 pub async fn start(store: &Arc<dyn Store>, turn: &BeginTurn) -> (Message, Message, Vec<Message>) {
     match store.begin_turn(turn).await.unwrap() {
-        BeginTurnOutcome::Started { user, assistant, history } => (user, assistant, history),
+        BeginTurnOutcome::Started { user, assistant, history, .. } => (user, assistant, history),
         other => panic!("expected Started, got {other:?}"),
     }
 }

@@ -260,9 +260,28 @@ pub async fn page_context_is_kept_as_the_sessions_latest(h: &mut Harness) {
     refused.context = Some(serde_json::json!({"page": "/refused"}));
     assert!(matches!(h.store.begin_turn(&refused).await.unwrap(), BeginTurnOutcome::InProgress));
     h.store.finish_message(&finish_of(&assistant, TENANT, "done", at(20))).await.unwrap();
-    // A message without a context leaves the latest one.
-    complete_turn(&h.store, &s, "three", at(30)).await;
+    // A message without a context leaves the latest one, and its turn is
+    // told it (for its tools) without a read of its own.
+    let third = turn(&s, "three", at(30));
+    match h.store.begin_turn(&third).await.unwrap() {
+        BeginTurnOutcome::Started { context, assistant, .. } => {
+            assert_eq!(context, Some(serde_json::json!({"page": "/shoes"})));
+            h.store.finish_message(&finish_of(&assistant, TENANT, "ok", at(35))).await.unwrap();
+        }
+        other => panic!("expected Started, got {other:?}"),
+    }
     assert_eq!(context_of(&s).await, Some(serde_json::json!({"page": "/shoes"})));
+    // One with its own context is told nothing more.
+    let mut fourth = turn(&s, "four", at(36));
+    fourth.context = Some(serde_json::json!({"page": "/boots"}));
+    match h.store.begin_turn(&fourth).await.unwrap() {
+        BeginTurnOutcome::Started { context, assistant, .. } => {
+            assert_eq!(context, None);
+            h.store.finish_message(&finish_of(&assistant, TENANT, "ok", at(37))).await.unwrap();
+        }
+        other => panic!("expected Started, got {other:?}"),
+    }
+    assert_eq!(context_of(&s).await, Some(serde_json::json!({"page": "/boots"})));
     // While an agent holds the session, the visitor's page still follows.
     super::take_over(&h.store, &s, "Ada", at(40)).await;
     let mut human = turn(&s, "to the agent", at(50));

@@ -56,7 +56,9 @@ impl State {
             self.reserve(r);
         }
         let history = self.history(turn, &user);
-        BeginTurnOutcome::Started { user, assistant, history }
+        let context =
+            if turn.context.is_some() { None } else { self.contexts.get(&turn.session_id).cloned() };
+        BeginTurnOutcome::Started { user, assistant, history, context }
     }
 
     /// The earlier turn with this `client_message_id`: its user message and
