@@ -9,6 +9,7 @@
 use super::memory::{is_memory_tool, memory_arguments};
 use super::run::TurnTask;
 use crate::events::{SessionEvent, ToolEvent};
+use crate::ids::Subject;
 use crate::store::takeover::{HoldChange, HoldOutcome};
 use crate::tools::{
     handoff_reason, shown_products, Invocation, Outcome, ToolCall, ToolCallRecord, ToolResult, ToolStatus,
@@ -35,7 +36,8 @@ impl TurnTask {
                 continue;
             }
             // The memory's own tools, for a user only (a visitor is never offered them).
-            let memory = tooling.memory && is_memory_tool(&call.name) && self.msg.subject.kind() == "user";
+            let memory =
+                tooling.memory && is_memory_tool(&call.name) && matches!(self.msg.subject, Subject::User(_));
             let checked = if i >= max {
                 Err(format!("not run: at most {max} tool calls per response"))
             } else if memory {
