@@ -50,7 +50,7 @@ impl RawTurn {
         Ok(match self {
             Self::Started { user, assistant, context } => {
                 let history = history(decode_messages(earlier, cipher)?, &user, turn.history_limit);
-                let context = open_context(turn, context.as_deref(), cipher)?;
+                let context = open_context(turn, context.as_deref(), cipher);
                 BeginTurnOutcome::Started { user, assistant, history, context }
             }
             Self::Duplicate { found } => {
@@ -299,8 +299,6 @@ impl NewMessage {
     }
 }
 
-/// The user message at `latest_seq + 1` and, unless an agent holds the
-/// session, the streaming assistant message after it.
 /// Keeps the page context a turn's message carried as the session's latest
 /// (SPEC §16): `$1` the context (encrypted), `$2` the session. In the turn's
 /// transaction, and only when the message had one.
@@ -315,18 +313,22 @@ pub fn sealed_context(turn: &BeginTurn, cipher: &Cipher) -> Result<Option<Vec<u8
 }
 
 /// The page context a started turn's tools are told when its message
-/// carried none: the session's latest.
-pub fn open_context(
-    turn: &BeginTurn,
-    sealed: Option<&[u8]>,
-    cipher: &Cipher,
-) -> Result<Option<serde_json::Value>, StoreError> {
-    match sealed.filter(|_| turn.context.is_none()) {
-        Some(sealed) => crate::rows::open_context(cipher, &turn.tenant_id, turn.session_id, sealed).map(Some),
-        None => Ok(None),
+/// carried none: the session's latest. Only advisory, and read after the
+/// turn's commit: one that does not open is logged and left out, never a
+/// failed turn.
+pub fn open_context(turn: &BeginTurn, sealed: Option<&[u8]>, cipher: &Cipher) -> Option<serde_json::Value> {
+    let sealed = sealed.filter(|_| turn.context.is_none())?;
+    match crate::rows::open_context(cipher, &turn.tenant_id, turn.session_id, sealed) {
+        Ok(context) => Some(context),
+        Err(e) => {
+            tracing::warn!(session_id = %turn.session_id, error = %e, "the session's page context does not open");
+            None
+        }
     }
 }
 
+/// The user message at `latest_seq + 1` and, unless an agent holds the
+/// session, the streaming assistant message after it.
 pub fn new_messages(
     turn: &BeginTurn,
     latest_seq: i64,

@@ -96,7 +96,10 @@ impl TurnTask {
             Err(MemoryError::NotFound) => {
                 Outcome { result: Err(format!("nothing is remembered under `{key}`")), display: None }
             }
-            Err(e) => Outcome { result: Err(e.to_string()), display: None },
+            Err(e) => {
+                tracing::warn!(session_id = %self.msg.session_id, error = %e, "a memory tool failed");
+                Outcome { result: Err("the memory is unavailable right now".into()), display: None }
+            }
         }
     }
 

@@ -42,7 +42,9 @@ impl TurnTask {
             };
             let record = {
                 let mut tools = tools.lock().unwrap_or_else(PoisonError::into_inner);
-                let Some(record) = tools.iter_mut().find(|r| r.call_id == call_id) else { return };
+                // The latest call of that id, as `finish_tool` marks it (a
+                // provider may reuse ids across rounds).
+                let Some(record) = tools.iter_mut().rev().find(|r| r.call_id == call_id) else { return };
                 let verified = match (&live, record.display.as_mut()) {
                     (Some(items), Some(display)) => apply_live(display, items),
                     _ => false,
@@ -70,5 +72,7 @@ impl TurnTask {
             }
         }
         checks.abort_all();
+        // Ended before the answer's final state is read: none publishes after.
+        while checks.join_next().await.is_some() {}
     }
 }

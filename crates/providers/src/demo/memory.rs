@@ -94,7 +94,8 @@ fn facts(text: &str) -> Vec<(String, String)> {
 
 fn fact(part: &str) -> Option<(String, String)> {
     let part = part.trim();
-    let lower = part.to_lowercase();
+    // ASCII only: byte offsets in `lower` stay offsets in `part`.
+    let lower = part.to_ascii_lowercase();
     let value_after =
         |prefix: &str| lower.starts_with(prefix).then(|| part[prefix.len()..].trim().to_owned());
     let pairs: [(&str, &str); 8] = [
@@ -210,6 +211,7 @@ mod tests {
             [("favourite_colour".to_owned(), "Navy blue".to_owned())]
         );
         assert!(facts("nothing useful").is_empty());
+        assert!(facts("my ȺȺ is xé").is_empty(), "no ASCII key, and no panic on the non-ASCII name");
         assert_eq!(after_word("Please remember that I like denim", "remember"), Some("I like denim"));
         assert_eq!(after_word("what do you remember about me", "forget"), None);
         assert_eq!(key_of("my colour preference"), Some("colour".to_owned()));

@@ -323,6 +323,14 @@ mod tests {
     }
 
     #[test]
+    fn a_verify_url_needs_tools_to_check() {
+        let verify = "[[tenants]]\nid = \"acme\"\n[tenants.tooling]\n\
+            verify_url = \"https://shop.example/verify\"\nverify_secret_env = \"SHOP_SECRET\"";
+        let e = load(verify).err().unwrap().to_string();
+        assert!(e.contains("verify_url") && e.contains("no tools"), "{e}");
+    }
+
+    #[test]
     fn embedded_defaults_run_the_demo_tenant_offline() {
         let c = load("").unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");

@@ -69,6 +69,11 @@ pub(crate) fn validate(t: RawTenant) -> Result<TenantConfig, String> {
     let tools = super::tools::tools(&t.tools)?;
     let tooling = super::tools::tooling(t.tooling.as_ref())?;
     super::tools::no_builtin_names(&tools, &tooling)?;
+    if tooling.verify.is_some() && tools.is_empty() && t.mcp.is_empty() {
+        return Err(
+            "`tooling.verify_url`: checks the products that tools show, and this tenant has no tools".into(),
+        );
+    }
     let mcp = super::tools::mcp(&t.mcp)?;
     Ok(TenantConfig {
         name: t.name.unwrap_or_else(|| t.id.clone()),

@@ -92,6 +92,14 @@ pub fn client_for(tools: &[ToolConfig]) -> Option<Arc<WebhookClient>> {
     all_ours.then(|| client.clone())
 }
 
+/// The shop's own client for a `verify_url` that is the shop's own URL
+/// (the demo tenant's); `None` for any other, which gets the shared,
+/// guarded client.
+pub fn client_for_url(url: &str) -> Option<Arc<WebhookClient>> {
+    let (own, client) = OWN.get()?;
+    (url == own).then(|| client.clone())
+}
+
 /// The shop's route, with the shop (its secret read from [`SECRET_ENV`]).
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     let secret = std::env::var(SECRET_ENV).ok();

@@ -63,16 +63,19 @@ pub fn tooling(config: &TenantConfig) -> Result<Option<Tooling>, String> {
                 .map_err(|e| format!("tools `{name}`: {e}"))?,
         );
     }
-    let client = own_or_shared_client(config);
+    let tools_client = own_or_shared_client(config);
     let verification = match &config.tooling.verify {
         Some(v) => {
             let keys = signing_keys("tooling.verify_url", &v.secret_env)?;
-            let verifier = WebhookVerifier::new(client.clone(), v.url.clone(), keys, v.timeout);
+            // Never the demo shop's own client for another URL: it may reach
+            // the server's own address.
+            let own = crate::demo_shop::client_for_url(&v.url);
+            let verifier = WebhookVerifier::new(own.unwrap_or_else(client), v.url.clone(), keys, v.timeout);
             Some(Verification { verifier: Arc::new(verifier), timeout: v.timeout })
         }
         None => None,
     };
-    let webhooks = WebhookToolbox::new(config.id.clone(), client, tools);
+    let webhooks = WebhookToolbox::new(config.id.clone(), tools_client, tools);
     let servers = mcp_servers(config)?;
     let toolbox: Arc<dyn Toolbox> =
         if servers.is_empty() { Arc::new(webhooks) } else { Arc::new(ToolSet::new(webhooks, servers)?) };

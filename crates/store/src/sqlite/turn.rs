@@ -86,7 +86,7 @@ pub async fn begin_turn(
         (RawTurn::Started { user, assistant, context }, Earlier::Known, Some(known)) => {
             let purge = turn::purge_bound(turn.max_messages, assistant.seq - 2, 2);
             let history = super::known::history(turn, known.messages, purge, &user);
-            let context = turn::open_context(turn, context.as_deref(), &store.cipher)?;
+            let context = turn::open_context(turn, context.as_deref(), &store.cipher);
             BeginTurnOutcome::Started { user, assistant, history, context }
         }
         (raw, earlier, _) => {
