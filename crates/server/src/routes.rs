@@ -1,7 +1,7 @@
 //! The routing table, and nothing else.
 
 use crate::edge;
-use crate::handlers::{chat, health, link, memory, sessions, tickets};
+use crate::handlers::{chat, health, link, me, memory, sessions, tickets};
 use crate::http::{trace, ApiError};
 use crate::limits;
 use crate::realtime::{subscribe, ws};
@@ -21,6 +21,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/chat", post(chat::chat))
         .route("/v1/tickets", post(tickets::create))
         .route("/v1/identity/link", post(link::link))
+        .route("/v1/me/export", get(me::export))
         .route("/v1/memory", get(memory::list).delete(memory::forget_all))
         .route("/v1/memory/{key}", get(memory::get).put(memory::put).delete(memory::forget))
         // Set before the edge layer, so the edge also sees requests for methods

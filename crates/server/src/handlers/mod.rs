@@ -5,6 +5,7 @@ pub mod chat;
 pub mod chat_body;
 pub mod health;
 pub mod link;
+pub mod me;
 pub mod memory;
 pub mod sessions;
 pub mod tickets;

@@ -1,0 +1,127 @@
+//! The caller's own data (SPEC §18): `GET /v1/me/export`, everything stored
+//! about the visitor or user as one JSON document — their sessions with
+//! their messages (as they see them: tool displays, never the tenant's raw
+//! tool payloads) and, for a user, their memory. Streamed page by page
+//! through a small bounded channel, so a subject with thousands of messages
+//! is never held in memory whole; a store failure midway ends the body
+//! early (a truncated document, never a wrong one).
+
+use crate::edge::Edge;
+use crate::gate;
+use crate::http::ApiError;
+use crate::state::AppState;
+use axum::body::{Body, Bytes};
+use axum::extract::{Extension, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use switchboard_core::memory::Memory;
+use switchboard_core::retention::retained_since;
+use switchboard_core::store::{SessionCursor, StoreError};
+use switchboard_core::time::format;
+use switchboard_core::{Session, Subject};
+use tokio::sync::mpsc;
+
+/// Sessions and messages read per round trip.
+const PAGE: u32 = 200;
+/// Chunks written ahead of the client.
+const AHEAD: usize = 8;
+
+type Chunk = Result<Bytes, std::io::Error>;
+
+pub async fn export(
+    State(state): State<AppState>,
+    Extension(edge): Extension<Edge>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let subject = gate::authorized(&state, &headers, &edge)?.subject;
+    let (tx, rx) = mpsc::channel::<Chunk>(AHEAD);
+    let tenant = edge.tenant.clone();
+    tokio::spawn(async move {
+        if let Err(e) = write_export(&state, &tenant, &subject, &tx).await {
+            tracing::error!(error = %e, "an export stopped midway");
+            let _ = tx.send(Err(std::io::Error::other("the export stopped midway"))).await;
+        }
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    Ok(([(header::CONTENT_TYPE, "application/json")], Body::from_stream(body)).into_response())
+}
+
+/// Why an export stopped: the store failed, or the client left.
+#[derive(Debug, thiserror::Error)]
+enum Stopped {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the client left")]
+    Gone,
+}
+
+async fn send(tx: &mpsc::Sender<Chunk>, text: String) -> Result<(), Stopped> {
+    tx.send(Ok(Bytes::from(text))).await.map_err(|_| Stopped::Gone)
+}
+
+async fn write_export(
+    state: &AppState,
+    tenant: &switchboard_core::tenant::Tenant,
+    subject: &Subject,
+    tx: &mpsc::Sender<Chunk>,
+) -> Result<(), Stopped> {
+    let now = state.clock.now();
+    let head = json!({"kind": subject.kind(), "id": subject.id()});
+    send(tx, format!(r#"{{"subject":{head},"exported_at":"{}","sessions":["#, format(&now))).await?;
+    let (owner, since) = (subject.to_string(), retained_since(now, tenant.retention_days));
+    let mut after: Option<SessionCursor> = None;
+    let mut first = true;
+    loop {
+        let sessions = state.store.list_sessions(&tenant.id, &owner, PAGE, after.as_ref()).await?;
+        for session in &sessions {
+            let comma = if std::mem::take(&mut first) { "" } else { "," };
+            send(tx, format!(r#"{comma}{{"session":{},"messages":["#, to_json(session))).await?;
+            write_messages(state, tenant, session, since, tx).await?;
+            send(tx, "]}".into()).await?;
+        }
+        match sessions.last() {
+            Some(last) if sessions.len() == PAGE as usize => {
+                after = Some(SessionCursor { last_activity_at: last.last_activity_at, id: last.id });
+            }
+            _ => break,
+        }
+    }
+    let items = match Memory::of(state.store.as_ref(), &tenant.id, subject) {
+        Ok(memory) => memory.list().await.map_err(|e| StoreError::Database(e.to_string()))?,
+        Err(_) => Vec::new(),
+    };
+    send(tx, format!(r#"],"memory":{{"items":{}}}}}"#, to_json(&items))).await
+}
+
+/// A session's messages, oldest first, those past the tenant's retention left out.
+async fn write_messages(
+    state: &AppState,
+    tenant: &switchboard_core::tenant::Tenant,
+    session: &Session,
+    since: switchboard_core::time::Timestamp,
+    tx: &mpsc::Sender<Chunk>,
+) -> Result<(), Stopped> {
+    let (mut after, mut first) = (0, true);
+    loop {
+        let page = state.store.messages_after(&tenant.id, session.id, after, PAGE).await?;
+        let mut text = String::new();
+        for message in page.iter().filter(|m| m.created_at >= since) {
+            if !std::mem::take(&mut first) {
+                text.push(',');
+            }
+            text.push_str(&to_json(message));
+        }
+        if !text.is_empty() {
+            send(tx, text).await?;
+        }
+        match page.last() {
+            Some(last) if page.len() == PAGE as usize => after = last.seq,
+            _ => return Ok(()),
+        }
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+}
