@@ -7,9 +7,9 @@
 
 mod common;
 
-use common::{collect, text_of, Captured, Items, Pieces, Requests};
+use common::{text_of, Items, Pieces, Requests};
 use serde_json::json;
-use switchboard_core::model::{FinishReason, Role, Usage};
+use switchboard_core::model::{FinishReason, Usage};
 use switchboard_core::provider::ProviderEvent;
 use switchboard_core::tenant::ProviderKind;
 use switchboard_core::tools::{ToolCall, ToolChoice, ToolContext};
@@ -197,12 +197,7 @@ async fn text_around_a_call_whatever_the_cut() {
 /// The body of the one request a turn with `tools` sent.
 async fn sent(tools: ToolContext) -> serde_json::Value {
     let (provider, pieces, requests) = spawn().await;
-    *pieces.lock().unwrap() = vec![Some(text_around_a_call().into_bytes())];
-    let request = common::with_tools(&[(Role::User, "Do you have running shoes?")], tools);
-    let _ = collect(&provider, request).await;
-    let requests = requests.lock().unwrap();
-    let [Captured { body, .. }] = requests.as_slice() else { panic!("{requests:?}") };
-    body.clone()
+    common::sent(&provider, &pieces, &requests, &text_around_a_call(), tools).await
 }
 
 fn history() -> serde_json::Value {

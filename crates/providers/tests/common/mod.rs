@@ -250,6 +250,23 @@ pub fn shoe_request() -> ChatRequest {
     with_tools(&[(Role::User, "Do you have running shoes?")], tools)
 }
 
+/// The body of the one request a turn with `tools` sent, the upstream
+/// answering with `body`.
+pub async fn sent(
+    provider: &impl Provider,
+    pieces: &Pieces,
+    requests: &Requests,
+    body: &str,
+    tools: ToolContext,
+) -> serde_json::Value {
+    *pieces.lock().unwrap() = vec![Some(body.as_bytes().to_vec())];
+    let request = with_tools(&[(Role::User, "Do you have running shoes?")], tools);
+    let _ = collect(provider, request).await;
+    let requests = requests.lock().unwrap();
+    let [Captured { body, .. }] = requests.as_slice() else { panic!("{requests:?}") };
+    body.clone()
+}
+
 /// The answer `body` gives to [`shoe_request`] is `expected` whole, a byte
 /// a piece, with CRLF line endings, and cut in two at every byte.
 pub async fn same_whatever_the_cut(provider: &impl Provider, pieces: &Pieces, body: &str, expected: &Items) {
