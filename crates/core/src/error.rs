@@ -59,6 +59,10 @@ pub enum ErrorCode {
     ConnectionLimit,
     #[serde(rename = "memory.not_found")]
     MemoryNotFound,
+    #[serde(rename = "delivery.not_found")]
+    DeliveryNotFound,
+    #[serde(rename = "events.disabled")]
+    EventsDisabled,
     #[serde(rename = "llm.unavailable")]
     LlmUnavailable,
     #[serde(rename = "llm.timeout")]
@@ -100,6 +104,8 @@ impl ErrorCode {
             QuotaExceeded => "quota.exceeded",
             ConnectionLimit => "connection.limit",
             MemoryNotFound => "memory.not_found",
+            DeliveryNotFound => "delivery.not_found",
+            EventsDisabled => "events.disabled",
             LlmUnavailable => "llm.unavailable",
             LlmTimeout => "llm.timeout",
             Internal => "internal",
@@ -120,10 +126,10 @@ impl ErrorCode {
             RequestInvalid | TenantMissing => 400,
             AuthMissing | AuthInvalid => 401,
             TenantDisabled | OriginMissing | OriginForbidden | AuthForbidden | AuthContextMismatch => 403,
-            TenantUnknown | SessionNotFound | MemoryNotFound | RouteNotFound => 404,
+            TenantUnknown | SessionNotFound | MemoryNotFound | DeliveryNotFound | RouteNotFound => 404,
             MethodNotAllowed => 405,
             RequestTimeout => 408,
-            SessionClosed | SessionNotHuman | TurnInProgress => 409,
+            SessionClosed | SessionNotHuman | TurnInProgress | EventsDisabled => 409,
             CursorInvalid => 410,
             TooLarge => 413,
             UriTooLong => 414,
@@ -164,6 +170,8 @@ impl ErrorCode {
             QuotaExceeded => "The usage budget is spent.",
             ConnectionLimit => "Too many open connections.",
             MemoryNotFound => "No such memory key.",
+            DeliveryNotFound => "No such delivery.",
+            EventsDisabled => "The events endpoint is disabled (it answered 410); resume it first.",
             LlmUnavailable => "The model is unavailable; the partial answer was kept.",
             LlmTimeout => "The model took too long to answer; the partial answer was kept.",
             Internal => "Something went wrong on our side.",
@@ -200,6 +208,8 @@ const ALL: &[ErrorCode] = {
         QuotaExceeded,
         ConnectionLimit,
         MemoryNotFound,
+        DeliveryNotFound,
+        EventsDisabled,
         LlmUnavailable,
         LlmTimeout,
         Internal,

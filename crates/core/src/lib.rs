@@ -12,6 +12,7 @@ pub mod lifecycle;
 pub mod memory;
 pub mod model;
 pub mod origin;
+pub mod outbound;
 pub mod progress;
 pub mod provider;
 pub mod ratelimit;

@@ -14,6 +14,7 @@
 //! | `take_over`     | stopped and waited for, else refused | `human`, note, `takeover` event|
 //! | `release`       | (none runs while an agent holds it)  | `active`, note, `takeover` event|
 //! | `agent_message` | (none runs while an agent holds it)  | an `agent` message             |
+//! | `erase_subject` | every session's: stopped, waited for | every row of the subject wiped |
 //!
 //! A handoff (SPEC §16, not built yet) is the next row: the model asks for a
 //! person from inside its own turn, so nothing is stopped; the session goes
@@ -26,16 +27,20 @@
 use crate::events::SessionEvent;
 use crate::ids::Subject;
 use crate::model::{estimate_tokens, AgentRef, Message, Session, SessionStatus, Takeover};
+use crate::outbound::EventType;
 use crate::store::takeover::{AgentMessage, AgentMessageOutcome, HoldChange, HoldOutcome};
-use crate::store::{Store, StoreError};
+use crate::store::{EraseSubject, Erased, SessionCursor, Store, StoreError};
 use crate::tenant::Tenant;
 use crate::turn::{StopReason, Stopped, TurnEngine};
+use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
 /// How long a lifecycle change waits for a running answer to end.
 pub const STOP_WAIT: Duration = Duration::from_secs(5);
+/// Sessions an erase stops answers in at once.
+const ERASE_PAGE: u32 = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LifecycleError {
@@ -100,15 +105,60 @@ impl SessionLifecycle {
         Ok(())
     }
 
+    /// Erases everything stored about `subject` in the tenant (SPEC §18).
+    /// The answers running in its sessions are stopped first, all at once
+    /// and on whichever nodes run them, and waited for (at most
+    /// [`STOP_WAIT`] in all); then one transaction wipes every row. An
+    /// answer that has not ended by then cannot write back: its writes find
+    /// no row. A turn the subject starts meanwhile is wiped with the rest.
+    pub async fn erase_subject(
+        &self,
+        tenant_id: &str,
+        subject: &Subject,
+        now: crate::time::Timestamp,
+    ) -> Result<Erased, LifecycleError> {
+        let owner = subject.to_string();
+        let deadline = tokio::time::Instant::now() + STOP_WAIT;
+        let mut after = None;
+        loop {
+            let page = self.store().list_sessions(tenant_id, &owner, ERASE_PAGE, after.as_ref()).await?;
+            let stops = page
+                .iter()
+                .map(|s| self.engine.stop_answer(tenant_id, s.id, StopReason::SessionDeleted, deadline));
+            for stopped in futures_util::future::join_all(stops).await {
+                if stopped? == Stopped::StillRunning {
+                    tracing::warn!("an answer of an erased subject did not end in time; erasing anyway");
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == ERASE_PAGE as usize => {
+                    after = Some(SessionCursor { last_activity_at: last.last_activity_at, id: last.id });
+                }
+                _ => break,
+            }
+        }
+        let erase = EraseSubject { tenant_id: tenant_id.to_owned(), subject: owner, now };
+        Ok(self.store().erase_subject(&erase).await?)
+    }
+
     /// Closes the session: a running answer is stopped first and waited for
     /// (kept as `aborted`), then the status is `closed` and later messages
     /// are refused. After [`STOP_WAIT`] the close goes ahead all the same.
     /// Closing a closed session answers the same.
-    pub async fn close(&self, tenant_id: &str, session_id: Uuid) -> Result<Closed, LifecycleError> {
+    /// `by` is who closed it, as `session.closed` tells (`{kind, name?}`).
+    pub async fn close(
+        &self,
+        tenant: &Tenant,
+        session_id: Uuid,
+        by: Value,
+    ) -> Result<Closed, LifecycleError> {
+        let tenant_id = tenant.id.as_str();
         let before = self.store().get_session(tenant_id, session_id).await?;
         let before = before.ok_or(LifecycleError::NotFound)?;
         self.stop(tenant_id, session_id, StopReason::SessionDeleted).await?;
-        let session = self.store().close_session(tenant_id, session_id).await?;
+        let now = self.engine.clock().now();
+        let event = tenant.event(EventType::SessionClosed, session_id, now, || json!({"by": by}));
+        let session = self.store().close_session(tenant_id, session_id, event.as_ref()).await?;
         let session = session.ok_or(LifecycleError::NotFound)?;
         Ok(Closed { session, status_before: before.status })
     }
@@ -132,6 +182,7 @@ impl SessionLifecycle {
             waiting: false,
             max_messages: tenant.max_messages_per_session,
             now,
+            event: tenant.event(EventType::TakeoverStarted, session_id, now, || agent_data(&agent.name)),
         };
         self.change_hold(&change, true, agent).await
     }
@@ -156,6 +207,7 @@ impl SessionLifecycle {
                 (releaser.to_owned(), format!("{releaser} handed the conversation back to the assistant"))
             }
         };
+        let now = self.engine.clock().now();
         let change = HoldChange {
             tenant_id: tenant.id.clone(),
             session_id,
@@ -163,7 +215,8 @@ impl SessionLifecycle {
             waiting: false,
             note,
             max_messages: tenant.max_messages_per_session,
-            now: self.engine.clock().now(),
+            now,
+            event: tenant.event(EventType::TakeoverEnded, session_id, now, || agent_data(&holder)),
         };
         self.change_hold(&change, false, AgentRef { name: holder }).await
     }
@@ -252,4 +305,9 @@ impl SessionLifecycle {
     fn publish(&self, session_id: Uuid, event: SessionEvent) {
         self.engine.bus().publish(session_id, Arc::new(event));
     }
+}
+
+/// `takeover.started` / `takeover.ended`'s data: the agent, by name.
+fn agent_data(name: &str) -> Value {
+    json!({"agent": {"name": name}})
 }

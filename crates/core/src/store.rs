@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 pub mod admin;
 pub mod memory;
+pub mod outbox;
 pub mod takeover;
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,8 @@ pub struct NewSession {
     pub owner: String,
     pub metadata: Option<serde_json::Value>,
     pub now: Timestamp,
+    /// `session.created` (SPEC §19), written with the session.
+    pub event: Option<crate::outbound::NewEvent>,
 }
 
 /// Keyset position in the owner's session list (newest activity first).
@@ -152,6 +155,29 @@ pub struct Finish {
     /// What the turn used, recorded with the answer in one transaction (and
     /// its budget reservation settled); `None` writes no usage.
     pub usage: Option<crate::usage::UsageRecord>,
+    /// `turn.completed` or `turn.failed` (SPEC §19), written with the
+    /// answer's end when the answer was still streaming.
+    pub event: Option<crate::outbound::NewEvent>,
+}
+
+/// Erasing a subject of a tenant (SPEC §18): everything stored about it goes.
+#[derive(Debug, Clone)]
+pub struct EraseSubject {
+    pub tenant_id: String,
+    /// `visitor:<uuid>` or `user:<sub>`.
+    pub subject: String,
+    pub now: Timestamp,
+}
+
+/// What erasing a subject removed: counts only (they go into the audit
+/// entry, which holds no content).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Erased {
+    pub sessions: u64,
+    pub messages: u64,
+    pub memory: u64,
+    /// Visitor links that named the subject (now bare revocations).
+    pub links: u64,
 }
 
 /// What linking a visitor to a user did (SPEC §3, guest to user).
@@ -319,7 +345,14 @@ pub trait Store: Send + Sync + 'static {
         -> Result<Vec<Session>, StoreError>;
     /// Sets the session's status to `closed`; `None` when there is no such
     /// session in the tenant.
-    async fn close_session(&self, tenant_id: &str, id: Uuid) -> Result<Option<Session>, StoreError>;
+    /// `event` (`session.closed`) is written with the change, only when the
+    /// session was not closed before.
+    async fn close_session(
+        &self,
+        tenant_id: &str,
+        id: Uuid,
+        event: Option<&crate::outbound::NewEvent>,
+    ) -> Result<Option<Session>, StoreError>;
     /// A runtime setting shared by every node, if it was ever set.
     async fn runtime_setting(&self, key: &str) -> Result<Option<admin::RuntimeSetting>, StoreError>;
     /// Writes a runtime setting (replacing the value under its key).
@@ -352,4 +385,71 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_memory(&self, tenant_id: &str, owner: &str, key: &str) -> Result<bool, StoreError>;
     /// Deletes every entry of a user's memory; returns how many went.
     async fn clear_memory(&self, tenant_id: &str, owner: &str) -> Result<u64, StoreError>;
+
+    /// Erases everything stored about a subject of a tenant, in one
+    /// transaction (SPEC §18): its sessions with their messages, vendor
+    /// conversation ids, usage rows and pending outbound events; its memory,
+    /// per-subject usage and budget reservations. Visitor links naming it
+    /// keep only the visitor's side, as a revocation (the visitor's tokens
+    /// stay refused); a visitor subject is itself recorded as revoked, at
+    /// `now`. The tenant's daily totals stay (they name nobody).
+    async fn erase_subject(&self, erase: &EraseSubject) -> Result<Erased, StoreError>;
+
+    /// Writes events on their own (a reaped answer's `turn.failed`; tools
+    /// that fill the outbox), `pending` or, while the tenant's endpoint is
+    /// disabled, `held`.
+    async fn enqueue_events(&self, events: &[crate::outbound::NewEvent]) -> Result<(), StoreError>;
+    /// Leases up to `limit` pending deliveries due at `now` whose lease (if
+    /// any) has ended, to `node` until `until`; on PostgreSQL rows another
+    /// node is leasing are skipped, so no two nodes lease one delivery.
+    async fn lease_deliveries(
+        &self,
+        node: &str,
+        now: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<outbox::Delivery>, StoreError>;
+    /// Ends `node`'s try of a delivery it leases; false when the lease was
+    /// lost (another node holds it now).
+    async fn settle_delivery(
+        &self,
+        id: Uuid,
+        node: &str,
+        settle: &outbox::Settle,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Ends every lease `node` holds (it restarted: its tries did not end).
+    async fn release_deliveries(&self, node: &str) -> Result<u64, StoreError>;
+    async fn list_deliveries(
+        &self,
+        query: &outbox::DeliveryQuery,
+    ) -> Result<Vec<outbox::DeliveryRecord>, StoreError>;
+    async fn retry_delivery(
+        &self,
+        tenant_id: &str,
+        id: Uuid,
+        now: Timestamp,
+    ) -> Result<outbox::RetryOutcome, StoreError>;
+    /// Enables the tenant's endpoint again and makes its held deliveries
+    /// pending, due now; returns how many.
+    async fn resume_deliveries(&self, tenant_id: &str, now: Timestamp) -> Result<u64, StoreError>;
+    /// How many deliveries of every tenant are in each status.
+    async fn delivery_counts(&self) -> Result<Vec<(crate::outbound::DeliveryStatus, u64)>, StoreError>;
+    /// Up to `limit` of the tenant's sessions, not closed, last active in
+    /// `[since, before)`, that have had no `session.idle` for that activity.
+    async fn idle_sessions(
+        &self,
+        tenant_id: &str,
+        since: Timestamp,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<outbox::IdleSession>, StoreError>;
+    /// Marks the session idle for its quiet stretch and writes `event`, in
+    /// one transaction; false (nothing written) when it was active since
+    /// `last_activity_at` or another node marked it first.
+    async fn mark_idle(
+        &self,
+        idle: &outbox::IdleSession,
+        event: &crate::outbound::NewEvent,
+    ) -> Result<bool, StoreError>;
 }

@@ -185,6 +185,23 @@ pub struct Tenant {
     pub fallbacks: Arc<[Route]>,
     /// The tools its model may call (SPEC §16); `None`: it only talks.
     pub tools: Option<crate::tools::Tooling>,
+    /// Its outbound events (`[tenants.events]`, SPEC §19); `None`: none.
+    pub events: Option<Arc<crate::outbound::Outbound>>,
+}
+
+impl Tenant {
+    /// The event of `kind` about `session_id`, if the tenant has events and
+    /// wants that kind.
+    pub fn event(
+        &self,
+        kind: crate::outbound::EventType,
+        session_id: uuid::Uuid,
+        at: crate::time::Timestamp,
+        data: impl FnOnce() -> serde_json::Value,
+    ) -> Option<crate::outbound::NewEvent> {
+        let events = self.events.as_ref().filter(|e| e.wants(kind))?;
+        events.event(kind, &self.id, session_id, at, data())
+    }
 }
 
 impl Tenant {

@@ -88,7 +88,10 @@ async fn a_close_keeps_the_stopped_answer_and_comes_after_it() {
     let (sid, v) = h.session().await.unwrap();
     let _stream = streaming(&h, &b, sid, &v).await;
 
-    let closed = SessionLifecycle::new(h.engine.clone()).close(&h.tenant.id, sid).await.unwrap();
+    let closed = SessionLifecycle::new(h.engine.clone())
+        .close(&h.tenant, sid, serde_json::json!({"kind": "operator"}))
+        .await
+        .unwrap();
     assert_eq!((closed.status_before, closed.session.status), (SessionStatus::Active, SessionStatus::Closed));
     assert_eq!(b.running(), 0);
     let answer = h.stored(sid, 2).unwrap();
@@ -163,7 +166,7 @@ async fn agent_messages_and_releases_need_an_agent_holding_the_session() {
     };
     assert_eq!((session.status, agent.name.as_str()), (SessionStatus::Active, "Ada"));
     assert_eq!(h.stored(sid, 3).unwrap().content, "Ada left the conversation");
-    lifecycle.close(&h.tenant.id, sid).await.unwrap();
+    lifecycle.close(&h.tenant, sid, serde_json::json!({"kind": "operator"})).await.unwrap();
     let late = lifecycle.agent_message(&h.tenant, sid, "Ada", "hello?".into()).await;
     assert!(matches!(late, Err(LifecycleError::Closed)), "{late:?}");
 }
@@ -173,6 +176,7 @@ async fn releasing_a_handoff_no_one_took_says_who_handed_it_back() {
     let (h, _) = cluster();
     let (sid, _) = h.session().await.unwrap();
     let waiting = switchboard_core::store::takeover::HoldChange {
+        event: None,
         tenant_id: h.tenant.id.clone(),
         session_id: sid,
         takeover: None,

@@ -154,8 +154,11 @@ pub async fn serve(mut config: Config) -> Result<(), StartError> {
     let signalled = shutdown_signal()?;
     println!("switchboard listening on http://{addr}");
     let stop = CancellationToken::new();
-    let background =
-        [tenancy::reload::spawn(state.clone(), catalog, stop.clone()), telemetry::spawn_upkeep(stop.clone())];
+    let background = [
+        tenancy::reload::spawn(state.clone(), catalog, stop.clone()),
+        telemetry::spawn_upkeep(stop.clone()),
+        crate::outbound::spawn(state.clone(), node.clone(), stop.clone()),
+    ];
     let timeouts = crate::http::listen::RequestTimeouts {
         head: config.connections.request_head_timeout,
         body: config.connections.request_body_timeout,

@@ -12,6 +12,7 @@ mod handlers;
 mod http;
 mod identity;
 mod limits;
+mod outbound;
 mod realtime;
 mod routes;
 mod state;

@@ -21,6 +21,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/chat", post(chat::chat))
         .route("/v1/tickets", post(tickets::create))
         .route("/v1/identity/link", post(link::link))
+        .route("/v1/me", axum::routing::delete(me::erase))
         .route("/v1/me/export", get(me::export))
         .route("/v1/memory", get(memory::list).delete(memory::forget_all))
         .route("/v1/memory/{key}", get(memory::get).put(memory::put).delete(memory::forget))

@@ -65,6 +65,16 @@ fn describe() {
         Unit::Seconds,
         "Tool calls that ran, by tool"
     );
+    describe_counter!(
+        "switchboard_outbound_deliveries_total",
+        "Tries of outbound events, by outcome (delivered, failed, dead, gone)"
+    );
+    describe_histogram!(
+        "switchboard_outbound_delivery_seconds",
+        Unit::Seconds,
+        "From an event's commit to its delivery"
+    );
+    describe_gauge!("switchboard_outbox_deliveries", "The outbox's deliveries (every tenant's), by status");
 }
 
 /// Keeps histogram storage small between scrapes; runs until `stop`.

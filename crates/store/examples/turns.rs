@@ -66,6 +66,7 @@ async fn main() {
 
 async fn new_session(store: &Arc<dyn Store>, tenant: &str, owner: &str) -> Uuid {
     let new = NewSession {
+        event: None,
         id: Uuid::new_v4(),
         tenant_id: tenant.into(),
         owner: owner.into(),
@@ -121,6 +122,7 @@ async fn run_turn(
         assert!(store.checkpoint(&checkpoint).await.unwrap());
     }
     let finish = Finish {
+        event: None,
         tools: Vec::new(),
         tenant_id: tenant.into(),
         session_id,

@@ -7,10 +7,13 @@ use crate::rows::{session_columns, time_of, to_json, SessionRow};
 use crate::store::SqlStore;
 use std::sync::Arc;
 use switchboard_core::model::Session;
+use switchboard_core::outbound::NewEvent;
 use switchboard_core::store::admin::{AdminSessionQuery, RuntimeSetting, SessionSort};
 use switchboard_core::store::StoreError;
 use uuid::Uuid;
 
+/// `$1` id, `$2` tenant: a row when the session exists and is not closed.
+const WAS_OPEN: &str = "SELECT 1 FROM sessions WHERE id = $1 AND tenant_id = $2 AND status <> 'closed'";
 /// `closed`, and no agent holds it any more: `$1` id, `$2` tenant.
 const CLOSE_SESSION: &str = concat!(
     "UPDATE sessions SET status = 'closed', takeover = NULL WHERE id = $1 AND tenant_id = $2 RETURNING ",
@@ -112,18 +115,32 @@ pub async fn list_sessions(store: &SqlStore, query: &AdminSessionQuery) -> Resul
     rows.into_iter().map(SessionRow::decode).collect()
 }
 
+/// Closes the session; `event` (`session.closed`) is written with it only
+/// when the session was open until now.
 pub async fn close_session(
     store: &SqlStore,
     tenant_id: &str,
     id: Uuid,
+    event: Option<&NewEvent>,
 ) -> Result<Option<Session>, StoreError> {
-    let key = Arc::new((id.to_string(), tenant_id.to_owned()));
+    let event = crate::outbox::seal_opt(store, event)?;
+    let key = Arc::new((id.to_string(), tenant_id.to_owned(), event));
     let row = store
-        .write_one(move |mut conn: Conn<'_>| {
+        .write(move |mut conn: Conn<'_>| {
             let key = key.clone();
             Box::pin(async move {
-                let (id, tenant_id) = &*key;
-                Ok(conn.optional::<SessionRow>(CLOSE_SESSION, &[id.into(), tenant_id.into()]).await?)
+                let (id, tenant_id, event) = &*key;
+                let params = [id.into(), tenant_id.into()];
+                let open: Option<(i64,)> = match event {
+                    Some(_) => conn.optional(WAS_OPEN, &params).await?,
+                    None => None,
+                };
+                let row = conn.optional::<SessionRow>(CLOSE_SESSION, &params).await?;
+                if let (Some(_), Some(event)) = (open, event) {
+                    let (sql, params) = crate::outbox::insert(event);
+                    conn.execute(sql, &params).await?;
+                }
+                Ok(row)
             })
         })
         .await?;

@@ -5,6 +5,7 @@ use crate::crypto::Aad;
 use crate::db::Conn;
 use crate::rows::{crypto_err, open_context, session_columns, to_json, SessionRow, METADATA};
 use crate::store::SqlStore;
+use crate::write::{BoxFuture, WriteError};
 use std::sync::Arc;
 use switchboard_core::model::{Session, SessionStatus};
 use switchboard_core::store::{NewSession, SessionCursor, StoreError};
@@ -31,6 +32,33 @@ const CONTEXT_OF: &str = "SELECT context FROM sessions WHERE id = $1 AND tenant_
 const DELETE_MESSAGES: &str = "DELETE FROM messages WHERE session_id = $1 AND tenant_id = $2";
 const DELETE: &str = "DELETE FROM sessions WHERE id = $1 AND tenant_id = $2";
 
+type NewRow = (NewSession, Option<Vec<u8>>, Option<crate::outbox::Sealed>);
+
+/// The write of a new session and its `session.created`, if any.
+fn insert_session(
+    row: Arc<NewRow>,
+) -> impl for<'c> FnMut(Conn<'c>) -> BoxFuture<'c, Result<(), WriteError>> + Send + 'static {
+    move |mut conn: Conn<'_>| {
+        let row = row.clone();
+        Box::pin(async move {
+            let (new, metadata, event) = &*row;
+            let params = [
+                new.id.into(),
+                (&new.tenant_id).into(),
+                (&new.owner).into(),
+                (&new.now).into(),
+                metadata.into(),
+            ];
+            conn.execute(INSERT, &params).await?;
+            if let Some(event) = event {
+                let (sql, params) = crate::outbox::insert(event);
+                conn.execute(sql, &params).await?;
+            }
+            Ok(())
+        })
+    }
+}
+
 pub async fn create(store: &SqlStore, new: &NewSession) -> Result<Session, StoreError> {
     let metadata = match &new.metadata {
         Some(value) => {
@@ -39,24 +67,13 @@ pub async fn create(store: &SqlStore, new: &NewSession) -> Result<Session, Store
         }
         None => None,
     };
-    let row = Arc::new((new.clone(), metadata));
-    store
-        .write_one(move |mut conn: Conn<'_>| {
-            let row = row.clone();
-            Box::pin(async move {
-                let (new, metadata) = &*row;
-                let params = [
-                    new.id.into(),
-                    (&new.tenant_id).into(),
-                    (&new.owner).into(),
-                    (&new.now).into(),
-                    metadata.into(),
-                ];
-                conn.execute(INSERT, &params).await?;
-                Ok(())
-            })
-        })
-        .await?;
+    let event = crate::outbox::seal_opt(store, new.event.as_ref())?;
+    // One statement needs no transaction of its own; with the event, two do.
+    if event.is_some() {
+        store.write(insert_session(Arc::new((new.clone(), metadata, event)))).await?;
+    } else {
+        store.write_one(insert_session(Arc::new((new.clone(), metadata, event)))).await?;
+    }
     Ok(Session {
         id: new.id,
         tenant_id: new.tenant_id.clone(),

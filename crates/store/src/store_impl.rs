@@ -5,18 +5,22 @@
 use crate::db::Conn;
 use crate::store::{Backend, SqlStore};
 use crate::{
-    admin, audit, conversations, links, memory, messages, postgres, retention, sessions, sqlite, takeover,
-    tenants, usage,
+    admin, audit, conversations, erase, links, memory, messages, outbox, postgres, retention, sessions,
+    sqlite, takeover, tenants, usage,
 };
 use switchboard_core::audit::{AuditEntry, NewAuditEntry};
 use switchboard_core::model::{Message, Session};
+use switchboard_core::outbound::{DeliveryStatus, NewEvent};
 use switchboard_core::retention::Purged;
 use switchboard_core::store::admin::{AdminSessionQuery, RuntimeSetting};
 use switchboard_core::store::memory::{MemoryItem, PutMemory, PutOutcome};
+use switchboard_core::store::outbox::{
+    Delivery, DeliveryQuery, DeliveryRecord, IdleSession, RetryOutcome, Settle,
+};
 use switchboard_core::store::takeover::{AgentMessage, AgentMessageOutcome, HoldChange, HoldOutcome};
 use switchboard_core::store::{
-    BeginTurn, BeginTurnOutcome, Checkpoint, Finish, LinkOutcome, NewSession, SessionCursor, Store,
-    StoreError, TenantRecord, VisitorLink,
+    BeginTurn, BeginTurnOutcome, Checkpoint, EraseSubject, Erased, Finish, LinkOutcome, NewSession,
+    SessionCursor, Store, StoreError, TenantRecord, VisitorLink,
 };
 use switchboard_core::time::Timestamp;
 use switchboard_core::usage::DailyUsage;
@@ -204,8 +208,13 @@ impl Store for SqlStore {
         admin::list_sessions(self, query).await
     }
 
-    async fn close_session(&self, tenant_id: &str, id: Uuid) -> Result<Option<Session>, StoreError> {
-        admin::close_session(self, tenant_id, id).await
+    async fn close_session(
+        &self,
+        tenant_id: &str,
+        id: Uuid,
+        event: Option<&NewEvent>,
+    ) -> Result<Option<Session>, StoreError> {
+        admin::close_session(self, tenant_id, id, event).await
     }
 
     async fn runtime_setting(&self, key: &str) -> Result<Option<RuntimeSetting>, StoreError> {
@@ -247,5 +256,72 @@ impl Store for SqlStore {
 
     async fn clear_memory(&self, tenant_id: &str, owner: &str) -> Result<u64, StoreError> {
         memory::clear(self, tenant_id, owner).await
+    }
+
+    async fn erase_subject(&self, erase: &EraseSubject) -> Result<Erased, StoreError> {
+        erase::erase(self, erase).await
+    }
+
+    async fn enqueue_events(&self, events: &[NewEvent]) -> Result<(), StoreError> {
+        outbox::enqueue(self, events).await
+    }
+
+    async fn lease_deliveries(
+        &self,
+        node: &str,
+        now: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        outbox::lease(self, node, now, until, limit).await
+    }
+
+    async fn settle_delivery(
+        &self,
+        id: Uuid,
+        node: &str,
+        settle: &Settle,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        outbox::settle(self, id, node, settle, now).await
+    }
+
+    async fn release_deliveries(&self, node: &str) -> Result<u64, StoreError> {
+        outbox::release(self, node).await
+    }
+
+    async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<DeliveryRecord>, StoreError> {
+        outbox::list(self, query).await
+    }
+
+    async fn retry_delivery(
+        &self,
+        tenant_id: &str,
+        id: Uuid,
+        now: Timestamp,
+    ) -> Result<RetryOutcome, StoreError> {
+        outbox::retry(self, tenant_id, id, now).await
+    }
+
+    async fn resume_deliveries(&self, tenant_id: &str, now: Timestamp) -> Result<u64, StoreError> {
+        outbox::resume(self, tenant_id, now).await
+    }
+
+    async fn delivery_counts(&self) -> Result<Vec<(DeliveryStatus, u64)>, StoreError> {
+        outbox::counts(self).await
+    }
+
+    async fn idle_sessions(
+        &self,
+        tenant_id: &str,
+        since: Timestamp,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<IdleSession>, StoreError> {
+        outbox::idle_sessions(self, tenant_id, since, before, limit).await
+    }
+
+    async fn mark_idle(&self, idle: &IdleSession, event: &NewEvent) -> Result<bool, StoreError> {
+        outbox::mark_idle(self, idle, event).await
     }
 }

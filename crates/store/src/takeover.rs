@@ -159,12 +159,13 @@ async fn insert_message(
 /// An agent takes the session over or gives it back, with its system note.
 pub async fn set(store: &SqlStore, change: &HoldChange) -> Result<HoldOutcome, StoreError> {
     let takeover = change.takeover.as_ref().map(crate::rows::to_json).transpose()?;
-    let shared = Arc::new((change.clone(), takeover, store.cipher.clone()));
+    let event = crate::outbox::seal_opt(store, change.event.as_ref())?;
+    let shared = Arc::new((change.clone(), takeover, store.cipher.clone(), event));
     store
         .write(move |mut conn: Conn<'_>| {
             let shared = shared.clone();
             Box::pin(async move {
-                let (change, takeover, cipher) = &*shared;
+                let (change, takeover, cipher, event) = &*shared;
                 let id = change.session_id.to_string();
                 let Some((locked, streaming)) = lock_session(&mut conn, &id, &change.tenant_id).await? else {
                     return Ok(HoldOutcome::NotFound);
@@ -206,6 +207,10 @@ pub async fn set(store: &SqlStore, change: &HoldChange) -> Result<HoldOutcome, S
                 ];
                 let row: SessionRow = conn.one(SET_HOLD, &params).await?;
                 insert_message(&mut conn, &change.tenant_id, &note, &sealed).await?;
+                if let Some(event) = event {
+                    let (sql, params) = crate::outbox::insert(event);
+                    conn.execute(sql, &params).await?;
+                }
                 Ok(HoldOutcome::Changed { session: row.decode()?, note })
             })
         })

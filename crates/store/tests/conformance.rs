@@ -106,6 +106,8 @@ conformance!(
     concurrent_new_keys_never_pass_the_limit,
     memory_values_are_encrypted_at_rest,
     memory_value_moved_to_another_row_does_not_decrypt,
+    erase_wipes_every_row_of_the_subject_and_nothing_else,
+    erasing_a_visitor_revokes_it,
 );
 
 memory_conformance!(
@@ -157,4 +159,6 @@ memory_conformance!(
     memory_is_per_tenant_and_subject,
     concurrent_writes_of_one_key_end_with_one_value,
     concurrent_new_keys_never_pass_the_limit,
+    erase_wipes_every_row_of_the_subject_and_nothing_else,
+    erasing_a_visitor_revokes_it,
 );

@@ -29,6 +29,7 @@ fn tenant() -> Tenant {
     let settings = ProviderSettings::new(ProviderKind::Demo, "demo");
     let provider = Arc::new(DemoProvider::new("demo", Duration::ZERO));
     Tenant {
+        events: None,
         tools: None,
         id: "acme".into(),
         name: "Acme".into(),
@@ -53,8 +54,14 @@ fn tenant() -> Tenant {
 /// at `checkpoint`, with no turn running for it on this node.
 async fn streaming_answer(h: &Harness, engine: &TurnEngine, checkpoint: &str) -> (Session, Message) {
     let now = engine.clock().now();
-    let new =
-        NewSession { id: Uuid::new_v4(), tenant_id: "acme".into(), owner: OWNER.into(), metadata: None, now };
+    let new = NewSession {
+        event: None,
+        id: Uuid::new_v4(),
+        tenant_id: "acme".into(),
+        owner: OWNER.into(),
+        metadata: None,
+        now,
+    };
     let session = h.store.create_session(&new).await.unwrap();
     let begin = BeginTurn {
         context: None,
@@ -94,6 +101,7 @@ async fn streaming_answer(h: &Harness, engine: &TurnEngine, checkpoint: &str) ->
 async fn end_answer(h: &Harness, engine: &TurnEngine, assistant: &Message, text: &str) {
     let meta = TurnMeta { finish_reason: Some(FinishReason::Stop), ..TurnMeta::default() };
     let finish = Finish {
+        event: None,
         tools: Vec::new(),
         tenant_id: "acme".into(),
         session_id: assistant.session_id,

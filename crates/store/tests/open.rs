@@ -23,6 +23,7 @@ async fn memory_database_migrates_itself_and_keeps_data() {
     };
     store.upsert_tenant(&tenant).await.unwrap();
     let new = NewSession {
+        event: None,
         id: uuid::Uuid::new_v4(),
         tenant_id: "acme".into(),
         owner: "user:1".into(),

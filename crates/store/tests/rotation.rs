@@ -53,6 +53,7 @@ const WRITER_TIMEOUT: Duration = Duration::from_secs(30);
 
 async fn session_with_metadata(store: &Arc<dyn Store>, note: &str) -> Session {
     let new = NewSession {
+        event: None,
         id: Uuid::new_v4(),
         tenant_id: TENANT.into(),
         owner: OWNER.into(),

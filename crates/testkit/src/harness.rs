@@ -29,6 +29,7 @@ pub fn settings(model: &str) -> ProviderSettings {
 /// answers continue when their client leaves.
 pub fn tenant(id: &str, primary: Route, fallbacks: Vec<Route>) -> Tenant {
     Tenant {
+        events: None,
         id: id.to_owned(),
         name: id.to_owned(),
         allowed_origins: Vec::new(),
@@ -76,6 +77,7 @@ impl Harness {
     pub async fn session(&self) -> Result<(Uuid, Subject), StoreError> {
         let subject = Subject::Visitor(Uuid::new_v4());
         let new = NewSession {
+            event: None,
             id: Uuid::new_v4(),
             tenant_id: self.tenant.id.clone(),
             owner: subject.to_string(),

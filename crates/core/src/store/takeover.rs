@@ -27,6 +27,9 @@ pub struct HoldChange {
     /// with the note, as it does with a turn's messages.
     pub max_messages: u32,
     pub now: Timestamp,
+    /// `takeover.started`, `takeover.ended` or `handoff.requested` (SPEC
+    /// §19), written with the change.
+    pub event: Option<crate::outbound::NewEvent>,
 }
 
 impl HoldChange {
@@ -147,6 +150,7 @@ mod tests {
 
     fn change(takeover: Option<Takeover>) -> HoldChange {
         HoldChange {
+            event: None,
             tenant_id: "acme".into(),
             session_id: Uuid::nil(),
             takeover,
@@ -181,6 +185,7 @@ mod waiting_tests {
 
     fn handoff() -> HoldChange {
         HoldChange {
+            event: None,
             tenant_id: "acme".into(),
             session_id: Uuid::nil(),
             takeover: None,

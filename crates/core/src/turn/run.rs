@@ -14,6 +14,7 @@ use crate::usage::{cost_micro_usd, UsageRecord};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
+use uuid::Uuid;
 
 pub(super) struct TurnTask {
     pub inner: Arc<Inner>,
@@ -131,7 +132,11 @@ impl TurnTask {
             model: Some(provider.model().to_owned()),
             error_code: error_code.map(|c| c.as_str().to_owned()),
         };
+        let now = self.inner.clock.now();
+        let event =
+            turn_event(&self.msg.tenant, session, self.live.turn_id, self.assistant.seq, &meta, status, now);
         let finish = Finish {
+            event,
             tenant_id: self.msg.tenant.id.clone(),
             session_id: session,
             seq: self.assistant.seq,
@@ -139,7 +144,7 @@ impl TurnTask {
             status,
             token_count: i64::from(usage.completion_tokens),
             meta: meta.clone(),
-            now: self.inner.clock.now(),
+            now,
             tools: self.tool_records(),
             usage: Some(UsageRecord {
                 subject: self.msg.subject.to_string(),
@@ -389,5 +394,31 @@ pub fn error_body(code: ErrorCode, trace_id: &str) -> ErrorBody {
         http_status: code.http_status(),
         trace_id: trace_id.to_owned(),
         details: None,
+    }
+}
+
+/// `turn.completed` for a complete answer, `turn.failed` for one that ended
+/// in an error (its code) or was cut by a shutdown (`turn.interrupted`); an
+/// answer someone stopped has no event.
+fn turn_event(
+    tenant: &crate::tenant::Tenant,
+    session: Uuid,
+    turn_id: Uuid,
+    seq: i64,
+    meta: &TurnMeta,
+    status: MessageStatus,
+    now: crate::time::Timestamp,
+) -> Option<crate::outbound::NewEvent> {
+    use crate::outbound::EventType;
+    use serde_json::json;
+    match status {
+        MessageStatus::Complete => tenant.event(EventType::TurnCompleted, session, now, || {
+            json!({"turn_id": turn_id, "seq": seq, "usage": meta.usage, "finish_reason": meta.finish_reason})
+        }),
+        MessageStatus::Error | MessageStatus::Interrupted => tenant.event(EventType::TurnFailed, session, now, || {
+            let code = meta.error_code.as_deref().unwrap_or("turn.interrupted");
+            json!({"turn_id": turn_id, "seq": seq, "code": code})
+        }),
+        _ => None,
     }
 }

@@ -10,6 +10,7 @@ use super::memory::{is_memory_tool, memory_arguments};
 use super::run::TurnTask;
 use crate::events::{SessionEvent, ToolEvent};
 use crate::ids::Subject;
+use crate::outbound::EventType;
 use crate::store::takeover::{HoldChange, HoldOutcome};
 use crate::tools::{
     handoff_reason, shown_products, Invocation, Outcome, ToolCall, ToolCallRecord, ToolResult, ToolStatus,
@@ -181,17 +182,23 @@ impl TurnTask {
     /// system note "Handoff requested" (its seq after the answer's). Returns
     /// the note, for the caller to publish after the answer's end.
     pub(super) async fn hand_off(&self) -> Option<crate::model::Message> {
-        let asked = self.handoff.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        asked.as_ref()?;
+        let reason = self.handoff.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()?;
         let now = self.inner.clock.now();
+        let tenant = &self.msg.tenant;
         let change = HoldChange {
-            tenant_id: self.msg.tenant.id.clone(),
+            tenant_id: tenant.id.clone(),
             session_id: self.msg.session_id,
             takeover: None,
             waiting: true,
             note: "Handoff requested".to_owned(),
-            max_messages: self.msg.tenant.max_messages_per_session,
+            max_messages: tenant.max_messages_per_session,
             now,
+            event: tenant.event(
+                EventType::HandoffRequested,
+                self.msg.session_id,
+                now,
+                || serde_json::json!({"reason": reason}),
+            ),
         };
         match self.inner.store.set_takeover(&change).await {
             Ok(HoldOutcome::Changed { note, .. }) => Some(note),

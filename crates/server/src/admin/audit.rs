@@ -9,6 +9,7 @@ use super::auth::Actor;
 use crate::http::ApiError;
 use crate::state::AppState;
 use switchboard_core::audit::NewAuditEntry;
+use switchboard_core::Subject;
 
 /// The actor of what the command line (`switchboard tenant …`) does: only
 /// someone who can run the binary with the database's keys gets there.
@@ -26,6 +27,10 @@ pub enum Action {
     TenantDelete,
     TenantKillSwitch,
     GlobalKillSwitch,
+    SubjectExported,
+    SubjectErased,
+    DeliveryRetry,
+    DeliveriesResume,
 }
 
 impl Action {
@@ -40,6 +45,10 @@ impl Action {
             Self::TenantDelete => "tenant.delete",
             Self::TenantKillSwitch => "tenant.kill_switch",
             Self::GlobalKillSwitch => "kill_switch",
+            Self::SubjectExported => "subject.exported",
+            Self::SubjectErased => "subject.erased",
+            Self::DeliveryRetry => "delivery.retry",
+            Self::DeliveriesResume => "deliveries.resume",
         }
     }
 }
@@ -70,11 +79,62 @@ pub async fn record(
     target: &str,
     detail: serde_json::Value,
 ) -> Result<(), ApiError> {
+    let by = By {
+        label: actor.label(),
+        name: actor.display_name(),
+        tenant_id: tenant_of(actor, action, target, &detail),
+    };
+    append(state, by, action, target, detail).await
+}
+
+/// The actor of an action a subject took on its own data (`DELETE /v1/me`).
+pub const SELF_ACTOR: &str = "self";
+
+/// Records that a visitor or user erased its own data: the entry names it
+/// only by [`subject_fingerprint`].
+pub async fn record_self(
+    state: &AppState,
+    tenant_id: &str,
+    subject: &Subject,
+    action: Action,
+    detail: serde_json::Value,
+) -> Result<(), ApiError> {
+    let name = match subject {
+        Subject::Visitor(_) => "Visitor",
+        Subject::User(_) => "User",
+    };
+    let by = By { label: SELF_ACTOR.into(), name, tenant_id: Some(tenant_id.to_owned()) };
+    append(state, by, action, &subject_fingerprint(tenant_id, subject), detail).await
+}
+
+/// How the audit log names a subject: never by its id, which must not
+/// outlive an erase, but as `sha256:<hex>` of `<tenant>:<subject>`, so
+/// whoever knows the id can tell which entries are about it.
+pub fn subject_fingerprint(tenant_id: &str, subject: &Subject) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{tenant_id}:{subject}").as_bytes());
+    format!("sha256:{}", hex::encode(digest))
+}
+
+/// Who an entry says acted, and the tenant it belongs to.
+struct By<'a> {
+    label: String,
+    name: &'a str,
+    tenant_id: Option<String>,
+}
+
+async fn append(
+    state: &AppState,
+    by: By<'_>,
+    action: Action,
+    target: &str,
+    detail: serde_json::Value,
+) -> Result<(), ApiError> {
     let entry = NewAuditEntry {
         at: state.clock.now(),
-        actor: actor.label(),
-        actor_name: actor.display_name().to_owned(),
-        tenant_id: tenant_of(actor, action, target, &detail),
+        actor: by.label,
+        actor_name: by.name.to_owned(),
+        tenant_id: by.tenant_id,
         action: action.as_str().to_owned(),
         target: target.to_owned(),
         detail: detail.to_string(),
@@ -86,9 +146,9 @@ pub async fn record(
         target: "switchboard::audit",
         seq = sealed.seq,
         trace_id = %crate::http::trace::current(),
-        actor = %actor.label(),
-        actor_name = actor.display_name(),
-        tenant = actor.tenant_id().unwrap_or("-"),
+        actor = %sealed.entry.actor,
+        actor_name = %sealed.entry.actor_name,
+        tenant = sealed.entry.tenant_id.as_deref().unwrap_or("-"),
         action = action.as_str(),
         object = target,
         detail = %detail,

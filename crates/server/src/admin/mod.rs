@@ -15,10 +15,12 @@
 pub mod audit;
 mod audit_log;
 pub mod auth;
+mod deliveries;
 pub mod kill_switch;
 pub mod live;
 mod query;
 pub mod sessions;
+mod subjects;
 pub mod takeover;
 mod tenant_body;
 pub mod tenants;
@@ -56,6 +58,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/v1/admin/usage", get(usage::get))
         .route("/v1/admin/audit", get(audit_log::list))
         .route("/v1/admin/audit/verify", get(audit_log::check))
+        .route("/v1/admin/deliveries", get(deliveries::list))
+        .route("/v1/admin/deliveries/resume", post(deliveries::resume))
+        .route("/v1/admin/deliveries/{id}/retry", post(deliveries::retry))
+        .route("/v1/admin/subjects/{subject}", axum::routing::delete(subjects::erase))
+        .route("/v1/admin/subjects/{subject}/export", get(subjects::export))
         .method_not_allowed_fallback(|| async { ApiError::new(ErrorCode::MethodNotAllowed) })
         .layer(axum::middleware::from_fn_with_state(state, admin_edge))
 }

@@ -100,7 +100,12 @@ pub async fn close(
     let actor = auth::authenticate(&state, &headers)?;
     let tenant = auth::scoped_tenant(&state, &headers, &actor)?;
     let session_id = extract::session_id(&id)?;
-    let closed = state.lifecycle().close(&tenant.id, session_id).await.map_err(lifecycle_refusal)?;
+    // Who closed it, as `session.closed` tells the tenant (SPEC §19).
+    let by = match &actor {
+        auth::Actor::Operator => json!({"kind": "operator"}),
+        auth::Actor::Agent { .. } => json!({"kind": "agent", "name": actor.display_name()}),
+    };
+    let closed = state.lifecycle().close(&tenant, session_id, by).await.map_err(lifecycle_refusal)?;
     let detail = json!({"tenant_id": tenant.id, "status_before": closed.status_before.as_str()});
     audit::record(&state, &actor, Action::SessionClose, &session_id.to_string(), detail).await?;
     Ok(Json(session_json(&closed.session)))

@@ -3,6 +3,7 @@
 //! configuration fails fast with a message naming the key.
 
 mod env;
+pub mod events;
 mod raw;
 mod tenant;
 pub mod tools;

@@ -193,6 +193,27 @@ pub struct RawTenant {
     pub tooling: Option<RawTooling>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mcp: Vec<RawMcp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<RawEvents>,
+}
+
+/// `[tenants.events]` (SPEC §19), as written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEvents {
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_env: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub types: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_after_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quiet_hours: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_schedule_secs: Option<Vec<u64>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

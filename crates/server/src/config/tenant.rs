@@ -35,6 +35,8 @@ pub struct TenantConfig {
     pub tooling: super::tools::ToolingConfig,
     /// `[[tenants.mcp]]`: MCP servers whose tools the model may call.
     pub mcp: Vec<super::tools::McpConfig>,
+    /// `[tenants.events]`: its outbound events.
+    pub events: Option<super::events::EventsConfig>,
     /// The entry as written (secrets only by variable name): what the
     /// database keeps and `switchboard tenant show` prints.
     pub raw: RawTenant,
@@ -75,7 +77,9 @@ pub(crate) fn validate(t: RawTenant) -> Result<TenantConfig, String> {
         );
     }
     let mcp = super::tools::mcp(&t.mcp)?;
+    let events = super::events::events(t.events.as_ref())?;
     Ok(TenantConfig {
+        events,
         name: t.name.unwrap_or_else(|| t.id.clone()),
         id: t.id,
         allowed_origins,
@@ -245,6 +249,7 @@ pub(super) fn builtin_demo(public_url: &str, listen: std::net::SocketAddr) -> Re
         }
     }
     let raw = RawTenant {
+        events: None,
         id: "demo".into(),
         name: Some("Switchboard demo".into()),
         allowed_origins: origins,

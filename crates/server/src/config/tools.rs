@@ -98,7 +98,7 @@ pub fn mcp(raw: &[RawMcp]) -> Result<Vec<McpConfig>, String> {
 }
 
 /// An http(s) URL with a host, or why not (`key` names the setting).
-fn http_url(key: &str, url: &str) -> Result<(), String> {
+pub(super) fn http_url(key: &str, url: &str) -> Result<(), String> {
     let parsed = switchboard_tools::Url::parse(url).map_err(|_| format!("{key}: `{url}` is not a URL"))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
         return Err(format!("{key}: must be an http(s) URL"));

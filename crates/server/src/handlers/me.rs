@@ -1,23 +1,36 @@
-//! The caller's own data (SPEC §18): `GET /v1/me/export`, everything stored
-//! about the visitor or user as one JSON document — their sessions with
-//! their messages (as they see them: tool displays, never the tenant's raw
-//! tool payloads) and, for a user, their memory. Streamed page by page
-//! through a small bounded channel, so a subject with thousands of messages
-//! is never held in memory whole; a store failure midway ends the body
-//! early (a truncated document, never a wrong one).
+//! The caller's own data (SPEC §18), and the same for an operator acting on
+//! a tenant's subject (`admin::subjects`).
+//!
+//! `GET /v1/me/export`: everything stored about the visitor or user as one
+//! JSON document — their sessions with their messages (as they see them:
+//! tool displays, never the tenant's raw tool payloads) and, for a user,
+//! their memory. Streamed page by page through a small bounded channel, so
+//! a subject with thousands of messages is never held in memory whole; a
+//! store failure midway ends the body early (a truncated document, never a
+//! wrong one).
+//!
+//! `DELETE /v1/me`: every running answer of the subject stopped, then every
+//! row of it wiped in one transaction (`SessionLifecycle::erase_subject`);
+//! a visitor's token is refused from then on, on every node. The audit entry
+//! holds counts and the subject's fingerprint, no content and no id.
 
+use crate::admin::audit::{self, Action};
 use crate::edge::Edge;
 use crate::gate;
 use crate::http::ApiError;
+use crate::realtime::connections::CloseReason;
 use crate::state::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::{Extension, State};
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use std::sync::Arc;
 use switchboard_core::memory::Memory;
 use switchboard_core::retention::retained_since;
+use switchboard_core::store::Erased;
 use switchboard_core::store::{SessionCursor, StoreError};
+use switchboard_core::tenant::Tenant;
 use switchboard_core::time::format;
 use switchboard_core::{Session, Subject};
 use tokio::sync::mpsc;
@@ -35,8 +48,45 @@ pub async fn export(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let subject = gate::authorized(&state, &headers, &edge)?.subject;
+    Ok(export_response(state, edge.tenant.clone(), subject))
+}
+
+pub async fn erase(
+    State(state): State<AppState>,
+    Extension(edge): Extension<Edge>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let subject = gate::authorized(&state, &headers, &edge)?.subject;
+    let erased = erase_subject(&state, &edge.tenant.id, &subject).await?;
+    audit::record_self(
+        &state,
+        &edge.tenant.id,
+        &subject,
+        Action::SubjectErased,
+        json!({"kind": subject.kind(), "erased": erased}),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Erases everything stored about `subject` in the tenant; a visitor's
+/// token is refused at once here (other nodes read the revocation from the
+/// store) and its open connections close.
+pub async fn erase_subject(state: &AppState, tenant_id: &str, subject: &Subject) -> Result<Erased, ApiError> {
+    let now = state.clock.now();
+    let erased =
+        state.lifecycle().erase_subject(tenant_id, subject, now).await.map_err(ApiError::internal)?;
+    if let Subject::Visitor(visitor) = subject {
+        state.identity.revoked.insert(tenant_id, *visitor, now);
+        state.connections.close_subject(tenant_id, &subject.to_string(), CloseReason::Revoked);
+    }
+    tracing::info!(tenant = %tenant_id, sessions = erased.sessions, messages = erased.messages, "subject erased");
+    Ok(erased)
+}
+
+/// The export document of `subject`, streamed.
+pub fn export_response(state: AppState, tenant: Arc<Tenant>, subject: Subject) -> Response {
     let (tx, rx) = mpsc::channel::<Chunk>(AHEAD);
-    let tenant = edge.tenant.clone();
     tokio::spawn(async move {
         if let Err(e) = write_export(&state, &tenant, &subject, &tx).await {
             tracing::error!(error = %e, "an export stopped midway");
@@ -44,7 +94,7 @@ pub async fn export(
         }
     });
     let body = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
-    Ok(([(header::CONTENT_TYPE, "application/json")], Body::from_stream(body)).into_response())
+    ([(header::CONTENT_TYPE, "application/json")], Body::from_stream(body)).into_response()
 }
 
 /// Why an export stopped: the store failed, or the client left.
@@ -62,7 +112,7 @@ async fn send(tx: &mpsc::Sender<Chunk>, text: String) -> Result<(), Stopped> {
 
 async fn write_export(
     state: &AppState,
-    tenant: &switchboard_core::tenant::Tenant,
+    tenant: &Tenant,
     subject: &Subject,
     tx: &mpsc::Sender<Chunk>,
 ) -> Result<(), Stopped> {
@@ -97,7 +147,7 @@ async fn write_export(
 /// A session's messages, oldest first, those past the tenant's retention left out.
 async fn write_messages(
     state: &AppState,
-    tenant: &switchboard_core::tenant::Tenant,
+    tenant: &Tenant,
     session: &Session,
     since: switchboard_core::time::Timestamp,
     tx: &mpsc::Sender<Chunk>,

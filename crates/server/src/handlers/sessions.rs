@@ -16,6 +16,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use switchboard_core::lifecycle::LifecycleError;
+use switchboard_core::outbound::{subject_json, EventType};
 use switchboard_core::retention::retained_messages;
 use switchboard_core::store::{NewSession, SessionCursor};
 use switchboard_core::tenant::Tenant;
@@ -77,8 +78,15 @@ pub async fn create(
             (subject, Some((id, signed)))
         }
     };
+    let id = Uuid::new_v4();
     let new = NewSession {
-        id: Uuid::new_v4(),
+        event: tenant.event(
+            EventType::SessionCreated,
+            id,
+            now,
+            || json!({"subject": subject_json(&subject)}),
+        ),
+        id,
         tenant_id: tenant.id.clone(),
         owner: subject.to_string(),
         metadata,

@@ -31,6 +31,7 @@ pub fn build(config: &TenantConfig, source: &str, kill_switch: bool) -> Result<T
         .map(|(i, s)| route(s).map_err(|e| format!("fallbacks[{i}]: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Tenant {
+        events: events(config)?,
         id: config.id.clone(),
         name: config.name.clone(),
         allowed_origins: config.allowed_origins.clone(),
@@ -49,4 +50,20 @@ pub fn build(config: &TenantConfig, source: &str, kill_switch: bool) -> Result<T
         fallbacks: fallbacks.into(),
         tools: tools::tooling(config)?,
     })
+}
+
+/// The tenant's outbound events with their secret read from the
+/// environment; fails when the variable is not set or holds no valid
+/// `whsec_` secret.
+fn events(
+    config: &TenantConfig,
+) -> Result<Option<std::sync::Arc<switchboard_core::outbound::Outbound>>, String> {
+    let Some(events) = &config.events else { return Ok(None) };
+    let var = &events.secret_env;
+    let secret =
+        std::env::var(var).map_err(|_| format!("events.secret_env: the variable {var} is not set"))?;
+    switchboard_tools::SigningKeys::parse(&secret).map_err(|e| format!("events.secret_env: {var}: {e}"))?;
+    let mut outbound = events.outbound.clone();
+    outbound.secret = secret;
+    Ok(Some(std::sync::Arc::new(outbound)))
 }

@@ -24,7 +24,8 @@ pub fn init(allow: PrivateAllowList) {
     }
 }
 
-fn client() -> Arc<WebhookClient> {
+/// The process's one webhook client (tools, verification, outbound events).
+pub(crate) fn webhook_client() -> Arc<WebhookClient> {
     CLIENT.get_or_init(|| Arc::new(WebhookClient::new(PrivateAllowList::default()))).clone()
 }
 
@@ -32,7 +33,7 @@ fn client() -> Arc<WebhookClient> {
 /// reach the server's own address, and only that: see `demo_shop`), else
 /// the shared one.
 fn own_or_shared_client(config: &TenantConfig) -> Arc<WebhookClient> {
-    crate::demo_shop::client_for(&config.tools).unwrap_or_else(client)
+    crate::demo_shop::client_for(&config.tools).unwrap_or_else(webhook_client)
 }
 
 fn mcp_client() -> &'static McpClient {
@@ -70,7 +71,8 @@ pub fn tooling(config: &TenantConfig) -> Result<Option<Tooling>, String> {
             // Never the demo shop's own client for another URL: it may reach
             // the server's own address.
             let own = crate::demo_shop::client_for_url(&v.url);
-            let verifier = WebhookVerifier::new(own.unwrap_or_else(client), v.url.clone(), keys, v.timeout);
+            let verifier =
+                WebhookVerifier::new(own.unwrap_or_else(webhook_client), v.url.clone(), keys, v.timeout);
             Some(Verification { verifier: Arc::new(verifier), timeout: v.timeout })
         }
         None => None,

@@ -201,14 +201,19 @@ pub async fn finish_message(store: &SqlStore, finish: &Finish) -> Result<bool, S
     let f = finish;
     let content = encrypt_content(&store.cipher, &f.tenant_id, f.session_id, f.seq, &f.content)?;
     let tools = encrypt_tools(&store.cipher, &f.tenant_id, f.session_id, f.seq, &f.tools)?;
-    let shared = Arc::new((finish.clone(), content, to_json(&finish.meta)?, tools));
+    let event = crate::outbox::seal_opt(store, finish.event.as_ref())?;
+    let shared = Arc::new((finish.clone(), content, to_json(&finish.meta)?, tools, event));
     store
         .write(move |mut conn: Conn<'_>| {
             let shared = shared.clone();
             Box::pin(async move {
-                let (f, content, meta, tools) = &*shared;
+                let (f, content, meta, tools, event) = &*shared;
                 let finished =
                     conn.execute(&FINISH_AND_TOUCH, &finish_params(f, content, meta, tools)).await? > 0;
+                if let (true, Some(event)) = (finished, event) {
+                    let (sql, params) = crate::outbox::insert(event);
+                    conn.execute(sql, &params).await?;
+                }
                 for (sql, params) in crate::usage::settle(f, finished) {
                     conn.execute(sql, &params).await?;
                 }

@@ -5,6 +5,7 @@
 
 use crate::crypto::{stored_kid, Aad, Cipher, CryptoError};
 use crate::memory::MEMORY_VALUE;
+use crate::outbox::OUTBOX_BODY;
 use crate::rows::{CONTENT, CONTEXT, METADATA, TOOLS};
 use crate::schema::{canary_place, CANARY_COLUMN};
 use uuid::Uuid;
@@ -14,7 +15,7 @@ use uuid::Uuid;
 pub enum Identity {
     /// A message: `(session_id, seq)`, sealed with its tenant, session and seq.
     Message,
-    /// A session: `id`, sealed with its tenant and seq 0.
+    /// A session (or an outbox row): `id`, sealed with its tenant and seq 0.
     Session,
     /// A memory entry: `id`, the uuid its writer derived from tenant,
     /// subject and key (`memory::row_id`), sealed like a session's value.
@@ -93,6 +94,17 @@ pub const ENCRYPTED: &[Encrypted] = &[
         update: "UPDATE sessions SET context = $1 WHERE id = $2 AND context = $3",
         count_others:
             "SELECT count(*) FROM sessions WHERE context IS NOT NULL AND substr(context, 1, $1) <> $2",
+    },
+    Encrypted {
+        name: "outbox.body",
+        sealed_as: OUTBOX_BODY,
+        identity: Identity::Session,
+        select: "SELECT id, CAST(0 AS BIGINT) AS seq, tenant_id, body AS value \
+         FROM outbox WHERE id > $2 ORDER BY id LIMIT $1",
+        select_locking: "SELECT id, CAST(0 AS BIGINT) AS seq, tenant_id, body AS value \
+         FROM outbox WHERE id > $2 ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        update: "UPDATE outbox SET body = $1 WHERE id = $2 AND body = $3",
+        count_others: "SELECT count(*) FROM outbox WHERE substr(body, 1, $1) <> $2",
     },
     Encrypted {
         name: "memory.value",

@@ -33,17 +33,22 @@ pub async fn finish_message(store: &SqlStore, sqlite: &Sqlite, finish: &Finish) 
     let f = finish;
     let content = encrypt_content(&store.cipher, &f.tenant_id, f.session_id, f.seq, &f.content)?;
     let tools = encrypt_tools(&store.cipher, &f.tenant_id, f.session_id, f.seq, &f.tools)?;
-    let shared = Arc::new((finish.clone(), content, to_json(&finish.meta)?, tools));
+    let event = crate::outbox::seal_opt(store, finish.event.as_ref())?;
+    let shared = Arc::new((finish.clone(), content, to_json(&finish.meta)?, tools, event));
     let done = sqlite
         .writer
         .write_direct(move |db| {
-            let (f, content, meta, tools) = &*shared;
+            let (f, content, meta, tools, event) = &*shared;
             let params = finish_params(f, content, meta, tools);
             // Only an answer still streaming is finished, and only then is the
-            // session touched and the usage counted.
+            // session touched, the usage counted and the event written.
             let finished = direct::execute(db, FINISH, &params)? > 0;
             if finished {
                 direct::execute(db, TOUCH_SESSION, &params)?;
+                if let Some(event) = event {
+                    let (sql, params) = crate::outbox::insert(event);
+                    direct::execute(db, sql, &params)?;
+                }
             }
             for (sql, params) in crate::usage::settle(f, finished) {
                 direct::execute(db, sql, &params)?;

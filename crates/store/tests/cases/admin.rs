@@ -36,7 +36,7 @@ pub async fn admin_list_filters_sorts_and_pages(h: &mut Harness) {
         all.push(session_of(&h.store, &s).await);
     }
     new_session_for(&h.store, "other", "user:alice", at(50)).await;
-    h.store.close_session(TENANT, all[4].id).await.unwrap().unwrap();
+    h.store.close_session(TENANT, all[4].id, None).await.unwrap().unwrap();
     all[4] = session_of(&h.store, &all[4]).await;
 
     for sort in [SessionSort::CreatedAt, SessionSort::LastActivityAt, SessionSort::MessageCount] {
@@ -75,7 +75,7 @@ pub async fn admin_list_filters_sorts_and_pages(h: &mut Harness) {
 pub async fn close_session_closes_and_refuses_turns(h: &mut Harness) {
     let s = new_session(&h.store).await;
     complete_turn(&h.store, &s, "hello", at(1)).await;
-    let closed = h.store.close_session(TENANT, s.id).await.unwrap().unwrap();
+    let closed = h.store.close_session(TENANT, s.id, None).await.unwrap().unwrap();
     assert_eq!(
         (closed.status, closed.takeover.clone(), closed.message_count),
         (SessionStatus::Closed, None, 2)
@@ -83,9 +83,12 @@ pub async fn close_session_closes_and_refuses_turns(h: &mut Harness) {
     assert_eq!(session_of(&h.store, &s).await, closed);
     assert!(matches!(h.store.begin_turn(&turn(&s, "again", at(2))).await.unwrap(), BeginTurnOutcome::Closed));
     // Closing twice is harmless; other tenants and unknown ids close nothing.
-    assert_eq!(h.store.close_session(TENANT, s.id).await.unwrap().unwrap().status, SessionStatus::Closed);
-    assert!(h.store.close_session("other", s.id).await.unwrap().is_none());
-    assert!(h.store.close_session(TENANT, Uuid::new_v4()).await.unwrap().is_none());
+    assert_eq!(
+        h.store.close_session(TENANT, s.id, None).await.unwrap().unwrap().status,
+        SessionStatus::Closed
+    );
+    assert!(h.store.close_session("other", s.id, None).await.unwrap().is_none());
+    assert!(h.store.close_session(TENANT, Uuid::new_v4(), None).await.unwrap().is_none());
 }
 
 pub async fn runtime_settings_round_trip(h: &mut Harness) {

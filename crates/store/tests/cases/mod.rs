@@ -7,6 +7,7 @@
 mod admin;
 mod audit;
 mod conversations;
+mod erase;
 mod keys;
 mod leases;
 mod links;
@@ -20,6 +21,7 @@ mod usage;
 pub use admin::*;
 pub use audit::*;
 pub use conversations::*;
+pub use erase::*;
 pub use keys::*;
 pub use leases::*;
 pub use links::*;
@@ -50,8 +52,14 @@ pub async fn new_session(store: &Arc<dyn Store>) -> Session {
 }
 
 pub async fn new_session_for(store: &Arc<dyn Store>, tenant: &str, owner: &str, now: Timestamp) -> Session {
-    let new =
-        NewSession { id: Uuid::new_v4(), tenant_id: tenant.into(), owner: owner.into(), metadata: None, now };
+    let new = NewSession {
+        event: None,
+        id: Uuid::new_v4(),
+        tenant_id: tenant.into(),
+        owner: owner.into(),
+        metadata: None,
+        now,
+    };
     store.create_session(&new).await.unwrap()
 }
 
@@ -91,6 +99,7 @@ pub async fn start(store: &Arc<dyn Store>, turn: &BeginTurn) -> (Message, Messag
 
 pub fn finish_of(message: &Message, tenant: &str, content: &str, now: Timestamp) -> Finish {
     Finish {
+        event: None,
         tools: Vec::new(),
         tenant_id: tenant.into(),
         session_id: message.session_id,

@@ -11,6 +11,7 @@ use switchboard_core::store::takeover::{AgentMessage, AgentMessageOutcome, HoldC
 /// `name` taking `session` over at `now` (`None`: a release).
 pub fn hold(session: &Session, name: Option<&str>, now: Timestamp) -> HoldChange {
     HoldChange {
+        event: None,
         waiting: false,
         tenant_id: session.tenant_id.clone(),
         session_id: session.id,
@@ -109,7 +110,7 @@ pub async fn takeover_refusals(h: &mut Harness) {
     assert!(h.store.finish_message(&aborted).await.unwrap());
     take_over(&h.store, &s, "Ada", at(50)).await;
 
-    assert!(h.store.close_session(TENANT, s.id).await.unwrap().is_some());
+    assert!(h.store.close_session(TENANT, s.id, None).await.unwrap().is_some());
     let closed = session_of(&h.store, &s).await;
     assert_eq!((closed.status, closed.takeover), (SessionStatus::Closed, None));
     assert_eq!(h.store.set_takeover(&hold(&s, Some("Ada"), at(60))).await.unwrap(), HoldOutcome::Closed);

@@ -11,6 +11,7 @@ pub async fn ping_answers(h: &mut Harness) {
 
 pub async fn create_session_starts_empty(h: &mut Harness) {
     let new = NewSession {
+        event: None,
         id: Uuid::new_v4(),
         tenant_id: TENANT.into(),
         owner: OWNER.into(),
@@ -202,7 +203,7 @@ pub async fn in_progress_while_streaming(h: &mut Harness) {
 pub async fn closed_session_refuses_turns(h: &mut Harness) {
     let s = new_session(&h.store).await;
     complete_turn(&h.store, &s, "one", at(0)).await;
-    h.store.close_session(TENANT, s.id).await.unwrap();
+    h.store.close_session(TENANT, s.id, None).await.unwrap();
     assert_eq!(session_of(&h.store, &s).await.status, SessionStatus::Closed);
     assert!(matches!(h.store.begin_turn(&turn(&s, "two", at(10))).await.unwrap(), BeginTurnOutcome::Closed));
     assert_eq!(session_of(&h.store, &s).await.latest_seq, 2);
@@ -210,7 +211,7 @@ pub async fn closed_session_refuses_turns(h: &mut Harness) {
     let s2 = new_session(&h.store).await;
     let t = with_client_id(turn(&s2, "early", at(0)), "c-early");
     start(&h.store, &t).await;
-    h.store.close_session(TENANT, s2.id).await.unwrap();
+    h.store.close_session(TENANT, s2.id, None).await.unwrap();
     assert!(matches!(h.store.begin_turn(&t).await.unwrap(), BeginTurnOutcome::Duplicate { .. }));
 }
 
@@ -299,8 +300,14 @@ pub async fn one_failing_write_fails_alone(h: &mut Harness) {
         let store = h.store.clone();
         let id = if i == 12 { taken.id } else { Uuid::new_v4() };
         tasks.push(tokio::spawn(async move {
-            let new =
-                NewSession { id, tenant_id: TENANT.into(), owner: OWNER.into(), metadata: None, now: at(i) };
+            let new = NewSession {
+                event: None,
+                id,
+                tenant_id: TENANT.into(),
+                owner: OWNER.into(),
+                metadata: None,
+                now: at(i),
+            };
             store.create_session(&new).await.map(|s| s.id)
         }));
     }

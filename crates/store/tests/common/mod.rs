@@ -115,6 +115,26 @@ impl Harness {
         }
     }
 
+    /// The number one SQL query answers (`SELECT count(*) …`); `None` on
+    /// the memory store.
+    pub async fn count(&self, query: &str) -> Option<i64> {
+        if matches!(self.backend, Backend::Memory { .. }) {
+            return None;
+        }
+        let n = if self.is_sqlite() {
+            let pool = SqlitePool::connect(&self.url).await.unwrap();
+            let (n,): (i64,) = sqlx::query_as(query).fetch_one(&pool).await.unwrap();
+            pool.close().await;
+            n
+        } else {
+            let pool = PgPool::connect(&self.url).await.unwrap();
+            let (n,): (i64,) = sqlx::query_as(query).fetch_one(&pool).await.unwrap();
+            pool.close().await;
+            n
+        };
+        Some(n)
+    }
+
     pub async fn set_session_status(&self, id: Uuid, status: &str) {
         if let Backend::Memory { store } = &self.backend {
             let status = switchboard_core::SessionStatus::parse(status).unwrap();

@@ -10,7 +10,9 @@
 //! holding it, so each call is one atomic step, as SQLite's one writer makes
 //! each write. Nothing is encrypted (nothing is at rest).
 
+mod erase;
 mod memory;
+mod outbox;
 mod port;
 mod records;
 mod turns;
@@ -64,6 +66,7 @@ struct State {
     contexts: BTreeMap<Uuid, serde_json::Value>,
     /// Users' memories by (tenant, subject), each by key.
     memory: BTreeMap<(String, String), BTreeMap<String, MemoryItem>>,
+    outbox: outbox::Outbox,
 }
 
 /// A stored message with what only the store sees.

@@ -5,13 +5,17 @@ use super::{ms, MemoryStore};
 use switchboard_core::audit::{AuditEntry, NewAuditEntry};
 use switchboard_core::memory::MemoryItem;
 use switchboard_core::model::{Message, Session};
+use switchboard_core::outbound::{DeliveryStatus, NewEvent};
 use switchboard_core::retention::Purged;
 use switchboard_core::store::admin::{AdminSessionQuery, RuntimeSetting};
 use switchboard_core::store::memory::{PutMemory, PutOutcome};
+use switchboard_core::store::outbox::{
+    Delivery, DeliveryQuery, DeliveryRecord, IdleSession, RetryOutcome, Settle,
+};
 use switchboard_core::store::takeover::{AgentMessage, AgentMessageOutcome, HoldChange, HoldOutcome};
 use switchboard_core::store::{
-    BeginTurn, BeginTurnOutcome, Checkpoint, Finish, LinkOutcome, NewSession, SessionCursor, Store,
-    StoreError, TenantRecord, VisitorLink,
+    BeginTurn, BeginTurnOutcome, Checkpoint, EraseSubject, Erased, Finish, LinkOutcome, NewSession,
+    SessionCursor, Store, StoreError, TenantRecord, VisitorLink,
 };
 use switchboard_core::time::Timestamp;
 use switchboard_core::usage::DailyUsage;
@@ -186,8 +190,13 @@ impl Store for MemoryStore {
         Ok(self.lock().admin_list_sessions(query))
     }
 
-    async fn close_session(&self, tenant_id: &str, id: Uuid) -> Result<Option<Session>, StoreError> {
-        Ok(self.lock().close_session(tenant_id, id))
+    async fn close_session(
+        &self,
+        tenant_id: &str,
+        id: Uuid,
+        event: Option<&NewEvent>,
+    ) -> Result<Option<Session>, StoreError> {
+        Ok(self.lock().close_session(tenant_id, id, event))
     }
 
     async fn runtime_setting(&self, key: &str) -> Result<Option<RuntimeSetting>, StoreError> {
@@ -231,5 +240,74 @@ impl Store for MemoryStore {
 
     async fn clear_memory(&self, tenant_id: &str, owner: &str) -> Result<u64, StoreError> {
         Ok(self.lock().clear_memory(tenant_id, owner))
+    }
+
+    async fn erase_subject(&self, erase: &EraseSubject) -> Result<Erased, StoreError> {
+        Ok(self.lock().erase_subject(erase))
+    }
+
+    async fn enqueue_events(&self, events: &[NewEvent]) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        events.iter().for_each(|e| state.enqueue(e));
+        Ok(())
+    }
+
+    async fn lease_deliveries(
+        &self,
+        node: &str,
+        now: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        Ok(self.lock().lease_deliveries(node, now, until, limit))
+    }
+
+    async fn settle_delivery(
+        &self,
+        id: Uuid,
+        node: &str,
+        settle: &Settle,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        Ok(self.lock().settle_delivery(id, node, settle, now))
+    }
+
+    async fn release_deliveries(&self, node: &str) -> Result<u64, StoreError> {
+        Ok(self.lock().release_deliveries(node))
+    }
+
+    async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<DeliveryRecord>, StoreError> {
+        Ok(self.lock().list_deliveries(query))
+    }
+
+    async fn retry_delivery(
+        &self,
+        tenant_id: &str,
+        id: Uuid,
+        now: Timestamp,
+    ) -> Result<RetryOutcome, StoreError> {
+        Ok(self.lock().retry_delivery(tenant_id, id, now))
+    }
+
+    async fn resume_deliveries(&self, tenant_id: &str, now: Timestamp) -> Result<u64, StoreError> {
+        Ok(self.lock().resume_deliveries(tenant_id, now))
+    }
+
+    async fn delivery_counts(&self) -> Result<Vec<(DeliveryStatus, u64)>, StoreError> {
+        Ok(self.lock().delivery_counts())
+    }
+
+    async fn idle_sessions(
+        &self,
+        tenant_id: &str,
+        since: Timestamp,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<IdleSession>, StoreError> {
+        Ok(self.lock().idle_sessions(tenant_id, since, before, limit))
+    }
+
+    async fn mark_idle(&self, idle: &IdleSession, event: &NewEvent) -> Result<bool, StoreError> {
+        Ok(self.lock().mark_idle(idle, event))
     }
 }

@@ -6,6 +6,7 @@ use super::{ms, State};
 use std::cmp::Ordering;
 use switchboard_core::audit::{seal, AuditEntry, NewAuditEntry, GENESIS};
 use switchboard_core::model::{Message, MessageStatus, Role, Session, SessionStatus};
+use switchboard_core::outbound::NewEvent;
 use switchboard_core::store::admin::AdminSessionQuery;
 use switchboard_core::store::takeover::{
     decide, AgentMessage, AgentMessageOutcome, HoldChange, HoldDecision, HoldOutcome,
@@ -40,6 +41,9 @@ impl State {
             owner: new.owner.clone(),
         };
         self.sessions.insert(new.id, session.clone());
+        if let Some(event) = &new.event {
+            self.enqueue(event);
+        }
         Ok(session)
     }
 
@@ -186,11 +190,21 @@ impl State {
         found
     }
 
-    pub(super) fn close_session(&mut self, tenant_id: &str, id: Uuid) -> Option<Session> {
+    pub(super) fn close_session(
+        &mut self,
+        tenant_id: &str,
+        id: Uuid,
+        event: Option<&NewEvent>,
+    ) -> Option<Session> {
         let session = self.session_mut(tenant_id, id)?;
+        let was_open = session.status != SessionStatus::Closed;
         session.status = SessionStatus::Closed;
         session.takeover = None;
-        Some(session.clone())
+        let session = session.clone();
+        if let (true, Some(event)) = (was_open, event) {
+            self.enqueue(event);
+        }
+        Some(session)
     }
 
     pub(super) fn set_takeover(&mut self, change: &HoldChange) -> HoldOutcome {
@@ -223,6 +237,9 @@ impl State {
         session.last_activity_at = session.last_activity_at.max(ms(change.now));
         let session = session.clone();
         self.insert(&change.tenant_id, note.clone(), None);
+        if let Some(event) = &change.event {
+            self.enqueue(event);
+        }
         HoldOutcome::Changed { session, note }
     }
 

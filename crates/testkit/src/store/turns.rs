@@ -161,6 +161,9 @@ impl State {
             if let Some(session) = self.session_mut(&f.tenant_id, f.session_id) {
                 session.last_activity_at = session.last_activity_at.max(ms(f.now));
             }
+            if let Some(event) = &f.event {
+                self.enqueue(event);
+            }
         }
         self.record_usage(f, finished);
         finished

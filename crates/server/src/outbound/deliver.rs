@@ -1,0 +1,110 @@
+//! One round of the delivery worker: lease what is due, try it all at once,
+//! settle each try (SPEC §19). A 2xx is delivered; a `410` is gone and
+//! disables the tenant's endpoint; an address the private-address guard
+//! refuses (or a URL that is not one) is dead at once; any other failure
+//! (network, the 10 s timeout, another status) waits for the schedule's
+//! next delay, or the endpoint's `Retry-After` on 429 and 503, until the
+//! schedule is used up and the delivery is dead.
+
+use super::{BATCH, LEASE};
+use crate::state::AppState;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use metrics::{counter, gauge, histogram};
+use switchboard_core::outbound::{after_failure, DeliveryStatus, Next, Outbound, TRY_TIMEOUT};
+use switchboard_core::store::outbox::{Delivery, Settle};
+use switchboard_tools::{CallError, SigningKeys, WebhookRequest};
+
+/// Leases and tries what is due; returns how many were leased.
+pub async fn round(state: &AppState, node: &str) -> usize {
+    let now = state.clock.now();
+    let until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
+    let leased = match state.store.lease_deliveries(node, now, until, BATCH).await {
+        Ok(leased) => leased,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot lease outbound deliveries; will try again");
+            return 0;
+        }
+    };
+    let count = leased.len();
+    let mut tries: FuturesUnordered<_> = leased.into_iter().map(|d| try_once(state, node, d)).collect();
+    while tries.next().await.is_some() {}
+    count
+}
+
+async fn try_once(state: &AppState, node: &str, delivery: Delivery) {
+    let settle = match state.tenants.get(&delivery.tenant_id).and_then(|t| t.events.clone()) {
+        Some(events) => send(state, &events, &delivery).await,
+        None => Settle::Dead { status: None, error: "the tenant has no events endpoint".into() },
+    };
+    let outcome = match &settle {
+        Settle::Delivered { .. } => "delivered",
+        Settle::Retry { .. } => "failed",
+        Settle::Dead { .. } => "dead",
+        Settle::Gone => "gone",
+    };
+    counter!("switchboard_outbound_deliveries_total", "outcome" => outcome).increment(1);
+    let now = state.clock.now();
+    if matches!(settle, Settle::Delivered { .. }) {
+        let waited = (now - delivery.created_at).to_std().unwrap_or_default();
+        histogram!("switchboard_outbound_delivery_seconds").record(waited.as_secs_f64());
+    }
+    match state.store.settle_delivery(delivery.id, node, &settle, now).await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(id = %delivery.id, "a delivery's lease ended before its try did"),
+        Err(e) => {
+            tracing::warn!(id = %delivery.id, error = %e, "cannot settle a delivery; it will be tried again")
+        }
+    }
+}
+
+/// One signed `POST` of the event's body, with its id as `webhook-id`.
+async fn send(state: &AppState, events: &Outbound, delivery: &Delivery) -> Settle {
+    let keys = match SigningKeys::parse(&events.secret) {
+        Ok(keys) => keys,
+        Err(e) => return Settle::Dead { status: None, error: format!("the signing secret: {e}") },
+    };
+    let id = delivery.id.to_string();
+    let request = WebhookRequest {
+        url: &events.url,
+        keys: &keys,
+        id: Some(&id),
+        body: delivery.body.clone().into(),
+        timeout: TRY_TIMEOUT,
+    };
+    let client = crate::tenancy::tools::webhook_client();
+    match client.deliver(&delivery.tenant_id, request).await {
+        Ok(status) => Settle::Delivered { status },
+        Err(CallError::Status { status: 410, .. }) => Settle::Gone,
+        Err(e @ (CallError::NotAllowed | CallError::InvalidUrl | CallError::Client)) => {
+            Settle::Dead { status: None, error: e.to_string() }
+        }
+        Err(e) => {
+            let (status, retry_after) = match &e {
+                CallError::Status { status, retry_after } if matches!(status, 429 | 503) => {
+                    (Some(*status), *retry_after)
+                }
+                CallError::Status { status, .. } | CallError::Redirect { status } => (Some(*status), None),
+                _ => (None, None),
+            };
+            let jitter = rand::random::<f64>() * 2.0 - 1.0;
+            let failed = delivery.attempts + 1;
+            match after_failure(&events.retry_schedule, failed, retry_after, state.clock.now(), jitter) {
+                Next::At(at) => Settle::Retry { at, status, error: e.to_string() },
+                Next::Dead => Settle::Dead { status, error: e.to_string() },
+            }
+        }
+    }
+}
+
+/// `switchboard_outbox_deliveries{status}`: the outbox's rows by status.
+pub async fn refresh_gauges(state: &AppState) {
+    match state.store.delivery_counts().await {
+        Ok(counts) => {
+            for status in DeliveryStatus::ALL {
+                let n = counts.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n);
+                gauge!("switchboard_outbox_deliveries", "status" => status.as_str()).set(n as f64);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot count the outbox's deliveries"),
+    }
+}

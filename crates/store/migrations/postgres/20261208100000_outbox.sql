@@ -1,0 +1,37 @@
+-- Outbound events (SPEC §19): the durable outbox, one row per event and
+-- delivery, written in the transaction of the change that causes it. `id`
+-- is the event's id and `webhook-id` (a v7 uuid: ids sort by time). `body`
+-- is the JSON sent, encrypted like content (sealed at the row's id).
+CREATE TABLE outbox (
+    id              TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+    tenant_id       TEXT COLLATE "C" NOT NULL,
+    session_id      TEXT COLLATE "C" NOT NULL,
+    type            TEXT NOT NULL,
+    body            BYTEA NOT NULL,
+    status          TEXT NOT NULL,
+    attempts        BIGINT NOT NULL DEFAULT 0,
+    next_attempt_at BIGINT NOT NULL,
+    last_status     BIGINT,
+    last_error      TEXT,
+    created_at      BIGINT NOT NULL,
+    delivered_at    BIGINT,
+    lease_node      TEXT,
+    lease_until     BIGINT
+);
+-- The worker's scan: pending rows by when they are due.
+CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE status = 'pending';
+-- The admin list (a tenant's rows, newest first, by status) and holds.
+CREATE INDEX outbox_tenant_status ON outbox (tenant_id, status, id);
+CREATE INDEX outbox_tenant_id ON outbox (tenant_id, id);
+-- An erased subject's sessions' rows.
+CREATE INDEX outbox_session ON outbox (session_id);
+
+-- A tenant whose endpoint answered 410: its new events are held until an
+-- admin resumes it.
+CREATE TABLE event_endpoints_disabled (
+    tenant_id   TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+    disabled_at BIGINT NOT NULL
+);
+
+-- The last activity a `session.idle` was written for: one per quiet stretch.
+ALTER TABLE sessions ADD COLUMN idle_for BIGINT;

@@ -1,0 +1,384 @@
+//! The outbox of outbound events (SPEC §19) in SQL: rows written with the
+//! changes that cause them (see [`insert`], used by the session, turn, hold
+//! and close writes), leased by the delivery worker of one node at a time,
+//! settled after each try, listed, retried and resumed by admins.
+//!
+//! Leases. A worker takes due rows with one `UPDATE … RETURNING`; on
+//! PostgreSQL the rows are picked `FOR UPDATE SKIP LOCKED`, so two nodes
+//! leasing at once never take the same row (SQLite has one writer and one
+//! node). A settle only counts from the node that holds the lease, while
+//! the row is still pending: a node that lost its lease (it stalled past
+//! it) cannot overwrite what another node's try wrote.
+//!
+//! Bodies are encrypted like content, sealed at the row's own id (as a
+//! session's values are at the session's), so `keys rotate` covers them.
+
+use crate::crypto::Aad;
+use crate::db::{Conn, Dialect, Param};
+use crate::rows::{crypto_err, time_of};
+use crate::store::SqlStore;
+use std::sync::Arc;
+use switchboard_core::outbound::{DeliveryStatus, NewEvent};
+use switchboard_core::store::outbox::{
+    Delivery, DeliveryQuery, DeliveryRecord, IdleSession, RetryOutcome, Settle,
+};
+use switchboard_core::store::StoreError;
+use switchboard_core::time::Timestamp;
+use uuid::Uuid;
+
+/// The body's column in its associated data.
+pub const OUTBOX_BODY: &str = "outbox_body";
+
+/// `$1` id, `$2` tenant, `$3` session, `$4` type, `$5` body (sealed), `$6`
+/// now: pending, or held while the tenant's endpoint is disabled.
+const INSERT: &str = "INSERT INTO outbox \
+     (id, tenant_id, session_id, type, body, status, attempts, next_attempt_at, created_at) \
+     VALUES ($1, $2, $3, $4, $5, CASE WHEN EXISTS \
+     (SELECT 1 FROM event_endpoints_disabled WHERE tenant_id = $2) THEN 'held' ELSE 'pending' END, \
+     0, $6, $6)";
+
+/// `$1` node, `$2` lease end, `$3` now, `$4` how many.
+const LEASE: &str = "UPDATE outbox SET lease_node = $1, lease_until = $2 WHERE id IN \
+     (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $3 \
+     AND (lease_until IS NULL OR lease_until <= $3) ORDER BY next_attempt_at LIMIT $4) \
+     RETURNING id, tenant_id, type, body, attempts, created_at";
+const LEASE_SKIP_LOCKED: &str = "UPDATE outbox SET lease_node = $1, lease_until = $2 WHERE id IN \
+     (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $3 \
+     AND (lease_until IS NULL OR lease_until <= $3) ORDER BY next_attempt_at LIMIT $4 \
+     FOR UPDATE SKIP LOCKED) \
+     RETURNING id, tenant_id, type, body, attempts, created_at";
+
+/// Every settle: `$1` id, `$2` node, then its own.
+const HELD_BY: &str = "WHERE id = $1 AND lease_node = $2 AND status = 'pending'";
+const LEASE_CLEARED: &str = "attempts = attempts + 1, lease_node = NULL, lease_until = NULL";
+/// `$3` status, `$4` now.
+const DELIVERED: &str = "UPDATE outbox SET status = 'delivered', last_status = $3, last_error = NULL, \
+     delivered_at = $4, ";
+/// `$3` next try, `$4` status, `$5` error.
+const RETRY: &str = "UPDATE outbox SET next_attempt_at = $3, last_status = $4, last_error = $5, ";
+/// `$3` status, `$4` error.
+const DEAD: &str = "UPDATE outbox SET status = 'dead', last_status = $3, last_error = $4, ";
+const GONE: &str = "UPDATE outbox SET status = 'gone', last_status = 410, last_error = NULL, ";
+/// `$1` id.
+const TENANT_OF: &str = "SELECT tenant_id FROM outbox WHERE id = $1";
+/// `$1` tenant, `$2` now.
+const DISABLE: &str = "INSERT INTO event_endpoints_disabled (tenant_id, disabled_at) VALUES ($1, $2) \
+     ON CONFLICT (tenant_id) DO NOTHING";
+/// `$1` tenant: its pending deliveries wait for the endpoint to be resumed.
+const HOLD_PENDING: &str = "UPDATE outbox SET status = 'held', lease_node = NULL, lease_until = NULL \
+     WHERE tenant_id = $1 AND status = 'pending'";
+
+/// `$1` node.
+const RELEASE: &str = "UPDATE outbox SET lease_node = NULL, lease_until = NULL \
+     WHERE lease_node = $1 AND status = 'pending'";
+
+const RECORD_COLUMNS: &str = "SELECT id, type, session_id, status, attempts, next_attempt_at, \
+     last_status, last_error, created_at, delivered_at FROM outbox ";
+/// `$1` tenant, `$2` ids below this one, `$3` how many (then `$4` status).
+const LIST: &str = "WHERE tenant_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3";
+const LIST_BY_STATUS: &str = "WHERE tenant_id = $1 AND id < $2 AND status = $4 ORDER BY id DESC LIMIT $3";
+/// Above every uuid's text: the first page's cursor.
+const TOP: &str = "~";
+
+/// `$1` tenant.
+const IS_DISABLED: &str = "SELECT count(*) FROM event_endpoints_disabled WHERE tenant_id = $1";
+/// `$1` id, `$2` tenant, `$3` now: due now, with a fresh schedule.
+const REQUEUE: &str = "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $3, \
+     delivered_at = NULL WHERE id = $1 AND tenant_id = $2";
+/// `$1` tenant.
+const ENABLE: &str = "DELETE FROM event_endpoints_disabled WHERE tenant_id = $1";
+/// `$1` tenant, `$2` now.
+const RESUME: &str = "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $2 \
+     WHERE tenant_id = $1 AND status = 'held'";
+
+const COUNTS: &str = "SELECT status, count(*) FROM outbox GROUP BY status";
+
+/// `$1` tenant, `$2` since, `$3` before, `$4` how many.
+const IDLE: &str = "SELECT id, owner, last_activity_at FROM sessions WHERE tenant_id = $1 \
+     AND last_activity_at >= $2 AND last_activity_at < $3 AND status <> 'closed' \
+     AND (idle_for IS NULL OR idle_for < last_activity_at) ORDER BY last_activity_at LIMIT $4";
+/// `$1` id, `$2` tenant, `$3` the activity the stretch began at.
+const MARK_IDLE: &str = "UPDATE sessions SET idle_for = last_activity_at \
+     WHERE id = $1 AND tenant_id = $2 AND last_activity_at = $3 \
+     AND (idle_for IS NULL OR idle_for < last_activity_at)";
+
+/// An event with its body sealed, ready to insert.
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    id: String,
+    tenant_id: String,
+    session_id: String,
+    kind: &'static str,
+    body: Vec<u8>,
+    at: Timestamp,
+}
+
+fn place(tenant_id: &str, id: Uuid) -> Aad<'_> {
+    Aad { tenant_id, session_id: id, seq: 0, column: OUTBOX_BODY }
+}
+
+/// Seals `event`'s body for [`insert`].
+pub fn seal(store: &SqlStore, event: &NewEvent) -> Result<Sealed, StoreError> {
+    let body =
+        store.cipher.encrypt_str(&place(&event.tenant_id, event.id), &event.body).map_err(crypto_err)?;
+    Ok(Sealed {
+        id: event.id.to_string(),
+        tenant_id: event.tenant_id.clone(),
+        session_id: event.session_id.to_string(),
+        kind: event.kind.as_str(),
+        body,
+        at: event.at,
+    })
+}
+
+/// Seals an optional event (most changes have none).
+pub fn seal_opt(store: &SqlStore, event: Option<&NewEvent>) -> Result<Option<Sealed>, StoreError> {
+    event.map(|e| seal(store, e)).transpose()
+}
+
+/// The statement that writes a sealed event, for a change's transaction.
+pub fn insert(e: &Sealed) -> (&'static str, Vec<Param<'_>>) {
+    let params = vec![
+        (&e.id).into(),
+        (&e.tenant_id).into(),
+        (&e.session_id).into(),
+        e.kind.into(),
+        (&e.body).into(),
+        (&e.at).into(),
+    ];
+    (INSERT, params)
+}
+
+pub async fn enqueue(store: &SqlStore, events: &[NewEvent]) -> Result<(), StoreError> {
+    let sealed: Vec<Sealed> = events.iter().map(|e| seal(store, e)).collect::<Result<_, _>>()?;
+    let sealed = Arc::new(sealed);
+    store
+        .write(move |mut conn: Conn<'_>| {
+            let sealed = sealed.clone();
+            Box::pin(async move {
+                for event in sealed.iter() {
+                    let (sql, params) = insert(event);
+                    conn.execute(sql, &params).await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+}
+
+type LeasedRow = (String, String, String, Vec<u8>, i64, i64);
+
+pub async fn lease(
+    store: &SqlStore,
+    node: &str,
+    now: Timestamp,
+    until: Timestamp,
+    limit: u32,
+) -> Result<Vec<Delivery>, StoreError> {
+    let args = Arc::new((node.to_owned(), now, until, i64::from(limit)));
+    let rows: Vec<LeasedRow> = store
+        .write(move |mut conn: Conn<'_>| {
+            let args = args.clone();
+            Box::pin(async move {
+                let (node, now, until, limit) = &*args;
+                let sql = if conn.dialect() == Dialect::Postgres { LEASE_SKIP_LOCKED } else { LEASE };
+                Ok(conn.all(sql, &[node.into(), until.into(), now.into(), (*limit).into()]).await?)
+            })
+        })
+        .await?;
+    rows.into_iter()
+        .map(|(id, tenant_id, kind, body, attempts, created_at)| {
+            let id = parse_id(&id)?;
+            let body = store.cipher.decrypt_string(&place(&tenant_id, id), &body).map_err(crypto_err)?;
+            Ok(Delivery {
+                id,
+                tenant_id,
+                kind,
+                body,
+                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                created_at: time_of("created_at", created_at)?,
+            })
+        })
+        .collect()
+}
+
+pub async fn settle(
+    store: &SqlStore,
+    id: Uuid,
+    node: &str,
+    settle: &Settle,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let args = Arc::new((id.to_string(), node.to_owned(), settle.clone(), now));
+    store
+        .write(move |mut conn: Conn<'_>| {
+            let args = args.clone();
+            Box::pin(async move {
+                let (id, node, settle, now) = &*args;
+                let held = [id.into(), node.into()];
+                let sql = |set: &str| format!("{set}{LEASE_CLEARED} {HELD_BY}");
+                let status = |s: &Option<u16>| Param::from(s.map(i64::from));
+                let done = match settle {
+                    Settle::Delivered { status: s } => {
+                        let params = [&held[..], &[i64::from(*s).into(), now.into()]].concat();
+                        conn.execute(&sql(DELIVERED), &params).await?
+                    }
+                    Settle::Retry { at, status: s, error } => {
+                        let params = [&held[..], &[at.into(), status(s), error.into()]].concat();
+                        conn.execute(&sql(RETRY), &params).await?
+                    }
+                    Settle::Dead { status: s, error } => {
+                        let params = [&held[..], &[status(s), error.into()]].concat();
+                        conn.execute(&sql(DEAD), &params).await?
+                    }
+                    Settle::Gone => {
+                        let done = conn.execute(&sql(GONE), &held).await?;
+                        if done > 0 {
+                            let (tenant,): (String,) = conn.one(TENANT_OF, &[id.into()]).await?;
+                            conn.execute(DISABLE, &[(&tenant).into(), now.into()]).await?;
+                            conn.execute(HOLD_PENDING, &[(&tenant).into()]).await?;
+                        }
+                        done
+                    }
+                };
+                Ok(done > 0)
+            })
+        })
+        .await
+}
+
+pub async fn release(store: &SqlStore, node: &str) -> Result<u64, StoreError> {
+    let node = Arc::new(node.to_owned());
+    store
+        .write(move |mut conn: Conn<'_>| {
+            let node = node.clone();
+            Box::pin(async move { Ok(conn.execute(RELEASE, &[node.as_str().into()]).await?) })
+        })
+        .await
+}
+
+type RecordRow = (String, String, String, String, i64, i64, Option<i64>, Option<String>, i64, Option<i64>);
+
+pub async fn list(store: &SqlStore, q: &DeliveryQuery) -> Result<Vec<DeliveryRecord>, StoreError> {
+    let before = q.before.map_or_else(|| TOP.to_owned(), |id| id.to_string());
+    let mut params: Vec<Param<'_>> = vec![(&q.tenant_id).into(), (&before).into(), i64::from(q.limit).into()];
+    let filter = match q.status {
+        Some(status) => {
+            params.push(status.as_str().into());
+            LIST_BY_STATUS
+        }
+        None => LIST,
+    };
+    let rows: Vec<RecordRow> = store.reader.all(&format!("{RECORD_COLUMNS}{filter}"), &params).await?;
+    rows.into_iter().map(record).collect()
+}
+
+fn record(row: RecordRow) -> Result<DeliveryRecord, StoreError> {
+    let (id, kind, session_id, status, attempts, next, last_status, last_error, created_at, delivered_at) =
+        row;
+    let status = DeliveryStatus::parse(&status)
+        .ok_or_else(|| StoreError::Corrupt(format!("outbox status {status:?}")))?;
+    Ok(DeliveryRecord {
+        id: parse_id(&id)?,
+        kind,
+        session_id: parse_id(&session_id)?,
+        status,
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        next_attempt_at: (status == DeliveryStatus::Pending)
+            .then(|| time_of("next_attempt_at", next))
+            .transpose()?,
+        last_status: last_status.and_then(|s| u16::try_from(s).ok()),
+        last_error,
+        created_at: time_of("created_at", created_at)?,
+        delivered_at: delivered_at.map(|t| time_of("delivered_at", t)).transpose()?,
+    })
+}
+
+pub async fn retry(
+    store: &SqlStore,
+    tenant_id: &str,
+    id: Uuid,
+    now: Timestamp,
+) -> Result<RetryOutcome, StoreError> {
+    let args = Arc::new((tenant_id.to_owned(), id.to_string(), now));
+    store
+        .write(move |mut conn: Conn<'_>| {
+            let args = args.clone();
+            Box::pin(async move {
+                let (tenant, id, now) = &*args;
+                let (disabled,): (i64,) = conn.one(IS_DISABLED, &[tenant.into()]).await?;
+                if disabled > 0 {
+                    return Ok(RetryOutcome::Disabled);
+                }
+                let done = conn.execute(REQUEUE, &[id.into(), tenant.into(), now.into()]).await?;
+                Ok(if done > 0 { RetryOutcome::Queued } else { RetryOutcome::NotFound })
+            })
+        })
+        .await
+}
+
+pub async fn resume(store: &SqlStore, tenant_id: &str, now: Timestamp) -> Result<u64, StoreError> {
+    let args = Arc::new((tenant_id.to_owned(), now));
+    store
+        .write(move |mut conn: Conn<'_>| {
+            let args = args.clone();
+            Box::pin(async move {
+                let (tenant, now) = &*args;
+                conn.execute(ENABLE, &[tenant.into()]).await?;
+                Ok(conn.execute(RESUME, &[tenant.into(), now.into()]).await?)
+            })
+        })
+        .await
+}
+
+pub async fn counts(store: &SqlStore) -> Result<Vec<(DeliveryStatus, u64)>, StoreError> {
+    let rows: Vec<(String, i64)> = store.reader.all(COUNTS, &[]).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(s, n)| Some((DeliveryStatus::parse(&s)?, u64::try_from(n).unwrap_or(0))))
+        .collect())
+}
+
+pub async fn idle_sessions(
+    store: &SqlStore,
+    tenant_id: &str,
+    since: Timestamp,
+    before: Timestamp,
+    limit: u32,
+) -> Result<Vec<IdleSession>, StoreError> {
+    let params = [tenant_id.into(), (&since).into(), (&before).into(), i64::from(limit).into()];
+    let rows: Vec<(String, String, i64)> = store.reader.all(IDLE, &params).await?;
+    rows.into_iter()
+        .map(|(id, owner, at)| {
+            Ok(IdleSession {
+                session_id: parse_id(&id)?,
+                owner,
+                last_activity_at: time_of("last_activity_at", at)?,
+            })
+        })
+        .collect()
+}
+
+pub async fn mark_idle(store: &SqlStore, idle: &IdleSession, event: &NewEvent) -> Result<bool, StoreError> {
+    let sealed = seal(store, event)?;
+    let args = Arc::new((idle.session_id.to_string(), idle.last_activity_at, sealed));
+    store
+        .write(move |mut conn: Conn<'_>| {
+            let args = args.clone();
+            Box::pin(async move {
+                let (id, at, sealed) = &*args;
+                let marked =
+                    conn.execute(MARK_IDLE, &[id.into(), (&sealed.tenant_id).into(), at.into()]).await?;
+                if marked > 0 {
+                    let (sql, params) = insert(sealed);
+                    conn.execute(sql, &params).await?;
+                }
+                Ok(marked > 0)
+            })
+        })
+        .await
+}
+
+fn parse_id(text: &str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(text).map_err(|_| StoreError::Corrupt(format!("outbox id {text:?}")))
+}
