@@ -229,7 +229,8 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
         after: Option<&SessionCursor>,
     ) -> Result<Vec<Session>, StoreError>;
-    /// Deletes the session and all its messages; false when there was none.
+    /// Deletes the session, all its messages and its outbound events; false
+    /// when there was none.
     async fn delete_session(&self, tenant_id: &str, id: Uuid) -> Result<bool, StoreError>;
 
     /// Messages newest first, with `seq < before_seq` when given; at most `limit`.

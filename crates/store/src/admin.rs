@@ -12,11 +12,13 @@ use switchboard_core::store::admin::{AdminSessionQuery, RuntimeSetting, SessionS
 use switchboard_core::store::StoreError;
 use uuid::Uuid;
 
-/// `$1` id, `$2` tenant: a row when the session exists and is not closed.
-const WAS_OPEN: &str = "SELECT 1 FROM sessions WHERE id = $1 AND tenant_id = $2 AND status <> 'closed'";
-/// `closed`, and no agent holds it any more: `$1` id, `$2` tenant.
+/// `closed`, and no agent holds it any more: `$1` id, `$2` tenant. Only an
+/// open session changes (so only one close of it writes its event; on
+/// PostgreSQL a second close waits for the first's row lock, then finds it
+/// closed).
 const CLOSE_SESSION: &str = concat!(
-    "UPDATE sessions SET status = 'closed', takeover = NULL WHERE id = $1 AND tenant_id = $2 RETURNING ",
+    "UPDATE sessions SET status = 'closed', takeover = NULL \
+     WHERE id = $1 AND tenant_id = $2 AND status <> 'closed' RETURNING ",
     session_columns!()
 );
 const GET_SETTING: &str = "SELECT name, value, updated_at FROM runtime_settings WHERE name = $1";
@@ -131,15 +133,15 @@ pub async fn close_session(
             Box::pin(async move {
                 let (id, tenant_id, event) = &*key;
                 let params = [id.into(), tenant_id.into()];
-                let open: Option<(i64,)> = match event {
-                    Some(_) => conn.optional(WAS_OPEN, &params).await?,
-                    None => None,
-                };
-                let row = conn.optional::<SessionRow>(CLOSE_SESSION, &params).await?;
-                if let (Some(_), Some(event)) = (open, event) {
-                    let (sql, params) = crate::outbox::insert(event);
-                    conn.execute(sql, &params).await?;
+                if let Some(row) = conn.optional::<SessionRow>(CLOSE_SESSION, &params).await? {
+                    if let Some(event) = event {
+                        let (sql, params) = crate::outbox::insert(event);
+                        conn.execute(sql, &params).await?;
+                    }
+                    return Ok(Some(row));
                 }
+                // Closed before (or not there): as it is.
+                let row = conn.optional::<SessionRow>(crate::sessions::GET, &params).await?;
                 Ok(row)
             })
         })

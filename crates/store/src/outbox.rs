@@ -80,6 +80,8 @@ const LIST_BY_STATUS: &str = "WHERE tenant_id = $1 AND id < $2 AND status = $4 O
 /// Above every uuid's text: the first page's cursor.
 const TOP: &str = "~";
 
+/// `$1` id, `$2` tenant.
+const EXISTS: &str = "SELECT count(*) FROM outbox WHERE id = $1 AND tenant_id = $2";
 /// `$1` tenant.
 const IS_DISABLED: &str = "SELECT count(*) FROM event_endpoints_disabled WHERE tenant_id = $1";
 /// `$1` id, `$2` tenant, `$3` now: due now, with a fresh schedule.
@@ -306,6 +308,10 @@ pub async fn retry(
             let args = args.clone();
             Box::pin(async move {
                 let (tenant, id, now) = &*args;
+                let (found,): (i64,) = conn.one(EXISTS, &[id.into(), tenant.into()]).await?;
+                if found == 0 {
+                    return Ok(RetryOutcome::NotFound);
+                }
                 let (disabled,): (i64,) = conn.one(IS_DISABLED, &[tenant.into()]).await?;
                 if disabled > 0 {
                     return Ok(RetryOutcome::Disabled);

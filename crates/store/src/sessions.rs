@@ -31,6 +31,8 @@ const CONTEXT_OF: &str = "SELECT context FROM sessions WHERE id = $1 AND tenant_
 /// `$1` id, `$2` tenant, both statements.
 const DELETE_MESSAGES: &str = "DELETE FROM messages WHERE session_id = $1 AND tenant_id = $2";
 const DELETE: &str = "DELETE FROM sessions WHERE id = $1 AND tenant_id = $2";
+/// Its events go with it, sent or not: they would name a deleted session.
+const DELETE_EVENTS: &str = "DELETE FROM outbox WHERE session_id = $1 AND tenant_id = $2";
 
 type NewRow = (NewSession, Option<Vec<u8>>, Option<crate::outbox::Sealed>);
 
@@ -132,6 +134,7 @@ pub async fn delete(store: &SqlStore, tenant_id: &str, id: Uuid) -> Result<bool,
                 let (id, tenant_id) = &*key;
                 let params = [id.into(), tenant_id.into()];
                 conn.execute(DELETE_MESSAGES, &params).await?;
+                conn.execute(DELETE_EVENTS, &params).await?;
                 Ok(conn.execute(DELETE, &params).await? > 0)
             })
         })

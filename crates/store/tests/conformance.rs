@@ -108,6 +108,12 @@ conformance!(
     memory_value_moved_to_another_row_does_not_decrypt,
     erase_wipes_every_row_of_the_subject_and_nothing_else,
     erasing_a_visitor_revokes_it,
+    outbox_events_written_with_their_changes_are_pending_and_leased_once,
+    settles_follow_the_lease,
+    gone_disables_holds_and_resume_restores,
+    list_pages_and_filters,
+    idle_sessions_once_per_quiet_stretch,
+    outbox_bodies_are_encrypted_at_rest,
 );
 
 memory_conformance!(
@@ -161,4 +167,9 @@ memory_conformance!(
     concurrent_new_keys_never_pass_the_limit,
     erase_wipes_every_row_of_the_subject_and_nothing_else,
     erasing_a_visitor_revokes_it,
+    outbox_events_written_with_their_changes_are_pending_and_leased_once,
+    settles_follow_the_lease,
+    gone_disables_holds_and_resume_restores,
+    list_pages_and_filters,
+    idle_sessions_once_per_quiet_stretch,
 );

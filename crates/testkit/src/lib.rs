@@ -6,7 +6,8 @@
 //! and a [`Harness`] wiring them to a `TurnEngine` over the in-process bus.
 //!
 //! Also [`services`]: the PostgreSQL, Redis and NATS URLs of the tests that
-//! need them, and a skip that shows in `scripts/test` when one is missing.
+//! need them, and a skip that shows in `scripts/test` when one is missing;
+//! [`python`]: the official Standard Webhooks library for Python.
 //!
 //! Dev-only: it is a dev-dependency of the crates that test with it and never
 //! a dependency of the `switchboard` binary (`publish = false`).
@@ -14,6 +15,7 @@
 mod clock;
 mod harness;
 mod provider;
+pub mod python;
 pub mod services;
 mod store;
 

@@ -27,17 +27,20 @@ pub fn service_url(var: &str) -> Option<String> {
     if let Some(url) = std::env::var(var).ok().filter(|v| !v.is_empty()) {
         return Some(url);
     }
+    skip(var, &format!("{var} is not set"));
+    None
+}
+
+/// Notes the running test as skipped for want of `var` (`why` says what is
+/// missing), or fails it when services are required.
+pub(crate) fn skip(var: &str, why: &str) {
     let test = current_test();
     let required = std::env::var("SWITCHBOARD_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "{test}: {var} is not set but services are required (SWITCHBOARD_TEST_REQUIRE_SERVICES=1)"
-    );
-    println!("SKIPPED {test}: {var} is not set");
+    assert!(!required, "{test}: {why}, but services are required (SWITCHBOARD_TEST_REQUIRE_SERVICES=1)");
+    println!("SKIPPED {test}: {why}");
     if let Some(dir) = std::env::var_os(SKIPPED_DIR) {
         note_skipped(Path::new(&dir), var, &test);
     }
-    None
 }
 
 /// The running test as nextest names it (`crate::binary test::path`); under

@@ -151,10 +151,13 @@ impl State {
     }
 
     pub(super) fn retry_delivery(&mut self, tenant_id: &str, id: Uuid, now: Timestamp) -> RetryOutcome {
+        if self.outbox.rows.get(&id).is_none_or(|r| r.event.tenant_id != tenant_id) {
+            return RetryOutcome::NotFound;
+        }
         if self.outbox.disabled.contains_key(tenant_id) {
             return RetryOutcome::Disabled;
         }
-        match self.outbox.rows.get_mut(&id).filter(|r| r.event.tenant_id == tenant_id) {
+        match self.outbox.rows.get_mut(&id) {
             Some(row) => {
                 (row.status, row.attempts, row.next_attempt_at) = (DeliveryStatus::Pending, 0, ms(now));
                 row.delivered_at = None;

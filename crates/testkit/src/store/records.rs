@@ -73,6 +73,7 @@ impl State {
             return false;
         }
         self.remove_session(id);
+        self.forget_events_of(&[id]);
         true
     }
 
