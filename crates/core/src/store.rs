@@ -434,6 +434,15 @@ pub trait Store: Send + Sync + 'static {
     /// Enables the tenant's endpoint again and makes its held deliveries
     /// pending, due now; returns how many.
     async fn resume_deliveries(&self, tenant_id: &str, now: Timestamp) -> Result<u64, StoreError>;
+    /// Deletes up to `limit` deliveries of every tenant that were delivered
+    /// before `delivered_before`, or ended `dead` or `gone` and were created
+    /// before `ended_before`; returns how many. Pending and held ones stay.
+    async fn purge_deliveries(
+        &self,
+        delivered_before: Timestamp,
+        ended_before: Timestamp,
+        limit: u32,
+    ) -> Result<u64, StoreError>;
     /// How many deliveries of every tenant are in each status.
     async fn delivery_counts(&self) -> Result<Vec<(crate::outbound::DeliveryStatus, u64)>, StoreError>;
     /// Up to `limit` of the tenant's sessions, not closed, last active in

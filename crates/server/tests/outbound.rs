@@ -82,6 +82,16 @@ async fn a_receiver_down_then_failing_then_up_gets_each_event_once_with_one_id()
 
     let delivered = until_delivery(&app, "delivered", |d| d["status"] == "delivered").await;
     assert_eq!((&delivered["attempts"], &delivered["last_status"]), (&json!(3), &json!(200)));
+    // Each try counted by outcome; the wait to delivery measured; the outbox by status.
+    let metrics = app.get("/metrics", None).await.text;
+    for series in [
+        "switchboard_outbound_deliveries_total{outcome=\"failed\"} 2",
+        "switchboard_outbound_deliveries_total{outcome=\"delivered\"} 1",
+        "switchboard_outbound_delivery_seconds_count 1",
+        "switchboard_outbox_deliveries{status=\"pending\"}",
+    ] {
+        assert!(metrics.contains(series), "no {series} in:\n{metrics}");
+    }
     assert_eq!(delivered["id"], got[1].id.as_str());
     assert!(delivered["delivered_at"].as_str().is_some() && delivered["next_attempt_at"].is_null());
     // Delivered once: nothing more comes.

@@ -93,6 +93,11 @@ const ENABLE: &str = "DELETE FROM event_endpoints_disabled WHERE tenant_id = $1"
 const RESUME: &str = "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $2 \
      WHERE tenant_id = $1 AND status = 'held'";
 
+/// `$1` delivered before, `$2` dead or gone and created before, `$3` how many.
+const PURGE: &str = "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox \
+     WHERE (status = 'delivered' AND delivered_at < $1) \
+     OR (status IN ('dead', 'gone') AND created_at < $2) LIMIT $3)";
+
 const COUNTS: &str = "SELECT status, count(*) FROM outbox GROUP BY status";
 
 /// `$1` tenant, `$2` since, `$3` before, `$4` how many.
@@ -115,7 +120,8 @@ pub struct Sealed {
     at: Timestamp,
 }
 
-fn place(tenant_id: &str, id: Uuid) -> Aad<'_> {
+/// Where an outbox row's body is sealed: at its own id.
+pub fn place(tenant_id: &str, id: Uuid) -> Aad<'_> {
     Aad { tenant_id, session_id: id, seq: 0, column: OUTBOX_BODY }
 }
 
@@ -332,6 +338,24 @@ pub async fn resume(store: &SqlStore, tenant_id: &str, now: Timestamp) -> Result
                 let (tenant, now) = &*args;
                 conn.execute(ENABLE, &[tenant.into()]).await?;
                 Ok(conn.execute(RESUME, &[tenant.into(), now.into()]).await?)
+            })
+        })
+        .await
+}
+
+pub async fn purge(
+    store: &SqlStore,
+    delivered_before: Timestamp,
+    ended_before: Timestamp,
+    limit: u32,
+) -> Result<u64, StoreError> {
+    let args = Arc::new((delivered_before, ended_before, i64::from(limit)));
+    store
+        .write(move |mut conn: Conn<'_>| {
+            let args = args.clone();
+            Box::pin(async move {
+                let (delivered, ended, limit) = &*args;
+                Ok(conn.execute(PURGE, &[delivered.into(), ended.into(), (*limit).into()]).await?)
             })
         })
         .await

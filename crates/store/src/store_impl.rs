@@ -307,6 +307,15 @@ impl Store for SqlStore {
         outbox::resume(self, tenant_id, now).await
     }
 
+    async fn purge_deliveries(
+        &self,
+        delivered_before: Timestamp,
+        ended_before: Timestamp,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        outbox::purge(self, delivered_before, ended_before, limit).await
+    }
+
     async fn delivery_counts(&self) -> Result<Vec<(DeliveryStatus, u64)>, StoreError> {
         outbox::counts(self).await
     }

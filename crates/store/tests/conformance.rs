@@ -112,6 +112,7 @@ conformance!(
     settles_follow_the_lease,
     gone_disables_holds_and_resume_restores,
     list_pages_and_filters,
+    purge_deletes_only_what_was_kept_long_enough,
     idle_sessions_once_per_quiet_stretch,
     outbox_bodies_are_encrypted_at_rest,
 );
@@ -171,5 +172,6 @@ memory_conformance!(
     settles_follow_the_lease,
     gone_disables_holds_and_resume_restores,
     list_pages_and_filters,
+    purge_deletes_only_what_was_kept_long_enough,
     idle_sessions_once_per_quiet_stretch,
 );

@@ -8,7 +8,9 @@
 //! task waits [`POLL`] (so an event is sent within about that long of its
 //! commit, on whichever node leases it first). A node that stops mid-try
 //! leaves its leases to end (30 s) or, when it starts again, ends them at
-//! once: every event is sent at least once.
+//! once: every event is sent at least once. Once an hour the node also
+//! deletes deliveries kept long enough (delivered a week ago; dead or gone
+//! for a month).
 
 pub mod deliver;
 pub mod idle;
@@ -26,6 +28,13 @@ pub const POLL: Duration = Duration::from_millis(500);
 pub const LEASE: Duration = Duration::from_secs(30);
 /// How often the outbox's gauges are read again.
 const GAUGES_EVERY: Duration = Duration::from_secs(15);
+/// How often old deliveries are purged, and how long they are kept:
+/// delivered ones a week, dead and gone ones a month (time to retry them).
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
+const KEEP_DELIVERED: chrono::Duration = chrono::Duration::days(7);
+const KEEP_ENDED: chrono::Duration = chrono::Duration::days(30);
+/// Rows one purge deletes at most, in one short transaction each.
+const PURGE_BATCH: u32 = 1000;
 
 /// Runs the worker until `stop`. A try cut by the stop is tried again.
 pub fn spawn(state: AppState, node: String, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
@@ -41,10 +50,15 @@ pub fn spawn(state: AppState, node: String, stop: CancellationToken) -> tokio::t
         }
         let mut idle = idle::IdleChecks::default();
         let mut gauges_at = Instant::now();
+        let mut purge_at = Instant::now();
         loop {
             let round = async {
                 let tried = deliver::round(&state, &node).await;
                 idle.run_due(&state).await;
+                if Instant::now() >= purge_at {
+                    purge(&state).await;
+                    purge_at = Instant::now() + PURGE_EVERY;
+                }
                 if Instant::now() >= gauges_at {
                     deliver::refresh_gauges(&state).await;
                     gauges_at = Instant::now() + GAUGES_EVERY;
@@ -63,4 +77,19 @@ pub fn spawn(state: AppState, node: String, stop: CancellationToken) -> tokio::t
             }
         }
     })
+}
+
+/// Deletes the deliveries kept long enough, a batch at a time.
+async fn purge(state: &AppState) {
+    let now = state.clock.now();
+    loop {
+        match state.store.purge_deliveries(now - KEEP_DELIVERED, now - KEEP_ENDED, PURGE_BATCH).await {
+            Ok(n) if n == u64::from(PURGE_BATCH) => continue,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot purge old deliveries; will try again");
+                return;
+            }
+        }
+    }
 }

@@ -23,6 +23,8 @@ CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE status = 'pending';
 -- The admin list (a tenant's rows, newest first, by status) and holds.
 CREATE INDEX outbox_tenant_status ON outbox (tenant_id, status, id);
 CREATE INDEX outbox_tenant_id ON outbox (tenant_id, id);
+-- The purge of delivered rows, oldest first.
+CREATE INDEX outbox_delivered ON outbox (delivered_at) WHERE status = 'delivered';
 -- An erased subject's sessions' rows.
 CREATE INDEX outbox_session ON outbox (session_id);
 

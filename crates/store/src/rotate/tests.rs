@@ -7,6 +7,7 @@
 use super::*;
 use crate::crypto::{stored_kid, Aad, Cipher};
 use crate::memory;
+use crate::outbox;
 use crate::rows::{CONTENT, CONTEXT, METADATA, TOOLS};
 use crate::schema::canary_place;
 use crate::{Durability, Keyring};
@@ -95,6 +96,24 @@ impl Db {
         .unwrap();
     }
 
+    /// An outbound event's body, sealed at the event's id.
+    async fn outbox(&self, cipher: &Cipher, written: &mut Written, body: &str) {
+        let id = Uuid::now_v7();
+        written.values.push(("outbox.body", id.to_string(), 0, body.to_owned()));
+        let sealed = cipher.encrypt_str(&outbox::place(TENANT, id), body).unwrap();
+        sqlx::query(
+            "INSERT INTO outbox (id, tenant_id, session_id, type, body, status, next_attempt_at, created_at) \
+             VALUES ($1, $2, $3, 'session.created', $4, 'pending', 0, 0)",
+        )
+        .bind(id.to_string())
+        .bind(TENANT)
+        .bind(Uuid::new_v4().to_string())
+        .bind(sealed)
+        .execute(&self.pool)
+        .await
+        .unwrap();
+    }
+
     async fn message(
         &self,
         cipher: &Cipher,
@@ -160,6 +179,7 @@ fn open(cipher: &Cipher, column: &str, id: &str, seq: i64, tenant: &str, value: 
         "sessions.metadata" => place(METADATA),
         "sessions.context" => place(CONTEXT),
         "memory.value" => memory::place(tenant, Uuid::parse_str(id).unwrap()),
+        "outbox.body" => outbox::place(tenant, Uuid::parse_str(id).unwrap()),
         "keycheck.canary" => canary_place(),
         other => panic!("unknown column {other}"),
     };
@@ -184,14 +204,16 @@ async fn rotates_every_column_once_and_old_key_can_go() {
     db.memory(&cipher, &mut written, "user:alice", "size", "MARK-memory-M").await;
     db.memory(&cipher, &mut written, "user:alice", "likes", "MARK-memory-denim").await;
     db.memory(&cipher, &mut written, "user:bob", "size", "MARK-memory-L").await;
+    db.outbox(&cipher, &mut written, r#"{"type":"session.created","data":"MARK-event-1"}"#).await;
+    db.outbox(&cipher, &mut written, r#"{"type":"session.created","data":"MARK-event-2"}"#).await;
 
     let rotated = old.rotated("k2").unwrap();
     let mut pages = 0;
     let report = rotate_keys(&db.url, &options(&rotated), 2, |_| pages += 1).await.unwrap();
-    // 9 contents, 3 tool payloads, 2 metadata, 2 page contexts, 3 memory
-    // values, and the k1 canary (the k2 canary was written under k2 when
-    // the rotation opened the database).
-    assert_eq!(report.rewritten(), 20, "{report:?}");
+    // 9 contents, 3 tool payloads, 2 metadata, 2 page contexts, 2 event
+    // bodies, 3 memory values, and the k1 canary (the k2 canary was written
+    // under k2 when the rotation opened the database).
+    assert_eq!(report.rewritten(), 22, "{report:?}");
     assert_eq!((report.remaining, report.unreadable, report.passes), (0, 0, 1), "{report:?}");
     assert_eq!(report.active_kid, "k2");
     let by_column: Vec<(&str, u64)> =
@@ -203,6 +225,7 @@ async fn rotates_every_column_once_and_old_key_can_go() {
             ("messages.tools", 3),
             ("sessions.metadata", 2),
             ("sessions.context", 2),
+            ("outbox.body", 2),
             ("memory.value", 3),
             ("keycheck.canary", 1)
         ]
@@ -212,7 +235,7 @@ async fn rotates_every_column_once_and_old_key_can_go() {
     // Every stored value is under k2 and opens with k2 alone, where it is.
     let new_only = Cipher::new(only_first(&rotated));
     let stored = db.stored().await;
-    assert_eq!(stored.len(), 9 + 3 + 2 + 2 + 3 + 2);
+    assert_eq!(stored.len(), 9 + 3 + 2 + 2 + 2 + 3 + 2);
     for (column, id, seq, tenant, value) in &stored {
         assert_eq!(stored_kid(value), Some("k2"), "{column} {id} {seq}");
         let plain = open(&new_only, column, id, *seq, tenant, value);
@@ -238,11 +261,18 @@ async fn rotates_every_column_once_and_old_key_can_go() {
         ]
     );
     assert_eq!(store.get_memory(TENANT, "user:bob", "size").await.unwrap().unwrap().value, "MARK-memory-L");
+    // Event bodies read back where the delivery worker opens them.
+    let now = switchboard_core::time::from_millis(1).unwrap();
+    let leased = store.lease_deliveries("node", now, now, 10).await.unwrap();
+    let mut bodies: Vec<&str> = leased.iter().map(|d| d.body.as_str()).collect();
+    bodies.sort_unstable();
+    assert_eq!(bodies.len(), 2);
+    assert!(bodies[0].contains("MARK-event-1") && bodies[1].contains("MARK-event-2"));
     drop(store);
 
     // A second run finds nothing to do.
     let again = rotate_keys(&db.url, &options(&rotated), 500, |_| {}).await.unwrap();
-    assert_eq!((again.rewritten(), again.remaining, again.examined()), (0, 0, 21), "{again:?}");
+    assert_eq!((again.rewritten(), again.remaining, again.examined()), (0, 0, 23), "{again:?}");
     // So does a run with the new key alone.
     let alone = rotate_keys(&db.url, &options(&only_first(&rotated)), 500, |_| {}).await.unwrap();
     assert_eq!((alone.rewritten(), alone.remaining), (0, 0));

@@ -595,3 +595,39 @@ pub async fn outbox_bodies_are_encrypted_at_rest(h: &mut Harness) {
     let expected: Vec<Delivery> = events.iter().chain([&created]).map(delivery_of).collect();
     assert_eq!(leased, by_id(expected));
 }
+
+pub async fn purge_deletes_only_what_was_kept_long_enough(h: &mut Harness) {
+    let store = h.store.clone();
+    let session = new_session(&store).await;
+    let events: Vec<NewEvent> =
+        (0..5).map(|i| event(EventType::TurnCompleted, &session, at(i), json!({"seq": i}))).collect();
+    store.enqueue_events(&events).await.unwrap();
+    let leased = lease(&store, NODE, 10, 10).await;
+    assert_eq!(leased.len(), 5);
+    // 0 and 1 delivered at 100 and 200, 2 dead, 3 gone (4 held then), 4 held.
+    let settle = |id, s: Settle, t| {
+        let store = store.clone();
+        async move { assert!(store.settle_delivery(id, NODE, &s, at(t)).await.unwrap()) }
+    };
+    settle(events[0].id, Settle::Delivered { status: 200 }, 100).await;
+    settle(events[1].id, Settle::Delivered { status: 204 }, 200).await;
+    settle(events[2].id, Settle::Dead { status: Some(500), error: "HTTP 500".into() }, 300).await;
+    settle(events[3].id, Settle::Gone, 400).await;
+    // Delivered before 150: only the first; ended (created) before 3: the dead one.
+    assert_eq!(store.purge_deliveries(at(150), at(3), 100).await.unwrap(), 2);
+    let left: Vec<Uuid> =
+        store.list_deliveries(&query(TENANT, None, None, 10)).await.unwrap().iter().map(|d| d.id).collect();
+    assert_eq!(sorted(&[&events[1], &events[3], &events[4]]), {
+        let mut l = left.clone();
+        l.sort();
+        l
+    });
+    // The limit holds; held ones are never purged.
+    assert_eq!(store.purge_deliveries(at(10_000), at(10_000), 1).await.unwrap(), 1);
+    assert_eq!(store.purge_deliveries(at(10_000), at(10_000), 100).await.unwrap(), 1);
+    let left = store.list_deliveries(&query(TENANT, None, None, 10)).await.unwrap();
+    assert_eq!(
+        left.iter().map(|d| (d.id, d.status)).collect::<Vec<_>>(),
+        [(events[4].id, DeliveryStatus::Held)]
+    );
+}

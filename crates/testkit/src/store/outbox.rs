@@ -179,6 +179,28 @@ impl State {
         resumed
     }
 
+    pub(super) fn purge_deliveries(
+        &mut self,
+        delivered_before: Timestamp,
+        ended_before: Timestamp,
+        limit: u32,
+    ) -> u64 {
+        let old: Vec<Uuid> = self
+            .outbox
+            .rows
+            .values()
+            .filter(|r| match r.status {
+                DeliveryStatus::Delivered => r.delivered_at.is_some_and(|at| at < delivered_before),
+                DeliveryStatus::Dead | DeliveryStatus::Gone => r.event.at < ended_before,
+                DeliveryStatus::Pending | DeliveryStatus::Held => false,
+            })
+            .map(|r| r.event.id)
+            .take(limit as usize)
+            .collect();
+        old.iter().for_each(|id| drop(self.outbox.rows.remove(id)));
+        old.len() as u64
+    }
+
     pub(super) fn delivery_counts(&self) -> Vec<(DeliveryStatus, u64)> {
         DeliveryStatus::ALL
             .into_iter()

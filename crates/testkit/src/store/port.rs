@@ -293,6 +293,15 @@ impl Store for MemoryStore {
         Ok(self.lock().resume_deliveries(tenant_id, now))
     }
 
+    async fn purge_deliveries(
+        &self,
+        delivered_before: Timestamp,
+        ended_before: Timestamp,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        Ok(self.lock().purge_deliveries(delivered_before, ended_before, limit))
+    }
+
     async fn delivery_counts(&self) -> Result<Vec<(DeliveryStatus, u64)>, StoreError> {
         Ok(self.lock().delivery_counts())
     }
