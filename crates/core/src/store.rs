@@ -180,6 +180,13 @@ pub struct Erased {
     pub links: u64,
 }
 
+/// An answer a reaper marked `interrupted`, and its tenant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reaped {
+    pub tenant_id: String,
+    pub message: Message,
+}
+
 /// What linking a visitor to a user did (SPEC §3, guest to user).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkOutcome {
@@ -264,10 +271,10 @@ pub trait Store: Send + Sync + 'static {
     async fn finish_message(&self, finish: &Finish) -> Result<bool, StoreError>;
     /// Marks `interrupted` every streaming message whose lease ended before
     /// `now`, and returns them.
-    async fn reap_expired_leases(&self, now: Timestamp) -> Result<Vec<Message>, StoreError>;
+    async fn reap_expired_leases(&self, now: Timestamp) -> Result<Vec<Reaped>, StoreError>;
     /// Marks `interrupted` every streaming message leased by `node_id` (a node
     /// restarting reaps its own at once), and returns them.
-    async fn reap_node_leases(&self, node_id: &str, now: Timestamp) -> Result<Vec<Message>, StoreError>;
+    async fn reap_node_leases(&self, node_id: &str, now: Timestamp) -> Result<Vec<Reaped>, StoreError>;
     /// One bounded batch of the retention sweep (SPEC §11.6), in one short
     /// transaction: deletes up to `limit` of the tenant's messages created
     /// before `before` (never one still streaming; `message_count` follows),

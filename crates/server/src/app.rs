@@ -102,7 +102,9 @@ pub async fn serve(mut config: Config) -> Result<(), StartError> {
     let signing = load_keys(&config.data_dir, "SWITCHBOARD_SIGNING_KEY", "signing.key", "token signing")?;
     let audit_keys = load_keys(&config.data_dir, "SWITCHBOARD_AUDIT_KEY", "audit.key", "audit log")?;
     let node = node_id(&config)?;
+    let tenants = Arc::new(Tenants::from_map(tenants));
     let mut engine_config = EngineConfig::new(&node);
+    engine_config.outbound_of = Some(tenants.clone());
     engine_config.observer = Some(Arc::new(telemetry::TurnMetrics));
     engine_config.prices = Arc::new(config.prices.clone());
     let bus =
@@ -120,7 +122,7 @@ pub async fn serve(mut config: Config) -> Result<(), StartError> {
     let config = Arc::new(config);
     let state = AppState {
         config: config.clone(),
-        tenants: Arc::new(Tenants::from_map(tenants)),
+        tenants,
         store,
         engine: engine.clone(),
         signer: Arc::new(Signer::new(signing)),

@@ -23,6 +23,19 @@ pub struct Tenants {
     current: RwLock<Arc<TenantMap>>,
 }
 
+impl std::fmt::Debug for Tenants {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tenants").finish_non_exhaustive()
+    }
+}
+
+/// The reaper's `turn.failed` reads each tenant's events as they are now.
+impl switchboard_core::turn::OutboundOf for Tenants {
+    fn outbound(&self, tenant_id: &str) -> Option<Arc<switchboard_core::outbound::Outbound>> {
+        self.get(tenant_id)?.events.clone()
+    }
+}
+
 impl Tenants {
     pub fn from_map(map: TenantMap) -> Self {
         Self { current: RwLock::new(Arc::new(map)) }

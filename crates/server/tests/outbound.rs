@@ -23,7 +23,7 @@ mod receiver;
 use admin::{call, get_ok, operator_config, As};
 use cluster::{with_prefix, Backend};
 use common::postgres::TestDatabase;
-use common::{AppConfig, TenantSpec, TestApp};
+use common::{pieces, AppConfig, FakeOpenAi, Mode, TenantSpec, TestApp};
 use receiver::{Receiver, SECRET};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -184,6 +184,29 @@ async fn a_kill_mid_try_loses_nothing_and_the_restarted_node_sends_it_at_once() 
     assert_eq!(got.len(), 2, "not sent again after the restart");
     assert_eq!((got[1].id.as_str(), got[1].answered), (first[0].id.as_str(), 200));
     assert_eq!(got[1].json["session_id"], sid.as_str());
+}
+
+#[tokio::test]
+async fn an_answer_cut_by_a_crash_is_told_as_failed_once_the_node_is_back() {
+    let receiver = Receiver::start().await;
+    let fake =
+        FakeOpenAi::start(Mode::Paced { pieces: pieces(300), interval: Duration::from_millis(20) }).await;
+    let tenant = TenantSpec::openai("acme", &fake)
+        .table(&receiver.table("types = [\"turn.failed\", \"turn.completed\"]"))
+        .env("EVENTS_SECRET", SECRET);
+    let mut app = TestApp::start(operator_config().raw(ALLOW_LOOPBACK).tenant(tenant)).await;
+    let (sid, visitor) = app.create_session("acme").await;
+    let mut live = app.chat_live(&visitor, &json!({"session_id": sid, "message": "a long one"})).await;
+    live.until("stream_delta", Duration::from_secs(10)).await;
+    app.kill().await;
+    app.restart().await;
+    // The restarted node reaps its own answer at once, and says so.
+    let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 1, "no turn.failed after the restart");
+    let event = &got[0].json;
+    assert_eq!((&event["type"], &event["session_id"]), (&json!("turn.failed"), &json!(sid)));
+    assert_eq!((&event["data"]["seq"], &event["data"]["code"]), (&json!(2), &json!("turn.interrupted")));
+    assert!(event["data"]["turn_id"].as_str().is_some(), "{event}");
 }
 
 #[tokio::test]

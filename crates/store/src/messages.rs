@@ -5,7 +5,7 @@ use crate::db::{Conn, Dialect};
 use crate::rows::{decode_messages, message_columns, message_rows_from_json, MessageRow};
 use crate::store::SqlStore;
 use switchboard_core::model::Message;
-use switchboard_core::store::StoreError;
+use switchboard_core::store::{Reaped, StoreError};
 use switchboard_core::time::Timestamp;
 use uuid::Uuid;
 
@@ -75,16 +75,16 @@ pub async fn after(
     decode_messages(rows, &store.cipher)
 }
 
-pub async fn reap_expired(store: &SqlStore, now: Timestamp) -> Result<Vec<Message>, StoreError> {
+pub async fn reap_expired(store: &SqlStore, now: Timestamp) -> Result<Vec<Reaped>, StoreError> {
     let rows = store
         .write_one(move |mut conn: Conn<'_>| {
             Box::pin(async move { Ok(conn.all::<MessageRow>(REAP_EXPIRED, &[(&now).into()]).await?) })
         })
         .await?;
-    decode_messages(rows, &store.cipher)
+    reaped(rows, &store.cipher)
 }
 
-pub async fn reap_node(store: &SqlStore, node_id: &str) -> Result<Vec<Message>, StoreError> {
+pub async fn reap_node(store: &SqlStore, node_id: &str) -> Result<Vec<Reaped>, StoreError> {
     let node_id = std::sync::Arc::new(node_id.to_owned());
     let rows = store
         .write_one(move |mut conn: Conn<'_>| {
@@ -92,5 +92,16 @@ pub async fn reap_node(store: &SqlStore, node_id: &str) -> Result<Vec<Message>, 
             Box::pin(async move { Ok(conn.all::<MessageRow>(REAP_NODE, &[node_id.as_str().into()]).await?) })
         })
         .await?;
-    decode_messages(rows, &store.cipher)
+    reaped(rows, &store.cipher)
+}
+
+/// Reaped rows with their tenants.
+fn reaped(rows: Vec<MessageRow>, cipher: &crate::crypto::Cipher) -> Result<Vec<Reaped>, StoreError> {
+    let mut keys = cipher.keys();
+    rows.into_iter()
+        .map(|row| {
+            let tenant_id = row.tenant_id.clone();
+            Ok(Reaped { tenant_id, message: row.decode(&mut keys)? })
+        })
+        .collect()
 }

@@ -19,7 +19,7 @@ use switchboard_core::store::outbox::{
 };
 use switchboard_core::store::takeover::{AgentMessage, AgentMessageOutcome, HoldChange, HoldOutcome};
 use switchboard_core::store::{
-    BeginTurn, BeginTurnOutcome, Checkpoint, EraseSubject, Erased, Finish, LinkOutcome, NewSession,
+    BeginTurn, BeginTurnOutcome, Checkpoint, EraseSubject, Erased, Finish, LinkOutcome, NewSession, Reaped,
     SessionCursor, Store, StoreError, TenantRecord, VisitorLink,
 };
 use switchboard_core::time::Timestamp;
@@ -128,11 +128,11 @@ impl Store for SqlStore {
         }
     }
 
-    async fn reap_expired_leases(&self, now: Timestamp) -> Result<Vec<Message>, StoreError> {
+    async fn reap_expired_leases(&self, now: Timestamp) -> Result<Vec<Reaped>, StoreError> {
         messages::reap_expired(self, now).await
     }
 
-    async fn reap_node_leases(&self, node_id: &str, _now: Timestamp) -> Result<Vec<Message>, StoreError> {
+    async fn reap_node_leases(&self, node_id: &str, _now: Timestamp) -> Result<Vec<Reaped>, StoreError> {
         messages::reap_node(self, node_id).await
     }
 

@@ -54,6 +54,14 @@ pub struct EngineConfig {
     pub observer: Option<Arc<dyn TurnObserver>>,
     /// Prices per model (`[prices]`), for usage costs and budget reservations.
     pub prices: Arc<HashMap<String, crate::usage::Price>>,
+    /// A tenant's outbound events by tenant id (for the reaper's
+    /// `turn.failed`); none by default.
+    pub outbound_of: Option<Arc<dyn OutboundOf>>,
+}
+
+/// Looks up a tenant's outbound events (`None`: it has none, or is gone).
+pub trait OutboundOf: Send + Sync + std::fmt::Debug {
+    fn outbound(&self, tenant_id: &str) -> Option<Arc<crate::outbound::Outbound>>;
 }
 
 impl EngineConfig {
@@ -65,6 +73,7 @@ impl EngineConfig {
             reap_every: Duration::from_secs(2),
             observer: None,
             prices: Arc::default(),
+            outbound_of: None,
         }
     }
 }

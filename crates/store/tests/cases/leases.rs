@@ -38,8 +38,9 @@ pub async fn checkpoint_renews_lease_and_saves_text(h: &mut Harness) {
     assert!(!h.store.checkpoint(&wrong_tenant).await.unwrap());
     assert_eq!(stored(h, &assistant).await.content, "partial ans");
     let reaped = h.store.reap_expired_leases(at(20_001)).await.unwrap();
-    assert_eq!(seqs(&reaped), vec![2]);
-    assert_eq!(reaped[0].content, "partial ans");
+    assert_eq!(reaped.len(), 1);
+    assert_eq!(reaped[0].tenant_id, TENANT);
+    assert_eq!((reaped[0].message.seq, reaped[0].message.content.as_str()), (2, "partial ans"));
 }
 
 pub async fn finish_ends_streaming_once(h: &mut Harness) {
@@ -84,7 +85,7 @@ pub async fn reap_expired_leases_interrupts(h: &mut Harness) {
     assert!(h.store.reap_expired_leases(at(9_999)).await.unwrap().is_empty());
     let reaped = h.store.reap_expired_leases(at(10_001)).await.unwrap();
     assert_eq!(reaped.len(), 1);
-    let gone = &reaped[0];
+    let gone = &reaped[0].message;
     assert_eq!((gone.session_id, gone.seq), (s.id, 2));
     assert_eq!((gone.status, gone.content.as_str()), (MessageStatus::Interrupted, "half"));
     assert_eq!(stored(h, &assistant).await, gone.clone());
@@ -107,7 +108,7 @@ pub async fn reap_node_leases_interrupts_only_that_node(h: &mut Harness) {
 
     let reaped = h.store.reap_node_leases(NODE, at(1)).await.unwrap();
     assert_eq!(reaped.len(), 1);
-    assert_eq!((reaped[0].session_id, reaped[0].status), (s1.id, MessageStatus::Interrupted));
+    assert_eq!((reaped[0].message.session_id, reaped[0].message.status), (s1.id, MessageStatus::Interrupted));
     assert_eq!(stored(h, &mine).await.status, MessageStatus::Interrupted);
     assert_eq!(stored(h, &theirs).await.status, MessageStatus::Streaming);
     assert!(h.store.reap_node_leases(NODE, at(2)).await.unwrap().is_empty());

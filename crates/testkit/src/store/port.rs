@@ -14,7 +14,7 @@ use switchboard_core::store::outbox::{
 };
 use switchboard_core::store::takeover::{AgentMessage, AgentMessageOutcome, HoldChange, HoldOutcome};
 use switchboard_core::store::{
-    BeginTurn, BeginTurnOutcome, Checkpoint, EraseSubject, Erased, Finish, LinkOutcome, NewSession,
+    BeginTurn, BeginTurnOutcome, Checkpoint, EraseSubject, Erased, Finish, LinkOutcome, NewSession, Reaped,
     SessionCursor, Store, StoreError, TenantRecord, VisitorLink,
 };
 use switchboard_core::time::Timestamp;
@@ -108,12 +108,12 @@ impl Store for MemoryStore {
         Ok(self.lock().finish_message(finish))
     }
 
-    async fn reap_expired_leases(&self, now: Timestamp) -> Result<Vec<Message>, StoreError> {
+    async fn reap_expired_leases(&self, now: Timestamp) -> Result<Vec<Reaped>, StoreError> {
         let now = ms(now);
         Ok(self.lock().reap(|lease| lease.until < now))
     }
 
-    async fn reap_node_leases(&self, node_id: &str, _now: Timestamp) -> Result<Vec<Message>, StoreError> {
+    async fn reap_node_leases(&self, node_id: &str, _now: Timestamp) -> Result<Vec<Reaped>, StoreError> {
         Ok(self.lock().reap(|lease| lease.node_id == node_id))
     }
 

@@ -5,7 +5,7 @@
 use super::{ms, Lease, Reservation, Row, State};
 use switchboard_core::model::{Message, MessageStatus, Role, SessionStatus};
 use switchboard_core::retention::Purged;
-use switchboard_core::store::{BeginTurn, BeginTurnOutcome, Checkpoint, Finish};
+use switchboard_core::store::{BeginTurn, BeginTurnOutcome, Checkpoint, Finish, Reaped};
 use switchboard_core::time::Timestamp;
 use switchboard_core::usage::{Counted, DailyUsage, Reserve};
 use uuid::Uuid;
@@ -203,7 +203,7 @@ impl State {
 
     /// Marks `interrupted` every streaming answer whose lease `ends` says
     /// ended, and returns them.
-    pub(super) fn reap(&mut self, ends: impl Fn(&Lease) -> bool) -> Vec<Message> {
+    pub(super) fn reap(&mut self, ends: impl Fn(&Lease) -> bool) -> Vec<Reaped> {
         let mut reaped = Vec::new();
         for row in self.messages.values_mut().flat_map(|m| m.values_mut()) {
             if row.message.status == MessageStatus::Streaming && row.lease.as_ref().is_some_and(&ends) {
@@ -215,7 +215,7 @@ impl State {
                     }
                 }
                 row.lease = None;
-                reaped.push(row.message.clone());
+                reaped.push(Reaped { tenant_id: row.tenant_id.clone(), message: row.message.clone() });
             }
         }
         reaped
