@@ -86,9 +86,13 @@ async fn erasing_oneself_wipes_every_row_and_stops_the_running_answer() {
     fake.push_mode(Mode::Paced { pieces, interval: Duration::from_millis(20) });
     let mut live = app.chat_live(&alice, &json!({"session_id": laptop, "message": "a long one"})).await;
     live.until("stream_delta", Duration::from_secs(10)).await;
+    let erasing = std::time::Instant::now();
     assert_eq!(erase_me(&app, &alice).await, 204);
     let rest = live.finish(Duration::from_secs(10)).await;
-    assert!(rest.last().is_some_and(|e| e.event == "stream_end" || e.event == "error"), "{rest:?}");
+    // Stopped, not left to run out (200 pieces at 20 ms would take 4 s).
+    let end = rest.last().filter(|e| e.event == "stream_end").unwrap_or_else(|| panic!("{rest:?}"));
+    assert_eq!(end.json()["finish_reason"], "aborted", "{}", end.data);
+    assert!(erasing.elapsed() < Duration::from_secs(3), "the answer ran on: {:?}", erasing.elapsed());
 
     // Every read is "not found" or empty.
     for sid in [&phone, &laptop, &guest_session] {

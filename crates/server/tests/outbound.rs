@@ -305,6 +305,16 @@ async fn two_nodes_on_postgresql_never_both_deliver_one_event() {
     assert_eq!(per_id.len(), EVENTS, "every event arrived");
     let twice: Vec<_> = per_id.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "delivered more than once: {twice:?}");
+    // Both nodes shared the work (each leases what is due when it looks).
+    for node in [&a, &b] {
+        let metrics = node.get("/metrics", None).await.text;
+        let delivered = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("switchboard_outbound_deliveries_total{outcome=\"delivered\"} "))
+            .and_then(|n| n.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        assert!(delivered > 0.0, "a node delivered nothing:\n{metrics}");
+    }
     a.kill().await;
     b.kill().await;
     db.drop_database().await;

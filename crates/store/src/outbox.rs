@@ -37,16 +37,39 @@ const INSERT: &str = "INSERT INTO outbox \
      (SELECT 1 FROM event_endpoints_disabled WHERE tenant_id = $2) THEN 'held' ELSE 'pending' END, \
      0, $6, $6)";
 
+/// Rows due at `now` (a parameter) and not leased, of tenants whose
+/// endpoint is enabled.
+/// Held rows count: one written held while a resume committed (or held
+/// by a `410` that was resumed since) is sent, and goes `pending` when
+/// leased; a row written pending while a `410` committed waits for the
+/// resume. So no race of the two leaves a row stranded.
+macro_rules! due {
+    ($now:literal) => {
+        concat!(
+            "FROM outbox WHERE status IN ('pending', 'held') AND next_attempt_at <= ",
+            $now,
+            " AND (lease_until IS NULL OR lease_until <= ",
+            $now,
+            ") AND NOT EXISTS (SELECT 1 FROM event_endpoints_disabled d WHERE d.tenant_id = outbox.tenant_id)"
+        )
+    };
+}
+/// `$1` now: whether anything is due (a read, so an idle outbox costs the
+/// writer nothing).
+const ANY_DUE: &str = concat!("SELECT count(*) FROM (SELECT 1 ", due!("$1"), " LIMIT 1) AS due");
 /// `$1` node, `$2` lease end, `$3` now, `$4` how many.
-const LEASE: &str = "UPDATE outbox SET lease_node = $1, lease_until = $2 WHERE id IN \
-     (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $3 \
-     AND (lease_until IS NULL OR lease_until <= $3) ORDER BY next_attempt_at LIMIT $4) \
-     RETURNING id, tenant_id, type, body, attempts, created_at";
-const LEASE_SKIP_LOCKED: &str = "UPDATE outbox SET lease_node = $1, lease_until = $2 WHERE id IN \
-     (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $3 \
-     AND (lease_until IS NULL OR lease_until <= $3) ORDER BY next_attempt_at LIMIT $4 \
-     FOR UPDATE SKIP LOCKED) \
-     RETURNING id, tenant_id, type, body, attempts, created_at";
+const LEASE: &str = concat!(
+    "UPDATE outbox SET status = 'pending', lease_node = $1, lease_until = $2 WHERE id IN (SELECT id ",
+    due!("$3"),
+    " ORDER BY next_attempt_at LIMIT $4) RETURNING id, tenant_id, type, body, attempts, created_at"
+);
+/// The same, skipping rows another node is leasing (PostgreSQL).
+const LEASE_SKIP_LOCKED: &str = concat!(
+    "UPDATE outbox SET status = 'pending', lease_node = $1, lease_until = $2 WHERE id IN (SELECT id ",
+    due!("$3"),
+    " ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
+     RETURNING id, tenant_id, type, body, attempts, created_at"
+);
 
 /// Every settle: `$1` id, `$2` node, then its own.
 const HELD_BY: &str = "WHERE id = $1 AND lease_node = $2 AND status = 'pending'";
@@ -59,6 +82,9 @@ const RETRY: &str = "UPDATE outbox SET next_attempt_at = $3, last_status = $4, l
 /// `$3` status, `$4` error.
 const DEAD: &str = "UPDATE outbox SET status = 'dead', last_status = $3, last_error = $4, ";
 const GONE: &str = "UPDATE outbox SET status = 'gone', last_status = 410, last_error = NULL, ";
+/// `$3` next try, `$4` why: not a try (`attempts` stays).
+const POSTPONE: &str = "UPDATE outbox SET next_attempt_at = $3, last_error = $4, lease_node = NULL, \
+     lease_until = NULL WHERE id = $1 AND lease_node = $2 AND status = 'pending'";
 /// `$1` id.
 const TENANT_OF: &str = "SELECT tenant_id FROM outbox WHERE id = $1";
 /// `$1` tenant, `$2` now.
@@ -93,12 +119,16 @@ const ENABLE: &str = "DELETE FROM event_endpoints_disabled WHERE tenant_id = $1"
 const RESUME: &str = "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $2 \
      WHERE tenant_id = $1 AND status = 'held'";
 
-/// `$1` delivered before, `$2` dead or gone and created before, `$3` how many.
-const PURGE: &str = "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox \
-     WHERE (status = 'delivered' AND delivered_at < $1) \
-     OR (status IN ('dead', 'gone') AND created_at < $2) LIMIT $3)";
+/// `$1` delivered before, `$2` how many.
+const PURGE_DELIVERED: &str = "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox \
+     WHERE status = 'delivered' AND delivered_at < $1 LIMIT $2)";
+/// `$1` dead or gone and created before, `$2` how many.
+const PURGE_ENDED: &str = "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox \
+     WHERE status IN ('dead', 'gone') AND created_at < $1 LIMIT $2)";
 
-const COUNTS: &str = "SELECT status, count(*) FROM outbox GROUP BY status";
+/// Every status but `delivered` (which only grows until purged; its rate
+/// is the deliveries counter's).
+const COUNTS: &str = "SELECT status, count(*) FROM outbox WHERE status <> 'delivered' GROUP BY status";
 
 /// `$1` tenant, `$2` since, `$3` before, `$4` how many.
 const IDLE: &str = "SELECT id, owner, last_activity_at FROM sessions WHERE tenant_id = $1 \
@@ -183,6 +213,10 @@ pub async fn lease(
     until: Timestamp,
     limit: u32,
 ) -> Result<Vec<Delivery>, StoreError> {
+    let (due,): (i64,) = store.reader.one(ANY_DUE, &[(&now).into()]).await?;
+    if due == 0 {
+        return Ok(Vec::new());
+    }
     let args = Arc::new((node.to_owned(), now, until, i64::from(limit)));
     let rows: Vec<LeasedRow> = store
         .write(move |mut conn: Conn<'_>| {
@@ -194,20 +228,25 @@ pub async fn lease(
             })
         })
         .await?;
-    rows.into_iter()
-        .map(|(id, tenant_id, kind, body, attempts, created_at)| {
-            let id = parse_id(&id)?;
-            let body = store.cipher.decrypt_string(&place(&tenant_id, id), &body).map_err(crypto_err)?;
-            Ok(Delivery {
-                id,
-                tenant_id,
-                kind,
-                body,
-                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-                created_at: time_of("created_at", created_at)?,
-            })
-        })
-        .collect()
+    let mut leased = Vec::with_capacity(rows.len());
+    for (id, tenant_id, kind, body, attempts, created_at) in rows {
+        let Ok(id) = parse_id(&id) else { continue };
+        // A row that does not open (its key is gone, it is corrupt) is dead
+        // at once: left leased it would come back first in every batch.
+        let opened = store.cipher.decrypt_string(&place(&tenant_id, id), &body).map_err(crypto_err);
+        match opened.and_then(|body| Ok((body, time_of("created_at", created_at)?))) {
+            Ok((body, created_at)) => {
+                let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
+                leased.push(Delivery { id, tenant_id, kind, body, attempts, created_at });
+            }
+            Err(e) => {
+                tracing::error!(%id, error = %e, "an outbound event cannot be read; it is dead");
+                let dead = Settle::Dead { status: None, error: "the stored event cannot be read".into() };
+                settle(store, id, node, &dead, now).await?;
+            }
+        }
+    }
+    Ok(leased)
 }
 
 pub async fn settle(
@@ -238,6 +277,9 @@ pub async fn settle(
                     Settle::Dead { status: s, error } => {
                         let params = [&held[..], &[status(s), error.into()]].concat();
                         conn.execute(&sql(DEAD), &params).await?
+                    }
+                    Settle::Postpone { at, why } => {
+                        conn.execute(POSTPONE, &[&held[..], &[at.into(), why.into()]].concat()).await?
                     }
                     Settle::Gone => {
                         let done = conn.execute(&sql(GONE), &held).await?;
@@ -355,7 +397,11 @@ pub async fn purge(
             let args = args.clone();
             Box::pin(async move {
                 let (delivered, ended, limit) = &*args;
-                Ok(conn.execute(PURGE, &[delivered.into(), ended.into(), (*limit).into()]).await?)
+                let gone = conn.execute(PURGE_DELIVERED, &[delivered.into(), (*limit).into()]).await?;
+                let left = limit - i64::try_from(gone).unwrap_or(*limit);
+                let ended =
+                    if left > 0 { conn.execute(PURGE_ENDED, &[ended.into(), left.into()]).await? } else { 0 };
+                Ok(gone + ended)
             })
         })
         .await

@@ -113,6 +113,7 @@ conformance!(
     gone_disables_holds_and_resume_restores,
     list_pages_and_filters,
     purge_deletes_only_what_was_kept_long_enough,
+    a_postponed_delivery_is_not_a_try_and_any_node_takes_it_later,
     idle_sessions_once_per_quiet_stretch,
     outbox_bodies_are_encrypted_at_rest,
 );
@@ -173,5 +174,6 @@ memory_conformance!(
     gone_disables_holds_and_resume_restores,
     list_pages_and_filters,
     purge_deletes_only_what_was_kept_long_enough,
+    a_postponed_delivery_is_not_a_try_and_any_node_takes_it_later,
     idle_sessions_once_per_quiet_stretch,
 );

@@ -34,6 +34,12 @@ pub enum Settle {
         status: Option<u16>,
         error: String,
     },
+    /// Not tried: this node cannot send it (it does not serve the tenant's
+    /// events); due again at `at`, for any node, and not counted as a try.
+    Postpone {
+        at: Timestamp,
+        why: String,
+    },
     /// Failed for good: no try left, or the address was refused.
     Dead {
         status: Option<u16>,

@@ -17,6 +17,8 @@ pub struct EventsConfig {
 
 /// The longest delay a retry schedule may hold: a day.
 const MAX_DELAY_SECS: u64 = 86_400;
+/// The longest `idle_after_secs`: thirty days.
+const MAX_IDLE_SECS: u64 = 30 * 86_400;
 
 pub fn events(raw: Option<&RawEvents>) -> Result<Option<EventsConfig>, String> {
     let Some(raw) = raw else { return Ok(None) };
@@ -37,8 +39,8 @@ pub fn events(raw: Option<&RawEvents>) -> Result<Option<EventsConfig>, String> {
     }
     let mut outbound = Outbound::new(raw.url.clone(), String::new(), &types);
     if let Some(secs) = raw.idle_after_secs {
-        if secs == 0 {
-            return Err("`events.idle_after_secs`: must be at least 1".into());
+        if secs == 0 || secs > MAX_IDLE_SECS {
+            return Err("`events.idle_after_secs`: must be 1 to 2592000 (thirty days)".into());
         }
         outbound.idle_after = Duration::from_secs(secs);
     }
@@ -93,6 +95,7 @@ mod tests {
             ("types = [\"turn.started\"]", "events.types"),
             ("types = []", "events.types"),
             ("idle_after_secs = 0", "idle_after_secs"),
+            ("idle_after_secs = 2592001", "idle_after_secs"),
             ("quiet_hours = \"9pm-8am\"", "quiet_hours"),
             ("time_zone = \"Mars/Olympus\"", "time_zone"),
             ("retry_schedule_secs = []", "retry_schedule_secs"),

@@ -47,8 +47,10 @@ pub async fn export(
     Extension(edge): Extension<Edge>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let subject = gate::authorized(&state, &headers, &edge)?.subject;
-    Ok(export_response(state, edge.tenant.clone(), subject))
+    let caller = gate::authorized(&state, &headers, &edge)?;
+    // Heavy for the store, so held by the rate limits as chat is.
+    crate::limits::admit(&state, &edge, &headers, Some(&caller)).await?;
+    Ok(export_response(state, edge.tenant.clone(), caller.subject))
 }
 
 pub async fn erase(
@@ -56,7 +58,10 @@ pub async fn erase(
     Extension(edge): Extension<Edge>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let subject = gate::authorized(&state, &headers, &edge)?.subject;
+    let caller = gate::authorized(&state, &headers, &edge)?;
+    // Each erase is a transaction and an audit entry: held by the limits too.
+    crate::limits::admit(&state, &edge, &headers, Some(&caller)).await?;
+    let subject = caller.subject;
     let erased = erase_subject(&state, &edge.tenant.id, &subject).await?;
     audit::record_self(
         &state,

@@ -1,44 +1,81 @@
-//! One round of the delivery worker: lease what is due, try it all at once,
-//! settle each try (SPEC §19). A 2xx is delivered; a `410` is gone and
+//! The delivery worker (SPEC §19): up to [`IN_FLIGHT`] tries at once, each
+//! a task of its own, leasing more as slots free up (so a slow endpoint
+//! holds only its own slots). A 2xx is delivered; a `410` is gone and
 //! disables the tenant's endpoint; an address the private-address guard
 //! refuses (or a URL that is not one) is dead at once; any other failure
 //! (network, the 10 s timeout, another status) waits for the schedule's
 //! next delay, or the endpoint's `Retry-After` on 429 and 503, until the
-//! schedule is used up and the delivery is dead.
+//! schedule is used up and the delivery is dead. A delivery of a tenant
+//! this node does not send for (it does not serve it, or has no endpoint
+//! for it) is put off for another node, not tried.
 
-use super::{BATCH, LEASE};
+use super::{IN_FLIGHT, LEASE, POLL};
 use crate::state::AppState;
-use futures_util::stream::{FuturesUnordered, StreamExt};
 use metrics::{counter, gauge, histogram};
 use switchboard_core::outbound::{after_failure, DeliveryStatus, Next, Outbound, TRY_TIMEOUT};
 use switchboard_core::store::outbox::{Delivery, Settle};
 use switchboard_tools::{CallError, SigningKeys, WebhookRequest};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
-/// Leases and tries what is due; returns how many were leased.
-pub async fn round(state: &AppState, node: &str) -> usize {
+/// How long a delivery this node cannot send waits for another node.
+const POSTPONE: chrono::Duration = chrono::Duration::seconds(30);
+
+/// Leases and tries until `stop`; tries still running then are cut (their
+/// leases are released by the caller).
+pub async fn run(state: &AppState, node: &str, stop: &CancellationToken) {
+    let mut tries = JoinSet::new();
+    loop {
+        while tries.try_join_next().is_some() {}
+        let free = IN_FLIGHT - tries.len();
+        let leased = if free > 0 { lease(state, node, free).await } else { Vec::new() };
+        let more_due = free > 0 && leased.len() == free;
+        for delivery in leased {
+            let (state, node) = (state.clone(), node.to_owned());
+            tries.spawn(async move { try_once(&state, &node, delivery).await });
+        }
+        if stop.is_cancelled() {
+            break;
+        }
+        if more_due {
+            continue;
+        }
+        let all_busy = tries.len() == IN_FLIGHT;
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tries.join_next(), if all_busy => {}
+            _ = tokio::time::sleep(POLL), if !all_busy => {}
+        }
+    }
+    tries.abort_all();
+    while tries.join_next().await.is_some() {}
+}
+
+async fn lease(state: &AppState, node: &str, free: usize) -> Vec<Delivery> {
     let now = state.clock.now();
     let until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
-    let leased = match state.store.lease_deliveries(node, now, until, BATCH).await {
+    let limit = u32::try_from(free).unwrap_or(u32::MAX);
+    match state.store.lease_deliveries(node, now, until, limit).await {
         Ok(leased) => leased,
         Err(e) => {
             tracing::warn!(error = %e, "cannot lease outbound deliveries; will try again");
-            return 0;
+            Vec::new()
         }
-    };
-    let count = leased.len();
-    let mut tries: FuturesUnordered<_> = leased.into_iter().map(|d| try_once(state, node, d)).collect();
-    while tries.next().await.is_some() {}
-    count
+    }
 }
 
 async fn try_once(state: &AppState, node: &str, delivery: Delivery) {
     let settle = match state.tenants.get(&delivery.tenant_id).and_then(|t| t.events.clone()) {
         Some(events) => send(state, &events, &delivery).await,
-        None => Settle::Dead { status: None, error: "the tenant has no events endpoint".into() },
+        None => Settle::Postpone {
+            at: state.clock.now() + POSTPONE,
+            why: "a node without this tenant's events endpoint put it off".into(),
+        },
     };
     let outcome = match &settle {
         Settle::Delivered { .. } => "delivered",
         Settle::Retry { .. } => "failed",
+        Settle::Postpone { .. } => "postponed",
         Settle::Dead { .. } => "dead",
         Settle::Gone => "gone",
     };
@@ -75,7 +112,7 @@ async fn send(state: &AppState, events: &Outbound, delivery: &Delivery) -> Settl
     match client.deliver(&delivery.tenant_id, request).await {
         Ok(status) => Settle::Delivered { status },
         Err(CallError::Status { status: 410, .. }) => Settle::Gone,
-        Err(e @ (CallError::NotAllowed | CallError::InvalidUrl | CallError::Client)) => {
+        Err(e @ (CallError::NotAllowed | CallError::InvalidUrl)) => {
             Settle::Dead { status: None, error: e.to_string() }
         }
         Err(e) => {
@@ -96,11 +133,13 @@ async fn send(state: &AppState, events: &Outbound, delivery: &Delivery) -> Settl
     }
 }
 
-/// `switchboard_outbox_deliveries{status}`: the outbox's rows by status.
+/// `switchboard_outbox_deliveries{status}`: the outbox's rows by status,
+/// but delivered ones.
 pub async fn refresh_gauges(state: &AppState) {
     match state.store.delivery_counts().await {
         Ok(counts) => {
-            for status in DeliveryStatus::ALL {
+            // Delivered rows are not counted: their rate is the counter's.
+            for status in DeliveryStatus::ALL.into_iter().filter(|s| *s != DeliveryStatus::Delivered) {
                 let n = counts.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n);
                 gauge!("switchboard_outbox_deliveries", "status" => status.as_str()).set(n as f64);
             }

@@ -71,15 +71,32 @@ pub async fn look(
     let idle = store.idle_sessions(tenant_id, before - LOOK_BACK, before, PER_LOOK).await?;
     let mut written = 0;
     for session in &idle {
-        let displays = displays(store, tenant_id, session).await?;
-        let subject = Subject::parse(&session.owner).map(|s| subject_json(&s)).unwrap_or(Value::Null);
-        let data = json!({"subject": subject, "displays": displays});
-        let event = events.event(EventType::SessionIdle, tenant_id, session.session_id, now, data);
-        if let Some(event) = event {
-            written += usize::from(store.mark_idle(session, &event).await?);
+        // One session that cannot be read holds up none of the others.
+        match tell(store, tenant_id, events, session, now).await {
+            Ok(marked) => written += usize::from(marked),
+            Err(e) => {
+                tracing::warn!(session_id = %session.session_id, error = %e, "cannot write session.idle")
+            }
         }
     }
     Ok(written)
+}
+
+/// Writes the session's `session.idle`; false when another node did first.
+async fn tell(
+    store: &dyn Store,
+    tenant_id: &str,
+    events: &Outbound,
+    session: &IdleSession,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let displays = displays(store, tenant_id, session).await?;
+    let subject = Subject::parse(&session.owner).map(|s| subject_json(&s)).unwrap_or(Value::Null);
+    let data = json!({"subject": subject, "displays": displays});
+    match events.event(EventType::SessionIdle, tenant_id, session.session_id, now, data) {
+        Some(event) => store.mark_idle(session, &event).await,
+        None => Ok(false),
+    }
 }
 
 /// Each tool's last `display` in the session's recent messages, by name.

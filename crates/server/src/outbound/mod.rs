@@ -1,16 +1,14 @@
 //! Outbound events (SPEC §19) on this node: the delivery worker that every
-//! node runs ([`deliver`]) and the look for idle sessions ([`idle`]), one
-//! background task until shutdown. The events themselves are written by
-//! the changes that cause them (see `switchboard_core::outbound`).
+//! node runs ([`deliver`]) and its upkeep — the look for idle sessions
+//! ([`idle`]), the hourly purge, the gauges — each a task of its own until
+//! shutdown, so that a slow endpoint or a long look holds up nothing else.
+//! The events themselves are written by the changes that cause them (see
+//! `switchboard_core::outbound`).
 //!
-//! A round leases up to [`BATCH`] due deliveries, tries them all at once,
-//! and settles each; a full batch is followed at once by the next, else the
-//! task waits [`POLL`] (so an event is sent within about that long of its
-//! commit, on whichever node leases it first). A node that stops mid-try
-//! leaves its leases to end (30 s) or, when it starts again, ends them at
-//! once: every event is sent at least once. Once an hour the node also
-//! deletes deliveries kept long enough (delivered a week ago; dead or gone
-//! for a month).
+//! A node that stops mid-try leaves its leases; it ends them as it stops,
+//! and when it starts again (after a kill), so they are due at once on any
+//! node rather than when they run out (30 s): every event is sent at least
+//! once.
 
 pub mod deliver;
 pub mod idle;
@@ -20,12 +18,14 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// Deliveries leased and tried at once.
-pub const BATCH: u32 = 64;
-/// The wait after a round that found fewer than [`BATCH`] due.
+/// Tries in flight at once on a node.
+pub const IN_FLIGHT: usize = 64;
+/// The wait after a lease that found fewer due than free slots.
 pub const POLL: Duration = Duration::from_millis(500);
 /// How long a node holds a delivery it tries.
 pub const LEASE: Duration = Duration::from_secs(30);
+/// How often the upkeep runs; each part has its own pace below.
+const UPKEEP_EVERY: Duration = Duration::from_secs(1);
 /// How often the outbox's gauges are read again.
 const GAUGES_EVERY: Duration = Duration::from_secs(15);
 /// How often old deliveries are purged, and how long they are kept:
@@ -36,47 +36,51 @@ const KEEP_ENDED: chrono::Duration = chrono::Duration::days(30);
 /// Rows one purge deletes at most, in one short transaction each.
 const PURGE_BATCH: u32 = 1000;
 
-/// Runs the worker until `stop`. A try cut by the stop is tried again.
+/// Runs the worker and its upkeep until `stop`.
 pub fn spawn(state: AppState, node: String, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        match state.store.release_deliveries(&node).await {
-            Ok(0) => {}
-            Ok(n) => {
-                tracing::info!(released = n, "deliveries this node was trying when it stopped are due again")
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot release this node's deliveries; their leases will end")
-            }
-        }
-        let mut idle = idle::IdleChecks::default();
-        let mut gauges_at = Instant::now();
-        let mut purge_at = Instant::now();
-        loop {
-            let round = async {
-                let tried = deliver::round(&state, &node).await;
-                idle.run_due(&state).await;
-                if Instant::now() >= purge_at {
-                    purge(&state).await;
-                    purge_at = Instant::now() + PURGE_EVERY;
-                }
-                if Instant::now() >= gauges_at {
-                    deliver::refresh_gauges(&state).await;
-                    gauges_at = Instant::now() + GAUGES_EVERY;
-                }
-                tried
-            };
-            let tried = tokio::select! {
-                _ = stop.cancelled() => return,
-                tried = round => tried,
-            };
-            if tried < BATCH as usize {
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(POLL) => {}
-                }
-            }
-        }
+        release(&state, &node).await;
+        let upkeep = tokio::spawn(upkeep(state.clone(), stop.clone()));
+        deliver::run(&state, &node, &stop).await;
+        let _ = upkeep.await;
+        // The tries the stop cut: due again at once, on any node.
+        release(&state, &node).await;
     })
+}
+
+async fn release(state: &AppState, node: &str) {
+    match state.store.release_deliveries(node).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(released = n, "deliveries this node was trying are due again"),
+        Err(e) => tracing::warn!(error = %e, "cannot release this node's deliveries; their leases will end"),
+    }
+}
+
+/// Idle sessions, the purge and the gauges, each at its own pace.
+async fn upkeep(state: AppState, stop: CancellationToken) {
+    let mut idle = idle::IdleChecks::default();
+    let (mut gauges_at, mut purge_at) = (Instant::now(), Instant::now());
+    loop {
+        let round = async {
+            idle.run_due(&state).await;
+            if Instant::now() >= purge_at {
+                purge(&state).await;
+                purge_at = Instant::now() + PURGE_EVERY;
+            }
+            if Instant::now() >= gauges_at {
+                deliver::refresh_gauges(&state).await;
+                gauges_at = Instant::now() + GAUGES_EVERY;
+            }
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            () = round => {}
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(UPKEEP_EVERY) => {}
+        }
+    }
 }
 
 /// Deletes the deliveries kept long enough, a batch at a time.

@@ -18,13 +18,17 @@ CREATE TABLE outbox (
     lease_node      TEXT,
     lease_until     INTEGER
 ) STRICT;
--- The worker's scan: pending rows by when they are due.
-CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE status = 'pending';
+-- The worker's scan: rows waiting to be sent, by when they are due (held
+-- ones too: a held row whose endpoint was resumed meanwhile is sent).
+CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE status IN ('pending', 'held');
+-- The gauges count every status but `delivered`.
+CREATE INDEX outbox_open ON outbox (status) WHERE status <> 'delivered';
 -- The admin list (a tenant's rows, newest first, by status) and holds.
 CREATE INDEX outbox_tenant_status ON outbox (tenant_id, status, id);
 CREATE INDEX outbox_tenant_id ON outbox (tenant_id, id);
--- The purge of delivered rows, oldest first.
+-- The purges: delivered rows by delivery, dead and gone ones by creation.
 CREATE INDEX outbox_delivered ON outbox (delivered_at) WHERE status = 'delivered';
+CREATE INDEX outbox_ended ON outbox (created_at) WHERE status IN ('dead', 'gone');
 -- An erased subject's sessions' rows.
 CREATE INDEX outbox_session ON outbox (session_id);
 

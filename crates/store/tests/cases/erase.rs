@@ -6,9 +6,12 @@
 
 use super::*;
 use crate::common::Harness;
+use serde_json::json;
 use switchboard_core::memory::MAX_KEYS;
 use switchboard_core::model::Usage;
+use switchboard_core::outbound::{EventType, NewEvent};
 use switchboard_core::store::memory::PutMemory;
+use switchboard_core::store::outbox::DeliveryQuery;
 use switchboard_core::store::{EraseSubject, Erased};
 use switchboard_core::usage::{day_of, Limits, Reserve, UsageRecord};
 
@@ -85,6 +88,9 @@ pub async fn erase_wipes_every_row_of_the_subject_and_nothing_else(h: &mut Harne
     let elsewhere = new_session_for(&store, "other", ALICE, at(4)).await;
     complete_turn(&store, &elsewhere, "hi", at(14)).await;
     remember(&store, "other", ALICE, "size").await;
+    // Events about her sessions, and one about Bob's.
+    let about = |s: &Session| NewEvent::new(EventType::SessionCreated, TENANT, s.id, at(5), json!({}));
+    store.enqueue_events(&[about(&phone), about(&guest), about(&bobs)]).await.unwrap();
     let day = day_of(&at(0));
     let totals = store.daily_usage(TENANT, day, day).await.unwrap();
 
@@ -109,6 +115,10 @@ pub async fn erase_wipes_every_row_of_the_subject_and_nothing_else(h: &mut Harne
     // The tenant's daily totals name nobody and stay.
     assert_eq!(store.daily_usage(TENANT, day, day).await.unwrap(), totals);
 
+    // Her events went with her sessions; Bob's stays.
+    let query = DeliveryQuery { tenant_id: TENANT.into(), status: None, before: None, limit: 10 };
+    let left: Vec<Uuid> = store.list_deliveries(&query).await.unwrap().iter().map(|d| d.session_id).collect();
+    assert_eq!(left, [bobs.id]);
     // Nothing of anyone else went.
     assert_eq!(seqs(&store.messages_after(TENANT, bobs.id, 0, 10).await.unwrap()), [1, 2]);
     assert_eq!(store.list_memory(TENANT, BOB).await.unwrap().len(), 1);

@@ -57,18 +57,22 @@ impl State {
         until: Timestamp,
         limit: u32,
     ) -> Vec<Delivery> {
+        let disabled = &self.outbox.disabled;
         let mut due: Vec<&mut OutboxRow> = self
             .outbox
             .rows
             .values_mut()
-            .filter(|r| r.status == DeliveryStatus::Pending && r.next_attempt_at <= now)
+            .filter(|r| {
+                matches!(r.status, DeliveryStatus::Pending | DeliveryStatus::Held) && r.next_attempt_at <= now
+            })
+            .filter(|r| !disabled.contains_key(&r.event.tenant_id))
             .filter(|r| r.lease.as_ref().is_none_or(|(_, end)| *end <= now))
             .collect();
         due.sort_by_key(|r| r.next_attempt_at);
         due.into_iter()
             .take(limit as usize)
             .map(|r| {
-                r.lease = Some((node.to_owned(), ms(until)));
+                (r.status, r.lease) = (DeliveryStatus::Pending, Some((node.to_owned(), ms(until))));
                 Delivery {
                     id: r.event.id,
                     tenant_id: r.event.tenant_id.clone(),
@@ -87,8 +91,12 @@ impl State {
         if !held || row.status != DeliveryStatus::Pending {
             return false;
         }
-        row.attempts += 1;
         row.lease = None;
+        if let Settle::Postpone { at, why } = settle {
+            (row.next_attempt_at, row.last_error) = (ms(*at), Some(why.clone()));
+            return true;
+        }
+        row.attempts += 1;
         match settle {
             Settle::Delivered { status } => {
                 (row.status, row.last_status, row.last_error) =
@@ -103,6 +111,7 @@ impl State {
                 (row.status, row.last_status, row.last_error) =
                     (DeliveryStatus::Dead, *status, Some(error.clone()));
             }
+            Settle::Postpone { .. } => {}
             Settle::Gone => {
                 (row.status, row.last_status, row.last_error) = (DeliveryStatus::Gone, Some(410), None);
                 let tenant = row.event.tenant_id.clone();
@@ -204,6 +213,7 @@ impl State {
     pub(super) fn delivery_counts(&self) -> Vec<(DeliveryStatus, u64)> {
         DeliveryStatus::ALL
             .into_iter()
+            .filter(|s| *s != DeliveryStatus::Delivered)
             .map(|s| (s, self.outbox.rows.values().filter(|r| r.status == s).count() as u64))
             .filter(|(_, n)| *n > 0)
             .collect()
