@@ -426,6 +426,14 @@ pub trait Store: Send + Sync + 'static {
         settle: &outbox::Settle,
         now: Timestamp,
     ) -> Result<bool, StoreError>;
+    /// Ends several of `node`'s tries in one transaction (see
+    /// [`Store::settle_delivery`]); returns how many were still `node`'s.
+    async fn settle_deliveries(
+        &self,
+        node: &str,
+        settles: Vec<(Uuid, outbox::Settle)>,
+        now: Timestamp,
+    ) -> Result<u64, StoreError>;
     /// Ends every lease `node` holds (it restarted: its tries did not end).
     async fn release_deliveries(&self, node: &str) -> Result<u64, StoreError>;
     async fn list_deliveries(

@@ -17,6 +17,7 @@ use crate::crypto::Aad;
 use crate::db::{Conn, Dialect, Param};
 use crate::rows::{crypto_err, time_of};
 use crate::store::SqlStore;
+use crate::write::WriteError;
 use std::sync::Arc;
 use switchboard_core::outbound::{DeliveryStatus, NewEvent};
 use switchboard_core::store::outbox::{
@@ -256,45 +257,71 @@ pub async fn settle(
     settle: &Settle,
     now: Timestamp,
 ) -> Result<bool, StoreError> {
-    let args = Arc::new((id.to_string(), node.to_owned(), settle.clone(), now));
+    Ok(settle_many(store, node, vec![(id, settle.clone())], now).await? == 1)
+}
+
+/// Ends several of `node`'s tries in one transaction; returns how many
+/// were still `node`'s to end.
+pub async fn settle_many(
+    store: &SqlStore,
+    node: &str,
+    settles: Vec<(Uuid, Settle)>,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    let settles: Vec<(String, Settle)> = settles.into_iter().map(|(id, s)| (id.to_string(), s)).collect();
+    let args = Arc::new((node.to_owned(), settles, now));
     store
         .write(move |mut conn: Conn<'_>| {
             let args = args.clone();
             Box::pin(async move {
-                let (id, node, settle, now) = &*args;
-                let held = [id.into(), node.into()];
-                let sql = |set: &str| format!("{set}{LEASE_CLEARED} {HELD_BY}");
-                let status = |s: &Option<u16>| Param::from(s.map(i64::from));
-                let done = match settle {
-                    Settle::Delivered { status: s } => {
-                        let params = [&held[..], &[i64::from(*s).into(), now.into()]].concat();
-                        conn.execute(&sql(DELIVERED), &params).await?
-                    }
-                    Settle::Retry { at, status: s, error } => {
-                        let params = [&held[..], &[at.into(), status(s), error.into()]].concat();
-                        conn.execute(&sql(RETRY), &params).await?
-                    }
-                    Settle::Dead { status: s, error } => {
-                        let params = [&held[..], &[status(s), error.into()]].concat();
-                        conn.execute(&sql(DEAD), &params).await?
-                    }
-                    Settle::Postpone { at, why } => {
-                        conn.execute(POSTPONE, &[&held[..], &[at.into(), why.into()]].concat()).await?
-                    }
-                    Settle::Gone => {
-                        let done = conn.execute(&sql(GONE), &held).await?;
-                        if done > 0 {
-                            let (tenant,): (String,) = conn.one(TENANT_OF, &[id.into()]).await?;
-                            conn.execute(DISABLE, &[(&tenant).into(), now.into()]).await?;
-                            conn.execute(HOLD_PENDING, &[(&tenant).into()]).await?;
-                        }
-                        done
-                    }
-                };
-                Ok(done > 0)
+                let (node, settles, now) = &*args;
+                let mut done = 0;
+                for (id, settle) in settles {
+                    done += u64::from(settle_one(&mut conn, id, node, settle, now).await?);
+                }
+                Ok(done)
             })
         })
         .await
+}
+
+async fn settle_one(
+    conn: &mut Conn<'_>,
+    id: &String,
+    node: &String,
+    settle: &Settle,
+    now: &Timestamp,
+) -> Result<bool, WriteError> {
+    let held = [id.into(), node.into()];
+    let sql = |set: &str| format!("{set}{LEASE_CLEARED} {HELD_BY}");
+    let status = |s: &Option<u16>| Param::from(s.map(i64::from));
+    let done = match settle {
+        Settle::Delivered { status: s } => {
+            let params = [&held[..], &[i64::from(*s).into(), now.into()]].concat();
+            conn.execute(&sql(DELIVERED), &params).await?
+        }
+        Settle::Retry { at, status: s, error } => {
+            let params = [&held[..], &[at.into(), status(s), error.into()]].concat();
+            conn.execute(&sql(RETRY), &params).await?
+        }
+        Settle::Dead { status: s, error } => {
+            let params = [&held[..], &[status(s), error.into()]].concat();
+            conn.execute(&sql(DEAD), &params).await?
+        }
+        Settle::Postpone { at, why } => {
+            conn.execute(POSTPONE, &[&held[..], &[at.into(), why.into()]].concat()).await?
+        }
+        Settle::Gone => {
+            let done = conn.execute(&sql(GONE), &held).await?;
+            if done > 0 {
+                let (tenant,): (String,) = conn.one(TENANT_OF, &[id.into()]).await?;
+                conn.execute(DISABLE, &[(&tenant).into(), now.into()]).await?;
+                conn.execute(HOLD_PENDING, &[(&tenant).into()]).await?;
+            }
+            done
+        }
+    };
+    Ok(done > 0)
 }
 
 pub async fn release(store: &SqlStore, node: &str) -> Result<u64, StoreError> {

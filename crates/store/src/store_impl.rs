@@ -286,6 +286,15 @@ impl Store for SqlStore {
         outbox::settle(self, id, node, settle, now).await
     }
 
+    async fn settle_deliveries(
+        &self,
+        node: &str,
+        settles: Vec<(Uuid, Settle)>,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        outbox::settle_many(self, node, settles, now).await
+    }
+
     async fn release_deliveries(&self, node: &str) -> Result<u64, StoreError> {
         outbox::release(self, node).await
     }

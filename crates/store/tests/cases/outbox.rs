@@ -347,10 +347,7 @@ pub async fn gone_disables_holds_and_resume_restores(h: &mut Harness) {
     // Held rows are not leased; the other tenant's are.
     let leased = lease(&store, NODE_B, 100 + LEASE_MS, 10).await;
     assert_eq!(ids_of(&leased), sorted(&[&theirs, &theirs_too]));
-    assert_eq!(
-        counts(&store).await,
-        count_map(&[("gone", 1), ("held", 3), ("pending", 2)])
-    );
+    assert_eq!(counts(&store).await, count_map(&[("gone", 1), ("held", 3), ("pending", 2)]));
 
     // While disabled, a retry is refused, and changes nothing.
     for id in [gone, delivered, waiting] {

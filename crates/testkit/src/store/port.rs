@@ -272,6 +272,16 @@ impl Store for MemoryStore {
         Ok(self.lock().settle_delivery(id, node, settle, now))
     }
 
+    async fn settle_deliveries(
+        &self,
+        node: &str,
+        settles: Vec<(Uuid, Settle)>,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        Ok(settles.iter().map(|(id, s)| u64::from(state.settle_delivery(*id, node, s, now))).sum())
+    }
+
     async fn release_deliveries(&self, node: &str) -> Result<u64, StoreError> {
         Ok(self.lock().release_deliveries(node))
     }
