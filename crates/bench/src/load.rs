@@ -49,6 +49,9 @@ pub struct Throughput {
     pub first_error: Option<String>,
     pub window: Duration,
     pub samples: Samples,
+    /// Every turn that ended well, the warm-up turns and those that ended
+    /// after the window included: what the server really completed.
+    pub succeeded: u64,
 }
 
 impl Throughput {
@@ -73,7 +76,7 @@ struct TurnTiming {
 
 /// Where turns go: both are one POST answered by a stream.
 #[derive(Clone)]
-enum Target {
+pub(crate) enum Target {
     Direct { url: Arc<str>, body: Bytes },
     Switchboard { base: Arc<str> },
 }
@@ -126,12 +129,19 @@ async fn concurrency_one(
     Ok((d, s))
 }
 
+async fn throughput(client: &reqwest::Client, target: &Target, args: &RunArgs) -> Result<Throughput> {
+    throughput_of(client, target, args.concurrency as usize, args.window()).await
+}
+
 /// C workers, each on its own lane: ready (session, one warm-up turn), released
 /// together, then turns back to back until the window closes. Only turns that
 /// end inside the window count.
-async fn throughput(client: &reqwest::Client, target: &Target, args: &RunArgs) -> Result<Throughput> {
-    let workers = args.concurrency as usize;
-    let window = args.window();
+pub(crate) async fn throughput_of(
+    client: &reqwest::Client,
+    target: &Target,
+    workers: usize,
+    window: Duration,
+) -> Result<Throughput> {
     let barrier = Arc::new(Barrier::new(workers));
     let mut set = JoinSet::new();
     for _ in 0..workers {
@@ -144,6 +154,7 @@ async fn throughput(client: &reqwest::Client, target: &Target, args: &RunArgs) -
         while let Some(joined) = set.join_next().await {
             let part = joined.context("a worker task failed")??;
             total.completed += part.completed;
+            total.succeeded += part.succeeded;
             total.errors += part.errors;
             if total.first_error.is_none() {
                 total.first_error = part.first_error;
@@ -176,14 +187,15 @@ async fn worker(
     barrier.wait().await;
     let lane = ready?;
     let deadline = Instant::now() + window;
-    let mut out = Throughput { window, ..Throughput::default() };
+    let mut out = Throughput { window, succeeded: 1, ..Throughput::default() };
     while Instant::now() < deadline {
         match turn(&client, &lane).await {
             Ok(t) if Instant::now() <= deadline => {
                 out.completed += 1;
+                out.succeeded += 1;
                 out.samples.push(t);
             }
-            Ok(_) => {}
+            Ok(_) => out.succeeded += 1,
             Err(e) => {
                 out.errors += 1;
                 out.first_error.get_or_insert(e);
@@ -196,6 +208,11 @@ async fn worker(
 }
 
 impl Target {
+    /// Turns through the Switchboard node at `base`.
+    pub(crate) fn switchboard(base: &str) -> Self {
+        Target::Switchboard { base: base.into() }
+    }
+
     /// Direct: the request as is. Switchboard: a new visitor session whose token
     /// and id go into the chat request, which is rendered once.
     async fn lane(&self, client: &reqwest::Client) -> Result<Lane> {

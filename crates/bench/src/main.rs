@@ -3,7 +3,8 @@
 //! many streamed turns per second it sustains, what it adds to a turn with a
 //! tool round, and, for the realtime features, what idle connections cost,
 //! how fast deltas fan out and cross nodes, how long a resume takes, and how
-//! fast the admin session list answers at a million sessions. Numbers are for humans and `docs/benchmarks.md`;
+//! fast the admin session list answers at a million sessions, and what
+//! outbound events cost (`events`). Numbers are for humans and `docs/benchmarks.md`;
 //! nothing here asserts timings.
 
 mod admin_list;
@@ -17,6 +18,7 @@ mod fanout;
 mod harness;
 mod idle;
 mod load;
+mod outbox;
 mod rawsse;
 mod relay;
 mod report;
@@ -75,6 +77,9 @@ enum Command {
     AdminList(admin_list::AdminListArgs),
     /// What the runtime adds to a turn with one tool round (zero-delay webhook).
     Tools(tools::ToolsArgs),
+    /// What outbound events cost: streamed turns/s with `turn.completed` on
+    /// against off, and the drain of 10,000 pending events (SQLite, PostgreSQL).
+    Events(outbox::EventsArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -126,7 +131,7 @@ fn main() -> std::process::ExitCode {
     // waits for another thread to be woken, and leave the other core(s) to the
     // server.
     let mut builder = match cli.command {
-        Command::Run(_) | Command::FakeUpstream { .. } | Command::Relay { .. } => {
+        Command::Run(_) | Command::Events(_) | Command::FakeUpstream { .. } | Command::Relay { .. } => {
             tokio::runtime::Builder::new_multi_thread()
         }
         _ => tokio::runtime::Builder::new_current_thread(),
@@ -164,6 +169,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Cluster(args) => cluster::run(args).await,
         Command::AdminList(args) => admin_list::run(args).await,
         Command::Tools(args) => tools::run(args).await,
+        Command::Events(args) => outbox::run(args).await,
     }
 }
 

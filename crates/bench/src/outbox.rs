@@ -1,0 +1,692 @@
+//! `switchboard-bench events`: what outbound events (SPEC §19) cost, in one
+//! run. (`events.rs` is the SSE parser; this is the outbox's benchmark.)
+//!
+//! 1. **Throughput.** Two servers on embedded SQLite with the same config,
+//!    except that one tenant has `[tenants.events]` with
+//!    `types = ["turn.completed"]` pointing at a receiver in this process.
+//!    Streamed turns at concurrency C (50) in windows alternating off, on,
+//!    off, on, … (`--rounds` pairs of `--seconds` each), so drift on a noisy
+//!    machine hits both alike. After each "on" window the run waits for the
+//!    receiver to have every event of the turns that server completed, so
+//!    that no delivery work spills into the next "off" window; how many had
+//!    arrived by the window's end and how long the rest took are reported.
+//! 2. **Drain.** On SQLite and on a fresh PostgreSQL database: the tenant's
+//!    events (`types = ["session.created"]`) point at the receiver, which
+//!    answers the first one `410` (the endpoint is disabled, later events are
+//!    kept `held`); N (10,000) sessions are created through the API; the
+//!    receiver switches to `204` and `POST /v1/admin/deliveries/resume` makes
+//!    them pending; timed from the resume's answer until the receiver has
+//!    seen N distinct `webhook-id`s (target: under 10 s).
+//!
+//! The receiver answers at once and does not verify signatures (it checks
+//! only that each request carries `webhook-id` and `webhook-signature`): it
+//! stands for the tenant's backend, and what is measured is the runtime.
+//! Nothing here asserts timings.
+
+use crate::api::{self, snippet, tenant_headers};
+use crate::error::{Context, Result};
+use crate::harness::{self, Node, ServerArgs};
+use crate::load::{self, Target, Throughput};
+use crate::server::{Setup, TENANT};
+use crate::stats;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::serve::ListenerExt;
+use axum::Router;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::task::{JoinHandle, JoinSet};
+
+/// Target of the drain: every pending event delivered within this.
+const DRAIN_TARGET: Duration = Duration::from_secs(10);
+/// The variable naming the endpoint's secret, and a valid `whsec_` secret for it.
+const SECRET_ENV: &str = "BENCH_EVENTS_SECRET";
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+/// The operator token the drain's server is given (loopback only, thrown away).
+const OPERATOR_TOKEN: &str = "bench-operator-token-0123456789abcdef";
+/// How long the run waits for the events of an "on" window to arrive.
+const CATCH_UP: Duration = Duration::from_secs(30);
+/// How long the receiver is watched after everything arrived, for duplicates.
+const SETTLE: Duration = Duration::from_secs(2);
+/// How often waits look at the receiver.
+const POLL: Duration = Duration::from_millis(5);
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct EventsArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Concurrent workers (one session each) in every throughput window.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub concurrency: u32,
+    /// Length of each throughput window, in seconds.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub seconds: u64,
+    /// Pairs of windows (off, then on) in the throughput phase.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub rounds: u32,
+    /// Content chunks per streamed completion from the fake upstream.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub chunks: u32,
+    /// Pending events the drain phase makes (one session each) and times.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub pending: u32,
+    /// Sessions created at once while the events are held.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub create_concurrency: u32,
+    /// How long the drain may take before the run gives up on it, in seconds.
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub drain_timeout: u64,
+    /// A PostgreSQL database the benchmark may create (and drop) databases from.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_TEST_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    pub postgres_url: String,
+    /// Leave out the drain on PostgreSQL.
+    #[arg(long)]
+    pub skip_postgres: bool,
+    /// Leave out the throughput phase.
+    #[arg(long)]
+    pub skip_throughput: bool,
+    /// Leave out both drains.
+    #[arg(long)]
+    pub skip_drain: bool,
+}
+
+pub async fn run(args: EventsArgs) -> Result<()> {
+    let receiver = Receiver::start().await?;
+    eprintln!("event receiver on {}", receiver.url());
+    let throughput = if args.skip_throughput { None } else { Some(throughput_phase(&args, &receiver).await) };
+    let mut drains = Vec::new();
+    if !args.skip_drain {
+        drains.push(("SQLite", drain_phase(&args, &receiver, None).await));
+        if !args.skip_postgres {
+            drains.push(("PostgreSQL", drain_on_postgres(&args, &receiver).await));
+        }
+    }
+    println!("{}", render(&args, throughput.as_ref(), &drains));
+    let failed = throughput.iter().any(Result::is_err) || drains.iter().any(|(_, d)| d.is_err());
+    if failed {
+        Err("a phase failed (see the report)".into())
+    } else {
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Throughput: events off against events on.
+
+/// One window of the throughput phase.
+struct Window {
+    events_on: bool,
+    throughput: Throughput,
+    /// Events of this window's server the receiver had when the workers
+    /// stopped, and turns that server had completed by then (both counted
+    /// from the phase's start).
+    received_at_end: usize,
+    turns_at_end: u64,
+    /// How long, after the workers stopped, until every completed turn's event had come.
+    catch_up: Option<Duration>,
+}
+
+struct Windows {
+    windows: Vec<Window>,
+    /// Turns the "on" server completed (warm-ups and late ones included).
+    on_turns: u64,
+    /// Distinct events, and requests, the receiver got from it.
+    received: usize,
+    requests: u64,
+    unsigned: u64,
+}
+
+async fn throughput_phase(args: &EventsArgs, receiver: &Receiver) -> Result<Windows> {
+    let upstream = harness::upstream(args.chunks, Duration::ZERO).await?;
+    let off_setup = setup(args, None);
+    let on_setup = setup(args, Some((&receiver.url(), "turn.completed")));
+    let mut servers = Vec::new();
+    let off = harness::start(&args.server, &upstream, &off_setup, &mut servers).await?;
+    let on = harness::start(&args.server, &upstream, &on_setup, &mut servers).await?;
+    let window = Duration::from_secs(args.seconds);
+    let limit = (window + api::REQUEST_TIMEOUT * 2 + CATCH_UP) * 2 * args.rounds + Duration::from_secs(120);
+    harness::finish(&mut servers, limit, windows(args, receiver, &off, &on)).await
+}
+
+async fn windows(args: &EventsArgs, receiver: &Receiver, off: &Node, on: &Node) -> Result<Windows> {
+    let workers = args.concurrency as usize;
+    let window = Duration::from_secs(args.seconds);
+    let client = api::client(workers)?;
+    receiver.reset(false);
+    let mut out = Windows { windows: Vec::new(), on_turns: 0, received: 0, requests: 0, unsigned: 0 };
+    for round in 0..args.rounds {
+        for (events_on, node) in [(false, off), (true, on)] {
+            let label = if events_on { "on" } else { "off" };
+            eprintln!(
+                "round {}/{}: events {label}, {workers} workers for {} s",
+                round + 1,
+                args.rounds,
+                args.seconds
+            );
+            let throughput =
+                load::throughput_of(&client, &Target::switchboard(&node.base), workers, window).await?;
+            let stopped = Instant::now();
+            let (mut received_at_end, mut turns_at_end, mut catch_up) = (0, 0, None);
+            if events_on {
+                received_at_end = receiver.distinct();
+                out.on_turns += throughput.succeeded;
+                turns_at_end = out.on_turns;
+                if receiver.wait_for(out.on_turns as usize, CATCH_UP).await {
+                    catch_up = Some(stopped.elapsed());
+                }
+            }
+            out.windows.push(Window { events_on, throughput, received_at_end, turns_at_end, catch_up });
+        }
+    }
+    tokio::time::sleep(SETTLE).await;
+    let log = receiver.snapshot();
+    (out.received, out.requests, out.unsigned) = (log.arrivals.len(), log.requests, log.unsigned);
+    Ok(out)
+}
+
+/// The config both phases share: loopback allowed for the receiver, and
+/// (when given) the tenant's events endpoint wanting one type.
+fn setup(args: &EventsArgs, events: Option<(&str, &str)>) -> Setup {
+    let mut setup = Setup {
+        top: vec![r#"tool_allow_private = ["127.0.0.1"]"#.to_owned()],
+        env: vec![(SECRET_ENV.to_owned(), SECRET.to_owned())],
+        keep_data: args.server.keep_data,
+        ..Setup::default()
+    };
+    if let Some((url, kind)) = events {
+        setup.tenant.push(format!(
+            r#"events = {{ url = "{url}", secret_env = "{SECRET_ENV}", types = ["{kind}"] }}"#
+        ));
+    }
+    setup
+}
+
+// ---------------------------------------------------------------------------
+// Drain: N held events resumed at once.
+
+struct Drain {
+    created: u32,
+    create_time: Duration,
+    /// Requests the receiver got while the endpoint was disabled (the probe's 410 excluded).
+    sent_while_held: u64,
+    resumed: Option<u64>,
+    /// The resume's own request.
+    resume_rtt: Duration,
+    /// From the resume's answer to the first, the middle and the last distinct
+    /// event, and from sending the resume to the last, in seconds.
+    first: Option<f64>,
+    half: Option<f64>,
+    all: Option<f64>,
+    all_from_sent: Option<f64>,
+    /// Distinct events that came after the resume (of `created`), all requests, unsigned ones.
+    received: usize,
+    requests: u64,
+    unsigned: u64,
+}
+
+async fn drain_on_postgres(args: &EventsArgs, receiver: &Receiver) -> Result<Drain> {
+    let name = format!("sbbench_{}_{}", std::process::id(), chrono::Utc::now().timestamp_millis());
+    let database_url = crate::cluster::create_database(&args.postgres_url, &name).await?;
+    eprintln!("database {name}");
+    let outcome = drain_phase(args, receiver, Some(&database_url)).await;
+    let dropped = if args.server.keep_data {
+        eprintln!("kept database {name} (--keep-data)");
+        Ok(())
+    } else {
+        crate::cluster::drop_database(&args.postgres_url, &name).await
+    };
+    let drain = outcome?;
+    dropped?;
+    Ok(drain)
+}
+
+async fn drain_phase(args: &EventsArgs, receiver: &Receiver, postgres: Option<&str>) -> Result<Drain> {
+    let upstream = harness::upstream(1, Duration::ZERO).await?;
+    let mut setup = setup(args, Some((&receiver.url(), "session.created")));
+    setup.env.push(("SWITCHBOARD_OPERATOR_TOKEN".into(), OPERATOR_TOKEN.into()));
+    if let Some(url) = postgres {
+        setup.top.push(format!("database_url = {}", serde_json::to_string(url).context("quoting the URL")?));
+    }
+    let mut servers = Vec::new();
+    let node = harness::start(&args.server, &upstream, &setup, &mut servers).await?;
+    let limit =
+        Duration::from_secs(args.drain_timeout + 180) + Duration::from_millis(u64::from(args.pending) * 20);
+    harness::finish(&mut servers, limit, drain(args, receiver, &node.base)).await
+}
+
+async fn drain(args: &EventsArgs, receiver: &Receiver, base: &str) -> Result<Drain> {
+    let n = args.pending;
+    let client = api::client(args.create_concurrency as usize + 4)?;
+    // A first session whose event is answered 410: the endpoint is disabled.
+    receiver.reset(true);
+    api::create_session(&client, base, &tenant_headers()).await?;
+    if !receiver.wait_requests(1, Duration::from_secs(10)).await {
+        return Err("the first session.created never reached the receiver".into());
+    }
+    wait_for_gone(&client, base).await?;
+
+    eprintln!("endpoint disabled; creating {n} sessions, {} at a time", args.create_concurrency);
+    let start = Instant::now();
+    create_sessions(&client, base, n, args.create_concurrency).await?;
+    let create_time = start.elapsed();
+    // Anything sent now would be a held event that was not held.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let sent_while_held = receiver.snapshot().requests.saturating_sub(1);
+
+    receiver.reset(false);
+    eprintln!("resuming");
+    let sent = Instant::now();
+    let response = operator(client.post(format!("{base}/v1/admin/deliveries/resume")))
+        .send()
+        .await
+        .context("POST /v1/admin/deliveries/resume")?;
+    let answered = Instant::now();
+    let status = response.status();
+    let text = response.text().await.context("reading the resume's answer")?;
+    if !status.is_success() {
+        return Err(
+            format!("POST /v1/admin/deliveries/resume: HTTP {status}: {}", snippet(text.as_bytes())).into()
+        );
+    }
+    let resumed = serde_json::from_str::<serde_json::Value>(&text).ok().and_then(|v| v["resumed"].as_u64());
+    let complete = receiver.wait_for(n as usize, Duration::from_secs(args.drain_timeout)).await;
+    if complete {
+        tokio::time::sleep(SETTLE).await;
+    }
+    let log = receiver.snapshot();
+    let since = |i: usize| log.arrivals.get(i).map(|&at| stats::ms_between(answered, at) / 1000.0);
+    let n = n as usize;
+    Ok(Drain {
+        created: args.pending,
+        create_time,
+        sent_while_held,
+        resumed,
+        resume_rtt: answered - sent,
+        first: since(0),
+        half: since(n.div_ceil(2) - 1),
+        all: since(n - 1),
+        all_from_sent: log.arrivals.get(n - 1).map(|&at| (at - sent).as_secs_f64()),
+        received: log.arrivals.len(),
+        requests: log.requests,
+        unsigned: log.unsigned,
+    })
+}
+
+/// The operator's headers for the bench tenant.
+fn operator(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    request.bearer_auth(OPERATOR_TOKEN).header("x-tenant-id", TENANT)
+}
+
+/// Waits until the admin API lists the probe's delivery as `gone`: the 410
+/// and the endpoint's disabling are one transaction.
+async fn wait_for_gone(client: &reqwest::Client, base: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = operator(client.get(format!("{base}/v1/admin/deliveries?status=gone&limit=1")))
+            .send()
+            .await
+            .context("GET /v1/admin/deliveries")?;
+        let status = response.status();
+        let text = response.text().await.context("reading the deliveries")?;
+        if !status.is_success() {
+            return Err(
+                format!("GET /v1/admin/deliveries: HTTP {status}: {}", snippet(text.as_bytes())).into()
+            );
+        }
+        let json: serde_json::Value = serde_json::from_str(&text).context("the deliveries' JSON")?;
+        if json["items"].as_array().is_some_and(|items| !items.is_empty()) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err("the delivery answered 410 is not `gone` after 10 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `n` new visitor sessions, `width` requests in flight.
+async fn create_sessions(client: &reqwest::Client, base: &str, n: u32, width: u32) -> Result<()> {
+    let next = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let mut set = JoinSet::new();
+    for _ in 0..width.min(n) {
+        let (client, base, next) = (client.clone(), base.to_owned(), next.clone());
+        set.spawn(async move {
+            let headers = tenant_headers();
+            while next.fetch_add(1, Ordering::Relaxed) < n {
+                api::create_session(&client, &base, &headers).await?;
+            }
+            Ok::<_, crate::error::Error>(())
+        });
+    }
+    while let Some(joined) = set.join_next().await {
+        joined.context("a session task failed")??;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// The receiver.
+
+/// The tenant's events endpoint: every `POST` is answered at once, `410` while
+/// `gone` is set and `204` otherwise; it notes each distinct `webhook-id` and
+/// when it first came.
+struct Receiver {
+    addr: SocketAddr,
+    state: Arc<ReceiverState>,
+    task: JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct ReceiverState {
+    gone: AtomicBool,
+    log: Mutex<Log>,
+}
+
+#[derive(Default, Clone)]
+struct Log {
+    seen: HashSet<String>,
+    /// When each distinct id first came, in order.
+    arrivals: Vec<Instant>,
+    requests: u64,
+    /// Requests without `webhook-id` or `webhook-signature`.
+    unsigned: u64,
+}
+
+impl Receiver {
+    async fn start() -> Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the receiver")?;
+        let addr = listener.local_addr().context("reading the receiver's address")?;
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let state = Arc::new(ReceiverState::default());
+        let app = Router::new().route("/events", post(receive)).with_state(state.clone());
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                eprintln!("event receiver stopped: {e}");
+            }
+        });
+        Ok(Self { addr, state, task })
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/events", self.addr)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Log> {
+        self.state.log.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Forgets what came and sets the answer.
+    fn reset(&self, gone: bool) {
+        let mut log = self.lock();
+        self.state.gone.store(gone, Ordering::SeqCst);
+        *log = Log::default();
+    }
+
+    fn distinct(&self) -> usize {
+        self.lock().arrivals.len()
+    }
+
+    fn snapshot(&self) -> Log {
+        self.lock().clone()
+    }
+
+    /// Whether `n` distinct ids came within `limit`.
+    async fn wait_for(&self, n: usize, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while self.distinct() < n {
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        true
+    }
+
+    /// Whether `n` requests came within `limit`.
+    async fn wait_requests(&self, n: u64, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while self.lock().requests < n {
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        true
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The body is taken (so the connection stays usable) and not read.
+async fn receive(State(state): State<Arc<ReceiverState>>, headers: HeaderMap, _body: Bytes) -> StatusCode {
+    let at = Instant::now();
+    let id = headers.get("webhook-id").and_then(|v| v.to_str().ok());
+    let signed = id.is_some() && headers.contains_key("webhook-signature");
+    {
+        let mut log = state.log.lock().unwrap_or_else(PoisonError::into_inner);
+        log.requests += 1;
+        if !signed {
+            log.unsigned += 1;
+        }
+        if let Some(id) = id {
+            if log.seen.insert(id.to_owned()) {
+                log.arrivals.push(at);
+            }
+        }
+    }
+    if state.gone.load(Ordering::SeqCst) {
+        StatusCode::GONE
+    } else {
+        StatusCode::NO_CONTENT
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The report.
+
+fn render(
+    args: &EventsArgs,
+    throughput: Option<&Result<Windows>>,
+    drains: &[(&str, Result<Drain>)],
+) -> String {
+    let mut text = String::new();
+    match throughput {
+        Some(Ok(w)) => text.push_str(&render_windows(args, w)),
+        Some(Err(e)) => text.push_str(&format!("Throughput phase failed: {e}\n\n")),
+        None => {}
+    }
+    if !drains.is_empty() {
+        text.push_str(&render_drains(args, drains));
+    }
+    text.push_str(&crate::report::provenance());
+    text
+}
+
+fn render_windows(args: &EventsArgs, w: &Windows) -> String {
+    let ms = |v: Option<Duration>| {
+        v.map_or_else(|| "–".to_owned(), |d| format!("{:.1}", d.as_secs_f64() * 1000.0))
+    };
+    let pct = |samples: &[Duration], p: f64| {
+        let mut sorted = samples.to_vec();
+        sorted.sort_unstable();
+        ms(stats::percentile(&sorted, p))
+    };
+    let mut text = String::from(
+        "| window | events | streamed turns/s | completed / errors | turn p50 (ms) | turn p99 (ms) | events in when the workers stopped / turns by then | all events in, after the window |\n\
+         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+    );
+    for (i, win) in w.windows.iter().enumerate() {
+        let t = &win.throughput;
+        let (received, catch_up) = if win.events_on {
+            (
+                format!("{} / {}", win.received_at_end, win.turns_at_end),
+                win.catch_up.map_or_else(
+                    || format!("not within {} s", CATCH_UP.as_secs()),
+                    |d| format!("{:.2} s", d.as_secs_f64()),
+                ),
+            )
+        } else {
+            ("–".to_owned(), "–".to_owned())
+        };
+        text.push_str(&format!(
+            "| {} | {} | {:.0} | {} / {} | {} | {} | {received} | {catch_up} |\n",
+            i + 1,
+            if win.events_on { "on" } else { "off" },
+            t.turns_per_sec(),
+            t.completed,
+            t.errors,
+            pct(&t.samples.total, 50.0),
+            pct(&t.samples.total, 99.0),
+        ));
+    }
+    let sum = |on: bool| -> (u64, f64) {
+        let ws = w.windows.iter().filter(|x| x.events_on == on);
+        ws.fold((0, 0.0), |(n, s), x| (n + x.throughput.completed, s + x.throughput.window.as_secs_f64()))
+    };
+    let ((off_n, off_s), (on_n, on_s)) = (sum(false), sum(true));
+    let (off_rate, on_rate) = (off_n as f64 / off_s, on_n as f64 / on_s);
+    text.push('\n');
+    text.push_str(&format!(
+        "- streamed turns/s at c={}: events off {off_rate:.0}, events on {on_rate:.0} (all windows of each); on/off = {:.3} ({:+.1} %)\n",
+        args.concurrency,
+        on_rate / off_rate,
+        100.0 * (on_rate / off_rate - 1.0)
+    ));
+    for (label, on) in [("off", false), ("on", true)] {
+        let rates: Vec<String> = w
+            .windows
+            .iter()
+            .filter(|x| x.events_on == on)
+            .map(|x| format!("{:.0}", x.throughput.turns_per_sec()))
+            .collect();
+        text.push_str(&format!("- events {label}, per window: {}\n", rates.join(", ")));
+    }
+    let errors: u64 = w.windows.iter().map(|x| x.throughput.errors).sum();
+    if let Some(e) = w.windows.iter().find_map(|x| x.throughput.first_error.as_ref()) {
+        text.push_str(&format!("- first error ({errors} in all): {e}\n"));
+    }
+    text.push_str(&format!(
+        "- `turn.completed` events: the receiver got {} distinct of {} turns the server completed (warm-up and late turns included), in {} requests ({} duplicates), {} without webhook-id or signature: {}\n",
+        w.received,
+        w.on_turns,
+        w.requests,
+        w.requests.saturating_sub(w.received as u64),
+        w.unsigned,
+        if w.received as u64 == w.on_turns { "all there" } else { "MISMATCH" }
+    ));
+    text.push_str(&format!(
+        "- {} rounds of {} s windows (off, then on), {} workers with a new session each per window, {} content chunks per answer; both servers up throughout, on SQLite, with the same config but the events\n\n",
+        args.rounds, args.seconds, args.concurrency, args.chunks
+    ));
+    text
+}
+
+fn render_drains(args: &EventsArgs, drains: &[(&str, Result<Drain>)]) -> String {
+    let secs = |v: Option<f64>| v.map_or_else(|| "–".to_owned(), |v| format!("{v:.3}"));
+    let mut text = format!(
+        "| backend | sessions created (s, per s) | held, resumed | resume's answer (ms) | resume's answer → first event (s) | → half (s) | → all {} (s) | resume sent → all (s) | events/s | received / requests |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        args.pending
+    );
+    let mut notes = String::new();
+    for (backend, drain) in drains {
+        let d = match drain {
+            Ok(d) => d,
+            Err(e) => {
+                text.push_str(&format!("| {backend} | failed | | | | | | | | |\n"));
+                notes.push_str(&format!("- {backend}: {e}\n"));
+                continue;
+            }
+        };
+        let rate = d.all.map_or_else(|| "–".to_owned(), |s| format!("{:.0}", d.created as f64 / s));
+        text.push_str(&format!(
+            "| {backend} | {:.1} s, {:.0} | {} | {:.1} | {} | {} | {} | {} | {rate} | {} / {} |\n",
+            d.create_time.as_secs_f64(),
+            f64::from(d.created) / d.create_time.as_secs_f64(),
+            d.resumed.map_or_else(|| "?".to_owned(), |r| r.to_string()),
+            d.resume_rtt.as_secs_f64() * 1000.0,
+            secs(d.first),
+            secs(d.half),
+            secs(d.all),
+            secs(d.all_from_sent),
+            d.received,
+            d.requests,
+        ));
+        let met =
+            d.all.is_some_and(|s| s < DRAIN_TARGET.as_secs_f64()) && d.resumed == Some(u64::from(d.created));
+        notes.push_str(&format!(
+            "- target on {backend}: {} pending events delivered within {} s of the resume's answer; measured {}: {}\n",
+            d.created,
+            DRAIN_TARGET.as_secs(),
+            d.all.map_or_else(|| format!("{} of them within {} s", d.received, args.drain_timeout), |s| format!("{s:.3} s")),
+            stats::verdict(met)
+        ));
+        if d.sent_while_held > 0 || d.unsigned > 0 || d.resumed != Some(u64::from(d.created)) {
+            notes.push_str(&format!(
+                "- {backend}: {} requests while the endpoint was disabled, {} without webhook-id or signature, resumed {:?} of {} held\n",
+                d.sent_while_held, d.unsigned, d.resumed, d.created
+            ));
+        }
+    }
+    text.push('\n');
+    text.push_str(&notes);
+    text.push_str(&format!(
+        "- drain: `session.created` only; the receiver answered the first event 410, then {} sessions were created {} at a time, then it answered 204 and the operator resumed; timed to the first arrival of each distinct webhook-id\n",
+        args.pending, args.create_concurrency
+    ));
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> EventsArgs {
+        EventsArgs {
+            server: ServerArgs { server_bin: "x".into(), keep_data: false },
+            concurrency: 1,
+            seconds: 1,
+            rounds: 1,
+            chunks: 1,
+            pending: 1,
+            create_concurrency: 1,
+            drain_timeout: 1,
+            postgres_url: String::new(),
+            skip_postgres: true,
+            skip_throughput: false,
+            skip_drain: false,
+        }
+    }
+
+    #[test]
+    fn the_events_endpoint_is_the_only_difference() {
+        let off = setup(&args(), None);
+        let on = setup(&args(), Some(("http://127.0.0.1:4000/events", "turn.completed")));
+        assert_eq!(off.top, on.top);
+        assert_eq!(off.env, on.env);
+        assert!(off.tenant.is_empty());
+        let top: toml::Table = on.top[0].parse().unwrap();
+        assert_eq!(top["tool_allow_private"].as_array().unwrap()[0].as_str(), Some("127.0.0.1"));
+        let tenant: toml::Table = on.tenant[0].parse().unwrap();
+        let events = &tenant["events"];
+        assert_eq!(events["url"].as_str(), Some("http://127.0.0.1:4000/events"));
+        assert_eq!(events["secret_env"].as_str(), Some(SECRET_ENV));
+        assert_eq!(events["types"].as_array().unwrap()[0].as_str(), Some("turn.completed"));
+        assert!(on.env.iter().any(|(k, v)| k == SECRET_ENV && v.starts_with("whsec_")));
+    }
+}
