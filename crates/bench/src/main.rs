@@ -20,6 +20,7 @@ mod idle;
 mod load;
 mod outbox;
 mod rawsse;
+mod receiver;
 mod relay;
 mod report;
 mod resume;

@@ -27,20 +27,13 @@ use crate::api::{self, snippet, tenant_headers};
 use crate::error::{Context, Result};
 use crate::harness::{self, Node, ServerArgs};
 use crate::load::{self, Target, Throughput};
+use crate::receiver::Receiver;
 use crate::server::{Setup, TENANT};
 use crate::stats;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use axum::serve::ListenerExt;
-use axum::Router;
-use std::collections::HashSet;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 
 /// Target of the drain: every pending event delivered within this.
 const DRAIN_TARGET: Duration = Duration::from_secs(10);
@@ -53,8 +46,6 @@ const OPERATOR_TOKEN: &str = "bench-operator-token-0123456789abcdef";
 const CATCH_UP: Duration = Duration::from_secs(30);
 /// How long the receiver is watched after everything arrived, for duplicates.
 const SETTLE: Duration = Duration::from_secs(2);
-/// How often waits look at the receiver.
-const POLL: Duration = Duration::from_millis(5);
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct EventsArgs {
@@ -371,129 +362,6 @@ async fn create_sessions(client: &reqwest::Client, base: &str, n: u32, width: u3
         joined.context("a session task failed")??;
     }
     Ok(())
-}
-
-// ---------------------------------------------------------------------------
-// The receiver.
-
-/// The tenant's events endpoint: every `POST` is answered at once, `410` while
-/// `gone` is set and `204` otherwise; it notes each distinct `webhook-id` and
-/// when it first came.
-struct Receiver {
-    addr: SocketAddr,
-    state: Arc<ReceiverState>,
-    task: JoinHandle<()>,
-}
-
-#[derive(Default)]
-struct ReceiverState {
-    gone: AtomicBool,
-    log: Mutex<Log>,
-}
-
-#[derive(Default, Clone)]
-struct Log {
-    seen: HashSet<String>,
-    /// When each distinct id first came, in order.
-    arrivals: Vec<Instant>,
-    requests: u64,
-    /// Requests without `webhook-id` or `webhook-signature`.
-    unsigned: u64,
-}
-
-impl Receiver {
-    async fn start() -> Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the receiver")?;
-        let addr = listener.local_addr().context("reading the receiver's address")?;
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let state = Arc::new(ReceiverState::default());
-        let app = Router::new().route("/events", post(receive)).with_state(state.clone());
-        let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                eprintln!("event receiver stopped: {e}");
-            }
-        });
-        Ok(Self { addr, state, task })
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}/events", self.addr)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Log> {
-        self.state.log.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Forgets what came and sets the answer.
-    fn reset(&self, gone: bool) {
-        let mut log = self.lock();
-        self.state.gone.store(gone, Ordering::SeqCst);
-        *log = Log::default();
-    }
-
-    fn distinct(&self) -> usize {
-        self.lock().arrivals.len()
-    }
-
-    fn snapshot(&self) -> Log {
-        self.lock().clone()
-    }
-
-    /// Whether `n` distinct ids came within `limit`.
-    async fn wait_for(&self, n: usize, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        while self.distinct() < n {
-            if Instant::now() > deadline {
-                return false;
-            }
-            tokio::time::sleep(POLL).await;
-        }
-        true
-    }
-
-    /// Whether `n` requests came within `limit`.
-    async fn wait_requests(&self, n: u64, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        while self.lock().requests < n {
-            if Instant::now() > deadline {
-                return false;
-            }
-            tokio::time::sleep(POLL).await;
-        }
-        true
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// The body is taken (so the connection stays usable) and not read.
-async fn receive(State(state): State<Arc<ReceiverState>>, headers: HeaderMap, _body: Bytes) -> StatusCode {
-    let at = Instant::now();
-    let id = headers.get("webhook-id").and_then(|v| v.to_str().ok());
-    let signed = id.is_some() && headers.contains_key("webhook-signature");
-    {
-        let mut log = state.log.lock().unwrap_or_else(PoisonError::into_inner);
-        log.requests += 1;
-        if !signed {
-            log.unsigned += 1;
-        }
-        if let Some(id) = id {
-            if log.seen.insert(id.to_owned()) {
-                log.arrivals.push(at);
-            }
-        }
-    }
-    if state.gone.load(Ordering::SeqCst) {
-        StatusCode::GONE
-    } else {
-        StatusCode::NO_CONTENT
-    }
 }
 
 // ---------------------------------------------------------------------------
