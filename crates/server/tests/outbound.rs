@@ -100,6 +100,41 @@ async fn a_receiver_down_then_failing_then_up_gets_each_event_once_with_one_id()
 }
 
 #[tokio::test]
+async fn the_deliveries_api_refuses_bad_queries_foreign_tenants_and_visitors() {
+    let receiver = Receiver::start().await;
+    let other = TenantSpec::demo("globex").table(&receiver.table("")).env("EVENTS_SECRET", SECRET);
+    let app = TestApp::start(config(&receiver, "types = [\"session.created\"]").tenant(other)).await;
+    app.create_session("acme").await;
+    let delivered = until_delivery(&app, "delivered", |d| d["status"] == "delivered").await;
+    let op = As::operator(Some("acme"));
+    for query in ["?status=lost", "?cursor=not-a-cursor", "?limit=0", "?limit=201", "?colour=blue"] {
+        let reply = admin::get(&app, &op, &format!("/v1/admin/deliveries{query}")).await;
+        reply.assert_error(400, "request.invalid");
+    }
+    let path = |id: &str| format!("/v1/admin/deliveries/{id}/retry");
+    call(&app, &op, Method::POST, &path("nope"), None).await.assert_error(404, "delivery.not_found");
+    // Another tenant's operator scope and agents see none of acme's deliveries.
+    let globex = As::operator(Some("globex"));
+    assert!(deliveries_of(&app, &globex).await.is_empty());
+    let id = delivered["id"].as_str().unwrap();
+    call(&app, &globex, Method::POST, &path(id), None).await.assert_error(404, "delivery.not_found");
+    // Without a tenant, or as a visitor, nothing.
+    let untenanted = admin::get(&app, &As::operator(None), "/v1/admin/deliveries").await;
+    assert_eq!(untenanted.status.as_u16(), 400, "{}", untenanted.text);
+    let (_, visitor) = app.create_session("acme").await;
+    let refused = admin::get(&app, &As::token(&visitor.token, Some("acme")), "/v1/admin/deliveries").await;
+    assert!(matches!(refused.status.as_u16(), 401 | 403), "{}", refused.text);
+    // A body on the resume is refused.
+    let bodied =
+        call(&app, &op, Method::POST, "/v1/admin/deliveries/resume", Some(json!({"all": true}))).await;
+    bodied.assert_error(400, "request.invalid");
+}
+
+async fn deliveries_of(app: &TestApp, who: &As) -> Vec<Value> {
+    get_ok(app, who, "/v1/admin/deliveries").await["items"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
 async fn retry_after_replaces_the_delay() {
     let receiver = Receiver::start().await;
     receiver.script(&[(503, Some(3))]);
