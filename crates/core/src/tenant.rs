@@ -199,12 +199,10 @@ impl Tenant {
         at: crate::time::Timestamp,
         data: impl FnOnce() -> serde_json::Value,
     ) -> Option<crate::outbound::NewEvent> {
-        let events = self.events.as_ref().filter(|e| e.wants(kind))?;
-        events.event(kind, &self.id, session_id, at, data())
+        let wanted = self.events.as_ref().is_some_and(|e| e.wants(kind));
+        wanted.then(|| crate::outbound::NewEvent::new(kind, &self.id, session_id, at, data()))
     }
-}
 
-impl Tenant {
     /// The primary provider, then the fallbacks.
     pub fn routes(&self) -> impl Iterator<Item = &Route> {
         std::iter::once(&*self.primary).chain(self.fallbacks.iter())

@@ -122,7 +122,7 @@ async fn write_export(
     tx: &mpsc::Sender<Chunk>,
 ) -> Result<(), Stopped> {
     let now = state.clock.now();
-    let head = json!({"kind": subject.kind(), "id": subject.id()});
+    let head = switchboard_core::outbound::subject_json(subject);
     send(tx, format!(r#"{{"subject":{head},"exported_at":"{}","sessions":["#, format(&now))).await?;
     let (owner, since) = (subject.to_string(), retained_since(now, tenant.retention_days));
     let mut after: Option<SessionCursor> = None;
