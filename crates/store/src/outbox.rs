@@ -16,8 +16,7 @@
 use crate::crypto::Aad;
 use crate::db::{Conn, Dialect, Param};
 use crate::rows::{crypto_err, time_of};
-use crate::store::SqlStore;
-use crate::write::WriteError;
+use crate::store::{Backend, SqlStore};
 use std::sync::Arc;
 use switchboard_core::outbound::{DeliveryStatus, NewEvent};
 use switchboard_core::store::outbox::{
@@ -72,28 +71,42 @@ const LEASE_SKIP_LOCKED: &str = concat!(
      RETURNING id, tenant_id, type, body, attempts, created_at"
 );
 
-/// Every settle: `$1` id, `$2` node, then its own.
-const HELD_BY: &str = "WHERE id = $1 AND lease_node = $2 AND status = 'pending'";
-const LEASE_CLEARED: &str = "attempts = attempts + 1, lease_node = NULL, lease_until = NULL";
+// Statements on rows of one status but `delivered` repeat `status <>
+// 'delivered'`: that is the condition of the partial index
+// `outbox_tenant_open`, and SQLite uses a partial index only for a query
+// that names its condition.
+
+/// A settle's update: `$1` id, `$2` node, then its own; it counts only from
+/// the node holding the lease, while the row is pending.
+macro_rules! settled {
+    ($set:literal) => {
+        concat!(
+            "UPDATE outbox SET ",
+            $set,
+            "attempts = attempts + 1, lease_node = NULL, lease_until = NULL \
+             WHERE id = $1 AND lease_node = $2 AND status = 'pending'"
+        )
+    };
+}
 /// `$3` status, `$4` now.
-const DELIVERED: &str = "UPDATE outbox SET status = 'delivered', last_status = $3, last_error = NULL, \
-     delivered_at = $4, ";
+const DELIVERED: &str =
+    settled!("status = 'delivered', last_status = $3, last_error = NULL, delivered_at = $4, ");
 /// `$3` next try, `$4` status, `$5` error.
-const RETRY: &str = "UPDATE outbox SET next_attempt_at = $3, last_status = $4, last_error = $5, ";
+const RETRY: &str = settled!("next_attempt_at = $3, last_status = $4, last_error = $5, ");
 /// `$3` status, `$4` error.
-const DEAD: &str = "UPDATE outbox SET status = 'dead', last_status = $3, last_error = $4, ";
-const GONE: &str = "UPDATE outbox SET status = 'gone', last_status = 410, last_error = NULL, ";
+const DEAD: &str = settled!("status = 'dead', last_status = $3, last_error = $4, ");
+const GONE: &str = settled!("status = 'gone', last_status = 410, last_error = NULL, ");
 /// `$3` next try, `$4` why: not a try (`attempts` stays).
 const POSTPONE: &str = "UPDATE outbox SET next_attempt_at = $3, last_error = $4, lease_node = NULL, \
      lease_until = NULL WHERE id = $1 AND lease_node = $2 AND status = 'pending'";
-/// `$1` id.
-const TENANT_OF: &str = "SELECT tenant_id FROM outbox WHERE id = $1";
-/// `$1` tenant, `$2` now.
-const DISABLE: &str = "INSERT INTO event_endpoints_disabled (tenant_id, disabled_at) VALUES ($1, $2) \
-     ON CONFLICT (tenant_id) DO NOTHING";
-/// `$1` tenant: its pending deliveries wait for the endpoint to be resumed.
+/// After a `410`, `$1` the row's id, `$2` now: its tenant's endpoint is
+/// disabled…
+const DISABLE: &str = "INSERT INTO event_endpoints_disabled (tenant_id, disabled_at) \
+     SELECT tenant_id, $2 FROM outbox WHERE id = $1 ON CONFLICT (tenant_id) DO NOTHING";
+/// …and its tenant's pending deliveries wait for the endpoint to be resumed.
 const HOLD_PENDING: &str = "UPDATE outbox SET status = 'held', lease_node = NULL, lease_until = NULL \
-     WHERE tenant_id = $1 AND status = 'pending'";
+     WHERE tenant_id = (SELECT tenant_id FROM outbox WHERE id = $1) AND status = 'pending' \
+     AND status <> 'delivered'";
 
 /// `$1` node.
 const RELEASE: &str = "UPDATE outbox SET lease_node = NULL, lease_until = NULL \
@@ -104,6 +117,9 @@ const RECORD_COLUMNS: &str = "SELECT id, type, session_id, status, attempts, nex
 /// `$1` tenant, `$2` ids below this one, `$3` how many (then `$4` status).
 const LIST: &str = "WHERE tenant_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3";
 const LIST_BY_STATUS: &str = "WHERE tenant_id = $1 AND id < $2 AND status = $4 ORDER BY id DESC LIMIT $3";
+/// The same for a status other than `delivered`, on the index of those rows.
+const LIST_OPEN_BY_STATUS: &str = "WHERE tenant_id = $1 AND id < $2 AND status = $4 \
+     AND status <> 'delivered' ORDER BY id DESC LIMIT $3";
 /// Above every uuid's text: the first page's cursor.
 const TOP: &str = "~";
 
@@ -118,7 +134,7 @@ const REQUEUE: &str = "UPDATE outbox SET status = 'pending', attempts = 0, next_
 const ENABLE: &str = "DELETE FROM event_endpoints_disabled WHERE tenant_id = $1";
 /// `$1` tenant, `$2` now.
 const RESUME: &str = "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $2 \
-     WHERE tenant_id = $1 AND status = 'held'";
+     WHERE tenant_id = $1 AND status = 'held' AND status <> 'delivered'";
 
 /// `$1` delivered before, `$2` how many.
 const PURGE_DELIVERED: &str = "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox \
@@ -205,7 +221,17 @@ pub async fn enqueue(store: &SqlStore, events: &[NewEvent]) -> Result<(), StoreE
         .await
 }
 
-type LeasedRow = (String, String, String, Vec<u8>, i64, i64);
+pub(crate) type LeasedRow = (String, String, String, Vec<u8>, i64, i64);
+
+/// The lease's arguments: node, now, lease end, how many.
+pub(crate) type LeaseArgs = (String, Timestamp, Timestamp, i64);
+
+/// The lease's statement and its parameters.
+pub(crate) fn lease_statement(dialect: Dialect, args: &LeaseArgs) -> (&'static str, [Param<'_>; 4]) {
+    let (node, now, until, limit) = args;
+    let sql = if dialect == Dialect::Postgres { LEASE_SKIP_LOCKED } else { LEASE };
+    (sql, [node.into(), until.into(), now.into(), (*limit).into()])
+}
 
 pub async fn lease(
     store: &SqlStore,
@@ -219,16 +245,21 @@ pub async fn lease(
         return Ok(Vec::new());
     }
     let args = Arc::new((node.to_owned(), now, until, i64::from(limit)));
-    let rows: Vec<LeasedRow> = store
-        .write(move |mut conn: Conn<'_>| {
-            let args = args.clone();
-            Box::pin(async move {
-                let (node, now, until, limit) = &*args;
-                let sql = if conn.dialect() == Dialect::Postgres { LEASE_SKIP_LOCKED } else { LEASE };
-                Ok(conn.all(sql, &[node.into(), until.into(), now.into(), (*limit).into()]).await?)
-            })
-        })
-        .await?;
+    let rows = match &store.backend {
+        // On SQLite a direct write: statements in place, no thread hops.
+        Backend::Sqlite(sqlite) => crate::sqlite::lease_deliveries(sqlite, args).await?,
+        Backend::Postgres(_) => {
+            store
+                .write(move |mut conn: Conn<'_>| {
+                    let args = args.clone();
+                    Box::pin(async move {
+                        let (sql, params) = lease_statement(conn.dialect(), &args);
+                        Ok(conn.all(sql, &params).await?)
+                    })
+                })
+                .await?
+        }
+    };
     let mut leased = Vec::with_capacity(rows.len());
     for (id, tenant_id, kind, body, attempts, created_at) in rows {
         let Ok(id) = parse_id(&id) else { continue };
@@ -260,6 +291,9 @@ pub async fn settle(
     Ok(settle_many(store, node, vec![(id, settle.clone())], now).await? == 1)
 }
 
+/// Settles' arguments: the node, each row's id and how its try ended, now.
+pub(crate) type SettleArgs = (String, Vec<(String, Settle)>, Timestamp);
+
 /// Ends several of `node`'s tries in one transaction; returns how many
 /// were still `node`'s to end.
 pub async fn settle_many(
@@ -270,58 +304,70 @@ pub async fn settle_many(
 ) -> Result<u64, StoreError> {
     let settles: Vec<(String, Settle)> = settles.into_iter().map(|(id, s)| (id.to_string(), s)).collect();
     let args = Arc::new((node.to_owned(), settles, now));
-    store
-        .write(move |mut conn: Conn<'_>| {
-            let args = args.clone();
-            Box::pin(async move {
-                let (node, settles, now) = &*args;
-                let mut done = 0;
-                for (id, settle) in settles {
-                    done += u64::from(settle_one(&mut conn, id, node, settle, now).await?);
-                }
-                Ok(done)
-            })
-        })
-        .await
+    match &store.backend {
+        Backend::Sqlite(sqlite) => crate::sqlite::settle_deliveries(sqlite, args).await,
+        Backend::Postgres(_) => {
+            store
+                .write(move |mut conn: Conn<'_>| {
+                    let args = args.clone();
+                    Box::pin(async move {
+                        let (node, settles, now) = &*args;
+                        let mut done = 0;
+                        for (id, settle) in settles {
+                            let (sql, params) = settle_statement(id, node, settle, now);
+                            if conn.execute(sql, &params).await? == 0 {
+                                continue;
+                            }
+                            done += 1;
+                            if matches!(settle, Settle::Gone) {
+                                for (sql, params) in after_gone(id, now) {
+                                    conn.execute(sql, &params).await?;
+                                }
+                            }
+                        }
+                        Ok(done)
+                    })
+                })
+                .await
+        }
+    }
 }
 
-async fn settle_one(
-    conn: &mut Conn<'_>,
-    id: &String,
-    node: &String,
-    settle: &Settle,
-    now: &Timestamp,
-) -> Result<bool, WriteError> {
-    let held = [id.into(), node.into()];
-    let sql = |set: &str| format!("{set}{LEASE_CLEARED} {HELD_BY}");
+/// The update that ends a try as `settle` says.
+pub(crate) fn settle_statement<'a>(
+    id: &'a String,
+    node: &'a String,
+    settle: &'a Settle,
+    now: &'a Timestamp,
+) -> (&'static str, Vec<Param<'a>>) {
     let status = |s: &Option<u16>| Param::from(s.map(i64::from));
-    let done = match settle {
+    let mut params: Vec<Param<'a>> = vec![id.into(), node.into()];
+    let sql = match settle {
         Settle::Delivered { status: s } => {
-            let params = [&held[..], &[i64::from(*s).into(), now.into()]].concat();
-            conn.execute(&sql(DELIVERED), &params).await?
+            params.extend([i64::from(*s).into(), now.into()]);
+            DELIVERED
         }
         Settle::Retry { at, status: s, error } => {
-            let params = [&held[..], &[at.into(), status(s), error.into()]].concat();
-            conn.execute(&sql(RETRY), &params).await?
+            params.extend([at.into(), status(s), error.into()]);
+            RETRY
         }
         Settle::Dead { status: s, error } => {
-            let params = [&held[..], &[status(s), error.into()]].concat();
-            conn.execute(&sql(DEAD), &params).await?
+            params.extend([status(s), error.into()]);
+            DEAD
         }
         Settle::Postpone { at, why } => {
-            conn.execute(POSTPONE, &[&held[..], &[at.into(), why.into()]].concat()).await?
+            params.extend([at.into(), why.into()]);
+            POSTPONE
         }
-        Settle::Gone => {
-            let done = conn.execute(&sql(GONE), &held).await?;
-            if done > 0 {
-                let (tenant,): (String,) = conn.one(TENANT_OF, &[id.into()]).await?;
-                conn.execute(DISABLE, &[(&tenant).into(), now.into()]).await?;
-                conn.execute(HOLD_PENDING, &[(&tenant).into()]).await?;
-            }
-            done
-        }
+        Settle::Gone => GONE,
     };
-    Ok(done > 0)
+    (sql, params)
+}
+
+/// What a settled `410` (of row `id`) does besides: the endpoint disabled,
+/// the tenant's pending rows held.
+pub(crate) fn after_gone<'a>(id: &'a String, now: &'a Timestamp) -> [(&'static str, Vec<Param<'a>>); 2] {
+    [(DISABLE, vec![id.into(), now.into()]), (HOLD_PENDING, vec![id.into()])]
 }
 
 pub async fn release(store: &SqlStore, node: &str) -> Result<u64, StoreError> {
@@ -342,7 +388,11 @@ pub async fn list(store: &SqlStore, q: &DeliveryQuery) -> Result<Vec<DeliveryRec
     let filter = match q.status {
         Some(status) => {
             params.push(status.as_str().into());
-            LIST_BY_STATUS
+            if status == DeliveryStatus::Delivered {
+                LIST_BY_STATUS
+            } else {
+                LIST_OPEN_BY_STATUS
+            }
         }
         None => LIST,
     };

@@ -6,10 +6,12 @@ mod checkpoint;
 mod direct;
 mod finish;
 mod known;
+mod outbox;
 mod turn;
 mod writer;
 
 pub use finish::{checkpoint, finish_message};
+pub use outbox::{lease_deliveries, settle_deliveries};
 pub use turn::begin_turn;
 
 use crate::{Durability, StoreOpenError, StoreOptions};
