@@ -36,6 +36,9 @@ const PROMPT_TOKENS: u32 = 14;
 struct Rendered {
     events: Vec<Bytes>,
     calls: AtomicU64,
+    /// TCP connections accepted: far fewer than `calls` when the server
+    /// keeps its upstream connections alive.
+    connections: AtomicU64,
     /// Zero: every event at once. Otherwise the wait before each content chunk
     /// after the first, and the times below are kept.
     gap: Duration,
@@ -88,6 +91,7 @@ impl FakeUpstream {
         Rendered {
             events: render(chunks),
             calls: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
             gap,
             sent: Mutex::new(Vec::new()),
             tool_call,
@@ -101,7 +105,9 @@ impl FakeUpstream {
         let listener = tokio::net::TcpListener::bind(listen).await.context("binding the fake upstream")?;
         let addr = listener.local_addr().context("reading the fake upstream's address")?;
         // Small SSE writes otherwise wait on Nagle plus delayed ACK (tens of ms).
-        let listener = listener.tap_io(|tcp| {
+        let counted = shared.clone();
+        let listener = listener.tap_io(move |tcp| {
+            counted.connections.fetch_add(1, Ordering::Relaxed);
             let _ = tcp.set_nodelay(true);
         });
         let app = Router::new().route("/v1/chat/completions", post(completion)).with_state(shared.clone());
@@ -120,6 +126,11 @@ impl FakeUpstream {
     /// Completions served so far (to check the server really called upstream).
     pub fn calls(&self) -> u64 {
         self.shared.calls.load(Ordering::Relaxed)
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.shared.connections.load(Ordering::Relaxed)
     }
 
     /// Tool-call answers served so far (with a tool round).

@@ -8,6 +8,7 @@
 //! nothing here asserts timings.
 
 mod admin_list;
+mod apart;
 mod api;
 mod cluster;
 mod deltas;
@@ -194,6 +195,7 @@ async fn run(args: RunArgs) -> Result<()> {
     if outcome.is_err() {
         server.print_log_tail(40);
     }
+    eprintln!("the fake upstream accepted {} TCP connections", upstream.connections());
     report::print(&args, &outcome?, upstream.calls(), &caveats);
     stopped
 }

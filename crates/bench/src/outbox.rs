@@ -18,11 +18,13 @@
 //!    them pending; timed from the resume's answer until the receiver has
 //!    seen N distinct `webhook-id`s (target: under 10 s).
 //!
-//! The receiver answers at once and does not verify signatures (it checks
-//! only that each request carries `webhook-id` and `webhook-signature`): it
-//! stands for the tenant's backend, and what is measured is the runtime.
+//! The receiver runs on a thread of its own (`apart.rs`), answers at once
+//! and does not verify signatures (it checks only that each request carries
+//! `webhook-id` and `webhook-signature`): it stands for the tenant's
+//! backend, and what is measured is the runtime.
 //! Nothing here asserts timings.
 
+use crate::apart::Apart;
 use crate::api::{self, snippet, tenant_headers};
 use crate::error::{Context, Result};
 use crate::harness::{self, Node, ServerArgs};
@@ -91,8 +93,10 @@ pub struct EventsArgs {
 }
 
 pub async fn run(args: EventsArgs) -> Result<()> {
-    let receiver = Receiver::start().await?;
-    eprintln!("event receiver on {}", receiver.url());
+    // The tenant's backend is another process: its work must not hold up the
+    // load generator's threads, which would count as a slower server.
+    let (_apart, receiver) = Apart::start("receiver", Receiver::start)?;
+    eprintln!("event receiver on {}, on a thread of its own", receiver.url());
     let throughput = if args.skip_throughput { None } else { Some(throughput_phase(&args, &receiver).await) };
     let mut drains = Vec::new();
     if !args.skip_drain {
@@ -124,6 +128,9 @@ struct Window {
     turns_at_end: u64,
     /// How long, after the workers stopped, until every completed turn's event had come.
     catch_up: Option<Duration>,
+    /// CPU time the window's server used from the window's start until its
+    /// events were in (so deliveries that end after the window count).
+    server_cpu: Option<Duration>,
 }
 
 struct Windows {
@@ -163,6 +170,7 @@ async fn windows(args: &EventsArgs, receiver: &Receiver, off: &Node, on: &Node) 
                 args.rounds,
                 args.seconds
             );
+            let cpu_before = crate::sys::cpu_ns(node.pid);
             let throughput =
                 load::throughput_of(&client, &Target::switchboard(&node.base), workers, window).await?;
             let stopped = Instant::now();
@@ -175,7 +183,17 @@ async fn windows(args: &EventsArgs, receiver: &Receiver, off: &Node, on: &Node) 
                     catch_up = Some(stopped.elapsed());
                 }
             }
-            out.windows.push(Window { events_on, throughput, received_at_end, turns_at_end, catch_up });
+            let server_cpu = cpu_before
+                .zip(crate::sys::cpu_ns(node.pid))
+                .map(|(before, after)| Duration::from_nanos(after.saturating_sub(before)));
+            out.windows.push(Window {
+                events_on,
+                throughput,
+                received_at_end,
+                turns_at_end,
+                catch_up,
+                server_cpu,
+            });
         }
     }
     tokio::time::sleep(SETTLE).await;
@@ -385,6 +403,12 @@ fn render(
     text
 }
 
+/// The window's server CPU time per completed turn, in µs.
+fn cpu_per_turn(window: &Window) -> Option<f64> {
+    let turns = window.throughput.completed;
+    (turns > 0).then_some(window.server_cpu?.as_secs_f64() * 1e6 / turns as f64)
+}
+
 fn render_windows(args: &EventsArgs, w: &Windows) -> String {
     let ms = |v: Option<Duration>| {
         v.map_or_else(|| "–".to_owned(), |d| format!("{:.1}", d.as_secs_f64() * 1000.0))
@@ -395,8 +419,8 @@ fn render_windows(args: &EventsArgs, w: &Windows) -> String {
         ms(stats::percentile(&sorted, p))
     };
     let mut text = String::from(
-        "| window | events | streamed turns/s | completed / errors | turn p50 (ms) | turn p99 (ms) | events in when the workers stopped / turns by then | all events in, after the window |\n\
-         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+        "| window | events | streamed turns/s | completed / errors | turn p50 (ms) | turn p99 (ms) | server CPU per turn (µs) | events in when the workers stopped / turns by then | all events in, after the window |\n\
+         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
     );
     for (i, win) in w.windows.iter().enumerate() {
         let t = &win.throughput;
@@ -412,7 +436,7 @@ fn render_windows(args: &EventsArgs, w: &Windows) -> String {
             ("–".to_owned(), "–".to_owned())
         };
         text.push_str(&format!(
-            "| {} | {} | {:.0} | {} / {} | {} | {} | {received} | {catch_up} |\n",
+            "| {} | {} | {:.0} | {} / {} | {} | {} | {} | {received} | {catch_up} |\n",
             i + 1,
             if win.events_on { "on" } else { "off" },
             t.turns_per_sec(),
@@ -420,6 +444,7 @@ fn render_windows(args: &EventsArgs, w: &Windows) -> String {
             t.errors,
             pct(&t.samples.total, 50.0),
             pct(&t.samples.total, 99.0),
+            cpu_per_turn(win).map_or_else(|| "–".to_owned(), |us| format!("{us:.0}")),
         ));
     }
     let sum = |on: bool| -> (u64, f64) {
@@ -435,6 +460,31 @@ fn render_windows(args: &EventsArgs, w: &Windows) -> String {
         on_rate / off_rate,
         100.0 * (on_rate / off_rate - 1.0)
     ));
+    let ratios: Vec<f64> = w
+        .windows
+        .chunks(2)
+        .filter_map(|pair| match pair {
+            [off, on] => Some(on.throughput.turns_per_sec() / off.throughput.turns_per_sec()),
+            _ => None,
+        })
+        .collect();
+    if let Some(median) = stats::median(&ratios) {
+        text.push_str(&format!(
+            "- on/off of each round (off window, then on): {}; median {median:.3}\n",
+            ratios.iter().map(|r| format!("{r:.3}")).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let cpu = |on: bool| {
+        let per_turn: Vec<f64> =
+            w.windows.iter().filter(|x| x.events_on == on).filter_map(cpu_per_turn).collect();
+        stats::median(&per_turn)
+    };
+    if let (Some(off), Some(on)) = (cpu(false), cpu(true)) {
+        text.push_str(&format!(
+            "- the server's CPU per turn (median of windows; the on windows' until their events were in): events off {off:.0} µs, on {on:.0} µs ({:+.1} %)\n",
+            100.0 * (on / off - 1.0)
+        ));
+    }
     for (label, on) in [("off", false), ("on", true)] {
         let rates: Vec<String> = w
             .windows

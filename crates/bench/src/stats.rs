@@ -11,6 +11,13 @@ pub fn percentile<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
     sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
 }
 
+/// The median (nearest rank) of unsorted values.
+pub fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable_by(f64::total_cmp);
+    percentile(&sorted, 50.0)
+}
+
 /// p50, p90, p99 and max of a set of milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Ms {
@@ -82,6 +89,12 @@ mod tests {
         assert_eq!((ms.n, ms.p50, ms.p99, ms.max), (100, Some(50.0), Some(99.0), Some(100.0)));
         assert_eq!(Ms::of(&[]).p50, None);
         assert!(row("x", &ms).starts_with("| x | 100 | 50.000 | 90.000 | 99.000 | 100.000 |"));
+    }
+
+    #[test]
+    fn median_of_unsorted_values() {
+        assert_eq!(median(&[0.9, 0.7, 1.1]), Some(0.9));
+        assert_eq!(median(&[]), None);
     }
 
     #[test]
