@@ -12,6 +12,7 @@ mod handlers;
 mod http;
 mod identity;
 mod limits;
+mod logging;
 mod outbound;
 mod realtime;
 mod routes;
@@ -64,13 +65,17 @@ fn main() -> ExitCode {
     // Before any thread exists: it sets an environment variable.
     demo_shop::ensure_secret();
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let command = cli.command.unwrap_or(Command::Serve { config: None });
+    // The configuration first: it says how to log. Loading it logs nothing.
+    let config = match &command {
+        Command::Serve { config } | Command::Migrate { config } => {
+            Some(config::Config::load(config.as_deref()))
+        }
+        _ => None,
+    };
+    let format =
+        config.as_ref().and_then(|c| c.as_ref().ok()).map_or_else(Default::default, |c| c.log_format);
+    logging::init(format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -79,14 +84,10 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command.unwrap_or(Command::Serve { config: None }) {
-            Command::Serve { config } => {
-                let config = config::Config::load(config.as_deref()).map_err(|e| e.to_string())?;
-                app::serve(config).await.map_err(|e| e.to_string())
-            }
-            Command::Migrate { config } => {
-                let config = config::Config::load(config.as_deref()).map_err(|e| e.to_string())?;
-                app::open_store(&config, true).await.map_err(|e| e.to_string())?;
+        match command {
+            Command::Serve { .. } => app::serve(loaded(config)?).await.map_err(|e| e.to_string()),
+            Command::Migrate { .. } => {
+                app::open_store(&loaded(config)?, true).await.map_err(|e| e.to_string())?;
                 println!("switchboard: database is up to date");
                 Ok(())
             }
@@ -102,4 +103,9 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The configuration `main` loaded for `serve` and `migrate`.
+fn loaded<E: std::fmt::Display>(config: Option<Result<config::Config, E>>) -> Result<config::Config, String> {
+    config.ok_or("no configuration was loaded")?.map_err(|e| e.to_string())
 }

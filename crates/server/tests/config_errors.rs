@@ -48,6 +48,14 @@ async fn unknown_keys_are_rejected_by_name() {
     }
 }
 
+/// A log format that is neither `text` nor `json` stops the start, named.
+#[tokio::test]
+async fn an_unknown_log_format_is_refused() {
+    let (code, stderr) = run_to_exit("log_format = \"yaml\"\n").await;
+    assert!(code.is_some_and(|c| c != 0), "exit code {code:?}");
+    assert!(stderr.contains("log_format") && stderr.contains("yaml"), "{stderr}");
+}
+
 /// `[[tenants.tools]]` is checked at start: a secret variable that is not
 /// set, a schema that is not one, or a name models refuse stop the server
 /// with a message naming the tool or key.

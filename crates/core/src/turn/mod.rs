@@ -228,7 +228,16 @@ impl TurnEngine {
             checks: Default::default(),
             handoff: Default::default(),
         };
-        inner.tracker.spawn(task.run());
+        // What the turn logs names the request that started it, its tenant,
+        // session and turn.
+        let span = tracing::info_span!(
+            "turn",
+            trace_id = %task.msg.trace_id,
+            tenant = %task.msg.tenant.id,
+            session = %task.msg.session_id,
+            turn = %task.live.turn_id
+        );
+        inner.tracker.spawn(tracing::Instrument::instrument(task.run(), span));
         Ok(SendOutcome::Streaming(stream))
     }
 

@@ -8,7 +8,7 @@ mod raw;
 mod tenant;
 pub mod tools;
 
-pub use raw::RawTenant;
+pub use raw::{LogFormat, RawTenant};
 pub use tenant::TenantConfig;
 
 use ipnet::IpNet;
@@ -70,6 +70,7 @@ pub struct Config {
     pub visitor_token_ttl: Duration,
     pub ticket_ttl: Duration,
     pub full_durability: bool,
+    pub log_format: LogFormat,
     /// Empty: generated once into the data directory.
     pub node_id: String,
     pub shutdown_grace: Duration,
@@ -211,6 +212,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         visitor_token_ttl: Duration::from_secs(raw.visitor_token_ttl_secs),
         ticket_ttl: Duration::from_secs(raw.ticket_ttl_secs),
         full_durability: raw.durability == RawDurability::Full,
+        log_format: raw.log_format,
         node_id: raw.node_id,
         shutdown_grace: Duration::from_secs_f64(raw.shutdown_grace_secs),
         bus_url: raw.bus_url,

@@ -47,6 +47,17 @@ pub enum RawDurability {
     Full,
 }
 
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, with the fields of the event and its spans.
+    Json,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
@@ -84,6 +95,8 @@ pub struct RawConfig {
     pub metrics_allow: Vec<String>,
     #[serde(default)]
     pub durability: RawDurability,
+    #[serde(default)]
+    pub log_format: LogFormat,
     #[serde(default)]
     pub node_id: String,
     /// How long running turns may take to finish at shutdown.

@@ -1,26 +1,47 @@
 //! Trace ids: every response carries `X-Trace-Id`, taken from a client's W3C
 //! `traceparent` when it sends a valid one, else fresh. The id is task-local
-//! for the request, so errors and logs anywhere in it can name it. Also adds
-//! the security headers every response carries.
+//! for the request, so errors and logs anywhere in it can name it. Also
+//! writes the request's access line (`logging.rs`) and adds the security
+//! headers every response carries.
 
-use axum::extract::Request;
+use crate::logging::ACCESS;
+use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
+use std::sync::OnceLock;
+
+/// What a request's task knows about the request: its trace id, and the
+/// tenant once one is resolved (for the access line).
+pub struct Scope {
+    id: String,
+    tenant: OnceLock<String>,
+}
+
+impl Scope {
+    fn new(id: String) -> Self {
+        Self { id, tenant: OnceLock::new() }
+    }
+}
 
 tokio::task_local! {
-    static TRACE_ID: String;
+    static REQUEST: Scope;
 }
 
 /// The current request's trace id (empty outside a request).
 pub fn current() -> String {
-    TRACE_ID.try_with(Clone::clone).unwrap_or_default()
+    REQUEST.try_with(|s| s.id.clone()).unwrap_or_default()
+}
+
+/// Notes the tenant the current request is for (the first one noted counts).
+pub fn note_tenant(tenant_id: &str) {
+    let _ = REQUEST.try_with(|s| s.tenant.get_or_init(|| tenant_id.to_owned()).len());
 }
 
 /// Runs `f` with `id` as the current trace id, outside any request (an
 /// answer written by the accept loop itself).
 pub fn with_id<R>(id: String, f: impl FnOnce() -> R) -> R {
-    TRACE_ID.sync_scope(id, f)
+    REQUEST.sync_scope(Scope::new(id), f)
 }
 
 /// The headers every response carries (SPEC §9).
@@ -31,8 +52,8 @@ pub const SECURITY_HEADERS: [(&str, &str); 2] =
 /// after the request that upgraded it has answered). Not an `async fn`: that
 /// would hold `f` twice (the argument, then inside the scope), doubling the
 /// state a socket keeps for its life.
-pub fn within<F: std::future::Future>(id: String, f: F) -> tokio::task::futures::TaskLocalFuture<String, F> {
-    TRACE_ID.scope(id, f)
+pub fn within<F: std::future::Future>(id: String, f: F) -> tokio::task::futures::TaskLocalFuture<Scope, F> {
+    REQUEST.scope(Scope::new(id), f)
 }
 
 /// The trace-id field of a valid `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`).
@@ -75,21 +96,30 @@ pub fn fresh() -> String {
 pub async fn middleware(request: Request, next: Next) -> Response {
     let id = from_traceparent(request.headers()).unwrap_or_else(fresh);
     let header = HeaderValue::from_str(&id).ok();
-    // An access log at debug level; nothing is copied when it is off.
-    let access = tracing::enabled!(tracing::Level::DEBUG).then(|| {
-        let uri = request.uri();
-        (request.method().clone(), uri.path().to_owned(), uri.query().map(redact_credentials))
+    // The access line (`logging.rs`); nothing is copied when it is off.
+    let access = tracing::enabled!(target: ACCESS, tracing::Level::INFO).then(|| {
+        let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+        let query = request.uri().query().map(redact_credentials);
+        (request.method().clone(), route, request.uri().path().to_owned(), query)
     });
     let started = std::time::Instant::now();
-    let mut response = TRACE_ID.scope(id.clone(), next.run(request)).await;
-    if let Some((method, path, query)) = access {
-        tracing::debug!(
+    let (mut response, tenant) = REQUEST
+        .scope(Scope::new(id.clone()), async {
+            let response = next.run(request).await;
+            (response, REQUEST.with(|s| s.tenant.get().cloned()))
+        })
+        .await;
+    if let Some((method, route, path, query)) = access {
+        tracing::info!(
+            target: ACCESS,
             trace_id = %id,
             %method,
+            route = route.as_deref().unwrap_or("unmatched"),
             %path,
             query = query.as_deref().unwrap_or(""),
+            tenant = tenant.as_deref().unwrap_or(""),
             status = response.status().as_u16(),
-            ms = started.elapsed().as_millis() as u64,
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
             "request"
         );
     }
