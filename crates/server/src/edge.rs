@@ -67,7 +67,7 @@ fn admit(
     query_ticket: Option<String>,
 ) -> Result<Edge, ApiError> {
     let tenant = tenant(state, headers, query_tenant.as_deref(), query_ticket.as_deref())?;
-    crate::http::trace::note_tenant(&tenant.id);
+    crate::http::trace::note_tenant(&tenant);
     let origin = origin(state, headers, &tenant)?;
     Ok(Edge { tenant, origin, query_tenant })
 }

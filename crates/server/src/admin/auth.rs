@@ -92,7 +92,7 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Actor, ApiE
     if named.is_some_and(|n| n != tenant.id) {
         return Err(ErrorCode::AuthContextMismatch.into());
     }
-    crate::http::trace::note_tenant(&tenant.id);
+    crate::http::trace::note_tenant(&tenant);
     Ok(Actor::Agent { tenant, sub, name })
 }
 
@@ -115,7 +115,7 @@ pub fn scoped_tenant(state: &AppState, headers: &HeaderMap, actor: &Actor) -> Re
         Actor::Operator => {
             let id = named_tenant(headers)?.ok_or(ApiError::new(ErrorCode::TenantMissing))?;
             let tenant = state.tenants.get(&id).ok_or(ApiError::new(ErrorCode::TenantUnknown))?;
-            crate::http::trace::note_tenant(&tenant.id);
+            crate::http::trace::note_tenant(&tenant);
             Ok(tenant)
         }
     }

@@ -9,13 +9,14 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+use switchboard_core::tenant::Tenant;
 
 /// What a request's task knows about the request: its trace id, and the
 /// tenant once one is resolved (for the access line).
 pub struct Scope {
     id: String,
-    tenant: OnceLock<String>,
+    tenant: OnceLock<Arc<Tenant>>,
 }
 
 impl Scope {
@@ -34,8 +35,8 @@ pub fn current() -> String {
 }
 
 /// Notes the tenant the current request is for (the first one noted counts).
-pub fn note_tenant(tenant_id: &str) {
-    let _ = REQUEST.try_with(|s| s.tenant.get_or_init(|| tenant_id.to_owned()).len());
+pub fn note_tenant(tenant: &Arc<Tenant>) {
+    let _ = REQUEST.try_with(|s| s.tenant.set(Arc::clone(tenant)));
 }
 
 /// Runs `f` with `id` as the current trace id, outside any request (an
@@ -106,7 +107,7 @@ pub async fn middleware(request: Request, next: Next) -> Response {
     let (mut response, tenant) = REQUEST
         .scope(Scope::new(id.clone()), async {
             let response = next.run(request).await;
-            (response, REQUEST.with(|s| s.tenant.get().cloned()))
+            (response, REQUEST.with(|s| s.tenant.get().map(|t| t.id.clone())))
         })
         .await;
     if let Some((method, route, path, query)) = access {
