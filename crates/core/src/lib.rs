@@ -21,6 +21,7 @@ pub mod store;
 pub mod tenant;
 pub mod time;
 pub mod tools;
+pub mod trace;
 pub mod turn;
 pub mod upstream;
 pub mod usage;

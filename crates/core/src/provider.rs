@@ -32,6 +32,9 @@ pub struct ChatRequest {
     /// The tools offered and this turn's rounds of calls so far (empty for
     /// providers that run no tools of ours).
     pub tools: crate::tools::ToolContext,
+    /// The trace id of the request that started the turn, sent upstream as
+    /// `traceparent` ([`crate::trace`]); empty for none.
+    pub trace_id: String,
 }
 
 /// One piece of a provider's stream.

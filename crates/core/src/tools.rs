@@ -237,6 +237,8 @@ pub struct Invocation {
     pub subject: serde_json::Value,
     /// The page context sent with the message, else the session's latest.
     pub context: Option<serde_json::Value>,
+    /// The trace id of the request that started the turn (`traceparent`).
+    pub trace_id: String,
 }
 
 /// How one call went: what goes back to the model, and what the visitor sees.

@@ -234,6 +234,7 @@ mod tests {
             session_id: uuid::Uuid::nil(),
             subject: "visitor:test".into(),
             conversation_id: None,
+            trace_id: String::new(),
             tools: Default::default(),
         }
     }

@@ -12,6 +12,7 @@ use serde::Serialize;
 use std::time::Duration;
 use switchboard_core::provider::ProviderError;
 use switchboard_core::tenant::ProviderSettings;
+use switchboard_core::trace::{traceparent, TRACEPARENT};
 
 /// How a vendor takes its API key.
 #[derive(Debug, Clone, Copy)]
@@ -65,17 +66,22 @@ impl Upstream {
         shown(&self.url)
     }
 
-    /// POSTs `body` as JSON asking for an event stream; any HTTP status comes
-    /// back, only a request that got no response is an error.
+    /// POSTs `body` as JSON asking for an event stream, with a `traceparent`
+    /// of `trace_id` when it is one; any HTTP status comes back, only a
+    /// request that got no response is an error.
     pub async fn post(
         &self,
         body: &impl Serialize,
         headers: &[(HeaderName, HeaderValue)],
+        trace_id: &str,
     ) -> Result<reqwest::Response, ProviderError> {
         let mut builder =
             self.client.post(self.url.clone()).header(ACCEPT, HeaderValue::from_static("text/event-stream"));
         for (name, value) in headers.iter().chain(&self.auth) {
             builder = builder.header(name, value);
+        }
+        if let Some(parent) = traceparent(trace_id) {
+            builder = builder.header(TRACEPARENT, parent);
         }
         builder.json(body).send().await.map_err(|e| http::send_error(&e))
     }
@@ -90,8 +96,9 @@ impl Upstream {
         &self,
         body: &impl Serialize,
         headers: &[(HeaderName, HeaderValue)],
+        trace_id: &str,
     ) -> Result<reqwest::Response, ProviderError> {
-        let response = self.post(body, headers).await?;
+        let response = self.post(body, headers, trace_id).await?;
         if response.status().is_success() {
             Ok(response)
         } else {

@@ -63,6 +63,10 @@ async fn a_tool_round_runs_the_signed_webhook_and_the_answer_goes_on_in_the_same
     assert_eq!(call["tool"], "search_products");
     assert_eq!(call["arguments"], json!({"query": "running shoes"}));
     assert_eq!(call["subject"]["kind"], "visitor");
+    // With the turn's trace id (`traceparent`).
+    let trace_id = reply.headers.get("x-trace-id").and_then(|h| h.to_str().ok()).unwrap();
+    let traceparent = merchant.traceparents.lock().unwrap()[0].clone().expect("a traceparent");
+    assert_eq!(traceparent.split('-').nth(1), Some(trace_id), "{traceparent}");
 
     // The model was offered the tool, then sent its call and the result.
     let requests = fake.requests();

@@ -310,3 +310,36 @@ async fn a_dify_fallback_answers_and_keeps_its_conversation() {
     let sent: Vec<Value> = fake.requests().iter().map(|r| r["conversation_id"].clone()).collect();
     assert_eq!(sent, [json!(""), json!(conversation(1))], "the fallback's conversation is kept");
 }
+
+/// The upstream request of a turn carries a W3C `traceparent` with the
+/// turn's trace id: the one its response names in `X-Trace-Id`, which is
+/// the client's own when it sent a `traceparent`, under a parent id of the
+/// runtime's own.
+#[tokio::test]
+async fn the_upstream_request_carries_the_turns_trace_id() {
+    let fake = FakeAnthropic::start(AnthropicMode::Normal(pieces(2))).await;
+    let (app, sid, v) = app_with(anthropic(&fake)).await;
+    let parts = |header: Option<&str>| -> Vec<String> {
+        header.unwrap_or_default().split('-').map(str::to_owned).collect()
+    };
+
+    let reply = app.chat_stream(&v, &sid, "Hi").await;
+    let trace_id = reply.headers.get("x-trace-id").and_then(|h| h.to_str().ok()).unwrap().to_owned();
+    let sent = parts(fake.last_request().header("traceparent"));
+    assert_eq!(sent.len(), 4, "{sent:?}");
+    assert_eq!((sent[0].as_str(), sent[1].as_str(), sent[3].as_str()), ("00", trace_id.as_str(), "01"));
+    assert!(sent[2].len() == 16 && sent[2].bytes().all(|b| b.is_ascii_hexdigit()), "{sent:?}");
+
+    let client_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let client_parent = "00f067aa0ba902b7";
+    let request = app
+        .request(reqwest::Method::POST, "/v1/chat", Some(&v))
+        .header("traceparent", format!("00-{client_trace}-{client_parent}-01"))
+        .json(&chat_body(&sid, "And then?"));
+    let reply = app.send(request).await;
+    assert_eq!(reply.status.as_u16(), 200, "{}", reply.text);
+    assert_eq!(reply.header("x-trace-id").as_deref(), Some(client_trace));
+    let sent = parts(fake.last_request().header("traceparent"));
+    assert_eq!(sent[1], client_trace);
+    assert_ne!(sent[2], client_parent, "the upstream call is a span of the runtime's own");
+}

@@ -34,6 +34,7 @@ impl Verifier for WebhookVerifier {
             id: None,
             body: body.to_string().into(),
             timeout: self.timeout,
+            trace_id: "",
         };
         let answer = self.client.call(tenant_id, request).await.map_err(|e| e.to_string())?;
         live_items(answer)

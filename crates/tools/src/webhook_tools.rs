@@ -87,6 +87,7 @@ impl Toolbox for WebhookToolbox {
             id: None,
             body: body.to_string().into(),
             timeout: tool.timeout,
+            trace_id: &call.trace_id,
         };
         match self.client.call(&self.tenant_id, request).await {
             Ok(answer) => outcome_of(answer),

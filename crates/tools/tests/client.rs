@@ -95,7 +95,7 @@ fn allowing(entries: &[&str]) -> WebhookClient {
 async fn call(client: &WebhookClient, url: &str) -> Result<Value, CallError> {
     let keys = SigningKeys::parse(SECRET).unwrap();
     let body = Bytes::from(json!({"type": "tool.call", "arguments": {"query": "shoes"}}).to_string());
-    let request = WebhookRequest { url, keys: &keys, id: None, body, timeout: TIMEOUT };
+    let request = WebhookRequest { url, keys: &keys, id: None, body, timeout: TIMEOUT, trace_id: "" };
     client.call("acme", request).await
 }
 
@@ -125,6 +125,7 @@ async fn an_event_keeps_its_id_and_is_delivered_on_2xx() {
             id: Some("evt_1"),
             body: body.clone(),
             timeout: TIMEOUT,
+            trace_id: "",
         };
         assert_eq!(allowing(&["127.0.0.1"]).deliver("acme", request).await, Ok(200));
     }
@@ -142,6 +143,7 @@ async fn a_slow_endpoint_is_a_timeout() {
         id: None,
         body: Bytes::from("{}"),
         timeout: Duration::from_millis(200),
+        trace_id: "",
     };
     let error = allowing(&["127.0.0.1"]).call("acme", request).await.unwrap_err();
     assert_eq!(error, CallError::Timeout);

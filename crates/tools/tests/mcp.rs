@@ -185,6 +185,7 @@ fn invocation(name: &str, arguments: Value) -> Invocation {
         arguments,
         subject: json!({"kind": "visitor", "id": "v1"}),
         context: None,
+        trace_id: String::new(),
     }
 }
 

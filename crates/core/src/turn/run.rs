@@ -308,6 +308,7 @@ impl TurnTask {
             subject: self.msg.subject.to_string(),
             conversation_id: None,
             tools,
+            trace_id: self.msg.trace_id.clone(),
         }
     }
 

@@ -230,6 +230,7 @@ impl TurnTask {
             arguments,
             subject: serde_json::json!({"kind": subject.kind(), "id": subject.id()}),
             context: self.msg.context.clone(),
+            trace_id: self.msg.trace_id.clone(),
         }
     }
 

@@ -64,7 +64,10 @@ impl Provider for AnthropicProvider {
 
     async fn stream(&self, request: ChatRequest) -> Result<ProviderStream, ProviderError> {
         let body = request::RequestBody::new(&self.model, self.max_tokens, self.temperature, &request);
-        let response = self.upstream.open(&body, &[(VERSION, HeaderValue::from_static(API_VERSION))]).await?;
+        let response = self
+            .upstream
+            .open(&body, &[(VERSION, HeaderValue::from_static(API_VERSION))], &request.trace_id)
+            .await?;
         Ok(answer::stream(response.bytes_stream(), wire::MessagesWire::default()))
     }
 }

@@ -61,6 +61,7 @@ impl DifyProvider {
         query: &str,
         conversation_id: &str,
         user: &str,
+        trace_id: &str,
     ) -> Result<reqwest::Response, ProviderError> {
         let body = wire::RequestBody {
             inputs: wire::Inputs {},
@@ -69,7 +70,7 @@ impl DifyProvider {
             conversation_id,
             user,
         };
-        self.upstream.post(&body, &[]).await
+        self.upstream.post(&body, &[], trace_id).await
     }
 }
 
@@ -96,7 +97,7 @@ impl Provider for DifyProvider {
             ));
         };
         let mut sent = request.conversation_id.as_deref().unwrap_or("");
-        let mut response = self.send(&query.content, sent, &request.subject).await?;
+        let mut response = self.send(&query.content, sent, &request.subject, &request.trace_id).await?;
         // A stored id the app no longer knows (the app was switched or its
         // conversations deleted, or the same session now has another user) is
         // a 404 "Conversation Not Exists.". Starting a new Dify conversation
@@ -110,7 +111,7 @@ impl Provider for DifyProvider {
                 "the stored Dify conversation is gone; starting a new one"
             );
             sent = "";
-            response = self.send(&query.content, sent, &request.subject).await?;
+            response = self.send(&query.content, sent, &request.subject, &request.trace_id).await?;
         }
         if !response.status().is_success() {
             return Err(self.upstream.refusal(response).await);

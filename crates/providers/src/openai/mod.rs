@@ -61,7 +61,7 @@ impl Provider for OpenAiProvider {
 
     async fn stream(&self, request: ChatRequest) -> Result<ProviderStream, ProviderError> {
         let body = request::RequestBody::new(&self.model, self.max_tokens, self.temperature, &request);
-        let response = match self.upstream.open(&body, &[]).await {
+        let response = match self.upstream.open(&body, &[], &request.trace_id).await {
             Ok(response) => response,
             // A spent quota answers 429 but no later attempt will succeed.
             Err(ProviderError::Refused { status, retry_after, should_retry: None, message })

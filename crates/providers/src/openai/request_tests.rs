@@ -16,6 +16,7 @@ fn request(tools: ToolContext) -> ChatRequest {
         session_id: uuid::Uuid::nil(),
         subject: "visitor:test".into(),
         conversation_id: None,
+        trace_id: String::new(),
         tools,
     }
 }

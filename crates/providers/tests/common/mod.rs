@@ -138,6 +138,7 @@ pub fn request(history: &[(Role, &str)]) -> ChatRequest {
         session_id: uuid::Uuid::nil(),
         subject: "visitor:test".into(),
         conversation_id: None,
+        trace_id: String::new(),
         tools: Default::default(),
     }
 }

@@ -130,6 +130,7 @@ async fn send(state: &AppState, events: &Outbound, delivery: &Delivery) -> Settl
         id: Some(&id),
         body: delivery.body.clone().into(),
         timeout: TRY_TIMEOUT,
+        trace_id: "",
     };
     let client = crate::tenancy::tools::webhook_client();
     match client.deliver(&delivery.tenant_id, request).await {

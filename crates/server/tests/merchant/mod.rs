@@ -30,6 +30,8 @@ pub enum Shop {
 #[derive(Clone)]
 pub struct Merchant {
     pub calls: Arc<Mutex<Vec<Value>>>,
+    /// The `traceparent` of each call, in order.
+    pub traceparents: Arc<Mutex<Vec<Option<String>>>>,
     pub answer: Arc<Mutex<Shop>>,
     /// The product checks (`verify_url`) received.
     pub checks: Arc<Mutex<Vec<Value>>>,
@@ -41,6 +43,7 @@ impl Merchant {
     pub async fn start() -> (Self, u16) {
         let merchant = Self {
             calls: Arc::default(),
+            traceparents: Arc::default(),
             answer: Arc::new(Mutex::new(Shop::Products)),
             checks: Arc::default(),
             check_delay: Arc::default(),
@@ -76,6 +79,8 @@ async fn tool(State(m): State<Merchant>, headers: HeaderMap, body: Bytes) -> (St
     }
     let call: Value = serde_json::from_slice(&body).unwrap();
     m.calls.lock().unwrap().push(call.clone());
+    let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    m.traceparents.lock().unwrap().push(traceparent);
     if call["arguments"]["query"] == "slow" {
         tokio::time::sleep(Duration::from_secs(30)).await;
     }

@@ -15,6 +15,7 @@ use reqwest::Url;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use switchboard_core::trace::{traceparent, TRACEPARENT};
 
 pub use body::MAX_RESPONSE_BYTES;
 
@@ -77,6 +78,9 @@ pub struct WebhookRequest<'a> {
     pub body: Bytes,
     /// The deadline of the whole exchange: connect, send, answer and body.
     pub timeout: Duration,
+    /// The trace id sent as `traceparent` (a tool call on a turn's behalf);
+    /// empty for none.
+    pub trace_id: &'a str,
 }
 
 /// Outbound webhook calls for every tenant.
@@ -136,8 +140,11 @@ impl WebhookClient {
         let id = request.id.map_or_else(message_id, str::to_owned);
         let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
         let signature = request.keys.sign(&id, timestamp, &request.body);
-        client
-            .post(url)
+        let mut builder = client.post(url);
+        if let Some(parent) = traceparent(request.trace_id) {
+            builder = builder.header(TRACEPARENT, parent);
+        }
+        builder
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .header(WEBHOOK_ID, id)
             .header(WEBHOOK_TIMESTAMP, timestamp)
