@@ -44,6 +44,19 @@ fn describe() {
         "switchboard_http_requests_total",
         "HTTP requests answered, by route, method and status class"
     );
+    describe_histogram!(
+        "switchboard_http_request_duration_seconds",
+        Unit::Seconds,
+        "HTTP requests until the response's headers, by route and method"
+    );
+    describe_counter!(
+        "switchboard_refusals_total",
+        "Requests refused with an error envelope (4xx), by error code"
+    );
+    describe_counter!(
+        "switchboard_tokens_total",
+        "Tokens of finished turns, by tenant and kind (prompt, completion)"
+    );
     describe_counter!("switchboard_turns_started_total", "Turns started (user message committed), by tenant");
     describe_counter!("switchboard_turns_finished_total", "Turns ended, by tenant and final status");
     describe_gauge!("switchboard_turns_in_flight", "Turns running on this node");
@@ -52,9 +65,13 @@ fn describe() {
     describe_histogram!(
         "switchboard_turn_first_token_seconds",
         Unit::Seconds,
-        "From the start of a turn to the provider's first text, by provider"
+        "From the start of a turn to the provider's first text, by provider and model"
     );
-    describe_histogram!("switchboard_turn_duration_seconds", Unit::Seconds, "Whole turns, by provider");
+    describe_histogram!(
+        "switchboard_turn_duration_seconds",
+        Unit::Seconds,
+        "Whole turns, by provider and model"
+    );
     describe_counter!("switchboard_provider_errors_total", "Turns a provider failed, by provider and kind");
     describe_counter!(
         "switchboard_tool_calls_total",
@@ -117,7 +134,11 @@ pub async fn track_http(request: Request, next: Next) -> Response {
         None => "unmatched".to_owned(),
     };
     let method = method_label(request.method());
+    let started = std::time::Instant::now();
     let response = next.run(request).await;
+    // Until the response's headers: a stream's own length is the turn's.
+    histogram!("switchboard_http_request_duration_seconds", "route" => route.clone(), "method" => method)
+        .record(started.elapsed().as_secs_f64());
     let status = match response.status().as_u16() {
         100..=199 => "1xx",
         200..=299 => "2xx",
@@ -157,11 +178,16 @@ impl TurnObserver for TurnMetrics {
         counter!("switchboard_turns_finished_total", "tenant" => r.tenant_id.to_owned(), "status" => status)
             .increment(1);
         let provider = r.provider.to_owned();
-        histogram!("switchboard_turn_duration_seconds", "provider" => provider.clone())
+        let model = r.model.to_owned();
+        histogram!("switchboard_turn_duration_seconds", "provider" => provider.clone(), "model" => model.clone())
             .record(r.total.as_secs_f64());
         if let Some(first) = r.first_token {
-            histogram!("switchboard_turn_first_token_seconds", "provider" => provider.clone())
+            histogram!("switchboard_turn_first_token_seconds", "provider" => provider.clone(), "model" => model)
                 .record(first.as_secs_f64());
+        }
+        for (kind, n) in [("prompt", r.usage.prompt_tokens), ("completion", r.usage.completion_tokens)] {
+            counter!("switchboard_tokens_total", "tenant" => r.tenant_id.to_owned(), "kind" => kind)
+                .increment(u64::from(n));
         }
         if r.status == MessageStatus::Error {
             let kind = match r.error {

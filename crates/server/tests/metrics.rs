@@ -25,6 +25,9 @@ async fn loopback_reads_request_and_turn_series() {
     fake.set_mode(Mode::ServerError);
     let failed = app.chat_stream(&visitor, &session, "again").await;
     assert_eq!(failed.last().event, "error");
+    // A refusal: a tenant that does not exist.
+    let refused = app.send(app.client.post(app.url("/v1/sessions")).header("x-tenant-id", "nope")).await;
+    refused.assert_error(404, "tenant.unknown");
 
     // Not behind the end-user edge: no tenant, no Origin, no token.
     let metrics = app.get("/metrics", None).await;
@@ -51,6 +54,19 @@ async fn loopback_reads_request_and_turn_series() {
     let created = ["route=\"/v1/sessions\"", "status=\"2xx\""];
     assert_eq!(sample(text, "switchboard_http_requests_total", &created), Some(1.0), "{text}");
     assert!(!text.contains(&session), "a session id became a label");
+    let chat_route = ["route=\"/v1/chat\"", "method=\"POST\""];
+    assert_eq!(sample(text, "switchboard_http_request_duration_seconds_count", &chat_route), Some(2.0));
+    assert_eq!(sample(text, "switchboard_refusals_total", &["code=\"tenant.unknown\""]), Some(1.0), "{text}");
+    for kind in ["kind=\"prompt\"", "kind=\"completion\""] {
+        assert!(
+            sample(text, "switchboard_tokens_total", &[t, kind]).is_some_and(|n| n > 0.0),
+            "{kind}: {text}"
+        );
+    }
+    assert!(
+        sample(text, "switchboard_turn_duration_seconds_count", &[openai, "model=\""]).is_some(),
+        "{text}"
+    );
 
     // An open subscription is counted while it is open.
     let mut sub = app.subscribe(&visitor, &session, None).await;

@@ -58,6 +58,10 @@ pub struct TurnReport<'a> {
     pub tenant_id: &'a str,
     /// The provider kind that answered (`demo`, `openai`, …).
     pub provider: &'a str,
+    /// The model that answered (from the configuration: a bounded set).
+    pub model: &'a str,
+    /// Tokens of every round of the turn.
+    pub usage: crate::model::Usage,
     /// `complete`, `aborted`, `error` or `interrupted`.
     pub status: MessageStatus,
     /// Why it failed or was stopped, when it carries a code.

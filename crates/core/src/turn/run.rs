@@ -169,6 +169,8 @@ impl TurnTask {
             observer.finished(&TurnReport {
                 tenant_id: &self.msg.tenant.id,
                 provider: provider.kind(),
+                model: provider.model(),
+                usage,
                 status,
                 error: error_code,
                 first_token: observed.first_token,

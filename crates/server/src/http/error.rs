@@ -102,6 +102,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status =
             StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_client_error() {
+            metrics::counter!("switchboard_refusals_total", "code" => self.code.as_str()).increment(1);
+        }
         let body = self.body();
         let mut response = (status, axum::Json(Envelope { error: &body })).into_response();
         if let Some(secs) = self.retry_after {
