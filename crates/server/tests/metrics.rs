@@ -4,6 +4,7 @@
 mod common;
 
 use common::{pieces, AppConfig, FakeOpenAi, Mode, TenantSpec, TestApp};
+use futures_util::StreamExt;
 
 /// The value of the first sample of `name` whose labels include all of `labels`.
 fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
@@ -82,4 +83,37 @@ async fn peers_outside_metrics_allow_are_refused() {
     let reply = app.get("/metrics", None).await;
     reply.assert_error(403, "auth.forbidden");
     assert!(!reply.text.contains("switchboard_"), "{}", reply.text);
+}
+
+/// The series a scrape holds (sample lines, without their values).
+fn series(text: &str) -> std::collections::BTreeSet<String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.rsplit_once(' ').map(|(series, _)| series.to_owned()))
+        .collect()
+}
+
+/// A new visitor's session with one turn.
+async fn one_turn(app: &TestApp) {
+    let (session, visitor) = app.create_session("acme").await;
+    let reply = app.chat_json(&visitor, &session, "hello").await;
+    assert_eq!(reply.status.as_u16(), 200, "{}", reply.text);
+}
+
+/// Label sets stay bounded: a thousand more sessions, each with a turn,
+/// add no series (no session, visitor or turn id is a label).
+#[tokio::test]
+async fn a_thousand_sessions_add_no_series() {
+    let fake = FakeOpenAi::start(Mode::Normal(pieces(1))).await;
+    let app = TestApp::start(AppConfig::new().tenant(TenantSpec::openai("acme", &fake))).await;
+    one_turn(&app).await;
+    app.get("/metrics", None).await;
+    let before = series(&app.get("/metrics", None).await.text);
+    futures_util::stream::iter(0..1000).for_each_concurrent(16, |_| one_turn(&app)).await;
+    let text = app.get("/metrics", None).await.text;
+    assert_eq!(sample(&text, "switchboard_turns_started_total", &["tenant=\"acme\""]), Some(1001.0));
+    let after = series(&text);
+    let added: Vec<&String> = after.difference(&before).collect();
+    assert!(added.is_empty(), "new series after 1,000 sessions: {added:?}");
+    assert!(before.len() > 20, "too few series to mean anything: {before:?}");
 }
