@@ -23,6 +23,22 @@ pub(super) fn event(kind: EventType, session: &Session, now: Timestamp, data: se
 }
 
 /// Leases up to `limit` deliveries for `node` at `now`, sorted by id.
+/// A new session of the tenant whose `session.created` event (with `data`)
+/// is written with it: the session to create and its event.
+pub(super) fn session_with_event(now: Timestamp, data: serde_json::Value) -> (NewSession, NewEvent) {
+    let id = Uuid::new_v4();
+    let created = NewEvent::new(EventType::SessionCreated, TENANT, id, now, data);
+    let new = NewSession {
+        event: Some(created.clone()),
+        id,
+        tenant_id: TENANT.into(),
+        owner: OWNER.into(),
+        metadata: None,
+        now,
+    };
+    (new, created)
+}
+
 pub(super) async fn lease(store: &Arc<dyn Store>, node: &str, now_ms: i64, limit: u32) -> Vec<Delivery> {
     let mut leased = store.lease_deliveries(node, at(now_ms), at(now_ms + LEASE_MS), limit).await.unwrap();
     leased.sort_by_key(|d| d.id);
@@ -117,17 +133,7 @@ pub(super) async fn settle(
 pub async fn outbox_events_written_with_their_changes_are_pending_and_leased_once(h: &mut Harness) {
     let store = h.store.clone();
     // session.created, with the session.
-    let id = Uuid::new_v4();
-    let created =
-        NewEvent::new(EventType::SessionCreated, TENANT, id, at(0), json!({"note": "Größe ✓ \"quoted\"\n"}));
-    let new = NewSession {
-        event: Some(created.clone()),
-        id,
-        tenant_id: TENANT.into(),
-        owner: OWNER.into(),
-        metadata: None,
-        now: at(0),
-    };
+    let (new, created) = session_with_event(at(0), json!({"note": "Größe ✓ \"quoted\"\n"}));
     let session = store.create_session(&new).await.unwrap();
 
     // turn.completed, with the answer's end; finishing it again (it no
@@ -331,16 +337,7 @@ pub async fn gone_disables_holds_and_resume_restores(h: &mut Harness) {
     // other tenant's pending.
     let enqueued = event(EventType::TurnFailed, &session, at(40), json!({}));
     store.enqueue_events(std::slice::from_ref(&enqueued)).await.unwrap();
-    let id = Uuid::new_v4();
-    let created = NewEvent::new(EventType::SessionCreated, TENANT, id, at(41), json!({}));
-    let new = NewSession {
-        event: Some(created.clone()),
-        id,
-        tenant_id: TENANT.into(),
-        owner: OWNER.into(),
-        metadata: None,
-        now: at(41),
-    };
+    let (new, created) = session_with_event(at(41), json!({}));
     store.create_session(&new).await.unwrap();
     let theirs_too = event(EventType::TurnFailed, &elsewhere, at(42), json!({}));
     store.enqueue_events(std::slice::from_ref(&theirs_too)).await.unwrap();

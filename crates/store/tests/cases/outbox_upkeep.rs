@@ -143,17 +143,7 @@ pub async fn outbox_bodies_are_encrypted_at_rest(h: &mut Harness) {
         })
         .collect();
     store.enqueue_events(&events).await.unwrap();
-    let id = Uuid::new_v4();
-    let created =
-        NewEvent::new(EventType::SessionCreated, TENANT, id, at(5), json!({ "note": marker.as_str() }));
-    let new = NewSession {
-        event: Some(created.clone()),
-        id,
-        tenant_id: TENANT.into(),
-        owner: OWNER.into(),
-        metadata: None,
-        now: at(5),
-    };
+    let (new, created) = session_with_event(at(5), json!({ "note": marker.as_str() }));
     store.create_session(&new).await.unwrap();
 
     let (contains_marker, contains_type) = if h.is_sqlite() {
