@@ -12,13 +12,12 @@
 //! clock the load generator reads, so a delta's path through Switchboard can
 //! be timed end to end.
 
-use crate::error::{Context, Result};
+use crate::error::Result;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::post;
-use axum::serve::ListenerExt;
 use axum::Router;
 use futures_util::StreamExt;
 use std::convert::Infallible;
@@ -102,20 +101,12 @@ impl FakeUpstream {
 
     async fn serve(listen: SocketAddr, rendered: Rendered) -> Result<Self> {
         let shared = Arc::new(rendered);
-        let listener = tokio::net::TcpListener::bind(listen).await.context("binding the fake upstream")?;
-        let addr = listener.local_addr().context("reading the fake upstream's address")?;
-        // Small SSE writes otherwise wait on Nagle plus delayed ACK (tens of ms).
-        let counted = shared.clone();
-        let listener = listener.tap_io(move |tcp| {
-            counted.connections.fetch_add(1, Ordering::Relaxed);
-            let _ = tcp.set_nodelay(true);
-        });
         let app = Router::new().route("/v1/chat/completions", post(completion)).with_state(shared.clone());
-        let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                eprintln!("fake upstream stopped: {e}");
-            }
-        });
+        let counted = shared.clone();
+        let accepted = move || {
+            counted.connections.fetch_add(1, Ordering::Relaxed);
+        };
+        let (addr, task) = crate::harness::serve("fake upstream", listen, app, accepted).await?;
         Ok(Self { addr, shared, task })
     }
 

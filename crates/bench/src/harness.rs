@@ -104,3 +104,29 @@ pub async fn finish<T>(
     let value = outcome?;
     stopped.map(|()| value)
 }
+
+/// Serves `app` on `listen` in a task of the current runtime, without
+/// Nagle's algorithm (small SSE writes and small answers would otherwise
+/// wait on it plus delayed ACK, tens of ms); `accepted` runs for each new
+/// connection. `what` names the server in errors.
+pub async fn serve(
+    what: &str,
+    listen: std::net::SocketAddr,
+    app: axum::Router,
+    accepted: impl Fn() + Clone + Send + Sync + 'static,
+) -> Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
+    use axum::serve::ListenerExt;
+    let listener = tokio::net::TcpListener::bind(listen).await.context(&format!("binding the {what}"))?;
+    let addr = listener.local_addr().context(&format!("reading the {what}'s address"))?;
+    let listener = listener.tap_io(move |tcp| {
+        accepted();
+        let _ = tcp.set_nodelay(true);
+    });
+    let what = what.to_owned();
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            eprintln!("{what} stopped: {e}");
+        }
+    });
+    Ok((addr, task))
+}

@@ -11,7 +11,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use axum::serve::ListenerExt;
 use axum::Router;
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -50,18 +49,10 @@ pub struct Log {
 
 impl Receiver {
     pub async fn start() -> Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the receiver")?;
-        let addr = listener.local_addr().context("reading the receiver's address")?;
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
         let state = Arc::new(ReceiverState::default());
         let app = Router::new().route("/events", post(receive)).with_state(state.clone());
-        let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                eprintln!("event receiver stopped: {e}");
-            }
-        });
+        let listen = "127.0.0.1:0".parse().context("loopback")?;
+        let (addr, task) = crate::harness::serve("event receiver", listen, app, || {}).await?;
         Ok(Self { addr, state, task })
     }
 

@@ -26,7 +26,6 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::serve::ListenerExt;
 use axum::Router;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -247,19 +246,10 @@ struct WebhookState {
 
 impl Webhook {
     async fn start() -> Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the webhook")?;
-        let addr = listener.local_addr().context("reading the webhook's address")?;
-        // As the fake upstream: no Nagle on small answers.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
         let state = Arc::new(WebhookState::default());
         let app = Router::new().route("/tools", post(answer)).with_state(state.clone());
-        let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                eprintln!("webhook stopped: {e}");
-            }
-        });
+        let listen = "127.0.0.1:0".parse().context("loopback")?;
+        let (addr, task) = crate::harness::serve("webhook", listen, app, || {}).await?;
         Ok(Self { addr, state, task })
     }
 
