@@ -56,6 +56,16 @@ async fn an_unknown_log_format_is_refused() {
     assert!(stderr.contains("log_format") && stderr.contains("yaml"), "{stderr}");
 }
 
+/// An `otlp_endpoint` that is not an http(s) URL stops the start, named.
+#[tokio::test]
+async fn an_otlp_endpoint_that_is_not_a_url_is_refused() {
+    for bad in ["127.0.0.1:4318", "grpc://127.0.0.1:4317"] {
+        let (code, stderr) = run_to_exit(&format!("otlp_endpoint = \"{bad}\"\n")).await;
+        assert!(code.is_some_and(|c| c != 0), "{bad}: exit code {code:?}");
+        assert!(stderr.contains("otlp_endpoint") && stderr.contains(bad), "{bad}: {stderr}");
+    }
+}
+
 /// `[[tenants.tools]]` is checked at start: a secret variable that is not
 /// set, a schema that is not one, or a name models refuse stop the server
 /// with a message naming the tool or key.

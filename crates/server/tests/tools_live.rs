@@ -70,6 +70,10 @@ async fn shown_products_are_verified_live_before_the_turn_ends() {
     assert_eq!(live["title"], "Trail runner", "what the check did not send stays");
     assert_eq!(reply.last().event, "stream_end");
     assert_eq!(merchant.checks.lock().unwrap().clone(), [json!({"type": "products.verify", "ids": ["p1"]})]);
+    // With the turn's trace id (`traceparent`), like the tool call.
+    let trace_id = reply.headers.get("x-trace-id").and_then(|h| h.to_str().ok()).unwrap();
+    let traceparent = merchant.check_traceparents.lock().unwrap()[0].clone().expect("a traceparent");
+    assert_eq!(traceparent.split('-').nth(1), Some(trace_id), "{traceparent}");
 
     let stored = app.message(&v, &sid, 2).await.unwrap();
     assert_eq!(stored["tools"][0]["status"], "verified");

@@ -3,6 +3,7 @@
 //! the tenant's pooled webhook client (the same signing, guard, size cap
 //! and refusal of redirects as tool calls), whose answer `{items: [{id,
 //! price, currency, availability, …}]}` gives each product's live fields.
+//! Like a tool call it carries the turn's `traceparent`.
 
 use crate::client::{WebhookClient, WebhookRequest};
 use crate::signature::SigningKeys;
@@ -26,7 +27,7 @@ impl WebhookVerifier {
 
 #[async_trait::async_trait]
 impl Verifier for WebhookVerifier {
-    async fn verify(&self, tenant_id: &str, ids: Vec<String>) -> Result<Vec<Value>, String> {
+    async fn verify(&self, tenant_id: &str, ids: Vec<String>, trace_id: &str) -> Result<Vec<Value>, String> {
         let body = json!({"type": "products.verify", "ids": ids});
         let request = WebhookRequest {
             url: &self.url,
@@ -34,7 +35,7 @@ impl Verifier for WebhookVerifier {
             id: None,
             body: body.to_string().into(),
             timeout: self.timeout,
-            trace_id: "",
+            trace_id,
         };
         let answer = self.client.call(tenant_id, request).await.map_err(|e| e.to_string())?;
         live_items(answer)

@@ -1,7 +1,8 @@
 //! MCP servers as a tool source against a real MCP server: rmcp's own server
 //! side, served over Streamable HTTP by axum on 127.0.0.1 (allow-listed
 //! explicitly). Listing (prefixed names, `allow`), calls (structured content
-//! first, else text; `isError`), the bearer token, a server that is down at
+//! first, else text; `isError`; the turn's `traceparent` in `_meta`), the
+//! bearer token, a server that is down at
 //! start, a slow one, refreshes, and the private-address guard. Intervals
 //! and timeouts are shortened so each test takes well under 2 s.
 
@@ -15,7 +16,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    PaginatedRequestParams, RequestParamsMeta, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -45,6 +46,8 @@ struct Shop {
     lists: AtomicUsize,
     /// The `Authorization` headers seen, when a token is required.
     authorizations: Mutex<Vec<String>>,
+    /// The `_meta.traceparent` of each call.
+    traceparents: Mutex<Vec<Option<String>>>,
 }
 
 impl Shop {
@@ -89,8 +92,11 @@ impl ServerHandler for Handler {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        // rmcp's server hands the request's `_meta` over in the context.
+        let traceparent = context.meta.get_traceparent().or(request.traceparent()).map(str::to_owned);
+        self.0.traceparents.lock().unwrap().push(traceparent);
         let sku = request.arguments.as_ref().and_then(|a| a.get("sku")).cloned().unwrap_or(Value::Null);
         let result = match request.name.as_ref() {
             "structured" => CallToolResult::structured(json!({"sku": sku, "price": 42})),
@@ -230,6 +236,27 @@ async fn calls_give_structured_content_first_else_the_text() {
     assert!(missing.contains("schema") && missing.contains("sku"), "{missing}");
     let unknown = tools.check(&call("other__text", "{}")).unwrap_err();
     assert!(unknown.contains("unknown tool"), "{unknown}");
+}
+
+/// A call carries the turn's trace context where MCP carries it: the
+/// params' `_meta` (SEP-414), with the turn's trace id; without one, none.
+#[tokio::test]
+async fn a_call_carries_the_turns_traceparent_in_its_meta() {
+    let shop = Shop::new();
+    let addr = serve(Arc::clone(&shop)).await;
+    let tools = toolset(vec![McpServer::new(config(addr), &client()).unwrap()]);
+    assert_eq!(names(&tools).await.len(), 5);
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let arguments = tools.check(&call("shop__structured", r#"{"sku":"p1"}"#)).unwrap();
+    let traced = Invocation { trace_id: trace_id.into(), ..invocation("shop__structured", arguments) };
+    assert!(tools.run(traced).await.result.is_ok());
+    run(&tools, "shop__structured", r#"{"sku":"p1"}"#).await;
+
+    let seen = shop.traceparents.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    let parts: Vec<&str> = seen[0].as_deref().unwrap_or_default().split('-').collect();
+    assert_eq!((parts.len(), parts[0], parts[1], parts[3]), (4, "00", trace_id, "01"), "{seen:?}");
+    assert_eq!(seen[1], None, "no trace id, no traceparent");
 }
 
 #[tokio::test]

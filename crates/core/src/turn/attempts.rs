@@ -8,11 +8,13 @@
 use super::run::{Ending, Observed, TurnTask};
 use super::AfterFailure;
 use crate::provider::{ChatRequest, ProviderError, ProviderEvent};
+use crate::trace::SPANS;
 use crate::upstream::{backoff, Admission, Route};
 use futures_util::StreamExt;
 use std::future::Future;
 use std::time::Duration;
 use tokio::time::{Instant, Interval};
+use tracing::Instrument;
 
 impl TurnTask {
     /// Asks each route in turn until one answers; also says which route the
@@ -43,6 +45,9 @@ impl TurnTask {
                         trace_id = %self.msg.trace_id, tenant = %tenant.id, provider = route.provider.kind(),
                         next = next.provider.kind(), error = %error, "provider failed before its first token; trying the next"
                     );
+                    if let Some(observer) = &self.inner.config.observer {
+                        observer.fell_back(route.provider.kind(), next.provider.kind());
+                    }
                     route = next;
                 }
             }
@@ -81,7 +86,10 @@ impl TurnTask {
                     route.provider.model()
                 )));
             }
-            let error = match self.attempt(route, request.clone(), deadline, observed, ticker).await {
+            let error = match self
+                .traced_attempt(route, request.clone(), deadline, observed, ticker, attempt)
+                .await
+            {
                 Ending::Failed(e) => e,
                 ending @ Ending::Stopped(_) => {
                     if let (Admission::Trial(trial), None) = (admission, observed.first_token) {
@@ -154,6 +162,34 @@ impl TurnTask {
         if let Some(observer) = &self.inner.config.observer {
             observer.provider_failed(route.provider.kind(), then);
         }
+    }
+
+    /// [`Self::attempt`] in a span of its own, exported with the turn's
+    /// (`crate::trace::SPANS`: nothing when spans are not exported): the
+    /// vendor's `traceparent` names it as the parent.
+    async fn traced_attempt(
+        &self,
+        route: &Route,
+        request: ChatRequest,
+        deadline: Instant,
+        observed: &mut Observed,
+        ticker: &mut Interval,
+        attempt: u32,
+    ) -> Ending {
+        let span = tracing::info_span!(
+            target: SPANS,
+            "provider",
+            otel.kind = "client",
+            provider = route.provider.kind(),
+            model = route.provider.model(),
+            attempt,
+            otel.status_code = tracing::field::Empty,
+        );
+        let ending = self.attempt(route, request, deadline, observed, ticker).instrument(span.clone()).await;
+        if matches!(ending, Ending::Failed(_)) {
+            span.record("otel.status_code", "error");
+        }
+        ending
     }
 
     /// One call of one provider, streamed into the live text until it ends.

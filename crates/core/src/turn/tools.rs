@@ -16,9 +16,11 @@ use crate::tools::{
     handoff_reason, shown_products, Invocation, Outcome, ToolCall, ToolCallRecord, ToolResult, ToolStatus,
     Tooling, Verification, HANDOFF,
 };
+use crate::trace::SPANS;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::sync::Arc;
 use tokio::time::{Instant, Interval};
+use tracing::Instrument;
 
 impl TurnTask {
     /// Runs `calls`; `None` when the turn was stopped meanwhile.
@@ -68,15 +70,32 @@ impl TurnTask {
                 Ok(arguments) => {
                     let invocation = self.invocation(call, arguments);
                     let toolbox = tooling.toolbox.clone();
-                    runs.push(async move {
-                        let started = Instant::now();
-                        let outcome = if memory {
-                            self.memory_tool(&invocation.name, &invocation.arguments).await
-                        } else {
-                            toolbox.run(invocation).await
-                        };
-                        (i, outcome, started.elapsed())
-                    });
+                    // Exported with the turn's span (nothing otherwise): a
+                    // webhook's or MCP server's `traceparent` names it.
+                    let span = tracing::info_span!(
+                        target: SPANS,
+                        "tool",
+                        otel.kind = "client",
+                        tool = %call.name,
+                        call_id = %call.id,
+                        otel.status_code = tracing::field::Empty,
+                    );
+                    let traced = span.clone();
+                    runs.push(Instrument::instrument(
+                        async move {
+                            let started = Instant::now();
+                            let outcome = if memory {
+                                self.memory_tool(&invocation.name, &invocation.arguments).await
+                            } else {
+                                toolbox.run(invocation).await
+                            };
+                            if outcome.result.is_err() {
+                                traced.record("otel.status_code", "error");
+                            }
+                            (i, outcome, started.elapsed())
+                        },
+                        span,
+                    ));
                 }
             }
             self.publish_tool(&record);

@@ -10,9 +10,11 @@
 
 use super::run::TurnTask;
 use crate::tools::{apply_live, shown_products, ToolCallRecord, ToolStatus, Verification};
+use crate::trace::SPANS;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::task::JoinSet;
 use tokio::time::Interval;
+use tracing::Instrument;
 
 /// A turn's checks still running.
 #[derive(Default)]
@@ -27,9 +29,13 @@ impl TurnTask {
         let tenant_id = self.msg.tenant.id.clone();
         let call_id = record.call_id.clone();
         let (inner, tools, turn_id) = (self.inner.clone(), self.tools.clone(), self.live.turn_id);
-        let session_id = self.msg.session_id;
+        let (session_id, trace_id) = (self.msg.session_id, self.msg.trace_id.clone());
+        // Exported with the turn's span (nothing otherwise): the shop's
+        // `traceparent` names it.
+        let span = tracing::info_span!(target: SPANS, "verify", otel.kind = "client", call_id = %call_id);
         let check = async move {
-            let live = match tokio::time::timeout(timeout, verifier.verify(&tenant_id, ids)).await {
+            let checked = verifier.verify(&tenant_id, ids, &trace_id);
+            let live = match tokio::time::timeout(timeout, checked).await {
                 Ok(Ok(items)) => Some(items),
                 Ok(Err(reason)) => {
                     tracing::info!(%session_id, %call_id, %reason, "a product check failed");
@@ -54,7 +60,7 @@ impl TurnTask {
             };
             inner.bus.publish(session_id, Arc::new(super::tools::tool_event(turn_id, &record)));
         };
-        self.checks.0.lock().unwrap_or_else(PoisonError::into_inner).spawn(check);
+        self.checks.0.lock().unwrap_or_else(PoisonError::into_inner).spawn(check.instrument(span));
     }
 
     /// Waits for the turn's pending checks (each bounded by its timeout),

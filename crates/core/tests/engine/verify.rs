@@ -40,7 +40,12 @@ struct Live {
 
 #[async_trait::async_trait]
 impl Verifier for Live {
-    async fn verify(&self, _tenant_id: &str, ids: Vec<String>) -> Result<Vec<serde_json::Value>, String> {
+    async fn verify(
+        &self,
+        _tenant_id: &str,
+        ids: Vec<String>,
+        _trace_id: &str,
+    ) -> Result<Vec<serde_json::Value>, String> {
         tokio::time::sleep(self.delay).await;
         Ok(ids.iter().map(|id| serde_json::json!({"id": id, "price": "8.00"})).collect())
     }

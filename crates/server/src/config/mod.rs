@@ -42,6 +42,14 @@ pub struct ConnectionSettings {
     pub ws_frames_per_sec: u32,
 }
 
+/// Where spans are exported (`otlp_endpoint`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtlpSettings {
+    /// `<otlp_endpoint>/v1/traces`, where OTLP/HTTP takes spans.
+    pub traces_url: String,
+    pub service_name: String,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -71,6 +79,8 @@ pub struct Config {
     pub ticket_ttl: Duration,
     pub full_durability: bool,
     pub log_format: LogFormat,
+    /// Spans are exported over OTLP/HTTP only when set.
+    pub otlp: Option<OtlpSettings>,
     /// Empty: generated once into the data directory.
     pub node_id: String,
     pub shutdown_grace: Duration,
@@ -213,6 +223,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         ticket_ttl: Duration::from_secs(raw.ticket_ttl_secs),
         full_durability: raw.durability == RawDurability::Full,
         log_format: raw.log_format,
+        otlp: otlp(&raw.otlp_endpoint, &raw.otlp_service_name)?,
         node_id: raw.node_id,
         shutdown_grace: Duration::from_secs_f64(raw.shutdown_grace_secs),
         bus_url: raw.bus_url,
@@ -220,6 +231,32 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         tenants,
         prices: prices(&raw.prices)?,
     })
+}
+
+/// `otlp_endpoint`: empty for none, else an http(s) base URL (a collector's
+/// `http://host:4318`, or a path it is served under), to which OTLP/HTTP's
+/// `/v1/traces` is appended, as the OpenTelemetry SDKs do with
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`.
+fn otlp(endpoint: &str, service_name: &str) -> Result<Option<OtlpSettings>, ConfigError> {
+    if endpoint.is_empty() {
+        return Ok(None);
+    }
+    let refused = || {
+        err(format!(
+            "`otlp_endpoint`: `{endpoint}` is not an http:// or https:// URL (e.g. http://127.0.0.1:4318)"
+        ))
+    };
+    let uri: axum::http::Uri = endpoint.parse().map_err(|_| refused())?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let host_ok = uri.host().is_some_and(|h| !h.is_empty());
+    if !scheme_ok || !host_ok || uri.query().is_some() || endpoint.contains('#') {
+        return Err(refused());
+    }
+    if service_name.trim().is_empty() {
+        return Err(err("`otlp_service_name`: must not be empty"));
+    }
+    let traces_url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
+    Ok(Some(OtlpSettings { traces_url, service_name: service_name.to_owned() }))
 }
 
 /// Prices must be finite and not negative.
@@ -381,6 +418,27 @@ mod tests {
             Config::from_parts("heartbeat_secs = 3", vec![("SWITCHBOARD_HEARTBEAT_SECS".into(), "7".into())])
                 .unwrap();
         assert_eq!(c.heartbeat, Duration::from_secs(7));
+    }
+
+    #[test]
+    fn otlp_endpoint_is_a_base_url_for_traces() {
+        assert_eq!(load("").unwrap().otlp, None);
+        let c = load("otlp_endpoint = \"http://127.0.0.1:4318/\"").unwrap();
+        let otlp = c.otlp.unwrap();
+        assert_eq!(otlp.traces_url, "http://127.0.0.1:4318/v1/traces");
+        assert_eq!(otlp.service_name, "switchboard");
+        let c = load("otlp_endpoint = \"https://otel.example/otlp\"\notlp_service_name = \"chat\"").unwrap();
+        let otlp = c.otlp.unwrap();
+        assert_eq!(
+            (otlp.traces_url.as_str(), otlp.service_name.as_str()),
+            ("https://otel.example/otlp/v1/traces", "chat")
+        );
+        for bad in ["127.0.0.1:4318", "ftp://x", "http://", "http://x/?a=b", "not a url", "grpc://x:4317"] {
+            let e = load(&format!("otlp_endpoint = \"{bad}\"")).unwrap_err().to_string();
+            assert!(e.contains("otlp_endpoint"), "{bad}: {e}");
+        }
+        let e = load("otlp_endpoint = \"http://x\"\notlp_service_name = \"\"").unwrap_err().to_string();
+        assert!(e.contains("otlp_service_name"), "{e}");
     }
 
     #[test]

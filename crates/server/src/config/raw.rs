@@ -38,6 +38,9 @@ fn default_metrics_allow() -> Vec<String> {
 fn default_shutdown_grace_secs() -> f64 {
     10.0
 }
+fn default_otlp_service_name() -> String {
+    "switchboard".into()
+}
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -97,6 +100,13 @@ pub struct RawConfig {
     pub durability: RawDurability,
     #[serde(default)]
     pub log_format: LogFormat,
+    /// An OTLP/HTTP collector's base URL; spans are exported when it is set
+    /// (not empty).
+    #[serde(default)]
+    pub otlp_endpoint: String,
+    /// The `service.name` the exported spans carry.
+    #[serde(default = "default_otlp_service_name")]
+    pub otlp_service_name: String,
     #[serde(default)]
     pub node_id: String,
     /// How long running turns may take to finish at shutdown.

@@ -1,8 +1,9 @@
 //! Trace ids: every response carries `X-Trace-Id`, taken from a client's W3C
 //! `traceparent` when it sends a valid one, else fresh. The id is task-local
 //! for the request, so errors and logs anywhere in it can name it. Also
-//! writes the request's access line (`logging.rs`) and adds the security
-//! headers every response carries.
+//! writes the request's access line (`logging.rs`), opens the request's
+//! span when spans are exported (`otlp.rs`), and adds the security headers
+//! every response carries.
 
 use crate::logging::ACCESS;
 use axum::extract::{MatchedPath, Request};
@@ -11,6 +12,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use std::sync::{Arc, OnceLock};
 use switchboard_core::tenant::Tenant;
+use tracing::Instrument;
 
 /// What a request's task knows about the request: its trace id, and the
 /// tenant once one is resolved (for the access line).
@@ -57,19 +59,28 @@ pub fn within<F: std::future::Future>(id: String, f: F) -> tokio::task::futures:
     REQUEST.scope(Scope::new(id), f)
 }
 
-/// The trace-id field of a valid `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`).
-fn from_traceparent(headers: &HeaderMap) -> Option<String> {
+/// A client's valid W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`).
+pub struct TraceParent<'a> {
+    pub trace_id: &'a str,
+    /// The client's span, parent of the request's exported span.
+    pub parent_id: &'a str,
+    pub flags: &'a str,
+}
+
+fn parse_traceparent(headers: &HeaderMap) -> Option<TraceParent<'_>> {
     let value = headers.get("traceparent")?.to_str().ok()?;
     let mut parts = value.trim().split('-');
     let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let nonzero = |s: &str| s.bytes().any(|b| b != b'0');
     let valid = hex(version, 2)
         && version != "ff"
         && hex(trace, 32)
-        && trace.bytes().any(|b| b != b'0')
+        && nonzero(trace)
         && hex(parent, 16)
+        && nonzero(parent)
         && hex(flags, 2);
-    valid.then(|| trace.to_owned())
+    valid.then_some(TraceParent { trace_id: trace, parent_id: parent, flags })
 }
 
 /// A query string with the values of credentials (`ticket`, `token`)
@@ -95,7 +106,16 @@ pub fn fresh() -> String {
 }
 
 pub async fn middleware(request: Request, next: Next) -> Response {
-    let id = from_traceparent(request.headers()).unwrap_or_else(fresh);
+    let parent = parse_traceparent(request.headers());
+    // With spans exported the request's span names the trace id (the
+    // client's when it sent one), so logs, `X-Trace-Id`, the `traceparent`
+    // sent on and the collector agree; otherwise no span is made at all.
+    let span = crate::otlp::request_span(&request, parent.as_ref());
+    let id = match (&span, parent) {
+        (Some((_, id)), _) => id.clone(),
+        (None, Some(parent)) => parent.trace_id.to_owned(),
+        (None, None) => fresh(),
+    };
     let header = HeaderValue::from_str(&id).ok();
     // The access line (`logging.rs`); nothing is copied when it is off.
     let access = tracing::enabled!(target: ACCESS, tracing::Level::INFO).then(|| {
@@ -104,12 +124,18 @@ pub async fn middleware(request: Request, next: Next) -> Response {
         (request.method().clone(), route, request.uri().path().to_owned(), query)
     });
     let started = std::time::Instant::now();
-    let (mut response, tenant) = REQUEST
-        .scope(Scope::new(id.clone()), async {
-            let response = next.run(request).await;
-            (response, REQUEST.with(|s| s.tenant.get().map(|t| t.id.clone())))
-        })
-        .await;
+    let scoped = REQUEST.scope(Scope::new(id.clone()), async {
+        let response = next.run(request).await;
+        (response, REQUEST.with(|s| s.tenant.get().map(|t| t.id.clone())))
+    });
+    let (mut response, tenant) = match span {
+        None => scoped.await,
+        Some((span, _)) => {
+            let (response, tenant) = scoped.instrument(span.clone()).await;
+            crate::otlp::answered(&span, response.status(), tenant.as_deref());
+            (response, tenant)
+        }
+    };
     if let Some((method, route, path, query)) = access {
         tracing::info!(
             target: ACCESS,
@@ -141,7 +167,7 @@ mod tests {
     fn parse(v: &str) -> Option<String> {
         let mut h = HeaderMap::new();
         h.insert("traceparent", HeaderValue::from_str(v).ok()?);
-        from_traceparent(&h)
+        parse_traceparent(&h).map(|p| p.trace_id.to_owned())
     }
 
     #[test]
@@ -149,6 +175,7 @@ mod tests {
         let id = "4bf92f3577b34da6a3ce929d0e0e4736";
         assert_eq!(parse(&format!("00-{id}-00f067aa0ba902b7-01")).as_deref(), Some(id));
         assert_eq!(parse("00-00000000000000000000000000000000-00f067aa0ba902b7-01"), None);
+        assert_eq!(parse(&format!("00-{id}-0000000000000000-01")), None, "a zero parent id is invalid");
         assert_eq!(parse(&format!("00-{}-00f067aa0ba902b7-01", id.to_uppercase())), None);
         assert_eq!(parse(&format!("ff-{id}-00f067aa0ba902b7-01")), None);
         assert_eq!(parse("garbage"), None);

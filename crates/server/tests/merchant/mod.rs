@@ -35,6 +35,8 @@ pub struct Merchant {
     pub answer: Arc<Mutex<Shop>>,
     /// The product checks (`verify_url`) received.
     pub checks: Arc<Mutex<Vec<Value>>>,
+    /// The `traceparent` of each product check, in order.
+    pub check_traceparents: Arc<Mutex<Vec<Option<String>>>>,
     /// How long a check takes to answer.
     pub check_delay: Arc<Mutex<Duration>>,
 }
@@ -46,6 +48,7 @@ impl Merchant {
             traceparents: Arc::default(),
             answer: Arc::new(Mutex::new(Shop::Products)),
             checks: Arc::default(),
+            check_traceparents: Arc::default(),
             check_delay: Arc::default(),
         };
         let app = Router::new()
@@ -107,6 +110,8 @@ async fn verify(State(m): State<Merchant>, headers: HeaderMap, body: Bytes) -> (
     }
     let check: Value = serde_json::from_slice(&body).unwrap();
     m.checks.lock().unwrap().push(check);
+    let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    m.check_traceparents.lock().unwrap().push(traceparent);
     let delay = *m.check_delay.lock().unwrap();
     tokio::time::sleep(delay).await;
     let live =

@@ -9,7 +9,7 @@
 //! tried again at most every retry interval (30 s). A server that is down,
 //! slow or refusing never fails a turn or the start: its tools are simply
 //! not offered until it answers, and no turn waits on it longer than its
-//! timeout.
+//! timeout. A call carries the turn's W3C `traceparent` in its `_meta`.
 
 mod client;
 mod error;
@@ -23,7 +23,7 @@ pub use listing::SEPARATOR;
 
 use client::{Connection, Endpoint};
 use listing::Listing;
-use rmcp::model::{CallToolRequestParams, Tool};
+use rmcp::model::{CallToolRequestParams, RequestParamsMeta, Tool};
 use rmcp::service::MergedList;
 use secrecy::SecretString;
 use serde_json::Value;
@@ -32,6 +32,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 use switchboard_core::tools::{Invocation, Outcome, ToolCall, ToolSpec, Toolbox};
+use switchboard_core::trace::traceparent;
 
 /// One `[[tenants.mcp]]` entry, its secret read.
 #[derive(Debug, Clone)]
@@ -162,7 +163,13 @@ impl McpServer {
         let Value::Object(arguments) = invocation.arguments else {
             return failed("arguments must be a JSON object".into());
         };
-        let params = CallToolRequestParams::new(bare.to_owned()).with_arguments(arguments);
+        let mut params = CallToolRequestParams::new(bare.to_owned()).with_arguments(arguments);
+        // The transport sends each message from a task of its own, with
+        // headers fixed per session: the trace context goes in the request's
+        // `_meta`, where MCP carries it (SEP-414), not in an HTTP header.
+        if let Some(parent) = traceparent(&invocation.trace_id) {
+            params.set_traceparent(&parent);
+        }
         let call = async {
             let connection = self.session.get(|| self.connect()).await?;
             // The peer's `call_tool`: a server asking for input mid-call
