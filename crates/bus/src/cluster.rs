@@ -14,6 +14,12 @@
 //! task per node publishes in publication order over one connection, and a
 //! node ignores its own frames (its subscribers got them locally at once).
 //!
+//! Event frames carry the publisher's wall-clock time (`sent_us`, optional:
+//! nodes that do not send it and nodes that ignore it still understand each
+//! other), so a receiving node can measure publish-to-deliver lag. Clocks of
+//! two machines differ: the lag is as good as their clock synchronisation,
+//! and a negative one counts as zero.
+//!
 //! The backends' tasks are plain spawns, not tracked for shutdown: they hold
 //! nothing that must finish (delivery is at most once), and they end when
 //! the bus is dropped.
@@ -25,7 +31,7 @@ use std::borrow::Cow;
 use std::fmt::Display;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use switchboard_core::bus::{Bus, EventReceiver, Notice, NoticeReceiver};
 use switchboard_core::events::SessionEvent;
 use tokio::sync::mpsc;
@@ -45,6 +51,8 @@ pub(crate) enum Outbound {
     Event {
         session_id: Uuid,
         event: Arc<SessionEvent>,
+        /// When it was published, in microseconds since the Unix epoch.
+        sent_us: u64,
     },
     Notice(Notice),
     /// Answered once everything queued before it has been handed to the
@@ -97,6 +105,7 @@ struct EventFrameOut<'a> {
     node: &'a str,
     session_id: Uuid,
     event: &'a SessionEvent,
+    sent_us: u64,
 }
 
 /// An event frame read in two steps: the head first, so frames from this
@@ -108,6 +117,9 @@ struct EventFrameIn<'a> {
     session_id: Uuid,
     #[serde(borrow)]
     event: &'a RawValue,
+    /// Absent in frames of nodes that predate it.
+    #[serde(default)]
+    sent_us: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -128,8 +140,8 @@ impl Outbound {
     /// not a frame).
     pub(crate) fn encode(&self, node: &str) -> Result<Option<(Topic, Vec<u8>)>, serde_json::Error> {
         Ok(Some(match self {
-            Self::Event { session_id, event } => {
-                let frame = EventFrameOut { node, session_id: *session_id, event };
+            Self::Event { session_id, event, sent_us } => {
+                let frame = EventFrameOut { node, session_id: *session_id, event, sent_us: *sent_us };
                 (Topic::Session(*session_id), serde_json::to_vec(&frame)?)
             }
             Self::Notice(notice) => (Topic::Notice, serde_json::to_vec(&NoticeFrameOut { node, notice })?),
@@ -143,6 +155,8 @@ impl Outbound {
 pub(crate) struct Inbox {
     local: Arc<LocalBus>,
     node: Arc<str>,
+    /// `switchboard_bus_lag_seconds{bus}`, registered once.
+    lag: metrics::Histogram,
 }
 
 impl Inbox {
@@ -156,7 +170,12 @@ impl Inbox {
             return;
         }
         match serde_json::from_str::<SessionEvent>(frame.event.get()) {
-            Ok(event) => self.local.publish(frame.session_id, Arc::new(event)),
+            Ok(event) => {
+                if let Some(sent) = frame.sent_us.filter(|&t| t > 0) {
+                    self.lag.record(now_us().saturating_sub(sent) as f64 / 1e6);
+                }
+                self.local.publish(frame.session_id, Arc::new(event))
+            }
             Err(e) => tracing::debug!(error = %e, "bus: dropped an event frame with an unknown event"),
         }
     }
@@ -197,11 +216,14 @@ impl ClusterBus {
         }
     }
 
-    pub(crate) fn new(node: &str) -> (Self, Wiring) {
+    /// A cluster bus of `node` over the backend named `bus` (`redis`,
+    /// `nats`: the label of its series).
+    pub(crate) fn new(node: &str, bus: &'static str) -> (Self, Wiring) {
         let local = Arc::new(LocalBus::new());
         let (tx, rx) = mpsc::channel(OUTBOX_CAPACITY);
         let stop = CancellationToken::new();
-        let inbox = Inbox { local: local.clone(), node: node.into() };
+        let lag = metrics::histogram!(LAG_SECONDS, "bus" => bus);
+        let inbox = Inbox { local: local.clone(), node: node.into(), lag };
         let bus =
             Self { local, outbox: tx, dropped: DropWarning::default(), _stop: stop.clone().drop_guard() };
         (bus, Wiring { inbox, outbox: rx, stop })
@@ -233,7 +255,7 @@ impl ClusterBus {
 impl Bus for ClusterBus {
     fn publish(&self, session_id: Uuid, event: Arc<SessionEvent>) {
         self.local.publish(session_id, event.clone());
-        self.send(Outbound::Event { session_id, event });
+        self.send(Outbound::Event { session_id, event, sent_us: now_us() });
     }
 
     fn subscribe(&self, session_id: Uuid) -> EventReceiver {
@@ -271,16 +293,32 @@ impl DropWarning {
     }
 }
 
+/// Publish-to-deliver lag of event frames from other nodes, by backend.
+pub(crate) const LAG_SECONDS: &str = "switchboard_bus_lag_seconds";
+/// Links to the cluster's server restored after an outage, by backend.
+pub(crate) const RECONNECTS_TOTAL: &str = "switchboard_bus_reconnects_total";
+
+/// Wall-clock microseconds since the Unix epoch (0 for a clock before it).
+fn now_us() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+}
+
 /// The state of one link to the cluster, so an outage is logged once when it
-/// starts and once when it ends, not once per failed attempt.
+/// starts and once when it ends, not once per failed attempt; each end is
+/// counted as a reconnect.
 pub(crate) struct Link {
     what: &'static str,
     down: bool,
+    reconnects: metrics::Counter,
 }
 
 impl Link {
-    pub(crate) fn new(what: &'static str) -> Self {
-        Self { what, down: false }
+    /// `bus` names the backend (`redis`, `nats`) in the reconnect series,
+    /// which exists (at zero) from the link's start.
+    pub(crate) fn new(what: &'static str, bus: &'static str) -> Self {
+        let reconnects = metrics::counter!(RECONNECTS_TOTAL, "bus" => bus);
+        reconnects.increment(0);
+        Self { what, down: false, reconnects }
     }
 
     pub(crate) fn failed(&mut self, error: &dyn Display) {
@@ -295,6 +333,7 @@ impl Link {
     pub(crate) fn working(&mut self) {
         if self.down {
             self.down = false;
+            self.reconnects.increment(1);
             tracing::info!("bus: {} restored", self.what);
         }
     }
@@ -373,7 +412,7 @@ mod tests {
     use switchboard_core::events::Who;
 
     fn pair() -> (ClusterBus, Wiring) {
-        ClusterBus::new("node-a")
+        ClusterBus::new("node-a", "test")
     }
 
     #[tokio::test]
@@ -382,10 +421,14 @@ mod tests {
         let s = Uuid::new_v4();
         let mut rx = bus.subscribe(s);
         let event = Arc::new(SessionEvent::Typing { who: Who::Agent, active: true });
-        let (_, own) =
-            Outbound::Event { session_id: s, event: event.clone() }.encode("node-a").unwrap().unwrap();
-        let (topic, other) =
-            Outbound::Event { session_id: s, event: event.clone() }.encode("node-b").unwrap().unwrap();
+        let (_, own) = Outbound::Event { session_id: s, event: event.clone(), sent_us: now_us() }
+            .encode("node-a")
+            .unwrap()
+            .unwrap();
+        let (topic, other) = Outbound::Event { session_id: s, event: event.clone(), sent_us: now_us() }
+            .encode("node-b")
+            .unwrap()
+            .unwrap();
         assert_eq!(topic, Topic::Session(s));
         wiring.inbox.event_frame(&own);
         wiring.inbox.event_frame(b"{not json");
@@ -393,14 +436,21 @@ mod tests {
         wiring.inbox.event_frame(&other);
         assert_eq!(rx.try_recv().unwrap(), event);
         assert!(rx.try_recv().is_err());
+        // A frame of a node that does not stamp its frames is delivered all the same.
+        let payload = serde_json::to_string(&*event).unwrap();
+        let old = format!(r#"{{"node":"node-c","session_id":"{s}","event":{payload}}}"#);
+        wiring.inbox.event_frame(old.as_bytes());
+        assert_eq!(rx.try_recv().unwrap(), event);
     }
 
     #[tokio::test]
     async fn frames_for_unwatched_sessions_open_no_channel() {
         let (bus, wiring) = pair();
         let event = Arc::new(SessionEvent::Typing { who: Who::User, active: false });
-        let (_, frame) =
-            Outbound::Event { session_id: Uuid::new_v4(), event }.encode("node-b").unwrap().unwrap();
+        let (_, frame) = Outbound::Event { session_id: Uuid::new_v4(), event, sent_us: 0 }
+            .encode("node-b")
+            .unwrap()
+            .unwrap();
         wiring.inbox.event_frame(&frame);
         assert_eq!(bus.topic_count(), 0);
     }

@@ -39,7 +39,7 @@ impl NatsBus {
         let notices = client.subscribe(subjects.of(Topic::Notice)).await.map_err(|e| fail(&e))?;
         round_trip(&client, &subjects).await.map_err(|e| fail(&e))?;
 
-        let (inner, Wiring { inbox, outbox, stop }) = ClusterBus::new(node_id);
+        let (inner, Wiring { inbox, outbox, stop }) = ClusterBus::new(node_id, "nats");
         tokio::spawn(send_loop(client, outbox, node_id.into(), subjects));
         tokio::spawn(receive_loop(events, notices, inbox, stop));
         Ok(Self { inner })
@@ -62,7 +62,7 @@ async fn round_trip(client: &Client, subjects: &Names) -> Result<(), async_nats:
 /// A client that logs its outages once each way, reconnecting forever with
 /// our backoff.
 pub(crate) async fn connect_client(url: &ClusterUrl, what: &'static str) -> Result<Client, BusError> {
-    let link = Arc::new(Mutex::new(Link::new(what)));
+    let link = Arc::new(Mutex::new(Link::new(what, "nats")));
     let backoff = Arc::new(Mutex::new(Backoff::new()));
     let options = ConnectOptions::new()
         .connection_timeout(NATS_TIMEOUT)

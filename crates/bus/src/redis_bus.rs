@@ -43,7 +43,7 @@ impl RedisBus {
         let channels = Names::new(&url.prefix, ':');
         let subscription = subscribe(&client, &channels).await.map_err(fail)?;
 
-        let (inner, Wiring { inbox, outbox, stop }) = ClusterBus::new(node_id);
+        let (inner, Wiring { inbox, outbox, stop }) = ClusterBus::new(node_id, "redis");
         let node: Arc<str> = node_id.into();
         tokio::spawn(send_loop(publisher, outbox, node, channels.clone()));
         tokio::spawn(receive_loop(client, subscription, inbox, channels, stop));
@@ -93,7 +93,7 @@ async fn send_loop(
     node: Arc<str>,
     channels: Names,
 ) {
-    let mut link = Link::new("Redis publishing connection");
+    let mut link = Link::new("Redis publishing connection", "redis");
     let mut backoff = Backoff::new();
     let mut batch = Vec::with_capacity(BATCH);
     // Whether the last batch sent reached the server.
@@ -153,7 +153,7 @@ async fn receive_loop(
     channels: Names,
     stop: CancellationToken,
 ) {
-    let mut link = Link::new("Redis subscription");
+    let mut link = Link::new("Redis subscription", "redis");
     let mut backoff = Backoff::new();
     let mut pubsub = Some(first);
     let notice_channel = channels.of(Topic::Notice);

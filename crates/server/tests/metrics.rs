@@ -16,7 +16,7 @@ fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
 }
 
 #[tokio::test]
-async fn loopback_reads_request_and_turn_series() {
+async fn metrics_on_loopback_hold_request_and_turn_series() {
     let fake = FakeOpenAi::start(Mode::Normal(pieces(3))).await;
     let app = TestApp::start(AppConfig::new().tenant(TenantSpec::openai("acme", &fake))).await;
     let (session, visitor) = app.create_session("acme").await;
@@ -41,7 +41,9 @@ async fn loopback_reads_request_and_turn_series() {
     assert_eq!(sample(text, "switchboard_turns_finished_total", &[t, "status=\"complete\""]), Some(1.0));
     assert_eq!(sample(text, "switchboard_turns_finished_total", &[t, "status=\"error\""]), Some(1.0));
     assert_eq!(sample(text, "switchboard_turns_in_flight", &[]), Some(0.0), "{text}");
-    assert_eq!(sample(text, "switchboard_connections_open", &[]), Some(0.0), "{text}");
+    for transport in ["transport=\"sse\"", "transport=\"websocket\""] {
+        assert_eq!(sample(text, "switchboard_connections_open", &[transport]), Some(0.0), "{text}");
+    }
     let openai = "provider=\"openai\"";
     assert_eq!(
         sample(text, "switchboard_provider_errors_total", &[openai, "kind=\"unavailable\""]),
@@ -73,7 +75,8 @@ async fn loopback_reads_request_and_turn_series() {
     let mut sub = app.subscribe(&visitor, &session, None).await;
     sub.session_event().await;
     let open = app.get("/metrics", None).await.text;
-    assert_eq!(sample(&open, "switchboard_connections_open", &[]), Some(1.0), "{open}");
+    assert_eq!(sample(&open, "switchboard_connections_open", &["transport=\"sse\""]), Some(1.0), "{open}");
+    assert_eq!(sample(&open, "switchboard_connections_open", &["transport=\"websocket\""]), Some(0.0));
 }
 
 #[tokio::test]
@@ -103,7 +106,7 @@ async fn one_turn(app: &TestApp) {
 /// Label sets stay bounded: a thousand more sessions, each with a turn,
 /// add no series (no session, visitor or turn id is a label).
 #[tokio::test]
-async fn a_thousand_sessions_add_no_series() {
+async fn metrics_gain_no_series_from_a_thousand_sessions() {
     let fake = FakeOpenAi::start(Mode::Normal(pieces(1))).await;
     let app = TestApp::start(AppConfig::new().tenant(TenantSpec::openai("acme", &fake))).await;
     one_turn(&app).await;

@@ -51,12 +51,14 @@ mod store;
 mod store_impl;
 mod takeover;
 mod tenants;
+mod timing;
 mod turn;
 mod usage;
 mod write;
 
 pub use keys::{load_or_generate, KeyError, Keyring, KEY_LEN};
 pub use rotate::{rotate_keys, ColumnReport, Progress, RotateError, RotationReport, DEFAULT_BATCH};
+pub use timing::{operations, register_metrics, OPERATION_SECONDS};
 
 use std::sync::Arc;
 use store::SqlStore;

@@ -1,9 +1,12 @@
 //! `Store` for [`SqlStore`]: each method names the one function that does
 //! it, in the module of its topic. A turn's hot path goes to its backend's
-//! own function; everything else is the same SQL on both (`db.rs`).
+//! own function; everything else is the same SQL on both (`db.rs`). The
+//! operations of the turn, subscription and outbox paths are timed
+//! (`timing.rs`).
 
 use crate::db::Conn;
 use crate::store::{Backend, SqlStore};
+use crate::timing::{timed, Op};
 use crate::{
     admin, audit, conversations, erase, links, memory, messages, outbox, postgres, retention, sessions,
     sqlite, takeover, tenants, usage,
@@ -31,12 +34,15 @@ impl Store for SqlStore {
     /// Asks both paths: readers, and the writer (on SQLite a task of its
     /// own, which could have stopped while readers answer).
     async fn ping(&self) -> Result<(), StoreError> {
-        let _: (i32,) = self.reader.one("SELECT 1", &[]).await?;
-        self.write_one(|mut conn: Conn<'_>| {
-            Box::pin(async move {
-                conn.execute("SELECT 1", &[]).await?;
-                Ok(())
+        timed(Op::Ping, async {
+            let _: (i32,) = self.reader.one("SELECT 1", &[]).await?;
+            self.write_one(|mut conn: Conn<'_>| {
+                Box::pin(async move {
+                    conn.execute("SELECT 1", &[]).await?;
+                    Ok(())
+                })
             })
+            .await
         })
         .await
     }
@@ -58,11 +64,11 @@ impl Store for SqlStore {
     }
 
     async fn create_session(&self, new: &NewSession) -> Result<Session, StoreError> {
-        sessions::create(self, new).await
+        timed(Op::CreateSession, sessions::create(self, new)).await
     }
 
     async fn get_session(&self, tenant_id: &str, id: Uuid) -> Result<Option<Session>, StoreError> {
-        sessions::get(self, tenant_id, id).await
+        timed(Op::GetSession, sessions::get(self, tenant_id, id)).await
     }
 
     async fn session_context(
@@ -70,7 +76,7 @@ impl Store for SqlStore {
         tenant_id: &str,
         id: Uuid,
     ) -> Result<Option<serde_json::Value>, StoreError> {
-        sessions::context(self, tenant_id, id).await
+        timed(Op::SessionContext, sessions::context(self, tenant_id, id)).await
     }
 
     async fn list_sessions(
@@ -94,7 +100,7 @@ impl Store for SqlStore {
         limit: u32,
         before_seq: Option<i64>,
     ) -> Result<Vec<Message>, StoreError> {
-        messages::list(self, tenant_id, session_id, limit, before_seq).await
+        timed(Op::ListMessages, messages::list(self, tenant_id, session_id, limit, before_seq)).await
     }
 
     async fn messages_after(
@@ -104,32 +110,41 @@ impl Store for SqlStore {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<Message>, StoreError> {
-        messages::after(self, tenant_id, session_id, after_seq, limit).await
+        timed(Op::MessagesAfter, messages::after(self, tenant_id, session_id, after_seq, limit)).await
     }
 
     async fn begin_turn(&self, turn: &BeginTurn) -> Result<BeginTurnOutcome, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => sqlite::begin_turn(self, s, turn).await,
-            Backend::Postgres(_) => postgres::begin_turn(self, turn).await,
-        }
+        timed(Op::BeginTurn, async {
+            match &self.backend {
+                Backend::Sqlite(s) => sqlite::begin_turn(self, s, turn).await,
+                Backend::Postgres(_) => postgres::begin_turn(self, turn).await,
+            }
+        })
+        .await
     }
 
     async fn checkpoint(&self, checkpoint: &Checkpoint) -> Result<bool, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => sqlite::checkpoint(self, s, checkpoint).await,
-            Backend::Postgres(_) => postgres::checkpoint(self, checkpoint).await,
-        }
+        timed(Op::Checkpoint, async {
+            match &self.backend {
+                Backend::Sqlite(s) => sqlite::checkpoint(self, s, checkpoint).await,
+                Backend::Postgres(_) => postgres::checkpoint(self, checkpoint).await,
+            }
+        })
+        .await
     }
 
     async fn finish_message(&self, finish: &Finish) -> Result<bool, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => sqlite::finish_message(self, s, finish).await,
-            Backend::Postgres(_) => postgres::finish_message(self, finish).await,
-        }
+        timed(Op::FinishMessage, async {
+            match &self.backend {
+                Backend::Sqlite(s) => sqlite::finish_message(self, s, finish).await,
+                Backend::Postgres(_) => postgres::finish_message(self, finish).await,
+            }
+        })
+        .await
     }
 
     async fn reap_expired_leases(&self, now: Timestamp) -> Result<Vec<Reaped>, StoreError> {
-        messages::reap_expired(self, now).await
+        timed(Op::ReapExpiredLeases, messages::reap_expired(self, now)).await
     }
 
     async fn reap_node_leases(&self, node_id: &str, _now: Timestamp) -> Result<Vec<Reaped>, StoreError> {
@@ -230,7 +245,7 @@ impl Store for SqlStore {
     }
 
     async fn add_agent_message(&self, message: &AgentMessage) -> Result<AgentMessageOutcome, StoreError> {
-        takeover::add_agent_message(self, message).await
+        timed(Op::AddAgentMessage, takeover::add_agent_message(self, message)).await
     }
 
     async fn list_memory(&self, tenant_id: &str, owner: &str) -> Result<Vec<MemoryItem>, StoreError> {
@@ -263,7 +278,7 @@ impl Store for SqlStore {
     }
 
     async fn enqueue_events(&self, events: &[NewEvent]) -> Result<(), StoreError> {
-        outbox::enqueue(self, events).await
+        timed(Op::EnqueueEvents, outbox::enqueue(self, events)).await
     }
 
     async fn lease_deliveries(
@@ -273,7 +288,7 @@ impl Store for SqlStore {
         until: Timestamp,
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError> {
-        outbox::lease(self, node, now, until, limit).await
+        timed(Op::LeaseDeliveries, outbox::lease(self, node, now, until, limit)).await
     }
 
     async fn settle_delivery(
@@ -292,7 +307,7 @@ impl Store for SqlStore {
         settles: Vec<(Uuid, Settle)>,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
-        outbox::settle_many(self, node, settles, now).await
+        timed(Op::SettleDeliveries, outbox::settle_many(self, node, settles, now)).await
     }
 
     async fn release_deliveries(&self, node: &str) -> Result<u64, StoreError> {

@@ -20,7 +20,7 @@ mod verify;
 pub use memory::{MEMORY_EMPTY, MEMORY_HEADING};
 
 pub use live::{LiveText, LiveTurn, LiveTurns, StopReason};
-pub use observe::{AfterFailure, TurnObserver, TurnReport};
+pub use observe::{AfterFailure, Checkpointed, TurnObserver, TurnReport};
 pub use replay::finished_turn_events;
 pub use run::error_body;
 pub use stop::Stopped;

@@ -29,6 +29,41 @@ pub trait TurnObserver: Send + Sync + std::fmt::Debug + 'static {
     fn tool_finished(&self, tool: &str, outcome: &'static str, took: Option<std::time::Duration>) {
         let _ = (tool, outcome, took);
     }
+
+    /// Provider `from` failed before its first token and the turn asks its
+    /// next fallback, `to`, instead.
+    fn fell_back(&self, from: &str, to: &str) {
+        let _ = (from, to);
+    }
+
+    /// A streaming answer's checkpoint was written (once a period per
+    /// running turn, not per delta).
+    fn checkpointed(&self, outcome: Checkpointed) {
+        let _ = outcome;
+    }
+}
+
+/// How a checkpoint of a streaming answer went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checkpointed {
+    /// Stored, and the answer's lease renewed.
+    Written,
+    /// The answer was no longer streaming (another node or the reaper ended it).
+    Stale,
+    /// The store failed; the next period tries again.
+    Failed,
+}
+
+impl Checkpointed {
+    pub const ALL: [Self; 3] = [Self::Written, Self::Stale, Self::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Written => "written",
+            Self::Stale => "stale",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 /// What a turn did after a provider failed before its first token.
@@ -43,6 +78,8 @@ pub enum AfterFailure {
 }
 
 impl AfterFailure {
+    pub const ALL: [Self; 3] = [Self::Retried, Self::GaveUp, Self::CircuitOpen];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Retried => "retried",

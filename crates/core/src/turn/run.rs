@@ -3,7 +3,7 @@
 //! writes the answer's final state, whatever happens to the client.
 
 use super::live::{LiveTurn, StopReason};
-use super::{Inner, SendMessage, TurnReport};
+use super::{Checkpointed, Inner, SendMessage, TurnReport};
 use crate::error::ErrorCode;
 use crate::events::{ErrorBody, SessionEvent, StreamEnd, Who};
 use crate::model::{estimate_tokens, FinishReason, Latency, Message, MessageStatus, Role, TurnMeta, Usage};
@@ -262,12 +262,19 @@ impl TurnTask {
             lease_until: self.inner.clock.now() + self.inner.config.lease,
             tools: self.tool_records(),
         };
-        match self.inner.store.checkpoint(&cp).await {
-            Ok(true) => {}
+        let outcome = match self.inner.store.checkpoint(&cp).await {
+            Ok(true) => Checkpointed::Written,
             Ok(false) => {
-                tracing::warn!(session_id = %cp.session_id, "checkpoint found the answer no longer streaming")
+                tracing::warn!(session_id = %cp.session_id, "checkpoint found the answer no longer streaming");
+                Checkpointed::Stale
             }
-            Err(e) => tracing::warn!(session_id = %cp.session_id, error = %e, "checkpoint failed"),
+            Err(e) => {
+                tracing::warn!(session_id = %cp.session_id, error = %e, "checkpoint failed");
+                Checkpointed::Failed
+            }
+        };
+        if let Some(observer) = &self.inner.config.observer {
+            observer.checkpointed(outcome);
         }
     }
 

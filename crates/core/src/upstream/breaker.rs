@@ -24,6 +24,29 @@ pub enum Admission {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TrialId(u64);
 
+/// What a breaker would do with a call now, for whoever watches it (the
+/// server's metrics read it at each scrape).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Circuit {
+    /// Calls go out.
+    Closed,
+    /// The next call is (or a call out now is) the one trial.
+    HalfOpen,
+    /// Calls fail fast.
+    Open,
+}
+
+impl Circuit {
+    /// 0 closed, 1 half-open, 2 open: the worse, the higher.
+    pub fn level(self) -> u8 {
+        match self {
+            Self::Closed => 0,
+            Self::HalfOpen => 1,
+            Self::Open => 2,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Closed {
@@ -82,6 +105,16 @@ impl Breaker {
                 *state = State::HalfOpen { since: now, trial };
                 Admission::Trial(trial)
             }
+        }
+    }
+
+    /// The circuit as of `now`, without changing it: an open circuit whose
+    /// time is up is half-open (its next call is the trial).
+    pub fn circuit(&self, now: Timestamp) -> Circuit {
+        match self.locked().0 {
+            State::Closed { .. } => Circuit::Closed,
+            State::Open { until } if now < until => Circuit::Open,
+            State::Open { .. } | State::HalfOpen { .. } => Circuit::HalfOpen,
         }
     }
 
@@ -148,7 +181,10 @@ mod tests {
             assert!(!b.failed(t(1)));
             assert_eq!(b.admit(t(1)), Admission::Allowed);
         }
+        assert_eq!(b.circuit(t(1)), Circuit::Closed);
         assert!(b.failed(t(1)), "the fifth failure opens it");
+        assert_eq!(b.circuit(t(1)), Circuit::Open);
+        assert_eq!(b.circuit(t(61)), Circuit::HalfOpen, "its time is up: the next call is the trial");
         assert_eq!(b.admit(t(1)), Admission::Rejected);
         assert_eq!(b.admit(t(60)), Admission::Rejected);
     }
@@ -161,7 +197,9 @@ mod tests {
         }
         assert!(matches!(b.admit(t(61)), Admission::Trial(_)));
         assert_eq!(b.admit(t(61)), Admission::Rejected, "one trial at a time");
+        assert_eq!(b.circuit(t(61)), Circuit::HalfOpen);
         assert!(b.failed(t(62)), "a failed trial reopens it");
+        assert_eq!(b.circuit(t(62)), Circuit::Open);
         assert_eq!(b.admit(t(100)), Admission::Rejected, "a failed trial reopens for the full period");
         assert!(matches!(b.admit(t(122)), Admission::Trial(_)));
         assert!(b.succeeded(), "the trial closed it");

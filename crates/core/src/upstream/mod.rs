@@ -6,7 +6,7 @@ mod backoff;
 mod breaker;
 
 pub use backoff::{backoff, Jitter};
-pub use breaker::{Admission, Breaker, TrialId};
+pub use breaker::{Admission, Breaker, Circuit, TrialId};
 
 use crate::provider::Provider;
 use crate::tenant::ProviderSettings;

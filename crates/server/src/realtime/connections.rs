@@ -15,6 +15,25 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use uuid::Uuid;
 
+/// How a connection speaks: counted apart in the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// An SSE subscription (a visitor's or an agent's live view).
+    Sse,
+    WebSocket,
+}
+
+impl Transport {
+    pub const ALL: [Transport; 2] = [Transport::Sse, Transport::WebSocket];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sse => "sse",
+            Self::WebSocket => "websocket",
+        }
+    }
+}
+
 /// Why a connection was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LimitHit {
@@ -55,6 +74,8 @@ pub struct Caps {
 #[derive(Default)]
 struct Counts {
     total: u32,
+    /// By [`Transport`], in its order.
+    by_transport: [u32; 2],
     by_ip: HashMap<IpAddr, u32>,
     pending_by_ip: HashMap<IpAddr, u32>,
     by_subject: HashMap<(String, String), u32>,
@@ -110,7 +131,7 @@ impl Connections {
 
     /// Counts a new connection from `ip` (a WebSocket before its `hello` is
     /// `pending`), or refuses it when the node or the address is full.
-    pub fn open(self: &Arc<Self>, ip: IpAddr, pending: bool) -> Result<Slot, LimitHit> {
+    pub fn open(self: &Arc<Self>, ip: IpAddr, transport: Transport, pending: bool) -> Result<Slot, LimitHit> {
         let mut c = self.lock();
         let at_ip = c.by_ip.get(&ip).copied().unwrap_or(0);
         let pending_at_ip = c.pending_by_ip.get(&ip).copied().unwrap_or(0);
@@ -121,6 +142,7 @@ impl Connections {
             return Err(LimitHit::Node);
         }
         c.total += 1;
+        c.by_transport[transport as usize] += 1;
         *c.by_ip.entry(ip).or_default() += 1;
         if pending {
             *c.pending_by_ip.entry(ip).or_default() += 1;
@@ -132,12 +154,17 @@ impl Connections {
             reason: OnceLock::new(),
         });
         c.open.insert(id, closer.clone());
-        Ok(Slot { registry: self.clone(), id, ip, pending, closer })
+        Ok(Slot { registry: self.clone(), id, ip, transport, pending, closer })
     }
 
     /// Open connections on this node.
     pub fn count(&self) -> u32 {
         self.lock().total
+    }
+
+    /// Open connections on this node, by transport (in [`Transport::ALL`]'s order).
+    pub fn count_by_transport(&self) -> [u32; 2] {
+        self.lock().by_transport
     }
 
     /// Closes every connection (the node is stopping).
@@ -176,6 +203,7 @@ pub struct Slot {
     registry: Arc<Connections>,
     id: Uuid,
     ip: IpAddr,
+    transport: Transport,
     pending: bool,
     closer: Arc<Closer>,
 }
@@ -221,6 +249,8 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut c = self.registry.lock();
         c.total = c.total.saturating_sub(1);
+        let by_transport = &mut c.by_transport[self.transport as usize];
+        *by_transport = by_transport.saturating_sub(1);
         decrement(&mut c.by_ip, &self.ip);
         if self.pending {
             decrement(&mut c.pending_by_ip, &self.ip);
@@ -255,14 +285,20 @@ mod tests {
     #[test]
     fn caps_hold_and_dropping_a_slot_frees_it() {
         let c = Connections::new(Caps { total: 3, per_ip: 2, pending_per_ip: 1 });
-        let a = c.open(ip(1), true).unwrap();
-        assert_eq!(c.open(ip(1), true).err(), Some(LimitHit::Node), "one pending per address");
-        let b = c.open(ip(1), false).unwrap();
-        assert_eq!(c.open(ip(1), false).err(), Some(LimitHit::Node), "two per address");
-        let d = c.open(ip(2), false).unwrap();
-        assert_eq!(c.open(ip(3), false).err(), Some(LimitHit::Node), "three per node");
+        let a = c.open(ip(1), Transport::WebSocket, true).unwrap();
+        assert_eq!(
+            c.open(ip(1), Transport::WebSocket, true).err(),
+            Some(LimitHit::Node),
+            "one pending per address"
+        );
+        let b = c.open(ip(1), Transport::Sse, false).unwrap();
+        assert_eq!(c.open(ip(1), Transport::Sse, false).err(), Some(LimitHit::Node), "two per address");
+        let d = c.open(ip(2), Transport::Sse, false).unwrap();
+        assert_eq!(c.open(ip(3), Transport::Sse, false).err(), Some(LimitHit::Node), "three per node");
+        assert_eq!(c.count_by_transport(), [2, 1], "sse, websocket");
         drop((a, b, d));
         assert_eq!(c.count(), 0);
+        assert_eq!(c.count_by_transport(), [0, 0]);
         assert!(c.lock().by_ip.is_empty() && c.lock().pending_by_ip.is_empty());
     }
 
@@ -271,11 +307,11 @@ mod tests {
         let c = Connections::new(Caps { total: 100, per_ip: 100, pending_per_ip: 100 });
         let mut slots: Vec<Slot> = Vec::new();
         for _ in 0..2 {
-            let mut s = c.open(ip(1), true).unwrap();
+            let mut s = c.open(ip(1), Transport::WebSocket, true).unwrap();
             s.identify("acme", "user:a", 2).unwrap();
             slots.push(s);
         }
-        let mut third = c.open(ip(1), true).unwrap();
+        let mut third = c.open(ip(1), Transport::WebSocket, true).unwrap();
         assert_eq!(third.identify("acme", "user:a", 2), Err(LimitHit::Subject));
         third.identify("acme", "user:b", 2).unwrap();
         assert!(c.lock().pending_by_ip.is_empty(), "identified sockets are no longer pending");
@@ -283,7 +319,7 @@ mod tests {
         assert_eq!(slots[0].close_reason(), Some(CloseReason::Revoked));
         assert_eq!(third.close_reason(), None);
         slots.pop();
-        let mut again = c.open(ip(1), false).unwrap();
+        let mut again = c.open(ip(1), Transport::Sse, false).unwrap();
         assert!(again.identify("acme", "user:a", 2).is_ok());
         assert_eq!(c.close_tenant("acme", CloseReason::TenantDisabled), 2, "already closed ones not counted");
     }

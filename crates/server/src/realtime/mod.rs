@@ -26,11 +26,14 @@ pub fn open_slot(
     caller: &Caller,
     peer: SocketAddr,
     headers: &HeaderMap,
+    transport: connections::Transport,
     pending: bool,
 ) -> Result<Slot, ApiError> {
     let ip = limits::client_ip(peer.ip(), headers, &state.config.trusted_proxies);
-    let mut slot =
-        state.connections.open(ip, pending).map_err(|_| ApiError::new(ErrorCode::ConnectionLimit))?;
+    let mut slot = state
+        .connections
+        .open(ip, transport, pending)
+        .map_err(|_| ApiError::new(ErrorCode::ConnectionLimit))?;
     slot.identify(&tenant.id, &caller.subject.to_string(), tenant.max_connections_per_subject)
         .map_err(|_| ApiError::new(ErrorCode::ConnectionLimit))?;
     Ok(slot)

@@ -367,6 +367,7 @@ impl Conn {
     }
 
     async fn send_error(&mut self, session_id: Option<Uuid>, e: ApiError) -> Result<(), axum::Error> {
+        crate::telemetry::refused(e.code);
         self.send(frames::error(session_id, &e.body())).await
     }
 
