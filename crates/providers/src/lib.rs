@@ -9,6 +9,7 @@ pub mod demo;
 pub mod dify;
 mod http;
 pub mod openai;
+pub mod replay;
 pub mod sse;
 mod upstream;
 

@@ -3,7 +3,7 @@
 //! past connecting are the turn engine's, applied around the stream.
 
 mod request;
-mod wire;
+pub(crate) mod wire;
 
 use crate::upstream::{KeyHeader, Upstream};
 use crate::{answer, BuildError};

@@ -7,7 +7,7 @@
 //! Dify's own usage and never estimates; timeouts past connecting are the
 //! turn engine's, applied around the stream.
 
-mod wire;
+pub(crate) mod wire;
 
 use crate::upstream::{KeyHeader, Upstream};
 use crate::{answer, BuildError};

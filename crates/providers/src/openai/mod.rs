@@ -5,7 +5,7 @@
 
 mod request;
 mod tool_calls;
-mod wire;
+pub(crate) mod wire;
 
 use crate::upstream::{KeyHeader, Upstream};
 use crate::{answer, BuildError};

@@ -121,7 +121,9 @@ impl Decoder {
             if let Err(e) = self.append(&rest[..pos]) {
                 overflow = Some(e);
             }
-            self.end_line(out);
+            if let Err(e) = self.end_line(out) {
+                overflow = Some(e);
+            }
             let is_cr = rest[pos] == b'\r';
             rest = &rest[pos + 1..];
             if is_cr {
@@ -142,11 +144,13 @@ impl Decoder {
     /// pending event with data or a name is emitted: servers that close right
     /// after `data: [DONE]` without the final blank line are common enough
     /// that dropping it (as browsers do) would only cause spurious errors.
+    /// A last event found oversize here is dropped without a report: the
+    /// body is over, there is nothing left to resume.
     pub fn finish(&mut self, out: &mut Vec<SseEvent>) {
         if self.line_started {
-            self.end_line(out);
+            let _ = self.end_line(out);
         }
-        self.end_line(out);
+        let _ = self.end_line(out);
         self.after_cr = false;
         self.discarding = false;
     }
@@ -171,14 +175,14 @@ impl Decoder {
     }
 
     /// Handles a complete line (its terminator already consumed).
-    fn end_line(&mut self, out: &mut Vec<SseEvent>) {
+    fn end_line(&mut self, out: &mut Vec<SseEvent>) -> Result<(), SseError> {
         let blank = !self.line_started;
         self.line_started = false;
         if self.discarding {
             if blank {
                 self.discarding = false;
             }
-            return;
+            return Ok(());
         }
         let mut raw = std::mem::take(&mut self.line);
         if self.at_start {
@@ -190,12 +194,22 @@ impl Decoder {
         if raw.is_empty() {
             // A blank line (or a line that held only the BOM) ends the event.
             self.dispatch(out);
-            return;
+            return Ok(());
         }
-        self.field(&String::from_utf8_lossy(&raw));
+        let text = String::from_utf8_lossy(&raw);
+        // Each invalid byte becomes U+FFFD, three bytes: a line whose raw
+        // bytes kept within the limit may not once decoded.
+        if self.pending.bytes + text.len() > self.max_event_bytes {
+            self.discarding = true;
+            self.line = Vec::new();
+            self.pending = Pending::default();
+            return Err(SseError::EventTooLarge { limit: self.max_event_bytes });
+        }
+        self.field(&text);
         // Reuse the allocation for the next line rather than growing anew.
         raw.clear();
         self.line = raw;
+        Ok(())
     }
 
     fn field(&mut self, line: &str) {

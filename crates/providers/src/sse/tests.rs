@@ -153,6 +153,20 @@ fn oversize_event_is_dropped_and_decoding_resumes() {
     assert_eq!(out, vec![data("after")]);
 }
 
+/// Found by fuzzing (`fuzz/corpus/sse/invalid_utf8_past_the_limit`): each
+/// invalid byte decodes to U+FFFD (three bytes), so a line within the limit
+/// as received passed it once decoded, and the event came out larger than
+/// the limit allows.
+#[test]
+fn invalid_utf8_counts_as_decoded_against_the_limit() {
+    let mut dec = Decoder::with_max_event_bytes(16);
+    let mut out = Vec::new();
+    let err = dec.push(b"data: \xea\xea\xea\xea\xea\xea\n\ndata: \xea\n\ndata: next\n\n", &mut out);
+    assert_eq!(err, Err(SseError::EventTooLarge { limit: 16 }));
+    assert_eq!(out, vec![data("\u{fffd}"), data("next")]);
+    assert!(out.iter().all(|e| e.data.len() <= 16));
+}
+
 #[test]
 fn recorded_openai_stream() {
     let body = b"data: {\"choices\":[{\"delta\":{\"content\":\"I'm\"}}]}\n\n\
