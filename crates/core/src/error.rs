@@ -6,6 +6,7 @@ use serde::Serialize;
 
 /// Every refusal or failure a client can see, by its contract name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ErrorCode {
     #[serde(rename = "request.invalid")]
     RequestInvalid,
@@ -114,6 +115,11 @@ impl ErrorCode {
         }
     }
 
+    /// Every code of the contract.
+    pub fn all() -> &'static [ErrorCode] {
+        ALL
+    }
+
     /// Parses a stored contract name back (used for replaying a stored outcome).
     pub fn parse(s: &str) -> Option<Self> {
         ALL.iter().copied().find(|c| c.as_str() == s)
@@ -220,6 +226,7 @@ const ALL: &[ErrorCode] = {
 
 /// One problem with one field of a request, for `error.details`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldProblem {
     pub field: String,
     pub problem: String,

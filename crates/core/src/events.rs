@@ -11,7 +11,9 @@ use uuid::Uuid;
 
 /// The error envelope's body, as carried by an `error` event.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
+    #[cfg_attr(feature = "openapi", schema(value_type = ErrorCode))]
     pub code: &'static str,
     pub message: String,
     pub http_status: u16,
@@ -46,6 +48,7 @@ impl<'de> Deserialize<'de> for ErrorBody {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Who {
     Assistant,
     Agent,
@@ -137,6 +140,7 @@ pub enum SessionEvent {
 /// The `tool` event: never the call's arguments or result, which only
 /// agents see.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ToolEvent {
     pub turn_id: Uuid,
     pub call_id: String,
@@ -147,6 +151,7 @@ pub struct ToolEvent {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StreamEnd {
     pub turn_id: Uuid,
     pub seq: i64,
@@ -159,63 +164,82 @@ pub struct StreamEnd {
 }
 
 #[derive(Serialize)]
-struct SessionPayload<'a> {
-    session: &'a Session,
-    latest_seq: i64,
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SessionPayload<'a> {
+    pub session: &'a Session,
+    pub latest_seq: i64,
 }
 
 #[derive(Serialize)]
-struct StreamingPayload<'a> {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StreamingPayload<'a> {
     #[serde(flatten)]
-    message: &'a Message,
-    revision: u32,
+    pub message: &'a Message,
+    pub revision: u32,
 }
 
 #[derive(Serialize)]
-struct ResumePayload {
-    last_event_id: i64,
-    latest_seq: i64,
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ResumePayload {
+    pub last_event_id: i64,
+    pub latest_seq: i64,
 }
 
 #[derive(Serialize)]
-struct StartPayload {
-    turn_id: Uuid,
-    seq: i64,
-    user_seq: i64,
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StartPayload {
+    pub turn_id: Uuid,
+    pub seq: i64,
+    pub user_seq: i64,
 }
 
 #[derive(Serialize)]
-struct DeltaPayload<'a> {
-    turn_id: Uuid,
-    seq: i64,
-    revision: u32,
-    offset: u64,
-    text: &'a str,
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeltaPayload<'a> {
+    pub turn_id: Uuid,
+    pub seq: i64,
+    pub revision: u32,
+    pub offset: u64,
+    pub text: &'a str,
 }
 
 #[derive(Serialize)]
-struct ReplacePayload<'a> {
-    turn_id: Uuid,
-    seq: i64,
-    revision: u32,
-    text: &'a str,
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReplacePayload<'a> {
+    pub turn_id: Uuid,
+    pub seq: i64,
+    pub revision: u32,
+    pub text: &'a str,
 }
 
 #[derive(Serialize)]
-struct TypingPayload<'a> {
-    who: &'a Who,
-    active: bool,
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TypingPayload<'a> {
+    pub who: &'a Who,
+    pub active: bool,
 }
 
 #[derive(Serialize)]
-struct TakeoverPayload<'a> {
-    active: bool,
-    agent: &'a AgentRef,
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TakeoverPayload<'a> {
+    pub active: bool,
+    pub agent: &'a AgentRef,
 }
 
 #[derive(Serialize)]
-struct ErrorPayload<'a> {
-    error: &'a ErrorBody,
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorPayload<'a> {
+    pub error: &'a ErrorBody,
+}
+
+/// The `handoff` event's payload.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HandoffPayload<'a> {
+    /// Always `waiting`: the session waits for an agent.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^waiting$"))]
+    pub status: &'static str,
+    pub reason: Option<&'a str>,
 }
 
 impl SessionEvent {
@@ -296,7 +320,7 @@ impl SessionEvent {
             }
             Self::Tool(tool) => serde_json::to_string(tool),
             Self::Handoff { reason, .. } => {
-                serde_json::to_string(&serde_json::json!({"status": "waiting", "reason": reason}))
+                serde_json::to_string(&HandoffPayload { status: "waiting", reason: reason.as_deref() })
             }
         };
         // Serialising these plain structs cannot fail; an empty object keeps

@@ -118,8 +118,14 @@ pub struct Verification {
 pub trait Verifier: Send + Sync + 'static {
     /// The live fields of the products with these ids, one object each
     /// (`{id, price, currency, availability, …}`); `Err` with a reason (for
-    /// the log) when the check failed.
-    async fn verify(&self, tenant_id: &str, ids: Vec<String>) -> Result<Vec<serde_json::Value>, String>;
+    /// the log) when the check failed. `trace_id` is the turn's, for the
+    /// check's `traceparent` ([`crate::trace::traceparent`]).
+    async fn verify(
+        &self,
+        tenant_id: &str,
+        ids: Vec<String>,
+        trace_id: &str,
+    ) -> Result<Vec<serde_json::Value>, String>;
 }
 
 /// The ids of the products a `display` shows (none unless it is
@@ -269,6 +275,7 @@ pub trait Toolbox: Send + Sync + 'static {
 /// A tool call's progress, as the `tool` event and the stored entry say it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ToolStatus {
     Running,
     Done,
@@ -281,6 +288,7 @@ pub enum ToolStatus {
 /// A tool call as stored with its answer (encrypted like content). End
 /// users see `call_id`, `name`, `status` and `display`; agents see it all.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ToolCallRecord {
     pub call_id: String,
     pub name: String,
@@ -294,6 +302,7 @@ pub struct ToolCallRecord {
     #[serde(default)]
     pub error: Option<String>,
     #[serde(with = "crate::time::wire")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub started_at: crate::time::Timestamp,
     #[serde(default)]
     pub duration_ms: Option<u64>,

@@ -89,6 +89,8 @@ pub async fn serve(mut config: Config) -> Result<(), StartError> {
         .map_err(|e| fail(&format!("cannot listen on {}", config.listen))(e.to_string()))?;
     let addr = listener.local_addr().map_err(|e| fail("listener")(e.to_string()))?;
     config.bound_to(addr).map_err(|e| StartError(e.to_string()))?;
+    // Before the store and the bus: they register their series when opened.
+    telemetry::install().map_err(StartError)?;
     tenancy::tools::init(config.tool_allow_private.clone());
     crate::demo_shop::init(addr).map_err(fail("demo shop"))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -98,14 +100,13 @@ pub async fn serve(mut config: Config) -> Result<(), StartError> {
         .map_err(fail("database"))?;
     let records = store.list_tenants().await.map_err(|e| fail("database")(e.to_string()))?;
     let (catalog, tenants) = Catalog::start(&config.tenants, &records).map_err(StartError)?;
-    telemetry::install().map_err(StartError)?;
     let signing = load_keys(&config.data_dir, "SWITCHBOARD_SIGNING_KEY", "signing.key", "token signing")?;
     let audit_keys = load_keys(&config.data_dir, "SWITCHBOARD_AUDIT_KEY", "audit.key", "audit log")?;
     let node = node_id(&config)?;
     let tenants = Arc::new(Tenants::from_map(tenants));
     let mut engine_config = EngineConfig::new(&node);
     engine_config.outbound_of = Some(tenants.clone());
-    engine_config.observer = Some(Arc::new(telemetry::TurnMetrics));
+    engine_config.observer = Some(Arc::new(telemetry::TurnMetrics::new()));
     engine_config.prices = Arc::new(config.prices.clone());
     let bus =
         switchboard_bus::connect(&config.bus_url, &node).await.map_err(|e| fail("bus")(e.to_string()))?;
@@ -187,6 +188,8 @@ pub async fn serve(mut config: Config) -> Result<(), StartError> {
         Ok(Err(e)) => tracing::warn!(error = %e, "server task failed"),
         Err(_) => tracing::warn!("connections still open after shutdown; closing them"),
     }
+    // The spans of the last turns and requests, when spans are exported.
+    crate::otlp::flush().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,30 +1,10 @@
 //! The `switchboard` binary: `serve` runs the runtime, `migrate` prepares the
-//! database.
-
-mod admin;
-mod app;
-mod cli;
-mod config;
-mod demo_shop;
-mod edge;
-mod gate;
-mod handlers;
-mod http;
-mod identity;
-mod limits;
-mod logging;
-mod outbound;
-mod realtime;
-mod routes;
-mod state;
-mod telemetry;
-mod tenancy;
-mod tokens;
-mod web;
+//! database. The runtime itself is the `switchboard_server` library.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use switchboard_server::{app, cli, config, demo_shop, logging};
 
 #[derive(Parser)]
 #[command(name = "switchboard", version, about = "Self-hosted multi-tenant AI chat runtime")]
@@ -73,9 +53,6 @@ fn main() -> ExitCode {
         }
         _ => None,
     };
-    let format =
-        config.as_ref().and_then(|c| c.as_ref().ok()).map_or_else(Default::default, |c| c.log_format);
-    logging::init(format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -83,6 +60,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let loaded_ok = config.as_ref().and_then(|c| c.as_ref().ok());
+    let format = loaded_ok.map_or_else(Default::default, |c| c.log_format);
+    // Only a serving process exports spans; its exporter runs on the runtime.
+    let otlp = loaded_ok.filter(|_| matches!(command, Command::Serve { .. })).and_then(|c| c.otlp.as_ref());
+    let entered = runtime.enter();
+    if let Err(e) = logging::init(format, otlp) {
+        eprintln!("switchboard: {e}");
+        return ExitCode::FAILURE;
+    }
+    drop(entered);
     let result = runtime.block_on(async {
         match command {
             Command::Serve { .. } => app::serve(loaded(config)?).await.map_err(|e| e.to_string()),

@@ -1,49 +1,94 @@
-//! The routing table, and nothing else.
+//! The routing table, and nothing else. Routes of the API are registered
+//! with their description (`routes!` reads each handler's `#[utoipa::path]`),
+//! so a route cannot be served without being described; the few registered
+//! with plain `.route` serve pages and assets, not JSON (see `tests/openapi.rs`).
 
 use crate::edge;
 use crate::handlers::{chat, health, link, me, memory, sessions, tickets};
 use crate::http::{trace, ApiError};
 use crate::limits;
+use crate::openapi;
 use crate::realtime::{subscribe, ws};
 use crate::state::AppState;
 use crate::telemetry;
-use axum::routing::{get, post};
 use axum::Router;
 use switchboard_core::ErrorCode;
+use utoipa::openapi::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub fn router(state: AppState) -> Router {
-    let end_user = Router::new()
-        .route("/v1/sessions", post(sessions::create).get(sessions::list))
-        .route("/v1/sessions/{id}", get(sessions::get).delete(sessions::delete))
-        .route("/v1/sessions/{id}/messages", get(sessions::messages))
-        .route("/v1/sessions/{id}/events", get(subscribe::events))
-        .route("/v1/ws", get(ws::ws))
-        .route("/v1/chat", post(chat::chat))
-        .route("/v1/tickets", post(tickets::create))
-        .route("/v1/identity/link", post(link::link))
-        .route("/v1/me", axum::routing::delete(me::erase))
-        .route("/v1/me/export", get(me::export))
-        .route("/v1/memory", get(memory::list).delete(memory::forget_all))
-        .route("/v1/memory/{key}", get(memory::get).put(memory::put).delete(memory::forget))
+    let (tables, api) = tables();
+    openapi::publish(&api);
+    let end_user = tables
+        .end_user
         // Set before the edge layer, so the edge also sees requests for methods
         // a route lacks (preflights are OPTIONS).
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), edge::end_user))
         // X-RateLimit-* headers of the endpoints that call `limits::admit`.
         .layer(axum::middleware::from_fn(limits::layer));
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(telemetry::render))
+    tables
+        .service
         .merge(end_user)
-        .merge(crate::web::router())
+        .merge(tables.web)
         .merge(crate::demo_shop::router())
-        .merge(crate::admin::router(state.clone()))
+        .merge(crate::admin::behind_edge(tables.admin, state.clone()))
         .fallback(|| async { ApiError::new(ErrorCode::RouteNotFound) })
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(telemetry::track_http))
         .layer(axum::middleware::from_fn(trace::middleware))
         .with_state(state)
+}
+
+/// The description of every route [`router`] serves.
+pub fn description() -> OpenApi {
+    tables().1
+}
+
+/// The routes by the edge they sit behind, before any layer.
+struct Tables {
+    service: Router<AppState>,
+    end_user: Router<AppState>,
+    web: Router<AppState>,
+    admin: Router<AppState>,
+}
+
+fn tables() -> (Tables, OpenApi) {
+    let mut api = openapi::base();
+    let mut split = |table: OpenApiRouter<AppState>| {
+        let (router, described) = table.split_for_parts();
+        api.merge(described);
+        router
+    };
+    let service = split(
+        OpenApiRouter::default()
+            .routes(routes!(health::healthz))
+            .routes(routes!(health::readyz))
+            .routes(routes!(telemetry::render))
+            .routes(routes!(openapi::serve)),
+    );
+    let end_user = split(end_user());
+    let web = split(crate::web::router());
+    let admin = split(crate::admin::router());
+    (Tables { service, end_user, web, admin }, openapi::finish(api))
+}
+
+/// The end-user API (SPEC §4), behind the end-user edge.
+fn end_user() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(sessions::create, sessions::list))
+        .routes(routes!(sessions::get, sessions::delete))
+        .routes(routes!(sessions::messages))
+        .routes(routes!(subscribe::events))
+        .routes(routes!(ws::ws))
+        .routes(routes!(chat::chat))
+        .routes(routes!(tickets::create))
+        .routes(routes!(link::link))
+        .routes(routes!(me::erase))
+        .routes(routes!(me::export))
+        .routes(routes!(memory::list, memory::forget_all))
+        .routes(routes!(memory::get, memory::put, memory::forget))
 }
 
 async fn method_not_allowed() -> ApiError {

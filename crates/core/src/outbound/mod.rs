@@ -166,6 +166,7 @@ pub fn subject_json(subject: &Subject) -> Value {
 
 /// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(rename_all = "lowercase"))]
 pub enum DeliveryStatus {
     /// Waiting for its next try.
     Pending,

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 /// The key the admin session list is ordered by; ties always break by id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(rename_all = "snake_case"))]
 pub enum SessionSort {
     CreatedAt,
     LastActivityAt,

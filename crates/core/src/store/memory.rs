@@ -9,10 +9,12 @@ use serde::Serialize;
 
 /// One remembered preference, as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MemoryItem {
     pub key: String,
     pub value: String,
     #[serde(with = "time::wire")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
 }
 

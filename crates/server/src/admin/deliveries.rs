@@ -8,7 +8,7 @@
 
 use super::audit::{self, Action};
 use super::auth;
-use super::sessions::empty_body;
+use super::sessions::{empty_body, NoFields};
 use crate::http::extract::Path;
 use crate::http::ApiError;
 use crate::state::AppState;
@@ -16,7 +16,8 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::Json;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::json;
 use switchboard_core::error::FieldProblem;
 use switchboard_core::outbound::DeliveryStatus;
 use switchboard_core::store::outbox::{DeliveryQuery, DeliveryRecord, RetryOutcome};
@@ -27,11 +28,74 @@ use uuid::Uuid;
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 200;
 
+/// A page of deliveries, newest first.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DeliveryPage {
+    pub items: Vec<DeliveryView>,
+    /// Continues the list; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// One outbound event's delivery (SPEC §19).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DeliveryView {
+    /// The event's id (its `Webhook-Id`).
+    pub id: Uuid,
+    /// The event type (`session.closed`, …).
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub session_id: Uuid,
+    #[schema(value_type = DeliveryStatus)]
+    pub status: &'static str,
+    pub attempts: u32,
+    /// When a pending delivery is tried next.
+    #[schema(format = DateTime)]
+    pub next_attempt_at: Option<String>,
+    /// The HTTP status of the last try, if it got one.
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub delivered_at: Option<String>,
+}
+
+/// A delivery queued again.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DeliveryRetried {
+    pub id: Uuid,
+    /// `pending`.
+    #[schema(value_type = DeliveryStatus)]
+    pub status: &'static str,
+}
+
+/// What a resume did.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DeliveriesResumed {
+    /// Held deliveries made pending again.
+    pub resumed: u64,
+}
+
+/// The tenant's outbound deliveries, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/deliveries",
+    operation_id = "admin_list_deliveries",
+    tag = crate::openapi::tag::ADMIN,
+    params(
+        ("X-Tenant-Id" = Option<String>, Header, nullable = false, description = "The tenant (operator)"),
+        ("status" = inline(Option<DeliveryStatus>), Query, description = "Only deliveries in this state"),
+        ("cursor" = Option<Uuid>, Query, description = "`next_cursor` of the page before"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50")
+    ),
+    responses((status = 200, body = DeliveryPage)),
+    security(("user_jwt" = []), ("operator_token" = []))
+)]
 pub async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
     uri: Uri,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeliveryPage>, ApiError> {
     let actor = auth::authenticate(&state, &headers)?;
     let tenant = auth::scoped_tenant(&state, &headers, &actor)?;
     let mut query = parse(&tenant.id, uri.query())?;
@@ -43,16 +107,33 @@ pub async fn list(
         items.truncate(limit);
         items.last().map(|d| d.id.to_string())
     });
-    let items: Vec<Value> = items.iter().map(record_json).collect();
-    Ok(Json(json!({"items": items, "next_cursor": next_cursor.flatten()})))
+    let items = items.iter().map(record_json).collect();
+    Ok(Json(DeliveryPage { items, next_cursor: next_cursor.flatten() }))
 }
 
+/// Tries a delivery again now (same id, a fresh schedule).
+#[utoipa::path(
+    post,
+    path = "/v1/admin/deliveries/{id}/retry",
+    operation_id = "admin_retry_delivery",
+    tag = crate::openapi::tag::ADMIN,
+    params(
+        ("id" = Uuid, Path, description = "The delivery"),
+        ("X-Tenant-Id" = Option<String>, Header, nullable = false, description = "The tenant (operator)")
+    ),
+    request_body(content = Option<NoFields>, content_type = "application/json", description = "None, or `{}`"),
+    responses(
+        (status = 200, body = DeliveryRetried),
+        (status = 409, description = "The tenant's endpoint is disabled (it answered 410); resume it first")
+    ),
+    security(("user_jwt" = []), ("operator_token" = []))
+)]
 pub async fn retry(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(raw): Path<String>,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeliveryRetried>, ApiError> {
     empty_body(&state, &headers, body).await?;
     let actor = auth::authenticate(&state, &headers)?;
     let tenant = auth::scoped_tenant(&state, &headers, &actor)?;
@@ -65,14 +146,27 @@ pub async fn retry(
     }
     audit::record(&state, &actor, Action::DeliveryRetry, &id.to_string(), json!({"tenant_id": tenant.id}))
         .await?;
-    Ok(Json(json!({"id": id, "status": DeliveryStatus::Pending.as_str()})))
+    Ok(Json(DeliveryRetried { id, status: DeliveryStatus::Pending.as_str() }))
 }
 
+/// Enables the tenant's events endpoint again after a `410`.
+///
+/// Held deliveries become pending.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/deliveries/resume",
+    operation_id = "admin_resume_deliveries",
+    tag = crate::openapi::tag::ADMIN,
+    params(("X-Tenant-Id" = Option<String>, Header, nullable = false, description = "The tenant (operator)")),
+    request_body(content = Option<NoFields>, content_type = "application/json", description = "None, or `{}`"),
+    responses((status = 200, body = DeliveriesResumed)),
+    security(("user_jwt" = []), ("operator_token" = []))
+)]
 pub async fn resume(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeliveriesResumed>, ApiError> {
     empty_body(&state, &headers, body).await?;
     let actor = auth::authenticate(&state, &headers)?;
     let tenant = auth::scoped_tenant(&state, &headers, &actor)?;
@@ -80,22 +174,22 @@ pub async fn resume(
     let resumed = resumed.map_err(ApiError::internal)?;
     let detail = json!({"tenant_id": tenant.id, "resumed": resumed});
     audit::record(&state, &actor, Action::DeliveriesResume, &tenant.id, detail).await?;
-    Ok(Json(json!({"resumed": resumed})))
+    Ok(Json(DeliveriesResumed { resumed }))
 }
 
-fn record_json(d: &DeliveryRecord) -> Value {
-    json!({
-        "id": d.id,
-        "type": d.kind,
-        "session_id": d.session_id,
-        "status": d.status.as_str(),
-        "attempts": d.attempts,
-        "next_attempt_at": d.next_attempt_at.as_ref().map(format),
-        "last_status": d.last_status,
-        "last_error": d.last_error,
-        "created_at": format(&d.created_at),
-        "delivered_at": d.delivered_at.as_ref().map(format),
-    })
+fn record_json(d: &DeliveryRecord) -> DeliveryView {
+    DeliveryView {
+        id: d.id,
+        kind: d.kind.clone(),
+        session_id: d.session_id,
+        status: d.status.as_str(),
+        attempts: d.attempts,
+        next_attempt_at: d.next_attempt_at.as_ref().map(format),
+        last_status: d.last_status,
+        last_error: d.last_error.clone(),
+        created_at: format(&d.created_at),
+        delivered_at: d.delivered_at.as_ref().map(format),
+    }
 }
 
 /// `status`, `cursor` (the last id of the page before) and `limit`.

@@ -19,6 +19,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -37,8 +38,45 @@ fn tenant_key(id: &str) -> String {
     format!("tenant_kill_switch:{id}")
 }
 
+/// A kill switch turned on or off.
+// The description's: `switch_body` reads the JSON.
+#[derive(utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct SwitchRequest {
+    /// On (`true`) or off.
+    enabled: bool,
+    /// Why; kept trimmed, shown with the switch.
+    #[schema(max_length = 500)]
+    reason: Option<String>,
+}
+
+/// A tenant's switch as set.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TenantSwitch {
+    pub tenant_id: String,
+    pub enabled: bool,
+    pub reason: Option<String>,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+/// The global switch.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct GlobalSwitch {
+    /// In force: set through the API, or by the configuration.
+    pub enabled: bool,
+    /// The configuration's `kill_switch = true`, which the API cannot lower.
+    pub config_floor: bool,
+    #[schema(value_type = Option<String>)]
+    pub reason: Value,
+    /// Null when the API never set it.
+    #[schema(format = DateTime)]
+    pub updated_at: Option<String>,
+}
+
 /// `{enabled, reason?}`: `enabled` required, nothing else allowed.
-fn switch_body(mut body: Map<String, Value>) -> Result<(bool, Option<String>), ApiError> {
+pub(crate) fn switch_body(mut body: Map<String, Value>) -> Result<(bool, Option<String>), ApiError> {
     let enabled = body.remove("enabled");
     let reason = body.remove("reason");
     let mut problems = extract::unknown_fields(&body);
@@ -84,12 +122,26 @@ pub async fn tenant_reason(state: &AppState, id: &str, enabled: bool) -> Result<
         .and_then(|s| s.value["reason"].as_str().map(str::to_owned)))
 }
 
+/// Turns a tenant's kill switch on or off.
+///
+/// The operator for any tenant, an agent for its own. On, the tenant's open
+/// streams end with `tenant.disabled` and its running turns stop.
+#[utoipa::path(
+    put,
+    path = "/v1/admin/tenants/{id}/kill-switch",
+    operation_id = "admin_set_tenant_kill_switch",
+    tag = crate::openapi::tag::ADMIN,
+    params(("id" = String, Path, description = "The tenant's id")),
+    request_body(content = SwitchRequest, content_type = "application/json"),
+    responses((status = 200, body = TenantSwitch)),
+    security(("user_jwt" = []), ("operator_token" = []))
+)]
 pub async fn put_tenant(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TenantSwitch>, ApiError> {
     let body = read_body(&state, &headers, body).await?;
     let actor = auth::authenticate(&state, &headers)?;
     if actor.tenant_id().is_some_and(|own| own != id) {
@@ -107,12 +159,12 @@ pub async fn put_tenant(
     state.engine.bus().notify(Notice::TenantsChanged);
     let detail = json!({"enabled": enabled, "reason": reason});
     audit::record(&state, &actor, Action::TenantKillSwitch, &id, detail).await?;
-    Ok(Json(json!({
-        "tenant_id": id,
-        "enabled": record.kill_switch,
-        "reason": reason,
-        "updated_at": format(&record.updated_at),
-    })))
+    Ok(Json(TenantSwitch {
+        tenant_id: id,
+        enabled: record.kill_switch,
+        reason,
+        updated_at: format(&record.updated_at),
+    }))
 }
 
 /// Serves the tenant with its switch flipped at once (same settings and
@@ -133,26 +185,48 @@ async fn stored_global(state: &AppState) -> Result<Option<RuntimeSetting>, ApiEr
     state.store.runtime_setting(GLOBAL).await.map_err(ApiError::internal)
 }
 
-fn global_json(state: &AppState, stored: Option<&RuntimeSetting>) -> Value {
+fn global_json(state: &AppState, stored: Option<&RuntimeSetting>) -> GlobalSwitch {
     let set = stored.and_then(|s| s.value["enabled"].as_bool()).unwrap_or(false);
-    json!({
-        "enabled": set || state.config.kill_switch,
-        "config_floor": state.config.kill_switch,
-        "reason": stored.and_then(|s| s.value.get("reason").cloned()).unwrap_or(Value::Null),
-        "updated_at": stored.map(|s| format(&s.updated_at)),
-    })
+    GlobalSwitch {
+        enabled: set || state.config.kill_switch,
+        config_floor: state.config.kill_switch,
+        reason: stored.and_then(|s| s.value.get("reason").cloned()).unwrap_or(Value::Null),
+        updated_at: stored.map(|s| format(&s.updated_at)),
+    }
 }
 
-pub async fn get_global(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+/// The global kill switch.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/kill-switch",
+    operation_id = "admin_get_global_kill_switch",
+    tag = crate::openapi::tag::ADMIN,
+    responses((status = 200, body = GlobalSwitch)),
+    security(("operator_token" = []))
+)]
+pub async fn get_global(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<GlobalSwitch>, ApiError> {
     auth::operator_only(&auth::authenticate(&state, &headers)?)?;
     Ok(Json(global_json(&state, stored_global(&state).await?.as_ref())))
 }
 
+/// Turns the global kill switch on or off (every tenant).
+#[utoipa::path(
+    put,
+    path = "/v1/admin/kill-switch",
+    operation_id = "admin_set_global_kill_switch",
+    tag = crate::openapi::tag::ADMIN,
+    request_body(content = SwitchRequest, content_type = "application/json"),
+    responses((status = 200, body = GlobalSwitch)),
+    security(("operator_token" = []))
+)]
 pub async fn put_global(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GlobalSwitch>, ApiError> {
     let body = read_body(&state, &headers, body).await?;
     let actor: Actor = auth::authenticate(&state, &headers)?;
     auth::operator_only(&actor)?;

@@ -12,6 +12,7 @@ use crate::edge::query_param;
 use crate::http::extract::{self, Path};
 use crate::http::{trace, ApiError};
 use crate::limits;
+use crate::realtime::connections::Transport;
 use crate::realtime::{cursor, subscribe};
 use crate::state::AppState;
 use crate::tokens::TokenType;
@@ -20,7 +21,8 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, Uri};
 use axum::response::Response;
 use axum::Json;
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{Map, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use switchboard_core::error::FieldProblem;
@@ -34,13 +36,45 @@ use uuid::Uuid;
 /// console watches several sessions, so more than a visitor's devices.
 pub const VIEWS_PER_AGENT: u32 = 50;
 
-/// `POST /v1/admin/tickets {session_id}`: a ticket for one session of the
-/// caller's tenant (`session.not_found` for any other), valid `ticket_ttl`.
+/// The session an admin ticket is for.
+// The description's: `parse` reads the JSON.
+#[derive(utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct AdminTicketRequest {
+    /// A session of the caller's tenant.
+    session_id: Uuid,
+}
+
+/// A ticket for the live view of one session.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AdminTicket {
+    /// Goes in `?ticket=` of `GET /v1/admin/sessions/{id}/events`.
+    pub ticket: String,
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+}
+
+/// A short-lived ticket for the live view of one session.
+///
+/// Bound to the caller, the tenant and the session (`session.not_found` for
+/// a session of another tenant), valid `ticket_ttl_secs`; for an
+/// `EventSource`, which cannot send the bearer token.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/tickets",
+    operation_id = "admin_create_ticket",
+    tag = crate::openapi::tag::ADMIN,
+    params(("X-Tenant-Id" = Option<String>, Header, nullable = false, description = "The tenant (operator)")),
+    request_body(content = AdminTicketRequest, content_type = "application/json"),
+    responses((status = 200, body = AdminTicket)),
+    security(("user_jwt" = []), ("operator_token" = []))
+)]
 pub async fn mint(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AdminTicket>, ApiError> {
     let bytes =
         extract::json_body(&headers, body, state.config.max_body_bytes, true).await?.unwrap_or_default();
     let actor = auth::authenticate(&state, &headers)?;
@@ -62,10 +96,32 @@ pub async fn mint(
             state.config.ticket_ttl,
         )
         .map_err(ApiError::internal)?;
-    Ok(Json(json!({"ticket": ticket, "expires_at": format(&expires)})))
+    Ok(Json(AdminTicket { ticket, expires_at: format(&expires) }))
 }
 
-/// `GET /v1/admin/sessions/{id}/events`: agents see everything of the session.
+/// The live view of a session (SSE): agents see everything of it.
+///
+/// The subscription of SPEC §6 (same feed, cursor rules, replay and live
+/// events as the visitor's), opened with the admin bearer token (the
+/// operator names the tenant with `X-Tenant-Id`) or an admin ticket in
+/// `?ticket=`.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/sessions/{id}/events",
+    operation_id = "admin_session_events",
+    tag = crate::openapi::tag::ADMIN,
+    params(
+        ("id" = Uuid, Path, description = "The session"),
+        ("X-Tenant-Id" = Option<String>, Header, nullable = false, description = "The tenant (operator)"),
+        ("Last-Event-ID" = Option<String>, Header, pattern = "^[0-9]*$", description = "Resume after this seq (what the stream's `id:` lines said)"),
+        ("last_event_id" = Option<String>, Query, pattern = "^[0-9]*$", description = "The cursor, where a client cannot set the header")
+    ),
+    responses(
+        (status = 200, description = "The session's events until the client leaves", content_type = "text/event-stream", body = crate::openapi::events::SseEvent),
+        (status = 410, description = "The cursor is not valid; reload the history")
+    ),
+    security(("user_jwt" = []), ("operator_token" = []), ("ticket" = []))
+)]
 pub async fn events(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -80,8 +136,10 @@ pub async fn events(
     let session = session.ok_or(ApiError::new(ErrorCode::SessionNotFound))?;
     let cursor = cursor::from_request(&headers, uri.query())?;
     let ip = limits::client_ip(peer.ip(), &headers, &state.config.trusted_proxies);
-    let mut slot =
-        state.connections.open(ip, false).map_err(|_| ApiError::new(ErrorCode::ConnectionLimit))?;
+    let mut slot = state
+        .connections
+        .open(ip, Transport::Sse, false)
+        .map_err(|_| ApiError::new(ErrorCode::ConnectionLimit))?;
     slot.identify(&tenant.id, &label, VIEWS_PER_AGENT)
         .map_err(|_| ApiError::new(ErrorCode::ConnectionLimit))?;
     let feed =
@@ -133,7 +191,7 @@ fn known_params(query: Option<&str>) -> Result<(), ApiError> {
 }
 
 /// `{session_id}`: required, a UUID; nothing else.
-fn parse(mut body: Map<String, Value>) -> Result<Uuid, ApiError> {
+pub(crate) fn parse(mut body: Map<String, Value>) -> Result<Uuid, ApiError> {
     let session = crate::handlers::chat_body::session_id(body.remove("session_id"));
     let mut problems = Vec::new();
     if let Err(p) = &session {
@@ -149,6 +207,7 @@ fn parse(mut body: Map<String, Value>) -> Result<Uuid, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn a_ticket_names_exactly_one_session() {

@@ -18,11 +18,11 @@ pub mod auth;
 mod deliveries;
 pub mod kill_switch;
 pub mod live;
-mod query;
+pub(crate) mod query;
 pub mod sessions;
 mod subjects;
 pub mod takeover;
-mod tenant_body;
+pub(crate) mod tenant_body;
 pub mod tenants;
 pub mod usage;
 
@@ -33,36 +33,42 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use axum::Router;
 use switchboard_core::ErrorCode;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 const ALLOW_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
 const ALLOW_HEADERS: &str = "Authorization, Content-Type, X-Tenant-Id, traceparent";
 
-/// The `/v1/admin` routes, behind the admin edge.
-pub fn router(state: AppState) -> Router<AppState> {
-    Router::new()
-        .route("/v1/admin/sessions", get(sessions::list))
-        .route("/v1/admin/sessions/{id}", get(sessions::get))
-        .route("/v1/admin/sessions/{id}/close", post(sessions::close))
-        .route("/v1/admin/sessions/{id}/takeover", post(takeover::take))
-        .route("/v1/admin/sessions/{id}/release", post(takeover::release))
-        .route("/v1/admin/sessions/{id}/messages", post(takeover::message))
-        .route("/v1/admin/sessions/{id}/events", get(live::events))
-        .route("/v1/admin/tickets", post(live::mint))
-        .route("/v1/admin/tenants", get(tenants::list).post(tenants::create))
-        .route("/v1/admin/tenants/{id}", get(tenants::get).patch(tenants::update).delete(tenants::delete))
-        .route("/v1/admin/tenants/{id}/kill-switch", put(kill_switch::put_tenant))
-        .route("/v1/admin/kill-switch", get(kill_switch::get_global).put(kill_switch::put_global))
-        .route("/v1/admin/usage", get(usage::get))
-        .route("/v1/admin/audit", get(audit_log::list))
-        .route("/v1/admin/audit/verify", get(audit_log::check))
-        .route("/v1/admin/deliveries", get(deliveries::list))
-        .route("/v1/admin/deliveries/resume", post(deliveries::resume))
-        .route("/v1/admin/deliveries/{id}/retry", post(deliveries::retry))
-        .route("/v1/admin/subjects/{subject}", axum::routing::delete(subjects::erase))
-        .route("/v1/admin/subjects/{subject}/export", get(subjects::export))
+/// The `/v1/admin` routes and their description (one `routes!` per path).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(sessions::list))
+        .routes(routes!(sessions::get))
+        .routes(routes!(sessions::close))
+        .routes(routes!(takeover::take))
+        .routes(routes!(takeover::release))
+        .routes(routes!(takeover::message))
+        .routes(routes!(live::events))
+        .routes(routes!(live::mint))
+        .routes(routes!(tenants::list, tenants::create))
+        .routes(routes!(tenants::get, tenants::update, tenants::delete))
+        .routes(routes!(kill_switch::put_tenant))
+        .routes(routes!(kill_switch::get_global, kill_switch::put_global))
+        .routes(routes!(usage::get))
+        .routes(routes!(audit_log::list))
+        .routes(routes!(audit_log::check))
+        .routes(routes!(deliveries::list))
+        .routes(routes!(deliveries::resume))
+        .routes(routes!(deliveries::retry))
+        .routes(routes!(subjects::erase))
+        .routes(routes!(subjects::export))
+}
+
+/// The admin routes behind the admin edge.
+pub fn behind_edge(router: Router<AppState>, state: AppState) -> Router<AppState> {
+    router
         .method_not_allowed_fallback(|| async { ApiError::new(ErrorCode::MethodNotAllowed) })
         .layer(axum::middleware::from_fn_with_state(state, admin_edge))
 }

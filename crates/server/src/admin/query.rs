@@ -15,10 +15,22 @@ use switchboard_core::time::{from_millis, Timestamp};
 use switchboard_core::SessionStatus;
 use uuid::Uuid;
 
+/// Ascending or descending.
+// The description's: `parse` reads the text.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum Order {
+    Asc,
+    Desc,
+}
+
 const PARAMS: [&str; 9] =
     ["user_id", "status", "admin_assisted", "created_from", "created_to", "sort", "order", "limit", "cursor"];
-/// Longest `user_id` (the JWT `sub`; longer ones are never accepted).
-const MAX_USER_ID_BYTES: usize = crate::identity::user::MAX_SUB_BYTES;
+/// Longest `user_id`, in characters as the API description counts them: a
+/// JWT `sub` is at most this many bytes, so a longer id matches no one, and
+/// one of as many characters but more bytes matches no one either.
+const MAX_USER_ID_CHARS: usize = crate::identity::user::MAX_SUB_BYTES;
 const CURSOR_VERSION: &str = "1";
 
 /// Parses the query of one list request; `limit` is the page size asked for.
@@ -39,7 +51,9 @@ pub fn parse(tenant_id: &str, raw: Option<&str>) -> Result<AdminSessionQuery, Ap
         }
     };
     if let Some(v) = params.get("user_id") {
-        let ok = !v.trim().is_empty() && v.len() <= MAX_USER_ID_BYTES && !v.chars().any(char::is_control);
+        let ok = !v.trim().is_empty()
+            && v.chars().count() <= MAX_USER_ID_CHARS
+            && !v.chars().any(char::is_control);
         q.owner = ok.then(|| format!("user:{v}"));
         check("user_id", (!ok).then_some("must be a user id (the JWT sub)"));
     }

@@ -20,6 +20,21 @@ use switchboard_core::error::FieldProblem;
 use switchboard_core::tenant::Tenant;
 use switchboard_core::Subject;
 
+/// Everything stored about a subject of the tenant, as one JSON document.
+///
+/// What the subject itself gets from `GET /v1/me/export`, streamed.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/subjects/{subject}/export",
+    operation_id = "admin_export_subject",
+    tag = crate::openapi::tag::ADMIN,
+    params(
+        ("subject" = String, Path, pattern = "^(visitor:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|user:.+)$", description = "`visitor:<uuid>` or `user:<id>`"),
+        ("X-Tenant-Id" = String, Header, description = "The tenant")
+    ),
+    responses((status = 200, content_type = "application/json", body = me::Export)),
+    security(("operator_token" = []))
+)]
 pub async fn export(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -32,6 +47,22 @@ pub async fn export(
     Ok(me::export_response(state, tenant, subject))
 }
 
+/// Erases everything stored about a subject of the tenant.
+///
+/// As `DELETE /v1/me` would: running answers stopped, every row wiped, a
+/// visitor's token refused from then on.
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/subjects/{subject}",
+    operation_id = "admin_erase_subject",
+    tag = crate::openapi::tag::ADMIN,
+    params(
+        ("subject" = String, Path, pattern = "^(visitor:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|user:.+)$", description = "`visitor:<uuid>` or `user:<id>`"),
+        ("X-Tenant-Id" = String, Header, description = "The tenant")
+    ),
+    responses((status = 204, description = "Erased")),
+    security(("operator_token" = []))
+)]
 pub async fn erase(
     State(state): State<AppState>,
     headers: HeaderMap,

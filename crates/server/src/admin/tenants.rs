@@ -21,6 +21,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,9 +46,51 @@ pub fn edit_error(e: EditError) -> ApiError {
     }
 }
 
+/// A tenant as the API shows it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TenantView {
+    pub id: String,
+    pub name: String,
+    /// `config` (the configuration file's: read-only here) or `db`.
+    #[schema(value_type = TenantSource)]
+    pub source: String,
+    /// The tenant's kill switch in force.
+    pub kill_switch: bool,
+    /// Why the switch is in its state, when it was given with one.
+    pub kill_switch_reason: Option<String>,
+    /// This node serves the tenant.
+    pub served: bool,
+    /// Null for a tenant of the configuration file the database does not know.
+    #[schema(format = DateTime)]
+    pub created_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub updated_at: Option<String>,
+    /// The settings, with credentials in URLs shown as `***`.
+    #[schema(value_type = tenant_body::TenantSettings)]
+    pub settings: Value,
+}
+
+/// Where a tenant is kept.
+// The description's: `view` writes the text.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum TenantSource {
+    Config,
+    Db,
+}
+
+/// Every tenant; one page.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TenantPage {
+    pub items: Vec<TenantView>,
+    /// Always null: the whole list is one page.
+    pub next_cursor: Option<String>,
+}
+
 /// One tenant as the API shows it, from the file (`file`) or the database
 /// (`record`), with the kill switch in force and the settings masked.
-async fn view(state: &AppState, id: &str) -> Result<Option<Value>, ApiError> {
+async fn view(state: &AppState, id: &str) -> Result<Option<TenantView>, ApiError> {
     let record = state.store.get_tenant(id).await.map_err(ApiError::internal)?;
     let file = state.config.tenants.iter().find(|t| t.id == id);
     let (mut raw, name, source) = match (file, &record) {
@@ -59,24 +102,33 @@ async fn view(state: &AppState, id: &str) -> Result<Option<Value>, ApiError> {
         raw.kill_switch = r.kill_switch;
     }
     let settings = serde_json::to_value(&raw).map_err(ApiError::internal)?;
-    Ok(Some(json!({
-        "id": id,
-        "name": name,
-        "source": source,
-        "kill_switch": raw.kill_switch,
-        "kill_switch_reason": tenant_reason(state, id, raw.kill_switch).await?,
-        "served": state.tenants.get(id).is_some(),
-        "created_at": record.as_ref().map(|r| format(&r.created_at)),
-        "updated_at": record.as_ref().map(|r| format(&r.updated_at)),
-        "settings": tenant_body::shown(settings),
-    })))
+    Ok(Some(TenantView {
+        id: id.to_owned(),
+        name,
+        source,
+        kill_switch: raw.kill_switch,
+        kill_switch_reason: tenant_reason(state, id, raw.kill_switch).await?,
+        served: state.tenants.get(id).is_some(),
+        created_at: record.as_ref().map(|r| format(&r.created_at)),
+        updated_at: record.as_ref().map(|r| format(&r.updated_at)),
+        settings: tenant_body::shown(settings),
+    }))
 }
 
-async fn viewed(state: &AppState, id: &str) -> Result<Value, ApiError> {
+async fn viewed(state: &AppState, id: &str) -> Result<TenantView, ApiError> {
     view(state, id).await?.ok_or(ApiError::new(ErrorCode::TenantUnknown))
 }
 
-pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+/// Every tenant, from the configuration file and the database.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/tenants",
+    operation_id = "admin_list_tenants",
+    tag = crate::openapi::tag::ADMIN,
+    responses((status = 200, body = TenantPage)),
+    security(("operator_token" = []))
+)]
+pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<TenantPage>, ApiError> {
     auth::operator_only(&auth::authenticate(&state, &headers)?)?;
     let records = state.store.list_tenants().await.map_err(ApiError::internal)?;
     let mut ids: Vec<&str> = state.config.tenants.iter().map(|t| t.id.as_str()).collect();
@@ -87,19 +139,42 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<J
     for id in ids {
         items.extend(view(&state, id).await?);
     }
-    Ok(Json(json!({"items": items, "next_cursor": null})))
+    Ok(Json(TenantPage { items, next_cursor: None }))
 }
 
+/// One tenant.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/tenants/{id}",
+    operation_id = "admin_get_tenant",
+    tag = crate::openapi::tag::ADMIN,
+    params(("id" = String, Path, description = "The tenant's id")),
+    responses((status = 200, body = TenantView)),
+    security(("operator_token" = []))
+)]
 pub async fn get(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TenantView>, ApiError> {
     auth::operator_only(&auth::authenticate(&state, &headers)?)?;
     Ok(Json(viewed(&state, &id).await?))
 }
 
-/// `POST /v1/admin/tenants`: the body is one `[[tenants]]` entry as JSON.
+/// Creates a tenant in the database.
+///
+/// The body is one `[[tenants]]` entry as JSON, checked like the
+/// configuration file's, and the node must be able to serve it (the
+/// provider's API key variable set, the JWT key loadable).
+#[utoipa::path(
+    post,
+    path = "/v1/admin/tenants",
+    operation_id = "admin_create_tenant",
+    tag = crate::openapi::tag::ADMIN,
+    request_body(content = tenant_body::TenantSettings, content_type = "application/json"),
+    responses((status = 201, description = "Created and served", body = TenantView)),
+    security(("operator_token" = []))
+)]
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -119,13 +194,30 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(viewed(&state, &record.id).await?)).into_response())
 }
 
-/// `PATCH /v1/admin/tenants/{id}`: a JSON merge patch over the stored settings.
+/// Changes a tenant of the database with a JSON merge patch.
+///
+/// The patch (RFC 7396) applies to the stored settings; the result is
+/// checked as a whole, like a new tenant. Tenants of the configuration file
+/// are read-only here (`auth.forbidden`).
+#[utoipa::path(
+    patch,
+    path = "/v1/admin/tenants/{id}",
+    operation_id = "admin_update_tenant",
+    tag = crate::openapi::tag::ADMIN,
+    params(("id" = String, Path, description = "The tenant's id")),
+    request_body(content(
+        (tenant_body::TenantPatch = "application/merge-patch+json"),
+        (tenant_body::TenantPatch = "application/json")
+    )),
+    responses((status = 200, description = "Changed and served", body = TenantView)),
+    security(("operator_token" = []))
+)]
 pub async fn update(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TenantView>, ApiError> {
     let bytes = extract::json_body(&headers, body, state.config.max_body_bytes, true).await?;
     let actor = auth::authenticate(&state, &headers)?;
     auth::operator_only(&actor)?;
@@ -157,6 +249,16 @@ pub async fn update(
     Ok(Json(viewed(&state, &id).await?))
 }
 
+/// Deletes a tenant of the database; its streams and turns end.
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/tenants/{id}",
+    operation_id = "admin_delete_tenant",
+    tag = crate::openapi::tag::ADMIN,
+    params(("id" = String, Path, description = "The tenant's id")),
+    responses((status = 204, description = "Deleted")),
+    security(("operator_token" = []))
+)]
 pub async fn delete(
     State(state): State<AppState>,
     headers: HeaderMap,

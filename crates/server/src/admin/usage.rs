@@ -9,7 +9,7 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::Json;
-use serde_json::{json, Value};
+use serde::Serialize;
 use switchboard_core::error::FieldProblem;
 use switchboard_core::usage::{day_name, day_of, day_start, DailyUsage};
 
@@ -18,18 +18,60 @@ const MAX_DAYS: i64 = 366;
 /// The range when none is given.
 const DEFAULT_DAYS: i64 = 30;
 
+/// Usage and cost of a range of days.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct UsageReport {
+    /// The first day counted (UTC).
+    #[schema(format = Date)]
+    pub from: String,
+    /// The last day counted (UTC), included.
+    #[schema(format = Date)]
+    pub to: String,
+    /// Per day, oldest first.
+    pub items: Vec<UsageDay>,
+}
+
+/// One UTC day of a tenant's usage.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UsageDay {
+    #[schema(format = Date)]
+    pub day: String,
+    pub turns: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub total_tokens: i64,
+    /// In dollars, at the configured prices.
+    pub cost_usd: f64,
+}
+
+/// A tenant's usage and cost per UTC day.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/usage",
+    operation_id = "admin_usage",
+    tag = crate::openapi::tag::ADMIN,
+    params(
+        ("X-Tenant-Id" = Option<String>, Header, nullable = false, description = "The tenant (operator)"),
+        ("from" = Option<String>, Query, description = "First day, `YYYY-MM-DD` or an RFC 3339 time (its UTC day); \
+                                                        default 29 days before `to`"),
+        ("to" = Option<String>, Query, description = "Last day, included, `YYYY-MM-DD` or an RFC 3339 time; default \
+                                                      today; at most 366 days after `from`")
+    ),
+    responses((status = 200, body = UsageReport)),
+    security(("user_jwt" = []), ("operator_token" = []))
+)]
 pub async fn get(
     State(state): State<AppState>,
     headers: HeaderMap,
     uri: Uri,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UsageReport>, ApiError> {
     let actor = auth::authenticate(&state, &headers)?;
     let tenant = auth::scoped_tenant(&state, &headers, &actor)?;
     let today = day_of(&state.clock.now());
     let (from, to) = range(uri.query(), today)?;
     let days = state.store.daily_usage(&tenant.id, from, to).await.map_err(ApiError::internal)?;
-    let items = days.iter().map(day_json).collect::<Result<Vec<Value>, _>>()?;
-    Ok(Json(json!({"from": name(from)?, "to": name(to)?, "items": items})))
+    let items = days.iter().map(day_json).collect::<Result<Vec<UsageDay>, _>>()?;
+    Ok(Json(UsageReport { from: name(from)?, to: name(to)?, items }))
 }
 
 /// A day's name; a stored day no timestamp can hold is an internal error.
@@ -37,16 +79,16 @@ fn name(day: i64) -> Result<String, ApiError> {
     day_name(day).map_err(ApiError::internal)
 }
 
-fn day_json(d: &DailyUsage) -> Result<Value, ApiError> {
-    Ok(json!({
-        "day": name(d.day)?,
-        "turns": d.turns,
-        "prompt_tokens": d.prompt_tokens,
-        "completion_tokens": d.completion_tokens,
-        "total_tokens": d.prompt_tokens + d.completion_tokens,
+fn day_json(d: &DailyUsage) -> Result<UsageDay, ApiError> {
+    Ok(UsageDay {
+        day: name(d.day)?,
+        turns: d.turns,
+        prompt_tokens: d.prompt_tokens,
+        completion_tokens: d.completion_tokens,
+        total_tokens: d.prompt_tokens + d.completion_tokens,
         // Stored in micro-dollars; shown in dollars.
-        "cost_usd": d.cost_micro_usd as f64 / 1e6,
-    }))
+        cost_usd: d.cost_micro_usd as f64 / 1e6,
+    })
 }
 
 /// The days asked for, checked.
@@ -133,6 +175,6 @@ mod tests {
     fn a_stored_day_no_timestamp_can_hold_is_an_internal_error() {
         let day = DailyUsage { day: i64::MAX, ..DailyUsage::default() };
         assert_eq!(day_json(&day).unwrap_err().code, switchboard_core::error::ErrorCode::Internal);
-        assert_eq!(day_json(&DailyUsage { day: TODAY, ..day }).unwrap()["day"], "2025-11-22");
+        assert_eq!(day_json(&DailyUsage { day: TODAY, ..day }).unwrap().day, "2025-11-22");
     }
 }

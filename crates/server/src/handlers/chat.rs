@@ -7,6 +7,7 @@ use crate::edge::Edge;
 use crate::gate;
 use crate::http::{extract, sse, trace, ApiError};
 use crate::limits;
+use crate::openapi::tag;
 use crate::state::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::{Extension, State};
@@ -18,9 +19,44 @@ use serde_json::json;
 use std::convert::Infallible;
 use std::time::Duration;
 use switchboard_core::events::SessionEvent;
+use switchboard_core::model::Latency;
 use switchboard_core::turn::{finished_turn_events, SendError, SendMessage, SendOutcome, TurnStream};
-use switchboard_core::{ErrorCode, Message};
+use switchboard_core::{ErrorCode, Message, Usage};
 
+/// The answer of `stream: false`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ChatResult<'a> {
+    message: &'a Message,
+    user_message: &'a Message,
+    usage: Usage,
+    latency_ms: Latency,
+}
+
+/// A message stored while an agent holds the session: the agent answers.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct HandledByAgent {
+    user_message: Message,
+    /// Always `agent`.
+    #[schema(pattern = "^agent$")]
+    handled_by: &'static str,
+}
+
+/// Send a message; the answer streams as SSE (or comes whole with `stream: false`).
+#[utoipa::path(
+    post,
+    path = "/v1/chat",
+    tag = tag::CHAT,
+    request_body(content = chat_body::ChatRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The turn's events (`stream: true`), or its result (`stream: false`)",
+            content((crate::openapi::events::SseEvent = "text/event-stream"), (ChatResult = "application/json"))),
+        (status = 202, description = "An agent holds the session; the message was stored", body = HandledByAgent),
+        (status = 409, description = "The session is closed, or an answer is still streaming"),
+        (status = 502, description = "The provider failed (`stream: false`); the partial answer is kept"),
+        (status = 504, description = "The provider was too slow (`stream: false`); the partial answer is kept")
+    ),
+    security(("visitor_token" = []), ("user_jwt" = []))
+)]
 pub async fn chat(
     State(state): State<AppState>,
     Extension(edge): Extension<Edge>,
@@ -56,7 +92,8 @@ pub async fn chat(
             }
         }
         (SendOutcome::HandledByAgent { user }, _) => {
-            (StatusCode::ACCEPTED, Json(json!({"user_message": user, "handled_by": "agent"}))).into_response()
+            (StatusCode::ACCEPTED, Json(HandledByAgent { user_message: user, handled_by: "agent" }))
+                .into_response()
         }
     })
 }
@@ -118,12 +155,12 @@ async fn live_json(mut turn: TurnStream) -> Result<Response, ApiError> {
 /// The JSON answer for a turn that ended with `last`.
 fn final_json(user: &Message, last: Option<&SessionEvent>) -> Result<Response, ApiError> {
     match last {
-        Some(SessionEvent::StreamEnd(end)) => Ok(Json(json!({
-            "message": end.message,
-            "user_message": user,
-            "usage": end.usage,
-            "latency_ms": end.latency_ms,
-        }))
+        Some(SessionEvent::StreamEnd(end)) => Ok(Json(ChatResult {
+            message: &end.message,
+            user_message: user,
+            usage: end.usage,
+            latency_ms: end.latency_ms,
+        })
         .into_response()),
         Some(SessionEvent::Error { error, .. }) => {
             Err(ErrorCode::parse(error.code).unwrap_or(ErrorCode::LlmUnavailable).into())

@@ -22,6 +22,26 @@ pub struct ChatBody {
     pub context: Option<Value>,
 }
 
+// The body's shape in the API description: what `parse` accepts.
+/// A message to send.
+#[derive(utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // the description's; `parse` reads the JSON field by field
+pub struct ChatRequest {
+    session_id: Uuid,
+    /// 1 to 10000 characters after trimming.
+    #[schema(min_length = 1, max_length = 10000, pattern = "\\S")]
+    message: String,
+    /// Default `true`: the answer streams as SSE.
+    #[schema(nullable = false)]
+    stream: Option<bool>,
+    /// Makes a retry safe: the same id gets the earlier turn's result.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    client_message_id: Option<String>,
+    /// The page's context for tools, at most 4096 bytes as JSON.
+    context: Option<Map<String, Value>>,
+}
+
 pub fn parse(mut body: Map<String, Value>) -> Result<ChatBody, ApiError> {
     let mut problems = Vec::new();
     let p = &mut problems;

@@ -19,7 +19,7 @@ use axum::body::Body;
 use axum::extract::{Extension, State};
 use axum::http::HeaderMap;
 use axum::Json;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use switchboard_core::error::FieldProblem;
 use switchboard_core::store::LinkOutcome;
 use switchboard_core::{ErrorCode, Subject};
@@ -27,12 +27,39 @@ use switchboard_core::{ErrorCode, Subject};
 const NOT_A_VISITOR_TOKEN: &str = "is not a valid visitor token of this tenant";
 const ALREADY_LINKED: &str = "was already linked to a user";
 
+// The description's shape of what `parse` accepts.
+/// The visitor to link to the signed-in user.
+#[derive(utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // the description's; `parse` reads the JSON
+pub struct LinkRequest {
+    /// The visitor token the widget held before login.
+    #[schema(min_length = 1, pattern = "\\S")]
+    visitor_token: String,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Linked {
+    /// How many sessions moved to the user.
+    linked_sessions: u64,
+    user_id: String,
+}
+
+/// Move a visitor's sessions to the signed-in user.
+#[utoipa::path(
+    post,
+    path = "/v1/identity/link",
+    tag = crate::openapi::tag::IDENTITY,
+    request_body(content = LinkRequest, content_type = "application/json"),
+    responses((status = 200, body = Linked)),
+    security(("user_jwt" = []))
+)]
 pub async fn link(
     State(state): State<AppState>,
     Extension(edge): Extension<Edge>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Linked>, ApiError> {
     let bytes =
         extract::json_body(&headers, body, state.config.max_body_bytes, true).await?.unwrap_or_default();
     let caller = gate::caller(&state, &headers, &edge)?;
@@ -65,14 +92,14 @@ pub async fn link(
     match outcome {
         LinkOutcome::Linked { sessions } => {
             tracing::info!(tenant = %tenant.id, sessions, "visitor linked to a user");
-            Ok(Json(json!({"linked_sessions": sessions, "user_id": user_id})))
+            Ok(Json(Linked { linked_sessions: sessions, user_id: user_id.clone() }))
         }
         LinkOutcome::AlreadyLinked => Err(ApiError::invalid_field("visitor_token", ALREADY_LINKED)),
     }
 }
 
 /// `{visitor_token}`: a non-empty string; nothing else.
-fn parse(mut body: Map<String, Value>) -> Result<String, ApiError> {
+pub(crate) fn parse(mut body: Map<String, Value>) -> Result<String, ApiError> {
     let mut problems = Vec::new();
     let token = match body.remove("visitor_token") {
         None | Some(Value::Null) => {
@@ -99,6 +126,7 @@ fn parse(mut body: Map<String, Value>) -> Result<String, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn fields(v: Value) -> Result<String, Vec<String>> {
         parse(v.as_object().unwrap().clone()).map_err(|e| e.problem_fields())

@@ -42,6 +42,43 @@ const AHEAD: usize = 8;
 
 type Chunk = Result<Bytes, std::io::Error>;
 
+// The description's shape of what `write_export` streams.
+/// Everything stored about a subject: one JSON document, streamed as it is read.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // the description's; `write_export` writes the JSON
+pub struct Export {
+    subject: ExportSubject,
+    #[schema(format = DateTime)]
+    exported_at: String,
+    sessions: Vec<ExportSession>,
+    memory: super::memory::MemoryList,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ExportSubject {
+    /// `visitor` or `user`.
+    kind: String,
+    id: String,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ExportSession {
+    session: Session,
+    /// Oldest first, within the tenant's retention.
+    messages: Vec<switchboard_core::Message>,
+}
+
+/// Everything stored about the caller, as one JSON document.
+#[utoipa::path(
+    get,
+    path = "/v1/me/export",
+    operation_id = "export_me",
+    tag = crate::openapi::tag::ME,
+    responses((status = 200, body = Export)),
+    security(("visitor_token" = []), ("user_jwt" = []))
+)]
 pub async fn export(
     State(state): State<AppState>,
     Extension(edge): Extension<Edge>,
@@ -53,6 +90,15 @@ pub async fn export(
     Ok(export_response(state, edge.tenant.clone(), caller.subject))
 }
 
+/// Erase everything stored about the caller.
+#[utoipa::path(
+    delete,
+    path = "/v1/me",
+    operation_id = "erase_me",
+    tag = crate::openapi::tag::ME,
+    responses((status = 204, description = "Erased")),
+    security(("visitor_token" = []), ("user_jwt" = []))
+)]
 pub async fn erase(
     State(state): State<AppState>,
     Extension(edge): Extension<Edge>,

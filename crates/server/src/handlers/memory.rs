@@ -13,12 +13,13 @@ use crate::edge::Edge;
 use crate::gate;
 use crate::http::extract::{self, Path};
 use crate::http::ApiError;
+use crate::openapi::tag;
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use switchboard_core::error::FieldProblem;
 use switchboard_core::memory::{self, Memory, MemoryError, MemoryItem};
 use switchboard_core::ErrorCode;
@@ -47,17 +48,40 @@ fn refusal(e: MemoryError) -> ApiError {
     }
 }
 
+/// Every entry of a user's memory, sorted by key.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct MemoryList {
+    items: Vec<MemoryItem>,
+}
+
+// The description's shape of what `put_body` accepts.
+/// The value to remember under the key.
+#[derive(utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // the description's; `put_body` reads the JSON
+pub struct MemoryValue {
+    /// One line, 1 to 200 characters after trimming, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
+    value: String,
+}
+
 /// `GET /v1/memory`: every entry, sorted by key.
+#[utoipa::path(get, path = "/v1/memory", operation_id = "list_memory", tag = tag::MEMORY, responses((status = 200, body = MemoryList)), security(("user_jwt" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(edge): Extension<Edge>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MemoryList>, ApiError> {
     let items = memory_of(&state, &headers, &edge)?.list().await.map_err(refusal)?;
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(MemoryList { items }))
 }
 
 /// `GET /v1/memory/{key}`.
+#[utoipa::path(get, path = "/v1/memory/{key}", operation_id = "get_memory", tag = tag::MEMORY, params(("key" = String, Path, pattern = "^[a-z0-9_.-]{1,64}$", description = "1-64 characters of a-z 0-9 _ . -")), responses((status = 200, body = MemoryItem)), security(("user_jwt" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     Extension(edge): Extension<Edge>,
@@ -69,6 +93,16 @@ pub async fn get(
 }
 
 /// `PUT /v1/memory/{key}` with `{value}`: a new key or over the one there.
+#[utoipa::path(
+    put,
+    path = "/v1/memory/{key}",
+    operation_id = "put_memory",
+    tag = tag::MEMORY,
+    params(("key" = String, Path, pattern = "^[a-z0-9_.-]{1,64}$", description = "1-64 characters of a-z 0-9 _ . -")),
+    request_body(content = MemoryValue, content_type = "application/json"),
+    responses((status = 200, body = MemoryItem)),
+    security(("user_jwt" = []))
+)]
 pub async fn put(
     State(state): State<AppState>,
     Extension(edge): Extension<Edge>,
@@ -87,6 +121,7 @@ pub async fn put(
 }
 
 /// `DELETE /v1/memory/{key}`: 204, or `memory.not_found`.
+#[utoipa::path(delete, path = "/v1/memory/{key}", operation_id = "forget_memory", tag = tag::MEMORY, params(("key" = String, Path, pattern = "^[a-z0-9_.-]{1,64}$", description = "1-64 characters of a-z 0-9 _ . -")), responses((status = 204, description = "Forgotten")), security(("user_jwt" = [])))]
 pub async fn forget(
     State(state): State<AppState>,
     Extension(edge): Extension<Edge>,
@@ -98,6 +133,7 @@ pub async fn forget(
 }
 
 /// `DELETE /v1/memory`: 204, also when there was nothing to forget.
+#[utoipa::path(delete, path = "/v1/memory", operation_id = "forget_all_memory", tag = tag::MEMORY, responses((status = 204, description = "Forgotten")), security(("user_jwt" = [])))]
 pub async fn forget_all(
     State(state): State<AppState>,
     Extension(edge): Extension<Edge>,
@@ -109,7 +145,7 @@ pub async fn forget_all(
 
 /// `{value}`: a string, checked with the path's key so a client learns
 /// every problem at once; nothing else in the body.
-fn put_body(key: &str, mut body: Map<String, Value>) -> Result<String, ApiError> {
+pub(crate) fn put_body(key: &str, mut body: Map<String, Value>) -> Result<String, ApiError> {
     let mut problems = Vec::new();
     if let Err(problem) = memory::check_key(key) {
         problems.push(FieldProblem::new("key", problem));
@@ -132,6 +168,7 @@ fn put_body(key: &str, mut body: Map<String, Value>) -> Result<String, ApiError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn fields(key: &str, body: Value) -> Result<String, Vec<String>> {
         put_body(key, body.as_object().unwrap().clone()).map_err(|e| e.problem_fields())

@@ -5,6 +5,7 @@ use crate::gate;
 use crate::http::extract::{self, Path, Query};
 use crate::http::ApiError;
 use crate::limits;
+use crate::openapi::tag;
 use crate::state::AppState;
 use crate::tokens::TokenType;
 use axum::body::Body;
@@ -21,16 +22,55 @@ use switchboard_core::retention::retained_messages;
 use switchboard_core::store::{NewSession, SessionCursor};
 use switchboard_core::tenant::Tenant;
 use switchboard_core::time::{format, from_millis};
-use switchboard_core::{ErrorCode, Session, Subject};
+use switchboard_core::{ErrorCode, Message, Session, Subject};
 use uuid::Uuid;
 
 /// Largest accepted `metadata` object, serialised.
 const MAX_METADATA_BYTES: usize = 4096;
 
-#[derive(Serialize)]
-struct Page<T> {
-    items: Vec<T>,
+/// A page of the caller's sessions, newest activity first.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SessionPage {
+    items: Vec<Session>,
+    /// Pass as `cursor` for the next page; null on the last.
     next_cursor: Option<String>,
+}
+
+/// A page of a session's messages, newest first.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MessagePage {
+    items: Vec<Message>,
+    /// Pass as `cursor` (or `before_seq`) for the next page; null on the last.
+    next_cursor: Option<String>,
+}
+
+// The description's shape of what `create_body` accepts.
+/// Optional: what to attach to the new session.
+#[derive(utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // the shape of the description; `create_body` reads the JSON
+pub struct CreateSessionBody {
+    /// At most 4096 bytes as JSON.
+    metadata: Option<serde_json::Map<String, Value>>,
+}
+
+/// A new session, the credentials to use it and, for a new visitor, its token.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CreatedSession {
+    session: Session,
+    /// The new visitor's id (no credentials were sent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    visitor_id: Option<Uuid>,
+    /// The new visitor's token: send it as `Authorization: Bearer` from now on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    token_expires_at: Option<String>,
+    /// A ticket bound to this session (SSE and WebSocket `?ticket=`).
+    ticket: String,
+    #[schema(format = DateTime)]
+    ticket_expires_at: String,
 }
 
 #[derive(Deserialize)]
@@ -47,6 +87,16 @@ fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
     }
 }
 
+/// Create a session (a new visitor without credentials).
+#[utoipa::path(
+    post,
+    path = "/v1/sessions",
+    operation_id = "create_session",
+    tag = tag::SESSIONS,
+    request_body(content = Option<CreateSessionBody>, content_type = "application/json"),
+    responses((status = 201, description = "Created", body = CreatedSession)),
+    security((), ("visitor_token" = []), ("user_jwt" = []))
+)]
 pub async fn create(
     State(state): State<AppState>,
     Extension(edge): Extension<Edge>,
@@ -104,21 +154,23 @@ pub async fn create(
             state.config.ticket_ttl,
         )
         .map_err(ApiError::internal)?;
-    let mut out = json!({
-        "session": session,
-        "ticket": ticket,
-        "ticket_expires_at": format(&ticket_expires),
-    });
-    if let Some((id, (token, expires))) = visitor {
-        out["visitor_id"] = json!(id);
-        out["token"] = json!(token);
-        out["token_expires_at"] = json!(format(&expires));
-    }
+    let (visitor_id, token, token_expires_at) = match visitor {
+        Some((id, (token, expires))) => (Some(id), Some(token), Some(format(&expires))),
+        None => (None, None, None),
+    };
+    let out = CreatedSession {
+        session,
+        visitor_id,
+        token,
+        token_expires_at,
+        ticket,
+        ticket_expires_at: format(&ticket_expires),
+    };
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
 /// `{metadata?}`: a small JSON object the tenant may attach to a session.
-fn create_body(mut body: serde_json::Map<String, Value>) -> Result<Option<Value>, ApiError> {
+pub(crate) fn create_body(mut body: serde_json::Map<String, Value>) -> Result<Option<Value>, ApiError> {
     let metadata = body.remove("metadata");
     if let Some(field) = body.keys().next() {
         return Err(ApiError::invalid_field(field, "unknown field"));
@@ -133,12 +185,25 @@ fn create_body(mut body: serde_json::Map<String, Value>) -> Result<Option<Value>
     }
 }
 
+/// The caller's own sessions, newest activity first (every device).
+#[utoipa::path(
+    get,
+    path = "/v1/sessions",
+    operation_id = "list_sessions",
+    tag = tag::SESSIONS,
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the page before")
+    ),
+    responses((status = 200, body = SessionPage)),
+    security(("visitor_token" = []), ("user_jwt" = []))
+)]
 pub async fn list(
     State(state): State<AppState>,
     Extension(edge): Extension<Edge>,
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SessionPage>, ApiError> {
     let (tenant, subject) = (&edge.tenant, gate::authorized(&state, &headers, &edge)?.subject);
     let limit = page_limit(q.limit)?;
     let after = q.cursor.as_deref().map(decode_session_cursor).transpose()?;
@@ -151,9 +216,19 @@ pub async fn list(
         items.truncate(limit as usize);
         items.last().map(encode_session_cursor)
     });
-    Ok(Json(json!(Page { items, next_cursor: next_cursor.flatten() })))
+    Ok(Json(SessionPage { items, next_cursor: next_cursor.flatten() }))
 }
 
+/// One of the caller's sessions.
+#[utoipa::path(
+    get,
+    path = "/v1/sessions/{id}",
+    operation_id = "get_session",
+    tag = tag::SESSIONS,
+    params(("id" = Uuid, Path, description = "The session")),
+    responses((status = 200, body = Session)),
+    security(("visitor_token" = []), ("user_jwt" = []))
+)]
 pub async fn get(
     State(state): State<AppState>,
     Extension(edge): Extension<Edge>,
@@ -165,13 +240,28 @@ pub async fn get(
     Ok(Json(session))
 }
 
+/// A session's history, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/sessions/{id}/messages",
+    operation_id = "list_messages",
+    tag = tag::SESSIONS,
+    params(
+        ("id" = Uuid, Path, description = "The session"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"),
+        ("before_seq" = Option<i64>, Query, minimum = 1, description = "Only messages before this seq"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the page before")
+    ),
+    responses((status = 200, body = MessagePage)),
+    security(("visitor_token" = []), ("user_jwt" = []))
+)]
 pub async fn messages(
     State(state): State<AppState>,
     Extension(edge): Extension<Edge>,
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MessagePage>, ApiError> {
     let (tenant, subject) = (&edge.tenant, gate::authorized(&state, &headers, &edge)?.subject);
     let limit = page_limit(q.limit)?;
     let before = match q.cursor.as_deref() {
@@ -193,9 +283,19 @@ pub async fn messages(
         items.truncate(limit as usize);
         items.last().map(|m| m.seq.to_string())
     });
-    Ok(Json(json!(Page { items, next_cursor: next_cursor.flatten() })))
+    Ok(Json(MessagePage { items, next_cursor: next_cursor.flatten() }))
 }
 
+/// Wipe a session's messages.
+#[utoipa::path(
+    delete,
+    path = "/v1/sessions/{id}",
+    operation_id = "delete_session",
+    tag = tag::SESSIONS,
+    params(("id" = Uuid, Path, description = "The session")),
+    responses((status = 204, description = "Wiped"), (status = 409, description = "An answer is still streaming")),
+    security(("visitor_token" = []), ("user_jwt" = []))
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Extension(edge): Extension<Edge>,
@@ -233,11 +333,16 @@ pub async fn owned_session(
 }
 
 fn encode_session_cursor(s: &Session) -> String {
-    let raw = format!("{}.{}", s.last_activity_at.timestamp_millis(), s.id);
+    session_cursor(s.last_activity_at, s.id)
+}
+
+/// The cursor after the session with this last activity and id.
+pub(crate) fn session_cursor(last_activity_at: switchboard_core::time::Timestamp, id: Uuid) -> String {
+    let raw = format!("{}.{}", last_activity_at.timestamp_millis(), id);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
 }
 
-fn decode_session_cursor(c: &str) -> Result<SessionCursor, ApiError> {
+pub(crate) fn decode_session_cursor(c: &str) -> Result<SessionCursor, ApiError> {
     let bad = || ApiError::invalid_field("cursor", "is not a cursor from this API");
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
     let raw = String::from_utf8(raw).map_err(|_| bad())?;

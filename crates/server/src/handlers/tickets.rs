@@ -12,17 +12,45 @@ use axum::body::Body;
 use axum::extract::{Extension, State};
 use axum::http::HeaderMap;
 use axum::Json;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use switchboard_core::error::FieldProblem;
 use switchboard_core::time::format;
 use uuid::Uuid;
 
+/// A new ticket, for `?ticket=` of the SSE subscription and the WebSocket.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Ticket {
+    ticket: String,
+    #[schema(format = DateTime)]
+    expires_at: String,
+}
+
+// The description's shape of what `parse` accepts.
+/// Optional: the session to bind the ticket to.
+#[derive(utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // the description's; `parse` reads the JSON
+pub struct TicketRequest {
+    /// Binds the ticket to this session of the caller's.
+    session_id: Option<Uuid>,
+}
+
+/// Mint a ticket, optionally bound to one of the caller's sessions.
+#[utoipa::path(
+    post,
+    path = "/v1/tickets",
+    operation_id = "create_ticket",
+    tag = crate::openapi::tag::IDENTITY,
+    request_body(content = Option<TicketRequest>, content_type = "application/json"),
+    responses((status = 200, body = Ticket)),
+    security(("visitor_token" = []), ("user_jwt" = []))
+)]
 pub async fn create(
     State(state): State<AppState>,
     Extension(edge): Extension<Edge>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Ticket>, ApiError> {
     let bytes = extract::json_body(&headers, body, state.config.max_body_bytes, false).await?;
     let caller = gate::caller(&state, &headers, &edge)?;
     gate::kill_switch(&state, &edge.tenant)?;
@@ -35,11 +63,11 @@ pub async fn create(
         owned_session(&state, &edge.tenant, &caller.subject, &id.to_string()).await?;
     }
     let (ticket, expires) = tickets::mint(&state, &edge.tenant.id, &caller.subject, session)?;
-    Ok(Json(json!({"ticket": ticket, "expires_at": format(&expires)})))
+    Ok(Json(Ticket { ticket, expires_at: format(&expires) }))
 }
 
 /// `{session_id?}`: a UUID or null; nothing else.
-fn parse(mut body: Map<String, Value>) -> Result<Option<Uuid>, ApiError> {
+pub(crate) fn parse(mut body: Map<String, Value>) -> Result<Option<Uuid>, ApiError> {
     let mut problems = Vec::new();
     let session = match body.remove("session_id") {
         None | Some(Value::Null) => None,
@@ -66,6 +94,7 @@ fn parse(mut body: Map<String, Value>) -> Result<Option<Uuid>, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn fields(v: Value) -> Result<Option<Uuid>, Vec<String>> {
         parse(v.as_object().unwrap().clone()).map_err(|e| e.problem_fields())

@@ -85,16 +85,17 @@ impl From<ErrorCode> for ApiError {
     }
 }
 
-#[derive(serde::Serialize)]
-struct Envelope<'a> {
-    error: &'a ErrorBody,
+/// Every error, HTTP or stream (SPEC §8).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorEnvelope<'a> {
+    pub error: &'a ErrorBody,
 }
 
 impl ApiError {
     /// The envelope as JSON text, for an answer written without axum (the
     /// HTTP parser's refusals, see `listen`).
     pub fn envelope_json(&self) -> Vec<u8> {
-        serde_json::to_vec(&Envelope { error: &self.body() }).unwrap_or_default()
+        serde_json::to_vec(&ErrorEnvelope { error: &self.body() }).unwrap_or_default()
     }
 }
 
@@ -106,7 +107,7 @@ impl IntoResponse for ApiError {
             metrics::counter!("switchboard_refusals_total", "code" => self.code.as_str()).increment(1);
         }
         let body = self.body();
-        let mut response = (status, axum::Json(Envelope { error: &body })).into_response();
+        let mut response = (status, axum::Json(ErrorEnvelope { error: &body })).into_response();
         if let Some(secs) = self.retry_after {
             response.headers_mut().insert("retry-after", HeaderValue::from(secs));
         }

@@ -4,7 +4,7 @@
 //! session's feed is written as it comes, with heartbeats, until the client
 //! leaves or the server closes the connection.
 
-use super::connections::{CloseReason, Slot};
+use super::connections::{CloseReason, Slot, Transport};
 use super::frame_cache::{self, Form};
 use super::{cursor, open_slot};
 use crate::edge::{query_param, Edge};
@@ -26,6 +26,22 @@ use switchboard_core::feed::{Feed, FeedError};
 use switchboard_core::turn::error_body;
 use switchboard_core::ErrorCode;
 
+/// Subscribe to a session's events, resuming after a cursor (SSE).
+#[utoipa::path(
+    get,
+    path = "/v1/sessions/{id}/events",
+    tag = crate::openapi::tag::SESSIONS,
+    params(
+        ("id" = Uuid, Path, description = "The session"),
+        ("Last-Event-ID" = Option<String>, Header, pattern = "^[0-9]*$", description = "Resume after this seq (what the stream's `id:` lines said)"),
+        ("last_event_id" = Option<String>, Query, pattern = "^[0-9]*$", description = "The cursor, where a client cannot set the header"),
+    ),
+    responses(
+        (status = 200, description = "The session's events until the client leaves", content_type = "text/event-stream", body = crate::openapi::events::SseEvent),
+        (status = 410, description = "The cursor is not valid; reload the history")
+    ),
+    security(("visitor_token" = []), ("user_jwt" = []), ("ticket" = []))
+)]
 pub async fn events(
     State(state): State<AppState>,
     Extension(edge): Extension<Edge>,
@@ -39,7 +55,7 @@ pub async fn events(
     limits::admit(&state, &edge, &headers, Some(&caller)).await?;
     let session = owned_session(&state, &edge.tenant, &caller.subject, &raw_id).await?;
     let cursor = cursor::from_request(&headers, uri.query())?;
-    let slot = open_slot(&state, &edge.tenant, &caller, peer, &headers, false)?;
+    let slot = open_slot(&state, &edge.tenant, &caller, peer, &headers, Transport::Sse, false)?;
     let feed = Feed::open(&state.engine, &edge.tenant, session.id, cursor).await.map_err(feed_refusal)?;
     Ok(stream(feed, slot, state.config.heartbeat, trace::current()))
 }

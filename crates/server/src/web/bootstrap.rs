@@ -13,9 +13,35 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
 use switchboard_core::ErrorCode;
 
+/// What the widget may know before anything else.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Bootstrap {
+    /// The request's `Origin` is in the tenant's allowlist.
+    origin_allowed: bool,
+    /// The tenant's (or the global) kill switch is on.
+    disabled: bool,
+    tenant: BootstrapTenant,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct BootstrapTenant {
+    name: String,
+}
+
+/// May this page use the tenant's chat, and is it switched off? Any origin.
+#[utoipa::path(
+    get,
+    path = "/v1/widget/bootstrap",
+    tag = crate::openapi::tag::SESSIONS,
+    params(("tenant" = String, Query, min_length = 1, description = "The tenant's id")),
+    responses(
+        (status = 200, body = Bootstrap),
+        (status = 400, description = "No tenant given, or a duplicated Origin"),
+        (status = 404, description = "No such tenant")
+    )
+)]
 pub async fn bootstrap(State(state): State<AppState>, request: Request) -> Response {
     let mut response = match answer(&state, &request) {
         Ok(body) => Json(body).into_response(),
@@ -28,7 +54,7 @@ pub async fn bootstrap(State(state): State<AppState>, request: Request) -> Respo
     response
 }
 
-fn answer(state: &AppState, request: &Request) -> Result<serde_json::Value, ApiError> {
+fn answer(state: &AppState, request: &Request) -> Result<Bootstrap, ApiError> {
     let headers = request.headers();
     if headers.get_all(header::ORIGIN).iter().count() > 1 {
         return Err(ApiError::invalid_field("origin", "must not be sent more than once"));
@@ -39,9 +65,5 @@ fn answer(state: &AppState, request: &Request) -> Result<serde_json::Value, ApiE
     let tenant = state.tenants.get(&id).ok_or(ApiError::new(ErrorCode::TenantUnknown))?;
     let origin_allowed = edge::origin(state, headers, &tenant).is_ok();
     let disabled = crate::gate::kill_switch(state, &tenant).is_err();
-    Ok(json!({
-        "origin_allowed": origin_allowed,
-        "disabled": disabled,
-        "tenant": {"name": tenant.name},
-    }))
+    Ok(Bootstrap { origin_allowed, disabled, tenant: BootstrapTenant { name: tenant.name.clone() } })
 }

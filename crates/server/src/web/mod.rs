@@ -10,17 +10,20 @@ mod widget;
 
 use crate::state::AppState;
 use axum::routing::get;
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use assets::Assets;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+/// Pages and assets (plain routes: not JSON, not in the API description),
+/// and the described bootstrap endpoint.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
         .route("/", get(serve::root))
         .route("/widget.js", get(serve::widget))
         .route("/demo", get(serve::page))
         .route("/demo/{*file}", get(serve::file))
         .route("/admin", get(serve::page))
         .route("/admin/{*file}", get(serve::file))
-        .route("/v1/widget/bootstrap", get(bootstrap::bootstrap))
+        .routes(routes!(bootstrap::bootstrap))
 }

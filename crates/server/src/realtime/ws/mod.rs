@@ -8,12 +8,13 @@
 //! read buffer, 64 MiB messages) would make idle sockets expensive.
 
 mod conn;
-mod frames;
+pub(crate) mod frames;
 mod hello;
 
 use crate::edge::{query_param, Edge};
 use crate::http::{trace, ApiError};
 use crate::limits;
+use crate::realtime::connections::Transport;
 use crate::state::AppState;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Extension, State};
@@ -52,6 +53,19 @@ pub struct Ctx {
     pub ticket: Option<String>,
 }
 
+/// A WebSocket (SPEC §7): JSON text frames, the same events as SSE.
+#[utoipa::path(
+    get,
+    path = "/v1/ws",
+    tag = crate::openapi::tag::SESSIONS,
+    params(
+        ("tenant" = Option<String>, Query, description = "The tenant, when no ticket names it (then `hello` authenticates)"),
+    ),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol; frames are one JSON object each: `{type, session_id, …payload}`"),
+    ),
+    security(("ticket" = []), ())
+)]
 pub async fn ws(
     State(state): State<AppState>,
     Extension(edge): Extension<Edge>,
@@ -66,13 +80,18 @@ pub async fn ws(
     let ip = limits::client_ip(peer.ip(), &headers, &state.config.trusted_proxies);
     let ctx = Ctx { state, tenant: edge.tenant, ip, ticket: query_param(uri.query(), "ticket") };
     let trace_id = trace::current();
+    // The request's exported span (none unless spans are exported) lasts as
+    // long as the socket, so the turns its messages start are its children.
+    let span = tracing::Span::current();
     upgrade
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(MAX_WRITE_BUFFER)
         .max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
-        .on_upgrade(move |socket| trace::within(trace_id, open(socket, ctx)))
+        .on_upgrade(move |socket| {
+            tracing::Instrument::instrument(trace::within(trace_id, open(socket, ctx)), span)
+        })
 }
 
 /// Counts the socket, waits for its hello, opens its first session, then
@@ -93,7 +112,7 @@ fn open(socket: WebSocket, ctx: Ctx) -> impl std::future::Future<Output = ()> {
 /// session, or the refusal and close that end it.
 async fn admit(socket: WebSocket, ctx: Ctx) -> Option<Conn> {
     let (mut tx, mut rx) = socket.split();
-    let mut slot = match ctx.state.connections.open(ctx.ip, true) {
+    let mut slot = match ctx.state.connections.open(ctx.ip, Transport::WebSocket, true) {
         Ok(slot) => slot,
         Err(_) => {
             let refusal = Refusal { error: Some(ErrorCode::ConnectionLimit.into()), close: CLOSE_LIMIT };
@@ -135,6 +154,7 @@ async fn admit(socket: WebSocket, ctx: Ctx) -> Option<Conn> {
 async fn refuse(tx: &mut SplitSink<WebSocket, Message>, session_id: Option<Uuid>, refusal: Refusal) {
     let send = async {
         if let Some(e) = refusal.error {
+            crate::telemetry::refused(e.code);
             tx.send(Message::Text(frames::error(session_id, &e.body()).into())).await?;
         }
         tx.send(Message::Close(Some(CloseFrame { code: refusal.close, reason: "refused".into() }))).await
