@@ -197,6 +197,10 @@ mod tests {
         assert_eq!(got, ["admin_assisted", "created_to", "limit", "order", "sort", "status", "x"]);
         assert_eq!(fields(parse("a", Some("limit=5&limit=6")).unwrap_err()), ["limit"]);
         assert_eq!(fields(parse("a", Some("user_id=")).unwrap_err()), ["user_id"]);
+        // Characters, as the API description counts them (255 of `é` are 510 bytes).
+        let long = "%C3%A9".repeat(255);
+        assert!(parse("a", Some(&format!("user_id={long}"))).is_ok());
+        assert_eq!(fields(parse("a", Some(&format!("user_id={long}x"))).unwrap_err()), ["user_id"]);
         let reversed = "created_from=2026-01-02T00:00:00Z&created_to=2026-01-01T00:00:00Z";
         assert_eq!(fields(parse("a", Some(reversed)).unwrap_err()), ["created_from"]);
     }
