@@ -36,6 +36,13 @@ pub fn parse(text: &[u8]) -> Result<Value, JsonProblem> {
     }
 }
 
+/// The key that `serde_json`'s own `Value` reader takes for the marker of a
+/// raw value (its `raw_value` feature, which a dependency turns on): it reads
+/// such an object as the JSON text inside, or refuses it. Kept as a plain key
+/// here, a stored `context` or `metadata` would mean something else, or fail,
+/// when read back.
+const RAW_VALUE_KEY: &str = "$serde_json::private::RawValue";
+
 enum Step {
     Key(String),
     Index(usize),
@@ -124,6 +131,9 @@ impl<'de> Visitor<'de> for Strict<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
+            if key == RAW_VALUE_KEY {
+                return Err(A::Error::custom("a key serde_json reserves"));
+            }
             if object.contains_key(&key) {
                 self.path.borrow_mut().push(Step::Key(key));
                 return Err(A::Error::custom("a key is given more than once"));
@@ -182,6 +192,17 @@ mod tests {
         let e = serde_json::from_slice::<Value>(text).unwrap_err();
         assert_eq!(parse(text), Err(JsonProblem::Syntax { line: e.line(), column: e.column() }));
         assert_eq!(e.line(), 3);
+    }
+
+    /// Found by fuzzing (`fuzz/corpus/json_bodies/raw_value_key`): the
+    /// reader kept an object that serde_json reads as raw JSON text, or refuses.
+    #[test]
+    fn the_key_serde_json_reserves_for_raw_values_is_refused() {
+        for text in
+            [r#"{"$serde_json::private::RawValue":8e7}"#, r#"{"a":[{"$serde_json::private::RawValue":"1"}]}"#]
+        {
+            assert!(matches!(parse(text.as_bytes()), Err(JsonProblem::Syntax { .. })), "{text}");
+        }
     }
 
     #[test]
