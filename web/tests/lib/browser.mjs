@@ -36,6 +36,17 @@ let axeSource;
 export async function seriousViolations(page, include) {
   axeSource ??= await readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
   await page.evaluate(axeSource);
+  // Colours are judged as rendered: an element still fading in (the panel's
+  // opening animation) has less contrast than it will have once shown, and
+  // on a loaded machine the check can land mid-fade. Wait for the finite
+  // animations of the page and of its open shadow roots to end first.
+  await page.evaluate(async () => {
+    const hosts = [...document.querySelectorAll('*')].filter((e) => e.shadowRoot);
+    const roots = [document, ...hosts.map((e) => e.shadowRoot)];
+    const running = roots.flatMap((r) => r.getAnimations());
+    const finite = running.filter((a) => a.effect?.getComputedTiming().endTime !== Infinity);
+    await Promise.all(finite.map((a) => a.finished.catch(() => {})));
+  });
   const result = await page.evaluate(async (context) => {
     // eslint-disable-next-line no-undef
     const r = await axe.run(context ?? document, { resultTypes: ['violations'] });
