@@ -1,11 +1,11 @@
 //! The load generator: streamed turns straight to the fake upstream and through
-//! Switchboard, timed from sending the request to the first token and to the end
-//! of the stream. Every run is bounded in turns and in time; turns against the
-//! two targets are interleaved at concurrency 1 so drift hits both alike.
+//! each measured server (the relay, Switchboard, a peer gateway), timed from
+//! sending the request to the first token and to the end of the stream. Every
+//! run is bounded in turns and in time; at concurrency 1 turns against all
+//! targets are interleaved one by one so drift on the machine hits all alike.
 
 use crate::api::{client, create_session, snippet, REQUEST_TIMEOUT};
 use crate::error::{Context, Result};
-use crate::fake::FakeUpstream;
 use crate::server::{ORIGIN, TENANT};
 use crate::sse::{Scanner, Wire};
 use crate::RunArgs;
@@ -52,20 +52,41 @@ pub struct Throughput {
     /// Every turn that ended well, the warm-up turns and those that ended
     /// after the window included: what the server really completed.
     pub succeeded: u64,
+    /// CPU time the server's process spent over the whole phase, if known.
+    pub server_cpu: Option<Duration>,
 }
 
 impl Throughput {
     pub fn turns_per_sec(&self) -> f64 {
         self.completed as f64 / self.window.as_secs_f64()
     }
+
+    /// The server's CPU time per turn it completed in the phase.
+    pub fn cpu_per_turn(&self) -> Option<Duration> {
+        Some(self.server_cpu? / u32::try_from(self.succeeded).ok().filter(|&n| n > 0)?)
+    }
 }
 
-/// Everything one `run` measured.
+/// One server between the load and the upstream, as measured.
+#[derive(Debug, Default)]
+pub struct Measured {
+    pub name: String,
+    pub c1: Samples,
+    pub load: Throughput,
+}
+
+/// Everything one `run` measured: straight to the upstream, then each server
+/// in the order given.
 pub struct Results {
-    pub c1_direct: Samples,
-    pub c1_switchboard: Samples,
-    pub direct: Throughput,
-    pub switchboard: Throughput,
+    pub direct: Measured,
+    pub through: Vec<Measured>,
+}
+
+impl Results {
+    /// The server of that name, if it was measured.
+    pub fn get(&self, name: &str) -> Option<&Measured> {
+        self.through.iter().find(|m| m.name == name)
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -74,10 +95,13 @@ struct TurnTiming {
     total: Duration,
 }
 
-/// Where turns go: both are one POST answered by a stream.
+/// Where turns go: each is one POST answered by a stream.
 #[derive(Clone)]
 pub(crate) enum Target {
-    Direct { url: Arc<str>, body: Bytes },
+    /// OpenAI Chat Completions: the upstream itself, or a gateway in front of
+    /// it (with its bearer key, if it wants one).
+    OpenAi { url: Arc<str>, body: Bytes, bearer: Option<HeaderValue> },
+    /// Switchboard's API (or the relay's imitation of it).
     Switchboard { base: Arc<str> },
 }
 
@@ -89,44 +113,70 @@ struct Lane {
     wire: Wire,
 }
 
-pub async fn measure(args: &RunArgs, upstream: &FakeUpstream, base_url: &str) -> Result<Results> {
-    let client = client(args.concurrency as usize)?;
-    let direct = Target::Direct {
-        url: format!("http://{}/v1/chat/completions", upstream.addr()).into(),
-        body: Bytes::from_static(
-            br#"{"model":"bench","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Hello, benchmark"}]}"#,
-        ),
-    };
-    let through = Target::Switchboard { base: base_url.into() };
-
-    eprintln!("concurrency 1: {WARMUP_TURNS} warm-up + {} measured turns per target", args.turns_c1);
-    let (c1_direct, c1_switchboard) = concurrency_one(&client, &direct, &through, args.turns_c1).await?;
-
-    eprintln!("throughput straight to the upstream: {} workers for {} s", args.concurrency, args.seconds);
-    let direct = throughput(&client, &direct, args).await?;
-    eprintln!("throughput through {}: {} workers for {} s", args.through(), args.concurrency, args.seconds);
-    let switchboard = throughput(&client, &through, args).await?;
-    Ok(Results { c1_direct, c1_switchboard, direct, switchboard })
+/// The request a turn sends straight to the upstream or to a peer gateway.
+pub(crate) fn completion_body(model: &str) -> Bytes {
+    let body = serde_json::json!({
+        "model": model,
+        "stream": true,
+        "stream_options": {"include_usage": true},
+        "messages": [{"role": "user", "content": "Hello, benchmark"}],
+    });
+    Bytes::from(body.to_string())
 }
 
-async fn concurrency_one(
-    client: &reqwest::Client,
-    direct: &Target,
-    through: &Target,
-    turns: u32,
-) -> Result<(Samples, Samples)> {
-    let direct = direct.lane(client).await?;
-    let through = through.lane(client).await?;
-    let (mut d, mut s) = (Samples::default(), Samples::default());
+/// A server the turns go through, by name, with its process if it is ours.
+pub(crate) struct Through {
+    pub name: String,
+    pub target: Target,
+    pub pid: Option<u32>,
+}
+
+/// Measures `direct` and every one of `through`, interleaved at c=1, then one
+/// throughput window each, in order.
+pub(crate) async fn measure(args: &RunArgs, direct: Target, through: Vec<Through>) -> Result<Results> {
+    let client = client(args.concurrency as usize)?;
+    let names: Vec<&str> = through.iter().map(|t| t.name.as_str()).collect();
+    eprintln!(
+        "concurrency 1: {WARMUP_TURNS} warm-up + {} measured turns each, straight and through {}",
+        args.turns_c1,
+        names.join(", ")
+    );
+    let upstream = Through { name: "the upstream".to_owned(), target: direct, pid: None };
+    let all: Vec<Through> = std::iter::once(upstream).chain(through).collect();
+    let targets: Vec<Target> = all.iter().map(|t| t.target.clone()).collect();
+    let mut c1 = concurrency_one(&client, &targets, args.turns_c1).await?.into_iter();
+
+    let mut measured = Vec::new();
+    for t in all {
+        eprintln!("throughput to {}: {} workers for {} s", t.name, args.concurrency, args.seconds);
+        let cpu = || t.pid.and_then(|p| crate::sys::cpu_ns(Some(p)));
+        let before = cpu();
+        let mut load = throughput(&client, &t.target, args).await?;
+        load.server_cpu = before.zip(cpu()).map(|(a, b)| Duration::from_nanos(b.saturating_sub(a)));
+        measured.push(Measured { name: t.name, c1: c1.next().unwrap_or_default(), load });
+    }
+    let mut measured = measured.into_iter();
+    let direct = measured.next().context("the direct measurement")?;
+    Ok(Results { direct, through: measured.collect() })
+}
+
+/// `turns` measured turns per target after the warm-up, one target after the
+/// other within each round.
+async fn concurrency_one(client: &reqwest::Client, targets: &[Target], turns: u32) -> Result<Vec<Samples>> {
+    let mut lanes = Vec::new();
+    for target in targets {
+        lanes.push(target.lane(client).await?);
+    }
+    let mut samples: Vec<Samples> = targets.iter().map(|_| Samples::default()).collect();
     for i in 0..WARMUP_TURNS + turns {
-        let a = turn(client, &direct).await.map_err(|e| format!("direct turn {i}: {e}"))?;
-        let b = turn(client, &through).await.map_err(|e| format!("turn {i} through Switchboard: {e}"))?;
-        if i >= WARMUP_TURNS {
-            d.push(a);
-            s.push(b);
+        for (n, lane) in lanes.iter().enumerate() {
+            let t = turn(client, lane).await.map_err(|e| format!("turn {i} to {}: {e}", lane.url))?;
+            if i >= WARMUP_TURNS {
+                samples[n].push(t);
+            }
         }
     }
-    Ok((d, s))
+    Ok(samples)
 }
 
 async fn throughput(client: &reqwest::Client, target: &Target, args: &RunArgs) -> Result<Throughput> {
@@ -213,13 +263,16 @@ impl Target {
         Target::Switchboard { base: base.into() }
     }
 
-    /// Direct: the request as is. Switchboard: a new visitor session whose token
+    /// OpenAI: the request as is. Switchboard: a new visitor session whose token
     /// and id go into the chat request, which is rendered once.
     async fn lane(&self, client: &reqwest::Client) -> Result<Lane> {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         match self {
-            Target::Direct { url, body } => {
+            Target::OpenAi { url, body, bearer } => {
+                if let Some(bearer) = bearer {
+                    headers.insert(AUTHORIZATION, bearer.clone());
+                }
                 Ok(Lane { url: url.clone(), headers, body: body.clone(), wire: Wire::Upstream })
             }
             Target::Switchboard { base } => {

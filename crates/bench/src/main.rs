@@ -57,7 +57,7 @@ enum Command {
     },
     /// Start a fake upstream and a switchboard server, measure both, print a table.
     Run(RunArgs),
-    /// Serve the floor `run --relay` measures: HTTP in, the upstream called,
+    /// Serve the floor every `run` measures beside Switchboard: HTTP in, the upstream called,
     /// its chunks re-framed as chat events; nothing stored, nothing checked.
     Relay {
         /// Address to bind; port 0 picks a free one (the bound address is printed).
@@ -86,14 +86,30 @@ enum Command {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Path to the `switchboard` binary (e.g. target/release/switchboard).
-    #[arg(long, required_unless_present = "relay", conflicts_with = "relay")]
-    pub server_bin: Option<PathBuf>,
-    /// Measure the relay (this binary's `relay`) instead of `switchboard`:
-    /// what any server in between costs on this machine, with no work of its own.
+    /// Path to the `switchboard` binary (e.g. target/release/switchboard): measure
+    /// Switchboard, and the relay in the same run unless `--no-relay`.
     #[arg(long)]
-    pub relay: bool,
-    /// Measured turns at concurrency 1, each direct and through Switchboard.
+    pub server_bin: Option<PathBuf>,
+    /// Leave the relay (the floor: this binary's `relay`, a server that does
+    /// nothing but re-frame the upstream's chunks) out of the run.
+    #[arg(long)]
+    pub no_relay: bool,
+    /// An OpenAI-compatible gateway to measure the same way, e.g.
+    /// http://127.0.0.1:4000/v1 (its `/chat/completions` is called), configured
+    /// by you to forward to the fake upstream (see `--upstream-listen`).
+    #[arg(long)]
+    pub peer: Option<String>,
+    /// The model name the peer routes to the fake upstream.
+    #[arg(long, default_value = "bench", requires = "peer")]
+    pub peer_model: String,
+    /// A bearer key the peer wants, if any.
+    #[arg(long, requires = "peer")]
+    pub peer_key: Option<String>,
+    /// Where the fake upstream listens (a fixed port lets a peer be configured
+    /// to forward to it); port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub upstream_listen: SocketAddr,
+    /// Measured turns at concurrency 1, for each target.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub turns_c1: u32,
     /// Concurrent workers (one session each) for the throughput phase.
@@ -105,21 +121,12 @@ pub struct RunArgs {
     /// Content chunks per streamed completion from the fake upstream.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub chunks: u32,
-    /// Keep the server's temporary data directory and log instead of deleting them.
+    /// Keep the servers' temporary data directories and logs instead of deleting them.
     #[arg(long)]
     pub keep_data: bool,
 }
 
 impl RunArgs {
-    /// What the turns go through, for the report.
-    pub fn through(&self) -> &'static str {
-        if self.relay {
-            "the relay"
-        } else {
-            "Switchboard"
-        }
-    }
-
     /// The window of one throughput phase.
     pub fn window(&self) -> Duration {
         Duration::from_secs(self.seconds)
@@ -175,27 +182,72 @@ async fn dispatch(cli: Cli) -> Result<()> {
     }
 }
 
-/// Owns the order of a run: upstream, server, measurements, then shutdown of the
-/// server whatever happened in between (errors and Ctrl-C included).
+/// Owns the order of a run: upstream, servers, measurements, then shutdown of
+/// the servers whatever happened in between (errors and Ctrl-C included).
 async fn run(args: RunArgs) -> Result<()> {
-    let upstream = fake::FakeUpstream::start("127.0.0.1:0".parse().context("loopback")?, args.chunks).await?;
+    if args.no_relay && args.server_bin.is_none() && args.peer.is_none() {
+        return Err("nothing to measure: give --server-bin or --peer, or leave the relay in".into());
+    }
+    let upstream = fake::FakeUpstream::start(args.upstream_listen, args.chunks).await?;
     eprintln!("fake upstream on http://{}/v1", upstream.addr());
-    let mut server = match &args.server_bin {
-        Some(bin) => server::Server::spawn(bin, upstream.addr(), args.keep_data).await?,
-        None => server::Server::spawn_relay(upstream.addr(), args.keep_data).await?,
-    };
-    eprintln!("{} on {} (data in {})", args.through(), server.base_url(), server.data_dir().display());
-
+    let mut servers = Vec::new();
     let outcome = tokio::select! {
-        r = load::measure(&args, &upstream, server.base_url()) => r,
+        r = measure_all(&args, &upstream, &mut servers) => r,
         _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
     };
-    let stopped = server.stop().await;
-    let caveats = server.caveats();
-    if outcome.is_err() {
-        server.print_log_tail(40);
+    let mut stopped = Ok(());
+    let mut caveats = Vec::new();
+    for server in &mut servers {
+        let r = server.stop().await;
+        if stopped.is_ok() {
+            stopped = r;
+        }
+        if outcome.is_err() {
+            server.print_log_tail(40);
+        }
+        caveats.extend(server.caveats());
     }
     eprintln!("the fake upstream accepted {} TCP connections", upstream.connections());
     report::print(&args, &outcome?, upstream.calls(), &caveats);
     stopped
+}
+
+/// Starts what `args` names (kept in `servers` for the caller to stop) and
+/// measures it all in one run.
+async fn measure_all(
+    args: &RunArgs,
+    upstream: &fake::FakeUpstream,
+    servers: &mut Vec<server::Server>,
+) -> Result<load::Results> {
+    let mut through = Vec::new();
+    if !args.no_relay {
+        let relay = server::Server::spawn_relay(upstream.addr(), args.keep_data).await?;
+        eprintln!("the relay on {}", relay.base_url());
+        let target = load::Target::switchboard(relay.base_url());
+        through.push(load::Through { name: report::RELAY.to_owned(), target, pid: relay.pid() });
+        servers.push(relay);
+    }
+    if let Some(bin) = &args.server_bin {
+        let server = server::Server::spawn(bin, upstream.addr(), args.keep_data).await?;
+        eprintln!("switchboard on {} (data in {})", server.base_url(), server.data_dir().display());
+        let target = load::Target::switchboard(server.base_url());
+        through.push(load::Through { name: report::SWITCHBOARD.to_owned(), target, pid: server.pid() });
+        servers.push(server);
+    }
+    if let Some(peer) = &args.peer {
+        let bearer = match &args.peer_key {
+            Some(key) => Some(format!("Bearer {key}").try_into().context("--peer-key as a header")?),
+            None => None,
+        };
+        let url = format!("{}/chat/completions", peer.trim_end_matches('/'));
+        let body = load::completion_body(&args.peer_model);
+        let target = load::Target::OpenAi { url: url.into(), body, bearer };
+        through.push(load::Through { name: report::PEER.to_owned(), target, pid: None });
+    }
+    let direct = load::Target::OpenAi {
+        url: format!("http://{}/v1/chat/completions", upstream.addr()).into(),
+        body: load::completion_body("bench"),
+        bearer: None,
+    };
+    load::measure(args, direct, through).await
 }

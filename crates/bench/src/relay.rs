@@ -2,8 +2,8 @@
 //! does only what every such server must do for a streamed turn — take the
 //! HTTP request, call the upstream over a pooled connection, and re-frame the
 //! upstream's chunks as the chat stream's SSE events — with no store, no
-//! encryption, no auth and no limits. `run --relay` measures it in place of
-//! `switchboard`, so what a turn through Switchboard adds can be split into
+//! encryption, no auth and no limits. `run` measures it beside `switchboard`
+//! in the same run, so what a turn through Switchboard adds can be split into
 //! what this machine charges for one more process and two more loopback
 //! hops, and what Switchboard's own work costs on top.
 //!

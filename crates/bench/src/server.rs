@@ -3,8 +3,8 @@
 //! SIGTERM (then a kill) at the end. It must not reach into the server's crates:
 //! the benchmark sees only the process and its HTTP API (and, for memory, its
 //! `/proc` entry). The binary is started through `sh` so its open-files limit
-//! can be raised to the hard limit first (there is no libc here). `run
-//! --relay` starts this binary's relay (`relay.rs`) the same way instead.
+//! can be raised to the hard limit first (there is no libc here). `run`
+//! starts this binary's relay (`relay.rs`) the same way beside it.
 
 use crate::error::{Context, Result};
 use std::ffi::OsString;
