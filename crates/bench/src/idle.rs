@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
 
 const TARGET_CONNECTIONS: u32 = 10_000;
-const TARGET_BYTES: f64 = 16.0 * 1024.0;
+const TARGET_BYTES: f64 = 8.0 * 1024.0;
 /// Sessions created at a time, and connections opened at a time.
 const CREATE_CONCURRENCY: usize = 16;
 /// Sockets the load generator needs beyond the connections themselves.
@@ -322,7 +322,7 @@ fn render(args: &IdleArgs, m: &Measured) -> String {
     match first_steady {
         Some((bytes, closed)) if args.connections == TARGET_CONNECTIONS && args.kind == Kind::Both => {
             text.push_str(&format!(
-                "- target: {TARGET_CONNECTIONS} idle connections (half SSE, half WebSocket) at no more than 16 KiB ({TARGET_BYTES:.0} bytes) of server memory each; measured {bytes:.0} bytes (VmRSS, held, round 1): {}\n",
+                "- target: {TARGET_CONNECTIONS} idle connections (half SSE, half WebSocket) at no more than 8 KiB ({TARGET_BYTES:.0} bytes) of server memory each; measured {bytes:.0} bytes (VmRSS, held, round 1): {}\n",
                 crate::stats::verdict(bytes <= TARGET_BYTES && closed == 0)
             ));
         }

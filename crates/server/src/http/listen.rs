@@ -13,12 +13,17 @@
 //! itself (its 8 KiB buffer is enough for one read of a request head) and
 //! the service future is boxed, so it is freed once the response has begun.
 //!
+//! A connection whose first request is an SSE subscription skips hyper
+//! altogether ([`super::stream_first`]): hyper's two 8 KiB buffers would be
+//! most of what it costs for its life.
+//!
 //! Each request body gets its deadline here ([`super::request_body`]), and
 //! hyper's own refusals of unparseable heads are replaced by our envelope
 //! ([`super::parse_refusal`]).
 
 use super::parse_refusal::Exchange;
 use super::request_body;
+use super::stream_first::{self, First};
 use axum::extract::ConnectInfo;
 use axum::Router;
 use futures_util::FutureExt;
@@ -76,17 +81,41 @@ pub async fn serve(
     connections.wait().await;
 }
 
-/// One connection's task: requests in turn (keep-alive), WebSocket upgrades
-/// handed over, a graceful end at shutdown.
-fn connection(
+/// One connection's task. A connection that opens with a subscription is
+/// served without hyper; any other by hyper. Each path is boxed, so the task
+/// keeps only what its own path holds (hyper's connection is much the larger).
+/// A client that trickles its first head may get up to twice `timeouts.head`
+/// in all: the peek waits for its first bytes, hyper's timer for the rest.
+async fn connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    timeouts: RequestTimeouts,
+    stop: CancellationToken,
+) {
+    // Small SSE writes must not wait on Nagle's algorithm.
+    let _ = tcp.set_nodelay(true);
+    // At shutdown a connection that has not sent its first head yet is let go.
+    let first = tokio::select! {
+        first = Box::pin(stream_first::first(tcp, peer, timeouts.head, router.clone())) => first,
+        () = stop.cancelled() => return,
+    };
+    match first {
+        First::Stream(serving) => serving.await,
+        First::Other(tcp) => Box::pin(http1_connection(tcp, peer, router, timeouts, stop)).await,
+        First::Gone => {}
+    }
+}
+
+/// A connection served by hyper: requests in turn (keep-alive), WebSocket
+/// upgrades handed over, a graceful end at shutdown.
+fn http1_connection(
     tcp: TcpStream,
     peer: SocketAddr,
     router: Router,
     timeouts: RequestTimeouts,
     stop: CancellationToken,
 ) -> impl std::future::Future<Output = ()> {
-    // Small SSE writes must not wait on Nagle's algorithm.
-    let _ = tcp.set_nodelay(true);
     let exchange = Exchange::new();
     let answers = exchange.clone();
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {

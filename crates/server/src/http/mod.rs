@@ -8,6 +8,7 @@ pub mod listen;
 pub mod parse_refusal;
 pub mod request_body;
 pub mod sse;
+pub mod stream_first;
 pub mod trace;
 
 pub use error::ApiError;
