@@ -9,6 +9,7 @@ use aes_gcm::aead::{Aead, AeadCore, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use hkdf::Hkdf;
 use sha2::Sha256;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// First byte of every stored value: the layout below. A new layout gets a new
@@ -44,14 +45,28 @@ pub struct Aad<'a> {
 
 /// Encrypts with the keyring's current key; decrypts with whichever key the
 /// stored value names.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Cipher {
     keyring: Keyring,
+    /// HKDF's extract step of each master key, by key id (current first):
+    /// it depends on the key alone, so it is done once here rather than for
+    /// every session key derived (it was most of a derivation's cost).
+    extracted: Arc<[(String, Hkdf<Sha256>)]>,
+}
+
+impl std::fmt::Debug for Cipher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cipher").field("keyring", &self.keyring).finish_non_exhaustive()
+    }
 }
 
 impl Cipher {
     pub fn new(keyring: Keyring) -> Self {
-        Self { keyring }
+        let extracted = keyring
+            .kids()
+            .filter_map(|kid| Some((kid.to_owned(), Hkdf::<Sha256>::new(None, keyring.key(kid)?))))
+            .collect();
+        Self { keyring, extracted }
     }
 
     pub fn keyring(&self) -> &Keyring {
@@ -70,7 +85,7 @@ impl Cipher {
     /// A memo of derived session keys for a run of values, e.g. the rows of
     /// one history: deriving a key costs more than sealing a short message.
     pub fn keys(&self) -> SessionKeys<'_> {
-        SessionKeys { keyring: &self.keyring, last: None }
+        SessionKeys { cipher: self, last: None }
     }
 
     pub fn encrypt_str(&self, at: &Aad<'_>, plaintext: &str) -> Result<Vec<u8>, CryptoError> {
@@ -85,15 +100,15 @@ impl Cipher {
 /// Encrypts and decrypts like [`Cipher`], deriving each session key once: it
 /// keeps the last one (values of one run mostly share session and key id).
 pub struct SessionKeys<'a> {
-    keyring: &'a Keyring,
+    cipher: &'a Cipher,
     last: Option<(Uuid, String, Aes256Gcm)>,
 }
 
 impl SessionKeys<'_> {
     pub fn encrypt(&mut self, at: &Aad<'_>, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let kid = self.keyring.current_kid();
+        let kid = self.cipher.keyring.current_kid();
         let kid_len = u8::try_from(kid.len()).map_err(|_| CryptoError::Encrypt)?;
-        let cipher = self.session_cipher(kid, self.keyring.current_key(), at.session_id)?;
+        let cipher = self.session_cipher(kid, at.session_id)?;
         // The thread's CSPRNG (ChaCha, seeded from the OS): a nonce per write
         // without a system call per write.
         let nonce = Aes256Gcm::generate_nonce(&mut rand::thread_rng());
@@ -116,8 +131,7 @@ impl SessionKeys<'_> {
 
     pub fn decrypt(&mut self, at: &Aad<'_>, stored: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let (kid, nonce, sealed) = split(stored)?;
-        let key = self.keyring.key(kid).ok_or_else(|| CryptoError::UnknownKid { kid: kid.to_owned() })?;
-        let cipher = self.session_cipher(kid, key, at.session_id)?;
+        let cipher = self.session_cipher(kid, at.session_id)?;
         let aad = associated_data(at, kid);
         cipher
             .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: &aad })
@@ -128,14 +142,11 @@ impl SessionKeys<'_> {
         String::from_utf8(self.decrypt(at, stored)?).map_err(|_| CryptoError::Format)
     }
 
-    fn session_cipher(
-        &mut self,
-        kid: &str,
-        master: &[u8; KEY_LEN],
-        session_id: Uuid,
-    ) -> Result<&Aes256Gcm, CryptoError> {
+    fn session_cipher(&mut self, kid: &str, session_id: Uuid) -> Result<&Aes256Gcm, CryptoError> {
         let fresh = !matches!(&self.last, Some((s, k, _)) if *s == session_id && k == kid);
         if fresh {
+            let extracted = self.cipher.extracted.iter().find(|(k, _)| k == kid).map(|(_, hkdf)| hkdf);
+            let master = extracted.ok_or_else(|| CryptoError::UnknownKid { kid: kid.to_owned() })?;
             self.last = Some((session_id, kid.to_owned(), session_cipher(master, session_id)?));
         }
         self.last.as_ref().map(|(_, _, cipher)| cipher).ok_or(CryptoError::Encrypt)
@@ -175,12 +186,13 @@ fn split(stored: &[u8]) -> Result<(&str, &[u8], &[u8]), CryptoError> {
 
 /// One key per session, so that no single key sees enough random 96-bit nonces
 /// to make a repeat likely, however much the deployment writes.
-fn session_cipher(master: &[u8; KEY_LEN], session_id: Uuid) -> Result<Aes256Gcm, CryptoError> {
+/// `master` is HKDF-SHA256 after its extract step (no salt) on the master key.
+fn session_cipher(master: &Hkdf<Sha256>, session_id: Uuid) -> Result<Aes256Gcm, CryptoError> {
     let mut info = [0u8; KEY_INFO.len() + 16];
     info[..KEY_INFO.len()].copy_from_slice(KEY_INFO);
     info[KEY_INFO.len()..].copy_from_slice(session_id.as_bytes());
     let mut key = [0u8; KEY_LEN];
-    Hkdf::<Sha256>::new(None, master).expand(&info, &mut key).map_err(|_| CryptoError::Encrypt)?;
+    master.expand(&info, &mut key).map_err(|_| CryptoError::Encrypt)?;
     Aes256Gcm::new_from_slice(&key).map_err(|_| CryptoError::Encrypt)
 }
 
@@ -226,6 +238,31 @@ mod tests {
         assert_eq!(cipher.decrypt_string(&at(sid, 3, "content"), &b).unwrap(), "hello");
         let empty = cipher.encrypt_str(&at(sid, 4, "content"), "").unwrap();
         assert_eq!(cipher.decrypt_string(&at(sid, 4, "content"), &empty).unwrap(), "");
+    }
+
+    #[test]
+    fn session_keys_are_hkdf_sha256_of_the_master_key_as_before() {
+        // What every stored value was sealed under: HKDF-SHA256 (no salt) of
+        // the master key, info = label ‖ session id. Sealed here by hand, it
+        // must open with the keys derived from the extract done once.
+        let keyring = Keyring::generate("k1");
+        let sid = Uuid::new_v4();
+        let mut info = KEY_INFO.to_vec();
+        info.extend_from_slice(sid.as_bytes());
+        let mut key = [0u8; KEY_LEN];
+        Hkdf::<Sha256>::new(None, keyring.current_key()).expand(&info, &mut key).unwrap();
+        let nonce = [7u8; NONCE_LEN];
+        let aad = associated_data(&at(sid, 5, "content"), "k1");
+        let sealed = Aes256Gcm::new_from_slice(&key)
+            .unwrap()
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: b"kept", aad: &aad })
+            .unwrap();
+        let stored = [kid_prefix("k1"), nonce.to_vec(), sealed].concat();
+        let cipher = Cipher::new(keyring.rotated("k2").unwrap());
+        assert_eq!(cipher.decrypt_string(&at(sid, 5, "content"), &stored).unwrap(), "kept");
+        let unknown = [kid_prefix("k9"), nonce.to_vec(), vec![0; 20]].concat();
+        let kid = CryptoError::UnknownKid { kid: "k9".into() };
+        assert_eq!(cipher.decrypt(&at(sid, 5, "content"), &unknown).unwrap_err(), kid);
     }
 
     #[test]

@@ -196,7 +196,12 @@ impl Decoder {
             self.dispatch(out);
             return Ok(());
         }
-        let text = String::from_utf8_lossy(&raw);
+        // Valid UTF-8 (nearly every line) takes the validator's word-at-a-time
+        // path; the lossy decoder walks each byte even when nothing is wrong.
+        let text = match std::str::from_utf8(&raw) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(&raw),
+        };
         // Each invalid byte becomes U+FFFD, three bytes: a line whose raw
         // bytes kept within the limit may not once decoded.
         if self.pending.bytes + text.len() > self.max_event_bytes {
