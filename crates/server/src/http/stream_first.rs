@@ -4,8 +4,8 @@
 //! and the last answer's header map for the connection's whole life — most
 //! of what an idle SSE subscription cost. Here the head is read with a
 //! buffer that is freed before the answer starts, the answer's head is
-//! written once, and each event goes out as one chunk from a buffer that
-//! lives only for its write.
+//! written once, and the events ready at once go out in one write (each a
+//! chunk) from a buffer that lives only for that write.
 //!
 //! The path is taken only when it is plainly safe; anything else goes to
 //! hyper untouched, because the socket is only *peeked* until the request is
@@ -26,6 +26,7 @@ use hyper::body::Body as _;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -36,6 +37,8 @@ use tower::ServiceExt;
 const PEEK: usize = 4096;
 /// Headers in a head this path takes.
 const MAX_HEADERS: usize = 48;
+/// Bytes gathered into one write when the body has many frames ready.
+const BATCH: usize = 16 * 1024;
 
 /// A connection's serving, boxed: what the connection's task awaits.
 pub type Serving = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -133,30 +136,61 @@ async fn answer(
 /// The answer's body, chunked or not, then the end of the connection.
 async fn stream(mut tcp: TcpStream, mut body: Body, chunked: bool) {
     loop {
-        let frame = tokio::select! {
-            frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)) => frame,
+        let batch = tokio::select! {
+            batch = std::future::poll_fn(|cx| ready_frames(&mut body, chunked, cx)) => batch,
             () = left(&tcp) => return,
         };
-        let data = match frame {
-            Some(Ok(frame)) => match frame.into_data() {
-                Ok(data) if !data.is_empty() => data,
-                // Trailers (never sent by this server) and empty frames.
-                _ => continue,
-            },
+        let (bytes, end) = match batch {
+            Batch::Bytes(bytes, end) => (bytes, end),
             // The stream failed: cut the connection without the last chunk,
             // so the client sees the answer did not end well.
-            Some(Err(_)) => return,
-            None => break,
+            Batch::Failed => return,
         };
-        let written = if chunked { write_chunk(&mut tcp, &data).await } else { tcp.write_all(&data).await };
-        if written.is_err() {
+        if !bytes.is_empty() && tcp.write_all(&bytes).await.is_err() {
             return;
+        }
+        if end {
+            break;
         }
     }
     if chunked && tcp.write_all(b"0\r\n\r\n").await.is_err() {
         return;
     }
     let _ = tcp.shutdown().await;
+}
+
+/// What the body had ready: its bytes on the wire (and whether it ended).
+enum Batch {
+    Bytes(Vec<u8>, bool),
+    Failed,
+}
+
+/// Every frame the body has ready now, framed for the wire, up to [`BATCH`]
+/// bytes: a replay of many events goes out in few writes, a lone live event
+/// in one. Pending only while nothing is ready.
+fn ready_frames(body: &mut Body, chunked: bool, cx: &mut Context<'_>) -> Poll<Batch> {
+    let mut out = Vec::new();
+    while out.len() < BATCH {
+        let data = match Pin::new(&mut *body).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) if !data.is_empty() => data,
+                // Trailers (never sent by this server) and empty frames.
+                _ => continue,
+            },
+            Poll::Ready(Some(Err(_))) => return Poll::Ready(Batch::Failed),
+            Poll::Ready(None) => return Poll::Ready(Batch::Bytes(out, true)),
+            Poll::Pending if out.is_empty() => return Poll::Pending,
+            Poll::Pending => break,
+        };
+        if chunked {
+            out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+            out.extend_from_slice(&data);
+            out.extend_from_slice(b"\r\n");
+        } else {
+            out.extend_from_slice(&data);
+        }
+    }
+    Poll::Ready(Batch::Bytes(out, false))
 }
 
 /// Reads the `len` bytes of the head peeked at before.
@@ -197,15 +231,6 @@ fn line(out: &mut Vec<u8>, name: &str, value: &[u8]) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
-}
-
-/// One chunk of a chunked body in one write: size, data, CRLF.
-async fn write_chunk(tcp: &mut TcpStream, data: &[u8]) -> std::io::Result<()> {
-    let mut chunk = Vec::with_capacity(data.len() + 12);
-    chunk.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-    chunk.extend_from_slice(data);
-    chunk.extend_from_slice(b"\r\n");
-    tcp.write_all(&chunk).await
 }
 
 /// Resolves once the client has closed its side (or the socket failed).
@@ -257,6 +282,30 @@ mod tests {
         assert!(!taken("GET /a\u{7f} HTTP/1.1\r\nAccept: text/event-stream\r\n\r\n"));
         let many: String = (0..MAX_HEADERS).map(|i| format!("X-{i}: y\r\n")).collect();
         assert!(!taken(&format!("{SUB}{many}\r\n")), "more headers than the path takes");
+    }
+
+    #[test]
+    fn frames_ready_together_go_out_as_one_batch_of_chunks() {
+        let parts = ["a", "", "bc"].map(|p| Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(p)));
+        let mut body = Body::from_stream(futures_util::stream::iter(parts));
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match ready_frames(&mut body, true, &mut cx) {
+            Poll::Ready(Batch::Bytes(bytes, end)) => {
+                assert_eq!(bytes, b"1\r\na\r\n2\r\nbc\r\n");
+                assert!(end, "the body ended with them");
+            }
+            _ => panic!("three ready frames make one batch"),
+        }
+        let pending = futures_util::stream::pending::<Result<axum::body::Bytes, std::convert::Infallible>>();
+        let mut idle = Body::from_stream(pending);
+        assert!(
+            ready_frames(&mut idle, true, &mut cx).is_pending(),
+            "nothing ready: pending, not an empty write"
+        );
+        let mut raw = Body::from("plain");
+        assert!(
+            matches!(ready_frames(&mut raw, false, &mut cx), Poll::Ready(Batch::Bytes(b, _)) if b == b"plain")
+        );
     }
 
     #[test]
