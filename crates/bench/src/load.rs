@@ -129,6 +129,10 @@ pub(crate) struct Through {
     pub name: String,
     pub target: Target,
     pub pid: Option<u32>,
+    /// A pause after each of its turns at c=1, for a server that goes on
+    /// working after its answer (the LiteLLM proxy logs and counts spend
+    /// then): without it, that work lands on the next target's turn.
+    pub settle: Duration,
 }
 
 /// Measures `direct` and every one of `through`, interleaved at c=1, then one
@@ -141,9 +145,10 @@ pub(crate) async fn measure(args: &RunArgs, direct: Target, through: Vec<Through
         args.turns_c1,
         names.join(", ")
     );
-    let upstream = Through { name: "the upstream".to_owned(), target: direct, pid: None };
+    let upstream =
+        Through { name: "the upstream".to_owned(), target: direct, pid: None, settle: Duration::ZERO };
     let all: Vec<Through> = std::iter::once(upstream).chain(through).collect();
-    let targets: Vec<Target> = all.iter().map(|t| t.target.clone()).collect();
+    let targets: Vec<(Target, Duration)> = all.iter().map(|t| (t.target.clone(), t.settle)).collect();
     let mut c1 = concurrency_one(&client, &targets, args.turns_c1).await?.into_iter();
 
     let mut measured = Vec::new();
@@ -162,17 +167,24 @@ pub(crate) async fn measure(args: &RunArgs, direct: Target, through: Vec<Through
 
 /// `turns` measured turns per target after the warm-up, one target after the
 /// other within each round.
-async fn concurrency_one(client: &reqwest::Client, targets: &[Target], turns: u32) -> Result<Vec<Samples>> {
+async fn concurrency_one(
+    client: &reqwest::Client,
+    targets: &[(Target, Duration)],
+    turns: u32,
+) -> Result<Vec<Samples>> {
     let mut lanes = Vec::new();
-    for target in targets {
-        lanes.push(target.lane(client).await?);
+    for (target, settle) in targets {
+        lanes.push((target.lane(client).await?, *settle));
     }
     let mut samples: Vec<Samples> = targets.iter().map(|_| Samples::default()).collect();
     for i in 0..WARMUP_TURNS + turns {
-        for (n, lane) in lanes.iter().enumerate() {
+        for (n, (lane, settle)) in lanes.iter().enumerate() {
             let t = turn(client, lane).await.map_err(|e| format!("turn {i} to {}: {e}", lane.url))?;
             if i >= WARMUP_TURNS {
                 samples[n].push(t);
+            }
+            if !settle.is_zero() {
+                tokio::time::sleep(*settle).await;
             }
         }
     }

@@ -105,6 +105,12 @@ pub struct RunArgs {
     /// A bearer key the peer wants, if any.
     #[arg(long, requires = "peer")]
     pub peer_key: Option<String>,
+    /// A pause after each of the peer's turns at concurrency 1, in ms: a
+    /// gateway that goes on working after its answer (the LiteLLM proxy
+    /// logs and counts spend then) would otherwise slow the next turn
+    /// measured, which is another target's.
+    #[arg(long, default_value_t = 50, requires = "peer")]
+    pub peer_settle_ms: u64,
     /// Where the fake upstream listens (a fixed port lets a peer be configured
     /// to forward to it); port 0 picks a free one.
     #[arg(long, default_value = "127.0.0.1:0")]
@@ -224,14 +230,20 @@ async fn measure_all(
         let relay = server::Server::spawn_relay(upstream.addr(), args.keep_data).await?;
         eprintln!("the relay on {}", relay.base_url());
         let target = load::Target::switchboard(relay.base_url());
-        through.push(load::Through { name: report::RELAY.to_owned(), target, pid: relay.pid() });
+        through.push(load::Through {
+            name: report::RELAY.to_owned(),
+            target,
+            pid: relay.pid(),
+            settle: Duration::ZERO,
+        });
         servers.push(relay);
     }
     if let Some(bin) = &args.server_bin {
         let server = server::Server::spawn(bin, upstream.addr(), args.keep_data).await?;
         eprintln!("switchboard on {} (data in {})", server.base_url(), server.data_dir().display());
         let target = load::Target::switchboard(server.base_url());
-        through.push(load::Through { name: report::SWITCHBOARD.to_owned(), target, pid: server.pid() });
+        let (name, pid) = (report::SWITCHBOARD.to_owned(), server.pid());
+        through.push(load::Through { name, target, pid, settle: Duration::ZERO });
         servers.push(server);
     }
     if let Some(peer) = &args.peer {
@@ -242,7 +254,8 @@ async fn measure_all(
         let url = format!("{}/chat/completions", peer.trim_end_matches('/'));
         let body = load::completion_body(&args.peer_model);
         let target = load::Target::OpenAi { url: url.into(), body, bearer };
-        through.push(load::Through { name: report::PEER.to_owned(), target, pid: None });
+        let settle = Duration::from_millis(args.peer_settle_ms);
+        through.push(load::Through { name: report::PEER.to_owned(), target, pid: None, settle });
     }
     let direct = load::Target::OpenAi {
         url: format!("http://{}/v1/chat/completions", upstream.addr()).into(),
