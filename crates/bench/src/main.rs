@@ -57,8 +57,9 @@ enum Command {
     },
     /// Start a fake upstream and a switchboard server, measure both, print a table.
     Run(RunArgs),
-    /// Serve the floor every `run` measures beside Switchboard: HTTP in, the upstream called,
-    /// its chunks re-framed as chat events; nothing stored, nothing checked.
+    /// Serve the floor every `run` measures beside Switchboard: HTTP in, the
+    /// upstream called, its chunks re-framed as chat events; nothing stored,
+    /// nothing checked.
     Relay {
         /// Address to bind; port 0 picks a free one (the bound address is printed).
         #[arg(long, default_value = "127.0.0.1:0")]
