@@ -407,6 +407,14 @@ pub trait Store: Send + Sync + 'static {
     /// that fill the outbox), `pending` or, while the tenant's endpoint is
     /// disabled, `held`.
     async fn enqueue_events(&self, events: &[crate::outbound::NewEvent]) -> Result<(), StoreError>;
+    /// From now on, events this store's writes commit are leased to
+    /// `handoff.node` and handed to its worker while it has room (see
+    /// [`outbox::Handoff`]); false when this store cannot (they are then
+    /// found by [`Store::lease_deliveries`] as before).
+    fn hand_off_deliveries(&self, handoff: outbox::Handoff) -> bool {
+        let _ = handoff;
+        false
+    }
     /// Leases up to `limit` pending deliveries due at `now` whose lease (if
     /// any) has ended, to `node` until `until`; on PostgreSQL rows another
     /// node is leasing are skipped, so no two nodes lease one delivery.

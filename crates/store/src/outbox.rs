@@ -20,7 +20,7 @@ use crate::store::{Backend, SqlStore};
 use std::sync::Arc;
 use switchboard_core::outbound::{DeliveryStatus, NewEvent};
 use switchboard_core::store::outbox::{
-    Delivery, DeliveryQuery, DeliveryRecord, IdleSession, RetryOutcome, Settle,
+    Delivery, DeliveryQuery, DeliveryRecord, IdleSession, Reserved, RetryOutcome, Settle,
 };
 use switchboard_core::store::StoreError;
 use switchboard_core::time::Timestamp;
@@ -36,6 +36,16 @@ const INSERT: &str = "INSERT INTO outbox \
      VALUES ($1, $2, $3, $4, $5, CASE WHEN EXISTS \
      (SELECT 1 FROM event_endpoints_disabled WHERE tenant_id = $2) THEN 'held' ELSE 'pending' END, \
      0, $6, $6)";
+
+/// The same, leased to `$7` until `$8` unless held (see [`Reserved`]);
+/// returns the status written.
+const INSERT_LEASED: &str = "INSERT INTO outbox \
+     (id, tenant_id, session_id, type, body, status, attempts, next_attempt_at, created_at, \
+     lease_node, lease_until) \
+     SELECT $1, $2, $3, $4, $5, CASE WHEN held THEN 'held' ELSE 'pending' END, 0, $6, $6, \
+     CASE WHEN held THEN NULL ELSE $7 END, CASE WHEN held THEN NULL ELSE $8 END \
+     FROM (SELECT EXISTS (SELECT 1 FROM event_endpoints_disabled WHERE tenant_id = $2) AS held) AS d \
+     RETURNING status";
 
 /// Rows due at `now` (a parameter) and not leased, of tenants whose
 /// endpoint is enabled.
@@ -156,7 +166,9 @@ const MARK_IDLE: &str = "UPDATE sessions SET idle_for = last_activity_at \
      WHERE id = $1 AND tenant_id = $2 AND last_activity_at = $3 \
      AND (idle_for IS NULL OR idle_for < last_activity_at)";
 
-/// An event with its body sealed, ready to insert.
+/// An event with its body sealed, ready to insert; leased to this node
+/// when its worker had room for it (the place is held apart, in
+/// [`Reserved`], and the event handed over once its write committed).
 #[derive(Debug, Clone)]
 pub struct Sealed {
     id: String,
@@ -165,6 +177,7 @@ pub struct Sealed {
     kind: &'static str,
     body: Vec<u8>,
     at: Timestamp,
+    lease: Option<(String, Timestamp)>,
 }
 
 /// Where an outbox row's body is sealed: at its own id.
@@ -172,7 +185,7 @@ pub fn place(tenant_id: &str, id: Uuid) -> Aad<'_> {
     Aad { tenant_id, session_id: id, seq: 0, column: OUTBOX_BODY }
 }
 
-/// Seals `event`'s body for [`insert`].
+/// Seals `event`'s body for [`insert`], unleased.
 pub fn seal(store: &SqlStore, event: &NewEvent) -> Result<Sealed, StoreError> {
     let body =
         store.cipher.encrypt_str(&place(&event.tenant_id, event.id), &event.body).map_err(crypto_err)?;
@@ -183,17 +196,45 @@ pub fn seal(store: &SqlStore, event: &NewEvent) -> Result<Sealed, StoreError> {
         kind: event.kind.as_str(),
         body,
         at: event.at,
+        lease: None,
     })
 }
 
-/// Seals an optional event (most changes have none).
+/// Seals an optional event (most changes have none), unleased: the
+/// worker finds it at its next look (the rare events: holds, closes).
 pub fn seal_opt(store: &SqlStore, event: Option<&NewEvent>) -> Result<Option<Sealed>, StoreError> {
     event.map(|e| seal(store, e)).transpose()
 }
 
-/// The statement that writes a sealed event, for a change's transaction.
+/// Seals an optional event leased to this node when its worker has room
+/// (a turn's end, a new session): then the place taken comes with it, for
+/// [`handed`] after the write.
+pub fn seal_leased(
+    store: &SqlStore,
+    event: Option<&NewEvent>,
+) -> Result<(Option<Sealed>, Option<Reserved>), StoreError> {
+    let Some(event) = event else { return Ok((None, None)) };
+    let mut sealed = seal(store, event)?;
+    let reserved = store.handoff.get().and_then(|handoff| handoff.reserve(event));
+    sealed.lease = reserved.as_ref().map(|r| {
+        let (node, until) = r.lease();
+        (node.to_owned(), until)
+    });
+    Ok((Some(sealed), reserved))
+}
+
+/// After the write: hands `event` to this node's worker if it was written
+/// leased (`leased`, from [`write_event`] or `sqlite::write_event`).
+pub fn handed(reserved: Option<Reserved>, event: Option<&NewEvent>, leased: bool) {
+    if let (Some(reserved), Some(event), true) = (reserved, event, leased) {
+        reserved.hand(event);
+    }
+}
+
+/// The statement that writes a sealed event, for a change's transaction;
+/// a leased one returns the status written (see [`is_leased`]).
 pub fn insert(e: &Sealed) -> (&'static str, Vec<Param<'_>>) {
-    let params = vec![
+    let mut params = vec![
         (&e.id).into(),
         (&e.tenant_id).into(),
         (&e.session_id).into(),
@@ -201,7 +242,30 @@ pub fn insert(e: &Sealed) -> (&'static str, Vec<Param<'_>>) {
         (&e.body).into(),
         (&e.at).into(),
     ];
-    (INSERT, params)
+    match &e.lease {
+        Some((node, until)) => {
+            params.extend([node.into(), until.into()]);
+            (INSERT_LEASED, params)
+        }
+        None => (INSERT, params),
+    }
+}
+
+/// Writes a sealed event in a change's transaction; whether it was
+/// written leased to this node (not held), to hand over after the commit.
+pub async fn write_event(conn: &mut Conn<'_>, e: &Sealed) -> Result<bool, sqlx::Error> {
+    let (sql, params) = insert(e);
+    if e.lease.is_none() {
+        conn.execute(sql, &params).await?;
+        return Ok(false);
+    }
+    let (status,): (String,) = conn.one(sql, &params).await?;
+    Ok(status == DeliveryStatus::Pending.as_str())
+}
+
+/// Whether a sealed event's insert returns its status (see [`insert`]).
+pub fn is_leased(e: &Sealed) -> bool {
+    e.lease.is_some()
 }
 
 pub async fn enqueue(store: &SqlStore, events: &[NewEvent]) -> Result<(), StoreError> {

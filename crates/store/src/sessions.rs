@@ -36,10 +36,11 @@ const DELETE_EVENTS: &str = "DELETE FROM outbox WHERE session_id = $1 AND tenant
 
 type NewRow = (NewSession, Option<Vec<u8>>, Option<crate::outbox::Sealed>);
 
-/// The write of a new session and its `session.created`, if any.
+/// The write of a new session and its `session.created`, if any; whether
+/// the event was written leased to this node.
 fn insert_session(
     row: Arc<NewRow>,
-) -> impl for<'c> FnMut(Conn<'c>) -> BoxFuture<'c, Result<(), WriteError>> + Send + 'static {
+) -> impl for<'c> FnMut(Conn<'c>) -> BoxFuture<'c, Result<bool, WriteError>> + Send + 'static {
     move |mut conn: Conn<'_>| {
         let row = row.clone();
         Box::pin(async move {
@@ -52,11 +53,10 @@ fn insert_session(
                 metadata.into(),
             ];
             conn.execute(INSERT, &params).await?;
-            if let Some(event) = event {
-                let (sql, params) = crate::outbox::insert(event);
-                conn.execute(sql, &params).await?;
+            match event {
+                Some(event) => Ok(crate::outbox::write_event(&mut conn, event).await?),
+                None => Ok(false),
             }
-            Ok(())
         })
     }
 }
@@ -69,13 +69,14 @@ pub async fn create(store: &SqlStore, new: &NewSession) -> Result<Session, Store
         }
         None => None,
     };
-    let event = crate::outbox::seal_opt(store, new.event.as_ref())?;
+    let (event, reserved) = crate::outbox::seal_leased(store, new.event.as_ref())?;
     // One statement needs no transaction of its own; with the event, two do.
-    if event.is_some() {
-        store.write(insert_session(Arc::new((new.clone(), metadata, event)))).await?;
+    let leased = if event.is_some() {
+        store.write(insert_session(Arc::new((new.clone(), metadata, event)))).await?
     } else {
-        store.write_one(insert_session(Arc::new((new.clone(), metadata, event)))).await?;
-    }
+        store.write_one(insert_session(Arc::new((new.clone(), metadata, event)))).await?
+    };
+    crate::outbox::handed(reserved, new.event.as_ref(), leased);
     Ok(Session {
         id: new.id,
         tenant_id: new.tenant_id.clone(),

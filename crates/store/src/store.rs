@@ -13,13 +13,16 @@ use crate::db::{Conn, Dialect, Reader};
 use crate::write::{BoxFuture, WriteError};
 use crate::{postgres, sqlite, StoreOpenError, StoreOptions};
 use sqlx::{PgConnection, SqliteConnection};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use switchboard_core::store::outbox::Handoff;
 use switchboard_core::store::StoreError;
 
 pub struct SqlStore {
     pub(crate) backend: Backend,
     pub(crate) reader: Reader,
     pub(crate) cipher: Arc<Cipher>,
+    /// This node's delivery worker, once it runs (see `outbox::reserve`).
+    pub(crate) handoff: OnceLock<Handoff>,
 }
 
 /// One lives per store: boxing the larger variant would only add a hop.
@@ -63,7 +66,7 @@ impl SqlStore {
                 (Backend::Postgres(postgres), reader)
             }
         };
-        Ok(Self { backend, reader, cipher })
+        Ok(Self { backend, reader, cipher, handoff: OnceLock::new() })
     }
 
     pub fn dialect(&self) -> Dialect {

@@ -281,6 +281,10 @@ impl Store for SqlStore {
         timed(Op::EnqueueEvents, outbox::enqueue(self, events)).await
     }
 
+    fn hand_off_deliveries(&self, handoff: switchboard_core::store::outbox::Handoff) -> bool {
+        self.handoff.set(handoff).is_ok()
+    }
+
     async fn lease_deliveries(
         &self,
         node: &str,

@@ -116,6 +116,7 @@ conformance!(
     a_postponed_delivery_is_not_a_try_and_any_node_takes_it_later,
     idle_sessions_once_per_quiet_stretch,
     outbox_bodies_are_encrypted_at_rest,
+    events_written_here_are_handed_over_leased,
 );
 
 memory_conformance!(

@@ -144,18 +144,26 @@ pub struct NewEvent {
     pub at: Timestamp,
 }
 
+/// The body on the wire (SPEC §19), written straight to its text rather
+/// than through a JSON tree: it is built once per event, on a turn's path.
+#[derive(serde::Serialize)]
+struct Body<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: Uuid,
+    tenant_id: &'a str,
+    session_id: Uuid,
+    occurred_at: String,
+    data: Value,
+}
+
 impl NewEvent {
     pub fn new(kind: EventType, tenant_id: &str, session_id: Uuid, at: Timestamp, data: Value) -> Self {
         let id = Uuid::now_v7();
-        let body = json!({
-            "type": kind.as_str(),
-            "id": id,
-            "tenant_id": tenant_id,
-            "session_id": session_id,
-            "occurred_at": format(&at),
-            "data": data,
-        });
-        Self { id, tenant_id: tenant_id.to_owned(), session_id, kind, body: body.to_string(), at }
+        let body = Body { kind: kind.as_str(), id, tenant_id, session_id, occurred_at: format(&at), data };
+        // A struct of strings, ids and a JSON value always serializes.
+        let body = serde_json::to_string(&body).unwrap_or_default();
+        Self { id, tenant_id: tenant_id.to_owned(), session_id, kind, body, at }
     }
 }
 

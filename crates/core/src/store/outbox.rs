@@ -3,9 +3,62 @@
 //! the endpoint disabled and resumed, and the idle sessions `session.idle`
 //! is about. Shapes only; the SQL is the store's.
 
-use crate::outbound::DeliveryStatus;
+use crate::outbound::{DeliveryStatus, NewEvent};
 use crate::time::Timestamp;
+use std::time::Duration;
+use tokio::sync::mpsc;
 use uuid::Uuid;
+
+/// Where a node's store hands the events its own writes commit, leased to
+/// the node already, so that its delivery worker tries them at once: no
+/// look at the outbox, no lease statement, no reading the body back. An
+/// event is handed over only when the worker had room for it before its
+/// write (else it is written unleased, for the worker's next look) and
+/// only after its transaction committed; a held event is never handed.
+#[derive(Debug, Clone)]
+pub struct Handoff {
+    /// The node the events are leased to (the worker's own).
+    pub node: String,
+    /// How long the lease written with an event lasts.
+    pub lease: Duration,
+    pub tx: mpsc::Sender<Delivery>,
+}
+
+/// A place in a worker's hand-off taken before a write, for one event.
+#[derive(Debug)]
+pub struct Reserved {
+    node: String,
+    until: Timestamp,
+    permit: mpsc::OwnedPermit<Delivery>,
+}
+
+impl Handoff {
+    /// A place for `event`, if the worker is running and has room.
+    pub fn reserve(&self, event: &NewEvent) -> Option<Reserved> {
+        let permit = self.tx.clone().try_reserve_owned().ok()?;
+        let until = event.at + chrono::Duration::from_std(self.lease).ok()?;
+        Some(Reserved { node: self.node.clone(), until, permit })
+    }
+}
+
+impl Reserved {
+    /// The lease to write with the event: node and end.
+    pub fn lease(&self) -> (&str, Timestamp) {
+        (&self.node, self.until)
+    }
+
+    /// Hands `event`, committed leased to this node, to the worker.
+    pub fn hand(self, event: &NewEvent) {
+        self.permit.send(Delivery {
+            id: event.id,
+            tenant_id: event.tenant_id.clone(),
+            kind: event.kind.as_str().to_owned(),
+            body: event.body.clone(),
+            attempts: 0,
+            created_at: event.at,
+        });
+    }
+}
 
 /// A delivery leased for a try.
 #[derive(Debug, Clone, PartialEq)]

@@ -12,58 +12,109 @@
 use super::{IN_FLIGHT, LEASE, POLL};
 use crate::state::AppState;
 use metrics::{counter, gauge, histogram};
+use std::time::Duration;
 use switchboard_core::outbound::{after_failure, DeliveryStatus, Next, Outbound, TRY_TIMEOUT};
 use switchboard_core::store::outbox::{Delivery, Settle};
 use switchboard_tools::{CallError, SigningKeys, WebhookRequest};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// How long a delivery this node cannot send waits for another node.
 const POSTPONE: chrono::Duration = chrono::Duration::seconds(30);
 
-/// Leases and tries until `stop`; tries still running then are cut (their
-/// leases are released by the caller). Tries that ended are settled
-/// together, in one transaction, and more is leased once a quarter of the
-/// slots are free (or none is busy): on a busy outbox that is two writes
-/// for many events, not two for each.
-pub async fn run(state: &AppState, node: &str, stop: &CancellationToken) {
+/// Ended tries wait at most this long to be settled together…
+const SETTLE_AFTER: Duration = Duration::from_millis(100);
+/// …or until this many have ended.
+const SETTLE_BATCH: usize = IN_FLIGHT / 2;
+
+/// Tries until `stop`; tries still running then are cut (their leases are
+/// released by the caller). Two sources: the events this node's own writes
+/// just committed, handed over already leased (`handed`, tried at once),
+/// and the outbox itself (retries, holds resumed, events of other nodes or
+/// from before a restart), looked at every [`POLL`], or again at once
+/// while a look finds as many due as it could take. Ended tries are
+/// settled together, in one transaction, within [`SETTLE_AFTER`]: on a
+/// busy outbox a few writes for many events, not one for each.
+pub async fn run(
+    state: &AppState,
+    node: &str,
+    mut handed: mpsc::Receiver<Delivery>,
+    stop: &CancellationToken,
+) {
     let mut tries: JoinSet<(Uuid, Settle)> = JoinSet::new();
     let mut ended = Vec::new();
+    let mut settle_at: Option<Instant> = None;
+    let (mut look_at, mut more_due) = (Instant::now(), false);
     loop {
         while let Some(done) = tries.try_join_next() {
             ended.extend(done.ok());
         }
-        settle(state, node, std::mem::take(&mut ended)).await;
-        let free = IN_FLIGHT - tries.len();
-        let leased = if free >= IN_FLIGHT / 4 || tries.is_empty() {
-            lease(state, node, free).await
-        } else {
-            Vec::new()
-        };
-        let more_due = free > 0 && leased.len() == free;
-        for delivery in leased {
-            let state = state.clone();
-            tries.spawn(async move { (delivery.id, try_once(&state, delivery).await) });
+        if !ended.is_empty() {
+            let at = *settle_at.get_or_insert_with(|| Instant::now() + SETTLE_AFTER);
+            if ended.len() >= SETTLE_BATCH || Instant::now() >= at || stop.is_cancelled() {
+                settle(state, node, std::mem::take(&mut ended)).await;
+                settle_at = None;
+            }
+        }
+        while tries.len() < IN_FLIGHT {
+            let Ok(delivery) = handed.try_recv() else { break };
+            start_handed(&mut tries, state, delivery);
+        }
+        let may_look = |tries: &JoinSet<_>| IN_FLIGHT - tries.len() >= IN_FLIGHT / 4 || tries.is_empty();
+        if (more_due || Instant::now() >= look_at) && may_look(&tries) {
+            let free = IN_FLIGHT - tries.len();
+            let leased = lease(state, node, free).await;
+            more_due = free > 0 && leased.len() == free;
+            look_at = Instant::now() + POLL;
+            for delivery in leased {
+                start(&mut tries, state, delivery);
+            }
         }
         if stop.is_cancelled() {
             break;
         }
-        if more_due {
-            continue;
-        }
+        // Wake for the next settle, and for the next look if one could run.
+        let look = (may_look(&tries) && !more_due).then_some(look_at);
+        let wake = [settle_at, look].into_iter().flatten().min();
         tokio::select! {
             _ = stop.cancelled() => break,
             Some(done) = tries.join_next(), if !tries.is_empty() => ended.extend(done.ok()),
-            _ = tokio::time::sleep(POLL), if tries.is_empty() => {}
+            Some(delivery) = handed.recv(), if tries.len() < IN_FLIGHT => start_handed(&mut tries, state, delivery),
+            () = sleep_until(wake), if wake.is_some() => {}
         }
     }
+    // Whatever is still handed is this node's lease: released by the caller.
+    handed.close();
     while let Some(done) = tries.try_join_next() {
         ended.extend(done.ok());
     }
     settle(state, node, ended).await;
     tries.abort_all();
     while tries.join_next().await.is_some() {}
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    if let Some(at) = at {
+        tokio::time::sleep_until(at).await;
+    }
+}
+
+/// Starts a try of a delivery handed over by this node's write — unless
+/// it waited so long for a free slot that its lease (from its write) could
+/// end before the try does: a look takes it once the lease has ended.
+fn start_handed(tries: &mut JoinSet<(Uuid, Settle)>, state: &AppState, delivery: Delivery) {
+    let half = chrono::Duration::from_std(LEASE / 2).unwrap_or_default();
+    if state.clock.now() < delivery.created_at + half {
+        start(tries, state, delivery);
+    }
+}
+
+fn start(tries: &mut JoinSet<(Uuid, Settle)>, state: &AppState, delivery: Delivery) {
+    let state = state.clone();
+    tries.spawn(async move { (delivery.id, try_once(&state, delivery).await) });
 }
 
 /// Records how the ended tries went, in one transaction.

@@ -5,6 +5,11 @@
 //! The events themselves are written by the changes that cause them (see
 //! `switchboard_core::outbound`).
 //!
+//! Events a node's own writes commit are leased to it in the same write
+//! and handed to its worker, which tries them at once; the rest (retries,
+//! held events resumed, other nodes' events) it finds by looking at the
+//! outbox every half second.
+//!
 //! A node that stops mid-try leaves its leases; it ends them as it stops,
 //! and when it starts again (after a kill), so they are due at once on any
 //! node rather than when they run out (30 s): every event is sent at least
@@ -15,12 +20,17 @@ pub mod idle;
 
 use crate::state::AppState;
 use std::time::Duration;
+use switchboard_core::store::outbox::Handoff;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Tries in flight at once on a node.
 pub const IN_FLIGHT: usize = 64;
-/// The wait after a lease that found fewer due than free slots.
+/// Events this node's writes hand to its worker that may wait for a slot;
+/// beyond, an event is written unleased, for the next look.
+const HANDED: usize = IN_FLIGHT * 4;
+/// The wait after a look at the outbox that found fewer due than free slots.
 pub const POLL: Duration = Duration::from_millis(500);
 /// How long a node holds a delivery it tries.
 pub const LEASE: Duration = Duration::from_secs(30);
@@ -40,8 +50,11 @@ const PURGE_BATCH: u32 = 1000;
 pub fn spawn(state: AppState, node: String, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         release(&state, &node).await;
+        // Only now: the release above must not end a lease written since.
+        let (tx, handed) = mpsc::channel(HANDED);
+        state.store.hand_off_deliveries(Handoff { node: node.clone(), lease: LEASE, tx });
         let upkeep = tokio::spawn(upkeep(state.clone(), stop.clone()));
-        deliver::run(&state, &node, &stop).await;
+        deliver::run(&state, &node, handed, &stop).await;
         let _ = upkeep.await;
         // The tries the stop cut: due again at once, on any node.
         release(&state, &node).await;

@@ -201,24 +201,26 @@ pub async fn finish_message(store: &SqlStore, finish: &Finish) -> Result<bool, S
     let f = finish;
     let content = encrypt_content(&store.cipher, &f.tenant_id, f.session_id, f.seq, &f.content)?;
     let tools = encrypt_tools(&store.cipher, &f.tenant_id, f.session_id, f.seq, &f.tools)?;
-    let event = crate::outbox::seal_opt(store, finish.event.as_ref())?;
+    let (event, reserved) = crate::outbox::seal_leased(store, finish.event.as_ref())?;
     let shared = Arc::new((finish.clone(), content, to_json(&finish.meta)?, tools, event));
-    store
+    let (finished, leased) = store
         .write(move |mut conn: Conn<'_>| {
             let shared = shared.clone();
             Box::pin(async move {
                 let (f, content, meta, tools, event) = &*shared;
                 let finished =
                     conn.execute(&FINISH_AND_TOUCH, &finish_params(f, content, meta, tools)).await? > 0;
+                let mut leased = false;
                 if let (true, Some(event)) = (finished, event) {
-                    let (sql, params) = crate::outbox::insert(event);
-                    conn.execute(sql, &params).await?;
+                    leased = crate::outbox::write_event(&mut conn, event).await?;
                 }
                 for (sql, params) in crate::usage::settle(f, finished) {
                     conn.execute(sql, &params).await?;
                 }
-                Ok(finished)
+                Ok((finished, leased))
             })
         })
-        .await
+        .await?;
+    crate::outbox::handed(reserved, finish.event.as_ref(), leased);
+    Ok(finished)
 }

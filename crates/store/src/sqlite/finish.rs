@@ -33,7 +33,7 @@ pub async fn finish_message(store: &SqlStore, sqlite: &Sqlite, finish: &Finish) 
     let f = finish;
     let content = encrypt_content(&store.cipher, &f.tenant_id, f.session_id, f.seq, &f.content)?;
     let tools = encrypt_tools(&store.cipher, &f.tenant_id, f.session_id, f.seq, &f.tools)?;
-    let event = crate::outbox::seal_opt(store, finish.event.as_ref())?;
+    let (event, reserved) = crate::outbox::seal_leased(store, finish.event.as_ref())?;
     let shared = Arc::new((finish.clone(), content, to_json(&finish.meta)?, tools, event));
     let done = sqlite
         .writer
@@ -43,19 +43,23 @@ pub async fn finish_message(store: &SqlStore, sqlite: &Sqlite, finish: &Finish) 
             // Only an answer still streaming is finished, and only then is the
             // session touched, the usage counted and the event written.
             let finished = direct::execute(db, FINISH, &params)? > 0;
+            let mut leased = false;
             if finished {
                 direct::execute(db, TOUCH_SESSION, &params)?;
                 if let Some(event) = event {
-                    let (sql, params) = crate::outbox::insert(event);
-                    direct::execute(db, sql, &params)?;
+                    leased = super::outbox::write_event(db, event)?;
                 }
             }
             for (sql, params) in crate::usage::settle(f, finished) {
                 direct::execute(db, sql, &params)?;
             }
-            Ok(finished)
+            Ok((finished, leased))
         })
-        .await;
+        .await
+        .map(|(finished, leased)| {
+            crate::outbox::handed(reserved, finish.event.as_ref(), leased);
+            finished
+        });
     sqlite.known.finished(finish, *done.as_ref().unwrap_or(&false));
     done
 }
