@@ -47,6 +47,14 @@ const INSERT_LEASED: &str = "INSERT INTO outbox \
      FROM (SELECT EXISTS (SELECT 1 FROM event_endpoints_disabled WHERE tenant_id = $2) AS held) AS d \
      RETURNING status";
 
+/// Whether the tenant's endpoint is disabled: `$1` tenant.
+pub(crate) const DISABLED: &str = "SELECT 1 FROM event_endpoints_disabled WHERE tenant_id = $1";
+/// The same row with its status and lease given (`$7` status, `$8` node,
+/// `$9` lease end), for a writer that read [`DISABLED`] in its transaction.
+const INSERT_KNOWN: &str = "INSERT INTO outbox \
+     (id, tenant_id, session_id, type, body, status, attempts, next_attempt_at, created_at, \
+     lease_node, lease_until) VALUES ($1, $2, $3, $4, $5, $7, 0, $6, $6, $8, $9)";
+
 /// Rows due at `now` (a parameter) and not leased, of tenants whose
 /// endpoint is enabled.
 /// Held rows count: one written held while a resume committed (or held
@@ -234,14 +242,7 @@ pub fn handed(reserved: Option<Reserved>, event: Option<&NewEvent>, leased: bool
 /// The statement that writes a sealed event, for a change's transaction;
 /// a leased one returns the status written (see [`is_leased`]).
 pub fn insert(e: &Sealed) -> (&'static str, Vec<Param<'_>>) {
-    let mut params = vec![
-        (&e.id).into(),
-        (&e.tenant_id).into(),
-        (&e.session_id).into(),
-        e.kind.into(),
-        (&e.body).into(),
-        (&e.at).into(),
-    ];
+    let mut params = row_params(e);
     match &e.lease {
         Some((node, until)) => {
             params.extend([node.into(), until.into()]);
@@ -249,6 +250,38 @@ pub fn insert(e: &Sealed) -> (&'static str, Vec<Param<'_>>) {
         }
         None => (INSERT, params),
     }
+}
+
+/// The insert of a leased event whose tenant's endpoint is known to be
+/// disabled (`held`: written held, unleased) or not (SQLite's writer, the
+/// only one, reads that first: cheaper there than `RETURNING`).
+pub(crate) fn insert_known(e: &Sealed, held: bool) -> (&'static str, Vec<Param<'_>>) {
+    let mut params = row_params(e);
+    let lease = e.lease.as_ref().filter(|_| !held);
+    let status = if held { DeliveryStatus::Held } else { DeliveryStatus::Pending };
+    params.extend([
+        status.as_str().into(),
+        lease.map(|(node, _)| node.as_str()).into(),
+        Param::Int(lease.map(|(_, until)| until.timestamp_millis())),
+    ]);
+    (INSERT_KNOWN, params)
+}
+
+/// `$1`–`$6` of every insert.
+fn row_params(e: &Sealed) -> Vec<Param<'_>> {
+    vec![
+        (&e.id).into(),
+        (&e.tenant_id).into(),
+        (&e.session_id).into(),
+        e.kind.into(),
+        (&e.body).into(),
+        (&e.at).into(),
+    ]
+}
+
+/// The tenant a sealed event is of.
+pub(crate) fn tenant_of(e: &Sealed) -> &str {
+    &e.tenant_id
 }
 
 /// Writes a sealed event in a change's transaction; whether it was

@@ -1,32 +1,34 @@
 //! The outbox's writes on SQLite as direct writes (`direct.rs`): an event
-//! in a turn's last write, a lease and a batch of settles are statements in place on the writer's
-//! connection, committed with whatever turn writes queue beside them,
-//! rather than a hand-off of each statement to sqlx's thread. The SQL is
-//! the outbox's own (`outbox.rs`).
+//! in a turn's last write, a lease and a batch of settles are statements
+//! in place on the writer's connection, committed with whatever turn
+//! writes queue beside them, rather than a hand-off of each statement to
+//! sqlx's thread. The SQL is the outbox's own (`outbox.rs`).
 
 use super::{direct, Sqlite};
 use crate::db::Dialect;
 use crate::outbox::{
-    after_gone, insert, is_leased, lease_statement, settle_statement, LeaseArgs, LeasedRow, Sealed,
-    SettleArgs,
+    after_gone, insert, insert_known, is_leased, lease_statement, settle_statement, tenant_of, LeaseArgs,
+    LeasedRow, Sealed, SettleArgs, DISABLED,
 };
 use crate::write::WriteError;
 use rusqlite::Connection;
 use std::sync::Arc;
-use switchboard_core::outbound::DeliveryStatus;
 use switchboard_core::store::outbox::Settle;
 use switchboard_core::store::StoreError;
 
 /// Writes a sealed event in a direct write; whether it was written leased
-/// to this node (see `outbox::write_event`).
+/// to this node (see `outbox::write_event`). The writer is SQLite's only
+/// one, so what it reads of the endpoint holds until its commit.
 pub fn write_event(db: &Connection, event: &Sealed) -> Result<bool, WriteError> {
-    let (sql, params) = insert(event);
     if !is_leased(event) {
+        let (sql, params) = insert(event);
         direct::execute(db, sql, &params)?;
         return Ok(false);
     }
-    let status = direct::row(db, sql, &params, |row| row.get::<_, String>(0))?;
-    Ok(status.as_deref() == Some(DeliveryStatus::Pending.as_str()))
+    let held = direct::row(db, DISABLED, &[tenant_of(event).into()], |_| Ok(()))?.is_some();
+    let (sql, params) = insert_known(event, held);
+    direct::execute(db, sql, &params)?;
+    Ok(!held)
 }
 
 /// Leases due rows (see `outbox::lease`).
