@@ -2,9 +2,9 @@
 //! through an owner's, and deleting one with its messages.
 
 use crate::crypto::Aad;
-use crate::db::Conn;
+use crate::db::{Conn, Param};
 use crate::rows::{crypto_err, open_context, session_columns, to_json, SessionRow, METADATA};
-use crate::store::SqlStore;
+use crate::store::{Backend, SqlStore};
 use crate::write::{BoxFuture, WriteError};
 use std::sync::Arc;
 use switchboard_core::model::{Session, SessionStatus};
@@ -12,7 +12,7 @@ use switchboard_core::store::{NewSession, SessionCursor, StoreError};
 use uuid::Uuid;
 
 /// `$1` id, `$2` tenant, `$3` owner, `$4` now, `$5` metadata (encrypted).
-const INSERT: &str = "INSERT INTO sessions (id, tenant_id, owner, status, created_at, \
+pub(crate) const INSERT: &str = "INSERT INTO sessions (id, tenant_id, owner, status, created_at, \
      last_activity_at, message_count, latest_seq, admin_assisted, takeover, metadata) \
      VALUES ($1, $2, $3, 'active', $4, $4, 0, 0, FALSE, NULL, $5)";
 /// `$1` id, `$2` tenant.
@@ -34,7 +34,13 @@ const DELETE: &str = "DELETE FROM sessions WHERE id = $1 AND tenant_id = $2";
 /// Its events go with it, sent or not: they would name a deleted session.
 const DELETE_EVENTS: &str = "DELETE FROM outbox WHERE session_id = $1 AND tenant_id = $2";
 
-type NewRow = (NewSession, Option<Vec<u8>>, Option<crate::outbox::Sealed>);
+pub(crate) type NewRow = (NewSession, Option<Vec<u8>>, Option<crate::outbox::Sealed>);
+
+/// The new session's row: [`INSERT`]'s parameters.
+pub(crate) fn insert_params(row: &NewRow) -> [Param<'_>; 5] {
+    let (new, metadata, _) = row;
+    [new.id.into(), (&new.tenant_id).into(), (&new.owner).into(), (&new.now).into(), metadata.into()]
+}
 
 /// The write of a new session and its `session.created`, if any; whether
 /// the event was written leased to this node.
@@ -44,16 +50,8 @@ fn insert_session(
     move |mut conn: Conn<'_>| {
         let row = row.clone();
         Box::pin(async move {
-            let (new, metadata, event) = &*row;
-            let params = [
-                new.id.into(),
-                (&new.tenant_id).into(),
-                (&new.owner).into(),
-                (&new.now).into(),
-                metadata.into(),
-            ];
-            conn.execute(INSERT, &params).await?;
-            match event {
+            conn.execute(INSERT, &insert_params(&row)).await?;
+            match &row.2 {
                 Some(event) => Ok(crate::outbox::write_event(&mut conn, event).await?),
                 None => Ok(false),
             }
@@ -70,11 +68,14 @@ pub async fn create(store: &SqlStore, new: &NewSession) -> Result<Session, Store
         None => None,
     };
     let (event, reserved) = crate::outbox::seal_leased(store, new.event.as_ref())?;
-    // One statement needs no transaction of its own; with the event, two do.
-    let leased = if event.is_some() {
-        store.write(insert_session(Arc::new((new.clone(), metadata, event)))).await?
-    } else {
-        store.write_one(insert_session(Arc::new((new.clone(), metadata, event)))).await?
+    let with_event = event.is_some();
+    let row = Arc::new((new.clone(), metadata, event));
+    let leased = match &store.backend {
+        // A direct write on SQLite: no statement hops to sqlx's thread.
+        Backend::Sqlite(sqlite) => crate::sqlite::create_session(sqlite, row).await?,
+        // One statement needs no transaction of its own; with the event, two do.
+        Backend::Postgres(_) if with_event => store.write(insert_session(row)).await?,
+        Backend::Postgres(_) => store.write_one(insert_session(row)).await?,
     };
     crate::outbox::handed(reserved, new.event.as_ref(), leased);
     Ok(Session {

@@ -7,11 +7,13 @@ mod direct;
 mod finish;
 mod known;
 mod outbox;
+mod session;
 mod turn;
 mod writer;
 
 pub use finish::{checkpoint, finish_message};
 pub use outbox::{lease_deliveries, settle_deliveries};
+pub use session::create_session;
 pub use turn::begin_turn;
 
 use crate::{Durability, StoreOpenError, StoreOptions};
