@@ -117,7 +117,9 @@ impl Decoder {
                 rest = tail;
             }
         }
-        while let Some(pos) = rest.iter().position(|&b| b == b'\r' || b == b'\n') {
+        // memchr scans a word (or a vector) at a time: every byte an upstream
+        // sends passes here.
+        while let Some(pos) = memchr::memchr2(b'\r', b'\n', rest) {
             if let Err(e) = self.append(&rest[..pos]) {
                 overflow = Some(e);
             }
