@@ -5,6 +5,7 @@
 
 use crate::outbound::{DeliveryStatus, NewEvent};
 use crate::time::Timestamp;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -17,8 +18,9 @@ use uuid::Uuid;
 /// only after its transaction committed; a held event is never handed.
 #[derive(Debug, Clone)]
 pub struct Handoff {
-    /// The node the events are leased to (the worker's own).
-    pub node: String,
+    /// The node the events are leased to (the worker's own); shared, as
+    /// every event's lease names it.
+    pub node: Arc<str>,
     /// How long the lease written with an event lasts.
     pub lease: Duration,
     pub tx: mpsc::Sender<Delivery>,
@@ -27,7 +29,7 @@ pub struct Handoff {
 /// A place in a worker's hand-off taken before a write, for one event.
 #[derive(Debug)]
 pub struct Reserved {
-    node: String,
+    node: Arc<str>,
     until: Timestamp,
     permit: mpsc::OwnedPermit<Delivery>,
 }
@@ -43,8 +45,8 @@ impl Handoff {
 
 impl Reserved {
     /// The lease to write with the event: node and end.
-    pub fn lease(&self) -> (&str, Timestamp) {
-        (&self.node, self.until)
+    pub fn lease(&self) -> (Arc<str>, Timestamp) {
+        (Arc::clone(&self.node), self.until)
     }
 
     /// Hands `event`, committed leased to this node, to the worker.

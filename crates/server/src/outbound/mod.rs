@@ -52,7 +52,7 @@ pub fn spawn(state: AppState, node: String, stop: CancellationToken) -> tokio::t
         release(&state, &node).await;
         // Only now: the release above must not end a lease written since.
         let (tx, handed) = mpsc::channel(HANDED);
-        state.store.hand_off_deliveries(Handoff { node: node.clone(), lease: LEASE, tx });
+        state.store.hand_off_deliveries(Handoff { node: node.as_str().into(), lease: LEASE, tx });
         let upkeep = tokio::spawn(upkeep(state.clone(), stop.clone()));
         deliver::run(&state, &node, handed, &stop).await;
         let _ = upkeep.await;

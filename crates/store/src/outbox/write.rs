@@ -51,7 +51,7 @@ pub struct Sealed {
     kind: &'static str,
     body: Vec<u8>,
     at: Timestamp,
-    lease: Option<(String, Timestamp)>,
+    lease: Option<(Arc<str>, Timestamp)>,
 }
 
 /// Seals `event`'s body for [`insert`], unleased.
@@ -85,10 +85,7 @@ pub fn seal_leased(
     let Some(event) = event else { return Ok((None, None)) };
     let mut sealed = seal(store, event)?;
     let reserved = store.handoff.get().and_then(|handoff| handoff.reserve(event));
-    sealed.lease = reserved.as_ref().map(|r| {
-        let (node, until) = r.lease();
-        (node.to_owned(), until)
-    });
+    sealed.lease = reserved.as_ref().map(Reserved::lease);
     Ok((Some(sealed), reserved))
 }
 
@@ -106,7 +103,7 @@ pub fn insert(e: &Sealed) -> (&'static str, Vec<Param<'_>>) {
     let mut params = row_params(e);
     match &e.lease {
         Some((node, until)) => {
-            params.extend([node.into(), until.into()]);
+            params.extend([(&**node).into(), until.into()]);
             (INSERT_LEASED, params)
         }
         None => (INSERT, params),
@@ -122,7 +119,7 @@ pub(crate) fn insert_known(e: &Sealed, held: bool) -> (&'static str, Vec<Param<'
     let status = if held { DeliveryStatus::Held } else { DeliveryStatus::Pending };
     params.extend([
         status.as_str().into(),
-        lease.map(|(node, _)| node.as_str()).into(),
+        lease.map(|(node, _)| &**node).into(),
         Param::Int(lease.map(|(_, until)| until.timestamp_millis())),
     ]);
     (INSERT_KNOWN, params)
