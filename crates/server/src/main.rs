@@ -6,6 +6,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use switchboard_server::{app, cli, config, demo_shop, logging};
 
+/// mimalloc rather than the C library's malloc: a turn allocates hundreds
+/// of small buffers on threads that hand them to each other, which glibc's
+/// arenas serve slowly (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "switchboard", version, about = "Self-hosted multi-tenant AI chat runtime")]
 struct Cli {
