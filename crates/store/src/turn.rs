@@ -132,16 +132,34 @@ pub const CHECKPOINT: &str =
 pub const PURGE_OVER_CAP: &str =
     "DELETE FROM messages WHERE session_id = $4 AND seq <= $5 AND status <> 'streaming'";
 
-/// A turn's user message (`$6`..`$17`).
-pub const INSERT_USER: &str = "INSERT INTO messages (session_id, seq, tenant_id, role, content, author, \
-     status, created_at, token_count, client_message_id, turn_id, meta, lease_node, lease_until) \
-     VALUES ($6, $7, $8, $9, $10, NULL, $11, $12, $13, $14, $15, NULL, $16, $17)";
+/// An insert of message rows with the given `VALUES` rows.
+macro_rules! insert_messages {
+    ($($row:literal),+) => {
+        concat!(
+            "INSERT INTO messages (session_id, seq, tenant_id, role, content, author, status, created_at, \
+             token_count, client_message_id, turn_id, meta, lease_node, lease_until) VALUES ",
+            $($row),+
+        )
+    };
+}
 
-/// A turn's user message and its answer (`$18`..`$29`).
-pub const INSERT_BOTH: &str = "INSERT INTO messages (session_id, seq, tenant_id, role, content, author, \
-     status, created_at, token_count, client_message_id, turn_id, meta, lease_node, lease_until) \
-     VALUES ($6, $7, $8, $9, $10, NULL, $11, $12, $13, $14, $15, NULL, $16, $17), \
-     ($18, $19, $20, $21, $22, NULL, $23, $24, $25, $26, $27, NULL, $28, $29)";
+/// A turn's user message (`$6`..`$17`).
+pub const INSERT_USER: &str =
+    insert_messages!("($6, $7, $8, $9, $10, NULL, $11, $12, $13, $14, $15, NULL, $16, $17)");
+
+/// A turn's answer alone (`$18`..`$29`). SQLite inserts a turn's two rows
+/// with [`INSERT_USER`] and this: a statement that writes several rows
+/// must be able to undo its first on a conflict in its second, so SQLite
+/// copies every page it touches to a statement journal first.
+pub const INSERT_ANSWER: &str =
+    insert_messages!("($18, $19, $20, $21, $22, NULL, $23, $24, $25, $26, $27, NULL, $28, $29)");
+
+/// A turn's user message and its answer (`$18`..`$29`), in one statement:
+/// one round trip to PostgreSQL.
+pub const INSERT_BOTH: &str = insert_messages!(
+    "($6, $7, $8, $9, $10, NULL, $11, $12, $13, $14, $15, NULL, $16, $17), ",
+    "($18, $19, $20, $21, $22, NULL, $23, $24, $25, $26, $27, NULL, $28, $29)"
+);
 
 /// The parameters of a turn's writes (each backend runs them its own way;
 /// see `sqlite/turn.rs` and `postgres/turn.rs`): `$1` the session's new

@@ -10,7 +10,7 @@ use crate::crypto::Cipher;
 use crate::rows::{message_rows_from_json, CountedRow, TurnCheckRow, TurnSessionRow, TurnStateRow};
 use crate::store::SqlStore;
 use crate::turn::{
-    self, Decision, RawTurn, FIND_DUPLICATE, INSERT_BOTH, INSERT_USER, PURGE_OVER_CAP, SET_CONTEXT,
+    self, Decision, RawTurn, FIND_DUPLICATE, INSERT_ANSWER, INSERT_USER, PURGE_OVER_CAP, SET_CONTEXT,
 };
 use crate::usage::{reservation_params, INSERT_RESERVATION};
 use crate::write::WriteError;
@@ -50,9 +50,10 @@ const ADVANCE_SESSION: &str =
     "UPDATE sessions SET latest_seq = $1, message_count = message_count + $2 - changes(), \
      last_activity_at = CASE WHEN last_activity_at < $3 THEN $3 ELSE last_activity_at END WHERE id = $4";
 
-/// A turn's writes without an answer, then with one, in order.
+/// A turn's writes without an answer, then with one, in order; a row per
+/// insert (see [`INSERT_ANSWER`]).
 const WRITE_USER: [&str; 3] = [PURGE_OVER_CAP, ADVANCE_SESSION, INSERT_USER];
-const WRITE_TURN: [&str; 3] = [PURGE_OVER_CAP, ADVANCE_SESSION, INSERT_BOTH];
+const WRITE_TURN: [&str; 4] = [PURGE_OVER_CAP, ADVANCE_SESSION, INSERT_USER, INSERT_ANSWER];
 
 /// After the writes: session `$4`'s messages before the user message (seq
 /// `$7`), `$30` at most, none created before `$31` (past the tenant's
