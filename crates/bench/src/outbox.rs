@@ -50,6 +50,8 @@ const OPERATOR_TOKEN: &str = "bench-operator-token-0123456789abcdef";
 const CATCH_UP: Duration = Duration::from_secs(30);
 /// How long the receiver is watched after everything arrived, for duplicates.
 const SETTLE: Duration = Duration::from_secs(2);
+/// The name of the receiver's thread, whose CPU time is reported.
+const RECEIVER_THREAD: &str = "receiver";
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct EventsArgs {
@@ -97,7 +99,7 @@ pub struct EventsArgs {
 pub async fn run(args: EventsArgs) -> Result<()> {
     // The tenant's backend is another process: its work must not hold up the
     // load generator's threads, which would count as a slower server.
-    let (_apart, receiver) = Apart::start("receiver", Receiver::start)?;
+    let (_apart, receiver) = Apart::start(RECEIVER_THREAD, Receiver::start)?;
     eprintln!("event receiver on {}, on a thread of its own", receiver.url());
     let throughput = if args.skip_throughput { None } else { Some(throughput_phase(&args, &receiver).await) };
     let mut drains = Vec::new();
@@ -133,6 +135,9 @@ struct Window {
     /// CPU time the window's server used from the window's start until its
     /// events were in (so deliveries that end after the window count).
     server_cpu: Option<Duration>,
+    /// The receiver's CPU time over the same span: the tenant's backend's
+    /// work, which on this one machine takes from the same cores.
+    receiver_cpu: Option<Duration>,
 }
 
 struct Windows {
@@ -173,6 +178,7 @@ async fn windows(args: &EventsArgs, receiver: &Receiver, off: &Node, on: &Node) 
                 args.seconds
             );
             let cpu_before = crate::sys::cpu_ns(node.pid);
+            let receiver_before = crate::sys::thread_cpu_ns(RECEIVER_THREAD);
             let throughput =
                 load::throughput_of(&client, &Target::switchboard(&node.base), workers, window).await?;
             let stopped = Instant::now();
@@ -185,9 +191,11 @@ async fn windows(args: &EventsArgs, receiver: &Receiver, off: &Node, on: &Node) 
                     catch_up = Some(stopped.elapsed());
                 }
             }
-            let server_cpu = cpu_before
-                .zip(crate::sys::cpu_ns(node.pid))
-                .map(|(before, after)| Duration::from_nanos(after.saturating_sub(before)));
+            let spent = |before: Option<u64>, after: Option<u64>| {
+                before.zip(after).map(|(b, a)| Duration::from_nanos(a.saturating_sub(b)))
+            };
+            let server_cpu = spent(cpu_before, crate::sys::cpu_ns(node.pid));
+            let receiver_cpu = spent(receiver_before, crate::sys::thread_cpu_ns(RECEIVER_THREAD));
             out.windows.push(Window {
                 events_on,
                 throughput,
@@ -195,6 +203,7 @@ async fn windows(args: &EventsArgs, receiver: &Receiver, off: &Node, on: &Node) 
                 turns_at_end,
                 catch_up,
                 server_cpu,
+                receiver_cpu,
             });
         }
     }

@@ -33,10 +33,23 @@ pub fn cpu_ns(pid: Option<u32>) -> Option<u64> {
     let dir = pid.map_or_else(|| "/proc/self/task".to_owned(), |p| format!("/proc/{p}/task"));
     let mut total = 0u64;
     for entry in std::fs::read_dir(dir).ok()?.flatten() {
-        let Ok(text) = std::fs::read_to_string(entry.path().join("schedstat")) else { continue };
-        total += text.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+        total += thread_ns(&entry.path()).unwrap_or(0);
     }
     Some(total)
+}
+
+/// CPU time (ns) of this process's thread named `name`, if it has one.
+pub fn thread_cpu_ns(name: &str) -> Option<u64> {
+    std::fs::read_dir("/proc/self/task").ok()?.flatten().find_map(|entry| {
+        let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+        (comm.trim_end() == name).then(|| thread_ns(&entry.path())).flatten()
+    })
+}
+
+/// The first field of a thread's `schedstat`: time spent on a CPU, in ns.
+fn thread_ns(task: &std::path::Path) -> Option<u64> {
+    let text = std::fs::read_to_string(task.join("schedstat")).ok()?;
+    text.split_whitespace().next()?.parse().ok()
 }
 
 /// Soft and hard open-files limits of a process (`None` for unlimited).
@@ -104,5 +117,25 @@ mod tests {
         assert!(rss(std::process::id()).unwrap().total_kib > 0);
         assert!(open_files(None).is_some());
         assert!(cpu_ns(None).unwrap() > 0);
+    }
+
+    #[test]
+    fn a_named_thread_has_its_own_cpu_time() {
+        let (ready, wait) = std::sync::mpsc::channel();
+        let (done, stop) = std::sync::mpsc::channel::<()>();
+        let busy = std::thread::Builder::new()
+            .name("sys-test-busy".to_owned())
+            .spawn(move || {
+                let until = std::time::Instant::now() + std::time::Duration::from_millis(5);
+                while std::time::Instant::now() < until {}
+                ready.send(()).unwrap();
+                stop.recv().unwrap();
+            })
+            .unwrap();
+        wait.recv().unwrap();
+        assert!(thread_cpu_ns("sys-test-busy").unwrap() > 0);
+        assert_eq!(thread_cpu_ns("no-such-thread"), None);
+        done.send(()).unwrap();
+        busy.join().unwrap();
     }
 }
