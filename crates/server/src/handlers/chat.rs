@@ -126,12 +126,15 @@ fn quota_exceeded(reset_at: switchboard_core::time::Timestamp) -> ApiError {
 /// The turn's events as they happen, with heartbeats while it is quiet.
 fn live_sse(turn: TurnStream, heartbeat: Duration) -> Response {
     let tick = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
-    let events = stream::unfold((turn, tick), |(mut turn, mut tick)| async move {
+    // Boxed: `unfold` moves its state in and out for every event, and a
+    // pointer is cheaper to move than the stream and its timer.
+    let events = stream::unfold(Box::new((turn, tick)), |mut state| async move {
+        let (turn, tick) = &mut *state;
         let chunk = tokio::select! {
             event = turn.next() => sse::frame(event?.as_ref()),
             _ = tick.tick() => Bytes::from_static(sse::HEARTBEAT),
         };
-        Some((Ok::<_, Infallible>(chunk), (turn, tick)))
+        Some((Ok::<_, Infallible>(chunk), state))
     });
     sse::response(stream::once(async { Ok(Bytes::from_static(sse::PREAMBLE)) }).chain(events))
 }

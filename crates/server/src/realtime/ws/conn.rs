@@ -433,7 +433,8 @@ fn feed_stream(session_id: Uuid, feed: Feed) -> BoxStream<'static, Item> {
 /// A running turn's events; dropping it (the socket closed) is a client
 /// disconnect for the tenant's `on_disconnect` rule.
 fn turn_stream(session_id: Uuid, turn: TurnStream) -> BoxStream<'static, Item> {
-    stream::unfold(turn, move |mut turn| async move {
+    // Boxed, as in the SSE chat stream: `unfold` moves its state for every event.
+    stream::unfold(Box::new(turn), move |mut turn| async move {
         let event = turn.next().await?;
         Some((Item { session_id, event, source: Source::Turn }, turn))
     })
