@@ -154,7 +154,7 @@ pub const INSERT_USER: &str =
 pub const INSERT_ANSWER: &str =
     insert_messages!("($18, $19, $20, $21, $22, NULL, $23, $24, $25, $26, $27, NULL, $28, $29)");
 
-/// A turn's user message and its answer (`$18`..`$29`), in one statement:
+/// A turn's user message and its answer (`$6`..`$29`), in one statement:
 /// one round trip to PostgreSQL.
 pub const INSERT_BOTH: &str = insert_messages!(
     "($6, $7, $8, $9, $10, NULL, $11, $12, $13, $14, $15, NULL, $16, $17), ",
