@@ -65,6 +65,11 @@ async fn session_lifecycle() {
     assert!(second.body["token"].is_null(), "a known visitor gets no new token: {}", second.text);
     let s2 = second.body["session"]["id"].as_str().unwrap().to_owned();
     assert_ne!(s1, s2);
+    // Ids are time-ordered (v7), so indexes keyed by them take new rows at
+    // their end.
+    let version = |id: &str| uuid::Uuid::parse_str(id).unwrap().get_version_num();
+    assert_eq!([version(&s1), version(&s2), version(visitor_id)], [7; 3]);
+    assert!(s1 < s2, "a later session sorts after an earlier one: {s1} {s2}");
 
     let list = app.get("/v1/sessions", Some(&v)).await;
     assert_eq!(list.status.as_u16(), 200, "{}", list.text);
