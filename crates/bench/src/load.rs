@@ -192,23 +192,25 @@ async fn concurrency_one(
 }
 
 async fn throughput(client: &reqwest::Client, target: &Target, args: &RunArgs) -> Result<Throughput> {
-    throughput_of(client, target, args.concurrency as usize, args.window()).await
+    throughput_of(client, target, args.concurrency as usize, args.window(), args.turns_per_session).await
 }
 
 /// C workers, each on its own lane: ready (session, one warm-up turn), released
-/// together, then turns back to back until the window closes. Only turns that
-/// end inside the window count.
+/// together, then turns back to back until the window closes, on a new lane
+/// after every `turns_per_session` turns when that is set (a new session, made
+/// inside the window). Only turns that end inside the window count.
 pub(crate) async fn throughput_of(
     client: &reqwest::Client,
     target: &Target,
     workers: usize,
     window: Duration,
+    turns_per_session: Option<u32>,
 ) -> Result<Throughput> {
     let barrier = Arc::new(Barrier::new(workers));
     let mut set = JoinSet::new();
     for _ in 0..workers {
         let (client, target, barrier) = (client.clone(), target.clone(), barrier.clone());
-        set.spawn(async move { worker(client, target, barrier, window).await });
+        set.spawn(async move { worker(client, target, barrier, window, turns_per_session).await });
     }
     let mut total = Throughput { window, ..Throughput::default() };
     let bound = REQUEST_TIMEOUT * 2 + window + DRAIN_GRACE;
@@ -238,6 +240,7 @@ async fn worker(
     target: Target,
     barrier: Arc<Barrier>,
     window: Duration,
+    turns_per_session: Option<u32>,
 ) -> Result<Throughput> {
     // A failed setup must still reach the barrier, or the others wait forever.
     let ready = async {
@@ -247,10 +250,24 @@ async fn worker(
     }
     .await;
     barrier.wait().await;
-    let lane = ready?;
+    let mut lane = ready?;
+    // Turns on this lane so far, the warm-up one included.
+    let mut on_lane = 1;
     let deadline = Instant::now() + window;
     let mut out = Throughput { window, succeeded: 1, ..Throughput::default() };
     while Instant::now() < deadline {
+        if turns_per_session.is_some_and(|n| on_lane >= n) {
+            match target.lane(&client).await {
+                Ok(next) => (lane, on_lane) = (next, 0),
+                Err(e) => {
+                    out.errors += 1;
+                    out.first_error.get_or_insert(format!("a new session: {e}"));
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            }
+        }
+        on_lane += 1;
         match turn(&client, &lane).await {
             Ok(t) if Instant::now() <= deadline => {
                 out.completed += 1;

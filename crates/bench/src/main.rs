@@ -128,6 +128,11 @@ pub struct RunArgs {
     /// Content chunks per streamed completion from the fake upstream.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub chunks: u32,
+    /// Turns a throughput worker takes in one session before it opens a new
+    /// one, inside the window (chats of a few turns, as visitors have them);
+    /// by default each worker keeps one session for the whole window.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub turns_per_session: Option<u32>,
     /// Keep the servers' temporary data directories and logs instead of deleting them.
     #[arg(long)]
     pub keep_data: bool,

@@ -69,6 +69,10 @@ pub struct EventsArgs {
     /// Content chunks per streamed completion from the fake upstream.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub chunks: u32,
+    /// Turns a worker takes in one session before it opens a new one, inside
+    /// the window; by default one session for the whole window.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub turns_per_session: Option<u32>,
     /// Pending events the drain phase makes (one session each) and times.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub pending: u32,
@@ -179,8 +183,14 @@ async fn windows(args: &EventsArgs, receiver: &Receiver, off: &Node, on: &Node) 
             );
             let cpu_before = crate::sys::cpu_ns(node.pid);
             let receiver_before = crate::sys::thread_cpu_ns(RECEIVER_THREAD);
-            let throughput =
-                load::throughput_of(&client, &Target::switchboard(&node.base), workers, window).await?;
+            let throughput = load::throughput_of(
+                &client,
+                &Target::switchboard(&node.base),
+                workers,
+                window,
+                args.turns_per_session,
+            )
+            .await?;
             let stopped = Instant::now();
             let (mut received_at_end, mut turns_at_end, mut catch_up) = (0, 0, None);
             if events_on {
@@ -404,6 +414,7 @@ mod tests {
             seconds: 1,
             rounds: 1,
             chunks: 1,
+            turns_per_session: None,
             pending: 1,
             create_concurrency: 1,
             drain_timeout: 1,

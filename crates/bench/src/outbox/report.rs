@@ -141,8 +141,12 @@ fn render_windows(args: &EventsArgs, w: &Windows) -> String {
         w.unsigned,
         if w.received as u64 == w.on_turns { "all there" } else { "MISMATCH" }
     ));
+    let sessions = match args.turns_per_session {
+        Some(n) => format!("a new session after every {n} turns"),
+        None => "a new session each per window".to_owned(),
+    };
     text.push_str(&format!(
-        "- {} rounds of {} s windows (off, then on), {} workers with a new session each per window, {} content chunks per answer; both servers up throughout, on SQLite, with the same config but the events\n\n",
+        "- {} rounds of {} s windows (off, then on), {} workers with {sessions}, {} content chunks per answer; both servers up throughout, on SQLite, with the same config but the events\n\n",
         args.rounds, args.seconds, args.concurrency, args.chunks
     ));
     text
