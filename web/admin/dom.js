@@ -44,9 +44,11 @@ export function clear(el) {
   return el;
 }
 
-/** The first 8 characters of a UUID, as people read them. */
+/** The last 8 characters of a UUID, as people read them: its random end.
+ * Session ids are time-ordered (v7), so the ids of sessions made within the
+ * same minute share their first characters. */
 export function shortId(id) {
-  return String(id || "").slice(0, 8);
+  return String(id || "").slice(-8);
 }
 
 const FULL = new Intl.DateTimeFormat(undefined, {

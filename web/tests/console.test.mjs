@@ -400,7 +400,7 @@ test('tool calls: name and status live while they run, then arguments, result an
   await chat('shop', s, 'hello first');
   const page = await consolePage();
   await signIn(page, ada());
-  await page.getByRole('button', { name: `Open session ${s.id.slice(0, 8)}` }).click();
+  await page.getByRole('button', { name: `Open session ${s.id.slice(-8)}` }).click();
   await page.locator('#live-state[data-state="online"]').waitFor();
 
   // Live: the slow search shows as running, the call with bad arguments as error, before the answer ends.
@@ -453,7 +453,7 @@ async function withContext(id, context) {
     await route.fulfill({ response, json: body });
   });
   await signIn(page, ada());
-  await page.getByRole('button', { name: `Open session ${id.slice(0, 8)}` }).click();
+  await page.getByRole('button', { name: `Open session ${id.slice(-8)}` }).click();
   await page.locator('#live-state[data-state="online"]').waitFor();
   return page;
 }
@@ -508,7 +508,7 @@ test("the visitor's page follows the context the widget sends with its messages"
   assert.deepEqual(detail.body.session.context, first, 'the admin detail keeps the latest context (SPEC §12, §16)');
   const page = await consolePage();
   await signIn(page, ada());
-  await page.getByRole('button', { name: `Open session ${s.id.slice(0, 8)}` }).click();
+  await page.getByRole('button', { name: `Open session ${s.id.slice(-8)}` }).click();
   const region = page.getByRole('region', { name: "Visitor's page" });
   await region.waitFor();
   assert.equal(await region.locator('.page-where').textContent(), '/shoes');

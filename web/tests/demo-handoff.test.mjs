@@ -83,7 +83,7 @@ test('demo: cards, cart, handoff; the agent finds it waiting, reads the tool cal
   await desk.getByRole('button', { name: 'Sign in' }).click();
   await desk.getByLabel('Tenant', { exact: true }).selectOption('demo');
   await desk.getByLabel('Status', { exact: true }).selectOption('waiting');
-  const open = desk.getByRole('button', { name: `Open session ${sid.slice(0, 8)}` });
+  const open = desk.getByRole('button', { name: `Open session ${sid.slice(-8)}` });
   await open.waitFor();
   const statuses = await desk.locator('#sessions-body .badge').allTextContents();
   assert.ok(statuses.length >= 1 && statuses.every((s) => s === 'waiting'), JSON.stringify(statuses));
