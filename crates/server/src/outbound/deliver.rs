@@ -15,6 +15,7 @@ use metrics::{counter, gauge, histogram};
 use std::time::Duration;
 use switchboard_core::outbound::{after_failure, DeliveryStatus, Next, Outbound, TRY_TIMEOUT};
 use switchboard_core::store::outbox::{Delivery, Settle};
+use switchboard_core::time::Timestamp;
 use switchboard_tools::{CallError, SigningKeys, WebhookRequest};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -106,10 +107,17 @@ async fn sleep_until(at: Option<Instant>) {
 /// it waited so long for a free slot that its lease (from its write) could
 /// end before the try does: a look takes it once the lease has ended.
 fn start_handed(tries: &mut JoinSet<(Uuid, Settle)>, state: &AppState, delivery: Delivery) {
-    let half = chrono::Duration::from_std(LEASE / 2).unwrap_or_default();
-    if state.clock.now() < delivery.created_at + half {
+    if lease_left_for_a_try(&delivery, state.clock.now()) {
         start(tries, state, delivery);
     }
+}
+
+/// Whether at least half the lease a handed delivery got with its write is
+/// left at `now`: room for a whole try (at most [`TRY_TIMEOUT`]) before it ends.
+fn lease_left_for_a_try(delivery: &Delivery, now: Timestamp) -> bool {
+    const _: () = assert!(LEASE.as_secs() / 2 >= TRY_TIMEOUT.as_secs(), "a try must fit in half a lease");
+    let half = chrono::Duration::from_std(LEASE / 2).unwrap_or_default();
+    now < delivery.created_at + half
 }
 
 fn start(tries: &mut JoinSet<(Uuid, Settle)>, state: &AppState, delivery: Delivery) {
@@ -220,5 +228,34 @@ pub async fn refresh_gauges(state: &AppState) {
             }
         }
         Err(e) => tracing::warn!(error = %e, "cannot count the outbox's deliveries"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handed(created_at: Timestamp) -> Delivery {
+        Delivery {
+            id: Uuid::now_v7(),
+            tenant_id: "acme".into(),
+            kind: "turn.completed".into(),
+            body: "{}".into(),
+            attempts: 0,
+            created_at,
+        }
+    }
+
+    #[test]
+    fn a_handed_delivery_is_tried_only_while_half_its_lease_is_left() {
+        let written = chrono::Utc::now();
+        let delivery = handed(written);
+        let after = |secs: i64| written + chrono::Duration::seconds(secs);
+        assert!(lease_left_for_a_try(&delivery, written));
+        assert!(lease_left_for_a_try(&delivery, after(14)));
+        // Half of the 30 s lease gone: a try of up to 10 s could outlast it,
+        // and another node could take the row meanwhile; a look takes it.
+        assert!(!lease_left_for_a_try(&delivery, after(15)));
+        assert!(!lease_left_for_a_try(&delivery, after(29)));
     }
 }
