@@ -16,7 +16,7 @@ use common::ws::{hello, Incoming, WsClient};
 use common::{
     eventually, joined, pieces, AppConfig, FakeOpenAi, LiveStream, Mode, TenantSpec, TestApp, Visitor,
 };
-use serde_json::json;
+use serde_json::{json, Value};
 use std::time::Duration;
 
 const SECRET: &str = "devices-test-secret-0123456789abcdefgh";
@@ -95,11 +95,25 @@ async fn every_device_sees_every_turn_whichever_device_started_it() {
         tablet_t.apply(f["type"].as_str().unwrap(), f);
     }
     assert_eq!(tablet_t.rows(), history, "tablet");
-    // Each device saw each delta exactly once.
-    let deltas = |sub: &LiveStream| sub.received.iter().filter(|e| e.event == "stream_delta").count();
-    assert_eq!(deltas(&phone), 8);
-    assert_eq!(deltas(&laptop), 8);
-    assert_eq!(tablet.received.iter().filter(|f| f["type"] == "stream_delta").count(), 8);
+    // Each device saw the same deltas, each once: they tile both answers
+    // with no gap and no repeat (how an answer is cut into deltas is the
+    // server's to choose).
+    let piece = |d: &Value| (d["seq"].as_i64().unwrap(), d["offset"].as_u64().unwrap(), d["text"].as_str().unwrap().to_owned());
+    let deltas = |sub: &LiveStream| -> Vec<_> {
+        sub.received.iter().filter(|e| e.event == "stream_delta").map(|e| piece(&e.json())).collect()
+    };
+    let on_phone = deltas(&phone);
+    assert_eq!(deltas(&laptop), on_phone);
+    let on_tablet: Vec<_> = tablet.received.iter().filter(|f| f["type"] == "stream_delta").map(piece).collect();
+    assert_eq!(on_tablet, on_phone);
+    for seq in [2, 4] {
+        let mut offset = 0;
+        for (_, at, text) in on_phone.iter().filter(|d| d.0 == seq) {
+            assert_eq!(*at, offset, "answer {seq}: {on_phone:?}");
+            offset += text.chars().count() as u64;
+        }
+        assert_eq!(offset, joined(&pieces(4)).chars().count() as u64, "answer {seq}: {on_phone:?}");
+    }
 }
 
 #[tokio::test]

@@ -108,9 +108,10 @@ async fn a_slow_check_ends_unverified_and_never_delays_the_text() {
             other => other.to_owned(),
         })
         .collect();
-    let at = |name: &str| order.iter().position(|e| e == name).unwrap_or_else(|| panic!("{name}: {order:?}"));
+    // Where the event that names this came (text may come joined in fewer deltas).
+    let at = |name: &str| order.iter().position(|e| e.contains(name)).unwrap_or_else(|| panic!("{name}: {order:?}"));
     assert!(at("tool:shown") < at("delta:w0"), "{order:?}");
-    assert!(at("delta: w2") < at("tool:unverified"), "the text came before the check's end: {order:?}");
+    assert!(at(" w2") < at("tool:unverified"), "the text came before the check's end: {order:?}");
     assert_eq!(order.last().map(String::as_str), Some("stream_end"), "{order:?}");
     let unverified = events(&reply, "tool").pop().unwrap();
     assert_eq!(unverified["display"], products(), "nothing live to show");

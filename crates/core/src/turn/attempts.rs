@@ -7,10 +7,10 @@
 
 use super::run::{Ending, Observed, TurnTask};
 use super::AfterFailure;
-use crate::provider::{ChatRequest, ProviderError, ProviderEvent};
+use crate::provider::{ChatRequest, ProviderError, ProviderEvent, ProviderStream};
 use crate::trace::SPANS;
 use crate::upstream::{backoff, Admission, Route};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use std::future::Future;
 use std::time::Duration;
 use tokio::time::{Instant, Interval};
@@ -212,24 +212,36 @@ impl TurnTask {
             Some(Err(_)) => return Ending::Failed(timeout("first token")),
         };
         let mut next_by = first_deadline;
+        // An item already taken from the stream by `join_ready`, next in line.
+        let mut ready = None;
         loop {
-            let next = tokio::time::timeout_at(next_by, upstream.next());
-            // Returning drops the upstream stream, which closes its connection at once.
-            let item = match self.guarded(next, ticker).await {
-                None => return self.stopped(),
-                Some(Err(_)) if observed.first_token.is_none() => {
-                    return Ending::Failed(timeout("first token"))
+            let item = match ready.take() {
+                Some(item) => item,
+                None => {
+                    let next = tokio::time::timeout_at(next_by, upstream.next());
+                    // Returning drops the upstream stream, which closes its connection at once.
+                    match self.guarded(next, ticker).await {
+                        None => return self.stopped(),
+                        Some(Err(_)) if observed.first_token.is_none() => {
+                            return Ending::Failed(timeout("first token"))
+                        }
+                        Some(Err(_)) if next_by == deadline => return Ending::Failed(timeout("total")),
+                        Some(Err(_)) => return Ending::Failed(timeout("idle")),
+                        Some(Ok(item)) => item,
+                    }
                 }
-                Some(Err(_)) if next_by == deadline => return Ending::Failed(timeout("total")),
-                Some(Err(_)) => return Ending::Failed(timeout("idle")),
-                Some(Ok(item)) => item,
             };
             match item {
                 None => return Ending::Finished(finish.unwrap_or(crate::model::FinishReason::Stop)),
                 Some(Err(e)) => return Ending::Failed(e),
                 Some(Ok(ProviderEvent::Conversation(id))) => self.keep_conversation_id(route, &id).await,
-                Some(Ok(event)) => {
+                Some(Ok(mut event)) => {
                     let had_text = observed.first_token.is_some();
+                    // The first text goes out alone, at once; later text takes
+                    // along what already came with it.
+                    if let (true, ProviderEvent::Delta(text)) = (had_text, &mut event) {
+                        ready = join_ready(text, &mut upstream).await;
+                    }
                     let published = self.apply(event, observed, &mut finish);
                     if observed.first_token.is_some() {
                         if !had_text {
@@ -237,10 +249,10 @@ impl TurnTask {
                         }
                         next_by = (Instant::now() + timeouts.idle).min(deadline);
                     }
-                    if published {
+                    if published && !had_text {
                         // Let the subscribers just woken write this text out
-                        // before the next piece is parsed: chunks that came in
-                        // one read would otherwise all wait for the last.
+                        // before more is parsed: the first text would otherwise
+                        // wait for the rest of its read.
                         tokio::task::yield_now().await;
                     }
                 }
@@ -283,6 +295,39 @@ impl TurnTask {
             tracing::warn!(%session_id, error = %e, "could not keep the provider's conversation id");
         }
     }
+}
+
+/// At most this much text (bytes) is joined into one delta.
+const JOINED_TEXT: usize = 4096;
+
+/// Joins to `text` the deltas that already came (chunks of one read):
+/// subscribers get one event, one frame and one write for them instead of
+/// one each, and none of them waits for text yet to come. A stream may
+/// need its HTTP connection's task to run before it hands over the next
+/// chunk of a read (hyper passes a body on one chunk at a time), so when
+/// nothing is ready this yields once to let it; nothing ready after that
+/// means nothing came. Stops at [`JOINED_TEXT`] bytes; returns the first
+/// item that is not a delta, which the caller takes next.
+async fn join_ready(
+    text: &mut String,
+    upstream: &mut ProviderStream,
+) -> Option<Option<Result<ProviderEvent, ProviderError>>> {
+    let mut yielded = false;
+    while text.len() < JOINED_TEXT {
+        match upstream.next().now_or_never() {
+            Some(Some(Ok(ProviderEvent::Delta(more)))) => {
+                text.push_str(&more);
+                yielded = false;
+            }
+            Some(other) => return Some(other),
+            None if yielded => return None,
+            None => {
+                tokio::task::yield_now().await;
+                yielded = true;
+            }
+        }
+    }
+    None
 }
 
 fn timeout(what: &str) -> ProviderError {

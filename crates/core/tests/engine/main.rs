@@ -13,6 +13,7 @@ mod budgets;
 mod cancel;
 mod checkpoints;
 mod fallbacks;
+mod joined;
 mod reaper;
 mod retries;
 mod timeouts;
