@@ -214,6 +214,8 @@ impl TurnTask {
         let mut next_by = first_deadline;
         // An item already taken from the stream by `join_ready`, next in line.
         let mut ready = None;
+        // When the last item came: text on its heels is part of a burst.
+        let mut last_came = Instant::now();
         loop {
             let item = match ready.take() {
                 Some(item) => item,
@@ -231,6 +233,8 @@ impl TurnTask {
                     }
                 }
             };
+            let came_after = last_came.elapsed();
+            last_came = Instant::now();
             match item {
                 None => return Ending::Finished(finish.unwrap_or(crate::model::FinishReason::Stop)),
                 Some(Err(e)) => return Ending::Failed(e),
@@ -240,7 +244,7 @@ impl TurnTask {
                     // The first text goes out alone, at once; later text takes
                     // along what already came with it.
                     if let (true, ProviderEvent::Delta(text)) = (had_text, &mut event) {
-                        ready = join_ready(text, &mut upstream).await;
+                        ready = join_ready(text, &mut upstream, came_after < BURST).await;
                     }
                     let published = self.apply(event, observed, &mut finish);
                     if observed.first_token.is_some() {
@@ -299,31 +303,38 @@ impl TurnTask {
 
 /// At most this much text (bytes) is joined into one delta.
 const JOINED_TEXT: usize = 4096;
+/// Text that comes within this of the item before it is part of a burst (a
+/// read that held several chunks); a model's tokens come far apart.
+const BURST: Duration = Duration::from_millis(1);
 
 /// Joins to `text` the deltas that already came (chunks of one read):
 /// subscribers get one event, one frame and one write for them instead of
-/// one each, and none of them waits for text yet to come. A stream may
-/// need its HTTP connection's task to run before it hands over the next
-/// chunk of a read (hyper passes a body on one chunk at a time), so when
-/// nothing is ready this yields once to let it; nothing ready after that
-/// means nothing came. Stops at [`JOINED_TEXT`] bytes; returns the first
-/// item that is not a delta, which the caller takes next.
+/// one each, and none of them waits for text yet to come. Stops at
+/// [`JOINED_TEXT`] bytes; returns the first item that is not a delta, which
+/// the caller takes next.
+///
+/// hyper hands a body over one chunk at a time, each after its connection's
+/// task has run, so the rest of a read is not ready at once: in a `burst`,
+/// when nothing is ready, this yields once to let that task pass it on
+/// (nothing ready after that means nothing came). Text that came after a
+/// pause goes out without that yield, which would delay it for nothing.
 async fn join_ready(
     text: &mut String,
     upstream: &mut ProviderStream,
+    burst: bool,
 ) -> Option<Option<Result<ProviderEvent, ProviderError>>> {
-    let mut yielded = false;
+    let mut may_yield = burst;
     while text.len() < JOINED_TEXT {
         match upstream.next().now_or_never() {
             Some(Some(Ok(ProviderEvent::Delta(more)))) => {
                 text.push_str(&more);
-                yielded = false;
+                may_yield = true;
             }
             Some(other) => return Some(other),
-            None if yielded => return None,
+            None if !may_yield => return None,
             None => {
                 tokio::task::yield_now().await;
-                yielded = true;
+                may_yield = false;
             }
         }
     }
