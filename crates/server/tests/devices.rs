@@ -98,13 +98,16 @@ async fn every_device_sees_every_turn_whichever_device_started_it() {
     // Each device saw the same deltas, each once: they tile both answers
     // with no gap and no repeat (how an answer is cut into deltas is the
     // server's to choose).
-    let piece = |d: &Value| (d["seq"].as_i64().unwrap(), d["offset"].as_u64().unwrap(), d["text"].as_str().unwrap().to_owned());
+    let piece = |d: &Value| {
+        (d["seq"].as_i64().unwrap(), d["offset"].as_u64().unwrap(), d["text"].as_str().unwrap().to_owned())
+    };
     let deltas = |sub: &LiveStream| -> Vec<_> {
         sub.received.iter().filter(|e| e.event == "stream_delta").map(|e| piece(&e.json())).collect()
     };
     let on_phone = deltas(&phone);
     assert_eq!(deltas(&laptop), on_phone);
-    let on_tablet: Vec<_> = tablet.received.iter().filter(|f| f["type"] == "stream_delta").map(piece).collect();
+    let on_tablet: Vec<_> =
+        tablet.received.iter().filter(|f| f["type"] == "stream_delta").map(piece).collect();
     assert_eq!(on_tablet, on_phone);
     for seq in [2, 4] {
         let mut offset = 0;

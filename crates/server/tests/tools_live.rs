@@ -109,7 +109,9 @@ async fn a_slow_check_ends_unverified_and_never_delays_the_text() {
         })
         .collect();
     // Where the event that names this came (text may come joined in fewer deltas).
-    let at = |name: &str| order.iter().position(|e| e.contains(name)).unwrap_or_else(|| panic!("{name}: {order:?}"));
+    let at = |name: &str| {
+        order.iter().position(|e| e.contains(name)).unwrap_or_else(|| panic!("{name}: {order:?}"))
+    };
     assert!(at("tool:shown") < at("delta:w0"), "{order:?}");
     assert!(at(" w2") < at("tool:unverified"), "the text came before the check's end: {order:?}");
     assert_eq!(order.last().map(String::as_str), Some("stream_end"), "{order:?}");
