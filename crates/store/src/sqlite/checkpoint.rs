@@ -5,16 +5,23 @@
 //! about a thousand pages. A `PASSIVE` checkpoint on a connection of its own
 //! runs beside the writer and never blocks it; the writer keeps a far higher
 //! threshold of its own as a safety net should this task fall behind.
+//!
+//! It runs [`EVERY`] after a write (the writer tells it), so an idle
+//! database costs nothing and a busy one is checkpointed in small steps:
+//! the bigger a checkpoint, the longer the stall it puts on turns around
+//! it (docs/benchmarks.md, 2026-12-07: every 200 ms, first-token p99 at
+//! c=50 was 2.3–3.3× the relay's; every 50 ms, 1.5–2.0×).
 
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions as _, Connection as _};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
 
-/// How often the WAL is checkpointed. At the busiest here a few megabytes
-/// of WAL build up in that time; an idle database costs a no-op statement.
-const EVERY: Duration = Duration::from_millis(200);
+/// How long after a write the WAL is checkpointed. At the busiest here
+/// that is a few thousand pages of WAL a checkpoint.
+const EVERY: Duration = Duration::from_millis(50);
 
 /// Pages of WAL at which the writer checkpoints by itself (about 40 MB),
 /// only reached if this task stops keeping up.
@@ -26,20 +33,22 @@ pub struct Checkpointer {
 }
 
 impl Checkpointer {
-    pub async fn spawn(options: &SqliteConnectOptions) -> Result<Self, sqlx::Error> {
+    /// `wrote`: told by the writer of each transaction that writes.
+    pub async fn spawn(options: &SqliteConnectOptions, wrote: Arc<Notify>) -> Result<Self, sqlx::Error> {
         let mut conn = options.connect().await?;
         let (stop, mut stopped) = oneshot::channel();
         let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
                     _ = &mut stopped => break,
-                    _ = tick.tick() => {
-                        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut conn).await {
-                            tracing::warn!(error = %e, "WAL checkpoint failed; the writer checkpoints by itself");
-                        }
-                    }
+                    () = wrote.notified() => {}
+                }
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    () = tokio::time::sleep(EVERY) => {}
+                }
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut conn).await {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; the writer checkpoints by itself");
                 }
             }
             // Whatever the last writes left in the WAL goes into the file.

@@ -97,9 +97,13 @@ impl Sqlite {
             .await
             .map_err(connect_err)?;
         sqlx::raw_sql(WRITER_TABLES).execute(&mut conn).await.map_err(connect_err)?;
-        let writer = Writer::spawn(conn);
-        let checkpointer =
-            if in_memory { None } else { Some(Checkpointer::spawn(&base).await.map_err(connect_err)?) };
+        let wrote = std::sync::Arc::new(tokio::sync::Notify::new());
+        let writer = Writer::spawn(conn, wrote.clone());
+        let checkpointer = if in_memory {
+            None
+        } else {
+            Some(Checkpointer::spawn(&base, wrote).await.map_err(connect_err)?)
+        };
         let reader = SqlitePoolOptions::new()
             .max_connections(if in_memory { 1 } else { READERS })
             .idle_timeout(None)

@@ -19,8 +19,9 @@ use super::direct::write_err;
 use crate::rows::db_err;
 use crate::write::{BoxFuture, WriteError, ATTEMPTS};
 use sqlx::{Connection as _, SqliteConnection};
+use std::sync::Arc;
 use switchboard_core::store::StoreError;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 /// Most writes in one transaction; bounds how long the first one waits.
 const MAX_BATCH: usize = 128;
@@ -43,9 +44,11 @@ enum Command {
 }
 
 impl Writer {
-    pub fn spawn(conn: SqliteConnection) -> Self {
+    /// `wrote` is told of each transaction that writes something (the
+    /// checkpointer waits for it).
+    pub fn spawn(conn: SqliteConnection, wrote: Arc<Notify>) -> Self {
         let (queue, commands) = mpsc::channel(QUEUE);
-        tokio::spawn(run(conn, commands));
+        tokio::spawn(run(conn, commands, wrote));
         Self { queue }
     }
 
@@ -213,7 +216,7 @@ impl Batch {
     }
 }
 
-async fn run(mut conn: SqliteConnection, mut commands: mpsc::Receiver<Command>) {
+async fn run(mut conn: SqliteConnection, mut commands: mpsc::Receiver<Command>, wrote: Arc<Notify>) {
     let mut batch = Batch::default();
     // Made once and kept: its cache of prepared statements lasts as long as
     // the connection. Used only while the writer holds the handle.
@@ -228,6 +231,9 @@ async fn run(mut conn: SqliteConnection, mut commands: mpsc::Receiver<Command>) 
                 }
                 // Holds the handle while only direct writes come.
                 loop {
+                    if !batch.direct.is_empty() {
+                        wrote.notify_one();
+                    }
                     match &direct {
                         Some(db) => run_direct(db, &mut batch.direct),
                         None => {
@@ -247,6 +253,9 @@ async fn run(mut conn: SqliteConnection, mut commands: mpsc::Receiver<Command>) 
                 }
                 fail_all(&mut batch.direct, &e.to_string());
             }
+        }
+        if !batch.sqlx.is_empty() {
+            wrote.notify_one();
         }
         run_batch(&mut conn, &mut batch.sqlx).await;
         if batch.stops() {
@@ -420,13 +429,17 @@ mod tests {
     use sqlx::ConnectOptions as _;
 
     async fn writer() -> Writer {
+        writer_telling(Arc::default()).await
+    }
+
+    async fn writer_telling(wrote: Arc<Notify>) -> Writer {
         let options = sqlx::sqlite::SqliteConnectOptions::new().in_memory(true).serialized(true);
         let mut conn = options.connect().await.unwrap();
         sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, via TEXT NOT NULL)")
             .execute(&mut conn)
             .await
             .unwrap();
-        Writer::spawn(conn)
+        Writer::spawn(conn, wrote)
     }
 
     fn via_sqlx(w: &Writer, id: i64) -> impl std::future::Future<Output = Result<(), StoreError>> + '_ {
@@ -475,6 +488,19 @@ mod tests {
         assert_eq!(count(&w, "direct").await, 133);
         w.close().await;
         assert!(direct(&w, 1000).await.is_err(), "a closed writer refuses writes");
+    }
+
+    #[tokio::test]
+    async fn the_checkpointer_is_told_of_each_kind_of_write_and_of_nothing_else() {
+        let wrote = Arc::new(Notify::new());
+        let w = writer_telling(wrote.clone()).await;
+        let told = || tokio::time::timeout(std::time::Duration::from_millis(200), wrote.notified());
+        assert!(told().await.is_err(), "nothing written yet");
+        direct(&w, 1).await.unwrap();
+        assert!(told().await.is_ok(), "a direct write");
+        via_sqlx(&w, 2).await.unwrap();
+        assert!(told().await.is_ok(), "a write through sqlx");
+        assert!(told().await.is_err(), "told once a write");
     }
 
     #[tokio::test]
