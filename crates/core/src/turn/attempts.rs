@@ -233,8 +233,9 @@ impl TurnTask {
                     }
                 }
             };
-            let came_after = last_came.elapsed();
-            last_came = Instant::now();
+            let now = Instant::now();
+            let came_after = now - last_came;
+            last_came = now;
             match item {
                 None => return Ending::Finished(finish.unwrap_or(crate::model::FinishReason::Stop)),
                 Some(Err(e)) => return Ending::Failed(e),
