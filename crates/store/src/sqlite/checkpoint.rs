@@ -10,7 +10,7 @@
 //! database costs nothing and a busy one is checkpointed in small steps:
 //! the bigger a checkpoint, the longer the stall it puts on turns around
 //! it (docs/benchmarks.md, 2026-12-07: every 200 ms, first-token p99 at
-//! c=50 was 2.3–3.3× the relay's; every 50 ms, 1.5–2.0×).
+//! c=50 was 1.7–3.3× the relay's; 50 ms after a write, 1.65–2.1×).
 
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions as _, Connection as _};
