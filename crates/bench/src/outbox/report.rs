@@ -34,6 +34,21 @@ fn receiver_per_turn(window: &Window) -> Option<f64> {
     per_turn(window, window.receiver_cpu?)
 }
 
+/// What the receiver alone leaves of the on/off ratio: at saturation the
+/// machine's cores are spent on the off windows' turns, so each turn's
+/// share is cores / (turns/s); the receiver's work for its event comes on
+/// top of it, on the same cores, however cheap the server's part is.
+fn receiver_cap(cores: usize, off_rate: f64, receiver_us: f64) -> String {
+    if off_rate <= 0.0 {
+        return String::new();
+    }
+    let machine_us = cores as f64 * 1e6 / off_rate;
+    format!(
+        "- the machine's CPU per turn with events off: {cores} cores / {off_rate:.0} turns/s = {machine_us:.0} µs; the receiver's {receiver_us:.0} µs on top of it alone caps on/off at {:.3} on this machine, before any of the server's work for the event\n",
+        machine_us / (machine_us + receiver_us)
+    )
+}
+
 fn per_turn(window: &Window, cpu: Duration) -> Option<f64> {
     let turns = window.throughput.completed;
     (turns > 0).then_some(cpu.as_secs_f64() * 1e6 / turns as f64)
@@ -118,6 +133,8 @@ fn render_windows(args: &EventsArgs, w: &Windows) -> String {
         text.push_str(&format!(
             "- the receiver's CPU per turn of the on windows (median; over the same span): {on:.0} µs — the tenant's backend's work, on this machine's cores too\n"
         ));
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        text.push_str(&receiver_cap(cores, off_rate, on));
     }
     for (label, on) in [("off", false), ("on", true)] {
         let rates: Vec<String> = w
@@ -206,4 +223,18 @@ fn render_drains(args: &EventsArgs, drains: &[(&str, Result<Drain>)]) -> String 
         args.pending, args.create_concurrency
     ));
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::receiver_cap;
+
+    #[test]
+    fn the_receivers_share_of_the_machine_caps_the_ratio() {
+        // 2 cores at 4,000 turns/s: 500 µs a turn; 25 µs more is 500/525.
+        let line = receiver_cap(2, 4000.0, 25.0);
+        assert!(line.contains("2 cores / 4000 turns/s = 500 µs"), "{line}");
+        assert!(line.contains("caps on/off at 0.952"), "{line}");
+        assert_eq!(receiver_cap(2, 0.0, 25.0), "");
+    }
 }
