@@ -20,7 +20,7 @@
 //!
 //! SQLite runs in WAL mode with `synchronous = NORMAL` ([`Durability::Full`]
 //! selects `FULL`), `busy_timeout` 5 s and foreign keys on. All its writes go
-//! through one writer thread holding the one writing connection; writes that
+//! through one writer task holding the one writing connection; writes that
 //! queue while a transaction runs commit together in the next one (group
 //! commit), and each caller hears back only after its write committed. Reads
 //! use a pool of four read-only connections beside it. PostgreSQL uses one

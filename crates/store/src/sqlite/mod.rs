@@ -1,4 +1,4 @@
-//! The SQLite backend: every write goes through one writer thread and its one
+//! The SQLite backend: every write goes through one writer task and its one
 //! connection (`writer.rs`), while a small pool of read-only connections reads
 //! beside it, which WAL allows.
 
@@ -84,7 +84,7 @@ impl Sqlite {
             base = base.journal_mode(SqliteJournalMode::Wal).pragma("journal_size_limit", "67108864");
         }
         // An in-memory database lives as long as its writer's connection,
-        // which the writer thread holds until the store closes.
+        // which the writer task holds until the store closes.
         let mut conn = base
             .clone()
             .pragma("wal_autocheckpoint", checkpoint::WRITER_THRESHOLD)

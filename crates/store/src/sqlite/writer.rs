@@ -1,4 +1,4 @@
-//! The SQLite writer: one thread owning the one connection that writes, so
+//! The SQLite writer: one task owning the one connection that writes, so
 //! writes queue in the process instead of fighting over SQLite's file lock.
 //! Writes that queue up while a transaction runs are committed together in
 //! the next one (group commit): a WAL commit costs about the same for one
@@ -14,14 +14,6 @@
 //! handle of the connection ([`sqlx::SqliteConnection::lock_handle`]) and
 //! runs their statements in place with rusqlite. An sqlx write hands the
 //! connection back to sqlx's thread until it has run.
-//!
-//! The writer has a thread of its own (a single-threaded runtime for the
-//! sqlx half), off the server's Tokio workers: a batch runs in place for a
-//! few hundred microseconds, and on a worker it held up every task queued
-//! behind it, turns' first tokens included (docs/benchmarks.md, 2026-12-07:
-//! first-token p99 at c=50 1.72–1.91× the relay's on a worker, 1.40–1.85×
-//! on its own thread; and bigger group commits, 16 WAL writes a turn
-//! instead of 22).
 
 use super::direct::write_err;
 use crate::rows::db_err;
@@ -38,7 +30,7 @@ const QUEUE: usize = 4096;
 /// Prepared statements the direct writes keep.
 const STATEMENTS: usize = 64;
 
-/// A handle to the writer; cheap to share.
+/// A handle to the writer task; cheap to share.
 #[derive(Debug, Clone)]
 pub struct Writer {
     queue: mpsc::Sender<Command>,
@@ -56,16 +48,7 @@ impl Writer {
     /// checkpointer waits for it).
     pub fn spawn(conn: SqliteConnection, wrote: Arc<Notify>) -> Self {
         let (queue, commands) = mpsc::channel(QUEUE);
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build();
-        let spawned = runtime.map_err(|e| e.to_string()).and_then(|runtime| {
-            std::thread::Builder::new()
-                .name("sqlite-writer".into())
-                .spawn(move || runtime.block_on(run(conn, commands, wrote)))
-                .map_err(|e| e.to_string())
-        });
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "the database writer's thread could not start; every write fails");
-        }
+        tokio::spawn(run(conn, commands, wrote));
         Self { queue }
     }
 
@@ -82,7 +65,7 @@ impl Writer {
     }
 
     /// Like [`Writer::write`], for work that runs its statements in place on
-    /// the connection (`direct.rs`). It runs on the writer's thread, so it
+    /// the connection (`direct.rs`). It runs on the writer's task, so it
     /// must do nothing but its statements (and cheap work around them).
     pub async fn write_direct<T, F>(&self, work: F) -> Result<T, StoreError>
     where
