@@ -6,6 +6,7 @@ mod checkpoint;
 mod direct;
 mod finish;
 mod known;
+mod offload;
 mod outbox;
 mod session;
 mod turn;

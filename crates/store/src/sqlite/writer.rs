@@ -13,9 +13,12 @@
 //! *direct* (`direct.rs`): while only those come, the writer holds sqlx's
 //! handle of the connection ([`sqlx::SqliteConnection::lock_handle`]) and
 //! runs their statements in place with rusqlite. An sqlx write hands the
-//! connection back to sqlx's thread until it has run.
+//! connection back to sqlx's thread until it has run. A big batch of direct
+//! writes runs on a thread of its own (`offload.rs`), so that it does not
+//! stall the other tasks of the worker the writer is on.
 
 use super::direct::write_err;
+use super::offload::Offload;
 use crate::rows::db_err;
 use crate::write::{BoxFuture, WriteError, ATTEMPTS};
 use sqlx::{Connection as _, SqliteConnection};
@@ -110,7 +113,7 @@ trait Job: Send {
 }
 
 /// A queued direct write.
-trait DirectJob: Send {
+pub(super) trait DirectJob: Send {
     fn run(&mut self, db: &rusqlite::Connection) -> Result<(), WriteError>;
     fn deliver(self: Box<Self>);
     fn fail(self: Box<Self>, error: StoreError);
@@ -221,6 +224,7 @@ async fn run(mut conn: SqliteConnection, mut commands: mpsc::Receiver<Command>, 
     // Made once and kept: its cache of prepared statements lasts as long as
     // the connection. Used only while the writer holds the handle.
     let mut direct: Option<rusqlite::Connection> = None;
+    let offload = Offload::start();
     loop {
         match conn.lock_handle().await {
             Ok(mut locked) => {
@@ -234,10 +238,20 @@ async fn run(mut conn: SqliteConnection, mut commands: mpsc::Receiver<Command>, 
                     if !batch.direct.is_empty() {
                         wrote.notify_one();
                     }
-                    match &direct {
-                        Some(db) => run_direct(db, &mut batch.direct),
-                        None => {
-                            fail_all(&mut batch.direct, "the writer's connection could not be used in place")
+                    let jobs = std::mem::take(&mut batch.direct);
+                    match (direct.take(), &offload) {
+                        (Some(db), Some(offload)) => {
+                            direct = match offload.run(db, jobs).await {
+                                Some(db) => Some(db),
+                                None => in_place(&mut locked).ok(),
+                            };
+                        }
+                        (Some(db), None) => {
+                            run_direct(&db, &mut { jobs });
+                            direct = Some(db);
+                        }
+                        (None, _) => {
+                            fail_all(&mut { jobs }, "the writer's connection could not be used in place")
                         }
                     }
                     if batch.stops() || !batch.sqlx.is_empty() {
@@ -307,7 +321,7 @@ fn control(db: &rusqlite::Connection, sql: &str) -> rusqlite::Result<()> {
 }
 
 /// Direct writes: all in one transaction, or, when that fails, each alone.
-fn run_direct(db: &rusqlite::Connection, jobs: &mut Vec<Box<dyn DirectJob>>) {
+pub(super) fn run_direct(db: &rusqlite::Connection, jobs: &mut Vec<Box<dyn DirectJob>>) {
     if jobs.len() > 1 && direct_in_one(db, jobs).is_ok() {
         for job in jobs.drain(..) {
             job.deliver();
@@ -516,6 +530,40 @@ mod tests {
         assert_eq!(count(&w, "direct").await, 3);
         // A refused write leaves no transaction open: sqlx writes still work.
         via_sqlx(&w, 4).await.unwrap();
+        assert_eq!(count(&w, "sqlx").await, 1);
+    }
+
+    /// A direct write that answers with the name of the thread it ran on.
+    fn direct_where(
+        w: &Writer,
+        id: i64,
+    ) -> impl std::future::Future<Output = Result<String, StoreError>> + '_ {
+        w.write_direct(move |db| {
+            db.execute("INSERT INTO t VALUES (?1, 'direct')", [id]).map_err(write_err)?;
+            Ok(std::thread::current().name().unwrap_or_default().to_owned())
+        })
+    }
+
+    #[tokio::test]
+    async fn a_big_batch_runs_off_the_runtime_and_a_failing_write_still_fails_alone() {
+        let w = writer().await;
+        direct(&w, 1).await.unwrap();
+        // Five queued together: one batch, big enough for the batch thread.
+        let (a, b, dup, c, d) = tokio::join!(
+            direct_where(&w, 2),
+            direct_where(&w, 3),
+            direct_where(&w, 1),
+            direct_where(&w, 4),
+            direct_where(&w, 5)
+        );
+        assert!(dup.is_err(), "the duplicate key fails");
+        for ran_on in [a, b, c, d] {
+            assert_eq!(ran_on.unwrap(), "sqlite-batches");
+        }
+        // A write alone stays in place, on the runtime's thread.
+        assert_ne!(direct_where(&w, 6).await.unwrap(), "sqlite-batches");
+        assert_eq!(count(&w, "direct").await, 6);
+        via_sqlx(&w, 7).await.unwrap();
         assert_eq!(count(&w, "sqlx").await, 1);
     }
 }
