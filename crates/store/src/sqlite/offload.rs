@@ -26,12 +26,12 @@ type Work = (rusqlite::Connection, Jobs, oneshot::Sender<rusqlite::Connection>);
 
 /// The thread, while the writer lives: it ends when this is dropped.
 pub struct Offload {
-    work: mpsc::Sender<Work>,
+    /// `None` if the thread could not start: every batch runs in place.
+    work: Option<mpsc::Sender<Work>>,
 }
 
 impl Offload {
-    /// Starts the thread; `None` if it cannot (every batch then runs in place).
-    pub fn start() -> Option<Self> {
+    pub fn start() -> Self {
         let (work, queue) = mpsc::channel::<Work>();
         let spawned = std::thread::Builder::new().name("sqlite-batches".into()).spawn(move || {
             while let Ok((db, mut jobs, done)) = queue.recv() {
@@ -39,26 +39,23 @@ impl Offload {
                 let _ = done.send(db);
             }
         });
-        match spawned {
-            Ok(_) => Some(Self { work }),
-            Err(e) => {
-                tracing::warn!(error = %e, "no thread for big write batches; they run in place");
-                None
-            }
+        if let Err(e) = &spawned {
+            tracing::warn!(error = %e, "no thread for big write batches; they run in place");
         }
+        Self { work: spawned.ok().map(|_| work) }
     }
 
     /// Runs `jobs` (each answered as `run_direct` does) on `db`, on the
     /// thread if the batch is big, and gives the connection back; `None` if
     /// the thread ended mid-batch (a job panicked: its batch's callers hear
     /// that the writer stopped, and the writer makes a new connection).
-    pub async fn run(&self, db: rusqlite::Connection, mut jobs: Jobs) -> Option<rusqlite::Connection> {
-        if jobs.len() < BIG_BATCH {
-            run_direct(&db, &mut jobs);
+    pub async fn run(&self, db: rusqlite::Connection, jobs: &mut Jobs) -> Option<rusqlite::Connection> {
+        let Some(work) = self.work.as_ref().filter(|_| jobs.len() >= BIG_BATCH) else {
+            run_direct(&db, jobs);
             return Some(db);
-        }
+        };
         let (done, ran) = oneshot::channel();
-        match self.work.send((db, jobs, done)) {
+        match work.send((db, std::mem::take(jobs), done)) {
             Ok(()) => ran.await.ok(),
             // The thread is gone: in place, then.
             Err(mpsc::SendError((db, mut jobs, _))) => {

@@ -238,20 +238,15 @@ async fn run(mut conn: SqliteConnection, mut commands: mpsc::Receiver<Command>, 
                     if !batch.direct.is_empty() {
                         wrote.notify_one();
                     }
-                    let jobs = std::mem::take(&mut batch.direct);
-                    match (direct.take(), &offload) {
-                        (Some(db), Some(offload)) => {
-                            direct = match offload.run(db, jobs).await {
+                    match direct.take() {
+                        Some(db) => {
+                            direct = match offload.run(db, &mut batch.direct).await {
                                 Some(db) => Some(db),
                                 None => in_place(&mut locked).ok(),
                             };
                         }
-                        (Some(db), None) => {
-                            run_direct(&db, &mut { jobs });
-                            direct = Some(db);
-                        }
-                        (None, _) => {
-                            fail_all(&mut { jobs }, "the writer's connection could not be used in place")
+                        None => {
+                            fail_all(&mut batch.direct, "the writer's connection could not be used in place")
                         }
                     }
                     if batch.stops() || !batch.sqlx.is_empty() {
