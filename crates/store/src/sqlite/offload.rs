@@ -31,6 +31,7 @@ pub struct Offload {
 }
 
 impl Offload {
+    /// Starts the thread; if it cannot, every batch runs in place.
     pub fn start() -> Self {
         let (work, queue) = mpsc::channel::<Work>();
         let spawned = std::thread::Builder::new().name("sqlite-batches".into()).spawn(move || {
