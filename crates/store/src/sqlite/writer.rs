@@ -240,10 +240,11 @@ async fn run(mut conn: SqliteConnection, mut commands: mpsc::Receiver<Command>, 
                     }
                     match direct.take() {
                         Some(db) => {
-                            direct = match offload.run(db, &mut batch.direct).await {
-                                Some(db) => Some(db),
-                                None => in_place(&mut locked).ok(),
-                            };
+                            // The batch thread gone mid-batch: a new connection.
+                            direct = offload
+                                .run(db, &mut batch.direct)
+                                .await
+                                .or_else(|| in_place(&mut locked).ok());
                         }
                         None => {
                             fail_all(&mut batch.direct, "the writer's connection could not be used in place")
