@@ -10,6 +10,7 @@ mod offload;
 mod outbox;
 mod session;
 mod turn;
+mod wal_writes;
 mod writer;
 
 pub use finish::{checkpoint, finish_message};
@@ -83,6 +84,11 @@ impl Sqlite {
             // Bound the WAL file's size after checkpoints; it otherwise keeps
             // its high-water mark forever.
             base = base.journal_mode(SqliteJournalMode::Wal).pragma("journal_size_limit", "67108864");
+            // Each commit's WAL frames in one write (`wal_writes.rs`).
+            match wal_writes::register() {
+                Ok(vfs) => base = base.vfs(vfs),
+                Err(e) => tracing::warn!(error = %e, "WAL writes go frame by frame"),
+            }
         }
         // An in-memory database lives as long as its writer's connection,
         // which the writer task holds until the store closes.
