@@ -49,7 +49,18 @@ static DEFAULT: AtomicPtr<ffi::sqlite3_vfs> = AtomicPtr::new(ptr::null_mut());
 struct WalFile {
     base: ffi::sqlite3_file,
     inner: *mut ffi::sqlite3_file,
+    /// Its connection's database file, while both are open.
+    db: *mut DbFile,
     gathered: Gathered,
+}
+
+/// A database file, laid out like [`WalFile`]; `wal` is its connection's
+/// WAL file while both are open.
+#[repr(C)]
+struct DbFile {
+    base: ffi::sqlite3_file,
+    inner: *mut ffi::sqlite3_file,
+    wal: *mut WalFile,
 }
 
 /// Bytes of an append not yet written, from `start`.
@@ -57,20 +68,29 @@ struct WalFile {
 struct Gathered {
     start: i64,
     bytes: Vec<u8>,
-    /// The last bytes gathered are the header of a frame that commits.
+    /// Where the append continues: the end of the last write, gathered or not.
+    end: i64,
+    /// The last bytes gathered are a frame's header…
+    header: bool,
+    /// …of a frame that commits.
     commit_header: bool,
+    /// A frame's size (header and page), once a header and its page were seen.
+    frame: i64,
     /// Writes made to the default VFS's file (tests count them).
     writes: u64,
 }
 
-impl Gathered {
-    fn end(&self) -> i64 {
-        self.start + self.bytes.len() as i64
+/// Where the default VFS's file sits in either struct's allocation.
+const INNER_OFFSET: usize =
+    max(std::mem::size_of::<WalFile>(), std::mem::size_of::<DbFile>()).next_multiple_of(16);
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b {
+        a
+    } else {
+        b
     }
 }
-
-/// Where the default VFS's file sits in a [`WalFile`]'s allocation.
-const INNER_OFFSET: usize = std::mem::size_of::<WalFile>().next_multiple_of(16);
 
 /// Registers the VFS once; its name, or why it could not be.
 pub fn register() -> Result<&'static str, String> {
@@ -107,7 +127,7 @@ static WAL_METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
     // SQLite asks a WAL file for none of version 2's or 3's methods (shared
     // memory and mapping belong to the database file).
     iVersion: 1,
-    xClose: Some(close),
+    xClose: Some(wal_close),
     xRead: Some(read),
     xWrite: Some(write),
     xTruncate: Some(truncate),
@@ -127,10 +147,34 @@ static WAL_METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
     xUnfetch: None,
 };
 
-// SAFETY (every function below): SQLite calls these with the file it opened
-// through `open`, whose methods are `WAL_METHODS` only once `inner` and
-// `gathered` are initialized, and never on one file from two threads at
-// once (a connection's files are used under its mutex).
+static DB_METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
+    iVersion: 3,
+    xClose: Some(db_close),
+    xRead: Some(db_read),
+    xWrite: Some(db_write),
+    xTruncate: Some(db_truncate),
+    xSync: Some(db_sync),
+    xFileSize: Some(db_file_size),
+    xLock: Some(db_lock),
+    xUnlock: Some(db_unlock),
+    xCheckReservedLock: Some(db_check_reserved_lock),
+    xFileControl: Some(db_file_control),
+    xSectorSize: Some(sector_size),
+    xDeviceCharacteristics: Some(device_characteristics),
+    xShmMap: Some(db_shm_map),
+    xShmLock: Some(db_shm_lock),
+    xShmBarrier: Some(db_shm_barrier),
+    xShmUnmap: Some(db_shm_unmap),
+    xFetch: Some(db_fetch),
+    xUnfetch: Some(db_unfetch),
+};
+
+// SAFETY (every function below): SQLite calls these with a file it opened
+// through `open`, whose methods are ours only once its fields are
+// initialized, and never on one connection's files from two threads at
+// once (they are used under its mutex). `inner` is the default VFS's open
+// file; a database file and its connection's WAL file point at each other
+// while both are open.
 
 #[allow(unsafe_code)]
 unsafe extern "C" fn open(
@@ -142,12 +186,12 @@ unsafe extern "C" fn open(
 ) -> c_int {
     let default = DEFAULT.load(Ordering::Acquire);
     let Some(default_open) = (*default).xOpen else { return ffi::SQLITE_CANTOPEN };
-    if flags & ffi::SQLITE_OPEN_WAL == 0 {
+    let (wal, main) = (flags & ffi::SQLITE_OPEN_WAL != 0, flags & ffi::SQLITE_OPEN_MAIN_DB != 0);
+    if !wal && !main {
         return default_open(default, name, file, flags, out_flags);
     }
-    let wal = file.cast::<WalFile>();
     let inner = file.cast::<u8>().add(INNER_OFFSET).cast::<ffi::sqlite3_file>();
-    (*wal).base.pMethods = ptr::null();
+    (*file).pMethods = ptr::null();
     let rc = default_open(default, name, inner, flags, out_flags);
     if rc != ffi::SQLITE_OK || (*inner).pMethods.is_null() {
         // SQLite closes a file whose open failed only if it has methods;
@@ -157,25 +201,40 @@ unsafe extern "C" fn open(
         }
         return if rc == ffi::SQLITE_OK { ffi::SQLITE_CANTOPEN } else { rc };
     }
+    if main {
+        let db = file.cast::<DbFile>();
+        ptr::addr_of_mut!((*db).inner).write(inner);
+        ptr::addr_of_mut!((*db).wal).write(ptr::null_mut());
+        (*file).pMethods = &DB_METHODS;
+        return ffi::SQLITE_OK;
+    }
+    let wal = file.cast::<WalFile>();
     ptr::addr_of_mut!((*wal).inner).write(inner);
+    ptr::addr_of_mut!((*wal).db).write(ptr::null_mut());
     ptr::addr_of_mut!((*wal).gathered).write(Gathered::default());
-    (*wal).base.pMethods = &WAL_METHODS;
+    (*file).pMethods = &WAL_METHODS;
+    // SQLite names a WAL after its database, whose file this finds.
+    let db = ffi::sqlite3_database_file_object(name);
+    if !db.is_null() && ptr::eq((*db).pMethods, &DB_METHODS) {
+        let db = db.cast::<DbFile>();
+        (*db).wal = wal;
+        (*wal).db = db;
+    }
     ffi::SQLITE_OK
 }
 
 #[allow(unsafe_code)]
-unsafe fn parts<'a>(
-    file: *mut ffi::sqlite3_file,
-) -> (*mut ffi::sqlite3_file, &'a ffi::sqlite3_io_methods, &'a mut Gathered) {
-    let wal = file.cast::<WalFile>();
-    let inner = (*wal).inner;
-    (inner, &*(*inner).pMethods, &mut (*wal).gathered)
+unsafe fn inner(file: *mut ffi::sqlite3_file) -> (*mut ffi::sqlite3_file, &'static ffi::sqlite3_io_methods) {
+    // Both structs start with `base` then `inner`.
+    let inner = (*file.cast::<WalFile>()).inner;
+    (inner, &*(*inner).pMethods)
 }
 
-/// Writes what is gathered, if anything.
+/// Writes what `wal` gathered, if anything.
 #[allow(unsafe_code)]
-unsafe fn flush(file: *mut ffi::sqlite3_file) -> c_int {
-    let (inner, methods, gathered) = parts(file);
+unsafe fn flush(wal: *mut WalFile) -> c_int {
+    let (inner, methods) = inner(wal.cast());
+    let gathered = &mut (*wal).gathered;
     if gathered.bytes.is_empty() {
         return ffi::SQLITE_OK;
     }
@@ -184,7 +243,7 @@ unsafe fn flush(file: *mut ffi::sqlite3_file) -> c_int {
     gathered.writes += 1;
     let rc = write(inner, gathered.bytes.as_ptr().cast(), amount, gathered.start);
     gathered.bytes.clear();
-    gathered.commit_header = false;
+    (gathered.header, gathered.commit_header) = (false, false);
     rc
 }
 
@@ -195,47 +254,63 @@ unsafe extern "C" fn write(
     amount: c_int,
     offset: i64,
 ) -> c_int {
+    let wal = file.cast::<WalFile>();
     let Ok(len) = usize::try_from(amount) else { return ffi::SQLITE_IOERR_WRITE };
     let bytes = std::slice::from_raw_parts(data.cast::<u8>(), len);
-    let commits = len == FRAME_HEADER && bytes[4..8] != [0; 4];
-    let (inner, methods, gathered) = parts(file);
-    if !gathered.bytes.is_empty() && offset == gathered.end() && gathered.bytes.len() + len <= MAX_GATHERED {
-        // The page of the frame whose header commits: the transaction's
-        // last write before SQLite publishes it.
-        let completes_commit = gathered.commit_header && len != FRAME_HEADER;
-        gathered.bytes.extend_from_slice(bytes);
-        gathered.commit_header = commits;
-        // Or the end of a frame after which another would not fit: frames
-        // stay whole in a write.
-        let full = len != FRAME_HEADER && gathered.bytes.len() + FRAME_HEADER + len > MAX_GATHERED;
-        return if completes_commit || full { flush(file) } else { ffi::SQLITE_OK };
+    let header = len == FRAME_HEADER;
+    let commits = header && bytes[4..8] != [0; 4];
+    let gathered = &mut (*wal).gathered;
+    let continues = offset == gathered.end;
+    if !gathered.bytes.is_empty() {
+        if continues && gathered.bytes.len() + len <= MAX_GATHERED {
+            // The page of the frame whose header commits: the transaction's
+            // last write before SQLite publishes it.
+            let completes_commit = gathered.commit_header && !header;
+            if gathered.header && !header {
+                gathered.frame = (FRAME_HEADER + len) as i64;
+            }
+            gathered.bytes.extend_from_slice(bytes);
+            gathered.end = offset + len as i64;
+            (gathered.header, gathered.commit_header) = (header, commits);
+            // Or the end of a frame after which another would not fit:
+            // frames stay whole in a write.
+            let full = !header && gathered.bytes.len() + FRAME_HEADER + len > MAX_GATHERED;
+            return if completes_commit || full { flush(wal) } else { ffi::SQLITE_OK };
+        }
+        let rc = flush(wal);
+        if rc != ffi::SQLITE_OK {
+            return rc;
+        }
     }
-    let rc = flush(file);
-    if rc != ffi::SQLITE_OK {
-        return rc;
-    }
-    // The start of an append: the WAL's header, or a header of a frame that
-    // does not commit (more frames follow it).
-    if (len == WAL_HEADER && offset == 0) || (len == FRAME_HEADER && !commits) {
+    let gathered = &mut (*wal).gathered;
+    // An append starts with the WAL's header, or with a frame's header where
+    // frames sit; one that commits only where the append continues (SQLite
+    // rewrites earlier frames' headers, a commit's last, without their pages).
+    let aligned = gathered.frame == 0 || (offset - WAL_HEADER as i64) % gathered.frame == 0;
+    let starts = (len == WAL_HEADER && offset == 0) || (header && aligned && (continues || !commits));
+    gathered.end = offset + len as i64;
+    if starts {
         gathered.start = offset;
         gathered.bytes.extend_from_slice(bytes);
+        (gathered.header, gathered.commit_header) = (header, commits);
         return ffi::SQLITE_OK;
     }
+    let (inner, methods) = inner(file);
     let Some(write) = methods.xWrite else { return ffi::SQLITE_IOERR_WRITE };
-    gathered.writes += 1;
+    (*wal).gathered.writes += 1;
     write(inner, data, amount, offset)
 }
 
-/// Forwards a method after writing what is gathered.
+/// A method of the WAL file, forwarded after writing what is gathered.
 macro_rules! after_flush {
     ($name:ident, $method:ident ( $($arg:ident : $ty:ty),* )) => {
         #[allow(unsafe_code)]
         unsafe extern "C" fn $name(file: *mut ffi::sqlite3_file $(, $arg: $ty)*) -> c_int {
-            let rc = flush(file);
+            let rc = flush(file.cast());
             if rc != ffi::SQLITE_OK {
                 return rc;
             }
-            let (inner, methods, _) = parts(file);
+            let (inner, methods) = inner(file);
             match methods.$method {
                 Some(method) => method(inner $(, $arg)*),
                 None => ffi::SQLITE_IOERR,
@@ -253,12 +328,73 @@ after_flush!(unlock, xUnlock(level: c_int));
 after_flush!(check_reserved_lock, xCheckReservedLock(out: *mut c_int));
 after_flush!(file_control, xFileControl(op: c_int, arg: *mut c_void));
 
+/// A method of the database file, forwarded as it is.
+macro_rules! forward {
+    ($name:ident, $method:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty, $missing:expr) => {
+        #[allow(unsafe_code)]
+        unsafe extern "C" fn $name(file: *mut ffi::sqlite3_file $(, $arg: $ty)*) -> $ret {
+            let (inner, methods) = inner(file);
+            match methods.$method {
+                Some(method) => method(inner $(, $arg)*),
+                None => $missing,
+            }
+        }
+    };
+}
+
+forward!(db_read, xRead(buffer: *mut c_void, amount: c_int, offset: i64) -> c_int, ffi::SQLITE_IOERR);
+forward!(db_write, xWrite(data: *const c_void, amount: c_int, offset: i64) -> c_int, ffi::SQLITE_IOERR);
+forward!(db_truncate, xTruncate(size: i64) -> c_int, ffi::SQLITE_IOERR);
+forward!(db_sync, xSync(flags: c_int) -> c_int, ffi::SQLITE_IOERR);
+forward!(db_file_size, xFileSize(size: *mut i64) -> c_int, ffi::SQLITE_IOERR);
+forward!(db_lock, xLock(level: c_int) -> c_int, ffi::SQLITE_IOERR);
+forward!(db_unlock, xUnlock(level: c_int) -> c_int, ffi::SQLITE_IOERR);
+forward!(db_check_reserved_lock, xCheckReservedLock(out: *mut c_int) -> c_int, ffi::SQLITE_IOERR);
+forward!(db_file_control, xFileControl(op: c_int, arg: *mut c_void) -> c_int, ffi::SQLITE_NOTFOUND);
+forward!(sector_size, xSectorSize() -> c_int, 4096);
+forward!(device_characteristics, xDeviceCharacteristics() -> c_int, 0);
+forward!(db_shm_map, xShmMap(page: c_int, size: c_int, extend: c_int, out: *mut *mut c_void) -> c_int, ffi::SQLITE_IOERR);
+forward!(db_shm_barrier, xShmBarrier() -> (), ());
+forward!(db_shm_unmap, xShmUnmap(delete: c_int) -> c_int, ffi::SQLITE_IOERR);
+forward!(db_fetch, xFetch(offset: i64, amount: c_int, out: *mut *mut c_void) -> c_int, ffi::SQLITE_IOERR);
+forward!(db_unfetch, xUnfetch(offset: i64, page: *mut c_void) -> c_int, ffi::SQLITE_IOERR);
+
+/// The WAL's write lock: the connection's writes end when it is released.
+const WAL_WRITE_LOCK: c_int = 0;
+
+/// Before the WAL's write lock is released, its WAL file writes what it
+/// gathered: frames a rolled-back transaction spilled from its cache, which
+/// would otherwise be written later, over what another connection wrote
+/// there meanwhile.
 #[allow(unsafe_code)]
-unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
-    let flushed = flush(file);
-    let (inner, methods, _) = parts(file);
+unsafe extern "C" fn db_shm_lock(
+    file: *mut ffi::sqlite3_file,
+    offset: c_int,
+    n: c_int,
+    flags: c_int,
+) -> c_int {
+    let wal = (*file.cast::<DbFile>()).wal;
+    if offset == WAL_WRITE_LOCK && flags & ffi::SQLITE_SHM_UNLOCK != 0 && !wal.is_null() {
+        // Frames of no commit: if they cannot be written, they are not needed.
+        let _ = flush(wal);
+    }
+    let (inner, methods) = inner(file);
+    match methods.xShmLock {
+        Some(lock) => lock(inner, offset, n, flags),
+        None => ffi::SQLITE_IOERR,
+    }
+}
+
+#[allow(unsafe_code)]
+unsafe extern "C" fn wal_close(file: *mut ffi::sqlite3_file) -> c_int {
+    let wal = file.cast::<WalFile>();
+    let flushed = flush(wal);
+    let (inner, methods) = inner(file);
     let closed = methods.xClose.map_or(ffi::SQLITE_OK, |close| close(inner));
-    ptr::drop_in_place(ptr::addr_of_mut!((*file.cast::<WalFile>()).gathered));
+    ptr::drop_in_place(ptr::addr_of_mut!((*wal).gathered));
+    if !(*wal).db.is_null() {
+        (*(*wal).db).wal = ptr::null_mut();
+    }
     if flushed != ffi::SQLITE_OK {
         flushed
     } else {
@@ -267,15 +403,32 @@ unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
 }
 
 #[allow(unsafe_code)]
-unsafe extern "C" fn sector_size(file: *mut ffi::sqlite3_file) -> c_int {
-    let (inner, methods, _) = parts(file);
-    methods.xSectorSize.map_or(4096, |f| f(inner))
+unsafe extern "C" fn db_close(file: *mut ffi::sqlite3_file) -> c_int {
+    let db = file.cast::<DbFile>();
+    if !(*db).wal.is_null() {
+        (*(*db).wal).db = ptr::null_mut();
+    }
+    let (inner, methods) = inner(file);
+    methods.xClose.map_or(ffi::SQLITE_OK, |close| close(inner))
 }
 
+/// Connection `db`'s WAL file, if it is this VFS's and open.
+#[cfg(test)]
 #[allow(unsafe_code)]
-unsafe extern "C" fn device_characteristics(file: *mut ffi::sqlite3_file) -> c_int {
-    let (inner, methods, _) = parts(file);
-    methods.xDeviceCharacteristics.map_or(0, |f| f(inner))
+fn wal_of(db: &rusqlite::Connection) -> Option<*mut WalFile> {
+    let mut file: *mut ffi::sqlite3_file = ptr::null_mut();
+    // SAFETY: the connection's handle is valid while `db` lives.
+    let rc = unsafe {
+        ffi::sqlite3_file_control(
+            db.handle(),
+            c"main".as_ptr(),
+            ffi::SQLITE_FCNTL_JOURNAL_POINTER,
+            ptr::addr_of_mut!(file).cast(),
+        )
+    };
+    // SAFETY: a non-null journal pointer is an open file.
+    let ours = rc == ffi::SQLITE_OK && !file.is_null() && ptr::eq(unsafe { (*file).pMethods }, &WAL_METHODS);
+    ours.then_some(file.cast())
 }
 
 /// The bytes gathered in connection `db`'s WAL file and the writes made to
@@ -283,23 +436,20 @@ unsafe extern "C" fn device_characteristics(file: *mut ffi::sqlite3_file) -> c_i
 #[cfg(test)]
 #[allow(unsafe_code)]
 fn gathered_of(db: &rusqlite::Connection) -> Option<(usize, u64)> {
-    let mut file: *mut ffi::sqlite3_file = ptr::null_mut();
-    // SAFETY: the connection's handle is valid while `db` lives, and the
-    // file is read only while the connection runs nothing.
-    unsafe {
-        let main = c"main".as_ptr();
-        let rc = ffi::sqlite3_file_control(
-            db.handle(),
-            main,
-            ffi::SQLITE_FCNTL_JOURNAL_POINTER,
-            ptr::addr_of_mut!(file).cast(),
-        );
-        if rc != ffi::SQLITE_OK || file.is_null() || !ptr::eq((*file).pMethods, &WAL_METHODS) {
-            return None;
-        }
-        let gathered = &(*file.cast::<WalFile>()).gathered;
-        Some((gathered.bytes.len(), gathered.writes))
-    }
+    // SAFETY: read while the connection runs nothing.
+    wal_of(db).map(|wal| unsafe { ((*wal).gathered.bytes.len(), (*wal).gathered.writes) })
+}
+
+/// Gathers the header of a frame that does not commit where connection
+/// `db`'s WAL append continues, as a spill from its cache would.
+#[cfg(test)]
+#[allow(unsafe_code)]
+fn gather_a_header(db: &rusqlite::Connection) {
+    let wal = wal_of(db).expect("a WAL of this VFS");
+    let header = [0u8; FRAME_HEADER];
+    // SAFETY: the connection runs nothing meanwhile; `write` copies the bytes.
+    let rc = unsafe { write(wal.cast(), header.as_ptr().cast(), FRAME_HEADER as c_int, (*wal).gathered.end) };
+    assert_eq!(rc, ffi::SQLITE_OK);
 }
 
 #[cfg(test)]
