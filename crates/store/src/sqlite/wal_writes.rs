@@ -13,13 +13,17 @@
 //! before; and an error of that write fails the commit that made it.
 //! Anything else done with the file (a read, a sync, its size, a write that
 //! does not continue the append) first writes what is gathered, so SQLite
-//! never sees the file other than it would have. A write that is not the
-//! start of an append (a commit of one page, a page overwritten within its
-//! transaction, a checksum rewritten) goes straight through. The test
-//! `every_kind_of_commit_leaves_nothing_gathered` holds the bundled SQLite
-//! to the write pattern this relies on.
+//! never sees the file other than it would have, and so does the release of
+//! the WAL's write lock (on the database file, whose methods are otherwise
+//! the default VFS's, forwarded): frames of a transaction that spilled its
+//! cache and rolled back are written while the connection still owns that
+//! end of the WAL, never later over another connection's commit. A write
+//! that cannot start an append (a page overwritten within its transaction,
+//! a checksum rewritten in place, a header where no frame starts) goes
+//! straight through. The tests hold the bundled SQLite to the write pattern
+//! this relies on.
 //!
-//! Database files and every other file are the default VFS's own, untouched.
+//! Every other file (journals, temporary files) is the default VFS's own.
 
 use rusqlite::ffi;
 use std::ffi::{c_int, c_void, CString};
@@ -74,7 +78,8 @@ struct Gathered {
     header: bool,
     /// …of a frame that commits.
     commit_header: bool,
-    /// A frame's size (header and page), once a header and its page were seen.
+    /// A frame's size (header and page) from the WAL's header; 0 while
+    /// unknown, when nothing is gathered.
     frame: i64,
     /// Writes made to the default VFS's file (tests count them).
     writes: u64,
@@ -213,6 +218,14 @@ unsafe extern "C" fn open(
     ptr::addr_of_mut!((*wal).db).write(ptr::null_mut());
     ptr::addr_of_mut!((*wal).gathered).write(Gathered::default());
     (*file).pMethods = &WAL_METHODS;
+    // A WAL that exists already says its page size; a new one will when
+    // SQLite writes its header.
+    let mut head = [0u8; WAL_HEADER];
+    let read =
+        (*(*inner).pMethods).xRead.map(|read| read(inner, head.as_mut_ptr().cast(), WAL_HEADER as c_int, 0));
+    if read == Some(ffi::SQLITE_OK) {
+        (*wal).gathered.frame = frame_size(&head);
+    }
     // SQLite names a WAL after its database, whose file this finds.
     let db = ffi::sqlite3_database_file_object(name);
     if !db.is_null() && ptr::eq((*db).pMethods, &DB_METHODS) {
@@ -221,6 +234,21 @@ unsafe extern "C" fn open(
         (*wal).db = db;
     }
     ffi::SQLITE_OK
+}
+
+/// A frame's size from a WAL header (magic, format, page size, …); 0 if it
+/// is not one.
+fn frame_size(head: &[u8]) -> i64 {
+    let word = |i: usize| head.get(i..i + 4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    let page = word(8);
+    let valid = matches!(word(0), 0x377f_0682 | 0x377f_0683)
+        && page.is_power_of_two()
+        && (512..=65536).contains(&page);
+    if valid {
+        FRAME_HEADER as i64 + i64::from(page)
+    } else {
+        0
+    }
 }
 
 #[allow(unsafe_code)]
@@ -259,16 +287,15 @@ unsafe extern "C" fn write(
     let bytes = std::slice::from_raw_parts(data.cast::<u8>(), len);
     let header = len == FRAME_HEADER;
     let commits = header && bytes[4..8] != [0; 4];
+    // Gathered only while the database file can say when the write lock goes.
+    let linked = !(*wal).db.is_null();
     let gathered = &mut (*wal).gathered;
     let continues = offset == gathered.end;
     if !gathered.bytes.is_empty() {
-        if continues && gathered.bytes.len() + len <= MAX_GATHERED {
+        if continues && linked && gathered.bytes.len() + len <= MAX_GATHERED {
             // The page of the frame whose header commits: the transaction's
             // last write before SQLite publishes it.
             let completes_commit = gathered.commit_header && !header;
-            if gathered.header && !header {
-                gathered.frame = (FRAME_HEADER + len) as i64;
-            }
             gathered.bytes.extend_from_slice(bytes);
             gathered.end = offset + len as i64;
             (gathered.header, gathered.commit_header) = (header, commits);
@@ -283,11 +310,15 @@ unsafe extern "C" fn write(
         }
     }
     let gathered = &mut (*wal).gathered;
+    let wal_header = len == WAL_HEADER && offset == 0;
+    if wal_header {
+        gathered.frame = frame_size(bytes);
+    }
     // An append starts with the WAL's header, or with a frame's header where
     // frames sit; one that commits only where the append continues (SQLite
     // rewrites earlier frames' headers, a commit's last, without their pages).
-    let aligned = gathered.frame == 0 || (offset - WAL_HEADER as i64) % gathered.frame == 0;
-    let starts = (len == WAL_HEADER && offset == 0) || (header && aligned && (continues || !commits));
+    let aligned = gathered.frame > 0 && (offset - WAL_HEADER as i64) % gathered.frame == 0;
+    let starts = linked && (wal_header || (header && aligned && (continues || !commits)));
     gathered.end = offset + len as i64;
     if starts {
         gathered.start = offset;
