@@ -5,6 +5,13 @@ use super::{gather_a_header, gathered_of, register, VFS};
 use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
 
+/// A directory for a test's database, and the database's path in it.
+fn scratch() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    (dir, path)
+}
+
 fn open(path: &Path) -> Connection {
     open_uri(&format!("file:{}", path.display()))
 }
@@ -38,8 +45,7 @@ fn insert(db: &Connection, rows: usize, size: usize) {
 /// connection of the default VFS reads every row at once.
 #[test]
 fn every_kind_of_commit_leaves_nothing_gathered() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db.sqlite");
+    let (_dir, path) = scratch();
     let db = open(&path);
     let reader = Connection::open(&path).unwrap();
     let mut expected = 0;
@@ -81,8 +87,7 @@ fn every_kind_of_commit_leaves_nothing_gathered() {
 /// rare; the test gathers a frame's header itself.)
 #[test]
 fn frames_gathered_when_the_write_lock_is_released_are_written_then() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db.sqlite");
+    let (_dir, path) = scratch();
     let db = open(&path);
     insert(&db, 300, 300);
     let tx = db.unchecked_transaction().unwrap();
@@ -106,8 +111,7 @@ fn frames_gathered_when_the_write_lock_is_released_are_written_then() {
 /// the sector ends: none of it may wait in memory when the commit is published.
 #[test]
 fn padded_commits_leave_nothing_gathered() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db.sqlite");
+    let (_dir, path) = scratch();
     let db = open_uri(&format!("file:{}?psow=0", path.display()));
     db.execute_batch("PRAGMA synchronous = FULL").unwrap();
     let reader = Connection::open(&path).unwrap();
@@ -122,8 +126,7 @@ fn padded_commits_leave_nothing_gathered() {
 /// commit too big for one write is a write for every 31 frames.
 #[test]
 fn a_commit_is_one_write_for_up_to_31_frames() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db.sqlite");
+    let (dir, path) = scratch();
     let db = open(&path);
     insert(&db, 1, 10);
     let wal_frames =
@@ -146,8 +149,7 @@ fn a_commit_is_one_write_for_up_to_31_frames() {
 /// with its checksum.
 #[test]
 fn a_killed_process_files_hold_every_commit() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db.sqlite");
+    let (dir, path) = scratch();
     let db = open(&path);
     insert(&db, 500, 300);
     db.execute_batch("PRAGMA cache_size = 2").unwrap();
