@@ -74,9 +74,7 @@ struct Gathered {
     bytes: Vec<u8>,
     /// Where the append continues: the end of the last write, gathered or not.
     end: i64,
-    /// The last bytes gathered are a frame's header…
-    header: bool,
-    /// …of a frame that commits.
+    /// The last bytes gathered are the header of a frame that commits.
     commit_header: bool,
     /// A frame's size (header and page) from the WAL's header; 0 while
     /// unknown, when nothing is gathered.
@@ -86,16 +84,8 @@ struct Gathered {
 }
 
 /// Where the default VFS's file sits in either struct's allocation.
-const INNER_OFFSET: usize =
-    max(std::mem::size_of::<WalFile>(), std::mem::size_of::<DbFile>()).next_multiple_of(16);
-
-const fn max(a: usize, b: usize) -> usize {
-    if a > b {
-        a
-    } else {
-        b
-    }
-}
+const INNER_OFFSET: usize = std::mem::size_of::<WalFile>().next_multiple_of(16);
+const _: () = assert!(std::mem::size_of::<DbFile>() <= std::mem::size_of::<WalFile>());
 
 /// Registers the VFS once; its name, or why it could not be.
 pub fn register() -> Result<&'static str, String> {
@@ -271,7 +261,7 @@ unsafe fn flush(wal: *mut WalFile) -> c_int {
     gathered.writes += 1;
     let rc = write(inner, gathered.bytes.as_ptr().cast(), amount, gathered.start);
     gathered.bytes.clear();
-    (gathered.header, gathered.commit_header) = (false, false);
+    gathered.commit_header = false;
     rc
 }
 
@@ -298,7 +288,7 @@ unsafe extern "C" fn write(
             let completes_commit = gathered.commit_header && !header;
             gathered.bytes.extend_from_slice(bytes);
             gathered.end = offset + len as i64;
-            (gathered.header, gathered.commit_header) = (header, commits);
+            gathered.commit_header = commits;
             // Or the end of a frame after which another would not fit:
             // frames stay whole in a write.
             let full = !header && gathered.bytes.len() + FRAME_HEADER + len > MAX_GATHERED;
@@ -323,7 +313,7 @@ unsafe extern "C" fn write(
     if starts {
         gathered.start = offset;
         gathered.bytes.extend_from_slice(bytes);
-        (gathered.header, gathered.commit_header) = (header, commits);
+        gathered.commit_header = commits;
         return ffi::SQLITE_OK;
     }
     let (inner, methods) = inner(file);
