@@ -2,6 +2,7 @@
 //! connection (`writer.rs`), while a small pool of read-only connections reads
 //! beside it, which WAL allows.
 
+mod batch;
 mod checkpoint;
 mod direct;
 mod finish;

@@ -15,9 +15,11 @@
 //! runs their statements in place with rusqlite. An sqlx write hands the
 //! connection back to sqlx's thread until it has run. A big batch of direct
 //! writes runs on a thread of its own (`offload.rs`), so that it does not
-//! stall the other tasks of the worker the writer is on.
+//! stall the other tasks of the worker the writer is on; that thread then
+//! takes the queue's direct writes itself while they keep coming. What the
+//! queue carries and how a batch of direct writes commits is `batch.rs`.
 
-use super::direct::write_err;
+use super::batch::{fail_all, Batch, Command, DirectJob, Job};
 use super::offload::Offload;
 use crate::rows::db_err;
 use crate::write::{BoxFuture, WriteError, ATTEMPTS};
@@ -26,8 +28,6 @@ use std::sync::Arc;
 use switchboard_core::store::StoreError;
 use tokio::sync::{mpsc, oneshot, Notify};
 
-/// Most writes in one transaction; bounds how long the first one waits.
-const MAX_BATCH: usize = 128;
 /// Writes waiting beyond this make callers wait to enqueue (backpressure).
 const QUEUE: usize = 4096;
 /// Prepared statements the direct writes keep.
@@ -37,13 +37,6 @@ const STATEMENTS: usize = 64;
 #[derive(Debug, Clone)]
 pub struct Writer {
     queue: mpsc::Sender<Command>,
-}
-
-enum Command {
-    Write(Box<dyn Job>),
-    Direct(Box<dyn DirectJob>),
-    /// Finish what is queued, close the connection, then acknowledge.
-    Close(oneshot::Sender<()>),
 }
 
 impl Writer {
@@ -100,23 +93,6 @@ impl Writer {
 
 fn stopped() -> StoreError {
     StoreError::Database("the database writer has stopped".into())
-}
-
-/// A queued write through sqlx, type-erased so one queue carries writes of
-/// every output.
-trait Job: Send {
-    /// Runs the work; keeps its output for `deliver`.
-    fn run<'c>(&'c mut self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Result<(), WriteError>>;
-    /// After the commit: hands the kept output to the caller.
-    fn deliver(self: Box<Self>);
-    fn fail(self: Box<Self>, error: StoreError);
-}
-
-/// A queued direct write.
-pub(super) trait DirectJob: Send {
-    fn run(&mut self, db: &rusqlite::Connection) -> Result<(), WriteError>;
-    fn deliver(self: Box<Self>);
-    fn fail(self: Box<Self>, error: StoreError);
 }
 
 struct Pending<T, F> {
@@ -177,54 +153,12 @@ where
     }
 }
 
-/// Writes taken off the queue together.
-#[derive(Default)]
-struct Batch {
-    sqlx: Vec<Box<dyn Job>>,
-    direct: Vec<Box<dyn DirectJob>>,
-    closing: Option<oneshot::Sender<()>>,
-    /// Every handle to the writer is gone.
-    ended: bool,
-}
-
-impl Batch {
-    fn add(&mut self, command: Command) {
-        match command {
-            Command::Write(job) => self.sqlx.push(job),
-            Command::Direct(job) => self.direct.push(job),
-            Command::Close(ack) => self.closing = Some(ack),
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.sqlx.len() + self.direct.len()
-    }
-
-    fn stops(&self) -> bool {
-        self.closing.is_some() || self.ended
-    }
-
-    /// Waits for a command, then takes whatever else is queued.
-    async fn fill(&mut self, commands: &mut mpsc::Receiver<Command>) {
-        match commands.recv().await {
-            Some(command) => self.add(command),
-            None => self.ended = true,
-        }
-        while !self.stops() && self.len() < MAX_BATCH {
-            match commands.try_recv() {
-                Ok(command) => self.add(command),
-                Err(_) => break,
-            }
-        }
-    }
-}
-
 async fn run(mut conn: SqliteConnection, mut commands: mpsc::Receiver<Command>, wrote: Arc<Notify>) {
     let mut batch = Batch::default();
     // Made once and kept: its cache of prepared statements lasts as long as
     // the connection. Used only while the writer holds the handle.
     let mut direct: Option<rusqlite::Connection> = None;
-    let offload = Offload::start();
+    let offload = Offload::start(wrote.clone());
     loop {
         match conn.lock_handle().await {
             Ok(mut locked) => {
@@ -239,13 +173,13 @@ async fn run(mut conn: SqliteConnection, mut commands: mpsc::Receiver<Command>, 
                         wrote.notify_one();
                     }
                     match direct.take() {
-                        Some(db) => {
-                            // The batch thread gone mid-batch: a new connection.
-                            direct = offload
-                                .run(db, &mut batch.direct)
-                                .await
-                                .or_else(|| in_place(&mut locked).ok());
-                        }
+                        Some(db) => match offload.run((db, commands), &mut batch).await {
+                            Some((db, queue)) => (direct, commands) = (Some(db), queue),
+                            None => {
+                                tracing::error!("the writer's batch thread ended; the writer stops");
+                                return;
+                            }
+                        },
                         None => {
                             fail_all(&mut batch.direct, "the writer's connection could not be used in place")
                         }
@@ -302,64 +236,6 @@ fn in_place(locked: &mut sqlx::sqlite::LockedSqliteHandle<'_>) -> rusqlite::Resu
     // Room for every statement of the direct writes (rusqlite keeps 16).
     db.set_prepared_statement_cache_capacity(STATEMENTS);
     Ok(db)
-}
-
-fn fail_all(jobs: &mut Vec<Box<dyn DirectJob>>, why: &str) {
-    for job in jobs.drain(..) {
-        job.fail(StoreError::Database(why.to_owned()));
-    }
-}
-
-/// Runs a transaction control statement, prepared once per connection:
-/// `execute_batch` would parse it again for every write.
-fn control(db: &rusqlite::Connection, sql: &str) -> rusqlite::Result<()> {
-    db.prepare_cached(sql)?.execute([]).map(drop)
-}
-
-/// Direct writes: all in one transaction, or, when that fails, each alone.
-pub(super) fn run_direct(db: &rusqlite::Connection, jobs: &mut Vec<Box<dyn DirectJob>>) {
-    if jobs.len() > 1 && direct_in_one(db, jobs).is_ok() {
-        for job in jobs.drain(..) {
-            job.deliver();
-        }
-        return;
-    }
-    for job in jobs.drain(..) {
-        direct_alone(db, job);
-    }
-}
-
-fn direct_in_one(db: &rusqlite::Connection, jobs: &mut [Box<dyn DirectJob>]) -> Result<(), ()> {
-    control(db, "BEGIN IMMEDIATE").map_err(drop)?;
-    let ran = jobs.iter_mut().try_for_each(|job| job.run(db).map_err(drop));
-    if ran.is_err() || control(db, "COMMIT").is_err() {
-        let _ = control(db, "ROLLBACK");
-        return Err(());
-    }
-    Ok(())
-}
-
-/// One direct write in its own transaction, tried again when a unique index
-/// refused it.
-fn direct_alone(db: &rusqlite::Connection, mut job: Box<dyn DirectJob>) {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        if let Err(e) = control(db, "BEGIN IMMEDIATE") {
-            return job.fail(write_err(e).into_store());
-        }
-        let ran = job.run(db).and_then(|()| control(db, "COMMIT").map_err(write_err));
-        match ran {
-            Ok(()) => return job.deliver(),
-            Err(WriteError::Conflict(_)) if attempt < ATTEMPTS => {
-                let _ = control(db, "ROLLBACK");
-            }
-            Err(e) => {
-                let _ = control(db, "ROLLBACK");
-                return job.fail(e.into_store());
-            }
-        }
-    }
 }
 
 async fn run_batch(conn: &mut SqliteConnection, batch: &mut Vec<Box<dyn Job>>) {
@@ -436,6 +312,7 @@ async fn rollback(conn: &mut SqliteConnection) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sqlite::direct::write_err;
     use sqlx::ConnectOptions as _;
 
     async fn writer() -> Writer {
@@ -561,5 +438,83 @@ mod tests {
         assert_eq!(count(&w, "direct").await, 6);
         via_sqlx(&w, 7).await.unwrap();
         assert_eq!(count(&w, "sqlx").await, 1);
+    }
+
+    /// A direct write that tells `started` it runs, then waits for `go`.
+    fn direct_held(
+        w: &Writer,
+        id: i64,
+        started: std::sync::mpsc::Sender<()>,
+        go: std::sync::mpsc::Receiver<()>,
+    ) -> impl std::future::Future<Output = Result<String, StoreError>> + '_ {
+        let go = std::sync::Mutex::new(go);
+        w.write_direct(move |db| {
+            let _ = started.send(());
+            let _ = go.lock().unwrap().recv();
+            db.execute("INSERT INTO t VALUES (?1, 'direct')", [id]).map_err(write_err)?;
+            Ok(std::thread::current().name().unwrap_or_default().to_owned())
+        })
+    }
+
+    /// Waits, without holding the runtime's one thread, for `until`.
+    async fn wait_for(mut until: impl FnMut() -> bool) {
+        while !until() {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn the_batch_thread_runs_the_direct_writes_queued_behind_its_batch() {
+        let w = writer().await;
+        let (started, running) = std::sync::mpsc::channel();
+        let (go, held) = std::sync::mpsc::channel();
+        // A big batch, whose first write holds the thread once it runs…
+        let big = tokio::spawn({
+            let w = w.clone();
+            async move {
+                let (a, b, c, d) = tokio::join!(
+                    direct_held(&w, 1, started, held),
+                    direct_where(&w, 2),
+                    direct_where(&w, 3),
+                    direct_where(&w, 4)
+                );
+                [a, b, c, d].map(Result::unwrap)
+            }
+        });
+        wait_for(|| running.try_recv().is_ok()).await;
+        // …and a write alone, queued while the thread runs that batch.
+        let alone = tokio::spawn({
+            let w = w.clone();
+            async move { direct_where(&w, 5).await }
+        });
+        wait_for(|| w.queue.capacity() < w.queue.max_capacity()).await;
+        go.send(()).unwrap();
+        assert_eq!(big.await.unwrap(), ["sqlite-batches"; 4].map(String::from));
+        assert_eq!(alone.await.unwrap().unwrap(), "sqlite-batches", "taken off the queue by the thread");
+        // The queue empty, the thread gave it back: a write alone is in place.
+        assert_ne!(direct_where(&w, 6).await.unwrap(), "sqlite-batches");
+        via_sqlx(&w, 7).await.unwrap();
+        assert_eq!(count(&w, "direct").await, 6);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_write_on_the_batch_thread_fails_its_batch_and_the_writer_goes_on() {
+        let w = writer().await;
+        let panics = w.write_direct(|db| -> Result<(), WriteError> {
+            db.execute("INSERT INTO t VALUES (100, 'direct')", []).map_err(write_err)?;
+            panic!("a bug in a write");
+        });
+        let (a, b, bad, c) = tokio::join!(direct(&w, 1), direct(&w, 2), panics, direct(&w, 3));
+        for result in [a, b, bad, c] {
+            assert!(result.is_err(), "the batch's transaction is rolled back and each caller told");
+        }
+        assert_eq!(count(&w, "direct").await, 0, "nothing of the batch was written");
+        let (a, b, c, d) = tokio::join!(direct(&w, 1), direct(&w, 2), direct(&w, 3), direct(&w, 4));
+        for result in [a, b, c, d] {
+            result.unwrap();
+        }
+        direct(&w, 5).await.unwrap();
+        via_sqlx(&w, 6).await.unwrap();
+        assert_eq!(count(&w, "direct").await, 5);
     }
 }
