@@ -7,6 +7,7 @@
 use super::direct::write_err;
 use crate::write::{BoxFuture, WriteError, ATTEMPTS};
 use sqlx::SqliteConnection;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use switchboard_core::store::StoreError;
 use tokio::sync::{mpsc, oneshot};
 
@@ -70,16 +71,10 @@ impl Batch {
             Some(command) => self.add(command),
             None => self.ended = true,
         }
-        self.take_queued(commands);
-    }
-
-    /// Takes what is queued now, without waiting; usable off the runtime.
-    pub fn take_queued(&mut self, commands: &mut mpsc::Receiver<Command>) {
         while !self.stops() && self.len() < MAX_BATCH {
             match commands.try_recv() {
                 Ok(command) => self.add(command),
-                Err(mpsc::error::TryRecvError::Empty) => break,
-                Err(mpsc::error::TryRecvError::Disconnected) => self.ended = true,
+                Err(_) => break,
             }
         }
     }
@@ -98,7 +93,18 @@ pub(super) fn control(db: &rusqlite::Connection, sql: &str) -> rusqlite::Result<
 }
 
 /// Direct writes: all in one transaction, or, when that fails, each alone.
+/// A write that panics fails its batch's writes not yet committed, and
+/// leaves no transaction open, wherever the batch runs (the writer's task
+/// or its batch thread): the writer goes on.
 pub(super) fn run_direct(db: &rusqlite::Connection, jobs: &mut Vec<Box<dyn DirectJob>>) {
+    if catch_unwind(AssertUnwindSafe(|| commit_direct(db, jobs))).is_err() {
+        // The panicking write's caller hears that the writer stopped.
+        fail_all(jobs, "a write in the same transaction failed unexpectedly");
+        let _ = control(db, "ROLLBACK");
+    }
+}
+
+fn commit_direct(db: &rusqlite::Connection, jobs: &mut Vec<Box<dyn DirectJob>>) {
     if jobs.len() > 1 && direct_in_one(db, jobs).is_ok() {
         for job in jobs.drain(..) {
             job.deliver();

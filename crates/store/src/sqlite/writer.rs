@@ -15,9 +15,8 @@
 //! runs their statements in place with rusqlite. An sqlx write hands the
 //! connection back to sqlx's thread until it has run. A big batch of direct
 //! writes runs on a thread of its own (`offload.rs`), so that it does not
-//! stall the other tasks of the worker the writer is on; that thread then
-//! takes the queue's direct writes itself while they keep coming. What the
-//! queue carries and how a batch of direct writes commits is `batch.rs`.
+//! stall the other tasks of the worker the writer is on. What the queue
+//! carries and how a batch of direct writes commits is `batch.rs`.
 
 use super::batch::{fail_all, Batch, Command, DirectJob, Job};
 use super::offload::Offload;
@@ -158,7 +157,7 @@ async fn run(mut conn: SqliteConnection, mut commands: mpsc::Receiver<Command>, 
     // Made once and kept: its cache of prepared statements lasts as long as
     // the connection. Used only while the writer holds the handle.
     let mut direct: Option<rusqlite::Connection> = None;
-    let offload = Offload::start(wrote.clone());
+    let offload = Offload::start();
     loop {
         match conn.lock_handle().await {
             Ok(mut locked) => {
@@ -173,13 +172,13 @@ async fn run(mut conn: SqliteConnection, mut commands: mpsc::Receiver<Command>, 
                         wrote.notify_one();
                     }
                     match direct.take() {
-                        Some(db) => match offload.run((db, commands), &mut batch).await {
-                            Some((db, queue)) => (direct, commands) = (Some(db), queue),
-                            None => {
-                                tracing::error!("the writer's batch thread ended; the writer stops");
-                                return;
-                            }
-                        },
+                        Some(db) => {
+                            // The batch thread gone mid-batch: a new connection.
+                            direct = offload
+                                .run(db, &mut batch.direct)
+                                .await
+                                .or_else(|| in_place(&mut locked).ok());
+                        }
                         None => {
                             fail_all(&mut batch.direct, "the writer's connection could not be used in place")
                         }
@@ -440,75 +439,24 @@ mod tests {
         assert_eq!(count(&w, "sqlx").await, 1);
     }
 
-    /// A direct write that tells `started` it runs, then waits for `go`.
-    fn direct_held(
-        w: &Writer,
-        id: i64,
-        started: std::sync::mpsc::Sender<()>,
-        go: std::sync::mpsc::Receiver<()>,
-    ) -> impl std::future::Future<Output = Result<String, StoreError>> + '_ {
-        let go = std::sync::Mutex::new(go);
-        w.write_direct(move |db| {
-            let _ = started.send(());
-            let _ = go.lock().unwrap().recv();
-            db.execute("INSERT INTO t VALUES (?1, 'direct')", [id]).map_err(write_err)?;
-            Ok(std::thread::current().name().unwrap_or_default().to_owned())
+    fn panics(w: &Writer) -> impl std::future::Future<Output = Result<(), StoreError>> + '_ {
+        w.write_direct(|db| -> Result<(), WriteError> {
+            db.execute("INSERT INTO t VALUES (100, 'direct')", []).map_err(write_err)?;
+            panic!("a bug in a write");
         })
     }
 
-    /// Waits, without holding the runtime's one thread, for `until`.
-    async fn wait_for(mut until: impl FnMut() -> bool) {
-        while !until() {
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
-    }
-
     #[tokio::test]
-    async fn the_batch_thread_runs_the_direct_writes_queued_behind_its_batch() {
+    async fn a_panicking_write_fails_its_batch_and_the_writer_goes_on() {
         let w = writer().await;
-        let (started, running) = std::sync::mpsc::channel();
-        let (go, held) = std::sync::mpsc::channel();
-        // A big batch, whose first write holds the thread once it runs…
-        let big = tokio::spawn({
-            let w = w.clone();
-            async move {
-                let (a, b, c, d) = tokio::join!(
-                    direct_held(&w, 1, started, held),
-                    direct_where(&w, 2),
-                    direct_where(&w, 3),
-                    direct_where(&w, 4)
-                );
-                [a, b, c, d].map(Result::unwrap)
-            }
-        });
-        wait_for(|| running.try_recv().is_ok()).await;
-        // …and a write alone, queued while the thread runs that batch.
-        let alone = tokio::spawn({
-            let w = w.clone();
-            async move { direct_where(&w, 5).await }
-        });
-        wait_for(|| w.queue.capacity() < w.queue.max_capacity()).await;
-        go.send(()).unwrap();
-        assert_eq!(big.await.unwrap(), ["sqlite-batches"; 4].map(String::from));
-        assert_eq!(alone.await.unwrap().unwrap(), "sqlite-batches", "taken off the queue by the thread");
-        // The queue empty, the thread gave it back: a write alone is in place.
-        assert_ne!(direct_where(&w, 6).await.unwrap(), "sqlite-batches");
-        via_sqlx(&w, 7).await.unwrap();
-        assert_eq!(count(&w, "direct").await, 6);
-    }
-
-    #[tokio::test]
-    async fn a_panicking_write_on_the_batch_thread_fails_its_batch_and_the_writer_goes_on() {
-        let w = writer().await;
-        let panics = w.write_direct(|db| -> Result<(), WriteError> {
-            db.execute("INSERT INTO t VALUES (100, 'direct')", []).map_err(write_err)?;
-            panic!("a bug in a write");
-        });
-        let (a, b, bad, c) = tokio::join!(direct(&w, 1), direct(&w, 2), panics, direct(&w, 3));
+        // On the batch thread, in a batch of four.
+        let (a, b, bad, c) = tokio::join!(direct(&w, 1), direct(&w, 2), panics(&w), direct(&w, 3));
         for result in [a, b, bad, c] {
             assert!(result.is_err(), "the batch's transaction is rolled back and each caller told");
         }
-        assert_eq!(count(&w, "direct").await, 0, "nothing of the batch was written");
+        // Alone, on the writer's task.
+        assert!(panics(&w).await.is_err());
+        assert_eq!(count(&w, "direct").await, 0, "nothing of either was written");
         let (a, b, c, d) = tokio::join!(direct(&w, 1), direct(&w, 2), direct(&w, 3), direct(&w, 4));
         for result in [a, b, c, d] {
             result.unwrap();
