@@ -54,6 +54,9 @@ pub struct Throughput {
     pub succeeded: u64,
     /// CPU time the server's process spent over the whole phase, if known.
     pub server_cpu: Option<Duration>,
+    /// What the server's `/metrics` says its turns waited for its store
+    /// over the phase, if it has them.
+    pub store_waits: Vec<crate::scrape::StoreWait>,
 }
 
 impl Throughput {
@@ -155,9 +158,19 @@ pub(crate) async fn measure(args: &RunArgs, direct: Target, through: Vec<Through
     for t in all {
         eprintln!("throughput to {}: {} workers for {} s", t.name, args.concurrency, args.seconds);
         let cpu = || t.pid.and_then(|p| crate::sys::cpu_ns(Some(p)));
+        let scrape = || async {
+            match &t.target {
+                Target::Switchboard { base } => crate::scrape::snapshot(&client, base).await,
+                Target::OpenAi { .. } => None,
+            }
+        };
+        let waited = scrape().await;
         let before = cpu();
         let mut load = throughput(&client, &t.target, args).await?;
         load.server_cpu = before.zip(cpu()).map(|(a, b)| Duration::from_nanos(b.saturating_sub(a)));
+        if let (Some(a), Some(b)) = (waited, scrape().await) {
+            load.store_waits = crate::scrape::waits(&a, &b);
+        }
         measured.push(Measured { name: t.name, c1: c1.next().unwrap_or_default(), load });
     }
     let mut measured = measured.into_iter();

@@ -25,6 +25,7 @@ mod receiver;
 mod relay;
 mod report;
 mod resume;
+mod scrape;
 mod server;
 mod sse;
 mod stats;

@@ -225,6 +225,19 @@ fn ratios(args: &RunArgs, r: &Results) -> String {
     } else if switchboard.is_some() {
         text.push_str("- no targets read: they are ratios to the relay, which this run left out\n");
     }
+    if let Some(sb) = switchboard.filter(|sb| !sb.load.store_waits.is_empty()) {
+        let waits: Vec<String> = sb
+            .load
+            .store_waits
+            .iter()
+            .map(|w| format!("`{}` {:.3} ms ({} calls)", w.op, w.mean.as_secs_f64() * 1000.0, w.count))
+            .collect();
+        text.push_str(&format!(
+            "- c={c} Switchboard's mean wait for its store, from its `/metrics` over the phase (the queue for \
+             SQLite's one writer included): {}\n",
+            waits.join(", ")
+        ));
+    }
     if let Some(peer) = r.get(PEER) {
         let mut line = format!("- the peer ({}):", args.peer.as_deref().unwrap_or_default());
         if let Some(a) = added_p50(&r.direct, peer) {
@@ -347,6 +360,15 @@ mod tests {
         assert!(text.contains("(target at most 0.15 ms): met"), "{text}");
         assert!(text.contains("Switchboard 4100, the relay 5000: 82 % of the relay's"), "{text}");
         assert!(text.contains("1.40× the relay's (target at most 1.5×): met"), "{text}");
+        assert!(!text.contains("wait for its store"), "no waits read: no line");
+        let mut r = r;
+        r.through[1].load.store_waits = vec![crate::scrape::StoreWait {
+            op: "begin_turn",
+            mean: Duration::from_micros(2500),
+            count: 9000,
+        }];
+        let text = ratios(&args(&["--server-bin", "x"]), &r);
+        assert!(text.contains("over the phase (the queue for SQLite's one writer included): `begin_turn` 2.500 ms (9000 calls)"), "{text}");
 
         let slow = Results {
             direct: measured("the upstream", &[1000], 30_000),
