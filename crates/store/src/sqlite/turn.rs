@@ -25,23 +25,22 @@ pub use super::known::KnownSessions;
 /// on day `$4` (settled plus reservations live at `$6`; the tenant's tokens
 /// and cost, subject `$5`'s tokens; a NULL day counts nothing). The writer
 /// is the only one, so nothing changes between this read and the writes. The
-/// literal `'streaming'` lets the planner use the partial index.
-const TURN_STATE: &str = "SELECT owner, status, latest_seq, context, \
+/// literal `'streaming'` lets the planner use the partial index. The live
+/// reservations (one a turn running) are summed in one pass, `r`, not one
+/// a sum: at high concurrency there are as many as turns in flight.
+const TURN_STATE: &str = "SELECT sessions.owner, sessions.status, sessions.latest_seq, sessions.context, \
      (SELECT seq FROM messages WHERE session_id = $1 AND client_message_id = $3) AS duplicate_seq, \
      EXISTS (SELECT 1 FROM messages WHERE session_id = $1 AND status = 'streaming') AS streaming, \
      CAST(COALESCE((SELECT prompt_tokens + completion_tokens FROM usage_daily \
-       WHERE tenant_id = $2 AND day = $4), 0) \
-     + (SELECT COALESCE(SUM(tokens), 0) FROM budget_reservations \
-       WHERE tenant_id = $2 AND day = $4 AND expires_at > $6) AS BIGINT) AS tenant_tokens, \
+       WHERE tenant_id = $2 AND day = $4), 0) + r.tokens AS BIGINT) AS tenant_tokens, \
      CAST(COALESCE((SELECT cost_micro_usd FROM usage_daily \
-       WHERE tenant_id = $2 AND day = $4), 0) \
-     + (SELECT COALESCE(SUM(cost_micro_usd), 0) FROM budget_reservations \
-       WHERE tenant_id = $2 AND day = $4 AND expires_at > $6) AS BIGINT) AS tenant_cost_micro_usd, \
+       WHERE tenant_id = $2 AND day = $4), 0) + r.cost AS BIGINT) AS tenant_cost_micro_usd, \
      CAST(COALESCE((SELECT tokens FROM usage_subject_daily \
-       WHERE tenant_id = $2 AND subject = $5 AND day = $4), 0) \
-     + (SELECT COALESCE(SUM(tokens), 0) FROM budget_reservations \
-       WHERE tenant_id = $2 AND day = $4 AND subject = $5 AND expires_at > $6) AS BIGINT) AS subject_tokens \
-     FROM sessions WHERE id = $1 AND tenant_id = $2";
+       WHERE tenant_id = $2 AND subject = $5 AND day = $4), 0) + r.subject_tokens AS BIGINT) AS subject_tokens \
+     FROM sessions, (SELECT COALESCE(SUM(tokens), 0) AS tokens, COALESCE(SUM(cost_micro_usd), 0) AS cost, \
+       COALESCE(SUM(CASE WHEN subject = $5 THEN tokens END), 0) AS subject_tokens \
+       FROM budget_reservations WHERE tenant_id = $2 AND day = $4 AND expires_at > $6) AS r \
+     WHERE sessions.id = $1 AND sessions.tenant_id = $2";
 
 /// Moves session `$4` past a turn's messages (`turn::turn_params`):
 /// `latest_seq` to `$1`, `$2` more messages less what the purge just before
