@@ -26,8 +26,8 @@ pub use super::known::KnownSessions;
 /// and cost, subject `$5`'s tokens; a NULL day counts nothing). The writer
 /// is the only one, so nothing changes between this read and the writes. The
 /// literal `'streaming'` lets the planner use the partial index. The live
-/// reservations (one a turn running) are summed in one pass, `r`, not one
-/// a sum: at high concurrency there are as many as turns in flight.
+/// reservations, one per turn in flight, are summed once (`r`) for all three
+/// counts: at high concurrency there are many.
 const TURN_STATE: &str = "SELECT sessions.owner, sessions.status, sessions.latest_seq, sessions.context, \
      (SELECT seq FROM messages WHERE session_id = $1 AND client_message_id = $3) AS duplicate_seq, \
      EXISTS (SELECT 1 FROM messages WHERE session_id = $1 AND status = 'streaming') AS streaming, \
