@@ -49,10 +49,23 @@ const ADVANCE_SESSION: &str =
     "UPDATE sessions SET latest_seq = $1, message_count = message_count + $2 - changes(), \
      last_activity_at = CASE WHEN last_activity_at < $3 THEN $3 ELSE last_activity_at END WHERE id = $4";
 
-/// A turn's writes without an answer, then with one, in order; a row per
-/// insert (see [`INSERT_ANSWER`]).
-const WRITE_USER: [&str; 3] = [PURGE_OVER_CAP, ADVANCE_SESSION, INSERT_USER];
-const WRITE_TURN: [&str; 4] = [PURGE_OVER_CAP, ADVANCE_SESSION, INSERT_USER, INSERT_ANSWER];
+/// [`ADVANCE_SESSION`] for a session still under its cap with the new
+/// messages, where no purge runs before it.
+const ADVANCE_UNDER_CAP: &str = "UPDATE sessions SET latest_seq = $1, message_count = message_count + $2, \
+     last_activity_at = CASE WHEN last_activity_at < $3 THEN $3 ELSE last_activity_at END WHERE id = $4";
+
+/// A turn's writes, in order: without an answer (`human`) or with one (a
+/// row per insert, see [`INSERT_ANSWER`]). The cap's purge runs only when it
+/// can delete something: until a session reaches its cap (most sessions
+/// never do) it would be a statement that finds nothing, on every turn.
+fn turn_writes(human: bool, purge: bool) -> &'static [&'static str] {
+    match (human, purge) {
+        (true, true) => &[PURGE_OVER_CAP, ADVANCE_SESSION, INSERT_USER],
+        (true, false) => &[ADVANCE_UNDER_CAP, INSERT_USER],
+        (false, true) => &[PURGE_OVER_CAP, ADVANCE_SESSION, INSERT_USER, INSERT_ANSWER],
+        (false, false) => &[ADVANCE_UNDER_CAP, INSERT_USER, INSERT_ANSWER],
+    }
+}
 
 /// After the writes: session `$4`'s messages before the user message (seq
 /// `$7`), `$30` at most, none created before `$31` (past the tenant's
@@ -153,12 +166,13 @@ fn begin_turn_in(
         direct::execute(db, SET_CONTEXT, &[(&context).into(), (&session_id).into()])?;
     }
     let mut params = turn::turn_params(latest_seq, &session_id, turn, &written);
+    // Seqs start at 1: a bound below that deletes nothing.
+    let purge = turn::purge_bound(turn.max_messages, latest_seq, written.len()) >= 1;
+    direct::execute_all(db, turn_writes(human, purge), &params)?;
     if human {
-        direct::execute_all(db, &WRITE_USER, &params)?;
         drop(params);
         return Ok((turn::written(written, true, None)?, Earlier::None));
     }
-    direct::execute_all(db, &WRITE_TURN, &params)?;
     if let Some(r) = budget {
         let reservation = reservation_params(r);
         direct::execute_all(db, &[PURGE_RESERVATIONS, INSERT_RESERVATION], &reservation)?;
