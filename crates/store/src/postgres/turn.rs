@@ -69,20 +69,18 @@ const OPEN_DAY: &str =
 const LOCK_DAY: &str = "SELECT 1 FROM usage_daily WHERE tenant_id = $1 AND day = $2 FOR UPDATE";
 /// What counts against tenant `$1`'s budgets on day `$2`: settled usage
 /// plus reservations live at `$4`; the tenant's tokens and cost, subject
-/// `$3`'s tokens.
+/// `$3`'s tokens. The live reservations, one per turn in flight on any node,
+/// are summed once (`r`) for all three counts.
 const COUNTED: &str = "SELECT \
      CAST(COALESCE((SELECT prompt_tokens + completion_tokens FROM usage_daily \
-       WHERE tenant_id = $1 AND day = $2), 0) \
-     + (SELECT COALESCE(SUM(tokens), 0) FROM budget_reservations \
-       WHERE tenant_id = $1 AND day = $2 AND expires_at > $4) AS BIGINT) AS tenant_tokens, \
+       WHERE tenant_id = $1 AND day = $2), 0) + r.tokens AS BIGINT) AS tenant_tokens, \
      CAST(COALESCE((SELECT cost_micro_usd FROM usage_daily \
-       WHERE tenant_id = $1 AND day = $2), 0) \
-     + (SELECT COALESCE(SUM(cost_micro_usd), 0) FROM budget_reservations \
-       WHERE tenant_id = $1 AND day = $2 AND expires_at > $4) AS BIGINT) AS tenant_cost_micro_usd, \
+       WHERE tenant_id = $1 AND day = $2), 0) + r.cost AS BIGINT) AS tenant_cost_micro_usd, \
      CAST(COALESCE((SELECT tokens FROM usage_subject_daily \
-       WHERE tenant_id = $1 AND subject = $3 AND day = $2), 0) \
-     + (SELECT COALESCE(SUM(tokens), 0) FROM budget_reservations \
-       WHERE tenant_id = $1 AND day = $2 AND subject = $3 AND expires_at > $4) AS BIGINT) AS subject_tokens";
+       WHERE tenant_id = $1 AND subject = $3 AND day = $2), 0) + r.subject_tokens AS BIGINT) AS subject_tokens \
+     FROM (SELECT COALESCE(SUM(tokens), 0) AS tokens, COALESCE(SUM(cost_micro_usd), 0) AS cost, \
+       COALESCE(SUM(tokens) FILTER (WHERE subject = $3), 0) AS subject_tokens \
+       FROM budget_reservations WHERE tenant_id = $1 AND day = $2 AND expires_at > $4) AS r";
 /// Tenant `$1`'s reservations from before yesterday (long expired; a
 /// reservation is deleted when its turn settles, but not one whose node died).
 const PURGE_RESERVATIONS: &str = "DELETE FROM budget_reservations WHERE tenant_id = $1 AND day < $2 - 1";
