@@ -75,6 +75,10 @@ impl Throughput {
 pub struct Measured {
     pub name: String,
     pub c1: Samples,
+    /// What the server's `/metrics` says its turns waited for its store
+    /// over the c=1 phase (the other targets' turns interleaved with its
+    /// own, warm-up included), if it has them.
+    pub c1_store_waits: Vec<crate::scrape::StoreWait>,
     pub load: Throughput,
 }
 
@@ -90,6 +94,23 @@ impl Results {
     pub fn get(&self, name: &str) -> Option<&Measured> {
         self.through.iter().find(|m| m.name == name)
     }
+}
+
+/// A read of `target`'s `/metrics` for its store's waits; `None` for a
+/// target that is not Switchboard.
+async fn store_snapshot(client: &reqwest::Client, target: &Target) -> Option<crate::scrape::Snapshot> {
+    match target {
+        Target::Switchboard { base } => crate::scrape::snapshot(client, base).await,
+        Target::OpenAi { .. } => None,
+    }
+}
+
+/// The waits between two reads, if both were made.
+fn store_waits(
+    before: Option<crate::scrape::Snapshot>,
+    after: Option<crate::scrape::Snapshot>,
+) -> Vec<crate::scrape::StoreWait> {
+    before.zip(after).map(|(a, b)| crate::scrape::waits(&a, &b)).unwrap_or_default()
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -152,26 +173,32 @@ pub(crate) async fn measure(args: &RunArgs, direct: Target, through: Vec<Through
         Through { name: "the upstream".to_owned(), target: direct, pid: None, settle: Duration::ZERO };
     let all: Vec<Through> = std::iter::once(upstream).chain(through).collect();
     let targets: Vec<(Target, Duration)> = all.iter().map(|t| (t.target.clone(), t.settle)).collect();
+    let mut c1_before = Vec::new();
+    for t in &all {
+        c1_before.push(store_snapshot(&client, &t.target).await);
+    }
     let mut c1 = concurrency_one(&client, &targets, args.turns_c1).await?.into_iter();
+    let mut c1_waits = Vec::new();
+    for (t, before) in all.iter().zip(c1_before) {
+        c1_waits.push(store_waits(before, store_snapshot(&client, &t.target).await));
+    }
+    let mut c1_waits = c1_waits.into_iter();
 
     let mut measured = Vec::new();
     for t in all {
         eprintln!("throughput to {}: {} workers for {} s", t.name, args.concurrency, args.seconds);
         let cpu = || t.pid.and_then(|p| crate::sys::cpu_ns(Some(p)));
-        let scrape = || async {
-            match &t.target {
-                Target::Switchboard { base } => crate::scrape::snapshot(&client, base).await,
-                Target::OpenAi { .. } => None,
-            }
-        };
-        let waited = scrape().await;
+        let waited = store_snapshot(&client, &t.target).await;
         let before = cpu();
         let mut load = throughput(&client, &t.target, args).await?;
         load.server_cpu = before.zip(cpu()).map(|(a, b)| Duration::from_nanos(b.saturating_sub(a)));
-        if let (Some(a), Some(b)) = (waited, scrape().await) {
-            load.store_waits = crate::scrape::waits(&a, &b);
-        }
-        measured.push(Measured { name: t.name, c1: c1.next().unwrap_or_default(), load });
+        load.store_waits = store_waits(waited, store_snapshot(&client, &t.target).await);
+        measured.push(Measured {
+            name: t.name,
+            c1: c1.next().unwrap_or_default(),
+            c1_store_waits: c1_waits.next().unwrap_or_default(),
+            load,
+        });
     }
     let mut measured = measured.into_iter();
     let direct = measured.next().context("the direct measurement")?;

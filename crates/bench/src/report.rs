@@ -175,6 +175,23 @@ pub fn provenance() -> String {
     )
 }
 
+/// Switchboard's mean wait for its store at concurrency `c`, as a report
+/// line; nothing if none was read.
+fn store_wait_line(c: &str, waits: &[crate::scrape::StoreWait]) -> String {
+    if waits.is_empty() {
+        return String::new();
+    }
+    let waits: Vec<String> = waits
+        .iter()
+        .map(|w| format!("`{}` {:.3} ms ({} calls)", w.op, w.mean.as_secs_f64() * 1000.0, w.count))
+        .collect();
+    format!(
+        "- c={c} Switchboard's mean wait for its store, from its `/metrics` over the phase (the queue for \
+         SQLite's one writer included): {}\n",
+        waits.join(", ")
+    )
+}
+
 /// What `m` adds to time to first token at c=1, at the median, in ms.
 fn added_p50(direct: &Measured, m: &Measured) -> Option<f64> {
     Some(Summary::of(&m.c1.ttft).p50? - Summary::of(&direct.c1.ttft).p50?)
@@ -225,18 +242,9 @@ fn ratios(args: &RunArgs, r: &Results) -> String {
     } else if switchboard.is_some() {
         text.push_str("- no targets read: they are ratios to the relay, which this run left out\n");
     }
-    if let Some(sb) = switchboard.filter(|sb| !sb.load.store_waits.is_empty()) {
-        let waits: Vec<String> = sb
-            .load
-            .store_waits
-            .iter()
-            .map(|w| format!("`{}` {:.3} ms ({} calls)", w.op, w.mean.as_secs_f64() * 1000.0, w.count))
-            .collect();
-        text.push_str(&format!(
-            "- c={c} Switchboard's mean wait for its store, from its `/metrics` over the phase (the queue for \
-             SQLite's one writer included): {}\n",
-            waits.join(", ")
-        ));
+    if let Some(sb) = switchboard {
+        text.push_str(&store_wait_line("1", &sb.c1_store_waits));
+        text.push_str(&store_wait_line(&c.to_string(), &sb.load.store_waits));
     }
     if let Some(peer) = r.get(PEER) {
         let mut line = format!("- the peer ({}):", args.peer.as_deref().unwrap_or_default());
@@ -328,7 +336,7 @@ mod tests {
             samples: samples(),
             ..Default::default()
         };
-        Measured { name: name.to_owned(), c1: samples(), load }
+        Measured { name: name.to_owned(), c1: samples(), c1_store_waits: Vec::new(), load }
     }
 
     fn args(cli: &[&str]) -> RunArgs {
@@ -367,8 +375,11 @@ mod tests {
             mean: Duration::from_micros(2500),
             count: 9000,
         }];
+        r.through[1].c1_store_waits =
+            vec![crate::scrape::StoreWait { op: "begin_turn", mean: Duration::from_micros(190), count: 320 }];
         let text = ratios(&args(&["--server-bin", "x"]), &r);
-        assert!(text.contains("over the phase (the queue for SQLite's one writer included): `begin_turn` 2.500 ms (9000 calls)"), "{text}");
+        assert!(text.contains("- c=50 Switchboard's mean wait for its store, from its `/metrics` over the phase (the queue for SQLite's one writer included): `begin_turn` 2.500 ms (9000 calls)"), "{text}");
+        assert!(text.contains("- c=1 Switchboard's mean wait for its store, from its `/metrics` over the phase (the queue for SQLite's one writer included): `begin_turn` 0.190 ms (320 calls)"), "{text}");
 
         let slow = Results {
             direct: measured("the upstream", &[1000], 30_000),

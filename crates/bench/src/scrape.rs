@@ -1,9 +1,10 @@
 //! The server's own account of where a turn waits in its store: `/metrics`
-//! read just before and just after a throughput phase (its warm-up turns
-//! and the window), and the mean wait of each store operation of a turn
+//! read just before and just after the c=1 phase and each throughput phase
+//! (warm-up turns included), and the mean wait of each store operation of a turn
 //! (`switchboard_store_operation_seconds`: the time its caller waits, the
 //! queue for SQLite's one writer included). At c=50 the gap to the relay's
-//! first token has been mostly `begin_turn`'s wait (docs/benchmarks.md), so
+//! first token has been mostly `begin_turn`'s wait, and at c=1 that
+//! write has been most of Switchboard's own work (docs/benchmarks.md), so
 //! each run shows it beside the figures it explains. A server without that
 //! series (the relay, a peer) shows nothing.
 
