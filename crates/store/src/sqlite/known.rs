@@ -52,12 +52,18 @@ impl KnownSessions {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Known once the last answer is final, for a window no wider.
+    /// Known once the last answer is final, for a window no wider. Taken
+    /// out, not copied: whatever the new turn decides, [`Self::started`]
+    /// replaces or forgets the session.
     pub fn guess(&self, turn: &BeginTurn) -> Option<Guess> {
-        let known = self.lock();
+        let mut known = self.lock();
         let session = known.sessions.get(&turn.session_id)?;
-        (session.finished && turn.history_limit <= session.window)
-            .then(|| Guess { latest_seq: session.latest_seq, messages: session.messages.clone() })
+        if !session.finished || turn.history_limit > session.window {
+            return None;
+        }
+        let session = known.sessions.remove(&turn.session_id)?;
+        known.chars = known.chars.saturating_sub(chars(&session.messages));
+        Some(Guess { latest_seq: session.latest_seq, messages: session.messages })
     }
 
     /// Notes what a turn started; forgets the session for anything else.
