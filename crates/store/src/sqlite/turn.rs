@@ -43,16 +43,23 @@ const TURN_STATE: &str = "SELECT sessions.owner, sessions.status, sessions.lates
      WHERE sessions.id = $1 AND sessions.tenant_id = $2";
 
 /// Moves session `$4` past a turn's messages (`turn::turn_params`):
-/// `latest_seq` to `$1`, `$2` more messages less what the purge just before
-/// deleted (`changes()`), activity to `$3` (only ever forward).
-const ADVANCE_SESSION: &str =
-    "UPDATE sessions SET latest_seq = $1, message_count = message_count + $2 - changes(), \
-     last_activity_at = CASE WHEN last_activity_at < $3 THEN $3 ELSE last_activity_at END WHERE id = $4";
+/// `latest_seq` to `$1`, its message count up by `added`, activity to `$3`
+/// (only ever forward).
+macro_rules! advance_session {
+    ($added:literal) => {
+        concat!(
+            "UPDATE sessions SET latest_seq = $1, message_count = message_count + ",
+            $added,
+            ", last_activity_at = CASE WHEN last_activity_at < $3 THEN $3 ELSE last_activity_at END WHERE id = $4"
+        )
+    };
+}
 
-/// [`ADVANCE_SESSION`] for a session still under its cap with the new
-/// messages, where no purge runs before it.
-const ADVANCE_UNDER_CAP: &str = "UPDATE sessions SET latest_seq = $1, message_count = message_count + $2, \
-     last_activity_at = CASE WHEN last_activity_at < $3 THEN $3 ELSE last_activity_at END WHERE id = $4";
+/// After the cap's purge: `$2` more messages less what the purge just
+/// deleted (`changes()`).
+const ADVANCE_SESSION: &str = advance_session!("$2 - changes()");
+/// A session still under its cap with the new messages: no purge ran.
+const ADVANCE_UNDER_CAP: &str = advance_session!("$2");
 
 /// A turn's writes, in order: without an answer (`human`) or with one (a
 /// row per insert, see [`INSERT_ANSWER`]). The cap's purge runs only when it
